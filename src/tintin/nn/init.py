@@ -1,0 +1,64 @@
+"""Weight initialisation: standard float initialisers quantised once on the host.
+
+Initial weights are drawn in float64 from a seeded numpy generator (a host-side edge, like data
+quantisation) and turned into integer mantissas and an exact scale; the float baseline starts from
+exactly these values dequantised.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..numerics import QTensor, Scale, ScaleMode, limit_for_bits
+from .config import BIAS_EXPONENT, QuantConfig
+
+
+def smallest_scale_at_least(value: float, mode: ScaleMode, max_steps: int = 2) -> Scale:
+    """The smallest representable scale ``>= value`` (pow2: ``2**ceil(log2 value)``)."""
+    if not value > 0:
+        return Scale(0)
+    steps = range(max_steps + 1) if mode is ScaleMode.COMPOUND else range(1)
+    best = None
+    for u in steps:
+        for d in steps:
+            base = 1.25**u * 0.75**d
+            s = math.ceil(math.log2(value / base) - 1e-12)
+            cand = Scale(s, u, d)
+            if cand.to_float() < value * (1 - 1e-12):
+                cand = Scale(s + 1, u, d)
+            if best is None or cand.to_float() < best.to_float():
+                best = cand
+    return best
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize_weight(w: np.ndarray, config: QuantConfig) -> QTensor:
+    """Float weights -> mantissas of ``config.weight_bits`` bits and a scale (host, once)."""
+    bits = config.weight_bits
+    limit = limit_for_bits(bits)
+    amax = float(np.abs(w).max()) if w.size else 0.0
+    if amax == 0.0:
+        return QTensor(np.zeros(w.shape, dtype=np.int8 if bits == 8 else np.int16), Scale(-7))
+    if config.upscale_init:
+        scale = smallest_scale_at_least(amax / limit, config.scale_mode)
+    else:
+        scale = smallest_scale_at_least(amax / limit * 2**config.init_headroom_bits, ScaleMode.POW2)
+    m = np.clip(_round_half_away(w / scale.to_float()), -limit, limit)
+    return QTensor(m.astype(np.int8 if bits == 8 else np.int16), scale)
+
+
+def quantize_bias(b: np.ndarray) -> QTensor:
+    """Float bias -> int32 mantissas at the fixed bias scale ``2**BIAS_EXPONENT``."""
+    m = np.clip(_round_half_away(b * 2.0**-BIAS_EXPONENT), -(2**30), 2**30)
+    return QTensor(m.astype(np.int32), Scale(BIAS_EXPONENT))
+
+
+def kaiming_uniform(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+    """PyTorch's default layer initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=shape)

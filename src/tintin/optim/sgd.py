@@ -1,0 +1,168 @@
+"""Integer SGD.
+
+Two update rules, both integer-only:
+
+``aligned`` (Tin-Tin's gradient-aligned update)
+    Honours the real update ``w <- w - lr/B * g``. The learning rate is a scale ``2**S*u**U*d**D``
+    (chosen on the host from a float setting, once); ``lr * s_g / s_w`` becomes a fixed-point
+    multiplier ``(M, n)`` (:func:`ratio_multiplier`), divided by the batch size B in integers
+    (:func:`divide_multiplier`), and the int32 gradient mantissas are multiplied and rounded
+    (stochastic by default, so updates smaller than one weight step still move weights in
+    expectation): ``delta = round(g * M / 2**n)``.
+``niti`` (NITI's bit-width rule, weights only)
+    ``delta = round(g / 2**k)`` with ``k = bitlen(max|g|) - mu``: the largest step has ``mu`` bits; the
+    real gradient scale is ignored. ``mu`` plays the learning rate. Biases have no NITI rule and
+    always use the aligned rule.
+
+Then ``w_new = w - delta``. Where ``|w_new|`` leaves the weight range: with ``weight_rescale`` the
+whole tensor is rescaled to the next coarser scale (nearest rounding; a fine u/d step in compound
+mode, a halving in pow2 mode); without, weights saturate. The new weight scale stays on the scale grid (``u**a*d**b``, ``0 <= a, b <= 2``, see
+:func:`tintin.numerics.rescale.choose_grid_rescale`) so its exponents never drift. Biases are int32 at a fixed scale and saturate at +-2**30.
+
+Optional integer momentum (aligned rule): ``v <- v - round(v / 2**k) + delta_fine`` with
+``beta = 1 - 2**-k``, where ``v`` holds the step in 1/256 weight units; ``delta = round(v / 256)``.
+
+Stochastic rounding keys: site ``4 * i`` (update) of parameter ``i`` in ``model.parameters()`` order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..numerics import (Rounding, Scale, ScaleMode, apply_multiplier, limit_for_bits, max_abs,
+                        ratio_multiplier, shift_round)
+from ..numerics.rescale import choose_grid_rescale
+from ..numerics.scale import divide_multiplier
+from ..nn.module import Context, Parameter
+
+MOMENTUM_FRAC_BITS = 8
+BIAS_LIMIT = 1 << 30
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser settings. Learning rates are floats here (host configuration) and become integer
+    scales once, in :class:`IntegerSGD`; schedules are ``((from_epoch, value), ...)``."""
+
+    rule: str = "aligned"
+    lr: float = 0.5
+    lr_schedule: tuple[tuple[int, float], ...] = ()
+    mu: int = 4
+    mu_schedule: tuple[tuple[int, int], ...] = ()
+    rounding: Rounding = Rounding.STOCHASTIC
+    momentum_shift: int = 0
+    weight_rescale: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "rounding", Rounding(self.rounding))
+        object.__setattr__(self, "lr_schedule", tuple((int(e), float(v)) for e, v in self.lr_schedule))
+        object.__setattr__(self, "mu_schedule", tuple((int(e), int(v)) for e, v in self.mu_schedule))
+        if self.rule not in ("aligned", "niti"):
+            raise ValueError(f"unknown update rule {self.rule!r} (aligned, niti)")
+        if not self.lr > 0:
+            raise ValueError(f"learning rate must be positive, got {self.lr}")
+        if not 1 <= self.mu <= 8:
+            raise ValueError(f"mu must be in 1..8, got {self.mu}")
+        if not 0 <= self.momentum_shift <= 8:
+            raise ValueError("momentum_shift must be in 0..8 (0 = no momentum)")
+
+    def lr_at(self, epoch: int) -> float:
+        value = self.lr
+        for start, v in self.lr_schedule:
+            if epoch >= start:
+                value = v
+        return value
+
+    def mu_at(self, epoch: int) -> int:
+        value = self.mu
+        for start, v in self.mu_schedule:
+            if epoch >= start:
+                value = v
+        return value
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rounding"] = self.rounding.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "OptimConfig":
+        return cls(**d)
+
+
+class IntegerSGD:
+    """Applies :class:`OptimConfig` updates to a model's parameters, one parameter at a time."""
+
+    def __init__(self, params: list[Parameter], config: OptimConfig, mode: ScaleMode):
+        self.config = config
+        self.mode = ScaleMode(mode)
+        self.params = list(params)
+        self.site = {id(p): 4 * i for i, p in enumerate(self.params)}
+        self.batch_size = 1
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.lr_scale = Scale.nearest(self.config.lr_at(epoch), ScaleMode.COMPOUND)
+        self.mu = self.config.mu_at(epoch)
+
+    def effective_lr(self) -> float:
+        """The learning rate the integer update really applies (host reporting / float twin)."""
+        return self.lr_scale.to_float()
+
+    # -- the update --------------------------------------------------------------------------
+    def update(self, p: Parameter, ctx: Context) -> None:
+        g = p.grad
+        if g is None:
+            return
+        key = ctx.stream.key(self.site[id(p)])
+        if self.config.rule == "niti" and p.kind == "weight":
+            delta = self._niti_delta(g.m, key)
+        else:
+            mult = divide_multiplier(ratio_multiplier(self.lr_scale * g.scale / p.value.scale), self.batch_size)
+            if self.config.momentum_shift:
+                delta = self._momentum_delta(p, g.m, mult, key)
+            else:
+                delta = apply_multiplier(g.m, mult, self.config.rounding, key)
+        if delta is not None:
+            self._apply(p, delta)
+        p.grad = None
+
+    def _niti_delta(self, g: np.ndarray, key: int) -> np.ndarray | None:
+        amax = max_abs(g)
+        if amax == 0:
+            return None
+        k = amax.bit_length() - self.mu
+        if k <= 0:
+            return g.astype(np.int64) << -k
+        return shift_round(g.astype(np.int64), k, self.config.rounding, key)
+
+    def _momentum_delta(self, p: Parameter, g: np.ndarray, mult: tuple[int, int], key: int) -> np.ndarray:
+        m, n = mult
+        fine = apply_multiplier(g, (m, n - MOMENTUM_FRAC_BITS), Rounding.NEAREST)
+        v = p.momentum if p.momentum is not None else np.zeros(g.shape, dtype=np.int64)
+        v = v - shift_round(v, self.config.momentum_shift, Rounding.NEAREST) + fine
+        np.clip(v, -(1 << 40), 1 << 40, out=v)
+        p.momentum = v
+        return shift_round(v, MOMENTUM_FRAC_BITS, self.config.rounding, key)
+
+    def _apply(self, p: Parameter, delta: np.ndarray) -> None:
+        value = p.value
+        new = value.m.astype(np.int64) - delta
+        if p.kind == "bias":
+            np.clip(new, -BIAS_LIMIT, BIAS_LIMIT, out=new)
+            p.assign(type(value)(new.astype(np.int32), value.scale))
+            return
+        limit = limit_for_bits(p.bits)
+        dtype = value.m.dtype
+        choice = choose_grid_rescale(max_abs(new), value.scale, p.bits, self.mode) if self.config.weight_rescale else None
+        if choice is None:
+            np.clip(new, -limit, limit, out=new)
+            p.assign(type(value)(new.astype(dtype), value.scale))
+            return
+        new_scale, mult = choice
+        q = apply_multiplier(new, mult, Rounding.NEAREST, limit=limit)
+        if p.momentum is not None:
+            p.momentum = apply_multiplier(p.momentum, mult, Rounding.NEAREST)
+        p.assign(type(value)(q.astype(dtype), new_scale))

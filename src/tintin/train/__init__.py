@@ -1,0 +1,9 @@
+"""Training loops, evaluation and progress reporting for the integer simulator."""
+
+from .loop import EpochRecord, TrainConfig, TrainResult, batches, epoch_order, fit
+from .progress import LineProgress, RichProgress, SilentProgress, auto_progress
+from .step import StepResult, evaluate, predict, predict_argmax, train_step
+
+__all__ = ["EpochRecord", "TrainConfig", "TrainResult", "batches", "epoch_order", "fit", "LineProgress",
+           "RichProgress", "SilentProgress", "auto_progress", "StepResult", "evaluate", "predict",
+           "predict_argmax", "train_step"]
