@@ -28,7 +28,8 @@ class ShapeError(ValueError):
 class Parameter:
     """A trainable tensor: master mantissas (int8 / int16 weights, int32 biases) and its scale."""
 
-    __slots__ = ("name", "kind", "value", "bits", "trainable", "grad", "momentum", "_view", "_view_mode")
+    __slots__ = ("name", "kind", "value", "bits", "trainable", "trainable_rows", "grad", "momentum",
+                 "_view", "_view_mode")
 
     def __init__(self, name: str, kind: str, value: QTensor, bits: int, trainable: bool = True):
         self.name = name
@@ -36,6 +37,8 @@ class Parameter:
         self.value = value
         self.bits = bits
         self.trainable = trainable
+        #: sparse update: indices along axis 0 (output channels / rows) that are trained; None = all
+        self.trainable_rows: np.ndarray | None = None
         self.grad: QTensor | None = None
         self.momentum: np.ndarray | None = None
         self._view: QTensor | None = None

@@ -113,21 +113,40 @@ class IntegerSGD:
 
     # -- the update --------------------------------------------------------------------------
     def update(self, p: Parameter, ctx: Context) -> None:
+        """Update one parameter from ``p.grad`` (then drop the gradient).
+
+        With ``p.trainable_rows`` (sparse update) only those rows change: the gradient rows are
+        selected first (stochastic draws index the selected sub-array), and the tensor saturates
+        instead of rescaling, so frozen rows stay bit-identical."""
         g = p.grad
         if g is None:
             return
+        rows = p.trainable_rows
+        gm = g.m if rows is None else g.m[rows]
         key = ctx.stream.key(self.site[id(p)])
         if self.config.rule == "niti" and p.kind == "weight":
-            delta = self._niti_delta(g.m, key)
+            delta = self._niti_delta(gm, key)
         else:
             mult = divide_multiplier(ratio_multiplier(self.lr_scale * g.scale / p.value.scale), self.batch_size)
             if self.config.momentum_shift:
-                delta = self._momentum_delta(p, g.m, mult, key)
+                delta = self._momentum_delta(p, gm, mult, key)
             else:
-                delta = apply_multiplier(g.m, mult, self.config.rounding, key)
+                delta = apply_multiplier(gm, mult, self.config.rounding, key)
         if delta is not None:
-            self._apply(p, delta)
+            if rows is None:
+                self._apply(p, delta)
+            else:
+                self._apply_rows(p, rows, delta)
         p.grad = None
+
+    def _apply_rows(self, p: Parameter, rows: np.ndarray, delta: np.ndarray) -> None:
+        value = p.value
+        limit = BIAS_LIMIT if p.kind == "bias" else limit_for_bits(p.bits)
+        sub = value.m[rows].astype(np.int64) - delta
+        np.clip(sub, -limit, limit, out=sub)
+        m = value.m.copy()
+        m[rows] = sub.astype(m.dtype)
+        p.assign(type(value)(m, value.scale))
 
     def _niti_delta(self, g: np.ndarray, key: int) -> np.ndarray | None:
         amax = max_abs(g)
