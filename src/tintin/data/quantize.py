@@ -73,6 +73,7 @@ def choose_exponent(max_abs: float) -> int:
 
     ``max_abs`` is a non-negative finite real number (the largest magnitude to represent). With this
     exponent every value maps to a mantissa of magnitude at most 128 before saturation to 127.
+    The result is clamped to ``[-128, 127]`` (magnitudes below ``2**-135`` quantise to zero).
     """
     value = float(max_abs)
     if not math.isfinite(value) or value < 0:
@@ -81,7 +82,7 @@ def choose_exponent(max_abs: float) -> int:
         return 0
     mantissa, exp2 = math.frexp(value)  # value = mantissa * 2**exp2, mantissa in [0.5, 1)
     ceil_log2 = exp2 - 1 if mantissa == 0.5 else exp2
-    return _check_exponent(ceil_log2 - 7)
+    return min(max(ceil_log2 - 7, EXPONENT_MIN), EXPONENT_MAX)
 
 
 def round_half_away_from_zero(v: np.ndarray) -> np.ndarray:

