@@ -17,11 +17,13 @@ minus infinity; NITI's rule written for them is biased on negative values).
     bits are shifted left by ``n - 32``. ``E[round(x)] = x / 2**n`` exactly (up to 2**-32).
 
 ``pseudo_stochastic``
-    NITI's generator-free rule: the ``n`` discarded bits ``r`` are split into a high part
-    ``p = r >> l`` (``h = ceil(n/2)`` bits, the rounding probability) and a low part ``t = r & (2**l-1)``
-    (``l = n - h`` bits, the random draw); the magnitude rounds up when ``p > (t << (h - l))``.
-    For ``n = 1`` this is round half away from zero. Slightly biased toward zero (by about
-    ``2**-(h+1)`` of a unit) and only as random as the low bits of the data.
+    NITI's generator-free idea: the ``n`` discarded bits ``r`` are split into a high part
+    ``p = r >> l`` (``h = ceil(n/2)`` bits, the rounding probability) and a low part
+    ``t = r & (2**l - 1)`` (``l = n - h`` bits, the "random" draw); for odd ``n`` the draw gets one more
+    bit, ``t = (t << 1) | (p & 1)``, so both have ``h`` bits. The magnitude rounds up when ``p > t``,
+    or ``p == t`` and ``p`` is odd. For uniformly distributed discarded bits the mean error is
+    ``+2**-(n+1)`` of a unit (away from zero), the same as ``nearest``; for ``n = 1`` it *is*
+    ``nearest``. Only as random as the low bits of the data; needs no generator and no state.
 
 ``n == 0`` returns ``x`` unchanged in every mode.
 """
@@ -140,8 +142,10 @@ def shift_round(x: np.ndarray, n: int, mode: Rounding = Rounding.NEAREST,
         low = n - h
         rem = mag & ((1 << n) - 1)
         p = rem >> low
-        t = (rem & ((1 << low) - 1)) << (h - low)
-        q = (mag >> n) + (p > t)
+        t = rem & ((1 << low) - 1)
+        if h > low:
+            t = (t << 1) | (p & 1)
+        q = (mag >> n) + ((p > t) | ((p == t) & (p & 1).astype(bool)))
     q = np.where(neg, -q, q)
     return q.astype(x.dtype, copy=False)
 

@@ -1,0 +1,135 @@
+"""``tintin train``: integer training on a built-in data set, optionally beside its float32 twin."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import CliError
+from .common import err_console, load_dataset, out_console, print_json
+
+
+def parse_schedule(text: str | None, kind=float) -> tuple:
+    """``"10:0.25,20:0.125"`` -> ((10, 0.25), (20, 0.125))."""
+    if not text:
+        return ()
+    out = []
+    for part in text.split(","):
+        try:
+            epoch, value = part.split(":")
+            out.append((int(epoch), kind(value)))
+        except ValueError:
+            raise CliError(f"bad schedule entry {part!r}: use EPOCH:VALUE[,EPOCH:VALUE...]") from None
+    return tuple(out)
+
+
+def train_command(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="data set name (see `tintin datasets`)"),
+    model: str = typer.Option("mlp", "--model", "-m", help="zoo model name"),
+    epochs: int = typer.Option(30, "--epochs", "-e", help="training epochs (>= 1)"),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
+    seed: int = typer.Option(0, "--seed", "-s", help="seed of initial weights, data order and stochastic rounding"),
+    compare_float: bool = typer.Option(False, "--compare-float", help="also train the float32 PyTorch twin"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output directory (model.safetensors, history.json)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    lr: float = typer.Option(0.5, "--lr", help="learning rate (aligned rule); stored as an integer scale"),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="EPOCH:LR,... changes of the learning rate"),
+    rule: str = typer.Option("aligned", "--rule", help="update rule: aligned | niti"),
+    mu: int = typer.Option(4, "--mu", help="NITI rule: bits of the largest update"),
+    mu_schedule: Optional[str] = typer.Option(None, "--mu-schedule", help="NITI rule: EPOCH:MU,... e.g. 10:3,20:2"),
+    scale_mode: str = typer.Option("compound", "--scale-mode", help="compound (2^S u^U d^D) | pow2"),
+    weight_bits: int = typer.Option(8, "--weight-bits", help="8 or 16 (int16 master weights)"),
+    upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
+    rounding: str = typer.Option("stochastic", "--rounding", help="update rounding: stochastic | pseudo_stochastic | nearest"),
+    momentum_shift: int = typer.Option(0, "--momentum-shift", help="integer momentum beta = 1 - 2^-k (0: off)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+):
+    """Train a zoo model with integer-only arithmetic on DATASET and save it."""
+    from ..nn import QuantConfig, UnknownModelError, build_model
+    from ..nn.module import ShapeError
+    from ..numerics import AccumulatorBoundError
+    from ..optim import OptimConfig
+    from ..train import TrainConfig, auto_progress, fit
+
+    if epochs < 1:
+        raise CliError(f"--epochs must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise CliError(f"--batch-size must be at least 1, got {batch_size}")
+    try:
+        qconf = QuantConfig(scale_mode=scale_mode, weight_bits=weight_bits, upscale_init=upscale_init)
+        oconf = OptimConfig(rule=rule, lr=lr, lr_schedule=parse_schedule(lr_schedule), mu=mu,
+                            mu_schedule=parse_schedule(mu_schedule, int), rounding=rounding,
+                            momentum_shift=momentum_shift)
+        tconf = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, optim=oconf)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if compare_float:  # fail before training if the extra is missing
+        from ..reference.twin import _torch
+        from ..reference import MissingExtraError
+        try:
+            _torch()
+        except MissingExtraError as exc:
+            raise CliError(str(exc)) from None
+    ds = load_dataset(dataset)
+    try:
+        net = build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
+    except (UnknownModelError, ShapeError, AccumulatorBoundError) as exc:
+        raise CliError(str(exc)) from None
+
+    float_result = None
+    if compare_float:
+        from ..reference import train_float
+        float_result = train_float(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test)
+    try:
+        result = fit(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test,
+                     progress=auto_progress(not (quiet or as_json)))
+    except AccumulatorBoundError as exc:
+        raise CliError(str(exc)) from None
+
+    out = out or Path("runs") / f"{dataset}-{model}-s{seed}"
+    from ..io import save_model
+    info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.final_test_accuracy,
+            "float_test_accuracy": float_result.test_accuracy if float_result else None,
+            "synthetic_data": ds.synthetic, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    model_path = save_model(net, out / "model.safetensors", info=info)
+    import json as _json
+    from ..io.model_file import atomic_write_bytes
+    history = {"integer": [vars(h) for h in result.history],
+               "float": float_result.history if float_result else None}
+    atomic_write_bytes(out / "history.json", _json.dumps(history, indent=1).encode())
+
+    summary = {
+        "dataset": dataset, "model": model, "epochs": epochs, "batch_size": batch_size, "seed": seed,
+        "test_accuracy": result.final_test_accuracy,
+        "float_test_accuracy": float_result.test_accuracy if float_result else None,
+        "train_seconds": round(result.train_seconds, 3),
+        "samples_per_second": round(result.samples_per_second, 1),
+        "float_train_seconds": round(float_result.train_seconds, 3) if float_result else None,
+        "float_samples_per_second": round(float_result.samples_per_second, 1) if float_result else None,
+        "parameters": net.num_parameters(), "model_path": str(model_path), "synthetic_data": ds.synthetic,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{model} on {dataset}{' (SYNTHETIC data)' if ds.synthetic else ''}: "
+                        f"{epochs} epochs, batch {batch_size}, seed {seed}")
+    table.add_column("training")
+    table.add_column("test accuracy", justify="right")
+    table.add_column("train time", justify="right")
+    table.add_column("samples/s", justify="right")
+    table.add_row("integer (tintin)", f"{100 * result.final_test_accuracy:.2f}%", f"{result.train_seconds:.1f} s",
+                  f"{result.samples_per_second:,.0f}")
+    if float_result:
+        table.add_row("float32 (PyTorch)", f"{100 * float_result.test_accuracy:.2f}%",
+                      f"{float_result.train_seconds:.1f} s", f"{float_result.samples_per_second:,.0f}")
+    out_console.print(table)
+    out_console.print(f"model saved to {model_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
