@@ -52,7 +52,7 @@ SPECTRUM_DEFAULTS: dict[str, Any] = {
     "n_per_class": 1000,
     "n_test_per_class": 500,
     "length": 128,
-    "snr_db": 0.0,
+    "snr_db": 2.0,
     "test_snr_db": None,
     "noise_spread_db": 6.0,
     "seed": 0,
