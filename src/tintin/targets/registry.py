@@ -1,0 +1,209 @@
+"""The target registry: what each build-and-run target compiles with and runs on.
+
+A *target* is a compiler configuration plus the emulator that runs its binaries and what that
+emulator counts. It is not a device: device profiles (``devices.py``) describe real parts and
+name the target that runs their code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tintin.targets.errors import UnknownTargetError
+
+FILES_DIR = Path(__file__).resolve().parent / "files"
+"""Directory of the C harness, startup code, linker script and tool sources."""
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One emulated board a target's binaries can run on.
+
+    Attributes:
+        name: QEMU machine (``-M``) or ``"simavr"`` / ``"host"``.
+        cpu: QEMU ``-cpu`` model, or the simavr MCU name; None for the host.
+        flash_bytes: code memory at 0x00000000 (Cortex-M), in bytes; None = unlimited.
+        ram_bytes: RAM at 0x20000000 (Cortex-M), in bytes; None = unlimited.
+    """
+
+    name: str
+    cpu: str | None
+    flash_bytes: int | None = None
+    ram_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A build-and-run target.
+
+    Attributes:
+        name: registry key, e.g. ``"cortex-m4"``.
+        description: one line for listings.
+        family: ``"host"``, ``"cortex-m"`` or ``"avr"``; selects startup, platform and runner.
+        cc: C compiler executable.
+        tool_prefix: binutils prefix (``"arm-none-eabi-"``, ``"avr-"``, ``""`` for the host).
+        arch_flags: CPU/ABI flags, e.g. ``("-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft")``.
+        machines: boards that run the binaries, in order of preference; the first whose
+            memory holds the program is used (see ``docs/targets.md``, Cortex-M0).
+        count_unit: what ``RunResult.counts`` measures: ``"instructions"``, ``"cycles"`` or
+            None (the host counts nothing).
+        flash_bytes, ram_bytes: memory the linker may fill, in bytes (None = unchecked).
+        default_stack_bytes: stack reserved below ``.data`` (Cortex-M) or kept free above
+            ``.bss`` (AVR), in bytes; None on the host.
+        clock_hz: emulated core clock in Hz (AVR only: simavr times peripherals with it).
+        hard_float: True when floats compile to FPU instructions (Cortex-M4F).
+        apt_packages: Debian packages that provide the tools (for the install hint).
+    """
+
+    name: str
+    description: str
+    family: str
+    cc: str
+    tool_prefix: str
+    arch_flags: tuple[str, ...]
+    machines: tuple[Machine, ...]
+    count_unit: str | None
+    flash_bytes: int | None
+    ram_bytes: int | None
+    default_stack_bytes: int | None
+    clock_hz: int | None = None
+    hard_float: bool = False
+    apt_packages: tuple[str, ...] = ()
+
+    @property
+    def nm(self) -> str:
+        """``nm`` executable of this target's binutils."""
+        return self.tool_prefix + "nm"
+
+    @property
+    def size(self) -> str:
+        """``size`` executable of this target's binutils."""
+        return self.tool_prefix + "size"
+
+
+_ARM_APT = ("gcc-arm-none-eabi", "qemu-system-arm")
+_AN385 = Machine("mps2-an385", "cortex-m3", flash_bytes=4 * MIB, ram_bytes=4 * MIB)
+_AN386 = Machine("mps2-an386", "cortex-m4", flash_bytes=4 * MIB, ram_bytes=4 * MIB)
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            name="host",
+            description="the build machine itself (system gcc), for bit-exactness checks",
+            family="host",
+            cc="gcc",
+            tool_prefix="",
+            arch_flags=(),
+            machines=(Machine("host", None),),
+            count_unit=None,
+            flash_bytes=None,
+            ram_bytes=None,
+            default_stack_bytes=None,
+            apt_packages=("gcc", "binutils"),
+        ),
+        Target(
+            name="cortex-m0",
+            description="ARMv6-M (Cortex-M0/M0+ class, e.g. RP2040); QEMU microbit, "
+            "or mps2-an385 when the program needs more than 16 KB RAM / 256 KB flash",
+            family="cortex-m",
+            cc="arm-none-eabi-gcc",
+            tool_prefix="arm-none-eabi-",
+            arch_flags=("-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"),
+            machines=(
+                Machine("microbit", "cortex-m0", flash_bytes=256 * KIB, ram_bytes=16 * KIB),
+                _AN385,  # runs the same ARMv6-M binary on an ARMv7-M core
+            ),
+            count_unit="instructions",
+            flash_bytes=2 * MIB,  # RP2040-class: 2 MB QSPI flash (Raspberry Pi Pico)
+            ram_bytes=264 * KIB,  # RP2040: 264 KB SRAM
+            default_stack_bytes=4 * KIB,
+            apt_packages=_ARM_APT,
+        ),
+        Target(
+            name="cortex-m3",
+            description="ARMv7-M Cortex-M3 on QEMU mps2-an385",
+            family="cortex-m",
+            cc="arm-none-eabi-gcc",
+            tool_prefix="arm-none-eabi-",
+            arch_flags=("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"),
+            machines=(_AN385,),
+            count_unit="instructions",
+            flash_bytes=4 * MIB,
+            ram_bytes=4 * MIB,
+            default_stack_bytes=8 * KIB,
+            apt_packages=_ARM_APT,
+        ),
+        Target(
+            name="cortex-m4",
+            description="ARMv7E-M Cortex-M4, soft-float ABI (no FPU use), on QEMU mps2-an386",
+            family="cortex-m",
+            cc="arm-none-eabi-gcc",
+            tool_prefix="arm-none-eabi-",
+            arch_flags=("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"),
+            machines=(_AN386,),
+            count_unit="instructions",
+            flash_bytes=4 * MIB,
+            ram_bytes=4 * MIB,
+            default_stack_bytes=8 * KIB,
+            apt_packages=_ARM_APT,
+        ),
+        Target(
+            name="cortex-m4f",
+            description="Cortex-M4F, hard float (FPv4-SP enabled at reset), on QEMU "
+            "mps2-an386; for float reference programs",
+            family="cortex-m",
+            cc="arm-none-eabi-gcc",
+            tool_prefix="arm-none-eabi-",
+            arch_flags=(
+                "-mcpu=cortex-m4",
+                "-mthumb",
+                "-mfloat-abi=hard",
+                "-mfpu=fpv4-sp-d16",
+                "-ffp-contract=off",  # no fused multiply-add: bit-exact float32 like numpy
+            ),
+            machines=(_AN386,),
+            count_unit="instructions",
+            flash_bytes=4 * MIB,
+            ram_bytes=4 * MIB,
+            default_stack_bytes=8 * KIB,
+            hard_float=True,
+            apt_packages=_ARM_APT,
+        ),
+        Target(
+            name="atmega328p",
+            description="AVR ATmega328P at 16 MHz on simavr (cycle-accurate), USART0 console",
+            family="avr",
+            cc="avr-gcc",
+            tool_prefix="avr-",
+            arch_flags=("-mmcu=atmega328p", "-DF_CPU=16000000UL"),
+            machines=(Machine("simavr", "atmega328p", flash_bytes=32 * KIB, ram_bytes=2 * KIB),),
+            count_unit="cycles",
+            flash_bytes=32 * KIB,
+            ram_bytes=2 * KIB,
+            default_stack_bytes=256,
+            clock_hz=16_000_000,
+            apt_packages=("gcc-avr", "avr-libc", "simavr", "libsimavr-dev"),
+        ),
+    )
+}
+"""All targets by name."""
+
+
+def get_target(name: str | Target) -> Target:
+    """Return the target called ``name`` (a ``Target`` is passed through).
+
+    Raises:
+        UnknownTargetError: ``name`` is not a registered target; the message lists the valid ones.
+    """
+    if isinstance(name, Target):
+        return name
+    try:
+        return TARGETS[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(TARGETS)
+        raise UnknownTargetError(f"unknown target {name!r}; valid targets: {valid}") from None
