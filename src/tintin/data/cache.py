@@ -92,6 +92,7 @@ def write_cache(path: Path, key: str, dataset: Dataset) -> bool:
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp_name, 0o644)          # mkstemp creates 0600; caches may be shared read-only
         os.replace(tmp_name, path)
         tmp_name = None
         return True
