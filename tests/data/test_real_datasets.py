@@ -9,7 +9,6 @@ import collections
 import hashlib
 
 import numpy as np
-import pytest
 
 from tintin.data import sources
 
