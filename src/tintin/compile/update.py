@@ -1,0 +1,174 @@
+"""Update steps: the optimiser arithmetic of :class:`tintin.optim.IntegerSGD`, materialised or in
+row tiles.
+
+``sgd_update`` (materialised gradient)
+    Calls :meth:`IntegerSGD.update` itself on a parameter object whose value, gradient and momentum
+    are read from the arena, and writes the results back. A row-sparse gradient buffer holds only
+    the trained rows; it is scattered into a full-size host array for the call (host-side only: the
+    arena holds just the rows).
+
+``fused_weight_update`` (row-tiled gradient)
+    The int32 weight gradient is never whole: tiles of ``tile_rows`` output rows are computed into a
+    small workspace and applied at once. The arithmetic is IntegerSGD's, element by element, with
+    three points that make tiling exact:
+
+    * *Stochastic rounding by offset.* The draw of flat element ``i`` is
+      ``mix32(key + i * GOLDEN32)``; a tile starting at flat element ``o`` uses the key
+      ``key + o * GOLDEN32`` (mod 2**32) and gets exactly the draws of the whole-tensor call.
+    * *Global decisions in passes.* NITI's shift needs ``max|g|`` over the whole (selected)
+      gradient: a first pass computes every tile only for its maximum (twice the gradient MACs,
+      when there is more than one tile). The weight rescale (``weight_rescale``) needs
+      ``max|w - delta|`` over the whole tensor: each tile is written as soon as its new values fit
+      the weight range; if some did not, the tensor is rescaled in a second pass that reads the
+      written tiles back and recomputes only the tiles that were not written.
+    * *Momentum* is updated with its tile and written together with the weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics import QTensor, Rounding, apply_multiplier, limit_for_bits, max_abs, ratio_multiplier, shift_round
+from ..numerics.rescale import choose_grid_rescale
+from ..numerics.rounding import GOLDEN32, MASK32
+from ..numerics.scale import divide_multiplier
+from ..optim.sgd import MOMENTUM_FRAC_BITS
+from .registry import gradient_rows_for, register_kernel
+
+MOMENTUM_LIMIT = 1 << 40
+
+
+def offset_key(key: int, offset: int) -> int:
+    """Stream key whose draws start at flat element ``offset`` of a call keyed ``key``."""
+    return (key + offset * GOLDEN32) & MASK32
+
+
+@register_kernel("sgd_update")
+def sgd_update(step, io, env) -> None:
+    pname = step.attrs["param"]
+    rows = step.attrs.get("rows")
+    pbuf = step.mutates[0]
+    mom = step.mutates[1] if len(step.mutates) > 1 else None
+    p = env.shim(pname)
+    p.assign(QTensor(io.array(pbuf).copy(), io.scale(pbuf)))
+    g = io.read(step.inputs[0])
+    if rows is not None:
+        full = np.zeros(p.value.m.shape, dtype=g.m.dtype)
+        full[rows] = g.m
+        g = QTensor(full, g.scale)
+    p.grad = g
+    p.trainable_rows = rows
+    p.momentum = io.array(mom).copy() if mom is not None else None
+    env.optimizer.update(p, env.ctx)
+    io.write(pbuf, p.value)
+    if mom is not None:
+        io.array(mom)[...] = p.momentum
+
+
+@register_kernel("fused_weight_update")
+def fused_weight_update(step, io, env) -> None:
+    a = step.attrs
+    p = env.shim(a["param"])
+    opt = env.optimizer
+    cfg = opt.config
+    pbuf = step.mutates[0]
+    w = io.array(pbuf)
+    w_scale = io.scale(pbuf)
+    v = io.array(step.mutates[1]) if len(step.mutates) > 1 else None
+    rows = a.get("rows")
+    n_sel = w.shape[0] if rows is None else len(rows)
+    row_len = int(np.prod(w.shape[1:], dtype=np.int64))
+    tile_rows = int(a["tile_rows"])
+    n_tiles = -(-n_sel // tile_rows)
+    grad_fn = gradient_rows_for(a["grad_op"])
+    err = io.read(step.inputs[0])
+    x = io.read(step.inputs[1]) if len(step.inputs) > 1 else None
+    tile_buf = io.array(step.workspace[0])
+    key = env.ctx.stream.key(env.site(a["param"]))
+    limit = limit_for_bits(p.bits)
+
+    def span(t: int):
+        r0, r1 = t * tile_rows, min(n_sel, (t + 1) * tile_rows)
+        return r0, r1, (slice(r0, r1) if rows is None else rows[r0:r1])
+
+    def gradient(t: int):
+        """Gradient tile ``t`` computed into the arena workspace; returns (int32 rows, scale)."""
+        r0, r1, idx = span(t)
+        g = grad_fn(err, x, idx, a)
+        tile_buf[: r1 - r0] = g.m
+        return tile_buf[: r1 - r0].copy(), g.scale
+
+    cached = {}
+    if cfg.rule == "niti":
+        amax = 0
+        for t in range(n_tiles):
+            gm, gs = gradient(t)
+            amax = max(amax, max_abs(gm))
+            if n_tiles == 1:
+                cached[0] = (gm, gs)
+        if amax == 0:
+            return
+        k = amax.bit_length() - opt.mu
+
+        def delta_of(gm, gs, r0, v_old):
+            if k <= 0:
+                return gm.astype(np.int64) << -k, None
+            return shift_round(gm.astype(np.int64), k, cfg.rounding, offset_key(key, r0 * row_len)), None
+    else:
+        mult_cache = {}
+
+        def delta_of(gm, gs, r0, v_old):
+            if "m" not in mult_cache:
+                mult_cache["m"] = divide_multiplier(ratio_multiplier(opt.lr_scale * gs / w_scale), opt.batch_size)
+            mult = mult_cache["m"]
+            tkey = offset_key(key, r0 * row_len)
+            if v_old is None:
+                return apply_multiplier(gm, mult, cfg.rounding, tkey), None
+            m, n = mult
+            fine = apply_multiplier(gm, (m, n - MOMENTUM_FRAC_BITS), Rounding.NEAREST)
+            vn = v_old - shift_round(v_old, cfg.momentum_shift, Rounding.NEAREST) + fine
+            np.clip(vn, -MOMENTUM_LIMIT, MOMENTUM_LIMIT, out=vn)
+            return shift_round(vn, MOMENTUM_FRAC_BITS, cfg.rounding, tkey), vn
+
+    def new_values(t: int):
+        r0, r1, idx = span(t)
+        gm, gs = cached.pop(t) if t in cached else gradient(t)
+        v_old = v[r0:r1].copy() if v is not None else None
+        delta, vn = delta_of(gm, gs, r0, v_old)
+        return idx, r0, r1, w[idx].astype(np.int64) - delta, vn
+
+    if rows is not None or not cfg.weight_rescale:
+        # row updates (and updates without rescaling) saturate: every tile is final at once
+        for t in range(n_tiles):
+            idx, r0, r1, new, vn = new_values(t)
+            np.clip(new, -limit, limit, out=new)
+            w[idx] = new.astype(w.dtype)
+            if v is not None:
+                v[r0:r1] = vn
+        return
+    committed = [False] * n_tiles
+    amax_new = 0
+    for t in range(n_tiles):
+        idx, r0, r1, new, vn = new_values(t)
+        tmax = max_abs(new)
+        amax_new = max(amax_new, tmax)
+        if tmax <= limit:
+            w[idx] = new.astype(w.dtype)
+            if v is not None:
+                v[r0:r1] = vn
+            committed[t] = True
+    choice = choose_grid_rescale(amax_new, w_scale, p.bits, opt.mode)
+    if choice is None:
+        return
+    new_scale, mult = choice
+    for t in range(n_tiles):
+        if committed[t]:
+            r0, r1, idx = span(t)
+            new = w[idx].astype(np.int64)
+            vn = v[r0:r1].copy() if v is not None else None
+        else:
+            idx, r0, r1, new, vn = new_values(t)
+        w[idx] = apply_multiplier(new, mult, Rounding.NEAREST, limit=limit).astype(w.dtype)
+        if v is not None:
+            v[r0:r1] = apply_multiplier(vn, mult, Rounding.NEAREST)
+    io.set_scale(pbuf, new_scale)
