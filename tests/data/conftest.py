@@ -1,4 +1,4 @@
-"""Shared fixtures of the tintin.data tests: one cache directory per test session."""
+"""Shared fixtures of the tintin.data tests: one cache directory per test run."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from tintin import data
 
 
 @pytest.fixture(scope="session")
-def session_data_dir(tmp_path_factory):
+def shared_data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("tintin-data")
 
 
 @pytest.fixture(scope="session")
-def load_real(session_data_dir):
-    """Load a real data set once per session, or skip with the printed reason if its source is absent."""
+def load_real(shared_data_dir):
+    """Load a real data set once per test run, or skip with the printed reason if its source is absent."""
     loaded = {}
     status = {name: (ok, reason) for name, ok, reason in data.availability()}
 
@@ -23,7 +23,7 @@ def load_real(session_data_dir):
         if not ok:
             pytest.skip(f"{name} source not installed here: {reason}")
         if name not in loaded:
-            loaded[name] = data.load(name, data_dir=session_data_dir)
+            loaded[name] = data.load(name, data_dir=shared_data_dir)
         return loaded[name]
 
     return get
