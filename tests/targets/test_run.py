@@ -82,7 +82,7 @@ def test_cortex_m0_same_binary_same_counts_on_both_machines(dot_builds):
     assert on_microbit.machine == "microbit" and on_an385.machine == "mps2-an385"
     assert "ARMv6-M" in on_an385.machine_description
     assert on_microbit.stdout == on_an385.stdout
-    assert on_microbit.counts == on_an385.counts and on_microbit.total == on_an385.total
+    assert on_microbit.marks == on_an385.marks and on_microbit.total == on_an385.total
 
 
 def test_cortex_m0_program_larger_than_microbit_runs_on_an385(tmp_path):
