@@ -1,4 +1,4 @@
-"""Shared fixtures of the tintin.data tests: one cache directory per test run."""
+"""Shared fixtures of the tintin.data tests: one cache directory per test module."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import pytest
 from tintin import data
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shared_data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("tintin-data")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def load_real(shared_data_dir):
-    """Load a real data set once per test run, or skip with the printed reason if its source is absent."""
+    """Load a real data set once per test module, or skip with the printed reason if its source is absent."""
     loaded = {}
     status = {name: (ok, reason) for name, ok, reason in data.availability()}
 
