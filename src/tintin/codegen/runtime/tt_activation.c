@@ -1,0 +1,60 @@
+/* tt_activation.c - ReLU and prediction helpers (mirrors tintin.ops.activation). */
+#include "tt_ops.h"
+#include "tt_internal.h"
+
+tt_status_t tt_relu_forward_s8(const int8_t *x, size_t count, int8_t *y)
+{
+    size_t i;
+    if (count && (x == NULL || y == NULL)) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < count; ++i) {
+        y[i] = x[i] > 0 ? x[i] : 0;
+    }
+    return TT_OK;
+}
+
+tt_status_t tt_relu_backward_s8(const int8_t *err, const int8_t *y, size_t count, int8_t *err_in)
+{
+    size_t i;
+    if (count && (err == NULL || y == NULL || err_in == NULL)) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < count; ++i) {
+        err_in[i] = y[i] > 0 ? err[i] : 0;
+    }
+    return TT_OK;
+}
+
+size_t tt_argmax_s8(const int8_t *x, size_t count)
+{
+    size_t i, best = 0;
+    for (i = 1; i < count; ++i) {
+        if (x[i] > x[best]) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+tt_status_t tt_argmax_rows_s8(const int8_t *x, size_t rows, size_t cols, uint16_t *out)
+{
+    size_t r;
+    if (rows && (x == NULL || out == NULL || cols == 0)) {
+        return TT_ERR_ARG;
+    }
+    for (r = 0; r < rows; ++r) {
+        out[r] = (uint16_t)tt_argmax_s8(x + r * cols, cols);
+    }
+    return TT_OK;
+}
+
+tt_status_t tt_weight_view_s16_to_s8(const int16_t *weight, tt_scale_t w_scale, size_t count,
+                                     tt_scale_mode_t mode, int8_t *view, tt_scale_t *view_scale)
+{
+    if (view_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    *view_scale = w_scale;
+    return tt_rescale_s16_to_s8(weight, count, view_scale, mode, view);
+}

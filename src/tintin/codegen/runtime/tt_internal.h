@@ -1,0 +1,59 @@
+/* tt_internal.h - small helpers shared by the runtime's translation units (not public API). */
+#ifndef TT_INTERNAL_H
+#define TT_INTERNAL_H
+
+#include "tt_numerics.h"
+#include "tt_tables.h"
+
+/* |x| as unsigned, defined for INT32_MIN / INT64_MIN. */
+static inline uint32_t tt_mag32(int32_t x)
+{
+    return x < 0 ? (uint32_t)0 - (uint32_t)x : (uint32_t)x;
+}
+
+static inline uint64_t tt_mag64(int64_t x)
+{
+    return x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+}
+
+static inline int64_t tt_clip64(int64_t x, int64_t limit)
+{
+    return x > limit ? limit : (x < -limit ? -limit : x);
+}
+
+static inline int32_t tt_clip32(int32_t x, int32_t limit)
+{
+    return x > limit ? limit : (x < -limit ? -limit : x);
+}
+
+/* int64 -> int32 saturating. */
+static inline int32_t tt_sat32(int64_t x)
+{
+    return x > (int64_t)INT32_MAX ? INT32_MAX : (x < (int64_t)INT32_MIN ? INT32_MIN : (int32_t)x);
+}
+
+/* x * 2**s with the int64 wrap-around of numpy (no undefined behaviour for negative x). */
+static inline int64_t tt_shl64_wrap(int64_t x, uint8_t s)
+{
+    return s >= 64 ? 0 : (int64_t)((uint64_t)x << s);
+}
+
+/* Largest mantissa of a signed `bits`-bit tensor (symmetric range): 2**(bits-1) - 1. */
+static inline int32_t tt_limit_for_bits(uint8_t bits)
+{
+    return (int32_t)(((uint32_t)1 << (bits - 1)) - 1u);
+}
+
+/* n > limit for a size_t n, written so that no compiler warns where size_t is 16 bits wide. */
+static inline uint8_t tt_size_above(size_t n, uint32_t limit)
+{
+    return (uint32_t)n > limit;
+}
+
+/* int32 -> scale exponent (exponents are documented to stay far inside int16). */
+static inline int16_t tt_exp16(int32_t v)
+{
+    return (int16_t)v;
+}
+
+#endif /* TT_INTERNAL_H */

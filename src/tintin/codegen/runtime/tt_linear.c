@@ -1,0 +1,246 @@
+/* tt_linear.c - fully connected layer, forward and backward (mirrors tintin.ops.linear). */
+#include "tt_ops.h"
+#include "tt_internal.h"
+
+/* sum_i a[i] * b[i] (+ init). Each int8 x int8 product is formed in int16 (|p| <= 16384) and
+ * widened to int32; the caller guarantees |init| + k * 16384 < 2**31. */
+static int32_t dot_s8(int32_t init, const int8_t *a, const int8_t *b, size_t k)
+{
+    int32_t s = init;
+    size_t i;
+    for (i = 0; i < k; ++i) {
+        s += (int16_t)((int16_t)a[i] * (int16_t)b[i]);
+    }
+    return s;
+}
+
+tt_status_t tt_align_bias_s32(const int32_t *bias, tt_scale_t bias_scale, tt_scale_t acc_scale, size_t count,
+                              int32_t *aligned)
+{
+    tt_multiplier_t mult;
+    tt_status_t st;
+    if (count && (bias == NULL || aligned == NULL)) {
+        return TT_ERR_ARG;
+    }
+    st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &mult);
+    if (st != TT_OK) {
+        return st;
+    }
+    return tt_apply_multiplier_s32(bias, aligned, count, mult, TT_ROUND_NEAREST, 0, TT_BIAS_ALIGN_LIMIT);
+}
+
+static int32_t aligned_bias(const int32_t *bias, size_t n, const tt_multiplier_t *mult)
+{
+    if (bias == NULL) {
+        return 0;
+    }
+    return (int32_t)tt_apply_multiplier_scalar(bias[n], *mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT);
+}
+
+tt_status_t tt_linear_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                 const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
+                                 size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                 tt_scale_t *y_scale)
+{
+    tt_scale_t acc_scale = tt_scale_mul(x_scale, w_scale);
+    tt_multiplier_t bias_mult = {0, 0};
+    tt_rescale_t choice;
+    uint32_t amax = 0;
+    uint8_t change;
+    size_t b, n;
+    if (x == NULL || weight == NULL || y == NULL || y_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (in_features == 0 || out_features == 0 || tt_size_above(in_features, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    if (bias != NULL) {
+        tt_status_t st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    if (acc != NULL) {
+        for (n = 0; n < out_features; ++n) {
+            int32_t bn = aligned_bias(bias, n, &bias_mult);
+            for (b = 0; b < batch; ++b) {
+                acc[b * out_features + n] = dot_s8(bn, x + b * in_features, weight + n * in_features, in_features);
+            }
+        }
+        amax = tt_max_abs_s32(acc, batch * out_features);
+    } else {
+        for (n = 0; n < out_features; ++n) {
+            int32_t bn = aligned_bias(bias, n, &bias_mult);
+            for (b = 0; b < batch; ++b) {
+                uint32_t a = tt_mag32(dot_s8(bn, x + b * in_features, weight + n * in_features, in_features));
+                if (a > amax) {
+                    amax = a;
+                }
+            }
+        }
+    }
+    change = tt_choose_rescale(amax, 8, mode, &choice);
+    for (n = 0; n < out_features; ++n) {
+        int32_t bn = acc != NULL ? 0 : aligned_bias(bias, n, &bias_mult);
+        for (b = 0; b < batch; ++b) {
+            size_t i = b * out_features + n;
+            int32_t v = acc != NULL ? acc[i] : dot_s8(bn, x + b * in_features, weight + n * in_features, in_features);
+            y[i] = (int8_t)(change ? tt_rescale_apply(v, &choice, 127, TT_ROUND_NEAREST, 0, 0) : v);
+        }
+    }
+    *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+    return TT_OK;
+}
+
+tt_status_t tt_linear_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                        tt_scale_t w_scale, size_t batch, size_t in_features, size_t out_features,
+                                        tt_scale_mode_t mode, int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
+{
+    tt_scale_t acc_scale = tt_scale_mul(err_scale, w_scale);
+    tt_rescale_t choice;
+    uint32_t amax = 0;
+    uint8_t change;
+    size_t b, n, k;
+    if (err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (in_features == 0 || out_features == 0 || tt_size_above(out_features, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    if (acc != NULL) {
+        /* row-wise: acc[b, :] += err[b, n] * W[n, :]; every partial sum is a sum of at most
+         * out_features products, so |acc| < 2**30 throughout */
+        for (b = 0; b < batch; ++b) {
+            int32_t *row = acc + b * in_features;
+            for (k = 0; k < in_features; ++k) {
+                row[k] = 0;
+            }
+            for (n = 0; n < out_features; ++n) {
+                int8_t e = err[b * out_features + n];
+                const int8_t *w = weight + n * in_features;
+                if (e == 0) {
+                    continue;
+                }
+                for (k = 0; k < in_features; ++k) {
+                    row[k] += (int16_t)((int16_t)e * (int16_t)w[k]);
+                }
+            }
+        }
+        amax = tt_max_abs_s32(acc, batch * in_features);
+    } else {
+        for (b = 0; b < batch; ++b) {
+            for (k = 0; k < in_features; ++k) {
+                int32_t s = 0;
+                uint32_t a;
+                for (n = 0; n < out_features; ++n) {
+                    s += (int16_t)((int16_t)err[b * out_features + n] * (int16_t)weight[n * in_features + k]);
+                }
+                a = tt_mag32(s);
+                if (a > amax) {
+                    amax = a;
+                }
+            }
+        }
+    }
+    change = tt_choose_rescale(amax, 8, mode, &choice);
+    for (b = 0; b < batch; ++b) {
+        for (k = 0; k < in_features; ++k) {
+            size_t i = b * in_features + k;
+            int32_t v;
+            if (acc != NULL) {
+                v = acc[i];
+            } else {
+                v = 0;
+                for (n = 0; n < out_features; ++n) {
+                    v += (int16_t)((int16_t)err[b * out_features + n] * (int16_t)weight[n * in_features + k]);
+                }
+            }
+            err_in[i] = (int8_t)(change ? tt_rescale_apply(v, &choice, 127, TT_ROUND_NEAREST, 0, 0) : v);
+        }
+    }
+    *err_in_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+    return TT_OK;
+}
+
+/* grad[j, :] = sum_b err[b, row_j] * x[b, :]; |partial sums| <= batch * 16384 < 2**30. */
+static void weight_grad_row(const int8_t *err, const int8_t *x, size_t batch, size_t in_features,
+                            size_t out_features, size_t row, int32_t *g)
+{
+    size_t b, k;
+    for (k = 0; k < in_features; ++k) {
+        g[k] = 0;
+    }
+    for (b = 0; b < batch; ++b) {
+        int8_t e = err[b * out_features + row];
+        const int8_t *xb = x + b * in_features;
+        if (e == 0) {
+            continue;
+        }
+        for (k = 0; k < in_features; ++k) {
+            g[k] += (int16_t)((int16_t)e * (int16_t)xb[k]);
+        }
+    }
+}
+
+tt_status_t tt_linear_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                          tt_scale_t x_scale, size_t batch, size_t in_features,
+                                          size_t out_features, int32_t *grad, tt_scale_t *grad_scale)
+{
+    size_t n;
+    if (err == NULL || x == NULL || grad == NULL || grad_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (in_features == 0 || out_features == 0 || tt_size_above(batch, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    for (n = 0; n < out_features; ++n) {
+        weight_grad_row(err, x, batch, in_features, out_features, n, grad + n * in_features);
+    }
+    *grad_scale = tt_scale_mul(err_scale, x_scale);
+    return TT_OK;
+}
+
+tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                               tt_scale_t x_scale, size_t batch, size_t in_features,
+                                               size_t out_features, const uint16_t *rows, size_t nrows,
+                                               int32_t *grad, tt_scale_t *grad_scale)
+{
+    size_t j;
+    if (err == NULL || x == NULL || grad == NULL || grad_scale == NULL || (nrows && rows == NULL)) {
+        return TT_ERR_ARG;
+    }
+    if (in_features == 0 || out_features == 0 || tt_size_above(batch, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    for (j = 0; j < nrows; ++j) {
+        if (rows[j] >= out_features) {
+            return TT_ERR_ARG;
+        }
+    }
+    for (j = 0; j < nrows; ++j) {
+        weight_grad_row(err, x, batch, in_features, out_features, rows[j], grad + j * in_features);
+    }
+    *grad_scale = tt_scale_mul(err_scale, x_scale);
+    return TT_OK;
+}
+
+tt_status_t tt_linear_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, size_t batch,
+                                        size_t out_features, int32_t *grad, tt_scale_t *grad_scale)
+{
+    size_t b, n;
+    if (err == NULL || grad == NULL || grad_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (out_features == 0 || tt_size_above(batch, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    for (n = 0; n < out_features; ++n) {
+        int32_t s = 0;
+        for (b = 0; b < batch; ++b) {
+            s += err[b * out_features + n];
+        }
+        grad[n] = s;
+    }
+    *grad_scale = err_scale;
+    return TT_OK;
+}

@@ -1,0 +1,628 @@
+/* tt_numerics.c - rounding, multipliers and rescaling (mirrors tintin.numerics). */
+#include "tt_internal.h"
+
+/* ---- scales ------------------------------------------------------------------------------ */
+
+tt_scale_t tt_scale_mul(tt_scale_t a, tt_scale_t b)
+{
+    tt_scale_t r;
+    r.S = tt_exp16((int32_t)a.S + b.S);
+    r.U = tt_exp16((int32_t)a.U + b.U);
+    r.D = tt_exp16((int32_t)a.D + b.D);
+    return r;
+}
+
+tt_scale_t tt_scale_div(tt_scale_t a, tt_scale_t b)
+{
+    tt_scale_t r;
+    r.S = tt_exp16((int32_t)a.S - b.S);
+    r.U = tt_exp16((int32_t)a.U - b.U);
+    r.D = tt_exp16((int32_t)a.D - b.D);
+    return r;
+}
+
+/* ---- random bits -------------------------------------------------------------------------- */
+
+uint32_t tt_mix32(uint32_t x)
+{
+    x ^= x >> 16;
+    x = (uint32_t)(x * (uint32_t)TT_MIX_MUL1);
+    x ^= x >> 15;
+    x = (uint32_t)(x * (uint32_t)TT_MIX_MUL2);
+    x ^= x >> 16;
+    return x;
+}
+
+uint32_t tt_draw_bits(uint32_t key, uint32_t index)
+{
+    return tt_mix32((uint32_t)(key + (uint32_t)(index * (uint32_t)TT_GOLDEN32)));
+}
+
+void tt_stream_init(tt_stream_t *stream, uint32_t seed, uint32_t step)
+{
+    stream->seed = seed;
+    stream->step = step;
+}
+
+uint32_t tt_stream_key(const tt_stream_t *stream, uint32_t site)
+{
+    return tt_mix32(tt_mix32(tt_mix32(stream->seed) ^ stream->step) ^ site);
+}
+
+void tt_stream_advance(tt_stream_t *stream)
+{
+    stream->step = (uint32_t)(stream->step + 1u);
+}
+
+/* ---- rounded shifts ---------------------------------------------------------------------- */
+/* All modes round the magnitude and restore the sign. The s32 versions keep the arithmetic in
+ * 32 bits for n <= 31 (|x| <= 2**31 and the rounding increment < 2**31, so the sum < 2**32). */
+
+int32_t tt_shift_round_nearest_s32(int32_t x, uint8_t n)
+{
+    uint32_t q;
+    if (n == 0) {
+        return x;
+    }
+    if (n > 31) {
+        return (int32_t)tt_shift_round_nearest_s64(x, n);
+    }
+    q = (tt_mag32(x) + ((uint32_t)1 << (n - 1))) >> n;
+    return x < 0 ? -(int32_t)q : (int32_t)q;
+}
+
+int64_t tt_shift_round_nearest_s64(int64_t x, uint8_t n)
+{
+    uint64_t q;
+    if (n == 0) {
+        return x;
+    }
+    if (n > 62) {
+        return 0;
+    }
+    q = (tt_mag64(x) + ((uint64_t)1 << (n - 1))) >> n;
+    return x < 0 ? -(int64_t)q : (int64_t)q;
+}
+
+int32_t tt_shift_round_stochastic_s32(int32_t x, uint8_t n, uint32_t key, uint32_t index)
+{
+    uint32_t q;
+    if (n == 0) {
+        return x;
+    }
+    if (n > 31) {
+        return (int32_t)tt_shift_round_stochastic_s64(x, n, key, index);
+    }
+    /* r: the top n bits of the draw, uniform in [0, 2**n) */
+    q = (tt_mag32(x) + (tt_draw_bits(key, index) >> (32 - n))) >> n;
+    return x < 0 ? -(int32_t)q : (int32_t)q;
+}
+
+int64_t tt_shift_round_stochastic_s64(int64_t x, uint8_t n, uint32_t key, uint32_t index)
+{
+    uint64_t r, q;
+    uint32_t bits;
+    if (n == 0) {
+        return x;
+    }
+    if (n > 62) {
+        return 0;
+    }
+    bits = tt_draw_bits(key, index);
+    r = n < 32 ? (uint64_t)(bits >> (32 - n)) : (uint64_t)bits << (n - 32);
+    q = (tt_mag64(x) + r) >> n;
+    return x < 0 ? -(int64_t)q : (int64_t)q;
+}
+
+int32_t tt_shift_round_pseudo_s32(int32_t x, uint8_t n)
+{
+    uint32_t mag, rem, p, t, q;
+    uint8_t h, low;
+    if (n == 0) {
+        return x;
+    }
+    if (n > 31) {
+        return (int32_t)tt_shift_round_pseudo_s64(x, n);
+    }
+    /* discarded bits: the high h = ceil(n/2) bits p are the probability, the low n - h bits t the draw */
+    h = (uint8_t)((n + 1) / 2);
+    low = (uint8_t)(n - h);
+    mag = tt_mag32(x);
+    rem = mag & (((uint32_t)1 << n) - 1u);
+    p = rem >> low;
+    t = rem & (((uint32_t)1 << low) - 1u);
+    if (h > low) {
+        t = (t << 1) | (p & 1u); /* odd n: the draw gets the low bit of p, both have h bits */
+    }
+    /* up when p > t; ties (p == t) round up when p is odd (unbiased) */
+    q = (mag >> n) + ((p > t || (p == t && (p & 1u))) ? 1u : 0u);
+    return x < 0 ? -(int32_t)q : (int32_t)q;
+}
+
+int64_t tt_shift_round_pseudo_s64(int64_t x, uint8_t n)
+{
+    uint64_t mag, rem, p, t, q;
+    uint8_t h, low;
+    if (n == 0) {
+        return x;
+    }
+    if (n > 62) {
+        return 0;
+    }
+    h = (uint8_t)((n + 1) / 2);
+    low = (uint8_t)(n - h);
+    mag = tt_mag64(x);
+    rem = mag & (((uint64_t)1 << n) - 1u);
+    p = rem >> low;
+    t = rem & (((uint64_t)1 << low) - 1u);
+    if (h > low) {
+        t = (t << 1) | (p & 1u); /* odd n: the draw gets the low bit of p, both have h bits */
+    }
+    /* up when p > t; ties (p == t) round up when p is odd (unbiased) */
+    q = (mag >> n) + ((p > t || (p == t && (p & 1u))) ? 1u : 0u);
+    return x < 0 ? -(int64_t)q : (int64_t)q;
+}
+
+int32_t tt_shift_round_s32(int32_t x, uint8_t n, tt_rounding_t mode, uint32_t key, uint32_t index)
+{
+    switch (mode) {
+    case TT_ROUND_STOCHASTIC:
+        return tt_shift_round_stochastic_s32(x, n, key, index);
+    case TT_ROUND_PSEUDO_STOCHASTIC:
+        return tt_shift_round_pseudo_s32(x, n);
+    default:
+        return tt_shift_round_nearest_s32(x, n);
+    }
+}
+
+int64_t tt_shift_round_s64(int64_t x, uint8_t n, tt_rounding_t mode, uint32_t key, uint32_t index)
+{
+    switch (mode) {
+    case TT_ROUND_STOCHASTIC:
+        return tt_shift_round_stochastic_s64(x, n, key, index);
+    case TT_ROUND_PSEUDO_STOCHASTIC:
+        return tt_shift_round_pseudo_s64(x, n);
+    default:
+        return tt_shift_round_nearest_s64(x, n);
+    }
+}
+
+tt_status_t tt_shift_round_buffer_s32(const int32_t *x, int32_t *y, size_t count, uint8_t n, tt_rounding_t mode,
+                                      uint32_t key)
+{
+    size_t i;
+    if (count && (x == NULL || y == NULL)) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < count; ++i) {
+        y[i] = tt_shift_round_s32(x[i], n, mode, key, (uint32_t)i);
+    }
+    return TT_OK;
+}
+
+tt_status_t tt_shift_round_buffer_s64(const int64_t *x, int64_t *y, size_t count, uint8_t n, tt_rounding_t mode,
+                                      uint32_t key)
+{
+    size_t i;
+    if (count && (x == NULL || y == NULL)) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < count; ++i) {
+        y[i] = tt_shift_round_s64(x[i], n, mode, key, (uint32_t)i);
+    }
+    return TT_OK;
+}
+
+/* ---- multipliers -------------------------------------------------------------------------- */
+
+uint8_t tt_bit_length_u32(uint32_t v)
+{
+    uint8_t n = 0;
+    if (v >= 0x10000UL) {
+        v >>= 16;
+        n = (uint8_t)(n + 16);
+    }
+    if (v >= 0x100UL) {
+        v >>= 8;
+        n = (uint8_t)(n + 8);
+    }
+    while (v) {
+        v >>= 1;
+        ++n;
+    }
+    return n;
+}
+
+uint8_t tt_bit_length_u64(uint64_t v)
+{
+    if (v >> 32) {
+        return (uint8_t)(32 + tt_bit_length_u32((uint32_t)(v >> 32)));
+    }
+    return tt_bit_length_u32((uint32_t)v);
+}
+
+/* _normalise: bring m * 2**e to m in [2**14, 2**15) by rounding half up. m in [1, 2**31). */
+static void normalise(uint32_t *m, int32_t *e)
+{
+    while (*m >= ((uint32_t)1 << TT_MULT_BITS)) {
+        uint8_t s = (uint8_t)(tt_bit_length_u32(*m) - TT_MULT_BITS);
+        *m = (*m + ((uint32_t)1 << (s - 1))) >> s;
+        *e += s;
+    }
+    while (*m < ((uint32_t)1 << (TT_MULT_BITS - 1))) {
+        *m <<= 1;
+        *e -= 1;
+    }
+}
+
+tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
+{
+    uint32_t m = (uint32_t)1 << (TT_MULT_BITS - 1);
+    int32_t e = -(TT_MULT_BITS - 1);
+    int16_t i;
+    if (out == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (ratio.U > TT_MAX_FACTOR_STEPS || ratio.U < -TT_MAX_FACTOR_STEPS || ratio.D > TT_MAX_FACTOR_STEPS ||
+        ratio.D < -TT_MAX_FACTOR_STEPS) {
+        return TT_ERR_RANGE;
+    }
+    /* u steps, then d steps; m < 2**15 so m * 5 < 2**18 and (m << 16) + 2 < 2**31 */
+    for (i = 0; i < (ratio.U < 0 ? -ratio.U : ratio.U); ++i) {
+        if (ratio.U > 0) {
+            m *= TT_U_NUM;
+            e -= TT_U_SHIFT;
+        } else {
+            m = ((m << 16) + TT_U_NUM / 2) / TT_U_NUM;
+            e += TT_U_SHIFT - 16;
+        }
+        normalise(&m, &e);
+    }
+    for (i = 0; i < (ratio.D < 0 ? -ratio.D : ratio.D); ++i) {
+        if (ratio.D > 0) {
+            m *= TT_D_NUM;
+            e -= TT_D_SHIFT;
+        } else {
+            m = ((m << 16) + TT_D_NUM / 2) / TT_D_NUM;
+            e += TT_D_SHIFT - 16;
+        }
+        normalise(&m, &e);
+    }
+    out->m = (int32_t)m;
+    out->n = -(e + ratio.S);
+    return TT_OK;
+}
+
+tt_status_t tt_divide_multiplier(tt_multiplier_t mult, uint32_t divisor, tt_multiplier_t *out)
+{
+    uint32_t m;
+    int32_t e;
+    if (out == NULL || divisor == 0 || divisor > ((uint32_t)1 << 31) || mult.m < (1L << (TT_MULT_BITS - 1)) ||
+        mult.m >= (1L << TT_MULT_BITS)) {
+        return TT_ERR_ARG;
+    }
+    if (divisor == 1) {
+        *out = mult;
+        return TT_OK;
+    }
+    /* (m << 16) < 2**31 and divisor / 2 <= 2**30: no wrap; the quotient is >= 1 */
+    m = (((uint32_t)mult.m << 16) + divisor / 2) / divisor;
+    e = -(mult.n + 16);
+    normalise(&m, &e);
+    out->m = (int32_t)m;
+    out->n = -e;
+    return TT_OK;
+}
+
+int64_t tt_apply_multiplier_scalar(int64_t x, tt_multiplier_t mult, tt_rounding_t rounding, uint32_t key,
+                                   uint32_t index, int64_t limit)
+{
+    /* product in int64 (|x| < 2**47, M < 2**15); wraps like numpy beyond that */
+    int64_t prod = (int64_t)((uint64_t)x * (uint64_t)(int64_t)mult.m);
+    int64_t q;
+    if (mult.n >= 0) {
+        q = mult.n > 62 ? 0 : tt_shift_round_s64(prod, (uint8_t)mult.n, rounding, key, index);
+    } else {
+        int32_t s = -mult.n;
+        if (limit >= 0) {
+            int64_t bound = (s >= 63 ? 0 : (limit >> s)) + 1;
+            prod = tt_clip64(prod, bound);
+        }
+        q = tt_shl64_wrap(prod, (uint8_t)(s > 64 ? 64 : s));
+    }
+    if (limit >= 0) {
+        q = tt_clip64(q, limit);
+    }
+    return q;
+}
+
+tt_status_t tt_apply_multiplier_s32(const int32_t *x, int32_t *y, size_t count, tt_multiplier_t mult,
+                                    tt_rounding_t rounding, uint32_t key, int32_t limit)
+{
+    size_t i;
+    if ((count && (x == NULL || y == NULL)) || limit < 0) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < count; ++i) {
+        y[i] = (int32_t)tt_apply_multiplier_scalar(x[i], mult, rounding, key, (uint32_t)i, limit);
+    }
+    return TT_OK;
+}
+
+tt_status_t tt_apply_multiplier_s64(const int64_t *x, int64_t *y, size_t count, tt_multiplier_t mult,
+                                    tt_rounding_t rounding, uint32_t key, int64_t limit)
+{
+    size_t i;
+    if (count && (x == NULL || y == NULL)) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < count; ++i) {
+        y[i] = tt_apply_multiplier_scalar(x[i], mult, rounding, key, (uint32_t)i, limit);
+    }
+    return TT_OK;
+}
+
+/* ---- range estimation ---------------------------------------------------------------------- */
+
+uint32_t tt_max_abs_s8(const int8_t *x, size_t count)
+{
+    uint32_t best = 0;
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        uint32_t a = (uint32_t)(x[i] < 0 ? -(int16_t)x[i] : x[i]);
+        if (a > best) {
+            best = a;
+        }
+    }
+    return best;
+}
+
+uint32_t tt_max_abs_s16(const int16_t *x, size_t count)
+{
+    uint32_t best = 0;
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        uint32_t a = tt_mag32(x[i]);
+        if (a > best) {
+            best = a;
+        }
+    }
+    return best;
+}
+
+uint32_t tt_max_abs_s32(const int32_t *x, size_t count)
+{
+    uint32_t best = 0;
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        uint32_t a = tt_mag32(x[i]);
+        if (a > best) {
+            best = a;
+        }
+    }
+    return best;
+}
+
+/* ---- rescale -------------------------------------------------------------------------------- */
+
+static tt_fine_step_t fine_step(tt_scale_mode_t mode, uint8_t i)
+{
+    tt_fine_step_t st;
+    if (mode == TT_SCALE_COMPOUND) {
+        st.m = tt_rom_u8(&tt_fine_steps[i].m);
+        st.p = tt_rom_u8(&tt_fine_steps[i].p);
+        st.a = tt_rom_u8(&tt_fine_steps[i].a);
+        st.b = tt_rom_u8(&tt_fine_steps[i].b);
+    } else {
+        st.m = 1;
+        st.p = 0;
+        st.a = 0;
+        st.b = 0;
+    }
+    return st;
+}
+
+uint8_t tt_choose_rescale(uint32_t amax, uint8_t bits, tt_scale_mode_t mode, tt_rescale_t *choice)
+{
+    uint32_t limit = (uint32_t)tt_limit_for_bits(bits);
+    uint8_t k, j, i, count = mode == TT_SCALE_COMPOUND ? TT_FINE_STEP_COUNT : 1;
+    tt_fine_step_t st;
+    if (amax <= limit) {
+        return 0;
+    }
+    /* amax / 2**k lies in [2**(bits-2), 2**(bits-1)) */
+    k = (uint8_t)(tt_bit_length_u32(amax) - (bits - 1));
+    for (j = 0; j < 2; ++j) {
+        for (i = 0; i < count; ++i) {
+            uint8_t s;
+            st = fine_step(mode, i);
+            s = (uint8_t)(st.p + k + j);
+            /* amax * m < 2**40: nearest rounding of a non-negative value */
+            if ((((uint64_t)amax * st.m + ((uint64_t)1 << (s - 1))) >> s) <= limit) {
+                choice->m = st.m;
+                choice->p = st.p;
+                choice->a = st.a;
+                choice->b = st.b;
+                choice->shift = (uint8_t)(k + j);
+                return 1;
+            }
+        }
+    }
+    /* unreachable: m / 2**(p + k + 1) < 1 always fits */
+    choice->m = 1;
+    choice->p = 0;
+    choice->a = 0;
+    choice->b = 0;
+    choice->shift = (uint8_t)(k + 1);
+    return 1;
+}
+
+tt_scale_t tt_rescaled_scale(tt_scale_t scale, const tt_rescale_t *choice)
+{
+    tt_scale_t r;
+    r.S = tt_exp16((int32_t)scale.S + choice->p + choice->shift - TT_U_SHIFT * choice->a - TT_D_SHIFT * choice->b);
+    r.U = tt_exp16((int32_t)scale.U - choice->a);
+    r.D = tt_exp16((int32_t)scale.D - choice->b);
+    return r;
+}
+
+int32_t tt_rescale_apply(int32_t x, const tt_rescale_t *choice, int32_t limit, tt_rounding_t rounding, uint32_t key,
+                         uint32_t index)
+{
+    uint8_t n = (uint8_t)(choice->p + choice->shift);
+    int64_t q;
+    if (choice->m == 1) {
+        return tt_clip32(tt_shift_round_s32(x, n, rounding, key, index), limit);
+    }
+    if (tt_mag32(x) <= (uint32_t)INT32_MAX / choice->m) {
+        /* x * m fits int32: 32-bit path (same value as the int64 one) */
+        return tt_clip32(tt_shift_round_s32(x * (int32_t)choice->m, n, rounding, key, index), limit);
+    }
+    q = tt_shift_round_s64((int64_t)x * choice->m, n, rounding, key, index);
+    return (int32_t)tt_clip64(q, limit);
+}
+
+tt_status_t tt_rescale_s32_to_s8(const int32_t *acc, size_t count, tt_scale_t *scale, tt_scale_mode_t mode,
+                                 tt_rounding_t rounding, uint32_t key, int8_t *out)
+{
+    tt_rescale_t choice;
+    size_t i;
+    if (scale == NULL || (count && (acc == NULL || out == NULL))) {
+        return TT_ERR_ARG;
+    }
+    if (!tt_choose_rescale(tt_max_abs_s32(acc, count), 8, mode, &choice)) {
+        for (i = 0; i < count; ++i) {
+            out[i] = (int8_t)acc[i];
+        }
+        return TT_OK;
+    }
+    for (i = 0; i < count; ++i) {
+        out[i] = (int8_t)tt_rescale_apply(acc[i], &choice, 127, rounding, key, (uint32_t)i);
+    }
+    *scale = tt_rescaled_scale(*scale, &choice);
+    return TT_OK;
+}
+
+tt_status_t tt_rescale_s16_to_s8(const int16_t *x, size_t count, tt_scale_t *scale, tt_scale_mode_t mode,
+                                 int8_t *out)
+{
+    tt_rescale_t choice;
+    size_t i;
+    if (scale == NULL || (count && (x == NULL || out == NULL))) {
+        return TT_ERR_ARG;
+    }
+    if (!tt_choose_rescale(tt_max_abs_s16(x, count), 8, mode, &choice)) {
+        for (i = 0; i < count; ++i) {
+            out[i] = (int8_t)x[i];
+        }
+        return TT_OK;
+    }
+    for (i = 0; i < count; ++i) {
+        out[i] = (int8_t)tt_rescale_apply(x[i], &choice, 127, TT_ROUND_NEAREST, 0, (uint32_t)i);
+    }
+    *scale = tt_rescaled_scale(*scale, &choice);
+    return TT_OK;
+}
+
+/* ---- grid rescale of persistent tensors ---------------------------------------------------- */
+
+/* _round_nearest_scalar(v, s) for v < 2**62; saturates to UINT64_MAX when a left shift would
+ * leave 64 bits (only ever compared against a limit, so saturation is exact for the comparison). */
+static uint64_t round_nearest_u64(uint64_t v, int32_t s)
+{
+    if (s > 0) {
+        return s > 63 ? 0 : (v + ((uint64_t)1 << (s - 1))) >> s;
+    }
+    if (s < 0) {
+        if (-s >= 64 || (v >> (64 + s)) != 0) {
+            return v ? UINT64_MAX : 0;
+        }
+        return v << -s;
+    }
+    return v;
+}
+
+tt_status_t tt_choose_grid_rescale(uint64_t amax, tt_scale_t scale, uint8_t bits, tt_scale_mode_t mode,
+                                   uint8_t *changed, tt_scale_t *new_scale, tt_multiplier_t *mult)
+{
+    uint64_t limit = (uint64_t)tt_limit_for_bits(bits), best_fit = 0;
+    uint8_t a, b, steps = mode == TT_SCALE_COMPOUND ? TT_GRID_MAX_STEPS : 0, found = 0;
+    if (changed == NULL || new_scale == NULL || mult == NULL) {
+        return TT_ERR_ARG;
+    }
+    *changed = 0;
+    if (amax <= limit) {
+        return TT_OK;
+    }
+    if (amax >= ((uint64_t)1 << 47)) {
+        return TT_ERR_OVERFLOW;
+    }
+    for (a = 0; a <= steps; ++a) {
+        for (b = 0; b <= steps; ++b) {
+            tt_scale_t ratio;
+            tt_multiplier_t rm;
+            uint64_t v, fitted;
+            int32_t j;
+            tt_status_t st;
+            ratio.S = 0;
+            ratio.U = tt_exp16((int32_t)scale.U - a);
+            ratio.D = tt_exp16((int32_t)scale.D - b);
+            st = tt_ratio_multiplier(ratio, &rm);
+            if (st != TT_OK) {
+                return st;
+            }
+            v = amax * (uint64_t)rm.m; /* < 2**62 */
+            /* smallest extra shift j >= 0 (new S = scale.S + j) that fits, then the finest */
+            j = (int32_t)tt_bit_length_u64(v) - rm.n - (int32_t)tt_bit_length_u32((uint32_t)limit);
+            if (j < 0) {
+                j = 0;
+            }
+            while (round_nearest_u64(v, rm.n + j) > limit) {
+                ++j;
+            }
+            while (j > -64 && round_nearest_u64(v, rm.n + j - 1) <= limit) {
+                --j;
+            }
+            fitted = round_nearest_u64(v, rm.n + j);
+            if (!found || fitted > best_fit) {
+                found = 1;
+                best_fit = fitted;
+                new_scale->S = tt_exp16((int32_t)scale.S + j);
+                new_scale->U = a;
+                new_scale->D = b;
+                mult->m = rm.m;
+                mult->n = rm.n + j;
+            }
+        }
+    }
+    *changed = 1;
+    return TT_OK;
+}
+
+/* ---- table functions ------------------------------------------------------------------------ */
+
+uint32_t tt_exp2_frac_q15(uint16_t frac)
+{
+    uint16_t idx = (uint16_t)(frac >> 8);
+    uint32_t low = (uint32_t)(frac & 0xFFu);
+    uint32_t base = tt_rom_u32(&tt_table_exp2_q15[idx]);
+    /* the table increases: the difference is < 2**8 and the product < 2**16 */
+    return base + (((tt_rom_u32(&tt_table_exp2_q15[idx + 1]) - base) * low + 128u) >> 8);
+}
+
+int32_t tt_log2_q16(uint32_t x)
+{
+    uint8_t e;
+    uint32_t frac16, base, low;
+    uint16_t idx;
+    if (x == 0) {
+        return 0;
+    }
+    e = (uint8_t)(tt_bit_length_u32(x) - 1);
+    /* x / 2**e in [1, 2) as 16 fraction bits ((x << 16) >> e is exact when e <= 16) */
+    frac16 = (e <= 16 ? x << (16 - e) : x >> (e - 16)) - 0x10000UL;
+    idx = (uint16_t)(frac16 >> 8);
+    low = frac16 & 0xFFu;
+    base = tt_rom_u32(&tt_table_log2_q16[idx]);
+    return (int32_t)(((uint32_t)e << 16) + base + (((tt_rom_u32(&tt_table_log2_q16[idx + 1]) - base) * low + 128u) >> 8));
+}

@@ -1,0 +1,288 @@
+/* tt_sgd.c - integer SGD updates (mirrors tintin.optim.sgd.IntegerSGD.update). */
+#include "tt_optim.h"
+#include "tt_internal.h"
+
+#define TT_MOMENTUM_CLIP ((int64_t)1 << 40)
+
+/* Everything the per-element update step needs, computed once per parameter. */
+typedef struct {
+    uint8_t niti;           /* NITI bit-width rule */
+    uint8_t skip;           /* NITI rule with an all-zero gradient: the parameter does not change */
+    uint8_t momentum;       /* aligned rule with momentum */
+    uint8_t fast32;         /* aligned rule: |g| * M fits int32 and 0 <= n <= 62 (same result) */
+    uint8_t momentum_shift; /* 1..8 */
+    int8_t niti_k;          /* NITI: right shift (a left shift by -k when k <= 0) */
+    tt_rounding_t rounding;
+    tt_multiplier_t mult;   /* aligned: lr * grad_scale / w_scale / batch */
+    tt_multiplier_t fine;   /* momentum: the same in 2**-8 weight units */
+    uint32_t key;
+} delta_rule_t;
+
+static int64_t sub_wrap64(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a - (uint64_t)b);
+}
+
+static tt_status_t check_config(const tt_sgd_config_t *cfg)
+{
+    if (cfg == NULL || cfg->rule > TT_RULE_NITI || cfg->rounding > TT_ROUND_PSEUDO_STOCHASTIC ||
+        cfg->mode > TT_SCALE_COMPOUND || cfg->momentum_shift > 8 || cfg->batch_size == 0 ||
+        (cfg->rule == TT_RULE_NITI && (cfg->mu < 1 || cfg->mu > 8))) {
+        return TT_ERR_ARG;
+    }
+    return TT_OK;
+}
+
+static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, uint8_t is_weight,
+                                   tt_scale_t w_scale, const int32_t *grad, size_t count, tt_scale_t grad_scale,
+                                   uint32_t key)
+{
+    uint32_t amax = tt_max_abs_s32(grad, count);
+    tt_status_t st = check_config(cfg);
+    if (st != TT_OK) {
+        return st;
+    }
+    r->niti = 0;
+    r->skip = 0;
+    r->momentum = 0;
+    r->fast32 = 0;
+    r->momentum_shift = cfg->momentum_shift;
+    r->niti_k = 0;
+    r->rounding = (tt_rounding_t)cfg->rounding;
+    r->mult.m = 0;
+    r->mult.n = 0;
+    r->fine = r->mult;
+    r->key = key;
+    if (cfg->rule == TT_RULE_NITI && is_weight) {
+        r->niti = 1;
+        r->skip = amax == 0;
+        r->niti_k = (int8_t)(tt_bit_length_u32(amax) - cfg->mu);
+        return TT_OK;
+    }
+    {
+        tt_multiplier_t m;
+        st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, grad_scale), w_scale), &m);
+        if (st != TT_OK) {
+            return st;
+        }
+        st = tt_divide_multiplier(m, cfg->batch_size, &r->mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    if (cfg->momentum_shift) {
+        r->momentum = 1;
+        r->fine.m = r->mult.m;
+        r->fine.n = r->mult.n - TT_MOMENTUM_FRAC_BITS;
+    } else {
+        r->fast32 = r->mult.n >= 0 && r->mult.n <= 62 && amax <= (uint32_t)INT32_MAX / (uint32_t)r->mult.m;
+    }
+    return TT_OK;
+}
+
+/* delta for gradient element g (draw index `index`); updates *v with momentum. */
+static int64_t delta_at(const delta_rule_t *r, int32_t g, int64_t *v, uint32_t index)
+{
+    if (r->niti) {
+        if (r->niti_k <= 0) {
+            return (int64_t)g * ((int64_t)1 << -r->niti_k);
+        }
+        return tt_shift_round_s32(g, (uint8_t)r->niti_k, r->rounding, r->key, index);
+    }
+    if (r->momentum) {
+        /* v <- v - round(v / 2**k) + round(g * M / 2**(n-8)); |v| <= 2**40 */
+        int64_t fine = tt_apply_multiplier_scalar(g, r->fine, TT_ROUND_NEAREST, 0, 0, -1);
+        int64_t nv = sub_wrap64(*v, tt_shift_round_nearest_s64(*v, r->momentum_shift));
+        nv = tt_clip64(sub_wrap64(nv, -fine), TT_MOMENTUM_CLIP);
+        *v = nv;
+        return tt_shift_round_s64(nv, TT_MOMENTUM_FRAC_BITS, r->rounding, r->key, index);
+    }
+    if (r->fast32) {
+        return tt_shift_round_s32(g * (int32_t)r->mult.m, (uint8_t)r->mult.n, r->rounding, r->key, index);
+    }
+    return tt_apply_multiplier_scalar(g, r->mult, r->rounding, r->key, index, -1);
+}
+
+/* Full weight tensor: w8 or w16 (the other NULL). */
+static tt_status_t update_weight(int8_t *w8, int16_t *w16, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                 tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+                                 uint32_t key)
+{
+    delta_rule_t r;
+    tt_status_t st, result = TT_OK;
+    tt_scale_t new_scale;
+    tt_multiplier_t mult;
+    uint64_t amax = 0;
+    uint8_t bits = w8 != NULL ? 8 : 16, saturated = 0, changed = 0;
+    int32_t limit = tt_limit_for_bits(bits);
+    size_t i;
+    if (w_scale == NULL || (count && ((w8 == NULL && w16 == NULL) || grad == NULL))) {
+        return TT_ERR_ARG;
+    }
+    st = delta_rule_init(&r, cfg, 1, *w_scale, grad, count, grad_scale, key);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (r.momentum && count && momentum == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (r.skip) {
+        return TT_OK;
+    }
+    /* pass 1: new = w - delta (int64), its range; the gradient buffer keeps new (saturated) */
+    for (i = 0; i < count; ++i) {
+        int64_t old = w8 != NULL ? (int64_t)w8[i] : (int64_t)w16[i];
+        int64_t nw = sub_wrap64(old, delta_at(&r, grad[i], r.momentum ? &momentum[i] : NULL, (uint32_t)i));
+        uint64_t a = tt_mag64(nw);
+        if (a > amax) {
+            amax = a;
+        }
+        if (a > (uint64_t)INT32_MAX) {
+            saturated = 1;
+        }
+        grad[i] = tt_sat32(nw);
+    }
+    if (cfg->weight_rescale) {
+        st = tt_choose_grid_rescale(amax, *w_scale, bits, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &mult);
+        if (st != TT_OK) {
+            changed = 0; /* defined fallback: saturate */
+            result = st;
+        }
+    }
+    /* pass 2: saturate, or convert to the coarser grid scale (nearest) */
+    for (i = 0; i < count; ++i) {
+        int32_t q = changed ? (int32_t)tt_apply_multiplier_scalar(grad[i], mult, TT_ROUND_NEAREST, 0, 0, limit)
+                            : tt_clip32(grad[i], limit);
+        if (w8 != NULL) {
+            w8[i] = (int8_t)q;
+        } else {
+            w16[i] = (int16_t)q;
+        }
+        if (changed && r.momentum) {
+            momentum[i] = tt_apply_multiplier_scalar(momentum[i], mult, TT_ROUND_NEAREST, 0, 0, -1);
+        }
+    }
+    if (changed) {
+        *w_scale = new_scale;
+        if (saturated) {
+            result = TT_ERR_OVERFLOW;
+        }
+    }
+    return result;
+}
+
+tt_status_t tt_sgd_update_weight_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                    tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+                                    uint32_t key)
+{
+    if (count && weight == NULL) {
+        return TT_ERR_ARG;
+    }
+    return update_weight(weight, NULL, w_scale, count, grad, grad_scale, momentum, cfg, key);
+}
+
+tt_status_t tt_sgd_update_weight_s16(int16_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                     tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+                                     uint32_t key)
+{
+    if (count && weight == NULL) {
+        return TT_ERR_ARG;
+    }
+    return update_weight(NULL, weight, w_scale, count, grad, grad_scale, momentum, cfg, key);
+}
+
+/* Rows of a tensor of 8-, 16- or 32-bit mantissas (32: a bias), saturating. */
+static tt_status_t update_rows(void *values, uint8_t bits, tt_scale_t scale, size_t row_count, size_t cols,
+                               const uint16_t *rows, size_t nrows, const int32_t *grad_rows, tt_scale_t grad_scale,
+                               int64_t *momentum, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    delta_rule_t r;
+    tt_status_t st;
+    int64_t limit = bits == 32 ? (int64_t)TT_BIAS_LIMIT : (int64_t)tt_limit_for_bits(bits);
+    size_t j, k;
+    if (nrows && (values == NULL || rows == NULL || grad_rows == NULL || cols == 0)) {
+        return TT_ERR_ARG;
+    }
+    for (j = 0; j < nrows; ++j) {
+        if (rows[j] >= row_count) {
+            return TT_ERR_ARG;
+        }
+    }
+    st = delta_rule_init(&r, cfg, bits != 32, scale, grad_rows, nrows * cols, grad_scale, key);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (r.momentum && nrows && momentum == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (r.skip) {
+        return TT_OK;
+    }
+    for (j = 0; j < nrows; ++j) {
+        size_t base = (size_t)rows[j] * cols;
+        for (k = 0; k < cols; ++k) {
+            size_t i = j * cols + k;
+            int64_t d = delta_at(&r, grad_rows[i], r.momentum ? &momentum[i] : NULL, (uint32_t)i);
+            if (bits == 8) {
+                int8_t *w = (int8_t *)values + base + k;
+                *w = (int8_t)tt_clip64(sub_wrap64(*w, d), limit);
+            } else if (bits == 16) {
+                int16_t *w = (int16_t *)values + base + k;
+                *w = (int16_t)tt_clip64(sub_wrap64(*w, d), limit);
+            } else {
+                int32_t *w = (int32_t *)values + base + k;
+                *w = (int32_t)tt_clip64(sub_wrap64(*w, d), limit);
+            }
+        }
+    }
+    return TT_OK;
+}
+
+tt_status_t tt_sgd_update_bias_s32(int32_t *bias, tt_scale_t bias_scale, size_t count, const int32_t *grad,
+                                   tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+                                   uint32_t key)
+{
+    delta_rule_t r;
+    tt_status_t st;
+    size_t i;
+    if (count && (bias == NULL || grad == NULL)) {
+        return TT_ERR_ARG;
+    }
+    st = delta_rule_init(&r, cfg, 0, bias_scale, grad, count, grad_scale, key);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (r.momentum && count && momentum == NULL) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < count; ++i) {
+        int64_t d = delta_at(&r, grad[i], r.momentum ? &momentum[i] : NULL, (uint32_t)i);
+        bias[i] = (int32_t)tt_clip64(sub_wrap64(bias[i], d), TT_BIAS_LIMIT);
+    }
+    return TT_OK;
+}
+
+tt_status_t tt_sgd_update_weight_rows_s8(int8_t *weight, tt_scale_t w_scale, size_t row_count, size_t cols,
+                                         const uint16_t *rows, size_t nrows, const int32_t *grad_rows,
+                                         tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+                                         uint32_t key)
+{
+    return update_rows(weight, 8, w_scale, row_count, cols, rows, nrows, grad_rows, grad_scale, momentum, cfg, key);
+}
+
+tt_status_t tt_sgd_update_weight_rows_s16(int16_t *weight, tt_scale_t w_scale, size_t row_count, size_t cols,
+                                          const uint16_t *rows, size_t nrows, const int32_t *grad_rows,
+                                          tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+                                          uint32_t key)
+{
+    return update_rows(weight, 16, w_scale, row_count, cols, rows, nrows, grad_rows, grad_scale, momentum, cfg,
+                       key);
+}
+
+tt_status_t tt_sgd_update_bias_rows_s32(int32_t *bias, tt_scale_t bias_scale, size_t row_count,
+                                        const uint16_t *rows, size_t nrows, const int32_t *grad_rows,
+                                        tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+                                        uint32_t key)
+{
+    return update_rows(bias, 32, bias_scale, row_count, 1, rows, nrows, grad_rows, grad_scale, momentum, cfg, key);
+}
