@@ -1,0 +1,743 @@
+"""The C runtime compiled for the host and bound with ctypes.
+
+:func:`load` compiles ``runtime/*.c`` with the system C compiler (``$CC`` or ``gcc``) into a shared
+library in a cache directory (``$TINTIN_CACHE/codegen-host`` or ``~/.cache/tintin/codegen-host``,
+never the source tree), keyed by a hash of the sources, the flags and the compiler version, so a
+changed source rebuilds and an unchanged one loads at once. The functions below wrap the C kernels
+with the signatures of their Python counterparts (:mod:`tintin.numerics`, :mod:`tintin.ops`,
+:class:`tintin.optim.IntegerSGD`): they take and return numpy arrays and
+:class:`~tintin.numerics.QTensor` values and must return bit-identical results. :func:`train_step`
+runs a whole training step of a fully connected :class:`~tintin.nn.Sequential` model on the C
+kernels (a fast host backend, and the end-to-end check of the runtime).
+
+Errors: bad Python input raises ``ValueError`` / ``TypeError`` with a one-line message; a C status
+other than ``TT_OK`` raises :class:`HostRuntimeError` (``.status`` holds the code).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..numerics import QTensor, Rounding, Scale, ScaleMode
+from ..numerics.rescale import FineStep
+from ..ops.loss import LossValue
+from . import RUNTIME_DIR
+
+#: flags of the host build: the portability flags of every target plus a shared library
+CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared")
+LIBRARY_NAME = "libtintin_runtime.so"
+
+STATUS_NAMES = {0: "TT_OK", 1: "TT_ERR_SHAPE", 2: "TT_ERR_OVERFLOW", 3: "TT_ERR_ARG", 4: "TT_ERR_RANGE"}
+TT_OK, TT_ERR_SHAPE, TT_ERR_OVERFLOW, TT_ERR_ARG, TT_ERR_RANGE = range(5)
+
+_ROUNDING = {Rounding.NEAREST: 0, Rounding.STOCHASTIC: 1, Rounding.PSEUDO_STOCHASTIC: 2}
+_MODE = {ScaleMode.POW2: 0, ScaleMode.COMPOUND: 1}
+_EXPONENT_LIMIT = 16000
+
+
+class HostBuildError(RuntimeError):
+    """The host C compiler is missing or the runtime does not compile."""
+
+
+class HostRuntimeError(RuntimeError):
+    """A runtime kernel returned a status other than TT_OK."""
+
+    def __init__(self, function: str, status: int):
+        self.function = function
+        self.status = status
+        super().__init__(f"{function} returned {STATUS_NAMES.get(status, status)}")
+
+
+# -- C types -----------------------------------------------------------------------------------------
+
+class CScale(ctypes.Structure):
+    _fields_ = [("S", ctypes.c_int16), ("U", ctypes.c_int16), ("D", ctypes.c_int16)]
+
+
+class CMultiplier(ctypes.Structure):
+    _fields_ = [("m", ctypes.c_int32), ("n", ctypes.c_int32)]
+
+
+class CRescale(ctypes.Structure):
+    _fields_ = [("m", ctypes.c_uint8), ("p", ctypes.c_uint8), ("a", ctypes.c_uint8), ("b", ctypes.c_uint8),
+                ("shift", ctypes.c_uint8)]
+
+
+class CStream(ctypes.Structure):
+    _fields_ = [("seed", ctypes.c_uint32), ("step", ctypes.c_uint32)]
+
+
+class CSgdConfig(ctypes.Structure):
+    _fields_ = [("batch_size", ctypes.c_uint32), ("lr", CScale), ("rule", ctypes.c_uint8),
+                ("rounding", ctypes.c_uint8), ("mode", ctypes.c_uint8), ("mu", ctypes.c_uint8),
+                ("momentum_shift", ctypes.c_uint8), ("weight_rescale", ctypes.c_uint8)]
+
+
+_P = ctypes.c_void_p
+_SZ = ctypes.c_size_t
+_I = ctypes.c_int
+_U8, _U16, _U32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
+_I32, _I64, _U64 = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint64
+_PS = ctypes.POINTER(CScale)
+
+#: name -> (restype, argtypes)
+_PROTOTYPES = {
+    "tt_scale_mul": (CScale, [CScale, CScale]),
+    "tt_scale_div": (CScale, [CScale, CScale]),
+    "tt_mix32": (_U32, [_U32]),
+    "tt_draw_bits": (_U32, [_U32, _U32]),
+    "tt_stream_init": (None, [ctypes.POINTER(CStream), _U32, _U32]),
+    "tt_stream_key": (_U32, [ctypes.POINTER(CStream), _U32]),
+    "tt_stream_advance": (None, [ctypes.POINTER(CStream)]),
+    "tt_shift_round_nearest_s32": (_I32, [_I32, _U8]),
+    "tt_shift_round_nearest_s64": (_I64, [_I64, _U8]),
+    "tt_shift_round_stochastic_s32": (_I32, [_I32, _U8, _U32, _U32]),
+    "tt_shift_round_stochastic_s64": (_I64, [_I64, _U8, _U32, _U32]),
+    "tt_shift_round_pseudo_s32": (_I32, [_I32, _U8]),
+    "tt_shift_round_pseudo_s64": (_I64, [_I64, _U8]),
+    "tt_shift_round_buffer_s32": (_I, [_P, _P, _SZ, _U8, _I, _U32]),
+    "tt_shift_round_buffer_s64": (_I, [_P, _P, _SZ, _U8, _I, _U32]),
+    "tt_ratio_multiplier": (_I, [CScale, ctypes.POINTER(CMultiplier)]),
+    "tt_divide_multiplier": (_I, [CMultiplier, _U32, ctypes.POINTER(CMultiplier)]),
+    "tt_apply_multiplier_scalar": (_I64, [_I64, CMultiplier, _I, _U32, _U32, _I64]),
+    "tt_apply_multiplier_s32": (_I, [_P, _P, _SZ, CMultiplier, _I, _U32, _I32]),
+    "tt_apply_multiplier_s64": (_I, [_P, _P, _SZ, CMultiplier, _I, _U32, _I64]),
+    "tt_max_abs_s8": (_U32, [_P, _SZ]),
+    "tt_max_abs_s16": (_U32, [_P, _SZ]),
+    "tt_max_abs_s32": (_U32, [_P, _SZ]),
+    "tt_bit_length_u32": (_U8, [_U32]),
+    "tt_bit_length_u64": (_U8, [_U64]),
+    "tt_choose_rescale": (_U8, [_U32, _U8, _I, ctypes.POINTER(CRescale)]),
+    "tt_rescaled_scale": (CScale, [CScale, ctypes.POINTER(CRescale)]),
+    "tt_rescale_s32_to_s8": (_I, [_P, _SZ, _PS, _I, _I, _U32, _P]),
+    "tt_rescale_s16_to_s8": (_I, [_P, _SZ, _PS, _I, _P]),
+    "tt_choose_grid_rescale": (_I, [_U64, CScale, _U8, _I, ctypes.POINTER(_U8), _PS, ctypes.POINTER(CMultiplier)]),
+    "tt_exp2_frac_q15": (_U32, [_U16]),
+    "tt_log2_q16": (_I32, [_U32]),
+    "tt_linear_forward_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
+    "tt_align_bias_s32": (_I, [_P, CScale, CScale, _SZ, _P]),
+    "tt_linear_backward_input_s8": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
+    "tt_linear_backward_weight_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _PS]),
+    "tt_linear_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _SZ, _P, _PS]),
+    "tt_linear_backward_bias_s32": (_I, [_P, CScale, _SZ, _SZ, _P, _PS]),
+    "tt_relu_forward_s8": (_I, [_P, _SZ, _P]),
+    "tt_relu_backward_s8": (_I, [_P, _P, _SZ, _P]),
+    "tt_softmax_q15": (_I, [_P, CScale, _SZ, _SZ, _P]),
+    "tt_softmax_xent_error_s8": (_I, [_P, CScale, _P, _SZ, _SZ, _I, _P, _P, _PS, ctypes.POINTER(_I64)]),
+    "tt_mse_error_s8": (_I, [_P, CScale, _P, CScale, _SZ, _I, _P, _PS, ctypes.POINTER(_I64), _PS]),
+    "tt_argmax_s8": (_SZ, [_P, _SZ]),
+    "tt_argmax_rows_s8": (_I, [_P, _SZ, _SZ, _P]),
+    "tt_weight_view_s16_to_s8": (_I, [_P, CScale, _SZ, _I, _P, _PS]),
+    "tt_sgd_update_weight_s8": (_I, [_P, _PS, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
+    "tt_sgd_update_weight_s16": (_I, [_P, _PS, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
+    "tt_sgd_update_bias_s32": (_I, [_P, CScale, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
+    "tt_sgd_update_weight_rows_s8": (_I, [_P, CScale, _SZ, _SZ, _P, _SZ, _P, CScale, _P,
+                                          ctypes.POINTER(CSgdConfig), _U32]),
+    "tt_sgd_update_weight_rows_s16": (_I, [_P, CScale, _SZ, _SZ, _P, _SZ, _P, CScale, _P,
+                                           ctypes.POINTER(CSgdConfig), _U32]),
+    "tt_sgd_update_bias_rows_s32": (_I, [_P, CScale, _SZ, _P, _SZ, _P, CScale, _P,
+                                         ctypes.POINTER(CSgdConfig), _U32]),
+}
+
+
+# -- building and loading ------------------------------------------------------------------------
+
+def runtime_sources() -> list[Path]:
+    """The runtime's C sources (every ``runtime/*.c``)."""
+    return sorted(RUNTIME_DIR.glob("*.c"))
+
+
+def cache_dir() -> Path:
+    """``$TINTIN_CACHE/codegen-host``, else ``~/.cache/tintin/codegen-host``."""
+    root = os.environ.get("TINTIN_CACHE")
+    base = Path(root) if root else Path.home() / ".cache" / "tintin"
+    return base / "codegen-host"
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC") or "gcc"
+    path = shutil.which(cc)
+    if path is None:
+        raise HostBuildError(f"no host C compiler: {cc!r} is not on PATH (install gcc or set CC)")
+    return path
+
+
+def _fingerprint(compiler: str, flags: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(RUNTIME_DIR.glob("*.[ch]")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    h.update(" ".join(flags).encode())
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise HostBuildError(f"cannot run the host C compiler {compiler}: {exc}") from None
+    h.update(compiler.encode())
+    h.update(version.encode())
+    return h.hexdigest()[:20]
+
+
+def build_library(extra_flags: tuple[str, ...] = (), force: bool = False) -> Path:
+    """Compile the runtime into the cache (if not already there) and return the library path."""
+    compiler = _compiler()
+    flags = CFLAGS + tuple(extra_flags)
+    out_dir = cache_dir() / _fingerprint(compiler, flags)
+    lib = out_dir / LIBRARY_NAME
+    if lib.exists() and not force:
+        return lib
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=out_dir)
+    os.close(fd)
+    cmd = [compiler, *flags, "-o", tmp, *(str(s) for s in runtime_sources())]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            first = (proc.stderr.strip().splitlines() or ["(no output)"])[0]
+            raise HostBuildError(f"the C runtime does not compile on the host: {first}")
+        os.replace(tmp, lib)  # atomic: concurrent builders never see a partial library
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return lib
+
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+
+
+def load() -> ctypes.CDLL:
+    """The host runtime library (built on first use), with every prototype declared."""
+    global _lib
+    with _lock:
+        if _lib is None:
+            lib = ctypes.CDLL(str(build_library()))
+            for name, (restype, argtypes) in _PROTOTYPES.items():
+                fn = getattr(lib, name)
+                fn.restype = restype
+                fn.argtypes = argtypes
+            _lib = lib
+        return _lib
+
+
+def _call(name: str, *args) -> int:
+    status = getattr(load(), name)(*args)
+    if status != TT_OK:
+        raise HostRuntimeError(name, status)
+    return status
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+def c_scale(scale: Scale) -> CScale:
+    s = Scale.from_tuple(scale.as_tuple()) if not isinstance(scale, Scale) else scale
+    if max(abs(s.S), abs(s.U), abs(s.D)) > _EXPONENT_LIMIT:
+        raise ValueError(f"scale {s} is outside the runtime's exponent range (+-{_EXPONENT_LIMIT})")
+    return CScale(s.S, s.U, s.D)
+
+
+def py_scale(c: CScale) -> Scale:
+    return Scale(int(c.S), int(c.U), int(c.D))
+
+
+def _mult(mult: tuple[int, int]) -> CMultiplier:
+    m, n = (int(v) for v in mult)
+    if not (-2**31 <= n < 2**31 and 0 <= m < 2**31):
+        raise ValueError(f"multiplier {mult} is outside the runtime's range")
+    return CMultiplier(m, n)
+
+
+def _rounding(r) -> int:
+    return _ROUNDING[Rounding(r)]
+
+
+def _mode(mode) -> int:
+    return _MODE[ScaleMode(mode)]
+
+
+def _key(key: int | None, rounding) -> int:
+    if key is None:
+        if Rounding(rounding) is Rounding.STOCHASTIC:
+            raise ValueError("stochastic rounding needs a stream key (RoundingStream.key)")
+        return 0
+    return int(key) & 0xFFFFFFFF
+
+
+def _array(x, dtype, name: str) -> np.ndarray:
+    """A C-contiguous copy-or-view of ``x`` as ``dtype``; values that do not fit raise ValueError."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"{name} must be an integer array, got {a.dtype}")
+    dt = np.dtype(dtype)
+    if a.dtype != dt and a.size:
+        info = np.iinfo(dt)
+        lo, hi = int(a.min()), int(a.max())
+        if lo < info.min or hi > info.max:
+            raise ValueError(f"{name} has values in [{lo}, {hi}], outside {dt}")
+    return np.ascontiguousarray(a, dtype=dt)
+
+
+def _ptr(a: np.ndarray | None):
+    return None if a is None else a.ctypes.data
+
+
+def _shape2(a: np.ndarray, name: str) -> tuple[int, int]:
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (batch, features), got shape {a.shape}")
+    return a.shape
+
+
+# -- numerics ----------------------------------------------------------------------------------------
+
+def mix32(x: int) -> int:
+    return int(load().tt_mix32(int(x) & 0xFFFFFFFF))
+
+
+def draw_bits(key: int, size: int) -> np.ndarray:
+    fn = load().tt_draw_bits
+    return np.array([fn(int(key) & 0xFFFFFFFF, i) for i in range(size)], dtype=np.uint32)
+
+
+def stream_key(seed: int, step: int, site: int) -> int:
+    s = CStream()
+    lib = load()
+    lib.tt_stream_init(ctypes.byref(s), int(seed) & 0xFFFFFFFF, int(step) & 0xFFFFFFFF)
+    return int(lib.tt_stream_key(ctypes.byref(s), int(site) & 0xFFFFFFFF))
+
+
+def shift_round(x: np.ndarray, n: int, mode=Rounding.NEAREST, key: int | None = None) -> np.ndarray:
+    """:func:`tintin.numerics.shift_round` for int32 (32-bit C path) or int64 arrays."""
+    a = np.asarray(x)
+    if not 0 <= int(n) <= 62:
+        raise ValueError(f"shift must be in [0, 62], got {n}")
+    if a.dtype == np.int32:
+        fn, dt = "tt_shift_round_buffer_s32", np.int32
+    elif a.dtype == np.int64:
+        fn, dt = "tt_shift_round_buffer_s64", np.int64
+    else:
+        raise TypeError(f"shift_round takes int32 or int64 arrays, got {a.dtype}")
+    src = np.ascontiguousarray(a, dtype=dt)
+    out = np.empty_like(src)
+    _call(fn, _ptr(src), _ptr(out), src.size, int(n), _rounding(mode), _key(key, mode))
+    return out
+
+
+def ratio_multiplier(ratio: Scale) -> tuple[int, int]:
+    out = CMultiplier()
+    status = load().tt_ratio_multiplier(c_scale(ratio), ctypes.byref(out))
+    if status == TT_ERR_RANGE:
+        raise OverflowError(f"scale ratio {ratio} has too many u/d steps")
+    if status != TT_OK:
+        raise HostRuntimeError("tt_ratio_multiplier", status)
+    return int(out.m), int(out.n)
+
+
+def divide_multiplier(multiplier: tuple[int, int], divisor: int) -> tuple[int, int]:
+    if int(divisor) <= 0:
+        raise ValueError("divisor must be positive")
+    out = CMultiplier()
+    _call("tt_divide_multiplier", _mult(multiplier), int(divisor), ctypes.byref(out))
+    return int(out.m), int(out.n)
+
+
+def apply_multiplier(x: np.ndarray, multiplier: tuple[int, int], rounding=Rounding.NEAREST,
+                     key: int | None = None, limit: int | None = None) -> np.ndarray:
+    """:func:`tintin.numerics.apply_multiplier` (int64 result; requires ``|x| < 2**47``)."""
+    src = _array(x, np.int64, "x")
+    out = np.empty_like(src)
+    _call("tt_apply_multiplier_s64", _ptr(src), _ptr(out), src.size, _mult(multiplier), _rounding(rounding),
+          _key(key, rounding), -1 if limit is None else int(limit))
+    return out
+
+
+def max_abs(x: np.ndarray) -> int:
+    a = np.asarray(x)
+    names = {np.dtype(np.int8): "tt_max_abs_s8", np.dtype(np.int16): "tt_max_abs_s16",
+             np.dtype(np.int32): "tt_max_abs_s32"}
+    if a.dtype not in names:
+        raise TypeError(f"max_abs takes int8, int16 or int32 arrays, got {a.dtype}")
+    a = np.ascontiguousarray(a)
+    return int(getattr(load(), names[a.dtype])(_ptr(a), a.size))
+
+
+def choose_rescale(amax: int, bits: int, mode) -> tuple[FineStep, int] | None:
+    if not 0 <= int(amax) < 2**32 or not 2 <= int(bits) <= 31:
+        raise ValueError(f"choose_rescale needs 0 <= amax < 2**32 and 2 <= bits <= 31, got {amax}, {bits}")
+    c = CRescale()
+    if not load().tt_choose_rescale(int(amax), int(bits), _mode(mode), ctypes.byref(c)):
+        return None
+    return FineStep(int(c.m), int(c.p), int(c.a), int(c.b)), int(c.shift)
+
+
+def rescale(acc: np.ndarray, scale: Scale, mode=ScaleMode.POW2, rounding=Rounding.NEAREST,
+            key: int | None = None) -> tuple[np.ndarray, Scale]:
+    """:func:`tintin.numerics.rescale` to int8 of an int32 (any rounding) or int16 (nearest) tensor."""
+    a = np.asarray(acc)
+    cs = c_scale(scale)
+    out = np.empty(a.shape, dtype=np.int8)
+    if a.dtype == np.int16:
+        if Rounding(rounding) is not Rounding.NEAREST:
+            raise ValueError("the int16 rescale rounds to nearest only")
+        src = np.ascontiguousarray(a)
+        _call("tt_rescale_s16_to_s8", _ptr(src), src.size, ctypes.byref(cs), _mode(mode), _ptr(out))
+    else:
+        src = _array(a, np.int32, "acc")
+        _call("tt_rescale_s32_to_s8", _ptr(src), src.size, ctypes.byref(cs), _mode(mode), _rounding(rounding),
+              _key(key, rounding), _ptr(out))
+    return out, py_scale(cs)
+
+
+def choose_grid_rescale(amax: int, scale: Scale, bits: int, mode) -> tuple[Scale, tuple[int, int]] | None:
+    changed, new, mult = _U8(), CScale(), CMultiplier()
+    status = load().tt_choose_grid_rescale(int(amax), c_scale(scale), int(bits), _mode(mode), ctypes.byref(changed),
+                                           ctypes.byref(new), ctypes.byref(mult))
+    if status == TT_ERR_RANGE:
+        raise OverflowError(f"scale {scale} is too far from the grid")
+    if status != TT_OK:
+        raise HostRuntimeError("tt_choose_grid_rescale", status)
+    if not changed.value:
+        return None
+    return py_scale(new), (int(mult.m), int(mult.n))
+
+
+def exp2_frac_q15(frac: np.ndarray) -> np.ndarray:
+    fn = load().tt_exp2_frac_q15
+    return np.array([fn(int(f)) for f in np.asarray(frac).ravel()], dtype=np.int64).reshape(np.shape(frac))
+
+
+def log2_q16(x: int) -> int:
+    if int(x) <= 0 or int(x) >= 2**32:
+        raise ValueError("log2_q16 needs 0 < x < 2**32")
+    return int(load().tt_log2_q16(int(x)))
+
+
+# -- ops ---------------------------------------------------------------------------------------------
+
+def linear_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, mode=ScaleMode.POW2, *,
+                      scratch: bool = True) -> QTensor:
+    """:func:`tintin.ops.linear_forward_s8`; ``scratch=False`` uses the two-pass (no buffer) path."""
+    xm = _array(x.m, np.int8, "x")
+    wm = _array(weight.m, np.int8, "weight")
+    batch, k = _shape2(xm, "x")
+    n, kw = _shape2(wm, "weight")
+    if kw != k:
+        raise ValueError(f"x has {k} features but the weight expects {kw}")
+    bm, bscale = (None, Scale()) if bias is None else (_array(bias.m, np.int32, "bias"), bias.scale)
+    if bm is not None and bm.shape != (n,):
+        raise ValueError(f"bias shape {bm.shape} does not match {n} outputs")
+    acc = np.empty((batch, n), dtype=np.int32) if scratch else None
+    y = np.empty((batch, n), dtype=np.int8)
+    ys = CScale()
+    _call("tt_linear_forward_s8", _ptr(xm), c_scale(x.scale), _ptr(wm), c_scale(weight.scale), _ptr(bm),
+          c_scale(bscale), batch, k, n, _mode(mode), _ptr(acc), _ptr(y), ctypes.byref(ys))
+    return QTensor(y, py_scale(ys))
+
+
+def align_bias(bias: QTensor, acc_scale: Scale) -> np.ndarray:
+    bm = _array(bias.m, np.int32, "bias")
+    out = np.empty_like(bm)
+    _call("tt_align_bias_s32", _ptr(bm), c_scale(bias.scale), c_scale(acc_scale), bm.size, _ptr(out))
+    return out.astype(np.int64)
+
+
+def linear_backward_input_s8(err: QTensor, weight: QTensor, mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
+    em = _array(err.m, np.int8, "err")
+    wm = _array(weight.m, np.int8, "weight")
+    batch, n = _shape2(em, "err")
+    nw, k = _shape2(wm, "weight")
+    if nw != n:
+        raise ValueError(f"err has {n} outputs but the weight has {nw}")
+    acc = np.empty((batch, k), dtype=np.int32) if scratch else None
+    out = np.empty((batch, k), dtype=np.int8)
+    cs = CScale()
+    _call("tt_linear_backward_input_s8", _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale), batch, k, n,
+          _mode(mode), _ptr(acc), _ptr(out), ctypes.byref(cs))
+    return QTensor(out, py_scale(cs))
+
+
+def linear_backward_weight_s32(err: QTensor, x: QTensor, rows: np.ndarray | None = None) -> QTensor:
+    """:func:`tintin.ops.linear_backward_weight_s32`; with ``rows`` only those gradient rows."""
+    em = _array(err.m, np.int8, "err")
+    xm = _array(x.m, np.int8, "x")
+    batch, n = _shape2(em, "err")
+    bx, k = _shape2(xm, "x")
+    if bx != batch:
+        raise ValueError(f"err has batch {batch} but x has {bx}")
+    cs = CScale()
+    if rows is None:
+        g = np.empty((n, k), dtype=np.int32)
+        _call("tt_linear_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), batch, k, n,
+              _ptr(g), ctypes.byref(cs))
+    else:
+        r = _array(rows, np.uint16, "rows").ravel()
+        g = np.empty((r.size, k), dtype=np.int32)
+        _call("tt_linear_backward_weight_rows_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), batch,
+              k, n, _ptr(r), r.size, _ptr(g), ctypes.byref(cs))
+    return QTensor(g, py_scale(cs))
+
+
+def linear_backward_bias_s32(err: QTensor) -> QTensor:
+    em = _array(err.m, np.int8, "err")
+    batch, n = _shape2(em, "err")
+    g = np.empty(n, dtype=np.int32)
+    cs = CScale()
+    _call("tt_linear_backward_bias_s32", _ptr(em), c_scale(err.scale), batch, n, _ptr(g), ctypes.byref(cs))
+    return QTensor(g, py_scale(cs))
+
+
+def relu_forward_s8(x: QTensor) -> QTensor:
+    xm = _array(x.m, np.int8, "x")
+    y = np.empty_like(xm)
+    _call("tt_relu_forward_s8", _ptr(xm), xm.size, _ptr(y))
+    return QTensor(y, x.scale)
+
+
+def relu_backward_s8(err: QTensor, y: QTensor) -> QTensor:
+    em = _array(err.m, np.int8, "err")
+    ym = _array(y.m, np.int8, "y")
+    if em.shape != ym.shape:
+        raise ValueError(f"err shape {em.shape} does not match the forward output {ym.shape}")
+    out = np.empty_like(em)
+    _call("tt_relu_backward_s8", _ptr(em), _ptr(ym), em.size, _ptr(out))
+    return QTensor(out, err.scale)
+
+
+def softmax_probabilities_q15(logits: QTensor) -> np.ndarray:
+    lm = _array(logits.m, np.int8, "logits")
+    batch, classes = _shape2(lm, "logits")
+    p = np.empty((batch, classes), dtype=np.int32)
+    _call("tt_softmax_q15", _ptr(lm), c_scale(logits.scale), batch, classes, _ptr(p))
+    return p.astype(np.int64)
+
+
+def softmax_cross_entropy_error(logits: QTensor, labels: np.ndarray,
+                                mode=ScaleMode.POW2) -> tuple[QTensor, LossValue]:
+    lm = _array(logits.m, np.int8, "logits")
+    batch, classes = _shape2(lm, "logits")
+    lab = _array(labels, np.uint16, "labels").ravel()
+    if lab.size != batch:
+        raise ValueError(f"{lab.size} labels for a batch of {batch}")
+    scratch = np.empty((batch, classes), dtype=np.int32)
+    err = np.empty((batch, classes), dtype=np.int8)
+    es, loss = CScale(), _I64()
+    _call("tt_softmax_xent_error_s8", _ptr(lm), c_scale(logits.scale), _ptr(lab), batch, classes, _mode(mode),
+          _ptr(scratch), _ptr(err), ctypes.byref(es), ctypes.byref(loss))
+    return QTensor(err, py_scale(es)), LossValue(int(loss.value), Scale(-16))
+
+
+def mse_error(pred: QTensor, target: QTensor, mode=ScaleMode.POW2) -> tuple[QTensor, LossValue]:
+    if pred.shape != target.shape:
+        raise ValueError(f"MSE target shape {target.shape} does not match prediction {pred.shape}")
+    pm = _array(pred.m, np.int8, "pred")
+    tm = _array(target.m, np.int8, "target")
+    err = np.empty_like(pm)
+    es, ls, loss = CScale(), CScale(), _I64()
+    _call("tt_mse_error_s8", _ptr(pm), c_scale(pred.scale), _ptr(tm), c_scale(target.scale), pm.size, _mode(mode),
+          _ptr(err), ctypes.byref(es), ctypes.byref(loss), ctypes.byref(ls))
+    return QTensor(err, py_scale(es)), LossValue(int(loss.value), py_scale(ls))
+
+
+def predict_argmax(logits: np.ndarray) -> np.ndarray:
+    lm = _array(logits, np.int8, "logits")
+    rows, cols = _shape2(lm, "logits")
+    out = np.empty(rows, dtype=np.uint16)
+    _call("tt_argmax_rows_s8", _ptr(lm), rows, cols, _ptr(out))
+    return out.astype(np.int64)
+
+
+def weight_view_s8(weight: QTensor, mode) -> QTensor:
+    """``Parameter.forward_view`` of int16 master weights: the int8 view and its scale."""
+    wm = _array(weight.m, np.int16, "weight")
+    view = np.empty(wm.shape, dtype=np.int8)
+    cs = CScale()
+    _call("tt_weight_view_s16_to_s8", _ptr(wm), c_scale(weight.scale), wm.size, _mode(mode), _ptr(view),
+          ctypes.byref(cs))
+    return QTensor(view, py_scale(cs))
+
+
+# -- optimiser ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SgdConfig:
+    """The integer settings of one update (``tt_sgd_config_t``)."""
+
+    rule: str = "aligned"
+    lr: Scale = Scale(-1)
+    batch_size: int = 1
+    rounding: Rounding = Rounding.STOCHASTIC
+    mode: ScaleMode = ScaleMode.COMPOUND
+    mu: int = 4
+    momentum_shift: int = 0
+    weight_rescale: bool = True
+
+    @classmethod
+    def from_optimizer(cls, optimizer) -> "SgdConfig":
+        """The settings an :class:`tintin.optim.IntegerSGD` applies now (after ``set_epoch``)."""
+        c = optimizer.config
+        return cls(c.rule, optimizer.lr_scale, int(optimizer.batch_size), Rounding(c.rounding),
+                   ScaleMode(optimizer.mode), int(optimizer.mu), int(c.momentum_shift), bool(c.weight_rescale))
+
+    def to_c(self) -> CSgdConfig:
+        if self.rule not in ("aligned", "niti"):
+            raise ValueError(f"unknown update rule {self.rule!r} (aligned, niti)")
+        if not 1 <= int(self.batch_size) < 2**32:
+            raise ValueError(f"batch size must be positive, got {self.batch_size}")
+        return CSgdConfig(int(self.batch_size), c_scale(self.lr), 0 if self.rule == "aligned" else 1,
+                          _rounding(self.rounding), _mode(self.mode), int(self.mu), int(self.momentum_shift),
+                          1 if self.weight_rescale else 0)
+
+
+def sgd_update(kind: str, value: QTensor, grad: QTensor, config: SgdConfig, key: int,
+               momentum: np.ndarray | None = None, rows: np.ndarray | None = None,
+               ) -> tuple[QTensor, np.ndarray | None]:
+    """One :meth:`IntegerSGD.update` of a parameter: returns the new value and momentum.
+
+    ``kind`` is ``"weight"`` (int8 or int16 mantissas, by ``value.m.dtype``) or ``"bias"`` (int32).
+    ``grad`` is the full int32 gradient; with ``rows`` (sparse update) only those rows are applied
+    (the C kernel receives the selected gradient rows). ``momentum`` is the parameter's momentum
+    (``None`` before the first step); it is returned updated (``None`` when the rule keeps none).
+    """
+    cfg = config.to_c()
+    uses_momentum = config.momentum_shift > 0 and not (config.rule == "niti" and kind == "weight")
+    if kind == "bias":
+        vm = _array(value.m, np.int32, "bias").copy()
+    elif kind == "weight":
+        if value.m.dtype not in (np.int8, np.int16):
+            raise TypeError(f"weights are int8 or int16, got {value.m.dtype}")
+        vm = np.ascontiguousarray(value.m).copy()
+    else:
+        raise ValueError(f"kind must be 'weight' or 'bias', got {kind!r}")
+    gm = _array(grad.m, np.int32, "grad")
+    if gm.shape != vm.shape:
+        raise ValueError(f"gradient shape {gm.shape} does not match the parameter {vm.shape}")
+    if rows is not None:
+        r = _array(rows, np.uint16, "rows").ravel()
+        if np.unique(r).size != r.size:
+            raise ValueError("sparse-update rows must be distinct")
+        gsel = np.ascontiguousarray(gm[r])
+    else:
+        r, gsel = None, gm.copy()  # the full-tensor weight kernel uses the gradient as scratch
+    mom = None
+    if uses_momentum:
+        mom = np.zeros(gsel.shape, dtype=np.int64) if momentum is None else _array(momentum, np.int64, "momentum").copy()
+        if mom.shape != gsel.shape:
+            raise ValueError(f"momentum shape {mom.shape} does not match the gradient {gsel.shape}")
+    cs = c_scale(value.scale)
+    key = int(key) & 0xFFFFFFFF
+    if r is not None:
+        cols = 1 if vm.ndim == 1 else int(np.prod(vm.shape[1:]))
+        name = {np.dtype(np.int8): "tt_sgd_update_weight_rows_s8", np.dtype(np.int16): "tt_sgd_update_weight_rows_s16",
+                np.dtype(np.int32): "tt_sgd_update_bias_rows_s32"}[vm.dtype]
+        if name == "tt_sgd_update_bias_rows_s32":
+            _call(name, _ptr(vm), cs, vm.shape[0], _ptr(r), r.size, _ptr(gsel), c_scale(grad.scale), _ptr(mom),
+                  ctypes.byref(cfg), key)
+        else:
+            _call(name, _ptr(vm), cs, vm.shape[0], cols, _ptr(r), r.size, _ptr(gsel), c_scale(grad.scale), _ptr(mom),
+                  ctypes.byref(cfg), key)
+        new_scale = value.scale
+    elif kind == "bias":
+        _call("tt_sgd_update_bias_s32", _ptr(vm), cs, vm.size, _ptr(gsel), c_scale(grad.scale), _ptr(mom),
+              ctypes.byref(cfg), key)
+        new_scale = value.scale
+    else:
+        name = "tt_sgd_update_weight_s8" if vm.dtype == np.int8 else "tt_sgd_update_weight_s16"
+        _call(name, _ptr(vm), ctypes.byref(cs), vm.size, _ptr(gsel), c_scale(grad.scale), _ptr(mom),
+              ctypes.byref(cfg), key)
+        new_scale = py_scale(cs)
+    return QTensor(vm, new_scale), mom
+
+
+# -- a whole training step on the C kernels ------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class HostStepResult:
+    """What :func:`train_step` returns (the fields of ``tintin.train.step.StepResult``)."""
+
+    loss: LossValue
+    correct: int
+    count: int
+
+
+def _weight_view(param, mode) -> QTensor:
+    return weight_view_s8(param.value, mode) if param.bits == 16 else param.value
+
+
+def train_step(model, optimizer, x: np.ndarray, y: np.ndarray, ctx, target_exponent: int = 0) -> HostStepResult:
+    """``tintin.train.step.train_step`` executed by the C runtime, for Sequential models of
+    ``Linear``, ``ReLU`` and ``Flatten`` layers. Updates ``model`` in place exactly as the Python does
+    (same weights, scales, momentum, stream step)."""
+    from ..nn.layers import Flatten, Linear, ReLU
+
+    for layer in model.layers:
+        if not isinstance(layer, (Linear, ReLU, Flatten)):
+            raise ValueError(f"the host runtime trains Linear, ReLU and Flatten layers, not {type(layer).__name__}")
+    mode = ScaleMode(model.config.scale_mode)
+    config = SgdConfig.from_optimizer(optimizer)
+    config = SgdConfig(config.rule, config.lr, len(x), config.rounding, config.mode, config.mu,
+                       config.momentum_shift, config.weight_rescale)
+    optimizer.batch_size = len(x)
+    site = {id(p): 4 * i for i, p in enumerate(optimizer.params)}
+
+    # forward, keeping what the backward pass needs
+    act = QTensor(np.ascontiguousarray(x), Scale(model.input_exponent))
+    saved = []
+    for layer in model.layers:
+        if isinstance(layer, Linear):
+            view = _weight_view(layer.weight, mode)
+            b = layer.bias.value if layer.bias is not None else None
+            saved.append((act, view))
+            act = linear_forward_s8(act, view, b, mode)
+        elif isinstance(layer, ReLU):
+            act = relu_forward_s8(act)
+            saved.append(act)
+        else:
+            saved.append(act.m.shape)
+            act = QTensor(act.m.reshape(act.m.shape[0], -1), act.scale)
+    out = act
+
+    if model.loss == "cross_entropy":
+        err, loss = softmax_cross_entropy_error(out, y, mode)
+        correct = int((predict_argmax(out.m) == np.asarray(y)).sum())
+    else:
+        target = QTensor(np.asarray(y).reshape(out.shape).astype(np.int8), Scale(target_exponent))
+        err, loss = mse_error(out, target, mode)
+        correct = 0
+
+    def update(p) -> None:
+        key = ctx.stream.key(site[id(p)])
+        value, mom = sgd_update(p.kind, p.value, p.grad, config, key, p.momentum, p.trainable_rows)
+        if mom is not None:
+            p.momentum = mom
+        p.assign(value)
+        p.grad = None
+
+    stop = model.first_trainable_layer()
+    for i in range(len(model.layers) - 1, stop - 1, -1):
+        layer = model.layers[i]
+        need_input_error = i > stop
+        if isinstance(layer, Linear):
+            x_in, view = saved[i]
+            e_in = linear_backward_input_s8(err, view, mode) if need_input_error else None
+            if layer.weight.trainable:
+                layer.weight.grad = linear_backward_weight_s32(err, x_in)
+            if layer.bias is not None and layer.bias.trainable:
+                layer.bias.grad = linear_backward_bias_s32(err)
+            err = e_in
+        elif isinstance(layer, ReLU):
+            err = relu_backward_s8(err, saved[i]) if need_input_error else None
+        else:
+            err = QTensor(err.m.reshape(saved[i]), err.scale) if need_input_error else None
+        for p in layer.parameters():
+            if p.trainable and p.grad is not None:
+                update(p)
+    ctx.stream.advance()
+    return HostStepResult(loss, correct, len(x))
