@@ -6,12 +6,18 @@
     result = run_program(program, model, x, y, ctx, plan=plan)   # bit-identical to train_step
 
 Layer types plug in through :mod:`tintin.compile.registry` (a lowering per layer class, a kernel
-per op); the fully connected layers are in :mod:`tintin.compile.lower_dense`.
+per op); the fully connected layers are in :mod:`tintin.compile.lower_dense`, convolution, pooling,
+residual and channel-scale layers in :mod:`tintin.compile.lower_conv`.
 """
 
 from . import kernels as _kernels  # noqa: F401  (registers kernels)
 from . import lower_dense as _lower_dense  # noqa: F401  (registers Linear / ReLU / Flatten)
 from . import update as _update  # noqa: F401  (registers update kernels)
+
+try:  # convolution, pooling, residual and channel-scale layers (registers their lowerings)
+    from . import lower_conv as _lower_conv  # noqa: F401
+except ImportError:  # pragma: no cover - a tree without those layers
+    pass
 from .compiler import CompileOptions, ProgramBuilder, compile_program
 from .executor import ExecutionError, ProgramExecutor, ProgramResult, run_program
 from .ir import Buffer, BufferKind, Memory, Phase, Step, TrainingProgram

@@ -42,14 +42,21 @@ class CompileOptions:
         relu_mask: keep a 1-bit mask instead of the int8 ReLU output when the backward pass needs
             only the sign of the output.
         target_exponent: scale exponent ``2**e`` of int8 MSE targets (as ``train_step``).
+        accumulator_budget: the int32 accumulator of a rescaled product (forward, input error) is
+            kept in a workspace when it has at most this many bytes (None: always); a larger one is
+            not stored: the products are computed twice (once for the maximum that decides the
+            rescale, once to quantise), trading twice the MACs of that step for no int32 workspace.
     """
 
     grad_tile_bytes: int | None = 1024
     inplace: bool = True
     relu_mask: bool = True
     target_exponent: int = 0
+    accumulator_budget: int | None = None
 
     def __post_init__(self):
+        if self.accumulator_budget is not None and self.accumulator_budget < 0:
+            raise CompileError(f"accumulator_budget must be >= 0 bytes, got {self.accumulator_budget}")
         if self.grad_tile_bytes is not None and self.grad_tile_bytes < 4:
             raise CompileError(f"grad_tile_bytes must be at least 4 (one int32), got {self.grad_tile_bytes}")
 
@@ -99,9 +106,11 @@ class ProgramBuilder:
     # -- steps ----------------------------------------------------------------------------------
     def add_step(self, phase: Phase, op: str, layer: str | None, inputs=(), outputs=(), *, workspace=(),
                  mutates=(), attrs: dict | None = None, macs: int = 0, elementwise: int = 0,
-                 inplace: dict[str, str] | None = None, view: dict[str, str] | None = None) -> None:
+                 inplace: dict[str, str] | None = None, view: dict[str, str] | None = None,
+                 optional: tuple[str, ...] = ()) -> None:
         """Append a step. ``view``: outputs that are reinterpretations of an input (always share
-        storage); ``inplace``: outputs that may overwrite an input when nothing reads it later."""
+        storage); ``inplace``: outputs that may overwrite an input when nothing reads it later;
+        ``optional``: outputs dropped from the step when no step reads them (e.g. max-pool argmax)."""
         for name in (*inputs, *outputs, *workspace, *mutates):
             if name not in self._buffers:
                 raise CompileError(f"step {op}: unknown buffer {name!r}")
@@ -110,7 +119,7 @@ class ProgramBuilder:
         self._steps.append(dict(phase=Phase(phase), op=op, layer=layer, inputs=tuple(inputs),
                                 outputs=tuple(outputs), workspace=tuple(workspace), mutates=tuple(mutates),
                                 attrs=dict(attrs or {}), macs=int(macs), elementwise=int(elementwise),
-                                inplace=dict(inplace or {}), view=dict(view or {})))
+                                inplace=dict(inplace or {}), view=dict(view or {}), optional=tuple(optional)))
 
     def read_by_backward(self, name: str) -> bool:
         """True if a backward or update step added so far reads ``name`` or a view of it."""
@@ -177,6 +186,7 @@ class ProgramBuilder:
         bias) are materialised (a ``grad_op`` step, then ``sgd_update``); weight gradients above
         ``grad_tile_bytes`` are computed in row tiles fused with the update (``fused_weight_update``)."""
         attrs = dict(attrs or {})
+        scratch = attrs.pop("scratch", ())
         rows = self.trained_rows[p.name]
         n = p.value.m.shape[0]
         r = n if rows is None else len(rows)
@@ -191,7 +201,8 @@ class ProgramBuilder:
         if p.kind != "weight" or tile is None or grad_bytes <= tile:
             g = self.add_buffer(f"{p.name}.grad", BufferKind.GRADIENT, "int32", (r, *p.value.m.shape[1:]),
                                 layer=layer, param=p.name)
-            self.add_step(Phase.BACKWARD, grad_op, layer, grad_inputs, (g,), attrs={**attrs, "rows": rows},
+            ws = self._scratch(p, scratch, "grad")
+            self.add_step(Phase.BACKWARD, grad_op, layer, grad_inputs, (g,), workspace=ws, attrs={**attrs, "rows": rows},
                           macs=macs, elementwise=r * row_len)
             self.add_step(Phase.UPDATE, "sgd_update", layer, (g,), (), mutates=mutates,
                           attrs={"param": p.name, "rows": rows}, elementwise=update_ops)
@@ -201,10 +212,25 @@ class ProgramBuilder:
         passes = 2 if self.optim.rule == "niti" and n_tiles > 1 else 1
         ws = self.add_buffer(f"{p.name}.grad_tile", BufferKind.GRADIENT, "int32", (min(tile_rows, r), *p.value.m.shape[1:]),
                              layer=layer, param=p.name)
-        self.add_step(Phase.UPDATE, "fused_weight_update", layer, grad_inputs, (), workspace=(ws,), mutates=mutates,
+        self.add_step(Phase.UPDATE, "fused_weight_update", layer, grad_inputs, (),
+                      workspace=(ws,) + self._scratch(p, scratch, "grad"), mutates=mutates,
                       attrs={**attrs, "param": p.name, "rows": rows, "grad_op": grad_op, "tile_rows": tile_rows,
                              "tiles": n_tiles, "gradient_passes": passes},
                       macs=macs * passes, elementwise=update_ops + r * row_len * passes)
+
+    def accumulator(self, name: str, shape: tuple[int, ...], layer: str) -> tuple[tuple[str, ...], int]:
+        """Workspace of an int32 accumulator that is rescaled as a whole, and the MAC passes it
+        costs: ``((name,), 1)``, or ``((), 2)`` when it exceeds ``accumulator_budget``."""
+        budget = self.options.accumulator_budget
+        if budget is not None and 4 * int(np.prod(shape, dtype=np.int64)) > budget:
+            return (), 2
+        return (self.add_buffer(name, BufferKind.WORKSPACE, "int32", shape, layer=layer),), 1
+
+    def _scratch(self, p, scratch, tag: str) -> tuple[str, ...]:
+        """Workspace buffers ``(suffix, dtype, shape)`` of a gradient step (e.g. an im2col block)."""
+        return tuple(self.add_buffer(f"{p.name}.{suffix}@{tag}", BufferKind.WORKSPACE, dtype, shape,
+                                     layer=p.name.rsplit(".", 1)[0], param=p.name)
+                     for suffix, dtype, shape in scratch)
 
     # -- dispatch -------------------------------------------------------------------------------
     def forward(self, layer, x: str) -> str:
@@ -255,6 +281,9 @@ class ProgramBuilder:
         for s in reversed(self._steps):
             required = bool(s["mutates"]) or any(self._buffers[o]["kind"] is BufferKind.OUTPUT for o in s["outputs"])
             if required or needed & set(s["outputs"]):
+                dropped = {o for o in s["optional"] if o not in needed}
+                if dropped:
+                    s = {**s, "outputs": tuple(o for o in s["outputs"] if o not in dropped)}
                 kept.append(s)
                 needed |= set(s["inputs"]) | set(s["mutates"])
         return kept[::-1]

@@ -6,9 +6,10 @@ Grammar (terms joined by ``+`` are united)::
     bias              every bias, no weight
     none              nothing (forward and loss only)
     last:K            every parameter of the last K parameterised layers
-    sparse:ITEM,...   ITEM = LAYER | LAYER.weight | LAYER.bias, each optionally followed by
-                      [ROWS] with ROWS = a:b | i | a:b,i,... (output rows / channels, 0-based,
-                      b exclusive): e.g. ``sparse:fc2,fc1[0:32]``, ``bias+last:1``
+    sparse:ITEM,...   ITEM = LAYER | LAYER.weight | LAYER.bias, each optionally with [ROWS]
+                      (``fc1.weight[0:8]`` or ``fc1[0:8].weight``), ROWS = a:b | i | a:b,i,...
+                      (output rows / channels, 0-based, b exclusive): e.g.
+                      ``sparse:fc2,fc1[0:32]``, ``bias+last:1``
 
 Rows select entries along axis 0 of a parameter (output units of a Linear, output channels of a
 convolution); a layer item with rows applies them to the layer's weight and bias. A parameter
@@ -43,7 +44,7 @@ class _Term:
 
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)*"
-_ITEM = re.compile(rf"^(?P<name>{_NAME})(?:\[(?P<rows>[^\[\]]*)\])?$")
+_ITEM = re.compile(rf"^(?P<name>{_NAME})(?:\[(?P<rows>[^\[\]]*)\])?(?:\.(?P<suffix>weight|bias))?$")
 
 
 def _split_items(text: str, whole: str) -> list[str]:
@@ -100,9 +101,11 @@ def _parse_term(text: str, whole: str) -> list[_Term]:
             if not item or not m:
                 raise UpdateSelectionError(f"bad sparse item {item!r} in update {whole!r} "
                                            "(use LAYER, LAYER.weight, LAYER.bias, optionally [a:b])")
-            name, param = m.group("name"), None
-            if name.endswith(".weight") or name.endswith(".bias"):
+            name, param = m.group("name"), m.group("suffix")
+            if param is None and (name.endswith(".weight") or name.endswith(".bias")):
                 name, param = name.rsplit(".", 1)
+            elif param is not None and (name.endswith(".weight") or name.endswith(".bias")):
+                raise UpdateSelectionError(f"bad sparse item {item!r} in update {whole!r} (two parameter names)")
             rows = _parse_rows(m.group("rows"), whole) if m.group("rows") is not None else None
             terms.append(_Term("item", layer=name, param=param, rows=rows))
         return terms
