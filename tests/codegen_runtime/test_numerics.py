@@ -202,3 +202,25 @@ def test_choose_grid_rescale_edges(rt):
     with pytest.raises(rt.HostRuntimeError) as exc:  # beyond the documented bound
         rt.choose_grid_rescale(2**47, Scale(0), 8, ScaleMode.POW2)
     assert exc.value.status == rt.TT_ERR_OVERFLOW
+
+
+def test_divide_multiplier_many_divisors(rt):
+    """Every batch size up to 300 for multipliers of many scale ratios (exact half-up ties included)."""
+    mults = {ratio_multiplier(Scale(0, u, d)) for u in range(-6, 7) for d in range(-6, 7)}
+    for mult in sorted(mults):
+        for divisor in range(1, 301):
+            assert rt.divide_multiplier(mult, divisor) == divide_multiplier(mult, divisor), (mult, divisor)
+    # divisors where the half-up rounding of (M << 16) / divisor sits on a boundary
+    d = np.arange(2, 200000, dtype=np.int64)
+    for mult in sorted(mults)[::10]:
+        rem = ((mult[0] << 16) + d // 2) % d
+        for divisor in d[(rem == 0) | (rem == d - 1)][:40]:
+            assert rt.divide_multiplier(mult, int(divisor)) == divide_multiplier(mult, int(divisor)), (mult, divisor)
+
+
+def test_ratio_multiplier_every_step_count(rt):
+    """Every (U, D) the runtime accepts (S only adds to n): the C multiplier equals the Python on the whole
+    domain."""
+    for u in range(-64, 65):
+        for d in range(-64, 65):
+            assert rt.ratio_multiplier(Scale(5, u, d)) == ratio_multiplier(Scale(5, u, d)), (u, d)

@@ -671,15 +671,39 @@ def _weight_view(param, mode) -> QTensor:
     return weight_view_s8(param.value, mode) if param.bits == 16 else param.value
 
 
-def train_step(model, optimizer, x: np.ndarray, y: np.ndarray, ctx, target_exponent: int = 0) -> HostStepResult:
-    """``tintin.train.step.train_step`` executed by the C runtime, for Sequential models of
-    ``Linear``, ``ReLU`` and ``Flatten`` layers. Updates ``model`` in place exactly as the Python does
-    (same weights, scales, momentum, stream step)."""
+def _check_dense(model) -> None:
     from ..nn.layers import Flatten, Linear, ReLU
 
     for layer in model.layers:
         if not isinstance(layer, (Linear, ReLU, Flatten)):
-            raise ValueError(f"the host runtime trains Linear, ReLU and Flatten layers, not {type(layer).__name__}")
+            raise ValueError(f"the host runtime runs Linear, ReLU and Flatten layers, not {type(layer).__name__}")
+
+
+def forward(model, x: np.ndarray) -> QTensor:
+    """``model.forward`` (evaluation) on the C kernels: the int8 output and its scale."""
+    from ..nn.layers import Linear, ReLU
+
+    _check_dense(model)
+    mode = ScaleMode(model.config.scale_mode)
+    act = QTensor(np.ascontiguousarray(x), Scale(model.input_exponent))
+    for layer in model.layers:
+        if isinstance(layer, Linear):
+            b = layer.bias.value if layer.bias is not None else None
+            act = linear_forward_s8(act, _weight_view(layer.weight, mode), b, mode)
+        elif isinstance(layer, ReLU):
+            act = relu_forward_s8(act)
+        else:
+            act = QTensor(act.m.reshape(act.m.shape[0], -1), act.scale)
+    return act
+
+
+def train_step(model, optimizer, x: np.ndarray, y: np.ndarray, ctx, target_exponent: int = 0) -> HostStepResult:
+    """``tintin.train.step.train_step`` executed by the C runtime, for Sequential models of
+    ``Linear``, ``ReLU`` and ``Flatten`` layers. Updates ``model`` in place exactly as the Python does
+    (same weights, scales, momentum, stream step)."""
+    from ..nn.layers import Linear, ReLU
+
+    _check_dense(model)
     mode = ScaleMode(model.config.scale_mode)
     config = SgdConfig.from_optimizer(optimizer)
     config = SgdConfig(config.rule, config.lr, len(x), config.rounding, config.mode, config.mu,
