@@ -38,9 +38,15 @@ def get_matmul_backend() -> str:
     return _backend
 
 
+_DTYPE_MAX: dict = {}
+
+
 def _dtype_max(dt: np.dtype) -> int:
-    info = np.iinfo(dt)
-    return max(int(info.max), -int(info.min))
+    value = _DTYPE_MAX.get(dt)
+    if value is None:
+        info = np.iinfo(dt)
+        value = _DTYPE_MAX[dt] = max(int(info.max), -int(info.min))
+    return value
 
 
 def product_bound(a: np.ndarray, b: np.ndarray) -> int:
@@ -116,3 +122,19 @@ def int_matmul_float_operands(a: np.ndarray, b: np.ndarray, a_max: int, b_max: i
     for k0 in range(chunk, k, chunk):
         acc += np.matmul(a[..., k0:k0 + chunk], b[..., k0:k0 + chunk, :]).astype(out_dtype)
     return acc
+
+
+def int_matmul_float32_result(a: np.ndarray, b: np.ndarray, a_max: int, b_max: int) -> np.ndarray:
+    """Exact ``a @ b`` of integer-valued float32 operands, returned as float32 holding the exact
+    integer results (no conversion pass; for kernels that keep adding the values in float32).
+
+    Requires ``K * a_max * b_max < 2**24`` (raises ``OverflowError`` otherwise): then every
+    partial sum is an integer below 2**24 and float32 represents it exactly. The ``int`` backend
+    computes the product in int64 and converts it (exactly) to float32."""
+    if a.dtype != np.float32 or b.dtype != np.float32:
+        raise TypeError(f"int_matmul_float32_result needs float32 operands, got {a.dtype} and {b.dtype}")
+    if exact_float_dtype(a.shape[-1], a_max, b_max) is not np.float32:
+        raise OverflowError(f"{a.shape[-1]} products of |a| <= {a_max} and |b| <= {b_max} may reach 2**24")
+    if _backend == "int":
+        return np.matmul(a.astype(np.int64), b.astype(np.int64)).astype(np.float32)
+    return np.matmul(a, b)

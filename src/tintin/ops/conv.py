@@ -1,0 +1,301 @@
+"""Convolution (2-D and 1-D): forward and backward side by side, pure integer.
+
+Layout NCHW (1-D: NCL). Shapes and dtypes:
+
+* input ``x`` (B, Cin, H, W) int8, weight ``W`` (Cout, Cin/G, kH, kW) int8, bias (Cout,) int32 at
+  its own scale, output ``y`` (B, Cout, Ho, Wo) int8 with ``Ho = (H + 2*pH - kH) // sH + 1`` (same
+  for W): stride ``(sH, sW)``, symmetric zero padding ``(pH, pW)``, ``G`` groups (``G = Cin = Cout``
+  is depthwise). Output channel ``o`` of group ``g = o // (Cout/G)`` reads input channels
+  ``g*Cin/G .. (g+1)*Cin/G - 1``.
+
+Integer definition (the specification the C kernels follow):
+
+``conv2d_forward_s8``
+    ``acc[b,o,p,q] = sum_{c,i,j} W[o,c,i,j] * xpad[b, g*Cin/G + c, p*sH + i, q*sW + j]`` in int32
+    (``xpad`` is ``x`` with zero padding), at scale ``s_x * s_W``; plus the bias aligned to that
+    scale (:func:`tintin.ops.linear.align_bias`: nearest rounding, clipped to ``+-2**30``); then
+    :func:`tintin.numerics.rescale` to int8 with nearest rounding.
+    ``|acc| <= F * 127 * 127`` with fan-in ``F = Cin/G * kH * kW <= ACC_TERMS_LIMIT`` (checked by
+    the layer), so ``acc + bias`` stays in int32.
+``conv2d_backward_input_s8``
+    ``e_in[b,c,y,x] = sum W[o,c',i,j] * err[b,o,p,q]`` over all ``(o, i, j, p, q)`` with
+    ``p*sH + i - pH = y`` and ``q*sW + j - pW = x`` (the transposed convolution), int32 at scale
+    ``s_err * s_W``, rescaled to int8 (nearest). At most ``Cout/G * ceil(kH/sH) * ceil(kW/sW)``
+    terms per element (checked by the layer). Input positions no window reads get 0.
+``conv2d_backward_weight_s32``
+    ``g[o,c,i,j] = sum_{b,p,q} err[b,o,p,q] * xpad[b, g*Cin/G + c, p*sH + i, q*sW + j]``: int32 at
+    scale ``s_err * s_x``, not rescaled. ``B * Ho * Wo`` terms (checked by the trainer through the
+    layer's ``gradient_positions``).
+``conv2d_backward_bias_s32``
+    ``sum_{b,p,q} err[b,o,p,q]``: int32 at the error's scale.
+
+The 1-D functions are the 2-D ones on ``(B, C, 1, L)`` with a ``(1, k)`` kernel.
+
+Host fast path (bit-identical to the definition): im2col with
+:func:`numpy.lib.stride_tricks.sliding_window_view` into integer-valued float32, grouped products
+as batched matmuls through :func:`tintin.numerics.matmul.int_matmul_float_operands` (exact: float32
+partial sums of int8 products stay below 2**24, longer sums are chunked); the input error is a
+col2im done as one strided int32 add per kernel offset. Depthwise-style convolutions (one input
+channel per group, ``Cin = Cout = G``) skip im2col: one int32 multiply-add per kernel offset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..numerics import QTensor, ScaleMode, rescale
+from ..numerics.matmul import FLOAT32_EXACT, int_matmul_float32_result, int_matmul_float_operands
+from .linear import align_bias
+
+#: largest mantissa magnitude of an int8 operand (symmetric range)
+S8_MAX = 127
+#: most int8 x int8 products whose sum float32 holds exactly (every partial sum below 2**24)
+FLOAT32_TERMS = (FLOAT32_EXACT - 1) // (S8_MAX * S8_MAX)
+
+Pair = tuple[int, int]
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution or pooling window along one axis (0 or less: does not fit)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _pair(v) -> Pair:
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    a, b = v
+    return int(a), int(b)
+
+
+def _pad(x: np.ndarray, padding: Pair, dtype) -> np.ndarray:
+    """Zero-padded copy of a (B, C, H, W) array in ``dtype``."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x.astype(dtype, copy=False)
+    b, c, h, w = x.shape
+    out = np.zeros((b, c, h + 2 * ph, w + 2 * pw), dtype=dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair) -> np.ndarray:
+    """Strided view (B, C, Ho, Wo, kH, kW) of the windows of a padded (B, C, Hp, Wp) array."""
+    kh, kw = kernel
+    sh, sw = stride
+    ho, wo = out_hw
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))
+    return win[:, :, :(ho - 1) * sh + 1:sh, :(wo - 1) * sw + 1:sw]
+
+
+def _out_hw(in_hw: Pair, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
+    ho = conv_output_size(in_hw[0], kernel[0], stride[0], padding[0])
+    wo = conv_output_size(in_hw[1], kernel[1], stride[1], padding[1])
+    if ho < 1 or wo < 1:
+        raise ValueError(f"kernel {kernel} does not fit the padded input {in_hw} (padding {padding})")
+    return ho, wo
+
+
+def conv2d_im2col(x: np.ndarray, kernel_size, stride=1, padding=0, groups: int = 1,
+                  dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+    """Integer-valued im2col matrix of an int8 (B, C, H, W) array.
+
+    Returns ``cols`` of shape (G, C/G * kH * kW, B * Ho * Wo) in ``dtype`` (float32 by default; the
+    values are the int8 mantissas, exactly): ``cols[g, (c, i, j), (b, p, q)] =
+    xpad[b, g*C/G + c, p*sH + i, q*sW + j]``. Used by the forward pass and, cached, by the weight
+    gradient. ``out`` (optional) is a buffer of that shape and dtype to fill (a layer reuses one
+    buffer across steps instead of allocating fresh pages every step)."""
+    kernel, stride, padding = _pair(kernel_size), _pair(stride), _pair(padding)
+    b, c, h, w = x.shape
+    ho, wo = _out_hw((h, w), kernel, stride, padding)
+    cg = c // groups
+    win = _windows(_pad(x, padding, dtype), kernel, stride, (ho, wo))  # (B, C, Ho, Wo, kH, kW)
+    win = win.reshape(b, groups, cg, ho, wo, kernel[0], kernel[1]).transpose(1, 2, 5, 6, 0, 3, 4)
+    shape = (groups, cg * kernel[0] * kernel[1], b * ho * wo)
+    if out is None:
+        return np.ascontiguousarray(win).reshape(shape)
+    if out.shape != shape or out.dtype != np.dtype(dtype) or not out.flags.c_contiguous:
+        raise ValueError(f"im2col buffer must be a contiguous {np.dtype(dtype)} array of shape {shape}, "
+                         f"got {out.dtype} {out.shape}")
+    np.copyto(out.reshape(win.shape), win)
+    return out
+
+
+def im2col_shape(x_shape: tuple[int, ...], kernel_size, stride=1, padding=0, groups: int = 1) -> tuple[int, int, int]:
+    """Shape of :func:`conv2d_im2col` for a (B, C, H, W) input."""
+    kernel, stride, padding = _pair(kernel_size), _pair(stride), _pair(padding)
+    b, c, h, w = x_shape
+    ho, wo = _out_hw((h, w), kernel, stride, padding)
+    return groups, c // groups * kernel[0] * kernel[1], b * ho * wo
+
+
+def _is_depthwise(cout: int, cin_per_group: int, groups: int) -> bool:
+    """One input and one output channel per group: per-offset multiply-adds beat im2col."""
+    return cin_per_group == 1 and cout == groups
+
+
+def conv2d_accumulate(x: np.ndarray, weight: np.ndarray, stride=1, padding=0, groups: int = 1,
+                      cols: np.ndarray | None = None) -> np.ndarray:
+    """The int32 accumulator ``acc[b,o,p,q]`` of :func:`conv2d_forward_s8` (no bias, no rescale)."""
+    stride, padding = _pair(stride), _pair(padding)
+    b, c, h, w = x.shape
+    cout, cg, kh, kw = weight.shape
+    ho, wo = _out_hw((h, w), (kh, kw), stride, padding)
+    if _is_depthwise(cout, cg, groups) and cols is None:
+        xp = _pad(x, padding, x.dtype)
+        acc = np.zeros((b, cout, ho, wo), dtype=np.int32)
+        w32 = weight.astype(np.int32).reshape(cout, kh, kw)
+        sh, sw = stride
+        for i in range(kh):
+            for j in range(kw):
+                xs = xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+                acc += xs * w32[None, :, i, j, None, None]
+        return acc
+    if cols is None:
+        cols = conv2d_im2col(x, (kh, kw), stride, padding, groups)
+    wmat = weight.reshape(groups, cout // groups, cg * kh * kw).astype(cols.dtype)
+    if cols.dtype == np.float32 and cg * kh * kw <= FLOAT32_TERMS:
+        prod = int_matmul_float32_result(wmat, cols, S8_MAX, S8_MAX)  # exact integers in float32
+    else:
+        prod = int_matmul_float_operands(wmat, cols, S8_MAX, S8_MAX)  # (G, Cout/G, B*Ho*Wo) int32
+    out = np.empty((b, cout, ho, wo), dtype=np.int32)
+    np.copyto(out, prod.reshape(cout, b, ho, wo).transpose(1, 0, 2, 3), casting="unsafe")
+    return out
+
+
+def conv2d_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride=1, padding=0,
+                      groups: int = 1, mode: ScaleMode = ScaleMode.POW2,
+                      cols: np.ndarray | None = None) -> QTensor:
+    """int8 convolution (+ aligned bias) accumulated in int32, rescaled to int8 (nearest).
+
+    ``cols`` (optional) is :func:`conv2d_im2col` of ``x.m`` with the same geometry, to share it with
+    the weight gradient."""
+    acc = conv2d_accumulate(x.m, weight.m, stride, padding, groups, cols)
+    acc_scale = x.scale * weight.scale
+    if bias is not None:
+        acc += align_bias(bias, acc_scale).astype(np.int32)[None, :, None, None]
+    q, s = rescale(acc, acc_scale, 8, mode)
+    return QTensor(q, s)
+
+
+def conv2d_input_error_acc(err: np.ndarray, weight: np.ndarray, input_hw: Pair, stride=1,
+                           padding=0, groups: int = 1) -> np.ndarray:
+    """The int32 accumulator of :func:`conv2d_backward_input_s8` (B, Cin, H, W), before rescaling."""
+    stride, padding = _pair(stride), _pair(padding)
+    h, w = _pair(input_hw)
+    b, cout, ho, wo = err.shape
+    _, cg, kh, kw = weight.shape
+    cin = cg * groups
+    sh, sw = stride
+    ph, pw = padding
+    # accumulate batch-last, (Cin, Hp, Wp, B): every kernel offset adds runs of Wo*B contiguous values
+    hp, wp = h + 2 * ph, w + 2 * pw
+    err_t = err.transpose(1, 2, 3, 0)  # (Cout, Ho, Wo, B)
+    if _is_depthwise(cout, cg, groups):
+        epad = np.zeros((cin, hp, wp, b), dtype=np.int32)
+        e32 = err_t.astype(np.int32)
+        w32 = weight.astype(np.int32).reshape(cout, kh, kw)
+        for i in range(kh):
+            for j in range(kw):
+                epad[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += e32 * w32[:, i, j, None, None, None]
+    else:
+        wmat = weight.reshape(groups, cout // groups, cg * kh * kw).astype(np.float32).transpose(0, 2, 1)
+        emat = err_t.astype(np.float32).reshape(groups, cout // groups, ho * wo * b)
+        overlap = -(-kh // sh) * -(-kw // sw)
+        if cout // groups * overlap <= FLOAT32_TERMS:
+            # an input-error element sums at most this many products: float32 adds stay exact
+            dcols = int_matmul_float32_result(wmat, emat, S8_MAX, S8_MAX)
+            epad = np.zeros((cin, hp, wp, b), dtype=np.float32)
+        else:
+            dcols = int_matmul_float_operands(wmat, emat, S8_MAX, S8_MAX)
+            epad = np.zeros((cin, hp, wp, b), dtype=np.int32)
+        dcols = dcols.reshape(cin, kh, kw, ho, wo, b)
+        for i in range(kh):
+            for j in range(kw):
+                epad[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += dcols[:, i, j]
+    return epad[:, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2).astype(np.int32, copy=False)
+
+
+def conv2d_backward_input_s8(err: QTensor, weight: QTensor, input_hw, stride=1, padding=0,
+                             groups: int = 1, mode: ScaleMode = ScaleMode.POW2) -> QTensor:
+    """Input error (B, Cin, H, W) int8: the transposed convolution of ``err`` with ``W`` in int32,
+    rescaled to int8 (nearest). ``input_hw`` is the forward input's (H, W)."""
+    acc = conv2d_input_error_acc(err.m, weight.m, input_hw, stride, padding, groups)
+    q, s = rescale(acc, err.scale * weight.scale, 8, mode)
+    return QTensor(np.ascontiguousarray(q), s)
+
+
+def conv2d_backward_weight_s32(err: QTensor, x: QTensor, kernel_size, stride=1, padding=0,
+                               groups: int = 1, cols: np.ndarray | None = None) -> QTensor:
+    """Weight gradient (Cout, Cin/G, kH, kW), int32 at scale ``s_err * s_x`` (kept until the update).
+
+    ``|g| <= B * Ho * Wo * 127 * 127``. ``cols`` (optional) is the forward pass's im2col of ``x``."""
+    kh, kw = _pair(kernel_size)
+    stride, padding = _pair(stride), _pair(padding)
+    b, cout, ho, wo = err.m.shape
+    cin = x.m.shape[1]
+    cg = cin // groups
+    if _is_depthwise(cout, cg, groups) and cols is None:
+        xp = _pad(x.m, padding, x.m.dtype)
+        e32 = err.m.astype(np.int32)
+        g = np.empty((cout, 1, kh, kw), dtype=np.int32)
+        sh, sw = stride
+        for i in range(kh):
+            for j in range(kw):
+                xs = xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+                g[:, 0, i, j] = (e32 * xs).sum(axis=(0, 2, 3), dtype=np.int32)
+        return QTensor(g, err.scale * x.scale)
+    if cols is None:
+        cols = conv2d_im2col(x.m, (kh, kw), stride, padding, groups)
+    emat = err.m.transpose(1, 0, 2, 3).astype(cols.dtype).reshape(groups, cout // groups, b * ho * wo)
+    g = int_matmul_float_operands(emat, cols.transpose(0, 2, 1), S8_MAX, S8_MAX)
+    return QTensor(g.reshape(cout, cg, kh, kw), err.scale * x.scale)
+
+
+def conv2d_backward_bias_s32(err: QTensor) -> QTensor:
+    """Bias gradient (Cout,): the error summed over batch and positions, int32 at the error's scale."""
+    return QTensor(err.m.sum(axis=(0, 2, 3), dtype=np.int32), err.scale)
+
+
+# -- 1-D: the 2-D kernels on (B, C, 1, L) ------------------------------------------------------
+def _as_2d(t: QTensor) -> QTensor:
+    return QTensor(t.m[:, :, None, :], t.scale)
+
+
+def _weight_2d(weight: QTensor) -> QTensor:
+    return QTensor(weight.m[:, :, None, :], weight.scale)
+
+
+def conv1d_im2col(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0,
+                  groups: int = 1, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`conv2d_im2col` of a (B, C, L) array with a (1, k) kernel."""
+    return conv2d_im2col(x[:, :, None, :], (1, kernel_size), (1, stride), (0, padding), groups, dtype, out)
+
+
+def conv1d_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride: int = 1,
+                      padding: int = 0, groups: int = 1, mode: ScaleMode = ScaleMode.POW2,
+                      cols: np.ndarray | None = None) -> QTensor:
+    """1-D convolution: ``x`` (B, Cin, L) int8, ``W`` (Cout, Cin/G, k) -> (B, Cout, Lo) int8."""
+    y = conv2d_forward_s8(_as_2d(x), _weight_2d(weight), bias, (1, stride), (0, padding), groups, mode, cols)
+    return QTensor(y.m[:, :, 0, :], y.scale)
+
+
+def conv1d_backward_input_s8(err: QTensor, weight: QTensor, input_length: int, stride: int = 1,
+                             padding: int = 0, groups: int = 1, mode: ScaleMode = ScaleMode.POW2) -> QTensor:
+    """Input error (B, Cin, L) int8 of :func:`conv1d_forward_s8`."""
+    e = conv2d_backward_input_s8(_as_2d(err), _weight_2d(weight), (1, input_length), (1, stride),
+                                 (0, padding), groups, mode)
+    return QTensor(e.m[:, :, 0, :], e.scale)
+
+
+def conv1d_backward_weight_s32(err: QTensor, x: QTensor, kernel_size: int, stride: int = 1,
+                               padding: int = 0, groups: int = 1, cols: np.ndarray | None = None) -> QTensor:
+    """Weight gradient (Cout, Cin/G, k) int32 at scale ``s_err * s_x``."""
+    g = conv2d_backward_weight_s32(_as_2d(err), _as_2d(x), (1, kernel_size), (1, stride), (0, padding),
+                                   groups, cols)
+    return QTensor(g.m[:, :, 0, :], g.scale)
+
+
+def conv1d_backward_bias_s32(err: QTensor) -> QTensor:
+    """Bias gradient (Cout,): the error summed over batch and positions, int32."""
+    return QTensor(err.m.sum(axis=(0, 2), dtype=np.int32), err.scale)
