@@ -136,7 +136,7 @@ def apply_multiplier(x: np.ndarray, multiplier: tuple[int, int], rounding: Round
     ``[-limit, limit]``. Requires ``|x| * M < 2**62`` (``|x| < 2**47`` with ``M < 2**15``).
     """
     m, n = multiplier
-    prod = x.astype(np.int64) * m
+    prod = np.multiply(x, m, dtype=np.int64)
     if n >= 0:
         if n > 62:
             q = np.zeros_like(prod)

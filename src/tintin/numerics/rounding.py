@@ -74,11 +74,12 @@ def _golden_index(size: int) -> np.ndarray:
 def draw_bits(key: int, size: int) -> np.ndarray:
     """The uint32 draws ``mix32(key + i * GOLDEN32)`` for ``i < size`` (vectorised :func:`mix32`)."""
     x = _golden_index(size) + np.uint32(key & MASK32)
-    x ^= x >> np.uint32(16)
-    x *= np.uint32(MIX_MUL1)
-    x ^= x >> np.uint32(15)
-    x *= np.uint32(MIX_MUL2)
-    x ^= x >> np.uint32(16)
+    tmp = np.empty_like(x)
+    for shift, mul in ((16, MIX_MUL1), (15, MIX_MUL2), (16, None)):
+        np.right_shift(x, np.uint32(shift), out=tmp)
+        x ^= tmp
+        if mul is not None:
+            x *= np.uint32(mul)
     return x
 
 
@@ -127,25 +128,30 @@ def shift_round(x: np.ndarray, n: int, mode: Rounding = Rounding.NEAREST,
         out -= x < 0
         out >>= n
         return out
-    wide = x.astype(np.int64, copy=False)
-    neg = wide < 0
-    mag = np.abs(wide)
     mode = Rounding(mode)
+    wide = x.astype(np.int64, copy=False)
     if mode is Rounding.STOCHASTIC:
         if key is None:
             raise ValueError("stochastic rounding needs a stream key (RoundingStream.key)")
-        bits = draw_bits(key, mag.size).reshape(mag.shape).astype(np.int64)
-        r = (bits >> (32 - n)) if n <= 32 else (bits << (n - 32))
-        q = (mag + r) >> n
-    else:  # pseudo-stochastic
-        h = (n + 1) // 2
-        low = n - h
-        rem = mag & ((1 << n) - 1)
-        p = rem >> low
-        t = rem & ((1 << low) - 1)
-        if h > low:
-            t = (t << 1) | (p & 1)
-        q = (mag >> n) + ((p > t) | ((p == t) & (p & 1).astype(bool)))
+        bits = draw_bits(key, wide.size).reshape(wide.shape)
+        r = (bits >> np.uint32(32 - n)).astype(np.int64) if n <= 32 else bits.astype(np.int64) << (n - 32)
+        # sign-magnitude in one pass: for x < 0, (x + (2**n - 1 - r)) >> n == -((|x| + r) >> n),
+        # and 2**n - 1 - r == r ^ (2**n - 1)
+        r ^= (wide >> 63) & ((1 << n) - 1)
+        r += wide
+        r >>= n
+        return r.astype(x.dtype, copy=False)
+    # pseudo-stochastic
+    neg = wide < 0
+    mag = np.abs(wide)
+    h = (n + 1) // 2
+    low = n - h
+    rem = mag & ((1 << n) - 1)
+    p = rem >> low
+    t = rem & ((1 << low) - 1)
+    if h > low:
+        t = (t << 1) | (p & 1)
+    q = (mag >> n) + ((p > t) | ((p == t) & (p & 1).astype(bool)))
     q = np.where(neg, -q, q)
     return q.astype(x.dtype, copy=False)
 

@@ -44,15 +44,13 @@ class LossValue:
         return float(self.total) * self.scale.to_float()
 
 
+_POWERS_OF_TWO = np.array([1 << i for i in range(63)], dtype=np.int64)
+
+
 def bit_length(x: np.ndarray) -> np.ndarray:
-    """Element-wise bit length of a non-negative int64 array (integer-only)."""
-    out = np.zeros(x.shape, dtype=np.int64)
-    v = x.copy()
-    for shift in (32, 16, 8, 4, 2, 1):
-        big = v >= (1 << shift)
-        out += big * shift
-        v = np.where(big, v >> shift, v)
-    return out + (v > 0)
+    """Element-wise bit length of a non-negative int64 array (integer-only: a search among the
+    powers of two)."""
+    return np.searchsorted(_POWERS_OF_TWO, x, side="right").astype(np.int64)
 
 
 def log2_q16_array(x: np.ndarray) -> np.ndarray:

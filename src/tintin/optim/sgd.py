@@ -168,7 +168,7 @@ class IntegerSGD:
 
     def _apply(self, p: Parameter, delta: np.ndarray) -> None:
         value = p.value
-        new = value.m.astype(np.int64) - delta
+        new = np.subtract(value.m, delta, dtype=np.int64)
         if p.kind == "bias":
             np.clip(new, -BIAS_LIMIT, BIAS_LIMIT, out=new)
             p.assign(type(value)(new.astype(np.int32), value.scale))

@@ -1,0 +1,88 @@
+"""Host training throughput: the integer simulator vs PyTorch float32, same model, same batch size,
+same data, measured in one run (interleaved repeats, median ratio).
+
+    .venv/bin/python bench/throughput.py [--models mlp] [--batch-sizes 32,128] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="mlp:mnist5k")
+    ap.add_argument("--batch-sizes", default="32,128")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS / torch threads for both sides")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--samples", type=int, default=4000, help="training samples per timed repeat")
+    ap.add_argument("--name", default="throughput")
+    args = ap.parse_args()
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+
+    import numpy as np
+    import torch
+    from _common import markdown_table, write_results
+
+    from tintin.data import load
+    from tintin.nn import build_model
+    from tintin.reference import float_twin
+    from tintin.train import TrainConfig, fit
+
+    torch.set_num_threads(args.threads)
+    rows, records = [], []
+    for spec in args.models.split(","):
+        model_name, ds_name = spec.split(":")
+        ds = load(ds_name)
+        n = min(args.samples, len(ds.x_train))
+        x, y = ds.x_train[:n], ds.y_train[:n]
+        for bs in [int(b) for b in args.batch_sizes.split(",")]:
+            int_times, float_times = [], []
+            for rep in range(args.repeats + 1):  # the first repeat warms up both sides
+                model = build_model(model_name, ds.sample_shape, ds.num_classes, seed=rep,
+                                    input_exponent=ds.input_exponent)
+                net = float_twin(model)
+                opt = torch.optim.SGD(net.parameters(), lr=0.1)
+                xt = torch.tensor(x.astype(np.float32) * 2.0 ** ds.input_exponent)
+                yt = torch.tensor(y)
+                t0 = time.perf_counter()
+                for i in range(0, n, bs):
+                    opt.zero_grad(set_to_none=True)
+                    loss = torch.nn.functional.cross_entropy(net(xt[i:i + bs]), yt[i:i + bs])
+                    loss.backward()
+                    opt.step()
+                tf = time.perf_counter() - t0
+                res = fit(model, x, y, TrainConfig(epochs=1, batch_size=bs, seed=rep, eval_each_epoch=False))
+                ti = res.train_seconds
+                if rep:
+                    int_times.append(ti)
+                    float_times.append(tf)
+            ratios = [f / i for f, i in zip(float_times, int_times)]
+            rec = {"model": model_name, "dataset": ds_name, "batch_size": bs, "threads": args.threads,
+                   "integer_samples_per_s": n / statistics.median(int_times),
+                   "float32_samples_per_s": n / statistics.median(float_times),
+                   "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
+            records.append(rec)
+            rows.append([model_name, ds_name, bs, args.threads, f"{rec['integer_samples_per_s']:,.0f}",
+                         f"{rec['float32_samples_per_s']:,.0f}",
+                         f"{rec['ratio_median']:.2f}x ({rec['ratio_min']:.2f}-{rec['ratio_max']:.2f})"])
+            print(rows[-1], flush=True)
+    md = ("## Host training throughput: integer simulator vs PyTorch float32\n\n"
+          "Same model, data and batch size; one epoch of "
+          f"{args.samples} samples per repeat, {args.repeats} interleaved repeats; ratio = integer / float "
+          "samples per second (median, range).\n\n"
+          + markdown_table(["model", "data", "batch", "threads", "integer samples/s", "float32 samples/s",
+                            "integer / float32"], rows))
+    write_results(args.name, {"results": records}, md)
+
+
+if __name__ == "__main__":
+    main()
