@@ -16,8 +16,8 @@ keys = st.integers(0, 2**32 - 1)
 
 
 def int32_arrays(max_size=64):
-    # the Python int32 path needs |x| < 2**31 - 2**(n-1) (documented bound); stay below 2**30
-    return st.lists(st.integers(-2**30, 2**30), min_size=1, max_size=max_size).map(
+    # the Python int32 path needs |x| < 2**31 - 2**(n-1) (documented bound): |x| < 2**30 for n <= 31
+    return st.lists(st.integers(-2**30 + 1, 2**30 - 1), min_size=1, max_size=max_size).map(
         lambda v: np.array(v, dtype=np.int32))
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tintin.numerics import QTensor, Scale, ScaleMode
+from tintin.numerics import QTensor, Scale, ScaleMode, apply_multiplier, ratio_multiplier
 from tintin.ops import (linear_backward_bias_s32, linear_backward_input_s8, linear_backward_weight_s32,
                         linear_forward_s8, mse_error, relu_backward_s8, relu_forward_s8,
                         softmax_cross_entropy_error, softmax_probabilities_q15)
@@ -160,8 +160,16 @@ def test_softmax_edges(rt):
 @given(p=int8_matrix(4, 6), t=int8_matrix(4, 6), ps=scales, ts=st.builds(Scale, st.integers(-12, 2)))
 def test_mse(rt, mode, p, t, ps, ts):
     pred, target = QTensor(p, ps), QTensor(t, ts)
-    err, loss = rt.mse_error(pred, target, mode)
     werr, wloss = mse_error(pred, target, mode)
+    aligned = apply_multiplier(t, ratio_multiplier(ts / ps), limit=1 << 30)
+    exact = sum((int(a) - int(b)) ** 2 for a, b in zip(p.ravel(), aligned.ravel()))  # Python ints: no wrap
+    if exact >= 2**63:
+        # beyond int64 the numpy sum wraps; the C kernel saturates and says so
+        with pytest.raises(rt.HostRuntimeError) as exc:
+            rt.mse_error(pred, target, mode)
+        assert exc.value.status == rt.TT_ERR_OVERFLOW
+        return
+    err, loss = rt.mse_error(pred, target, mode)
     assert same(err, werr)
     assert loss == wloss
 
@@ -179,3 +187,12 @@ def test_mse_target_scale_far_above_prediction(rt):
 @given(m=int8_matrix(5, 7, -3, 3))
 def test_argmax_first_maximum(rt, m):
     assert np.array_equal(rt.predict_argmax(m), predict_argmax(m))
+
+
+def test_mse_loss_beyond_int64_is_reported(rt):
+    """24 differences of ~2**30: the exact loss exceeds int64; C saturates with TT_ERR_OVERFLOW."""
+    pred = QTensor(np.full((4, 6), -100, np.int8), Scale(-20))
+    target = QTensor(np.full((4, 6), 100, np.int8), Scale(2))
+    with pytest.raises(rt.HostRuntimeError) as exc:
+        rt.mse_error(pred, target, ScaleMode.POW2)
+    assert exc.value.status == rt.TT_ERR_OVERFLOW

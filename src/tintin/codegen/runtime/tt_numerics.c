@@ -474,8 +474,8 @@ int32_t tt_rescale_apply(int32_t x, const tt_rescale_t *choice, int32_t limit, t
     if (choice->m == 1) {
         return tt_clip32(tt_shift_round_s32(x, n, rounding, key, index), limit);
     }
-    if (tt_mag32(x) <= (uint32_t)INT32_MAX / choice->m) {
-        /* x * m fits int32: 32-bit path (same value as the int64 one) */
+    if (tt_mag32(x) < ((uint32_t)1 << 23)) {
+        /* m <= 225 < 2**8, so x * m fits int32: 32-bit path (same value as the int64 one) */
         return tt_clip32(tt_shift_round_s32(x * (int32_t)choice->m, n, rounding, key, index), limit);
     }
     q = tt_shift_round_s64((int64_t)x * choice->m, n, rounding, key, index);
