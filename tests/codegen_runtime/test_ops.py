@@ -190,9 +190,11 @@ def test_argmax_first_maximum(rt, m):
 
 
 def test_mse_loss_beyond_int64_is_reported(rt):
-    """24 differences of ~2**30: the exact loss exceeds int64; C saturates with TT_ERR_OVERFLOW."""
-    pred = QTensor(np.full((4, 6), -100, np.int8), Scale(-20))
-    target = QTensor(np.full((4, 6), 100, np.int8), Scale(2))
+    """24 differences of 2**30 + 127 (aligned target clipped): the exact loss exceeds int64; C saturates
+    with TT_ERR_OVERFLOW (the numpy sum would wrap)."""
+    pred = QTensor(np.full((4, 6), -127, np.int8), Scale(-20))
+    target = QTensor(np.full((4, 6), 127, np.int8), Scale(4))
+    assert 24 * (2**30 + 127) ** 2 >= 2**63
     with pytest.raises(rt.HostRuntimeError) as exc:
         rt.mse_error(pred, target, ScaleMode.POW2)
     assert exc.value.status == rt.TT_ERR_OVERFLOW
