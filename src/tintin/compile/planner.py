@@ -10,7 +10,8 @@ whose lifetimes intersect must not overlap in bytes. Strategies:
 ``greedy``
     Lifetime-aware first fit, largest first: requests sorted by size (descending; ties: earlier
     first use, then name), each placed at the lowest aligned offset where it overlaps no already
-    placed request whose lifetime intersects its own.
+    placed request whose lifetime intersects its own (never larger than ``naive``: if alignment
+    padding made it so, the naive layout is kept).
 
 :func:`plan_memory` builds the requests of a :class:`TrainingProgram` (one per storage root:
 aliases such as Flatten views and in-place ReLU outputs share their root's bytes and extend its
@@ -77,11 +78,18 @@ class NaivePlanner(MemoryPlanner):
 
 
 class GreedyPlanner(MemoryPlanner):
-    """Lifetime-aware first fit, largest request first."""
+    """Lifetime-aware first fit, largest request first. Mixed alignments can make the padding of
+    this order exceed the naive layout's; then the naive layout is returned (never worse)."""
 
     name = "greedy"
 
     def place(self, requests):
+        offsets = self._first_fit(requests)
+        naive = NaivePlanner().place(requests)
+        return naive if arena_size(requests, naive) < arena_size(requests, offsets) else offsets
+
+    @staticmethod
+    def _first_fit(requests):
         order = sorted(requests, key=lambda r: (-r.size, r.first, r.name))
         placed: list[tuple[int, int, AllocationRequest]] = []  # (offset, end, request)
         offsets = {}
