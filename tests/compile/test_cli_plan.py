@@ -45,6 +45,13 @@ def test_table_output_and_plot(capsys, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_schedule_table(capsys):
+    code, out, err = run(capsys, "plan", "mlp", "--input-shape", "16", "--update", "bias", "--schedule", "--no-buffers")
+    assert code == 0, err
+    assert "schedule" in out and "linear_backward_bias_s32" in out and "sgd_update" in out
+    assert "fc1.bias, fc2.bias: 296 B" in out  # (64 + 10) int32 biases
+
+
 def test_without_device(capsys):
     code, out, err = run(capsys, "plan", "mlp", "--input-shape", "16", "--classes", "3", "--json", "--no-buffers")
     assert code == 0, err

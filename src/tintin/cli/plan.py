@@ -91,6 +91,7 @@ def plan_command(
     weight_bits: int = typer.Option(8, "--weight-bits", help="zoo models: 8 or 16"),
     seed: int = typer.Option(0, "--seed", help="zoo models: initialisation seed"),
     show_buffers: bool = typer.Option(True, "--buffers/--no-buffers", help="list every buffer"),
+    show_schedule: bool = typer.Option(False, "--schedule", help="list every step with its MACs and traffic"),
     suggest: bool = typer.Option(True, "--suggest/--no-suggest", help="search fitting choices when it does not fit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG of the arena over the schedule"),
@@ -132,10 +133,10 @@ def plan_command(
             d["plot"] = str(plot)
         print_json(d)
         return
-    _print_report(report, source, show_buffers, plot)
+    _print_report(report, source, show_buffers, show_schedule, plot)
 
 
-def _print_report(report, source: str, show_buffers: bool, plot) -> None:
+def _print_report(report, source: str, show_buffers: bool, show_schedule: bool, plot) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -155,6 +156,14 @@ def _print_report(report, source: str, show_buffers: bool, plot) -> None:
             t.add_row(name, b.kind.value, f"{b.dtype}[{'x'.join(map(str, b.shape))}]", f"{b.nbytes:,}",
                       b.memory.value, f"{offset:,}", "always" if b.persistent else f"{first}-{last}", b.alias_of or "")
         console.print(t)
+    if show_schedule:
+        t = Table(title="schedule (whole batch)")
+        for col in ("step", "phase", "op", "layer", "reads", "writes", "MACs", "traffic B"):
+            t.add_column(col, justify="right" if col in ("step", "MACs", "traffic B") else "left", overflow="fold")
+        for step, c in zip(prog.steps, report.cost.steps):
+            t.add_row(str(step.index), step.phase.value, step.op, step.layer or "", ", ".join(step.inputs),
+                      ", ".join(step.outputs + step.mutates), f"{c.macs:,}", f"{c.bytes_read + c.bytes_written:,}")
+        console.print(t)
     s = Table(title="memory and cost", show_header=False)
     s.add_column("what")
     s.add_column("value", justify="right")
@@ -164,7 +173,9 @@ def _print_report(report, source: str, show_buffers: bool, plot) -> None:
     s.add_row("same program, naive planner", _kib(report.naive_planner_bytes))
     s.add_row("lower bound (largest live sum)", _kib(plan.lower_bound_bytes))
     trained = sum(prog.buffers[n].nbytes for n in plan.trained_parameters)
-    s.add_row("trained parameters in SRAM", f"{len(plan.trained_parameters)} tensors, {trained:,} B")
+    names = ", ".join(plan.trained_parameters) if len(plan.trained_parameters) <= 6 else \
+        f"{len(plan.trained_parameters)} tensors"
+    s.add_row("trained parameters in SRAM", f"{names}: {trained:,} B" if names else "none")
     f = report.flash
     s.add_row("flash", _kib(f.total))
     s.add_row("  frozen / trained initial / tables", f"{f.frozen_parameters:,} / {f.trained_initial_values:,} / {f.tables:,} B")
