@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..numerics import QTensor
+from ..numerics import QTensor, Scale
 from ..ops.scaling import (channel_scale_backward_bias_s32, channel_scale_backward_input_s8,
                            channel_scale_backward_weight_s32, channel_scale_forward_s8)
 from .config import QuantConfig
@@ -24,8 +24,9 @@ from .module import Context, Module, Parameter, ShapeError
 
 
 class ChannelScale(Module):
-    """``y[:, c] = gamma[c] * x[:, c] + beta[c]`` on (B, C, ...) int8; ``gamma`` starts at 1, ``beta``
-    at 0. ``gamma`` is a weight (int8 / int16 mantissas), ``beta`` an int32 bias."""
+    """``y[:, c] = gamma[c] * x[:, c] + beta[c]`` on (B, C, ...) int8. ``gamma`` is a weight (int8 /
+    int16 mantissas) starting at exactly 1 (mantissa ``2**(bits-2)``, scale ``2**-(bits-2)``: one bit
+    of headroom to grow before the first rescale); ``beta`` an int32 bias starting at 0."""
 
     def __init__(self, channels: int, bias: bool = True, *, config: QuantConfig | None = None,
                  name: str = "scale"):
@@ -35,8 +36,11 @@ class ChannelScale(Module):
         self.channels = int(channels)
         self.has_bias = bool(bias)
         config = config or QuantConfig()
-        self.weight = Parameter(f"{name}.weight", "weight", quantize_weight(np.ones(self.channels), config),
-                                config.weight_bits)
+        # gamma = 1 exactly: mantissa 2**(bits-2) (64 for int8) at scale 2**-(bits-2)
+        one = 1 << (config.weight_bits - 2)
+        gamma = QTensor(np.full(self.channels, one, dtype=np.int8 if config.weight_bits == 8 else np.int16),
+                        Scale(-(config.weight_bits - 2)))
+        self.weight = Parameter(f"{name}.weight", "weight", gamma, config.weight_bits)
         self.bias = Parameter(f"{name}.bias", "bias", quantize_bias(np.zeros(self.channels)), 32) if bias else None
         self._cache_x = None
 

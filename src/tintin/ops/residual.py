@@ -2,10 +2,12 @@
 
 Integer definition of ``residual_add_s8(a, b)`` (the C kernel does the same):
 
-1. Working scale ``s_w``. Let ``(M, n) = ratio_multiplier(s_a / s_b)`` (15-bit mantissa ``M`` in
-   ``[2**14, 2**15)``), so ``e = 14 - n = floor(log2(s_a / s_b))`` up to the multiplier's rounding.
-   The *coarse* tensor is ``a`` if ``e >= 0`` (ties go to ``a``), else ``b``; the other one is
-   *fine* and ``E = |e|``. Then ``s_w = s_fine`` if ``E < 23``, else ``s_w = s_coarse * 2**-23``.
+1. Working scale ``s_w``. For two scales ``p, q`` let ``(M, n) = ratio_multiplier(p / q)`` (15-bit
+   mantissa ``M`` in ``[2**14, 2**15)``), so ``E(p, q) = 14 - n = floor(log2(p / q))`` up to the
+   multiplier's rounding. The *coarse* operand ``c`` is the one with ``E(c, other) >= 0`` (if both
+   qualify, i.e. the scales agree to 2**-14, the larger ``(S, U, D)`` tuple), the other one is
+   *fine* ``f``, and ``E = E(c, f)``. Then ``s_w = s_f`` if ``E < 23``, else ``s_w = s_c * 2**-23``.
+   The rule is symmetric: ``a + b`` and ``b + a`` give the same bits.
 2. Each operand is brought to ``s_w``: ``m' = round(m * M_x / 2**n_x)`` with
    ``(M_x, n_x) = ratio_multiplier(s_x / s_w)`` (:func:`tintin.numerics.apply_multiplier`, nearest,
    int64 product). The operand whose scale *is* ``s_w``, and any power-of-two ratio, converts
@@ -41,10 +43,18 @@ def log2_ratio_floor(a: Scale, b: Scale) -> int:
 
 
 def residual_working_scale(a: Scale, b: Scale) -> Scale:
-    """The scale at which :func:`residual_add_s8` sums two tensors (step 1 of the definition)."""
-    e = log2_ratio_floor(a, b)
-    coarse, fine = (a, b) if e >= 0 else (b, a)
-    if abs(e) < RESIDUAL_MAX_SHIFT:
+    """The scale at which :func:`residual_add_s8` sums two tensors (step 1 of the definition).
+
+    Symmetric in ``a`` and ``b``: the coarse operand is the one whose ratio to the other has
+    ``floor(log2) >= 0``; if the multiplier's rounding makes both ratios look >= 1 (scales within
+    2**-14 of each other), the one with the larger ``(S, U, D)`` tuple is coarse."""
+    e_ab, e_ba = log2_ratio_floor(a, b), log2_ratio_floor(b, a)
+    if (e_ab >= 0) != (e_ba >= 0):
+        a_coarse = e_ab >= 0
+    else:
+        a_coarse = a.as_tuple() >= b.as_tuple()
+    coarse, fine, e = (a, b, e_ab) if a_coarse else (b, a, e_ba)
+    if e < RESIDUAL_MAX_SHIFT:
         return fine
     return coarse.shifted(-RESIDUAL_MAX_SHIFT)
 
