@@ -83,6 +83,17 @@ class CSgdConfig(ctypes.Structure):
                 ("momentum_shift", ctypes.c_uint8), ("weight_rescale", ctypes.c_uint8)]
 
 
+class CConvShape(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "batch", "in_channels", "in_h", "in_w", "out_channels", "kernel_h", "kernel_w", "stride_h", "stride_w",
+        "pad_h", "pad_w", "groups")]
+
+
+class CPoolShape(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "batch", "channels", "in_h", "in_w", "kernel_h", "kernel_w", "stride_h", "stride_w")]
+
+
 _P = ctypes.c_void_p
 _SZ = ctypes.c_size_t
 _I = ctypes.c_int
@@ -138,6 +149,25 @@ _PROTOTYPES = {
     "tt_argmax_s8": (_SZ, [_P, _SZ]),
     "tt_argmax_rows_s8": (_I, [_P, _SZ, _SZ, _P]),
     "tt_weight_view_s16_to_s8": (_I, [_P, CScale, _SZ, _I, _P, _PS]),
+    "tt_conv2d_output_hw": (_I, [ctypes.POINTER(CConvShape), ctypes.POINTER(_SZ), ctypes.POINTER(_SZ)]),
+    "tt_conv2d_forward_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _I, _P, _P, _PS]),
+    "tt_conv2d_backward_input_s8": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _I, _P, _P, _PS]),
+    "tt_conv2d_backward_weight_s32": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _P, _PS]),
+    "tt_conv2d_backward_bias_s32": (_I, [_P, CScale, ctypes.POINTER(CConvShape), _P, _PS]),
+    "tt_pool2d_output_hw": (_I, [ctypes.POINTER(CPoolShape), ctypes.POINTER(_SZ), ctypes.POINTER(_SZ)]),
+    "tt_maxpool2d_forward_s8": (_I, [_P, ctypes.POINTER(CPoolShape), _P, _P]),
+    "tt_maxpool2d_backward_s8": (_I, [_P, CScale, _P, ctypes.POINTER(CPoolShape), _I, _P, _P, _PS]),
+    "tt_avgpool_multiplier": (_I, [_SZ, ctypes.POINTER(CMultiplier)]),
+    "tt_avgpool2d_forward_s8": (_I, [_P, CScale, ctypes.POINTER(CPoolShape), _I, _P, _P, _PS]),
+    "tt_avgpool2d_backward_s8": (_I, [_P, CScale, ctypes.POINTER(CPoolShape), _I, _P, _P, _PS]),
+    "tt_global_avgpool_forward_s8": (_I, [_P, CScale, _SZ, _SZ, _SZ, _I, _P, _PS]),
+    "tt_global_avgpool_backward_s8": (_I, [_P, CScale, _SZ, _SZ, _SZ, _I, _P, _PS]),
+    "tt_residual_working_scale": (_I, [CScale, CScale, _PS]),
+    "tt_residual_add_s8": (_I, [_P, CScale, _P, CScale, _SZ, _I, _P, _P, _PS]),
+    "tt_channel_scale_forward_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
+    "tt_channel_scale_backward_input_s8": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
+    "tt_channel_scale_backward_weight_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _PS]),
+    "tt_channel_scale_backward_bias_s32": (_I, [_P, CScale, _SZ, _SZ, _SZ, _P, _PS]),
     "tt_sgd_update_weight_s8": (_I, [_P, _PS, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
     "tt_sgd_update_weight_s16": (_I, [_P, _PS, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
     "tt_sgd_update_bias_s32": (_I, [_P, CScale, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
@@ -562,6 +592,313 @@ def weight_view_s8(weight: QTensor, mode) -> QTensor:
     _call("tt_weight_view_s16_to_s8", _ptr(wm), c_scale(weight.scale), wm.size, _mode(mode), _ptr(view),
           ctypes.byref(cs))
     return QTensor(view, py_scale(cs))
+
+
+# -- convolution -------------------------------------------------------------------------------------
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    a, b = v
+    return int(a), int(b)
+
+
+def _conv_shape(x_shape, w_shape, stride, padding, groups, input_hw=None) -> CConvShape:
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    cout, cg, kh, kw = w_shape
+    b, cin = x_shape[0], cg * int(groups)
+    h, w = input_hw if input_hw is not None else x_shape[2:]
+    if input_hw is None and x_shape[1] != cin:
+        raise ValueError(f"input has {x_shape[1]} channels, the weight expects {cin}")
+    if min(sh, sw, kh, kw, groups) < 1 or min(ph, pw) < 0:
+        raise ValueError("kernel, stride and groups must be positive and padding non-negative")
+    return CConvShape(b, cin, int(h), int(w), cout, kh, kw, sh, sw, ph, pw, int(groups))
+
+
+def _conv_out(shape: CConvShape) -> tuple[int, int]:
+    oh, ow = _SZ(), _SZ()
+    _call("tt_conv2d_output_hw", ctypes.byref(shape), ctypes.byref(oh), ctypes.byref(ow))
+    return oh.value, ow.value
+
+
+def _four(t: QTensor, name: str, dtype=np.int8) -> np.ndarray:
+    a = _array(t.m, dtype, name)
+    if a.ndim != 4:
+        raise ValueError(f"{name} must be 4-D (B, C, H, W), got shape {a.shape}")
+    return a
+
+
+def conv2d_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride=1, padding=0, groups: int = 1,
+                      mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
+    """:func:`tintin.ops.conv.conv2d_forward_s8` (NCHW)."""
+    xm, wm = _four(x, "x"), _four(weight, "weight")
+    shape = _conv_shape(xm.shape, wm.shape, stride, padding, groups)
+    oh, ow = _conv_out(shape)
+    bm = None if bias is None else _array(bias.m, np.int32, "bias")
+    y = np.empty((xm.shape[0], wm.shape[0], oh, ow), np.int8)
+    acc = np.empty(y.shape, np.int32) if scratch else None
+    ys = CScale()
+    _call("tt_conv2d_forward_s8", _ptr(xm), c_scale(x.scale), _ptr(wm), c_scale(weight.scale), _ptr(bm),
+          c_scale(Scale() if bias is None else bias.scale), ctypes.byref(shape), _mode(mode), _ptr(acc), _ptr(y),
+          ctypes.byref(ys))
+    return QTensor(y, py_scale(ys))
+
+
+def conv2d_backward_input_s8(err: QTensor, weight: QTensor, input_hw, stride=1, padding=0, groups: int = 1,
+                             mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
+    em, wm = _four(err, "err"), _four(weight, "weight")
+    shape = _conv_shape((em.shape[0], None), wm.shape, stride, padding, groups, _pair(input_hw))
+    if _conv_out(shape) != em.shape[2:]:
+        raise ValueError(f"err spatial shape {em.shape[2:]} does not match the forward geometry")
+    out = np.empty((em.shape[0], shape.in_channels, shape.in_h, shape.in_w), np.int8)
+    acc = np.empty(out.shape, np.int32) if scratch else None
+    cs = CScale()
+    _call("tt_conv2d_backward_input_s8", _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale),
+          ctypes.byref(shape), _mode(mode), _ptr(acc), _ptr(out), ctypes.byref(cs))
+    return QTensor(out, py_scale(cs))
+
+
+def conv2d_backward_weight_s32(err: QTensor, x: QTensor, kernel_size, stride=1, padding=0, groups: int = 1) -> QTensor:
+    em, xm = _four(err, "err"), _four(x, "x")
+    kh, kw = _pair(kernel_size)
+    cout, cin = em.shape[1], xm.shape[1]
+    shape = _conv_shape(xm.shape, (cout, cin // int(groups), kh, kw), stride, padding, groups)
+    if _conv_out(shape) != em.shape[2:]:
+        raise ValueError(f"err spatial shape {em.shape[2:]} does not match the forward geometry")
+    g = np.empty((cout, cin // int(groups), kh, kw), np.int32)
+    cs = CScale()
+    _call("tt_conv2d_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
+          ctypes.byref(shape), _ptr(g), ctypes.byref(cs))
+    return QTensor(g, py_scale(cs))
+
+
+def conv2d_backward_bias_s32(err: QTensor) -> QTensor:
+    em = _four(err, "err")
+    b, c, h, w = em.shape
+    shape = CConvShape(b, c, h, w, c, 1, 1, 1, 1, 0, 0, 1)  # the bias sum needs only err's geometry
+    g = np.empty(c, np.int32)
+    cs = CScale()
+    _call("tt_conv2d_backward_bias_s32", _ptr(em), c_scale(err.scale), ctypes.byref(shape), _ptr(g), ctypes.byref(cs))
+    return QTensor(g, py_scale(cs))
+
+
+def _as_2d(t: QTensor) -> QTensor:
+    return QTensor(np.asarray(t.m)[:, :, None, :], t.scale)
+
+
+def _flat(t: QTensor) -> QTensor:
+    return QTensor(t.m[:, :, 0, :], t.scale)
+
+
+def conv1d_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride: int = 1, padding: int = 0,
+                      groups: int = 1, mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
+    return _flat(conv2d_forward_s8(_as_2d(x), _as_2d(weight), bias, (1, stride), (0, padding), groups, mode,
+                                   scratch=scratch))
+
+
+def conv1d_backward_input_s8(err: QTensor, weight: QTensor, input_length: int, stride: int = 1, padding: int = 0,
+                             groups: int = 1, mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
+    return _flat(conv2d_backward_input_s8(_as_2d(err), _as_2d(weight), (1, input_length), (1, stride), (0, padding),
+                                          groups, mode, scratch=scratch))
+
+
+def conv1d_backward_weight_s32(err: QTensor, x: QTensor, kernel_size: int, stride: int = 1, padding: int = 0,
+                               groups: int = 1) -> QTensor:
+    return _flat(conv2d_backward_weight_s32(_as_2d(err), _as_2d(x), (1, kernel_size), (1, stride), (0, padding),
+                                            groups))
+
+
+def conv1d_backward_bias_s32(err: QTensor) -> QTensor:
+    return conv2d_backward_bias_s32(_as_2d(err))
+
+
+# -- pooling ---------------------------------------------------------------------------------------
+
+def _pool_shape(x_shape, kernel_size, stride) -> CPoolShape:
+    kh, kw = _pair(kernel_size)
+    sh, sw = (kh, kw) if stride is None else _pair(stride)
+    if min(kh, kw, sh, sw) < 1:
+        raise ValueError(f"pooling window {kernel_size} and stride {stride} must be positive")
+    b, c, h, w = x_shape
+    return CPoolShape(b, c, h, w, kh, kw, sh, sw)
+
+
+def _pool_out(shape: CPoolShape) -> tuple[int, int]:
+    oh, ow = _SZ(), _SZ()
+    _call("tt_pool2d_output_hw", ctypes.byref(shape), ctypes.byref(oh), ctypes.byref(ow))
+    return oh.value, ow.value
+
+
+def maxpool2d_forward_s8(x: QTensor, kernel_size, stride=None) -> tuple[QTensor, np.ndarray]:
+    """:func:`tintin.ops.pool.maxpool2d_forward_s8`; the argmax has the Python's dtype."""
+    xm = _four(x, "x")
+    shape = _pool_shape(xm.shape, kernel_size, stride)
+    oh, ow = _pool_out(shape)
+    y = np.empty(xm.shape[:2] + (oh, ow), np.int8)
+    arg = np.empty(y.shape, np.uint16)
+    _call("tt_maxpool2d_forward_s8", _ptr(xm), ctypes.byref(shape), _ptr(y), _ptr(arg))
+    return QTensor(y, x.scale), arg.astype(np.uint8 if shape.kernel_h * shape.kernel_w <= 256 else np.int32)
+
+
+def maxpool2d_backward_s8(err: QTensor, argmax: np.ndarray, input_hw, kernel_size, stride=None, mode=ScaleMode.POW2,
+                          *, scratch: bool = True) -> QTensor:
+    em = _four(err, "err")
+    h, w = _pair(input_hw)
+    shape = _pool_shape(em.shape[:2] + (h, w), kernel_size, stride)
+    if _pool_out(shape) != em.shape[2:]:
+        raise ValueError(f"err spatial shape {em.shape[2:]} does not match the pooling geometry")
+    arg = _array(argmax, np.uint16, "argmax")
+    out = np.empty(em.shape[:2] + (h, w), np.int8)
+    acc = np.empty(out.shape, np.int32) if scratch else None
+    cs = CScale()
+    _call("tt_maxpool2d_backward_s8", _ptr(em), c_scale(err.scale), _ptr(arg), ctypes.byref(shape), _mode(mode),
+          _ptr(acc), _ptr(out), ctypes.byref(cs))
+    return QTensor(out, py_scale(cs))
+
+
+def avgpool_multiplier(window: int) -> tuple[int, int]:
+    out = CMultiplier()
+    status = load().tt_avgpool_multiplier(int(window), ctypes.byref(out))
+    if status != TT_OK:
+        raise ValueError(f"averaging window of {window} elements is not supported")
+    return int(out.m), int(out.n)
+
+
+def avgpool2d_forward_s8(x: QTensor, kernel_size, stride=None, mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
+    xm = _four(x, "x")
+    shape = _pool_shape(xm.shape, kernel_size, stride)
+    oh, ow = _pool_out(shape)
+    y = np.empty(xm.shape[:2] + (oh, ow), np.int8)
+    acc = np.empty(y.shape, np.int32) if scratch else None
+    cs = CScale()
+    _call("tt_avgpool2d_forward_s8", _ptr(xm), c_scale(x.scale), ctypes.byref(shape), _mode(mode), _ptr(acc), _ptr(y),
+          ctypes.byref(cs))
+    return QTensor(y, py_scale(cs))
+
+
+def avgpool2d_backward_s8(err: QTensor, input_hw, kernel_size, stride=None, mode=ScaleMode.POW2, *,
+                          scratch: bool = True) -> QTensor:
+    em = _four(err, "err")
+    h, w = _pair(input_hw)
+    shape = _pool_shape(em.shape[:2] + (h, w), kernel_size, stride)
+    if _pool_out(shape) != em.shape[2:]:
+        raise ValueError(f"err spatial shape {em.shape[2:]} does not match the pooling geometry")
+    out = np.empty(em.shape[:2] + (h, w), np.int8)
+    acc = np.empty(out.shape, np.int32) if scratch else None
+    cs = CScale()
+    _call("tt_avgpool2d_backward_s8", _ptr(em), c_scale(err.scale), ctypes.byref(shape), _mode(mode), _ptr(acc),
+          _ptr(out), ctypes.byref(cs))
+    return QTensor(out, py_scale(cs))
+
+
+def global_avgpool_forward_s8(x: QTensor, mode=ScaleMode.POW2) -> QTensor:
+    xm = _array(x.m, np.int8, "x")
+    b, c = xm.shape[:2]
+    y = np.empty((b, c), np.int8)
+    cs = CScale()
+    _call("tt_global_avgpool_forward_s8", _ptr(xm), c_scale(x.scale), b, c, xm.size // max(b * c, 1), _mode(mode),
+          _ptr(y), ctypes.byref(cs))
+    return QTensor(y, py_scale(cs))
+
+
+def global_avgpool_backward_s8(err: QTensor, input_shape: tuple[int, ...], mode=ScaleMode.POW2) -> QTensor:
+    em = _array(err.m, np.int8, "err")
+    b, c = em.shape
+    spatial = tuple(int(v) for v in input_shape[1:])
+    positions = int(np.prod(spatial, dtype=np.int64))
+    out = np.empty((b, c) + spatial, np.int8)
+    cs = CScale()
+    _call("tt_global_avgpool_backward_s8", _ptr(em), c_scale(err.scale), b, c, positions, _mode(mode), _ptr(out),
+          ctypes.byref(cs))
+    return QTensor(out, py_scale(cs))
+
+
+def maxpool1d_forward_s8(x: QTensor, kernel_size: int, stride: int | None = None) -> tuple[QTensor, np.ndarray]:
+    y, arg = maxpool2d_forward_s8(_as_2d(x), (1, kernel_size), None if stride is None else (1, stride))
+    return _flat(y), arg[:, :, 0, :]
+
+
+def maxpool1d_backward_s8(err: QTensor, argmax: np.ndarray, input_length: int, kernel_size: int,
+                          stride: int | None = None, mode=ScaleMode.POW2) -> QTensor:
+    return _flat(maxpool2d_backward_s8(_as_2d(err), np.asarray(argmax)[:, :, None, :], (1, input_length),
+                                       (1, kernel_size), None if stride is None else (1, stride), mode))
+
+
+def avgpool1d_forward_s8(x: QTensor, kernel_size: int, stride: int | None = None, mode=ScaleMode.POW2) -> QTensor:
+    return _flat(avgpool2d_forward_s8(_as_2d(x), (1, kernel_size), None if stride is None else (1, stride), mode))
+
+
+def avgpool1d_backward_s8(err: QTensor, input_length: int, kernel_size: int, stride: int | None = None,
+                          mode=ScaleMode.POW2) -> QTensor:
+    return _flat(avgpool2d_backward_s8(_as_2d(err), (1, input_length), (1, kernel_size),
+                                       None if stride is None else (1, stride), mode))
+
+
+# -- residual add and channel scale ----------------------------------------------------------------
+
+def residual_working_scale(a: Scale, b: Scale) -> Scale:
+    out = CScale()
+    _call("tt_residual_working_scale", c_scale(a), c_scale(b), ctypes.byref(out))
+    return py_scale(out)
+
+
+def residual_add_s8(a: QTensor, b: QTensor, mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
+    if a.m.shape != b.m.shape:
+        raise ValueError(f"residual add needs equal shapes, got {a.m.shape} and {b.m.shape}")
+    am, bm = _array(a.m, np.int8, "a"), _array(b.m, np.int8, "b")
+    y = np.empty_like(am)
+    acc = np.empty(am.shape, np.int32) if scratch else None
+    cs = CScale()
+    _call("tt_residual_add_s8", _ptr(am), c_scale(a.scale), _ptr(bm), c_scale(b.scale), am.size, _mode(mode),
+          _ptr(acc), _ptr(y), ctypes.byref(cs))
+    return QTensor(y, py_scale(cs))
+
+
+def _bcp(t: np.ndarray) -> tuple[int, int, int]:
+    b, c = t.shape[:2]
+    return b, c, int(np.prod(t.shape[2:], dtype=np.int64))
+
+
+def channel_scale_forward_s8(x: QTensor, gamma: QTensor, beta: QTensor | None, mode=ScaleMode.POW2, *,
+                             scratch: bool = True) -> QTensor:
+    xm, gm = _array(x.m, np.int8, "x"), _array(gamma.m, np.int8, "gamma")
+    bm = None if beta is None else _array(beta.m, np.int32, "beta")
+    b, c, p = _bcp(xm)
+    y = np.empty_like(xm)
+    acc = np.empty(xm.shape, np.int32) if scratch else None
+    cs = CScale()
+    _call("tt_channel_scale_forward_s8", _ptr(xm), c_scale(x.scale), _ptr(gm), c_scale(gamma.scale), _ptr(bm),
+          c_scale(Scale() if beta is None else beta.scale), b, c, p, _mode(mode), _ptr(acc), _ptr(y), ctypes.byref(cs))
+    return QTensor(y, py_scale(cs))
+
+
+def channel_scale_backward_input_s8(err: QTensor, gamma: QTensor, mode=ScaleMode.POW2) -> QTensor:
+    em, gm = _array(err.m, np.int8, "err"), _array(gamma.m, np.int8, "gamma")
+    b, c, p = _bcp(em)
+    out = np.empty_like(em)
+    cs = CScale()
+    _call("tt_channel_scale_backward_input_s8", _ptr(em), c_scale(err.scale), _ptr(gm), c_scale(gamma.scale), b, c, p,
+          _mode(mode), None, _ptr(out), ctypes.byref(cs))
+    return QTensor(out, py_scale(cs))
+
+
+def channel_scale_backward_weight_s32(err: QTensor, x: QTensor) -> QTensor:
+    em, xm = _array(err.m, np.int8, "err"), _array(x.m, np.int8, "x")
+    b, c, p = _bcp(em)
+    g = np.empty(c, np.int32)
+    cs = CScale()
+    _call("tt_channel_scale_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), b, c, p,
+          _ptr(g), ctypes.byref(cs))
+    return QTensor(g, py_scale(cs))
+
+
+def channel_scale_backward_bias_s32(err: QTensor) -> QTensor:
+    em = _array(err.m, np.int8, "err")
+    b, c, p = _bcp(em)
+    g = np.empty(c, np.int32)
+    cs = CScale()
+    _call("tt_channel_scale_backward_bias_s32", _ptr(em), c_scale(err.scale), b, c, p, _ptr(g), ctypes.byref(cs))
+    return QTensor(g, py_scale(cs))
 
 
 # -- optimiser ---------------------------------------------------------------------------------------

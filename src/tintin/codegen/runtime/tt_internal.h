@@ -56,4 +56,20 @@ static inline int16_t tt_exp16(int32_t v)
     return (int16_t)v;
 }
 
+/* One int32 accumulator of a 4-D output (b, c, p, q) of a kernel, computed on demand. */
+typedef int32_t (*tt_acc4_fn)(const void *ctx, size_t b, size_t c, size_t p, size_t q);
+
+/* rescale(acc, *scale, 8, mode) (nearest) of the accumulators f(b, c, p, q) over dims[0..3]
+ * (row-major), written to out as int8. With `acc` (dims[0]*...*dims[3] int32) each accumulator
+ * is computed once and stored; with acc == NULL it is computed twice (range pass, output pass).
+ * *scale is the accumulator scale on entry and the output scale on return. */
+void tt_rescale_acc4(tt_acc4_fn f, const void *ctx, const size_t dims[4], int32_t *acc, tt_scale_t *scale,
+                     tt_scale_mode_t mode, int8_t *out);
+
+/* ceil(a / b) for a >= 0, b > 0 */
+static inline size_t tt_ceil_div(size_t a, size_t b)
+{
+    return (a + b - 1u) / b;
+}
+
 #endif /* TT_INTERNAL_H */

@@ -626,3 +626,45 @@ int32_t tt_log2_q16(uint32_t x)
     base = tt_rom_u32(&tt_table_log2_q16[idx]);
     return (int32_t)(((uint32_t)e << 16) + base + (((tt_rom_u32(&tt_table_log2_q16[idx + 1]) - base) * low + 128u) >> 8));
 }
+
+/* ---- accumulate-then-rescale driver of the convolution, pooling and residual kernels ---------- */
+
+void tt_rescale_acc4(tt_acc4_fn f, const void *ctx, const size_t dims[4], int32_t *acc, tt_scale_t *scale,
+                     tt_scale_mode_t mode, int8_t *out)
+{
+    size_t b, c, p, q, i = 0;
+    uint32_t amax = 0;
+    uint8_t change;
+    tt_rescale_t choice;
+    for (b = 0; b < dims[0]; ++b) {
+        for (c = 0; c < dims[1]; ++c) {
+            for (p = 0; p < dims[2]; ++p) {
+                for (q = 0; q < dims[3]; ++q, ++i) {
+                    int32_t v = f(ctx, b, c, p, q);
+                    uint32_t a = tt_mag32(v);
+                    if (acc != NULL) {
+                        acc[i] = v;
+                    }
+                    if (a > amax) {
+                        amax = a;
+                    }
+                }
+            }
+        }
+    }
+    change = tt_choose_rescale(amax, 8, mode, &choice);
+    i = 0;
+    for (b = 0; b < dims[0]; ++b) {
+        for (c = 0; c < dims[1]; ++c) {
+            for (p = 0; p < dims[2]; ++p) {
+                for (q = 0; q < dims[3]; ++q, ++i) {
+                    int32_t v = acc != NULL ? acc[i] : f(ctx, b, c, p, q);
+                    out[i] = (int8_t)(change ? tt_rescale_apply(v, &choice, 127, TT_ROUND_NEAREST, 0, 0) : v);
+                }
+            }
+        }
+    }
+    if (change) {
+        *scale = tt_rescaled_scale(*scale, &choice);
+    }
+}

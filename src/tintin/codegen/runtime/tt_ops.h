@@ -86,6 +86,110 @@ tt_status_t tt_mse_error_s8(const int8_t *pred, tt_scale_t pred_scale, const int
                             tt_scale_t target_scale, size_t count, tt_scale_mode_t mode, int8_t *err,
                             tt_scale_t *err_scale, int64_t *loss_total, tt_scale_t *loss_scale);
 
+/* ---- convolution (tintin.ops.conv) -----------------------------------------------------------
+ * NCHW: x (batch, in_channels, in_h, in_w), weight (out_channels, in_channels/groups, kernel_h,
+ * kernel_w), bias (out_channels), y (batch, out_channels, out_h, out_w) with
+ * out = (in + 2 * pad - kernel) / stride + 1. Output channel o reads the input channels of group
+ * o / (out_channels / groups). 1-D (NCL): in_h = kernel_h = stride_h = 1, pad_h = 0. */
+typedef struct {
+    size_t batch;
+    size_t in_channels, in_h, in_w;
+    size_t out_channels, kernel_h, kernel_w;
+    size_t stride_h, stride_w, pad_h, pad_w;
+    size_t groups;
+} tt_conv2d_shape_t;
+
+/* out_h, out_w of a shape (either may be NULL); TT_ERR_SHAPE when the kernel does not fit, a
+ * size is zero or the channels do not divide into the groups. */
+tt_status_t tt_conv2d_output_hw(const tt_conv2d_shape_t *shape, size_t *out_h, size_t *out_w);
+
+/* conv2d_forward_s8: rescale(conv(x, W) + align_bias(b)) (nearest); bias may be NULL.
+ * Bound: fan-in in_channels/groups * kernel_h * kernel_w <= TT_ACC_TERMS_LIMIT (|sum| < 2**30)
+ * and out_channels/groups * ceil(kh/sh) * ceil(kw/sw) <= TT_ACC_TERMS_LIMIT, else TT_ERR_SHAPE.
+ * acc: NULL or (batch * out_channels * out_h * out_w) int32. */
+tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                 const int32_t *bias, tt_scale_t bias_scale, const tt_conv2d_shape_t *shape,
+                                 tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale);
+/* conv2d_backward_input_s8: the transposed convolution of err (batch, out_channels, out_h, out_w)
+ * with W into (batch, in_channels, in_h, in_w), rescaled (nearest). At most
+ * out_channels/groups * ceil(kh/sh) * ceil(kw/sw) terms per element.
+ * acc: NULL or (batch * in_channels * in_h * in_w) int32. */
+tt_status_t tt_conv2d_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                        tt_scale_t w_scale, const tt_conv2d_shape_t *shape, tt_scale_mode_t mode,
+                                        int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale);
+/* conv2d_backward_weight_s32: grad (out_channels, in_channels/groups, kh, kw) int32 at
+ * err_scale * x_scale. Bound: batch * out_h * out_w <= TT_ACC_TERMS_LIMIT. */
+tt_status_t tt_conv2d_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                          tt_scale_t x_scale, const tt_conv2d_shape_t *shape, int32_t *grad,
+                                          tt_scale_t *grad_scale);
+/* conv2d_backward_bias_s32: grad (out_channels) = err summed over batch and positions. */
+tt_status_t tt_conv2d_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, const tt_conv2d_shape_t *shape,
+                                        int32_t *grad, tt_scale_t *grad_scale);
+
+/* ---- pooling (tintin.ops.pool) -----------------------------------------------------------------
+ * NCHW, no padding, out = (in - kernel) / stride + 1; stride 0 means stride = kernel. 1-D (NCL):
+ * in_h = kernel_h = 1. Backward kernels: acc is NULL or (batch * channels * in_h * in_w) int32. */
+typedef struct {
+    size_t batch, channels, in_h, in_w;
+    size_t kernel_h, kernel_w, stride_h, stride_w;
+} tt_pool2d_shape_t;
+
+tt_status_t tt_pool2d_output_hw(const tt_pool2d_shape_t *shape, size_t *out_h, size_t *out_w);
+/* maxpool2d_forward_s8: window maxima (scale unchanged) and the offset i * kernel_w + j of each
+ * window's first maximum in row-major order (window <= 65535 elements). */
+tt_status_t tt_maxpool2d_forward_s8(const int8_t *x, const tt_pool2d_shape_t *shape, int8_t *y, uint16_t *argmax);
+/* maxpool2d_backward_s8: every output error added (int32) at its window's argmax; rescaled
+ * (nearest) only if overlapping windows pushed a sum out of range, else mantissas and scale kept. */
+tt_status_t tt_maxpool2d_backward_s8(const int8_t *err, tt_scale_t err_scale, const uint16_t *argmax,
+                                     const tt_pool2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                     int8_t *err_in, tt_scale_t *err_in_scale);
+/* avgpool_multiplier: (M, n) with M / 2**n ~= 1 / window and 127 * window * M <= 2**30. */
+tt_status_t tt_avgpool_multiplier(size_t window, tt_multiplier_t *out);
+/* avgpool2d_forward_s8: window sums times M at scale x_scale * 2**-n, rescaled (nearest).
+ * acc: NULL or (batch * channels * out_h * out_w) int32. */
+tt_status_t tt_avgpool2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const tt_pool2d_shape_t *shape,
+                                    tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale);
+/* avgpool2d_backward_s8: every input sums err * M over the windows containing it, at scale
+ * err_scale * 2**-n, rescaled (nearest). */
+tt_status_t tt_avgpool2d_backward_s8(const int8_t *err, tt_scale_t err_scale, const tt_pool2d_shape_t *shape,
+                                     tt_scale_mode_t mode, int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale);
+/* global_avgpool_forward_s8: (batch, channels, positions) -> (batch, channels). */
+tt_status_t tt_global_avgpool_forward_s8(const int8_t *x, tt_scale_t x_scale, size_t batch, size_t channels,
+                                         size_t positions, tt_scale_mode_t mode, int8_t *y, tt_scale_t *y_scale);
+/* global_avgpool_backward_s8: rescale(err * M) (batch, channels) written to every position. */
+tt_status_t tt_global_avgpool_backward_s8(const int8_t *err, tt_scale_t err_scale, size_t batch, size_t channels,
+                                          size_t positions, tt_scale_mode_t mode, int8_t *err_in,
+                                          tt_scale_t *err_in_scale);
+
+/* ---- residual add (tintin.ops.residual) --------------------------------------------------------- */
+
+/* residual_working_scale: the scale at which a and b are summed (the finer one, at most 2**23
+ * below the coarser one). */
+tt_status_t tt_residual_working_scale(tt_scale_t a_scale, tt_scale_t b_scale, tt_scale_t *work);
+/* residual_add_s8: a and b brought to the working scale (nearest), summed in int32
+ * (|sum| < 2**31), rescaled to int8 (nearest). acc: NULL or (count) int32. y may alias a or b.
+ * The backward pass needs no kernel: both operands receive the output error unchanged. */
+tt_status_t tt_residual_add_s8(const int8_t *a, tt_scale_t a_scale, const int8_t *b, tt_scale_t b_scale,
+                               size_t count, tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale);
+
+/* ---- per-channel scale and shift (tintin.ops.scaling) --------------------------------------------
+ * x (batch, channels, positions) int8, gamma (channels) int8, beta (channels) int32. */
+tt_status_t tt_channel_scale_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *gamma,
+                                        tt_scale_t gamma_scale, const int32_t *beta, tt_scale_t beta_scale,
+                                        size_t batch, size_t channels, size_t positions, tt_scale_mode_t mode,
+                                        int32_t *acc, int8_t *y, tt_scale_t *y_scale);
+tt_status_t tt_channel_scale_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *gamma,
+                                               tt_scale_t gamma_scale, size_t batch, size_t channels,
+                                               size_t positions, tt_scale_mode_t mode, int32_t *acc,
+                                               int8_t *err_in, tt_scale_t *err_in_scale);
+/* gradient of gamma: sum of err * x per channel (batch * positions <= TT_ACC_TERMS_LIMIT) */
+tt_status_t tt_channel_scale_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                                 tt_scale_t x_scale, size_t batch, size_t channels,
+                                                 size_t positions, int32_t *grad, tt_scale_t *grad_scale);
+tt_status_t tt_channel_scale_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, size_t batch,
+                                               size_t channels, size_t positions, int32_t *grad,
+                                               tt_scale_t *grad_scale);
+
 /* ---- prediction and weight views --------------------------------------------------------------- */
 
 /* The first index of the maximum of x[0..count) (numpy argmax); 0 for count == 0. */

@@ -1,0 +1,276 @@
+/* tt_conv.c - 2-D / 1-D convolution, forward and backward (mirrors tintin.ops.conv).
+ *
+ * Layout NCHW; a 1-D convolution is the 2-D one with in_h = kernel_h = 1, stride_h = 1, pad_h = 0.
+ * Every accumulator is a direct sum of int8 x int8 products (each formed in int16) in int32; the
+ * sums are exact, so the order of the terms does not matter and equals the Python's im2col result.
+ */
+#include "tt_ops.h"
+#include "tt_internal.h"
+
+typedef struct {
+    const tt_conv2d_shape_t *s;
+    size_t out_h, out_w, cin_g, cout_g; /* channels per group */
+    const int8_t *a;                    /* x (forward, weight gradient) or err (input error) */
+    const int8_t *w;                    /* weight (forward, input error) */
+    const int32_t *bias;                /* forward: raw bias, aligned on the fly */
+    tt_multiplier_t bias_mult;
+} conv_ctx_t;
+
+tt_status_t tt_conv2d_output_hw(const tt_conv2d_shape_t *s, size_t *out_h, size_t *out_w)
+{
+    size_t ph, pw;
+    if (s == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (s->groups == 0 || s->in_channels == 0 || s->out_channels == 0 || s->kernel_h == 0 || s->kernel_w == 0 ||
+        s->stride_h == 0 || s->stride_w == 0 || s->in_channels % s->groups != 0 ||
+        s->out_channels % s->groups != 0) {
+        return TT_ERR_SHAPE;
+    }
+    ph = s->in_h + 2u * s->pad_h;
+    pw = s->in_w + 2u * s->pad_w;
+    if (ph < s->kernel_h || pw < s->kernel_w) {
+        return TT_ERR_SHAPE;
+    }
+    if (out_h != NULL) {
+        *out_h = (ph - s->kernel_h) / s->stride_h + 1u;
+    }
+    if (out_w != NULL) {
+        *out_w = (pw - s->kernel_w) / s->stride_w + 1u;
+    }
+    return TT_OK;
+}
+
+static tt_status_t conv_init(conv_ctx_t *c, const tt_conv2d_shape_t *s)
+{
+    tt_status_t st = tt_conv2d_output_hw(s, &c->out_h, &c->out_w);
+    if (st != TT_OK) {
+        return st;
+    }
+    c->s = s;
+    c->cin_g = s->in_channels / s->groups;
+    c->cout_g = s->out_channels / s->groups;
+    c->bias = NULL;
+    c->bias_mult.m = 0;
+    c->bias_mult.n = 0;
+    return TT_OK;
+}
+
+/* forward accumulator at (b, o, p, q): |sum| <= fan_in * 16384 < 2**30, plus |bias| <= 2**30 */
+static int32_t conv_forward_at(const void *vctx, size_t b, size_t o, size_t p, size_t q)
+{
+    const conv_ctx_t *c = (const conv_ctx_t *)vctx;
+    const tt_conv2d_shape_t *s = c->s;
+    size_t g = o / c->cout_g, ci, i, j;
+    int32_t acc = 0;
+    if (c->bias != NULL) {
+        acc = (int32_t)tt_apply_multiplier_scalar(c->bias[o], c->bias_mult, TT_ROUND_NEAREST, 0, 0,
+                                                  TT_BIAS_ALIGN_LIMIT);
+    }
+    for (ci = 0; ci < c->cin_g; ++ci) {
+        const int8_t *xc = c->a + (b * s->in_channels + g * c->cin_g + ci) * s->in_h * s->in_w;
+        const int8_t *wc = c->w + (o * c->cin_g + ci) * s->kernel_h * s->kernel_w;
+        for (i = 0; i < s->kernel_h; ++i) {
+            ptrdiff_t y = (ptrdiff_t)(p * s->stride_h + i) - (ptrdiff_t)s->pad_h;
+            if (y < 0 || y >= (ptrdiff_t)s->in_h) {
+                continue;
+            }
+            for (j = 0; j < s->kernel_w; ++j) {
+                ptrdiff_t x = (ptrdiff_t)(q * s->stride_w + j) - (ptrdiff_t)s->pad_w;
+                if (x < 0 || x >= (ptrdiff_t)s->in_w) {
+                    continue;
+                }
+                acc += (int16_t)((int16_t)wc[i * s->kernel_w + j] * (int16_t)xc[(size_t)y * s->in_w + (size_t)x]);
+            }
+        }
+    }
+    return acc;
+}
+
+/* Output positions p whose window row i = y + pad - p * stride lies in [0, kernel): p in [lo, hi). */
+static void window_range(size_t y, size_t pad, size_t kernel, size_t stride, size_t out, size_t *lo, size_t *hi)
+{
+    size_t t = y + pad; /* p * stride + i = t */
+    *lo = t + 1u > kernel ? tt_ceil_div(t + 1u - kernel, stride) : 0u;
+    *hi = t / stride + 1u;
+    if (*hi > out) {
+        *hi = out;
+    }
+}
+
+/* input-error accumulator at (b, c, y, x): at most cout_g * ceil(kH/sH) * ceil(kW/sW) terms */
+static int32_t conv_input_error_at(const void *vctx, size_t b, size_t ch, size_t y, size_t x)
+{
+    const conv_ctx_t *c = (const conv_ctx_t *)vctx;
+    const tt_conv2d_shape_t *s = c->s;
+    size_t g = ch / c->cin_g, ci = ch - g * c->cin_g, o, p, q, p_lo, p_hi, q_lo, q_hi;
+    int32_t acc = 0;
+    window_range(y, s->pad_h, s->kernel_h, s->stride_h, c->out_h, &p_lo, &p_hi);
+    window_range(x, s->pad_w, s->kernel_w, s->stride_w, c->out_w, &q_lo, &q_hi);
+    for (o = g * c->cout_g; o < (g + 1u) * c->cout_g; ++o) {
+        const int8_t *eo = c->a + (b * s->out_channels + o) * c->out_h * c->out_w;
+        const int8_t *wo = c->w + (o * c->cin_g + ci) * s->kernel_h * s->kernel_w;
+        for (p = p_lo; p < p_hi; ++p) {
+            size_t i = y + s->pad_h - p * s->stride_h;
+            for (q = q_lo; q < q_hi; ++q) {
+                size_t j = x + s->pad_w - q * s->stride_w;
+                acc += (int16_t)((int16_t)wo[i * s->kernel_w + j] * (int16_t)eo[p * c->out_w + q]);
+            }
+        }
+    }
+    return acc;
+}
+
+static uint8_t conv_terms_ok(const tt_conv2d_shape_t *s, size_t cin_g, size_t cout_g)
+{
+    size_t overlap = tt_ceil_div(s->kernel_h, s->stride_h) * tt_ceil_div(s->kernel_w, s->stride_w);
+    return !tt_size_above(cin_g * s->kernel_h * s->kernel_w, TT_ACC_TERMS_LIMIT) &&
+           !tt_size_above(cout_g * overlap, TT_ACC_TERMS_LIMIT);
+}
+
+tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                 const int32_t *bias, tt_scale_t bias_scale, const tt_conv2d_shape_t *shape,
+                                 tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
+{
+    conv_ctx_t c;
+    size_t dims[4];
+    tt_status_t st;
+    if (x == NULL || weight == NULL || y == NULL || y_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    st = conv_init(&c, shape);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (!conv_terms_ok(shape, c.cin_g, c.cout_g)) {
+        return TT_ERR_SHAPE;
+    }
+    *y_scale = tt_scale_mul(x_scale, w_scale);
+    if (bias != NULL) {
+        st = tt_ratio_multiplier(tt_scale_div(bias_scale, *y_scale), &c.bias_mult);
+        if (st != TT_OK) {
+            return st;
+        }
+        c.bias = bias;
+    }
+    c.a = x;
+    c.w = weight;
+    dims[0] = shape->batch;
+    dims[1] = shape->out_channels;
+    dims[2] = c.out_h;
+    dims[3] = c.out_w;
+    tt_rescale_acc4(conv_forward_at, &c, dims, acc, y_scale, mode, y);
+    return TT_OK;
+}
+
+tt_status_t tt_conv2d_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                        tt_scale_t w_scale, const tt_conv2d_shape_t *shape, tt_scale_mode_t mode,
+                                        int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
+{
+    conv_ctx_t c;
+    size_t dims[4];
+    tt_status_t st;
+    if (err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    st = conv_init(&c, shape);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (!conv_terms_ok(shape, c.cin_g, c.cout_g)) {
+        return TT_ERR_SHAPE;
+    }
+    c.a = err;
+    c.w = weight;
+    dims[0] = shape->batch;
+    dims[1] = shape->in_channels;
+    dims[2] = shape->in_h;
+    dims[3] = shape->in_w;
+    *err_in_scale = tt_scale_mul(err_scale, w_scale);
+    tt_rescale_acc4(conv_input_error_at, &c, dims, acc, err_in_scale, mode, err_in);
+    return TT_OK;
+}
+
+tt_status_t tt_conv2d_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                          tt_scale_t x_scale, const tt_conv2d_shape_t *shape, int32_t *grad,
+                                          tt_scale_t *grad_scale)
+{
+    conv_ctx_t c;
+    const tt_conv2d_shape_t *s = shape;
+    size_t o, ci, i, j, b, p, q, n = 0;
+    tt_status_t st;
+    if (err == NULL || x == NULL || grad == NULL || grad_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    st = conv_init(&c, shape);
+    if (st != TT_OK) {
+        return st;
+    }
+    /* |g| <= batch * Ho * Wo * 16384 < 2**30 */
+    if (tt_size_above(s->batch * c.out_h * c.out_w, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    for (o = 0; o < s->out_channels; ++o) {
+        size_t g = o / c.cout_g;
+        for (ci = 0; ci < c.cin_g; ++ci) {
+            for (i = 0; i < s->kernel_h; ++i) {
+                for (j = 0; j < s->kernel_w; ++j, ++n) {
+                    int32_t acc = 0;
+                    for (b = 0; b < s->batch; ++b) {
+                        const int8_t *eo = err + (b * s->out_channels + o) * c.out_h * c.out_w;
+                        const int8_t *xc = x + (b * s->in_channels + g * c.cin_g + ci) * s->in_h * s->in_w;
+                        for (p = 0; p < c.out_h; ++p) {
+                            ptrdiff_t yy = (ptrdiff_t)(p * s->stride_h + i) - (ptrdiff_t)s->pad_h;
+                            if (yy < 0 || yy >= (ptrdiff_t)s->in_h) {
+                                continue;
+                            }
+                            for (q = 0; q < c.out_w; ++q) {
+                                ptrdiff_t xx = (ptrdiff_t)(q * s->stride_w + j) - (ptrdiff_t)s->pad_w;
+                                if (xx < 0 || xx >= (ptrdiff_t)s->in_w) {
+                                    continue;
+                                }
+                                acc += (int16_t)((int16_t)eo[p * c.out_w + q] *
+                                                 (int16_t)xc[(size_t)yy * s->in_w + (size_t)xx]);
+                            }
+                        }
+                    }
+                    grad[n] = acc;
+                }
+            }
+        }
+    }
+    *grad_scale = tt_scale_mul(err_scale, x_scale);
+    return TT_OK;
+}
+
+tt_status_t tt_conv2d_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, const tt_conv2d_shape_t *shape,
+                                        int32_t *grad, tt_scale_t *grad_scale)
+{
+    conv_ctx_t c;
+    size_t o, b, k, area;
+    tt_status_t st;
+    if (err == NULL || grad == NULL || grad_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    st = conv_init(&c, shape);
+    if (st != TT_OK) {
+        return st;
+    }
+    area = c.out_h * c.out_w;
+    /* |sum| <= batch * Ho * Wo * 127 */
+    if (tt_size_above(shape->batch * area, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    for (o = 0; o < shape->out_channels; ++o) {
+        int32_t acc = 0;
+        for (b = 0; b < shape->batch; ++b) {
+            const int8_t *eo = err + (b * shape->out_channels + o) * area;
+            for (k = 0; k < area; ++k) {
+                acc += eo[k];
+            }
+        }
+        grad[o] = acc;
+    }
+    *grad_scale = err_scale;
+    return TT_OK;
+}
