@@ -146,7 +146,7 @@ def cases(draw):
 
 
 @pytest.mark.emulator
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases())
 def test_training_step_kernels_on_cortex_m3(tmp_path_factory, case):
     ok, reason = toolchain_status(TARGET)

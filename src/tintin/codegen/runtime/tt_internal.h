@@ -38,6 +38,44 @@ static inline int64_t tt_shl64_wrap(int64_t x, uint8_t s)
     return s >= 64 ? 0 : (int64_t)((uint64_t)x << s);
 }
 
+/* ---- inline 32-bit rounding for element loops (same results as tt_shift_round_*_s32) ---------- */
+
+static inline uint32_t tt_mix32_inline(uint32_t x)
+{
+    x ^= x >> 16;
+    x = (uint32_t)(x * (uint32_t)TT_MIX_MUL1);
+    x ^= x >> 15;
+    x = (uint32_t)(x * (uint32_t)TT_MIX_MUL2);
+    x ^= x >> 16;
+    return x;
+}
+
+/* n in [1, 31] for the three functions below; |x| <= 2**31 */
+static inline int32_t tt_rs32_nearest(int32_t x, uint8_t n)
+{
+    uint32_t q = (tt_mag32(x) + ((uint32_t)1 << (n - 1))) >> n;
+    return x < 0 ? -(int32_t)q : (int32_t)q;
+}
+
+/* draw: tt_draw_bits(key, index) of the element */
+static inline int32_t tt_rs32_stochastic(int32_t x, uint8_t n, uint32_t draw)
+{
+    uint32_t q = (tt_mag32(x) + (draw >> (32 - n))) >> n;
+    return x < 0 ? -(int32_t)q : (int32_t)q;
+}
+
+static inline int32_t tt_rs32_pseudo(int32_t x, uint8_t n)
+{
+    uint8_t h = (uint8_t)((n + 1) / 2), low = (uint8_t)(n - h);
+    uint32_t mag = tt_mag32(x), rem = mag & (((uint32_t)1 << n) - 1u), p = rem >> low;
+    uint32_t t = rem & (((uint32_t)1 << low) - 1u), q;
+    if (h > low) {
+        t = (t << 1) | (p & 1u);
+    }
+    q = (mag >> n) + ((p > t || (p == t && (p & 1u))) ? 1u : 0u);
+    return x < 0 ? -(int32_t)q : (int32_t)q;
+}
+
 /* Largest mantissa of a signed `bits`-bit tensor (symmetric range): 2**(bits-1) - 1. */
 static inline int32_t tt_limit_for_bits(uint8_t bits)
 {

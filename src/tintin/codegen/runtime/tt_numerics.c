@@ -25,12 +25,7 @@ tt_scale_t tt_scale_div(tt_scale_t a, tt_scale_t b)
 
 uint32_t tt_mix32(uint32_t x)
 {
-    x ^= x >> 16;
-    x = (uint32_t)(x * (uint32_t)TT_MIX_MUL1);
-    x ^= x >> 15;
-    x = (uint32_t)(x * (uint32_t)TT_MIX_MUL2);
-    x ^= x >> 16;
-    return x;
+    return tt_mix32_inline(x);
 }
 
 uint32_t tt_draw_bits(uint32_t key, uint32_t index)
@@ -60,15 +55,13 @@ void tt_stream_advance(tt_stream_t *stream)
 
 int32_t tt_shift_round_nearest_s32(int32_t x, uint8_t n)
 {
-    uint32_t q;
     if (n == 0) {
         return x;
     }
     if (n > 31) {
         return (int32_t)tt_shift_round_nearest_s64(x, n);
     }
-    q = (tt_mag32(x) + ((uint32_t)1 << (n - 1))) >> n;
-    return x < 0 ? -(int32_t)q : (int32_t)q;
+    return tt_rs32_nearest(x, n);
 }
 
 int64_t tt_shift_round_nearest_s64(int64_t x, uint8_t n)
@@ -86,16 +79,14 @@ int64_t tt_shift_round_nearest_s64(int64_t x, uint8_t n)
 
 int32_t tt_shift_round_stochastic_s32(int32_t x, uint8_t n, uint32_t key, uint32_t index)
 {
-    uint32_t q;
     if (n == 0) {
         return x;
     }
     if (n > 31) {
         return (int32_t)tt_shift_round_stochastic_s64(x, n, key, index);
     }
-    /* r: the top n bits of the draw, uniform in [0, 2**n) */
-    q = (tt_mag32(x) + (tt_draw_bits(key, index) >> (32 - n))) >> n;
-    return x < 0 ? -(int32_t)q : (int32_t)q;
+    /* r: the top n bits of the draw, uniform in [0, 2**n); |x| + r < 2**32 */
+    return tt_rs32_stochastic(x, n, tt_draw_bits(key, index));
 }
 
 int64_t tt_shift_round_stochastic_s64(int64_t x, uint8_t n, uint32_t key, uint32_t index)
@@ -116,27 +107,13 @@ int64_t tt_shift_round_stochastic_s64(int64_t x, uint8_t n, uint32_t key, uint32
 
 int32_t tt_shift_round_pseudo_s32(int32_t x, uint8_t n)
 {
-    uint32_t mag, rem, p, t, q;
-    uint8_t h, low;
     if (n == 0) {
         return x;
     }
     if (n > 31) {
         return (int32_t)tt_shift_round_pseudo_s64(x, n);
     }
-    /* discarded bits: the high h = ceil(n/2) bits p are the probability, the low n - h bits t the draw */
-    h = (uint8_t)((n + 1) / 2);
-    low = (uint8_t)(n - h);
-    mag = tt_mag32(x);
-    rem = mag & (((uint32_t)1 << n) - 1u);
-    p = rem >> low;
-    t = rem & (((uint32_t)1 << low) - 1u);
-    if (h > low) {
-        t = (t << 1) | (p & 1u); /* odd n: the draw gets the low bit of p, both have h bits */
-    }
-    /* up when p > t; ties (p == t) round up when p is odd (unbiased) */
-    q = (mag >> n) + ((p > t || (p == t && (p & 1u))) ? 1u : 0u);
-    return x < 0 ? -(int32_t)q : (int32_t)q;
+    return tt_rs32_pseudo(x, n);
 }
 
 int64_t tt_shift_round_pseudo_s64(int64_t x, uint8_t n)

@@ -9,7 +9,8 @@ typedef struct {
     uint8_t niti;           /* NITI bit-width rule */
     uint8_t skip;           /* NITI rule with an all-zero gradient: the parameter does not change */
     uint8_t momentum;       /* aligned rule with momentum */
-    uint8_t fast32;         /* aligned rule: |g| * M fits int32 and 0 <= n <= 62 (same result) */
+    uint8_t fast32;         /* aligned rule: 1 when |g| * M fits int32 and 0 <= n <= 62 (same result),
+                             * 2 when also |g| * M <= 2**30 and 1 <= n <= 31 (fast_update) */
     uint8_t momentum_shift; /* 1..8 */
     int8_t niti_k;          /* NITI: right shift (a left shift by -k when k <= 0) */
     tt_rounding_t rounding;
@@ -76,6 +77,9 @@ static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, 
         r->fine.n = r->mult.n - TT_MOMENTUM_FRAC_BITS;
     } else {
         r->fast32 = r->mult.n >= 0 && r->mult.n <= 62 && amax <= (uint32_t)INT32_MAX / (uint32_t)r->mult.m;
+        if (r->fast32 && r->mult.n >= 1 && r->mult.n <= 31 && amax <= ((uint32_t)1 << 30) / (uint32_t)r->mult.m) {
+            r->fast32 = 2;
+        }
     }
     return TT_OK;
 }
@@ -101,6 +105,49 @@ static int64_t delta_at(const delta_rule_t *r, int32_t g, int64_t *v, uint32_t i
         return tt_shift_round_s32(g * (int32_t)r->mult.m, (uint8_t)r->mult.n, r->rounding, r->key, index);
     }
     return tt_apply_multiplier_scalar(g, r->mult, r->rounding, r->key, index, -1);
+}
+
+/* Fast path of the most common update (aligned rule, no momentum, |g| * M <= 2**30, n in [1, 31]):
+ * every value fits 32 bits (|delta| <= 2**30, |w - delta| < 2**31), the rounding mode is chosen
+ * once per tensor and the stochastic draw index advances by addition. One pass: w gets the
+ * saturated new value, grad the exact one (for a rescale). Returns max |w - delta|. */
+#define TT_FAST_UPDATE(W, T, ROUND)                                                                            \
+    for (i = 0; i < count; ++i) {                                                                            \
+        int32_t nw = (int32_t)(W)[i] - (ROUND);                                                              \
+        uint32_t a = tt_mag32(nw);                                                                           \
+        if (a > amax) {                                                                                      \
+            amax = a;                                                                                        \
+        }                                                                                                    \
+        grad[i] = nw;                                                                                        \
+        (W)[i] = (T)(nw > limit ? limit : (nw < -limit ? -limit : nw));                                      \
+        draw_x += (uint32_t)TT_GOLDEN32;                                                                     \
+    }
+
+static uint32_t fast_update(int8_t *w8, int16_t *w16, size_t count, int32_t *grad, const delta_rule_t *r,
+                            int32_t limit)
+{
+    uint32_t amax = 0, draw_x = r->key;
+    int32_t m = r->mult.m;
+    uint8_t n = (uint8_t)r->mult.n;
+    size_t i;
+    if (w8 != NULL) {
+        if (r->rounding == TT_ROUND_STOCHASTIC) {
+            TT_FAST_UPDATE(w8, int8_t, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))
+        } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
+            TT_FAST_UPDATE(w8, int8_t, tt_rs32_pseudo(grad[i] * m, n))
+        } else {
+            TT_FAST_UPDATE(w8, int8_t, tt_rs32_nearest(grad[i] * m, n))
+        }
+    } else {
+        if (r->rounding == TT_ROUND_STOCHASTIC) {
+            TT_FAST_UPDATE(w16, int16_t, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))
+        } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
+            TT_FAST_UPDATE(w16, int16_t, tt_rs32_pseudo(grad[i] * m, n))
+        } else {
+            TT_FAST_UPDATE(w16, int16_t, tt_rs32_nearest(grad[i] * m, n))
+        }
+    }
+    return amax;
 }
 
 /* Full weight tensor: w8 or w16 (the other NULL). */
@@ -129,44 +176,52 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, tt_scale_t *w_scale, 
     if (r.skip) {
         return TT_OK;
     }
-    /* pass 1: new = w - delta (int64), its range; the gradient buffer keeps new (saturated) */
-    for (i = 0; i < count; ++i) {
-        int64_t old = w8 != NULL ? (int64_t)w8[i] : (int64_t)w16[i];
-        int64_t nw = sub_wrap64(old, delta_at(&r, grad[i], r.momentum ? &momentum[i] : NULL, (uint32_t)i));
-        uint64_t a = tt_mag64(nw);
-        if (a > amax) {
-            amax = a;
+    /* pass 1: new = w - delta; w gets it saturated, the gradient buffer keeps it (int32-saturated)
+     * for a rescale */
+    if (r.fast32 == 2) {
+        amax = fast_update(w8, w16, count, grad, &r, limit);
+    } else {
+        for (i = 0; i < count; ++i) {
+            int64_t old = w8 != NULL ? (int64_t)w8[i] : (int64_t)w16[i];
+            int64_t nw = sub_wrap64(old, delta_at(&r, grad[i], r.momentum ? &momentum[i] : NULL, (uint32_t)i));
+            uint64_t a = tt_mag64(nw);
+            int32_t q = (int32_t)tt_clip64(nw, limit);
+            if (a > amax) {
+                amax = a;
+            }
+            if (a > (uint64_t)INT32_MAX) {
+                saturated = 1;
+            }
+            grad[i] = tt_sat32(nw);
+            if (w8 != NULL) {
+                w8[i] = (int8_t)q;
+            } else {
+                w16[i] = (int16_t)q;
+            }
         }
-        if (a > (uint64_t)INT32_MAX) {
-            saturated = 1;
-        }
-        grad[i] = tt_sat32(nw);
     }
-    if (cfg->weight_rescale) {
-        st = tt_choose_grid_rescale(amax, *w_scale, bits, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &mult);
-        if (st != TT_OK) {
-            changed = 0; /* defined fallback: saturate */
-            result = st;
-        }
+    if (!cfg->weight_rescale || amax <= (uint64_t)limit) {
+        return TT_OK; /* saturated (or in range): done */
     }
-    /* pass 2: saturate, or convert to the coarser grid scale (nearest) */
+    st = tt_choose_grid_rescale(amax, *w_scale, bits, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &mult);
+    if (st != TT_OK) {
+        return st; /* defined fallback: the weights stay saturated */
+    }
+    /* pass 2 (rare): convert the new values to the coarser grid scale (nearest) */
     for (i = 0; i < count; ++i) {
-        int32_t q = changed ? (int32_t)tt_apply_multiplier_scalar(grad[i], mult, TT_ROUND_NEAREST, 0, 0, limit)
-                            : tt_clip32(grad[i], limit);
+        int32_t q = (int32_t)tt_apply_multiplier_scalar(grad[i], mult, TT_ROUND_NEAREST, 0, 0, limit);
         if (w8 != NULL) {
             w8[i] = (int8_t)q;
         } else {
             w16[i] = (int16_t)q;
         }
-        if (changed && r.momentum) {
+        if (r.momentum) {
             momentum[i] = tt_apply_multiplier_scalar(momentum[i], mult, TT_ROUND_NEAREST, 0, 0, -1);
         }
     }
-    if (changed) {
-        *w_scale = new_scale;
-        if (saturated) {
-            result = TT_ERR_OVERFLOW;
-        }
+    *w_scale = new_scale;
+    if (saturated) {
+        result = TT_ERR_OVERFLOW;
     }
     return result;
 }
