@@ -44,7 +44,7 @@ static void fold_s8(const int8_t *a, size_t n)
     }
 }
 
-#ifndef TT_CHECK_SKIP_KERNELS
+#if !defined(TT_CHECK_SKIP_OPS) || !defined(TT_CHECK_SKIP_SGD)
 static void fold_s32(const int32_t *a, size_t n)
 {
     size_t i;
@@ -75,7 +75,7 @@ static int32_t rnd_range(uint32_t lim)
     return (rnd() & 1u) ? -(int32_t)r : (int32_t)r;
 }
 
-#ifndef TT_CHECK_SKIP_KERNELS
+#ifndef TT_CHECK_SKIP_OPS
 static void fill_s8(int8_t *a, size_t n, uint32_t lim)
 {
     size_t i;
@@ -223,7 +223,7 @@ static void check_rescale(void)
 
 #endif /* TT_CHECK_SKIP_NUMERICS */
 
-#ifndef TT_CHECK_SKIP_KERNELS
+#ifndef TT_CHECK_SKIP_OPS
 static void check_ops(void)
 {
     static int8_t x[B * K], w[N * K], y[B * N], err[B * N], ein[B * K], e8[B * C], logits[B * C];
@@ -294,6 +294,9 @@ static void check_ops(void)
     }
 }
 
+#endif /* TT_CHECK_SKIP_OPS */
+
+#ifndef TT_CHECK_SKIP_SGD
 static void check_sgd(void)
 {
     static int8_t w8[N * K];
@@ -352,12 +355,12 @@ static void check_sgd(void)
     fold((uint32_t)tt_sgd_update_bias_s32(b, scale_of(-20, 0, 0), N, g, scale_of(-16, 0, 0), mom, &cfg, 0));
 }
 
-#endif /* TT_CHECK_SKIP_KERNELS */
+#endif /* TT_CHECK_SKIP_SGD */
 
 static uint32_t combined = 0;
 
 /* starts a phase from a fixed state, so that each phase's checksum stands alone and a build may
- * leave phases out (TT_CHECK_SKIP_NUMERICS, TT_CHECK_SKIP_KERNELS: AVR flash is 32 KB) */
+ * leave phases out (TT_CHECK_SKIP_NUMERICS, TT_CHECK_SKIP_OPS, TT_CHECK_SKIP_SGD: AVR flash is 32 KB) */
 static void phase_begin(void)
 {
     checksum = 0x811C9DC5UL;
@@ -390,10 +393,12 @@ int main(void)
     check_rescale();
     phase_end("rescale");
 #endif
-#ifndef TT_CHECK_SKIP_KERNELS
+#ifndef TT_CHECK_SKIP_OPS
     phase_begin();
     check_ops();
     phase_end("ops");
+#endif
+#ifndef TT_CHECK_SKIP_SGD
     phase_begin();
     check_sgd();
     phase_end("sgd");

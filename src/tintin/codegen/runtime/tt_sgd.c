@@ -123,36 +123,46 @@ static int64_t delta_at(const delta_rule_t *r, int32_t g, int64_t *v, uint32_t i
         draw_x += (uint32_t)TT_GOLDEN32;                                                                     \
     }
 
-static uint32_t fast_update(int8_t *w8, int16_t *w16, size_t count, int32_t *grad, const delta_rule_t *r,
-                            int32_t limit)
+typedef uint32_t (*fast_update_fn)(void *w, size_t count, int32_t *grad, const delta_rule_t *r, int32_t limit);
+
+/* one function per weight type, so that a program using only one links only one */
+static uint32_t fast_update_s8(void *vw, size_t count, int32_t *grad, const delta_rule_t *r, int32_t limit)
 {
+    int8_t *w8 = (int8_t *)vw;
     uint32_t amax = 0, draw_x = r->key;
     int32_t m = r->mult.m;
     uint8_t n = (uint8_t)r->mult.n;
     size_t i;
-    if (w8 != NULL) {
-        if (r->rounding == TT_ROUND_STOCHASTIC) {
-            TT_FAST_UPDATE(w8, int8_t, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))
-        } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
-            TT_FAST_UPDATE(w8, int8_t, tt_rs32_pseudo(grad[i] * m, n))
-        } else {
-            TT_FAST_UPDATE(w8, int8_t, tt_rs32_nearest(grad[i] * m, n))
-        }
+    if (r->rounding == TT_ROUND_STOCHASTIC) {
+        TT_FAST_UPDATE(w8, int8_t, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))
+    } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
+        TT_FAST_UPDATE(w8, int8_t, tt_rs32_pseudo(grad[i] * m, n))
     } else {
-        if (r->rounding == TT_ROUND_STOCHASTIC) {
-            TT_FAST_UPDATE(w16, int16_t, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))
-        } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
-            TT_FAST_UPDATE(w16, int16_t, tt_rs32_pseudo(grad[i] * m, n))
-        } else {
-            TT_FAST_UPDATE(w16, int16_t, tt_rs32_nearest(grad[i] * m, n))
-        }
+        TT_FAST_UPDATE(w8, int8_t, tt_rs32_nearest(grad[i] * m, n))
+    }
+    return amax;
+}
+
+static uint32_t fast_update_s16(void *vw, size_t count, int32_t *grad, const delta_rule_t *r, int32_t limit)
+{
+    int16_t *w16 = (int16_t *)vw;
+    uint32_t amax = 0, draw_x = r->key;
+    int32_t m = r->mult.m;
+    uint8_t n = (uint8_t)r->mult.n;
+    size_t i;
+    if (r->rounding == TT_ROUND_STOCHASTIC) {
+        TT_FAST_UPDATE(w16, int16_t, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))
+    } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
+        TT_FAST_UPDATE(w16, int16_t, tt_rs32_pseudo(grad[i] * m, n))
+    } else {
+        TT_FAST_UPDATE(w16, int16_t, tt_rs32_nearest(grad[i] * m, n))
     }
     return amax;
 }
 
 /* Full weight tensor: w8 or w16 (the other NULL). */
-static tt_status_t update_weight(int8_t *w8, int16_t *w16, tt_scale_t *w_scale, size_t count, int32_t *grad,
-                                 tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, tt_scale_t *w_scale, size_t count,
+                                 int32_t *grad, tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
                                  uint32_t key)
 {
     delta_rule_t r;
@@ -179,7 +189,7 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, tt_scale_t *w_scale, 
     /* pass 1: new = w - delta; w gets it saturated, the gradient buffer keeps it (int32-saturated)
      * for a rescale */
     if (r.fast32 == 2) {
-        amax = fast_update(w8, w16, count, grad, &r, limit);
+        amax = fast(w8 != NULL ? (void *)w8 : (void *)w16, count, grad, &r, limit);
     } else {
         for (i = 0; i < count; ++i) {
             int64_t old = w8 != NULL ? (int64_t)w8[i] : (int64_t)w16[i];
@@ -233,7 +243,7 @@ tt_status_t tt_sgd_update_weight_s8(int8_t *weight, tt_scale_t *w_scale, size_t 
     if (count && weight == NULL) {
         return TT_ERR_ARG;
     }
-    return update_weight(weight, NULL, w_scale, count, grad, grad_scale, momentum, cfg, key);
+    return update_weight(weight, NULL, fast_update_s8, w_scale, count, grad, grad_scale, momentum, cfg, key);
 }
 
 tt_status_t tt_sgd_update_weight_s16(int16_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
@@ -243,7 +253,7 @@ tt_status_t tt_sgd_update_weight_s16(int16_t *weight, tt_scale_t *w_scale, size_
     if (count && weight == NULL) {
         return TT_ERR_ARG;
     }
-    return update_weight(NULL, weight, w_scale, count, grad, grad_scale, momentum, cfg, key);
+    return update_weight(NULL, weight, fast_update_s16, w_scale, count, grad, grad_scale, momentum, cfg, key);
 }
 
 /* Rows of a tensor of 8-, 16- or 32-bit mantissas (32: a bias), saturating. */
