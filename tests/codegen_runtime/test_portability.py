@@ -111,18 +111,20 @@ def test_sanitized_run_matches_optimised_run(tmp_path, host_checksums):
               sanitize=True, extra_cflags=("-pedantic", "-Werror"))
     r = run("host", b, timeout_s=120)
     assert _checksum_lines(r.stdout) == host_checksums
-    assert len(host_checksums) == 5
+    assert len(host_checksums) == 6
 
 
 EMULATED = [("cortex-m0", ()), ("cortex-m3", ()),  # the ATmega328P's 32 KB of flash hold one part at a time
-            ("atmega328p", ("TT_CHECK_SKIP_OPS", "TT_CHECK_SKIP_SGD")),
-            ("atmega328p", ("TT_CHECK_SKIP_NUMERICS", "TT_CHECK_SKIP_SGD")),
-            ("atmega328p", ("TT_CHECK_SKIP_NUMERICS", "TT_CHECK_SKIP_OPS"))]
+            ("atmega328p", ("TT_CHECK_SKIP_OPS", "TT_CHECK_SKIP_SGD", "TT_CHECK_SKIP_CNN")),
+            ("atmega328p", ("TT_CHECK_SKIP_NUMERICS", "TT_CHECK_SKIP_SGD", "TT_CHECK_SKIP_CNN")),
+            ("atmega328p", ("TT_CHECK_SKIP_NUMERICS", "TT_CHECK_SKIP_OPS", "TT_CHECK_SKIP_CNN")),
+            ("atmega328p", ("TT_CHECK_SKIP_NUMERICS", "TT_CHECK_SKIP_OPS", "TT_CHECK_SKIP_SGD"))]
 
 
 @pytest.mark.emulator
 @pytest.mark.parametrize("target,skip", EMULATED,
-                         ids=["cortex-m0", "cortex-m3", "atmega328p-numerics", "atmega328p-ops", "atmega328p-sgd"])
+                         ids=["cortex-m0", "cortex-m3", "atmega328p-numerics", "atmega328p-ops", "atmega328p-sgd",
+                              "atmega328p-cnn"])
 def test_same_checksum_on_emulated_mcus(tmp_path, host_checksums, target, skip):
     require(target)
     defines = {name: None for name in skip}

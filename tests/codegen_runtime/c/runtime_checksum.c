@@ -24,11 +24,13 @@ static void fold(uint32_t v)
     ++checks;
 }
 
+#if !defined(TT_CHECK_SKIP_NUMERICS) || !defined(TT_CHECK_SKIP_OPS) || !defined(TT_CHECK_SKIP_SGD)
 static void fold64(int64_t v)
 {
     fold((uint32_t)(uint64_t)v);
     fold((uint32_t)((uint64_t)v >> 32));
 }
+#endif
 
 static void fold_scale(tt_scale_t s)
 {
@@ -44,7 +46,7 @@ static void fold_s8(const int8_t *a, size_t n)
     }
 }
 
-#if !defined(TT_CHECK_SKIP_OPS) || !defined(TT_CHECK_SKIP_SGD)
+#if !defined(TT_CHECK_SKIP_OPS) || !defined(TT_CHECK_SKIP_SGD) || !defined(TT_CHECK_SKIP_CNN)
 static void fold_s32(const int32_t *a, size_t n)
 {
     size_t i;
@@ -357,10 +359,108 @@ static void check_sgd(void)
 
 #endif /* TT_CHECK_SKIP_SGD */
 
+#ifndef TT_CHECK_SKIP_CNN
+static void check_cnn(void)
+{
+    /* one sample of 4 x 4 x 4 (it must fit the ATmega328P's 2 KB of SRAM) */
+    static int8_t x[4 * 4 * 4], w[4 * 2 * 3 * 3], y[4 * 4 * 4], e[4 * 4 * 4], ein[4 * 4 * 4];
+    static int32_t acc[4 * 4 * 4], g[4 * 2 * 3 * 3], bias[4];
+    static uint16_t arg[4 * 4 * 4];
+    static const int8_t gamma[4] = {127, -3, 0, 64};
+    uint8_t round;
+    for (round = 0; round < 8; ++round) {
+        tt_conv2d_shape_t cs;
+        tt_pool2d_shape_t ps;
+        tt_scale_t s, xs = scale_of(-7, 0, 0), ws = scale_of(-8, (int16_t)(round % 3), 1);
+        tt_scale_mode_t mode = (tt_scale_mode_t)(round & 1);
+        size_t i, oh = 0, ow = 0, n;
+        int32_t *scratch = round & 2 ? acc : NULL;
+        for (i = 0; i < sizeof(x); ++i) {
+            x[i] = (int8_t)rnd_range(round == 0 ? 127u : 60u);
+            e[i] = (int8_t)rnd_range(127u);
+        }
+        for (i = 0; i < sizeof(w); ++i) {
+            w[i] = (int8_t)rnd_range(127u);
+        }
+        for (i = 0; i < 4; ++i) {
+            bias[i] = rnd_range(0x3FFFFFFFUL);
+        }
+        /* conv: 4 x 4 x 4 input (or 4 x 1 x 4), groups 2 or 4 (depthwise), kernel 3, stride 1-2, padding 0-1 */
+        cs.batch = 1;
+        cs.in_channels = 4;
+        cs.in_h = round & 4 ? 1 : 4;
+        cs.in_w = 4;
+        cs.out_channels = 4;
+        cs.kernel_h = round & 4 ? 1 : 3;
+        cs.kernel_w = 3;
+        cs.stride_h = 1;
+        cs.stride_w = (size_t)(1 + (round & 1));
+        cs.pad_h = round & 4 ? 0 : (size_t)(round & 1);
+        cs.pad_w = (size_t)((round >> 1) & 1);
+        cs.groups = round & 1 ? 2 : 4; /* grouped and depthwise */
+        fold((uint32_t)tt_conv2d_output_hw(&cs, &oh, &ow));
+        n = cs.batch * cs.out_channels * oh * ow;
+        fold((uint32_t)tt_conv2d_forward_s8(x, xs, w, ws, round & 1 ? bias : NULL, scale_of(-20, 0, 0), &cs, mode,
+                                            scratch, y, &s));
+        fold_s8(y, n);
+        fold_scale(s);
+        fold((uint32_t)tt_conv2d_backward_input_s8(e, scale_of(-9, 0, 0), w, ws, &cs, mode, scratch, ein, &s));
+        fold_s8(ein, cs.batch * cs.in_channels * cs.in_h * cs.in_w);
+        fold_scale(s);
+        fold((uint32_t)tt_conv2d_backward_weight_s32(e, scale_of(-9, 0, 0), x, xs, &cs, g, &s));
+        fold_s32(g, cs.out_channels * (cs.in_channels / cs.groups) * cs.kernel_h * cs.kernel_w);
+        fold((uint32_t)tt_conv2d_backward_bias_s32(e, scale_of(-9, 0, 0), &cs, g, &s));
+        fold_s32(g, 4);
+        /* pooling: windows 2-3, strides 1-3 (overlapping and not) */
+        ps.batch = 1;
+        ps.channels = 4;
+        ps.in_h = round & 4 ? 1 : 4;
+        ps.in_w = 4;
+        ps.kernel_h = round & 4 ? 1 : (size_t)(2 + (round & 1));
+        ps.kernel_w = (size_t)(2 + (round & 1));
+        ps.stride_h = round & 4 ? 1 : (size_t)(round & 2 ? 1 : 0);
+        ps.stride_w = (size_t)(round & 2 ? 1 : 0);
+        fold((uint32_t)tt_pool2d_output_hw(&ps, &oh, &ow));
+        n = ps.batch * ps.channels * oh * ow;
+        fold((uint32_t)tt_maxpool2d_forward_s8(x, &ps, y, arg));
+        fold_s8(y, n);
+        fold((uint32_t)tt_maxpool2d_backward_s8(e, scale_of(-9, 0, 0), arg, &ps, mode, scratch, ein, &s));
+        fold_s8(ein, sizeof(x));
+        fold_scale(s);
+        fold((uint32_t)tt_avgpool2d_forward_s8(x, xs, &ps, mode, scratch, y, &s));
+        fold_s8(y, n);
+        fold_scale(s);
+        fold((uint32_t)tt_avgpool2d_backward_s8(e, scale_of(-9, 0, 0), &ps, mode, scratch, ein, &s));
+        fold_s8(ein, sizeof(x));
+        fold_scale(s);
+        fold((uint32_t)tt_global_avgpool_forward_s8(x, xs, 1, 4, 16, mode, y, &s));
+        fold_s8(y, 4);
+        fold((uint32_t)tt_global_avgpool_backward_s8(e, scale_of(-9, 0, 0), 1, 4, 16, mode, ein, &s));
+        fold_s8(ein, sizeof(x));
+        fold_scale(s);
+        /* residual add at scales 0 .. 40 powers of two apart, and channel scale */
+        fold((uint32_t)tt_residual_add_s8(x, xs, e, scale_of((int16_t)(-7 - 6 * round), (int16_t)(round % 2), 0),
+                                          sizeof(x), mode, scratch, y, &s));
+        fold_s8(y, sizeof(x));
+        fold_scale(s);
+        fold((uint32_t)tt_channel_scale_forward_s8(x, xs, gamma, ws, round & 1 ? bias : NULL, scale_of(-20, 0, 0), 1, 4,
+                                                   16, mode, scratch, y, &s));
+        fold_s8(y, sizeof(x));
+        fold_scale(s);
+        fold((uint32_t)tt_channel_scale_backward_input_s8(e, scale_of(-9, 0, 0), gamma, ws, 1, 4, 16, mode, NULL, y, &s));
+        fold_s8(y, sizeof(x));
+        fold((uint32_t)tt_channel_scale_backward_weight_s32(e, scale_of(-9, 0, 0), x, xs, 1, 4, 16, g, &s));
+        fold_s32(g, 4);
+        fold((uint32_t)tt_channel_scale_backward_bias_s32(e, scale_of(-9, 0, 0), 1, 4, 16, g, &s));
+        fold_s32(g, 4);
+    }
+}
+#endif /* TT_CHECK_SKIP_CNN */
+
 static uint32_t combined = 0;
 
 /* starts a phase from a fixed state, so that each phase's checksum stands alone and a build may
- * leave phases out (TT_CHECK_SKIP_NUMERICS, TT_CHECK_SKIP_OPS, TT_CHECK_SKIP_SGD: AVR flash is 32 KB) */
+ * leave phases out (TT_CHECK_SKIP_NUMERICS / _OPS / _SGD / _CNN: AVR flash is 32 KB) */
 static void phase_begin(void)
 {
     checksum = 0x811C9DC5UL;
@@ -402,6 +502,11 @@ int main(void)
     phase_begin();
     check_sgd();
     phase_end("sgd");
+#endif
+#ifndef TT_CHECK_SKIP_CNN
+    phase_begin();
+    check_cnn();
+    phase_end("cnn");
 #endif
     tt_puts("checks=");
     tt_put_u32(checks);
