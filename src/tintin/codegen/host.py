@@ -34,7 +34,7 @@ from ..ops.loss import LossValue
 from . import RUNTIME_DIR
 
 #: flags of the host build: the portability flags of every target plus a shared library
-CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared")
+CFLAGS = ("-std=c99", "-O3", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared")
 LIBRARY_NAME = "libtintin_runtime.so"
 
 STATUS_NAMES = {0: "TT_OK", 1: "TT_ERR_SHAPE", 2: "TT_ERR_OVERFLOW", 3: "TT_ERR_ARG", 4: "TT_ERR_RANGE"}
