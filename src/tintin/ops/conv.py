@@ -134,6 +134,91 @@ def _is_depthwise(cout: int, cin_per_group: int, groups: int) -> bool:
     return cin_per_group == 1 and cout == groups
 
 
+def _batch_last_padded(x: np.ndarray, padding: Pair, dtype) -> np.ndarray:
+    """(B, C, H, W) -> zero-padded (C, Hp, Wp, B) copy in ``dtype``: kernel offsets then slice
+    runs of ``Wo * B`` contiguous values."""
+    ph, pw = padding
+    b, c, h, w = x.shape
+    out = np.zeros((c, h + 2 * ph, w + 2 * pw, b), dtype=dtype)
+    out[:, ph:ph + h, pw:pw + w, :] = x.transpose(1, 2, 3, 0)
+    return out
+
+
+def _bl_view(a: np.ndarray, i: int, j: int, stride: Pair, out_hw: Pair) -> np.ndarray:
+    """``a[:, i + p*sH, j + q*sW, :]`` (p < Ho, q < Wo) of a batch-last (C, H, W, B) array. With
+    ``sW == 1`` each (q, b) block is contiguous and the view is returned as (C, Ho, Wo*B): numpy
+    iterates the merged runs several times faster than the 4-D view."""
+    c, hh, ww, b = a.shape
+    (sh, sw), (ho, wo) = stride, out_hw
+    if sw == 1 and a.flags.c_contiguous:
+        return a.reshape(c, hh, ww * b)[:, i:i + (ho - 1) * sh + 1:sh, j * b:(j + wo) * b]
+    return a[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+
+
+def _bl_like(a: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """A contiguous batch-last (C, Ho, Wo, B) array shaped like a :func:`_bl_view` result."""
+    return a.reshape(view.shape)
+
+
+def _depthwise_dtype(kh: int, kw: int):
+    """float32 holds every partial sum of a depthwise window exactly when ``kh*kw <= FLOAT32_TERMS``."""
+    return np.float32 if kh * kw <= FLOAT32_TERMS else np.int32
+
+
+def _depthwise_accumulate(x: np.ndarray, weight: np.ndarray, stride: Pair, padding: Pair, out_hw: Pair) -> np.ndarray:
+    """Depthwise ``acc`` (B, C, Ho, Wo) int32: one broadcast multiply-add per kernel offset."""
+    c, _, kh, kw = weight.shape
+    ho, wo = out_hw
+    dt = _depthwise_dtype(kh, kw)
+    xp = _batch_last_padded(x, padding, dt)
+    wk = weight.reshape(c, kh, kw).astype(dt)
+    acc = np.zeros((c, ho, wo, x.shape[0]), dtype=dt)
+    tmp = np.empty_like(acc)
+    for i in range(kh):
+        for j in range(kw):
+            v = _bl_view(xp, i, j, stride, out_hw)
+            np.multiply(v, wk[:, i, j].reshape((c,) + (1,) * (v.ndim - 1)), out=_bl_like(tmp, v))
+            acc += tmp
+    out = np.empty((x.shape[0], c, ho, wo), dtype=np.int32)
+    np.copyto(out, acc.transpose(3, 0, 1, 2), casting="unsafe")
+    return out
+
+
+def _depthwise_input_error(err: np.ndarray, weight: np.ndarray, input_hw: Pair, stride: Pair,
+                           padding: Pair) -> np.ndarray:
+    """Depthwise input-error accumulator (B, C, H, W) int32, gathered rather than scattered:
+    ``e_in[t] = sum_i W[i] * D[t + k - 1 - i]`` (per axis) where ``D`` holds ``err[p]`` at position
+    ``p*s + k - 1 - pad`` and zeros elsewhere; the same sums as the definition, one contiguous
+    multiply-add per kernel offset."""
+    b, c, ho, wo = err.shape
+    _, _, kh, kw = weight.shape
+    h, w = input_hw
+    dt = _depthwise_dtype(kh, kw)
+    d = np.zeros((c, h + kh - 1, w + kw - 1, b), dtype=dt)
+    src, dst = [], []
+    for n_out, n_in, k, s, p in ((ho, h, kh, stride[0], padding[0]), (wo, w, kw, stride[1], padding[1])):
+        lead = k - 1 - p  # where output 0's error lands (may be negative: a window of padding only)
+        first = max(0, -(lead // s) if lead < 0 else 0)
+        last = min(n_out - 1, (n_in + k - 2 - lead) // s)
+        if last < first:
+            break
+        src.append(slice(first, last + 1))
+        dst.append(slice(first * s + lead, last * s + lead + 1, s))
+    else:
+        d[:, dst[0], dst[1], :] = err[:, :, src[0], src[1]].transpose(1, 2, 3, 0)
+    wk = weight.reshape(c, kh, kw).astype(dt)
+    acc = np.zeros((c, h, w, b), dtype=dt)
+    tmp = np.empty_like(acc)
+    for i in range(kh):
+        for j in range(kw):
+            v = _bl_view(d, kh - 1 - i, kw - 1 - j, (1, 1), (h, w))
+            np.multiply(v, wk[:, i, j].reshape((c,) + (1,) * (v.ndim - 1)), out=_bl_like(tmp, v))
+            acc += tmp
+    out = np.empty((b, c, h, w), dtype=np.int32)
+    np.copyto(out, acc.transpose(3, 0, 1, 2), casting="unsafe")
+    return out
+
+
 def conv2d_accumulate(x: np.ndarray, weight: np.ndarray, stride=1, padding=0, groups: int = 1,
                       cols: np.ndarray | None = None) -> np.ndarray:
     """The int32 accumulator ``acc[b,o,p,q]`` of :func:`conv2d_forward_s8` (no bias, no rescale)."""
@@ -142,15 +227,7 @@ def conv2d_accumulate(x: np.ndarray, weight: np.ndarray, stride=1, padding=0, gr
     cout, cg, kh, kw = weight.shape
     ho, wo = _out_hw((h, w), (kh, kw), stride, padding)
     if _is_depthwise(cout, cg, groups) and cols is None:
-        xp = _pad(x, padding, x.dtype)
-        acc = np.zeros((b, cout, ho, wo), dtype=np.int32)
-        w32 = weight.astype(np.int32).reshape(cout, kh, kw)
-        sh, sw = stride
-        for i in range(kh):
-            for j in range(kw):
-                xs = xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
-                acc += xs * w32[None, :, i, j, None, None]
-        return acc
+        return _depthwise_accumulate(x, weight, stride, padding, (ho, wo))
     if cols is None:
         cols = conv2d_im2col(x, (kh, kw), stride, padding, groups)
     wmat = weight.reshape(groups, cout // groups, cg * kh * kw).astype(cols.dtype)
@@ -188,31 +265,25 @@ def conv2d_input_error_acc(err: np.ndarray, weight: np.ndarray, input_hw: Pair, 
     cin = cg * groups
     sh, sw = stride
     ph, pw = padding
-    # accumulate batch-last, (Cin, Hp, Wp, B): every kernel offset adds runs of Wo*B contiguous values
-    hp, wp = h + 2 * ph, w + 2 * pw
-    err_t = err.transpose(1, 2, 3, 0)  # (Cout, Ho, Wo, B)
     if _is_depthwise(cout, cg, groups):
-        epad = np.zeros((cin, hp, wp, b), dtype=np.int32)
-        e32 = err_t.astype(np.int32)
-        w32 = weight.astype(np.int32).reshape(cout, kh, kw)
-        for i in range(kh):
-            for j in range(kw):
-                epad[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += e32 * w32[:, i, j, None, None, None]
+        return _depthwise_input_error(err, weight, (h, w), stride, padding)
+    # scatter the column errors batch-last, (Cin, Hp, Wp, B): runs of Wo*B contiguous values
+    hp, wp = h + 2 * ph, w + 2 * pw
+    wmat = weight.reshape(groups, cout // groups, cg * kh * kw).astype(np.float32).transpose(0, 2, 1)
+    emat = err.transpose(1, 2, 3, 0).astype(np.float32).reshape(groups, cout // groups, ho * wo * b)
+    overlap = -(-kh // sh) * -(-kw // sw)
+    if cout // groups * overlap <= FLOAT32_TERMS:
+        # an input-error element sums at most this many products: float32 adds stay exact
+        dcols = int_matmul_float32_result(wmat, emat, S8_MAX, S8_MAX)
+        epad = np.zeros((cin, hp, wp, b), dtype=np.float32)
     else:
-        wmat = weight.reshape(groups, cout // groups, cg * kh * kw).astype(np.float32).transpose(0, 2, 1)
-        emat = err_t.astype(np.float32).reshape(groups, cout // groups, ho * wo * b)
-        overlap = -(-kh // sh) * -(-kw // sw)
-        if cout // groups * overlap <= FLOAT32_TERMS:
-            # an input-error element sums at most this many products: float32 adds stay exact
-            dcols = int_matmul_float32_result(wmat, emat, S8_MAX, S8_MAX)
-            epad = np.zeros((cin, hp, wp, b), dtype=np.float32)
-        else:
-            dcols = int_matmul_float_operands(wmat, emat, S8_MAX, S8_MAX)
-            epad = np.zeros((cin, hp, wp, b), dtype=np.int32)
-        dcols = dcols.reshape(cin, kh, kw, ho, wo, b)
-        for i in range(kh):
-            for j in range(kw):
-                epad[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += dcols[:, i, j]
+        dcols = int_matmul_float_operands(wmat, emat, S8_MAX, S8_MAX)
+        epad = np.zeros((cin, hp, wp, b), dtype=np.int32)
+    dcols = dcols.reshape(cin, kh, kw, ho, wo, b)
+    for i in range(kh):
+        for j in range(kw):
+            v = _bl_view(epad, i, j, stride, (ho, wo))
+            v += dcols[:, i, j].reshape(v.shape)
     return epad[:, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2).astype(np.int32, copy=False)
 
 
@@ -236,14 +307,16 @@ def conv2d_backward_weight_s32(err: QTensor, x: QTensor, kernel_size, stride=1, 
     cin = x.m.shape[1]
     cg = cin // groups
     if _is_depthwise(cout, cg, groups) and cols is None:
+        # per offset: a product per position, summed in int32 (B*Ho*Wo terms: beyond float32's reach)
         xp = _pad(x.m, padding, x.m.dtype)
         e32 = err.m.astype(np.int32)
+        tmp = np.empty_like(e32)
         g = np.empty((cout, 1, kh, kw), dtype=np.int32)
         sh, sw = stride
         for i in range(kh):
             for j in range(kw):
-                xs = xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
-                g[:, 0, i, j] = (e32 * xs).sum(axis=(0, 2, 3), dtype=np.int32)
+                np.multiply(e32, xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw], out=tmp)
+                g[:, 0, i, j] = tmp.sum(axis=(0, 2, 3), dtype=np.int32)
         return QTensor(g, err.scale * x.scale)
     if cols is None:
         cols = conv2d_im2col(x.m, (kh, kw), stride, padding, groups)
