@@ -110,3 +110,12 @@ def test_grid_rescale_stays_on_the_grid_and_fits(mode, amax, s):
         assert abs(int(q[0])) <= 127 and int(q[0]) >= 60
         # the multiplier is the scale ratio (to 2**-14)
         assert abs(Fraction(m) / Fraction(2) ** n / (exact(scale) / exact(new_scale)) - 1) < Fraction(4, 2**14)
+
+
+@pytest.mark.parametrize("mode", list(ScaleMode))
+def test_rescale_of_int16_extremes_does_not_wrap(mode):
+    # the int8 view of int16 weights: adding the rounding half must not overflow int16
+    w = np.array([32767, -32767, 16384, 0], dtype=np.int16)
+    q, s = rescale(w, Scale(-15), 8, mode)
+    assert q[0] >= 64 and q[0] == -q[1]  # 127.996 rounds to 128: pow2 halves once more
+    np.testing.assert_allclose(q * s.to_float(), w * 2.0**-15, atol=0.5 * s.to_float())

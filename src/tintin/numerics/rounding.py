@@ -114,7 +114,7 @@ def shift_round(x: np.ndarray, n: int, mode: Rounding = Rounding.NEAREST,
                 key: int | None = None) -> np.ndarray:
     """``x / 2**n`` rounded by ``mode`` (see the module docstring). ``x`` is a signed integer array.
 
-    The result has ``x``'s dtype (int32 or int64). ``n`` must be in [0, 62]; for int32 input ``n``
+    The result has ``x``'s dtype when it is int32 or int64 (int8 and int16 inputs are widened to int32). ``n`` must be in [0, 62]; for int32 input ``n``
     may be at most 31 and ``|x| < 2**31 - 2**(n-1)`` (true for every accumulator bound we document).
     """
     n = int(n)
@@ -122,6 +122,8 @@ def shift_round(x: np.ndarray, n: int, mode: Rounding = Rounding.NEAREST,
         return x
     if n < 0 or n > 62:
         raise ValueError(f"shift must be in [0, 62], got {n}")
+    if x.dtype.itemsize < 4:  # int8 / int16 mantissas: widen so adding the rounding half cannot wrap
+        x = x.astype(np.int32)
     if mode is Rounding.NEAREST or mode == "nearest":
         # sign-symmetric: (x + 2**(n-1) - [x < 0]) >> n equals sign(x) * ((|x| + 2**(n-1)) >> n)
         out = x + x.dtype.type(1 << (n - 1))

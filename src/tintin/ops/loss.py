@@ -112,6 +112,7 @@ def mse_error(pred: QTensor, target: QTensor, mode: ScaleMode = ScaleMode.POW2) 
     aligned = apply_multiplier(target.m, ratio_multiplier(target.scale / pred.scale), Rounding.NEAREST,
                                limit=1 << 30)
     diff = pred.m.astype(np.int64) - aligned
-    loss = LossValue(int((diff * diff).sum()), Scale(2 * pred.scale.S - 1, 2 * pred.scale.U, 2 * pred.scale.D))
+    # exact total (Python integers: squares of differences near 2**30 would overflow an int64 sum)
+    loss = LossValue(sum(int(v) * int(v) for v in diff.ravel().tolist()), Scale(2 * pred.scale.S - 1, 2 * pred.scale.U, 2 * pred.scale.D))
     q, s = rescale(diff, pred.scale, 8, mode)
     return QTensor(q, s), loss

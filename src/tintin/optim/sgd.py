@@ -122,6 +122,8 @@ class IntegerSGD:
         if g is None:
             return
         rows = p.trainable_rows
+        if rows is not None and len(np.unique(rows)) != len(rows):
+            raise ValueError(f"{p.name}: trainable_rows must not repeat a row")
         gm = g.m if rows is None else g.m[rows]
         key = ctx.stream.key(self.site[id(p)])
         if self.config.rule == "niti" and p.kind == "weight":
