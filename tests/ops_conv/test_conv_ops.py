@@ -240,3 +240,14 @@ def test_input_positions_no_window_reads_get_zero_error():
     e = conv2d_backward_input_s8(err, w, (6, 6), 3, 0, 1)
     assert not e.m[:, :, [2, 5], :].any() and not e.m[:, :, :, [2, 5]].any()
     assert e.m[:, :, :2, :2].any()
+
+
+def test_operands_must_be_int8():
+    x = QTensor(np.zeros((1, 1, 3, 3), dtype=np.int16), Scale(0))
+    w = QTensor(np.zeros((1, 1, 2, 2), dtype=np.int8), Scale(0))
+    with pytest.raises(TypeError, match="int8"):
+        conv2d_forward_s8(x, w, None)
+    with pytest.raises(TypeError, match="int8"):
+        conv2d_backward_input_s8(QTensor(np.zeros((1, 1, 2, 2), dtype=np.int32), Scale(0)), w, (3, 3))
+    with pytest.raises(TypeError, match="int8"):
+        conv2d_backward_weight_s32(QTensor(np.zeros((1, 1, 2, 2), dtype=np.int8), Scale(0)), x, 2)

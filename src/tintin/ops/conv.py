@@ -31,18 +31,22 @@ Integer definition (the specification the C kernels follow):
 
 The 1-D functions are the 2-D ones on ``(B, C, 1, L)`` with a ``(1, k)`` kernel.
 
-Host fast path (bit-identical to the definition): im2col with
-:func:`numpy.lib.stride_tricks.sliding_window_view` into integer-valued float32, grouped products
-as batched matmuls through :func:`tintin.numerics.matmul.int_matmul_float_operands` (exact: float32
-partial sums of int8 products stay below 2**24, longer sums are chunked); the input error is a
-col2im done as one strided int32 add per kernel offset. Depthwise-style convolutions (one input
-channel per group, ``Cin = Cout = G``) skip im2col: one int32 multiply-add per kernel offset.
+Host fast path (bit-identical to the definition, checked against direct loops): im2col (a strided
+window view) written once into integer-valued float32, grouped products as batched matmuls.
+Exactness: an int8 x int8 product is at most 16,129, so a sum of up to ``FLOAT32_TERMS = 1040``
+of them has every partial sum an integer below 2**24, exact in float32 in any order;
+:func:`tintin.numerics.matmul.int_matmul_float32_result` is used within that bound and
+:func:`~tintin.numerics.matmul.int_matmul_float_operands` (exact float32 chunks added as integers)
+beyond it. The input error is a col2im: one add per kernel offset into a batch-last (C, H, W, B)
+buffer, in float32 while every input position sums at most 1040 products, else int32.
+Depthwise convolutions (``Cin = Cout = G``) skip im2col: one broadcast multiply-add per kernel
+offset in float32 (at most ``kH * kW`` terms per sum), the input error as a gather.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from ..numerics import QTensor, ScaleMode, rescale
 from ..numerics.matmul import FLOAT32_EXACT, int_matmul_float32_result, int_matmul_float_operands
@@ -59,6 +63,13 @@ Pair = tuple[int, int]
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """Output length of a convolution or pooling window along one axis (0 or less: does not fit)."""
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def _require_s8(**arrays: np.ndarray) -> None:
+    """The exactness bounds assume int8 mantissas (|m| <= 127): refuse anything else."""
+    for name, a in arrays.items():
+        if a.dtype != np.int8:
+            raise TypeError(f"convolution operand {name} must hold int8 mantissas, got {a.dtype}")
 
 
 def _pair(v) -> Pair:
@@ -80,12 +91,16 @@ def _pad(x: np.ndarray, padding: Pair, dtype) -> np.ndarray:
 
 
 def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, out_hw: Pair) -> np.ndarray:
-    """Strided view (B, C, Ho, Wo, kH, kW) of the windows of a padded (B, C, Hp, Wp) array."""
+    """Read-only strided view (B, C, Ho, Wo, kH, kW) of the windows of a padded (B, C, Hp, Wp) array
+    (what ``sliding_window_view(...)[:, :, ::sH, ::sW]`` gives, without its per-call overhead)."""
     kh, kw = kernel
     sh, sw = stride
     ho, wo = out_hw
-    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))
-    return win[:, :, :(ho - 1) * sh + 1:sh, :(wo - 1) * sw + 1:sw]
+    b, c, hp, wp = xp.shape
+    if (ho - 1) * sh + kh > hp or (wo - 1) * sw + kw > wp:  # pragma: no cover - callers check
+        raise ValueError("window view outside the padded input")
+    s0, s1, s2, s3 = xp.strides
+    return as_strided(xp, shape=(b, c, ho, wo, kh, kw), strides=(s0, s1, s2 * sh, s3 * sw, s2, s3), writeable=False)
 
 
 def _out_hw(in_hw: Pair, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
@@ -222,6 +237,7 @@ def _depthwise_input_error(err: np.ndarray, weight: np.ndarray, input_hw: Pair, 
 def conv2d_accumulate(x: np.ndarray, weight: np.ndarray, stride=1, padding=0, groups: int = 1,
                       cols: np.ndarray | None = None) -> np.ndarray:
     """The int32 accumulator ``acc[b,o,p,q]`` of :func:`conv2d_forward_s8` (no bias, no rescale)."""
+    _require_s8(x=x, weight=weight)
     stride, padding = _pair(stride), _pair(padding)
     b, c, h, w = x.shape
     cout, cg, kh, kw = weight.shape
@@ -258,6 +274,7 @@ def conv2d_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride=
 def conv2d_input_error_acc(err: np.ndarray, weight: np.ndarray, input_hw: Pair, stride=1,
                            padding=0, groups: int = 1) -> np.ndarray:
     """The int32 accumulator of :func:`conv2d_backward_input_s8` (B, Cin, H, W), before rescaling."""
+    _require_s8(err=err, weight=weight)
     stride, padding = _pair(stride), _pair(padding)
     h, w = _pair(input_hw)
     b, cout, ho, wo = err.shape
@@ -302,6 +319,7 @@ def conv2d_backward_weight_s32(err: QTensor, x: QTensor, kernel_size, stride=1, 
 
     ``|g| <= B * Ho * Wo * 127 * 127``. ``cols`` (optional) is the forward pass's im2col of ``x``."""
     kh, kw = _pair(kernel_size)
+    _require_s8(err=err.m, x=x.m)
     stride, padding = _pair(stride), _pair(padding)
     b, cout, ho, wo = err.m.shape
     cin = x.m.shape[1]

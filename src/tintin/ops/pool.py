@@ -60,6 +60,12 @@ def _offset_view(x: np.ndarray, i: int, j: int, stride: Pair, out_hw: Pair) -> n
     return x[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
 
 
+def _require_s8(what: str, a: np.ndarray) -> None:
+    """The average-pool accumulator bound assumes int8 mantissas (|m| <= 127)."""
+    if a.dtype != np.int8:
+        raise TypeError(f"{what} must hold int8 mantissas, got {a.dtype}")
+
+
 def _index_dtype(area: int):
     return np.uint8 if area <= 256 else np.int32
 
@@ -131,6 +137,7 @@ def avgpool_multiplier(window: int) -> tuple[int, int]:
 def avgpool2d_forward_s8(x: QTensor, kernel_size, stride=None, mode: ScaleMode = ScaleMode.POW2) -> QTensor:
     """Average pool of (B, C, H, W) int8: window sums (int32) times the fixed-point reciprocal,
     at scale ``s_x * 2**-n``, rescaled to int8 (nearest)."""
+    _require_s8("average pool input", x.m)
     kernel, stride, out_hw = _geometry(x.m.shape[2:], kernel_size, stride)
     kh, kw = kernel
     acc = _offset_view(x.m, 0, 0, stride, out_hw).astype(np.int32)
@@ -149,6 +156,7 @@ def avgpool2d_backward_s8(err: QTensor, input_hw, kernel_size, stride=None,
                           mode: ScaleMode = ScaleMode.POW2) -> QTensor:
     """Input error (B, C, H, W) int8: every input position sums ``err * M`` over the windows that
     contain it (int32) at scale ``s_err * 2**-n``, rescaled to int8 (nearest)."""
+    _require_s8("average pool error", err.m)
     in_hw = _pair(input_hw)
     kernel, stride, out_hw = _geometry(in_hw, kernel_size, stride)
     kh, kw = kernel
@@ -167,6 +175,7 @@ def avgpool2d_backward_s8(err: QTensor, input_hw, kernel_size, stride=None,
 def global_avgpool_forward_s8(x: QTensor, mode: ScaleMode = ScaleMode.POW2) -> QTensor:
     """Mean over all positions of a (B, C, ...) int8 tensor -> (B, C) int8 (one window of all
     positions: sum in int32, fixed-point reciprocal, rescale)."""
+    _require_s8("global average pool input", x.m)
     b, c = x.m.shape[:2]
     area = int(np.prod(x.m.shape[2:], dtype=np.int64))
     m, n = avgpool_multiplier(area)
@@ -182,6 +191,7 @@ def global_avgpool_backward_s8(err: QTensor, input_shape: tuple[int, ...],
     """Input error (B, C, *input_shape[1:]) int8: ``err * M`` at scale ``s_err * 2**-n`` rescaled to
     int8 (nearest), the same value at every position of a channel. ``input_shape`` is the
     per-sample shape (C, ...)."""
+    _require_s8("global average pool error", err.m)
     spatial = tuple(int(v) for v in input_shape[1:])
     area = int(np.prod(spatial, dtype=np.int64))
     m, n = avgpool_multiplier(area)

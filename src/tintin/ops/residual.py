@@ -70,6 +70,8 @@ def residual_add_s8(a: QTensor, b: QTensor, mode: ScaleMode = ScaleMode.POW2) ->
     """``a + b`` for int8 tensors of the same shape at any two scales -> int8 (see module docstring)."""
     if a.m.shape != b.m.shape:
         raise ValueError(f"residual add needs equal shapes, got {a.m.shape} and {b.m.shape}")
+    if a.m.dtype != np.int8 or b.m.dtype != np.int8:
+        raise TypeError(f"residual add needs int8 mantissas, got {a.m.dtype} and {b.m.dtype}")
     work = residual_working_scale(a.scale, b.scale)
     acc = (to_scale(a, work) + to_scale(b, work)).astype(np.int32)
     q, s = rescale(acc, work, 8, mode)
