@@ -146,7 +146,7 @@ class Conv2d(_ConvNd):
         cols = None
         if ctx.training:
             self._cache_x = x
-            if not self.depthwise_like:
+            if not self.depthwise_like and self.weight.trainable:  # shared with the weight gradient
                 buf = self._cols_buffer(x.m.shape, self.kernel_size, self.stride, self.padding)
                 cols = conv2d_im2col(x.m, self.kernel_size, self.stride, self.padding, self.groups, out=buf)
                 self._cache_cols = cols
@@ -179,7 +179,7 @@ class Conv1d(_ConvNd):
         cols = None
         if ctx.training:
             self._cache_x = x
-            if not self.depthwise_like:
+            if not self.depthwise_like and self.weight.trainable:  # shared with the weight gradient
                 buf = self._cols_buffer(x.m.shape[:2] + (1,) + x.m.shape[2:], (1, k), (1, s), (0, p))
                 cols = conv1d_im2col(x.m, k, s, p, self.groups, out=buf)
                 self._cache_cols = cols
