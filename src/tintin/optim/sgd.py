@@ -28,6 +28,7 @@ Stochastic rounding keys: site ``4 * i`` (update) of parameter ``i`` in ``model.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -95,9 +96,14 @@ class OptimConfig:
 class IntegerSGD:
     """Applies :class:`OptimConfig` updates to a model's parameters, one parameter at a time."""
 
-    def __init__(self, params: list[Parameter], config: OptimConfig, mode: ScaleMode):
+    def __init__(self, params: list[Parameter], config: OptimConfig, mode: ScaleMode,
+                 update_kernel: Callable[["IntegerSGD", Parameter, int], None] | None = None):
+        """``update_kernel(optimizer, param, key)``: an optional native implementation of
+        :meth:`update` that must be bit-identical to it (e.g. the C runtime's update through
+        ``tintin.codegen.fast_update``); it sets the parameter's value and momentum."""
         self.config = config
         self.mode = ScaleMode(mode)
+        self.update_kernel = update_kernel
         self.params = list(params)
         self.site = {id(p): 4 * i for i, p in enumerate(self.params)}
         self.batch_size = 1
@@ -120,6 +126,10 @@ class IntegerSGD:
         instead of rescaling, so frozen rows stay bit-identical."""
         g = p.grad
         if g is None:
+            return
+        if self.update_kernel is not None:
+            self.update_kernel(self, p, ctx.stream.key(self.site[id(p)]))
+            p.grad = None
             return
         rows = p.trainable_rows
         if rows is not None and len(np.unique(rows)) != len(rows):

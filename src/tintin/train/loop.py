@@ -73,8 +73,11 @@ def batches(order: np.ndarray, batch_size: int):
 
 def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: TrainConfig,
         x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
-        progress: Progress | None = None) -> TrainResult:
-    """Train ``model`` in place. Same seed, same data -> the same bits."""
+        progress: Progress | None = None, update_kernel=None) -> TrainResult:
+    """Train ``model`` in place. Same seed, same data -> the same bits.
+
+    ``update_kernel``: an optional bit-identical native weight update (see
+    :class:`tintin.optim.IntegerSGD`), e.g. ``tintin.codegen.fast_update.c_update_kernel()``."""
     model.check_input(x_train)
     if len(x_train) != len(y_train):
         raise ValueError(f"{len(x_train)} samples but {len(y_train)} labels")
@@ -86,7 +89,7 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
             raise ValueError(f"labels must be in [0, {classes}), got [{y_train.min()}, {y_train.max()}]")
     check_batch_bounds(model, config.batch_size)
     progress = progress or SilentProgress()
-    optimizer = IntegerSGD(model.parameters(), config.optim, model.config.scale_mode)
+    optimizer = IntegerSGD(model.parameters(), config.optim, model.config.scale_mode, update_kernel)
     ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(config.seed))
     steps = -(-len(x_train) // config.batch_size)
     progress.start(config.epochs, steps, model.name)

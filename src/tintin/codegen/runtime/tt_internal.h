@@ -76,6 +76,34 @@ static inline int32_t tt_rs32_pseudo(int32_t x, uint8_t n)
     return x < 0 ? -(int32_t)q : (int32_t)q;
 }
 
+/* ---- inline 64-bit rounding (same results as tt_shift_round_*_s64) -----------------------------
+ * n in [1, 62]; |x| <= 2**62 */
+static inline int64_t tt_rs64_nearest(int64_t x, uint8_t n)
+{
+    uint64_t q = (tt_mag64(x) + ((uint64_t)1 << (n - 1))) >> n;
+    return x < 0 ? -(int64_t)q : (int64_t)q;
+}
+
+/* draw: tt_draw_bits(key, index); its top n bits (n <= 32) or all 32 bits shifted left (n > 32) */
+static inline int64_t tt_rs64_stochastic(int64_t x, uint8_t n, uint32_t draw)
+{
+    uint64_t r = n <= 32 ? (uint64_t)(draw >> (32 - n)) : ((uint64_t)draw << (n - 32));
+    uint64_t q = (tt_mag64(x) + r) >> n;
+    return x < 0 ? -(int64_t)q : (int64_t)q;
+}
+
+static inline int64_t tt_rs64_pseudo(int64_t x, uint8_t n)
+{
+    uint8_t h = (uint8_t)((n + 1) / 2), low = (uint8_t)(n - h);
+    uint64_t mag = tt_mag64(x), rem = mag & (((uint64_t)1 << n) - 1u), p = rem >> low;
+    uint64_t t = rem & (((uint64_t)1 << low) - 1u), q;
+    if (h > low) {
+        t = (t << 1) | (p & 1u);
+    }
+    q = (mag >> n) + ((p > t || (p == t && (p & 1u))) ? 1u : 0u);
+    return x < 0 ? -(int64_t)q : (int64_t)q;
+}
+
 /* Largest mantissa of a signed `bits`-bit tensor (symmetric range): 2**(bits-1) - 1. */
 static inline int32_t tt_limit_for_bits(uint8_t bits)
 {

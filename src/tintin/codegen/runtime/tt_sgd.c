@@ -10,7 +10,9 @@ typedef struct {
     uint8_t skip;           /* NITI rule with an all-zero gradient: the parameter does not change */
     uint8_t momentum;       /* aligned rule with momentum */
     uint8_t fast32;         /* aligned rule: 1 when |g| * M fits int32 and 0 <= n <= 62 (same result),
-                             * 2 when also |g| * M <= 2**30 and 1 <= n <= 31 (fast_update) */
+                             * 2 when also |g| * M <= 2**30 and 1 <= n <= 31 (fast_update, 32-bit) */
+    uint8_t fast64;         /* aligned rule, not fast32 == 2: 1 <= n <= 62 and |delta| < 2**30
+                             * (fast_update with 64-bit products: one pass too; SMULL on M3/M4) */
     uint8_t momentum_shift; /* 1..8 */
     int8_t niti_k;          /* NITI: right shift (a left shift by -k when k <= 0) */
     tt_rounding_t rounding;
@@ -47,6 +49,7 @@ static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, 
     r->skip = 0;
     r->momentum = 0;
     r->fast32 = 0;
+    r->fast64 = 0;
     r->momentum_shift = cfg->momentum_shift;
     r->niti_k = 0;
     r->rounding = (tt_rounding_t)cfg->rounding;
@@ -79,6 +82,9 @@ static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, 
         r->fast32 = r->mult.n >= 0 && r->mult.n <= 62 && amax <= (uint32_t)INT32_MAX / (uint32_t)r->mult.m;
         if (r->fast32 && r->mult.n >= 1 && r->mult.n <= 31 && amax <= ((uint32_t)1 << 30) / (uint32_t)r->mult.m) {
             r->fast32 = 2;
+        } else if (r->mult.n >= 1 && r->mult.n <= 62 &&
+                   (((uint64_t)amax * (uint64_t)r->mult.m) >> r->mult.n) < ((uint64_t)1 << 29)) {
+            r->fast64 = 1; /* |g * M| < 2**46; |delta| <= (|g| M >> n) + 1 < 2**30 */
         }
     }
     return TT_OK;
@@ -123,6 +129,37 @@ static int64_t delta_at(const delta_rule_t *r, int32_t g, int64_t *v, uint32_t i
         draw_x += (uint32_t)TT_GOLDEN32;                                                                     \
     }
 
+/* The same with 64-bit products (fast64): |delta| < 2**30, so w - delta fits int32. */
+#define TT_FAST_UPDATE64(W, T, ROUND)                                                                          \
+    for (i = 0; i < count; ++i) {                                                                            \
+        int32_t nw = (int32_t)(W)[i] - (int32_t)(ROUND);                                                     \
+        uint32_t a = tt_mag32(nw);                                                                           \
+        if (a > amax) {                                                                                      \
+            amax = a;                                                                                        \
+        }                                                                                                    \
+        grad[i] = nw;                                                                                        \
+        (W)[i] = (T)(nw > limit ? limit : (nw < -limit ? -limit : nw));                                      \
+        draw_x += (uint32_t)TT_GOLDEN32;                                                                     \
+    }
+
+#define TT_FAST_UPDATE_ALL(W, T)                                                                               \
+    if (r->fast64) {                                                                                         \
+        int64_t m64 = (int64_t)m;                                                                            \
+        if (r->rounding == TT_ROUND_STOCHASTIC) {                                                            \
+            TT_FAST_UPDATE64(W, T, tt_rs64_stochastic((int64_t)grad[i] * m64, n, tt_mix32_inline(draw_x)))   \
+        } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {                                              \
+            TT_FAST_UPDATE64(W, T, tt_rs64_pseudo((int64_t)grad[i] * m64, n))                                \
+        } else {                                                                                             \
+            TT_FAST_UPDATE64(W, T, tt_rs64_nearest((int64_t)grad[i] * m64, n))                               \
+        }                                                                                                    \
+    } else if (r->rounding == TT_ROUND_STOCHASTIC) {                                                         \
+        TT_FAST_UPDATE(W, T, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))                    \
+    } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {                                                  \
+        TT_FAST_UPDATE(W, T, tt_rs32_pseudo(grad[i] * m, n))                                                 \
+    } else {                                                                                                 \
+        TT_FAST_UPDATE(W, T, tt_rs32_nearest(grad[i] * m, n))                                                \
+    }
+
 typedef uint32_t (*fast_update_fn)(void *w, size_t count, int32_t *grad, const delta_rule_t *r, int32_t limit);
 
 /* one function per weight type, so that a program using only one links only one */
@@ -133,13 +170,7 @@ static uint32_t fast_update_s8(void *vw, size_t count, int32_t *grad, const delt
     int32_t m = r->mult.m;
     uint8_t n = (uint8_t)r->mult.n;
     size_t i;
-    if (r->rounding == TT_ROUND_STOCHASTIC) {
-        TT_FAST_UPDATE(w8, int8_t, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))
-    } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
-        TT_FAST_UPDATE(w8, int8_t, tt_rs32_pseudo(grad[i] * m, n))
-    } else {
-        TT_FAST_UPDATE(w8, int8_t, tt_rs32_nearest(grad[i] * m, n))
-    }
+    TT_FAST_UPDATE_ALL(w8, int8_t)
     return amax;
 }
 
@@ -150,13 +181,7 @@ static uint32_t fast_update_s16(void *vw, size_t count, int32_t *grad, const del
     int32_t m = r->mult.m;
     uint8_t n = (uint8_t)r->mult.n;
     size_t i;
-    if (r->rounding == TT_ROUND_STOCHASTIC) {
-        TT_FAST_UPDATE(w16, int16_t, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))
-    } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
-        TT_FAST_UPDATE(w16, int16_t, tt_rs32_pseudo(grad[i] * m, n))
-    } else {
-        TT_FAST_UPDATE(w16, int16_t, tt_rs32_nearest(grad[i] * m, n))
-    }
+    TT_FAST_UPDATE_ALL(w16, int16_t)
     return amax;
 }
 
@@ -188,7 +213,7 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
     }
     /* pass 1: new = w - delta; w gets it saturated, the gradient buffer keeps it (int32-saturated)
      * for a rescale */
-    if (r.fast32 == 2) {
+    if (r.fast32 == 2 || r.fast64) {
         amax = fast(w8 != NULL ? (void *)w8 : (void *)w16, count, grad, &r, limit);
     } else {
         for (i = 0; i < count; ++i) {
