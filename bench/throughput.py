@@ -1,7 +1,10 @@
 """Host training throughput: the integer simulator vs PyTorch float32, same model, same batch size,
 same data, measured in one run (interleaved repeats, median ratio).
 
-    .venv/bin/python bench/throughput.py [--models mlp] [--batch-sizes 32,128] [--threads 1]
+    .venv/bin/python bench/throughput.py [--models mlp:mnist5k] [--batch-sizes 32,128] [--threads 1]
+
+The integer side runs with both weight-update backends: ``numpy`` (pure numpy) and ``c`` (the C
+runtime's update through ctypes; bit-identical, see tests/train/test_fast_update.py).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def main() -> None:
     from tintin.data import load
     from tintin.nn import build_model
     from tintin.reference import float_twin
+    from tintin.codegen.fast_update import c_update_kernel
     from tintin.train import TrainConfig, fit
 
     torch.set_num_threads(args.threads)
@@ -45,8 +49,9 @@ def main() -> None:
         n = min(args.samples, len(ds.x_train))
         x, y = ds.x_train[:n], ds.y_train[:n]
         for bs in [int(b) for b in args.batch_sizes.split(",")]:
-            int_times, float_times = [], []
-            for rep in range(args.repeats + 1):  # the first repeat warms up both sides
+            times = {"float32": [], "numpy": [], "c": []}
+            kernels = {"numpy": None, "c": c_update_kernel()}
+            for rep in range(args.repeats + 1):  # the first repeat warms up every side
                 model = build_model(model_name, ds.sample_shape, ds.num_classes, seed=rep,
                                     input_exponent=ds.input_exponent)
                 net = float_twin(model)
@@ -60,27 +65,37 @@ def main() -> None:
                     loss.backward()
                     opt.step()
                 tf = time.perf_counter() - t0
-                res = fit(model, x, y, TrainConfig(epochs=1, batch_size=bs, seed=rep, eval_each_epoch=False))
-                ti = res.train_seconds
+                run_times = {}
+                for backend, kernel in kernels.items():
+                    m = build_model(model_name, ds.sample_shape, ds.num_classes, seed=rep,
+                                    input_exponent=ds.input_exponent)
+                    res = fit(m, x, y, TrainConfig(epochs=1, batch_size=bs, seed=rep, eval_each_epoch=False),
+                              update_kernel=kernel)
+                    run_times[backend] = res.train_seconds
                 if rep:
-                    int_times.append(ti)
-                    float_times.append(tf)
-            ratios = [f / i for f, i in zip(float_times, int_times)]
+                    times["float32"].append(tf)
+                    for backend, t in run_times.items():
+                        times[backend].append(t)
             rec = {"model": model_name, "dataset": ds_name, "batch_size": bs, "threads": args.threads,
-                   "integer_samples_per_s": n / statistics.median(int_times),
-                   "float32_samples_per_s": n / statistics.median(float_times),
-                   "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
+                   "float32_samples_per_s": n / statistics.median(times["float32"])}
+            cells = []
+            for backend in ("numpy", "c"):
+                ratios = [f / i for f, i in zip(times["float32"], times[backend])]
+                rec[f"integer_{backend}_samples_per_s"] = n / statistics.median(times[backend])
+                rec[f"ratio_{backend}_median"] = statistics.median(ratios)
+                rec[f"ratio_{backend}_range"] = [min(ratios), max(ratios)]
+                cells += [f"{rec[f'integer_{backend}_samples_per_s']:,.0f}",
+                          f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"]
             records.append(rec)
-            rows.append([model_name, ds_name, bs, args.threads, f"{rec['integer_samples_per_s']:,.0f}",
-                         f"{rec['float32_samples_per_s']:,.0f}",
-                         f"{rec['ratio_median']:.2f}x ({rec['ratio_min']:.2f}-{rec['ratio_max']:.2f})"])
+            rows.append([model_name, ds_name, bs, args.threads, f"{rec['float32_samples_per_s']:,.0f}", *cells])
             print(rows[-1], flush=True)
     md = ("## Host training throughput: integer simulator vs PyTorch float32\n\n"
           "Same model, data and batch size; one epoch of "
           f"{args.samples} samples per repeat, {args.repeats} interleaved repeats; ratio = integer / float "
           "samples per second (median, range).\n\n"
-          + markdown_table(["model", "data", "batch", "threads", "integer samples/s", "float32 samples/s",
-                            "integer / float32"], rows))
+          + markdown_table(["model", "data", "batch", "threads", "float32 samples/s",
+                            "integer (numpy) samples/s", "numpy / float32", "integer (C update) samples/s",
+                            "C update / float32"], rows))
     write_results(args.name, {"results": records}, md)
 
 

@@ -26,6 +26,22 @@ def parse_schedule(text: str | None, kind=float) -> tuple:
     return tuple(out)
 
 
+def update_backend(name: str):
+    """``(update_kernel, name used)`` for ``--backend``: the C runtime's update or numpy's."""
+    if name not in ("auto", "numpy", "c"):
+        raise CliError(f"--backend must be auto, numpy or c, got {name!r}")
+    if name == "numpy":
+        return None, "numpy"
+    from ..codegen.fast_update import available, c_update_kernel
+
+    ok, why = available()
+    if not ok:
+        if name == "c":
+            raise CliError(f"the C update backend is not available here: {why}")
+        return None, "numpy"
+    return c_update_kernel(), "c"
+
+
 def train_command(
     dataset: str = typer.Option(..., "--dataset", "-d", help="data set name (see `tintin datasets`)"),
     model: str = typer.Option("mlp", "--model", "-m", help="zoo model name"),
@@ -45,6 +61,8 @@ def train_command(
     upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
     rounding: str = typer.Option("stochastic", "--rounding", help="update rounding: stochastic | pseudo_stochastic | nearest"),
     momentum_shift: int = typer.Option(0, "--momentum-shift", help="integer momentum beta = 1 - 2^-k (0: off)"),
+    backend: str = typer.Option("auto", "--backend", help="weight-update backend: auto | numpy | c "
+                                "(the C runtime's update: same bits, faster; auto = c when a C compiler works)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ):
     """Train a zoo model with integer-only arithmetic on DATASET and save it."""
@@ -83,9 +101,10 @@ def train_command(
     if compare_float:
         from ..reference import train_float
         float_result = train_float(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test)
+    kernel, backend_used = update_backend(backend)
     try:
         result = fit(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test,
-                     progress=auto_progress(not (quiet or as_json)))
+                     progress=auto_progress(not (quiet or as_json)), update_kernel=kernel)
     except AccumulatorBoundError as exc:
         raise CliError(str(exc)) from None
 
@@ -110,6 +129,7 @@ def train_command(
         "float_train_seconds": round(float_result.train_seconds, 3) if float_result else None,
         "float_samples_per_second": round(float_result.samples_per_second, 1) if float_result else None,
         "parameters": net.num_parameters(), "model_path": str(model_path), "synthetic_data": ds.synthetic,
+        "update_backend": backend_used,
     }
     if as_json:
         print_json(summary)

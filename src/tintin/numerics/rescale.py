@@ -66,6 +66,20 @@ def limit_for_bits(bits: int) -> int:
     return (1 << (bits - 1)) - 1
 
 
+_DTYPE_MAX: dict = {}
+
+
+def clip_inplace(x: np.ndarray, limit: int) -> np.ndarray:
+    """Clip an integer array to ``[-limit, limit]`` in place (``np.clip`` without its per-call checks)."""
+    top = _DTYPE_MAX.get(x.dtype)
+    if top is None:
+        top = _DTYPE_MAX[x.dtype] = int(np.iinfo(x.dtype).max)
+    limit = min(limit, top)
+    np.minimum(x, limit, out=x)
+    np.maximum(x, -limit, out=x)
+    return x
+
+
 def max_abs(x: np.ndarray) -> int:
     """``max |x|`` as a Python int (0 for an empty array)."""
     if x.size == 0:
@@ -101,7 +115,7 @@ def apply_step(x: np.ndarray, step: FineStep, shift: int, bits: int, rounding: R
     if step.m != 1:
         x = x.astype(np.int64) * step.m
     q = shift_round(x, step.p + shift, rounding, key)
-    np.clip(q, -limit, limit, out=q)
+    clip_inplace(q, limit)
     return q
 
 
@@ -145,10 +159,10 @@ def apply_multiplier(x: np.ndarray, multiplier: tuple[int, int], rounding: Round
     else:
         if limit is not None:
             bound = (limit >> -n) + 1
-            np.clip(prod, -bound, bound, out=prod)
+            clip_inplace(prod, bound)
         q = prod << -n
     if limit is not None:
-        np.clip(q, -limit, limit, out=q)
+        clip_inplace(q, limit)
     return q
 
 

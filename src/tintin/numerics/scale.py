@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 #: numerator / right-shift of the upscale factor u = 5 / 2**2 = 1.25
 U_NUM, U_SHIFT = 5, 2
@@ -115,6 +116,7 @@ def _normalise(m: int, e: int) -> tuple[int, int]:
     return m, e
 
 
+@lru_cache(maxsize=8192)
 def ratio_multiplier(ratio: Scale) -> tuple[int, int]:
     """Integer fixed-point form ``(M, n)`` of a scale ratio: ``ratio ~= M * 2**-n``.
 
@@ -136,6 +138,7 @@ def ratio_multiplier(ratio: Scale) -> tuple[int, int]:
     return m, -(e + ratio.S)
 
 
+@lru_cache(maxsize=8192)
 def divide_multiplier(multiplier: tuple[int, int], divisor: int) -> tuple[int, int]:
     """``(M, n)`` divided by a positive integer: ``round((M << 16) / divisor)`` (half up), renormalised.
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..numerics import (Rounding, Scale, ScaleMode, apply_multiplier, limit_for_bits, max_abs,
                         ratio_multiplier, shift_round)
-from ..numerics.rescale import choose_grid_rescale
+from ..numerics.rescale import choose_grid_rescale, clip_inplace
 from ..numerics.scale import divide_multiplier
 from ..nn.module import Context, Parameter
 
@@ -155,7 +155,7 @@ class IntegerSGD:
         value = p.value
         limit = BIAS_LIMIT if p.kind == "bias" else limit_for_bits(p.bits)
         sub = value.m[rows].astype(np.int64) - delta
-        np.clip(sub, -limit, limit, out=sub)
+        clip_inplace(sub, limit)
         m = value.m.copy()
         m[rows] = sub.astype(m.dtype)
         p.assign(type(value)(m, value.scale))
@@ -174,7 +174,7 @@ class IntegerSGD:
         fine = apply_multiplier(g, (m, n - MOMENTUM_FRAC_BITS), Rounding.NEAREST)
         v = p.momentum if p.momentum is not None else np.zeros(g.shape, dtype=np.int64)
         v = v - shift_round(v, self.config.momentum_shift, Rounding.NEAREST) + fine
-        np.clip(v, -(1 << 40), 1 << 40, out=v)
+        clip_inplace(v, 1 << 40)
         p.momentum = v
         return shift_round(v, MOMENTUM_FRAC_BITS, self.config.rounding, key)
 
@@ -182,14 +182,14 @@ class IntegerSGD:
         value = p.value
         new = np.subtract(value.m, delta, dtype=np.int64)
         if p.kind == "bias":
-            np.clip(new, -BIAS_LIMIT, BIAS_LIMIT, out=new)
+            clip_inplace(new, BIAS_LIMIT)
             p.assign(type(value)(new.astype(np.int32), value.scale))
             return
         limit = limit_for_bits(p.bits)
         dtype = value.m.dtype
         choice = choose_grid_rescale(max_abs(new), value.scale, p.bits, self.mode) if self.config.weight_rescale else None
         if choice is None:
-            np.clip(new, -limit, limit, out=new)
+            clip_inplace(new, limit)
             p.assign(type(value)(new.astype(dtype), value.scale))
             return
         new_scale, mult = choice

@@ -10,6 +10,7 @@ import numpy as np
 from ..numerics import RoundingStream
 from ..nn import Context, Sequential
 from ..optim import IntegerSGD, OptimConfig
+from .allocator import tune_allocator
 from .progress import Progress, SilentProgress
 from .step import check_batch_bounds, evaluate, train_step
 
@@ -88,6 +89,7 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
         if y_train.min() < 0 or y_train.max() >= classes:
             raise ValueError(f"labels must be in [0, {classes}), got [{y_train.min()}, {y_train.max()}]")
     check_batch_bounds(model, config.batch_size)
+    tune_allocator()
     progress = progress or SilentProgress()
     optimizer = IntegerSGD(model.parameters(), config.optim, model.config.scale_mode, update_kernel)
     ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(config.seed))
