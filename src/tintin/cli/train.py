@@ -61,8 +61,8 @@ def train_command(
     upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
     rounding: str = typer.Option("stochastic", "--rounding", help="update rounding: stochastic | pseudo_stochastic | nearest"),
     momentum_shift: int = typer.Option(0, "--momentum-shift", help="integer momentum beta = 1 - 2^-k (0: off)"),
-    backend: str = typer.Option("auto", "--backend", help="weight-update backend: auto | numpy | c "
-                                "(the C runtime's update: same bits, faster; auto = c when a C compiler works)"),
+    backend: str = typer.Option("numpy", "--backend", help="weight-update backend: numpy | c (the C "
+                                "runtime's update through ctypes: the same bits) | auto (c when a C compiler works)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ):
     """Train a zoo model with integer-only arithmetic on DATASET and save it."""
