@@ -162,3 +162,18 @@ def test_channel_scale_from_batchnorm_and_its_float_twin():
     fresh = ChannelScale(5, name="s2")
     np.testing.assert_allclose(fresh.weight.value.dequantize(), 1.0)
     np.testing.assert_allclose(fresh.bias.value.dequantize(), 0.0)
+
+
+def test_he_initialisation_option():
+    fan_in = 8 * 9
+    default = Conv2d(8, 16, 3, rng=np.random.default_rng(4), name="c")
+    he = Conv2d(8, 16, 3, rng=np.random.default_rng(4), name="c", init="he")
+    wd, wh = default.weight.value.dequantize(), he.weight.value.dequantize()
+    half_step = 0.5 * max(default.weight.value.scale.to_float(), he.weight.value.scale.to_float())
+    assert np.abs(wd).max() <= 1 / np.sqrt(fan_in) + half_step and np.abs(wh).max() <= np.sqrt(6 / fan_in) + half_step
+    assert np.abs(wh).max() > 2 * np.abs(wd).max()
+    np.testing.assert_allclose(wh, wd * np.sqrt(6), atol=he.weight.value.scale.to_float())  # same draws
+    assert he.spec()["init"] == "he" and "init" not in default.spec()
+    assert build_layer(he.spec(), CFG, np.random.default_rng(0)).init == "he"
+    with pytest.raises(ValueError, match="unknown init"):
+        Conv1d(2, 2, 3, init="xavier", name="c")

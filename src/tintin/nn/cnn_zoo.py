@@ -4,6 +4,11 @@ Every builder takes ``(input_shape, num_classes, config, rng, **options)`` like
 :func:`tintin.nn.zoo.mlp` and returns a :class:`Sequential`; ``input_shape`` is the per-sample shape
 (C, H, W) for images and spectrograms, (C, L) for time series. A wrong rank raises
 :class:`ShapeError` naming the model. Parameter counts and MACs: ``docs/cnn.md``.
+
+Initialisation (option ``init``): ``lenet5`` keeps PyTorch's default (it trains to float32 parity
+with it); ``cnn1d``, ``dscnn`` and ``rescnn`` default to He-uniform (``init="he"``): without
+normalisation layers, these deeper networks with global average pooling stay at chance level for
+epochs with the default initialisation, in float32 and in integers alike.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ def _require_rank(model: str, input_shape: tuple[int, ...], ranks: tuple[int, ..
 
 
 def lenet5(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, rng: np.random.Generator,
-           channels: tuple[int, int] = (6, 16), hidden: tuple[int, int] = (120, 84)) -> Sequential:
+           channels: tuple[int, int] = (6, 16), hidden: tuple[int, int] = (120, 84),
+           init: str = "pytorch") -> Sequential:
     """LeNet-5, the common modern variant (ReLU, max pooling, zero padding 2 in the first conv so a
     28x28 input keeps the classic 32x32 geometry):
 
@@ -39,8 +45,9 @@ def lenet5(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, 
     c = input_shape[0]
     c1, c2 = channels
     layers: list[Module] = [
-        Conv2d(c, c1, 5, padding=2, config=config, rng=rng, name="conv1"), ReLU("relu1"), MaxPool2d(2, name="pool1"),
-        Conv2d(c1, c2, 5, config=config, rng=rng, name="conv2"), ReLU("relu2"), MaxPool2d(2, name="pool2"),
+        Conv2d(c, c1, 5, padding=2, config=config, rng=rng, name="conv1", init=init), ReLU("relu1"),
+        MaxPool2d(2, name="pool1"),
+        Conv2d(c1, c2, 5, config=config, rng=rng, name="conv2", init=init), ReLU("relu2"), MaxPool2d(2, name="pool2"),
         Flatten("flatten")]
     features = _features(layers, input_shape, "lenet5")
     h1, h2 = hidden
@@ -62,7 +69,7 @@ def _features(layers: list[Module], input_shape: tuple[int, ...], model: str) ->
 
 def cnn1d(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, rng: np.random.Generator,
           channels: tuple[int, ...] = (16, 32, 32), kernel_size: int = 5, first_kernel: int = 7,
-          first_stride: int | None = None, pool: int | None = None) -> Sequential:
+          first_stride: int | None = None, pool: int | None = None, init: str = "he") -> Sequential:
     """1-D CNN for multichannel time series (C, L): blocks of Conv1d + ReLU + max pool, global
     average pooling and a linear head.
 
@@ -88,7 +95,8 @@ def cnn1d(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, r
         last = i == len(channels) - 1
         k = first_kernel if i == 0 else (3 if last else kernel_size)
         stride = first_stride if i == 0 else 1
-        conv = Conv1d(cin, cout, k, stride=stride, padding=k // 2, config=config, rng=rng, name=f"conv{i + 1}")
+        conv = Conv1d(cin, cout, k, stride=stride, padding=k // 2, config=config, rng=rng, name=f"conv{i + 1}",
+                      init=init)
         layers += [conv, ReLU(f"relu{i + 1}")]
         cur = _advance(layers[-2:], cur, input_shape, "cnn1d")
         p = pool if i == 0 else 2
@@ -110,7 +118,8 @@ def _advance(layers: list[Module], shape: tuple[int, ...], input_shape, model: s
 
 
 def dscnn(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, rng: np.random.Generator,
-          channels: int = 32, blocks: tuple[tuple[int, int], ...] = ((32, 1), (64, 2), (64, 1))) -> Sequential:
+          channels: int = 32, blocks: tuple[tuple[int, int], ...] = ((32, 1), (64, 2), (64, 1)),
+          init: str = "he") -> Sequential:
     """Depthwise-separable CNN in the keyword-spotting style (DS-CNN) for (C, H, W) inputs (an image
     or a spectrogram, frequency x time):
 
@@ -121,14 +130,14 @@ def dscnn(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, r
     On (1, 28, 28) with 10 classes: 9,578 parameters, 657,632 MACs per sample."""
     _require_rank("dscnn", input_shape, (3,), "(C, H, W) (an image or spectrogram)")
     c = input_shape[0]
-    layers: list[Module] = [Conv2d(c, channels, 3, stride=2, padding=1, config=config, rng=rng, name="conv1"),
-                            ReLU("relu1")]
+    layers: list[Module] = [Conv2d(c, channels, 3, stride=2, padding=1, config=config, rng=rng, name="conv1",
+                                   init=init), ReLU("relu1")]
     cur = _advance(layers, input_shape, input_shape, "dscnn")
     cin = channels
     for i, (cout, stride) in enumerate(blocks, start=1):
-        block = [Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, config=config, rng=rng, name=f"dw{i}"),
-                 ReLU(f"dw{i}_relu"),
-                 Conv2d(cin, cout, 1, config=config, rng=rng, name=f"pw{i}"), ReLU(f"pw{i}_relu")]
+        block = [Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, config=config, rng=rng, name=f"dw{i}",
+                        init=init), ReLU(f"dw{i}_relu"),
+                 Conv2d(cin, cout, 1, config=config, rng=rng, name=f"pw{i}", init=init), ReLU(f"pw{i}_relu")]
         cur = _advance(block, cur, input_shape, "dscnn")
         layers += block
         cin = cout
@@ -137,7 +146,7 @@ def dscnn(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, r
 
 
 def rescnn(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, rng: np.random.Generator,
-           channels: tuple[int, int] = (16, 32)) -> Sequential:
+           channels: tuple[int, int] = (16, 32), init: str = "he") -> Sequential:
     """A small residual CNN for (C, H, W) images (Conv2d) or (C, L) series (Conv1d):
 
     stem: conv 3 x``c1`` (pad 1) -> ReLU -> maxpool 2;
@@ -152,7 +161,7 @@ def rescnn(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, 
     c1, c2 = channels
 
     def cv(cin, cout, k, name, stride=1):
-        return conv(cin, cout, k, stride=stride, padding=k // 2, config=config, rng=rng, name=name)
+        return conv(cin, cout, k, stride=stride, padding=k // 2, config=config, rng=rng, name=name, init=init)
 
     layers: list[Module] = [cv(c, c1, 3, "stem"), ReLU("stem_relu"), pool(2, name="stem_pool"),
                             Residual([cv(c1, c1, 3, "res1.conv1"), ReLU("res1.relu1"), cv(c1, c1, 3, "res1.conv2")],

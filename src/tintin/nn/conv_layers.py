@@ -2,7 +2,8 @@
 
 Parameters: weight (Cout, Cin/groups, kH, kW) (1-D: (Cout, Cin/groups, k)) with int8 (or int16
 master) mantissas, optional int32 bias at ``2**BIAS_EXPONENT``; PyTorch's default initialisation
-(uniform in +-1/sqrt(fan_in), ``fan_in = Cin/groups * kernel area``) quantised once on the host.
+(uniform in +-1/sqrt(fan_in), ``fan_in = Cin/groups * kernel area``) or, with ``init="he"``,
+uniform in +-sqrt(6/fan_in), quantised once on the host.
 Arithmetic: :mod:`tintin.ops.conv`. Bounds checked at construction: the forward fan-in and the
 input-error sum (``Cout/groups * ceil(kH/sH) * ceil(kW/sW)`` terms); the weight gradient's
 ``batch * Ho * Wo`` terms are checked by the trainer through :meth:`gradient_positions`.
@@ -37,6 +38,12 @@ def _tuple(v, dims: int, what: str, layer: str) -> tuple[int, ...]:
     return out
 
 
+#: weight initialisations: ``pytorch`` = PyTorch's default U(+-1/sqrt(fan_in)); ``he`` = He/Kaiming
+#: uniform for ReLU networks, U(+-sqrt(6/fan_in)), which keeps the activation variance from layer to
+#: layer (deeper networks without normalisation stall with the default). Biases: U(+-1/sqrt(fan_in)).
+INITS = ("pytorch", "he")
+
+
 class _ConvNd(Module):
     """Shared construction and checks of :class:`Conv2d` and :class:`Conv1d`."""
 
@@ -45,9 +52,12 @@ class _ConvNd(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  groups: int = 1, bias: bool = True, *, config: QuantConfig | None = None,
-                 rng: np.random.Generator | None = None, name: str = "conv"):
+                 rng: np.random.Generator | None = None, name: str = "conv", init: str = "pytorch"):
         t = self.type_name
         self.name = name
+        if init not in INITS:
+            raise ValueError(f"{name}: unknown init {init!r} ({', '.join(INITS)})")
+        self.init = init
         self.kernel_size = _tuple(kernel_size, self.dims, "kernel_size", name)
         self.stride = _tuple(stride, self.dims, "stride", name)
         self.padding = _tuple(padding, self.dims, "padding", name)
@@ -71,6 +81,8 @@ class _ConvNd(Module):
         rng = rng if rng is not None else np.random.default_rng(0)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         w = kaiming_uniform(rng, shape, self.fan_in)
+        if init == "he":
+            w *= math.sqrt(6.0)  # U(+-sqrt(6 / fan_in)): same draws, He's bound
         self.weight = Parameter(f"{name}.weight", "weight", quantize_weight(w, config), config.weight_bits)
         self.bias = None
         if self.has_bias:
@@ -131,7 +143,7 @@ class _ConvNd(Module):
         return {"type": self.type_name, "name": self.name, "in_channels": self.in_channels,
                 "out_channels": self.out_channels, "kernel_size": list(self.kernel_size),
                 "stride": list(self.stride), "padding": list(self.padding), "groups": self.groups,
-                "bias": self.has_bias}
+                "bias": self.has_bias, **({"init": self.init} if self.init != "pytorch" else {})}
 
 
 class Conv2d(_ConvNd):

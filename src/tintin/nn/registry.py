@@ -48,7 +48,7 @@ def _register_conv() -> None:
     for conv in (Conv2d, Conv1d):
         register_layer(conv.type_name, lambda s, c, r, conv=conv: conv(
             s["in_channels"], s["out_channels"], s["kernel_size"], s.get("stride", 1), s.get("padding", 0),
-            s.get("groups", 1), s.get("bias", True), config=c, rng=r, name=s["name"]))
+            s.get("groups", 1), s.get("bias", True), config=c, rng=r, name=s["name"], init=s.get("init", "pytorch")))
     for pool in (MaxPool2d, MaxPool1d, AvgPool2d, AvgPool1d):
         register_layer(pool.type_name, lambda s, c, r, pool=pool: pool(s["kernel_size"], s.get("stride"),
                                                                        name=s["name"]))
