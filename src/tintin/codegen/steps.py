@@ -1,0 +1,497 @@
+"""C for the steps of a :class:`~tintin.compile.TrainingProgram`: one runtime call per step.
+
+:class:`StepEmitter` turns each :class:`~tintin.compile.Step` into C statements that call the
+runtime kernel mirroring the step's executor kernel (``tintin.compile.lower_dense``,
+``lower_conv``, ``kernels`` and ``update``), with the buffers at their planned places and the
+step's static attributes as constants. Where a buffer lives (arena offset, flash array) and where
+its scale is kept are decided by the caller through two callbacks, so the same emitter writes the
+training step and the batch-1 evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cgen import CTYPE, CodegenError, c_size, comment
+
+_MODE = {"pow2": "TT_SCALE_POW2", "compound": "TT_SCALE_COMPOUND"}
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+
+
+def _geom2d(values, dims: int) -> tuple[int, int]:
+    """(h, w) of a kernel/stride attribute; 1-D layers run as 2-D with h = 1 (as lower_conv)."""
+    values = tuple(int(v) for v in values)
+    if dims == 2:
+        return values
+    return (1, values[0]) if len(values) == 1 else values
+
+
+def _pad2d(values, dims: int) -> tuple[int, int]:
+    values = tuple(int(v) for v in values)
+    return values if dims == 2 else (0, values[0])
+
+
+@dataclass
+class EmitContext:
+    """What the emitter needs to know about buffer placement.
+
+    Attributes:
+        program: the program whose steps are emitted (shapes, dtypes, attributes).
+        ptr: buffer name -> C expression of a pointer to its first element (typed by dtype).
+        scale: buffer name -> C lvalue of its ``tt_scale_t``.
+        mode: ``pow2`` or ``compound``.
+        site: parameter name -> stochastic-rounding site (``4 * index``).
+        scales_type: the C struct type of the step scales (grad callbacks receive it as context).
+        prefix: name prefix of generated helper functions and constants (``train``, ``eval``).
+    """
+
+    program: object
+    ptr: Callable[[str], str]
+    scale: Callable[[str], str]
+    mode: str
+    site: Callable[[str], int]
+    scales_type: str
+    prefix: str
+    constants: list[str] = field(default_factory=list)
+    helpers: list[str] = field(default_factory=list)
+    _const_names: dict[str, str] = field(default_factory=dict)
+
+    def constant(self, kind: str, ctype: str, body: str) -> str:
+        """A file-scope ``static const`` object (deduplicated by content); returns its name."""
+        key = f"{ctype}|{body}"
+        name = self._const_names.get(key)
+        if name is None:
+            name = f"tt_{self.prefix}_{kind}_{len(self._const_names)}"
+            self._const_names[key] = name
+            self.constants.append(f"static const {ctype} {name}{body};\n")
+        return name
+
+
+class StepEmitter:
+    """Writes the C statements of one step (see :meth:`emit`)."""
+
+    def __init__(self, ctx: EmitContext):
+        self.ctx = ctx
+        self.p = ctx.program
+        self.mode_c = _MODE[getattr(ctx.mode, "value", str(ctx.mode))]
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.p.buffers[name].shape)
+
+    def buf(self, name: str) -> str:
+        return self.ctx.ptr(name)
+
+    def sc(self, name: str) -> str:
+        return self.ctx.scale(name)
+
+    def rows_const(self, rows) -> str:
+        """``const uint16_t`` array of trained rows, or NULL."""
+        if rows is None:
+            return "NULL"
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        if rows.size and (rows.min() < 0 or rows.max() > 65535):
+            raise CodegenError("trained rows must be in [0, 65535]")
+        body = "[" + str(max(rows.size, 1)) + "] = {" + ", ".join(str(int(r)) for r in rows) + "}"
+        return self.ctx.constant("rows", "uint16_t", body)
+
+    def conv_shape(self, attrs: dict, x_shape, out_channels: int) -> str:
+        d = int(attrs["dims"])
+        kh, kw = _geom2d(attrs["kernel_size"], d)
+        sh, sw = _geom2d(attrs["stride"], d)
+        ph, pw = _pad2d(attrs["padding"], d)
+        in_h, in_w = (x_shape[2], x_shape[3]) if d == 2 else (1, x_shape[2])
+        vals = (x_shape[0], x_shape[1], in_h, in_w, out_channels, kh, kw, sh, sw, ph, pw, int(attrs["groups"]))
+        return "&" + self.ctx.constant("conv", "tt_conv2d_shape_t", " = {" + ", ".join(c_size(v) for v in vals) + "}")
+
+    def pool_shape(self, attrs: dict, x_shape) -> str:
+        d = int(attrs["dims"])
+        kh, kw = _geom2d(attrs["kernel_size"], d)
+        sh, sw = _geom2d(attrs["stride"], d)
+        in_h, in_w = (x_shape[2], x_shape[3]) if d == 2 else (1, x_shape[2])
+        vals = (x_shape[0], x_shape[1], in_h, in_w, kh, kw, sh, sw)
+        return "&" + self.ctx.constant("pool", "tt_pool2d_shape_t", " = {" + ", ".join(c_size(v) for v in vals) + "}")
+
+    def ws(self, step, index: int = 0) -> str:
+        return self.buf(step.workspace[index]) if len(step.workspace) > index else "NULL"
+
+    def call(self, expr: str) -> list[str]:
+        return [f"TT_CALL({expr});"]
+
+    # -- dispatch --------------------------------------------------------------------------------
+    def emit(self, step) -> list[str]:
+        """C statements of ``step`` (a comment line first)."""
+        fn = getattr(self, "op_" + step.op, None)
+        if fn is None:
+            raise CodegenError(f"no C code generation for op {step.op!r} (step {step.index}, layer {step.layer})")
+        head = comment(f"step {step.index}: {step.phase.value} {step.op}" + (f" ({step.layer})" if step.layer else ""))
+        return [head, *fn(step)]
+
+    # -- views and elementwise ------------------------------------------------------------------
+    def op_reshape(self, s):
+        return [f"{self.sc(s.outputs[0])} = {self.sc(s.inputs[0])};"]
+
+    def op_relu_forward_s8(self, s):
+        x, y = s.inputs[0], s.outputs[0]
+        return [*self.call(f"tt_relu_forward_s8({self.buf(x)}, {c_size(_size(self.shape(x)))}, {self.buf(y)})"),
+                f"{self.sc(y)} = {self.sc(x)};"]
+
+    def op_relu_mask_u1(self, s):
+        y, mask = s.inputs[0], s.outputs[0]
+        return [*self.call(f"tt_relu_mask_pack_u1({self.buf(y)}, {c_size(_size(self.shape(y)))}, {self.buf(mask)})"),
+                f"{self.sc(mask)} = {self.sc(y)};"]
+
+    def op_relu_backward_s8(self, s):
+        err, src = s.inputs
+        out = s.outputs[0]
+        n = c_size(_size(self.shape(err)))
+        fn = "tt_relu_backward_mask_s8" if s.attrs.get("mask") else "tt_relu_backward_s8"
+        return [*self.call(f"{fn}({self.buf(err)}, {self.buf(src)}, {n}, {self.buf(out)})"),
+                f"{self.sc(out)} = {self.sc(err)};"]
+
+    def op_weight_view_s8(self, s):
+        w, view = s.inputs[0], s.outputs[0]
+        return self.call(f"tt_weight_view_s16_to_s8({self.buf(w)}, {self.sc(w)}, {c_size(_size(self.shape(w)))}, "
+                         f"{self.mode_c}, {self.buf(view)}, &{self.sc(view)})")
+
+    # -- fully connected ------------------------------------------------------------------------
+    def op_linear_forward_s8(self, s):
+        x, w = s.inputs[0], s.inputs[1]
+        y = s.outputs[0]
+        B, K = self.shape(x)
+        N = self.shape(y)[1]
+        if len(s.inputs) > 2:
+            b, bs = self.buf(s.inputs[2]), self.sc(s.inputs[2])
+        else:
+            b, bs = "NULL", self.sc(x)
+        return self.call(f"tt_linear_forward_x4_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, {bs}, "
+                         f"{c_size(B)}, {c_size(K)}, {c_size(N)}, {self.mode_c}, {self.ws(s)}, {self.buf(y)}, "
+                         f"&{self.sc(y)})")
+
+    def op_linear_backward_input_s8(self, s):
+        err, w = s.inputs
+        e_in = s.outputs[0]
+        B, N = self.shape(err)
+        K = self.shape(e_in)[1]
+        return self.call(f"tt_linear_backward_input_x4_s8({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
+                         f"{c_size(B)}, {c_size(K)}, {c_size(N)}, {self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, "
+                         f"&{self.sc(e_in)})")
+
+    def _rows(self, s):
+        rows = s.attrs.get("rows")
+        return None if rows is None else np.asarray(rows, dtype=np.int64).ravel()
+
+    def op_linear_backward_weight_s32(self, s):
+        err, x = s.inputs
+        g = s.outputs[0]
+        B, N = self.shape(err)
+        K = self.shape(x)[1]
+        rows = self._rows(s)
+        count = N if rows is None else rows.size
+        return self.call(f"tt_linear_backward_weight_sel_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+                         f"{self.sc(x)}, {c_size(B)}, {c_size(K)}, {c_size(N)}, {self.rows_const(rows)}, 0u, "
+                         f"{c_size(count)}, {self.buf(g)}, &{self.sc(g)})")
+
+    def _bias_grad(self, s, positions: int):
+        err = s.inputs[0]
+        g = s.outputs[0]
+        shape = self.shape(err)
+        B, C = shape[0], shape[1]
+        rows = self._rows(s)
+        count = C if rows is None else rows.size
+        return self.call(f"tt_bias_backward_sel_s32({self.buf(err)}, {self.sc(err)}, {c_size(B)}, {c_size(C)}, "
+                         f"{c_size(positions)}, {self.rows_const(rows)}, 0u, {c_size(count)}, {self.buf(g)}, "
+                         f"&{self.sc(g)})")
+
+    def op_linear_backward_bias_s32(self, s):
+        return self._bias_grad(s, 1)
+
+    # -- losses and prediction ------------------------------------------------------------------
+    def op_predict_argmax(self, s):
+        logits, preds = s.inputs[0], s.outputs[0]
+        B, C = self.shape(logits)
+        return self.call(f"tt_argmax_rows_s8({self.buf(logits)}, {c_size(B)}, {c_size(C)}, "
+                         f"(uint16_t *)(void *){self.buf(preds)})")
+
+    def op_softmax_cross_entropy_error(self, s):
+        logits, labels = s.inputs
+        err, total = s.outputs
+        ws = s.workspace[0]
+        B, C = self.shape(logits)
+        lab = self.p.buffers[labels]
+        lines = []
+        if lab.dtype == "uint8":
+            # the kernel takes uint16 labels: widen them into the workspace behind the B x C scratch
+            lines += ["{",
+                      f"    uint16_t *labels16 = (uint16_t *)(void *)({self.buf(ws)} + {c_size(B * C)});",
+                      "    size_t i_;",
+                      f"    for (i_ = 0; i_ < {c_size(B)}; ++i_) {{",
+                      f"        labels16[i_] = {self.buf(labels)}[i_];",
+                      "    }",
+                      f"    TT_CALL(tt_softmax_xent_error_s8({self.buf(logits)}, {self.sc(logits)}, labels16, "
+                      f"{c_size(B)}, {c_size(C)}, {self.mode_c}, {self.buf(ws)}, {self.buf(err)}, &{self.sc(err)}, "
+                      f"{self.buf(total)}));",
+                      "}"]
+        else:
+            lines += self.call(f"tt_softmax_xent_error_s8({self.buf(logits)}, {self.sc(logits)}, "
+                               f"(const uint16_t *)(const void *){self.buf(labels)}, {c_size(B)}, {c_size(C)}, "
+                               f"{self.mode_c}, {self.buf(ws)}, {self.buf(err)}, &{self.sc(err)}, {self.buf(total)})")
+        lines.append(f"{self.sc(total)}.S = -16; {self.sc(total)}.U = 0; {self.sc(total)}.D = 0;")
+        return lines
+
+    def op_mse_error(self, s):
+        pred, target = s.inputs
+        err, total = s.outputs
+        e = int(s.attrs.get("target_exponent", 0))
+        n = _size(self.shape(pred))
+        return ["{",
+                f"    tt_scale_t target_scale = {{{e}, 0, 0}};",
+                f"    TT_CALL(tt_mse_error_s8({self.buf(pred)}, {self.sc(pred)}, {self.buf(target)}, target_scale, "
+                f"{c_size(n)}, {self.mode_c}, {self.buf(err)}, &{self.sc(err)}, {self.buf(total)}, &{self.sc(total)}));",
+                "}"]
+
+    # -- convolution ----------------------------------------------------------------------------
+    def op_conv_forward_s8(self, s):
+        x, w = s.inputs[0], s.inputs[1]
+        y = s.outputs[0]
+        shape = self.conv_shape(s.attrs, self.shape(x), self.shape(y)[1])
+        if len(s.inputs) > 2:
+            b, bs = self.buf(s.inputs[2]), self.sc(s.inputs[2])
+        else:
+            b, bs = "NULL", self.sc(x)
+        acc = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int32"), "NULL")
+        cols = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int8"), "NULL")
+        return self.call(f"tt_conv2d_forward_im2col_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, "
+                         f"{bs}, {shape}, {self.mode_c}, {acc}, {cols}, {self.buf(y)}, &{self.sc(y)})")
+
+    def op_conv_backward_input_s8(self, s):
+        err, w = s.inputs
+        e_in = s.outputs[0]
+        shape = self.conv_shape(s.attrs, self.shape(e_in), self.shape(err)[1])
+        return self.call(f"tt_conv2d_backward_input_scatter_s8({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
+                         f"{shape}, {self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, &{self.sc(e_in)})")
+
+    def op_conv_backward_weight_s32(self, s):
+        err, x = s.inputs
+        g = s.outputs[0]
+        cout = self.shape(err)[1]
+        shape = self.conv_shape(s.attrs, self.shape(x), cout)
+        rows = self._rows(s)
+        count = cout if rows is None else rows.size
+        return self.call(f"tt_conv2d_backward_weight_sel_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+                         f"{self.sc(x)}, {shape}, {self.rows_const(rows)}, 0u, {c_size(count)}, {self.buf(g)}, "
+                         f"&{self.sc(g)})")
+
+    def op_conv_backward_bias_s32(self, s):
+        return self._bias_grad(s, _size(self.shape(s.inputs[0])[2:]))
+
+    # -- pooling --------------------------------------------------------------------------------
+    def _argmax_ok(self, name: str) -> None:
+        if self.p.buffers[name].dtype != "uint8":
+            raise CodegenError(f"{name}: max-pool windows of more than 256 elements are not supported in C")
+
+    def op_maxpool_forward_s8(self, s):
+        x = s.inputs[0]
+        y = s.outputs[0]
+        arg = "NULL"
+        if len(s.outputs) > 1:
+            self._argmax_ok(s.outputs[1])
+            arg = self.buf(s.outputs[1])
+        shape = self.pool_shape(s.attrs, self.shape(x))
+        return [*self.call(f"tt_maxpool2d_forward_idx8_s8({self.buf(x)}, {shape}, {self.buf(y)}, {arg})"),
+                f"{self.sc(y)} = {self.sc(x)};"]
+
+    def op_maxpool_backward_s8(self, s):
+        err, arg = s.inputs
+        e_in = s.outputs[0]
+        self._argmax_ok(arg)
+        shape = self.pool_shape(s.attrs, self.shape(e_in))
+        return self.call(f"tt_maxpool2d_backward_idx8_s8({self.buf(err)}, {self.sc(err)}, {self.buf(arg)}, {shape}, "
+                         f"{self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, &{self.sc(e_in)})")
+
+    def op_avgpool_forward_s8(self, s):
+        x, y = s.inputs[0], s.outputs[0]
+        shape = self.pool_shape(s.attrs, self.shape(x))
+        return self.call(f"tt_avgpool2d_forward_s8({self.buf(x)}, {self.sc(x)}, {shape}, {self.mode_c}, {self.ws(s)}, "
+                         f"{self.buf(y)}, &{self.sc(y)})")
+
+    def op_avgpool_backward_s8(self, s):
+        err, e_in = s.inputs[0], s.outputs[0]
+        shape = self.pool_shape(s.attrs, self.shape(e_in))
+        return self.call(f"tt_avgpool2d_backward_s8({self.buf(err)}, {self.sc(err)}, {shape}, {self.mode_c}, "
+                         f"{self.ws(s)}, {self.buf(e_in)}, &{self.sc(e_in)})")
+
+    def op_global_avgpool_forward_s8(self, s):
+        x, y = s.inputs[0], s.outputs[0]
+        shape = self.shape(x)
+        return self.call(f"tt_global_avgpool_forward_s8({self.buf(x)}, {self.sc(x)}, {c_size(shape[0])}, "
+                         f"{c_size(shape[1])}, {c_size(_size(shape[2:]))}, {self.mode_c}, {self.buf(y)}, &{self.sc(y)})")
+
+    def op_global_avgpool_backward_s8(self, s):
+        err, e_in = s.inputs[0], s.outputs[0]
+        shape = self.shape(e_in)
+        return self.call(f"tt_global_avgpool_backward_s8({self.buf(err)}, {self.sc(err)}, {c_size(shape[0])}, "
+                         f"{c_size(shape[1])}, {c_size(_size(shape[2:]))}, {self.mode_c}, {self.buf(e_in)}, "
+                         f"&{self.sc(e_in)})")
+
+    # -- residual and channel scale -------------------------------------------------------------
+    def op_residual_add_s8(self, s):
+        a, b = s.inputs
+        y = s.outputs[0]
+        return self.call(f"tt_residual_add_s8({self.buf(a)}, {self.sc(a)}, {self.buf(b)}, {self.sc(b)}, "
+                         f"{c_size(_size(self.shape(a)))}, {self.mode_c}, {self.ws(s)}, {self.buf(y)}, &{self.sc(y)})")
+
+    def _bcp(self, name: str) -> tuple[int, int, int]:
+        shape = self.shape(name)
+        return shape[0], shape[1], _size(shape[2:])
+
+    def op_channel_scale_forward_s8(self, s):
+        x, w = s.inputs[0], s.inputs[1]
+        y = s.outputs[0]
+        B, C, P = self._bcp(x)
+        if len(s.inputs) > 2:
+            b, bs = self.buf(s.inputs[2]), self.sc(s.inputs[2])
+        else:
+            b, bs = "NULL", self.sc(x)
+        return self.call(f"tt_channel_scale_forward_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, "
+                         f"{bs}, {c_size(B)}, {c_size(C)}, {c_size(P)}, {self.mode_c}, {self.ws(s)}, {self.buf(y)}, "
+                         f"&{self.sc(y)})")
+
+    def op_channel_scale_backward_input_s8(self, s):
+        err, w = s.inputs
+        e_in = s.outputs[0]
+        B, C, P = self._bcp(err)
+        return self.call(f"tt_channel_scale_backward_input_s8({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, "
+                         f"{self.sc(w)}, {c_size(B)}, {c_size(C)}, {c_size(P)}, {self.mode_c}, {self.ws(s)}, "
+                         f"{self.buf(e_in)}, &{self.sc(e_in)})")
+
+    def op_channel_scale_backward_weight_s32(self, s):
+        err, x = s.inputs
+        g = s.outputs[0]
+        B, C, P = self._bcp(err)
+        rows = self._rows(s)
+        count = C if rows is None else rows.size
+        return self.call(f"tt_channel_scale_backward_weight_sel_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+                         f"{self.sc(x)}, {c_size(B)}, {c_size(C)}, {c_size(P)}, {self.rows_const(rows)}, 0u, "
+                         f"{c_size(count)}, {self.buf(g)}, &{self.sc(g)})")
+
+    def op_channel_scale_backward_bias_s32(self, s):
+        return self._bias_grad(s, self._bcp(s.inputs[0])[2])
+
+    # -- updates --------------------------------------------------------------------------------
+    def _param(self, name: str):
+        return self.p.buffers[name]
+
+    def _key(self, pname: str) -> str:
+        return f"tt_stream_key(&tt_stream, {int(self.ctx.site(pname))}UL)"
+
+    def op_sgd_update(self, s):
+        pname = s.attrs["param"]
+        pbuf = s.mutates[0]
+        mom = self.buf(s.mutates[1]) if len(s.mutates) > 1 else "NULL"
+        g = s.inputs[0]
+        b = self._param(pbuf)
+        rows = self._rows(s)
+        key = self._key(pname)
+        shape = b.shape
+        count = _size(shape)
+        if b.dtype == "int32":  # a bias (IntegerSGD always uses the aligned rule for biases)
+            if rows is None:
+                return self.call(f"tt_sgd_update_bias_fast_s32({self.buf(pbuf)}, {self.sc(pbuf)}, {c_size(count)}, "
+                                 f"{self.buf(g)}, {self.sc(g)}, {mom}, &tt_cfg, {key})")
+            return self.call(f"tt_sgd_update_bias_rows_s32({self.buf(pbuf)}, {self.sc(pbuf)}, {c_size(shape[0])}, "
+                             f"{self.rows_const(rows)}, {c_size(rows.size)}, {self.buf(g)}, {self.sc(g)}, {mom}, "
+                             f"&tt_cfg, {key})")
+        suffix = {"int8": "s8", "int16": "s16"}.get(b.dtype)
+        if suffix is None:
+            raise CodegenError(f"{pname}: weights of type {b.dtype} cannot be updated in C")
+        if rows is None:
+            return self.call(f"tt_sgd_update_weight_{suffix}({self.buf(pbuf)}, &{self.sc(pbuf)}, {c_size(count)}, "
+                             f"{self.buf(g)}, {self.sc(g)}, {mom}, &tt_cfg, {key})")
+        cols = _size(shape[1:])
+        return self.call(f"tt_sgd_update_weight_rows_{suffix}({self.buf(pbuf)}, {self.sc(pbuf)}, {c_size(shape[0])}, "
+                         f"{c_size(cols)}, {self.rows_const(rows)}, {c_size(rows.size)}, {self.buf(g)}, {self.sc(g)}, "
+                         f"{mom}, &tt_cfg, {key})")
+
+    def _grad_callback(self, s) -> str:
+        """A static function computing gradient tiles of a fused update step; returns its name."""
+        a = s.attrs
+        op = a["grad_op"]
+        err, x = s.inputs[0], s.inputs[1]
+        rows = self._rows(s)
+        rows_c = self.rows_const(rows)
+        name = f"tt_{self.ctx.prefix}_grad_step{s.index}"
+        ctx_t = self.ctx.scales_type
+        # inside the callback the scales are read through the context pointer
+        esc = self.sc(err).replace("sc->", "scs->")
+        xsc = self.sc(x).replace("sc->", "scs->")
+        if op == "linear_backward_weight_s32":
+            B, N = self.shape(err)
+            K = self.shape(x)[1]
+            call = (f"tt_linear_backward_weight_sel_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {c_size(B)}, "
+                    f"{c_size(K)}, {c_size(N)}, {rows_c}, first, count, grad, grad_scale)")
+        elif op == "conv_backward_weight_s32":
+            shape = self.conv_shape(a, self.shape(x), self.shape(err)[1])
+            call = (f"tt_conv2d_backward_weight_sel_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {shape}, "
+                    f"{rows_c}, first, count, grad, grad_scale)")
+        elif op == "channel_scale_backward_weight_s32":
+            B, C, P = self._bcp(err)
+            call = (f"tt_channel_scale_backward_weight_sel_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, "
+                    f"{c_size(B)}, {c_size(C)}, {c_size(P)}, {rows_c}, first, count, grad, grad_scale)")
+        else:
+            raise CodegenError(f"no C gradient tiles for op {op!r}")
+        self.ctx.helpers.append(
+            f"static tt_status_t {name}(const void *ctx, size_t first, size_t count, int32_t *grad, "
+            f"tt_scale_t *grad_scale)\n{{\n    const {ctx_t} *scs = (const {ctx_t} *)ctx;\n"
+            f"    return {call};\n}}\n")
+        return name
+
+    def op_fused_weight_update(self, s):
+        a = s.attrs
+        pname = a["param"]
+        pbuf = s.mutates[0]
+        b = self._param(pbuf)
+        if b.dtype not in ("int8", "int16"):
+            raise CodegenError(f"{pname}: weights of type {b.dtype} cannot be updated in C")
+        rows = self._rows(s)
+        row_count = b.shape[0]
+        cols = _size(b.shape[1:])
+        nrows = row_count if rows is None else rows.size
+        tile_rows = int(a["tile_rows"])
+        fn = self._grad_callback(s)
+        rank1 = a["grad_op"] == "linear_backward_weight_s32" and self.shape(s.inputs[0])[0] == 1
+        w8 = self.buf(pbuf) if b.dtype == "int8" else "NULL"
+        w16 = self.buf(pbuf) if b.dtype == "int16" else "NULL"
+        mom = self.buf(s.mutates[1]) if len(s.mutates) > 1 else "NULL"
+        return ["{",
+                f"    uint8_t tile_flags[{(nrows + 7) // 8}];",
+                "    tt_tiled_update_t u;",
+                f"    u.w8 = {w8};",
+                f"    u.w16 = {w16};",
+                f"    u.w_scale = &{self.sc(pbuf)};",
+                f"    u.row_count = {c_size(row_count)};",
+                f"    u.cols = {c_size(cols)};",
+                f"    u.rows = {self.rows_const(rows)};",
+                f"    u.nrows = {c_size(nrows)};",
+                f"    u.momentum = {mom};",
+                f"    u.tile = {self.buf(s.workspace[0])};",
+                f"    u.tile_rows = {c_size(tile_rows)};",
+                "    u.tile_flags = tile_flags;",
+                f"    u.grad = {fn};",
+                "    u.grad_ctx = sc;",
+                f"    u.rank1_err = {self.buf(s.inputs[0]) if rank1 else 'NULL'};",
+                f"    u.rank1_x = {self.buf(s.inputs[1]) if rank1 else 'NULL'};",
+                f"    TT_CALL(tt_sgd_update_tiled(&u, &tt_cfg, {self._key(pname)}));",
+                "}"]
+
+
+#: ops the emitter writes C for
+SUPPORTED_OPS = tuple(sorted(name[3:] for name in dir(StepEmitter) if name.startswith("op_")))
+
+__all__ = ["CTYPE", "EmitContext", "StepEmitter", "SUPPORTED_OPS"]
