@@ -54,11 +54,14 @@ MAKE_TARGETS = {
     "cortex-m4": ("arm-none-eabi-gcc", "arm-none-eabi-ar", "-mcpu=cortex-m4 -mthumb -mfloat-abi=soft"),
     "cortex-m4f": ("arm-none-eabi-gcc", "arm-none-eabi-ar",
                    "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"),
-    "atmega328p": ("avr-gcc", "avr-ar", "-mmcu=atmega328p -DF_CPU=16000000UL"),
+    "atmega328p": ("avr-gcc", "avr-ar", "-mmcu=atmega328p -DF_CPU=16000000UL -mcall-prologues"),
 }
 
 #: extra flags for every generated source (the arena is reinterpreted as several element types)
 EXTRA_CFLAGS = ("-fno-strict-aliasing",)
+
+#: extra flags per target: on the 32 KB ATmega328P, shared register save/restore code (smaller)
+TARGET_CFLAGS = {"atmega328p": ("-mcall-prologues",)}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .cgen import CodegenError
 from .driver import render_driver
-from .project import EXTRA_CFLAGS, Project, compile_for_codegen, generate_project
+from .project import EXTRA_CFLAGS, TARGET_CFLAGS, Project, compile_for_codegen, generate_project
 
 _DTYPE_NP = {1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64}
 
@@ -357,7 +357,7 @@ def run_on_target(model, targets, target: str, *, x_samples, y_samples, order, s
     for name, text in drv.items():
         (ddir / name).write_text(text)
     sources = [*project.sources, ddir / "tt_driver.c", ddir / "tt_driver_data.c"]
-    cflags = list(EXTRA_CFLAGS) + list(extra_cflags)
+    cflags = list(EXTRA_CFLAGS) + list(TARGET_CFLAGS.get(target, ())) + list(extra_cflags)
     if profile:
         cflags.append("-DTT_STEP_HOOK=tt_bench_mark")
     kwargs = {}

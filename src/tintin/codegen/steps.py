@@ -179,7 +179,8 @@ class StepEmitter:
         e_in = s.outputs[0]
         B, N = self.shape(err)
         K = self.shape(e_in)[1]
-        return self.call(f"tt_linear_backward_input_x4_s8({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
+        fn = "tt_linear_backward_input_x4_s8" if s.workspace else "tt_linear_backward_input_s8"
+        return self.call(f"{fn}({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
                          f"{c_size(B)}, {c_size(K)}, {c_size(N)}, {self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, "
                          f"&{self.sc(e_in)})")
 
@@ -267,6 +268,9 @@ class StepEmitter:
             b, bs = "NULL", self.sc(x)
         acc = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int32"), "NULL")
         cols = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int8"), "NULL")
+        if cols == "NULL":  # depthwise: no window block, the direct kernel
+            return self.call(f"tt_conv2d_forward_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, {bs}, "
+                             f"{shape}, {self.mode_c}, {acc}, {self.buf(y)}, &{self.sc(y)})")
         return self.call(f"tt_conv2d_forward_im2col_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, "
                          f"{bs}, {shape}, {self.mode_c}, {acc}, {cols}, {self.buf(y)}, &{self.sc(y)})")
 
@@ -274,7 +278,8 @@ class StepEmitter:
         err, w = s.inputs
         e_in = s.outputs[0]
         shape = self.conv_shape(s.attrs, self.shape(e_in), self.shape(err)[1])
-        return self.call(f"tt_conv2d_backward_input_scatter_s8({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
+        fn = "tt_conv2d_backward_input_scatter_s8" if s.workspace else "tt_conv2d_backward_input_s8"
+        return self.call(f"{fn}({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
                          f"{shape}, {self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, &{self.sc(e_in)})")
 
     def op_conv_backward_weight_s32(self, s):
@@ -391,6 +396,12 @@ class StepEmitter:
     def _key(self, pname: str) -> str:
         return f"tt_stream_key(&tt_stream, {int(self.ctx.site(pname))}UL)"
 
+    def _skip0_ok(self) -> bool:
+        """The program's optimiser settings allow ``tt_sgd_update_weight_skip0_s8`` (fixed at build)."""
+        o = self.p.optim
+        return (o.rule == "aligned" and int(o.momentum_shift) == 0
+                and getattr(o.rounding, "value", str(o.rounding)) == "stochastic")
+
     def op_sgd_update(self, s):
         pname = s.attrs["param"]
         pbuf = s.mutates[0]
@@ -412,6 +423,9 @@ class StepEmitter:
         if suffix is None:
             raise CodegenError(f"{pname}: weights of type {b.dtype} cannot be updated in C")
         if rows is None:
+            if suffix == "s8" and self._skip0_ok():
+                return self.call(f"tt_sgd_update_weight_skip0_s8({self.buf(pbuf)}, &{self.sc(pbuf)}, {c_size(count)}, "
+                                 f"{self.buf(g)}, {self.sc(g)}, &tt_cfg, {key})")
             return self.call(f"tt_sgd_update_weight_{suffix}({self.buf(pbuf)}, &{self.sc(pbuf)}, {c_size(count)}, "
                              f"{self.buf(g)}, {self.sc(g)}, {mom}, &tt_cfg, {key})")
         cols = _size(shape[1:])

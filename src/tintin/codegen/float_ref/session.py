@@ -79,10 +79,13 @@ def run_reference_on_target(model, targets, target: str, *, x_samples, y_samples
     from .. import RUNTIME_DIR
 
     srcs = [pdir / "tt_ref_model.c", pdir / "tt_ref_driver.c", pdir / "tt_ref_data.c"]
+    from ..project import TARGET_CFLAGS
+
+    flags = list(TARGET_CFLAGS.get(target, ()))
     fits = True
     try:
         build = targets.build(target, srcs, work / "reference-build", include_dirs=[pdir, RUNTIME_DIR], opt=opt,
-                              name="reference")
+                              name="reference", extra_cflags=flags)
     except targets.BuildError as exc:
         if "memory overflow" not in str(exc) or target != "cortex-m0":
             raise
@@ -90,7 +93,8 @@ def run_reference_on_target(model, targets, target: str, *, x_samples, y_samples
         # instructions anyway, linked for the 4 MB of the emulated mps2-an385 board
         fits = False
         build = targets.build(target, srcs, work / "reference-build", include_dirs=[pdir, RUNTIME_DIR], opt=opt,
-                              name="reference", ram_bytes=4 * 1024 * 1024, flash_bytes=4 * 1024 * 1024)
+                              name="reference", ram_bytes=4 * 1024 * 1024, flash_bytes=4 * 1024 * 1024,
+                              extra_cflags=flags)
     build_s = time.perf_counter() - t0
     tgt = targets.get_target(target)
     soft = targets.check_no_softfloat(build) if tgt.family != "host" else []

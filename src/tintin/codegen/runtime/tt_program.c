@@ -32,12 +32,24 @@ static int32_t dot_x4(int32_t s, const int8_t *a, const int8_t *b, size_t k)
 }
 
 /* align_bias of one value: round(b * M / 2**n) (nearest) clipped to +-2**30, as
- * tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT) */
+ * tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT). The product
+ * |b| * M < 2**46 is formed in two 32-bit halves (no 64-bit arithmetic: cheap on AVR and ARMv6-M). */
 static int32_t align_bias_one(int32_t b, tt_multiplier_t mult)
 {
-    if (mult.n >= 1 && mult.n <= 62 && mult.m >= 0) {
-        uint64_t q = ((uint64_t)tt_mag32(b) * (uint32_t)mult.m + ((uint64_t)1 << (mult.n - 1))) >> mult.n;
-        uint32_t c = q > (uint64_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : (uint32_t)q;
+    if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
+        uint32_t a = tt_mag32(b), m = (uint32_t)mult.m, c;
+        uint32_t hi = (a >> 16) * m;                                /* < 2**30 */
+        uint32_t lo = (a & 0xFFFFu) * m + ((uint32_t)1 << (mult.n - 1)); /* < 2**31 + 2**30 */
+        uint8_t n = (uint8_t)mult.n;
+        if (n >= 16) {
+            /* floor((hi * 2**16 + lo) / 2**n) = floor((hi + floor(lo / 2**16)) / 2**(n - 16)) */
+            c = (hi + (lo >> 16)) >> (n - 16);
+        } else if (hi > ((uint32_t)TT_BIAS_ALIGN_LIMIT >> (16 - n))) {
+            c = (uint32_t)TT_BIAS_ALIGN_LIMIT; /* clipped anyway */
+        } else {
+            c = (hi << (16 - n)) + (lo >> n);
+        }
+        c = c > (uint32_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : c;
         return b < 0 ? -(int32_t)c : (int32_t)c;
     }
     return (int32_t)tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT);
@@ -59,7 +71,7 @@ static void rescale_out_s8(const int32_t *acc, size_t count, const tt_rescale_t 
         int32_t x = acc[i];
         uint32_t a = tt_mag32(x), q;
         if (m == 1) {
-            q = (uint32_t)(((uint64_t)a + half) >> n);
+            q = (a + half) >> n; /* a <= 2**31, half <= 2**30 */
         } else if (a < ((uint32_t)1 << 23)) {
             q = (a * m + half) >> n;
         } else {
@@ -156,12 +168,7 @@ tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_sca
     uint32_t amax;
     uint8_t change;
     tt_rescale_t choice;
-    if (acc == NULL) {
-        /* no scratch: the kernel of tt_ops.h computes every sum twice */
-        return tt_linear_backward_input_s8(err, err_scale, weight, w_scale, batch, in_features, out_features, mode,
-                                           NULL, err_in, err_in_scale);
-    }
-    if (err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
+    if (acc == NULL || err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
         return TT_ERR_ARG;
     }
     if (in_features == 0 || out_features == 0 || tt_size_above(out_features, TT_ACC_TERMS_LIMIT)) {
@@ -226,6 +233,80 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
         bias[i] = tt_clip32(bias[i] - d, (int32_t)TT_BIAS_LIMIT);
     }
     return TT_OK;
+}
+
+/* ---- materialised weight update that skips zero gradients ------------------------------------- */
+
+tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    tt_multiplier_t m, mult;
+    uint64_t amax = 0;
+    uint32_t gmax, span = 2u * 127u;
+    uint8_t n, sh, fast, over = 0, saturated = 0;
+    size_t i;
+    tt_status_t st;
+    if (w_scale == NULL || cfg == NULL || (count && (weight == NULL || grad == NULL))) {
+        return TT_ERR_ARG;
+    }
+    if (cfg->rule != TT_RULE_ALIGNED || cfg->momentum_shift != 0 || cfg->rounding != TT_ROUND_STOCHASTIC ||
+        cfg->batch_size == 0 || cfg->mode > TT_SCALE_COMPOUND) {
+        return TT_ERR_ARG;
+    }
+    st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, grad_scale), *w_scale), &m);
+    if (st == TT_OK) {
+        st = tt_divide_multiplier(m, cfg->batch_size, &mult);
+    }
+    if (st != TT_OK) {
+        return st;
+    }
+    gmax = tt_max_abs_s32(grad, count);
+    n = (uint8_t)mult.n;
+    sh = (uint8_t)(32u - n);
+    /* |g * M| <= 2**30 and 1 <= n <= 31: 32-bit arithmetic gives the general result */
+    fast = mult.n >= 1 && mult.n <= 31 && gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m;
+    for (i = 0; i < count; ++i) {
+        int32_t g = grad[i];
+        int64_t nw = weight[i];
+        if (g != 0) { /* a zero gradient leaves its weight as it is, whatever the draw */
+            if (fast) {
+                int32_t p = g * mult.m, sm = -(int32_t)((uint32_t)p >> 31);
+                uint32_t q = ((uint32_t)((p ^ sm) - sm) +
+                              (tt_mix32_inline(key + (uint32_t)i * (uint32_t)TT_GOLDEN32) >> sh)) >> n;
+                nw -= ((int32_t)q ^ sm) - sm;
+            } else {
+                nw -= tt_apply_multiplier_scalar(g, mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1);
+            }
+            if ((uint64_t)(nw + 127) > span) {
+                uint64_t a = tt_mag64(nw);
+                over = 1;
+                amax = a > amax ? a : amax;
+                saturated |= a > (uint64_t)INT32_MAX;
+                grad[i] = tt_sat32(nw); /* the exact new value, for a rescale */
+                weight[i] = (int8_t)(nw > 0 ? 127 : -127);
+                continue;
+            }
+            weight[i] = (int8_t)nw;
+        }
+        grad[i] = (int32_t)nw;
+    }
+    if (!over || !cfg->weight_rescale) {
+        return TT_OK; /* in range, or saturated */
+    }
+    {
+        /* rare: the tensor outgrew its range; move every new value to a coarser grid scale */
+        tt_scale_t new_scale;
+        uint8_t changed = 0;
+        st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &m);
+        if (st != TT_OK || !changed) {
+            return st;
+        }
+        for (i = 0; i < count; ++i) {
+            weight[i] = (int8_t)tt_apply_multiplier_scalar(grad[i], m, TT_ROUND_NEAREST, 0, 0, 127);
+        }
+        *w_scale = new_scale;
+    }
+    return saturated ? TT_ERR_OVERFLOW : TT_OK;
 }
 
 /* ---- ReLU masks ------------------------------------------------------------------------------ */
@@ -435,10 +516,7 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
     uint32_t amax = 0;
     uint8_t change = 0, pass;
     tt_status_t st;
-    if (cols == NULL) {
-        return tt_conv2d_forward_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y, y_scale);
-    }
-    if (x == NULL || weight == NULL || y == NULL || y_scale == NULL) {
+    if (cols == NULL || x == NULL || weight == NULL || y == NULL || y_scale == NULL) {
         return TT_ERR_ARG;
     }
     st = tt_conv2d_output_hw(s, &out_h, &out_w);
@@ -539,10 +617,7 @@ tt_status_t tt_conv2d_backward_input_scatter_s8(const int8_t *err, tt_scale_t er
     tt_rescale_t choice;
     uint8_t change;
     tt_status_t st;
-    if (acc == NULL) {
-        return tt_conv2d_backward_input_s8(err, err_scale, weight, w_scale, shape, mode, NULL, err_in, err_in_scale);
-    }
-    if (err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
+    if (acc == NULL || err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
         return TT_ERR_ARG;
     }
     st = tt_conv2d_output_hw(s, &out_h, &out_w);

@@ -24,8 +24,9 @@ extern "C" {
 #endif
 
 /* ---- faster fully connected kernels ------------------------------------------------------------
- * Same arguments and bit-identical results as tt_linear_forward_s8 / tt_linear_backward_input_s8;
- * the dot products are unrolled four times and form each product in int (no int16 round trip). */
+ * Same arguments and bit-identical results as tt_linear_forward_s8 / tt_linear_backward_input_s8
+ * (the input-error kernel needs its acc scratch: TT_ERR_ARG without); the dot products are unrolled
+ * four times and form each product in int (no int16 round trip). */
 tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
                                     const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
                                     size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
@@ -36,13 +37,13 @@ tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_sca
                                            tt_scale_t *err_in_scale);
 
 /* tt_conv2d_forward_s8 through one output row of windows at a time: cols holds out_w * fan-in
- * int8 (fan-in = in_channels / groups * kernel_h * kernel_w); cols == NULL calls the tt_ops.h kernel. */
+ * int8 (fan-in = in_channels / groups * kernel_h * kernel_w); TT_ERR_ARG without cols. */
 tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
                                         tt_scale_t w_scale, const int32_t *bias, tt_scale_t bias_scale,
                                         const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
                                         int8_t *cols, int8_t *y, tt_scale_t *y_scale);
 /* tt_conv2d_backward_input_s8 by scattering every non-zero error through the kernel into acc
- * (needed: batch * in_channels * in_h * in_w int32; acc == NULL calls the tt_ops.h kernel). */
+ * (needed: batch * in_channels * in_h * in_w int32; TT_ERR_ARG without). */
 tt_status_t tt_conv2d_backward_input_scatter_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
                                                 tt_scale_t w_scale, const tt_conv2d_shape_t *shape,
                                                 tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
@@ -53,6 +54,12 @@ tt_status_t tt_conv2d_backward_input_scatter_s8(const int8_t *err, tt_scale_t er
 tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, size_t count, const int32_t *grad,
                                         tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
                                         uint32_t key);
+
+/* tt_sgd_update_weight_s8 for the aligned rule with stochastic rounding and no momentum (other
+ * settings: TT_ERR_ARG), bit-identical: 32-bit arithmetic where |g| * M <= 2**30 and 1 <= n <= 31,
+ * and zero gradients skipped (their weights cannot change, whatever the draw). grad is scratch. */
+tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key);
 
 /* ---- ReLU masks ---------------------------------------------------------------------------- */
 
