@@ -54,7 +54,7 @@ def render_driver(sources, *, x_samples: np.ndarray, y_samples: np.ndarray, orde
     y = np.asarray(y_samples).reshape(n, -1)
     if y.shape[1] != sources.label_size:
         raise CodegenError(f"labels have {y.shape[1]} values per sample, the model expects {sources.label_size}")
-    ex = np.zeros((0, sources.input_size), dtype=np.int8) if eval_x is None else \
+    ex = np.zeros((0, sources.input_size), dtype=np.int8) if eval_x is None or len(eval_x) == 0 else \
         np.ascontiguousarray(eval_x, dtype=np.int8).reshape(len(eval_x), -1)
     if ex.shape[1] != sources.input_size:
         raise CodegenError(f"evaluation samples have {ex.shape[1]} values, the model expects {sources.input_size}")

@@ -12,6 +12,19 @@
 #define TT_NOINLINE
 #endif
 
+/* apply_multiplier(x, mult, nearest, limit) of a grid rescale: in 32 bits when 1 <= n <= 31 and
+ * |x| < 2**16 (|x| * M < 2**31), else tt_apply_multiplier_scalar. */
+static int32_t grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
+{
+    uint64_t ax = tt_mag64(x);
+    if (mult.n >= 1 && mult.n <= 31 && ax < 65536u && mult.m >= 0 && mult.m < 32768L) {
+        uint32_t q = ((uint32_t)ax * (uint32_t)mult.m + ((uint32_t)1 << (mult.n - 1))) >> mult.n;
+        q = q > (uint32_t)limit ? (uint32_t)limit : q;
+        return x < 0 ? -(int32_t)q : (int32_t)q;
+    }
+    return (int32_t)tt_apply_multiplier_scalar(x, mult, TT_ROUND_NEAREST, 0, 0, limit);
+}
+
 /* ---- faster fully connected kernels -------------------------------------------------------------- */
 
 /* init + sum a[i] * b[i]; every product |p| <= 16129 fits an int (16 bits on AVR); the caller
@@ -302,7 +315,7 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
             return st;
         }
         for (i = 0; i < count; ++i) {
-            weight[i] = (int8_t)tt_apply_multiplier_scalar(grad[i], m, TT_ROUND_NEAREST, 0, 0, 127);
+            weight[i] = (int8_t)grid_rescale_one(grad[i], m, 127);
         }
         *w_scale = new_scale;
     }
@@ -1302,31 +1315,58 @@ rescale:
         if (st != TT_OK || !changed) {
             return st;
         }
-        for (t = 0; t < tiles; ++t) {
-            size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows, j, k;
-            uint8_t committed = (uint8_t)((u->tile_flags[t >> 3] >> (t & 7u)) & 1u);
-            if (!committed && !r.momentum) {
-                st = tile_gradient(u, &r, cfg, r0, cnt);
-                if (st != TT_OK) {
-                    return st;
+        /* tiles not written yet first (they may need the tile buffer for their gradient), then the
+         * written ones: those hold int8 values, mapped through a table when the tile buffer holds one */
+        uint8_t phase, use_lut = 0;
+        int8_t *lut = (int8_t *)(void *)u->tile;
+        for (phase = 0; phase < 2u; ++phase) {
+            if (phase == 1u) {
+                use_lut = u->w8 != NULL && u->momentum == NULL && !tt_size_above(255u, (uint32_t)(trows * u->cols * 4u) - 1u);
+                if (use_lut) {
+                    int32_t v8;
+                    for (v8 = -127; v8 <= 127; ++v8) {
+                        lut[v8 + 127] = (int8_t)grid_rescale_one(v8, mult, limit);
+                    }
                 }
             }
-            for (j = 0; j < cnt; ++j) {
-                size_t base = (r0 + j) * u->cols; /* row-major index in the selection */
-                size_t wbase = selected_row(u->rows, r0 + j) * u->cols;
-                for (k = 0; k < u->cols; ++k) {
-                    int64_t *v = u->momentum != NULL ? u->momentum + base + k : NULL;
-                    uint32_t index = (uint32_t)(base + k);
-                    int64_t nw = weight_at(u, wbase + k);
-                    if (!committed) {
-                        /* momentum was already advanced in the first pass: delta = round(v / 2**8) */
-                        int64_t d = r.momentum ? tt_shift_round_s64(*v, TT_MOMENTUM_FRAC_BITS, r.rounding, key, index)
-                                               : tile_delta(&r, u->tile[j * u->cols + k], NULL, index);
-                        nw = sub_wrap64(nw, d);
+            for (t = 0; t < tiles; ++t) {
+                size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows, j, k;
+                uint8_t committed = (uint8_t)((u->tile_flags[t >> 3] >> (t & 7u)) & 1u);
+                if (committed != phase) {
+                    continue;
+                }
+                if (use_lut) {
+                    for (j = 0; j < cnt; ++j) {
+                        int8_t *w = u->w8 + selected_row(u->rows, r0 + j) * u->cols;
+                        for (k = 0; k < u->cols; ++k) {
+                            w[k] = lut[w[k] + 127];
+                        }
                     }
-                    set_weight(u, wbase + k, (int32_t)tt_apply_multiplier_scalar(nw, mult, TT_ROUND_NEAREST, 0, 0, limit));
-                    if (v != NULL) {
-                        *v = tt_apply_multiplier_scalar(*v, mult, TT_ROUND_NEAREST, 0, 0, -1);
+                    continue;
+                }
+                if (!committed && !r.momentum) {
+                    st = tile_gradient(u, &r, cfg, r0, cnt);
+                    if (st != TT_OK) {
+                        return st;
+                    }
+                }
+                for (j = 0; j < cnt; ++j) {
+                    size_t base = (r0 + j) * u->cols; /* row-major index in the selection */
+                    size_t wbase = selected_row(u->rows, r0 + j) * u->cols;
+                    for (k = 0; k < u->cols; ++k) {
+                        int64_t *v = u->momentum != NULL ? u->momentum + base + k : NULL;
+                        uint32_t index = (uint32_t)(base + k);
+                        int64_t nw = weight_at(u, wbase + k);
+                        if (!committed) {
+                            /* momentum was already advanced in the first pass: delta = round(v / 2**8) */
+                            int64_t d = r.momentum ? tt_shift_round_s64(*v, TT_MOMENTUM_FRAC_BITS, r.rounding, key, index)
+                                                   : tile_delta(&r, u->tile[j * u->cols + k], NULL, index);
+                            nw = sub_wrap64(nw, d);
+                        }
+                        set_weight(u, wbase + k, grid_rescale_one(nw, mult, limit));
+                        if (v != NULL) {
+                            *v = tt_apply_multiplier_scalar(*v, mult, TT_ROUND_NEAREST, 0, 0, -1);
+                        }
                     }
                 }
             }
