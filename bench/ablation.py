@@ -32,9 +32,9 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default="mlp")
     ap.add_argument("--dataset", default="mnist5k")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=None, help="default: the model's training defaults")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.5)
+    ap.add_argument("--lr", type=float, default=None, help="default: the model's training defaults")
     ap.add_argument("--variants", default="", help="comma-separated subset of variant names (default: all)")
     ap.add_argument("--name", default=None)
     args = ap.parse_args(argv)
@@ -46,11 +46,15 @@ def main(argv=None) -> None:
     from _common import RESULTS, markdown_table, write_results
 
     from tintin.data import load
-    from tintin.nn import QuantConfig, build_model
+    from tintin.nn import QuantConfig, build_model, training_defaults
     from tintin.optim import OptimConfig
     from tintin.train import TrainConfig, fit
 
     ds = load(args.dataset)
+    d = training_defaults(args.model)
+    epochs = args.epochs or d.epochs
+    lr = args.lr or d.lr
+    base = {"lr": lr, "momentum_shift": d.momentum_shift, "lr_schedule": d.lr_schedule(epochs, lr)}
     chosen = [v for v in VARIANTS if not args.variants or v in args.variants.split(",")]
     curves, rows, records = {}, [], []
     for variant in chosen:
@@ -59,8 +63,8 @@ def main(argv=None) -> None:
         for seed in range(args.seeds):
             model = build_model(args.model, ds.sample_shape, ds.num_classes, QuantConfig(**qkw), seed=seed,
                                 input_exponent=ds.input_exponent)
-            tconf = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-                                optim=OptimConfig(lr=args.lr, **okw))
+            tconf = TrainConfig(epochs=epochs, batch_size=args.batch_size, seed=seed,
+                                optim=OptimConfig(**{**base, **okw}))
             res = fit(model, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test)
             per_epoch.append([100 * h.test_accuracy for h in res.history])
             finals.append(per_epoch[-1][-1])
@@ -79,7 +83,7 @@ def main(argv=None) -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"tintin ablation: {args.model} on {args.dataset}, mean of {args.seeds} seeds")
-    lo = min(min(c[2:]) for c in curves.values()) if args.epochs > 3 else 0
+    lo = min(min(c[2:]) for c in curves.values()) if epochs > 3 else 0
     ax.set_ylim(max(lo - 1, 0), 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
@@ -88,7 +92,7 @@ def main(argv=None) -> None:
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     md = (f"## Ablation of the integer-training techniques: {args.model} on {args.dataset}\n\n"
-          f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, {args.seeds} seeds; each variant changes one "
+          f"{epochs} epochs, batch {args.batch_size}, lr {lr:g}, {args.seeds} seeds; each variant changes one "
           f"thing from the default. Curves: `{png.name}`.\n\n"
           + markdown_table(["variant", "final test acc. (%)", "best epoch mean", "epochs to 90%"], rows))
     write_results(name, {"results": records, "png": png.name}, md)

@@ -19,10 +19,11 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", default="mlp:digits,mlp:mnist5k", help="MODEL:DATASET[,...]")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=None, help="default: the model's training defaults")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.5)
-    ap.add_argument("--lr-schedule", default="", help="EPOCH:LR,... for both trainings")
+    ap.add_argument("--lr", type=float, default=None, help="default: the model's training defaults")
+    ap.add_argument("--lr-schedule", default=None, help="EPOCH:LR,... for both trainings (default: the model's)")
+    ap.add_argument("--momentum-shift", type=int, default=None, help="default: the model's")
     ap.add_argument("--dataset-options", default="", help="key=value,... passed to tintin.data.load")
     ap.add_argument("--name", default="accuracy")
     return ap.parse_args(argv)
@@ -45,20 +46,26 @@ def main(argv=None) -> None:
     from _common import markdown_table, write_results
 
     from tintin.data import load
+    from tintin.nn import training_defaults
     from tintin.optim import OptimConfig
     from tintin.train import TrainConfig
 
-    sched = tuple((int(e), float(v)) for e, v in (p.split(":") for p in args.lr_schedule.split(",") if p))
     options = dict(kv.split("=") for kv in args.dataset_options.split(",") if kv)
     options = {k: float(v) if v.replace(".", "", 1).lstrip("-").isdigit() else v for k, v in options.items()}
     rows, records = [], []
     for spec in args.runs.split(","):
         model_name, ds_name = spec.split(":")
         ds = load(ds_name, **options)
+        d = training_defaults(model_name)
+        epochs = args.epochs or d.epochs
+        lr = args.lr or d.lr
+        mom = d.momentum_shift if args.momentum_shift is None else args.momentum_shift
+        sched = (tuple((int(e), float(v)) for e, v in (p.split(":") for p in args.lr_schedule.split(",") if p))
+                 if args.lr_schedule is not None else d.lr_schedule(epochs, lr))
         ints, flts, secs = [], [], []
         for seed in range(args.seeds):
-            tconf = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-                                optim=OptimConfig(lr=args.lr, lr_schedule=sched), eval_each_epoch=False)
+            tconf = TrainConfig(epochs=epochs, batch_size=args.batch_size, seed=seed,
+                                optim=OptimConfig(lr=lr, lr_schedule=sched, momentum_shift=mom), eval_each_epoch=False)
             t0 = time.time()
             res, flt = run_pair(model_name, ds, seed, args, tconf)
             secs.append(time.time() - t0)
@@ -70,16 +77,18 @@ def main(argv=None) -> None:
         si = statistics.stdev(ints) if len(ints) > 1 else 0.0
         sf = statistics.stdev(flts) if len(flts) > 1 else 0.0
         rec = {"model": model_name, "dataset": ds_name, "synthetic": ds.synthetic, "seeds": args.seeds,
-               "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "lr_schedule": sched,
+               "epochs": epochs, "batch_size": args.batch_size, "lr": lr, "lr_schedule": sched, "momentum_shift": mom,
                "dataset_options": options, "integer": ints, "float32": flts, "integer_mean": mi,
                "integer_std": si, "float32_mean": mf, "float32_std": sf, "gap_points": mf - mi}
         records.append(rec)
-        rows.append([model_name, ds_name + (" (synthetic)" if ds.synthetic else ""), args.epochs,
+        rows.append([model_name, ds_name + (" (synthetic)" if ds.synthetic else ""), epochs,
+                     f"{lr:g}" + (f", decay {','.join(f'{e}:{v:g}' for e, v in sched)}" if sched else "")
+                     + (f", momentum 1-2^-{mom}" if mom else ""),
                      f"{mi:.2f} ± {si:.2f}", f"{mf:.2f} ± {sf:.2f}", f"{mf - mi:+.2f}"])
     md = (f"## Test accuracy (%): integer-only vs float32 training, mean ± std over {args.seeds} seeds\n\n"
-          f"Batch {args.batch_size}, SGD learning rate {args.lr}"
-          + (f" (schedule {args.lr_schedule})" if sched else "") + "; same initial weights, data order and epochs.\n\n"
-          + markdown_table(["model", "data set", "epochs", "integer", "float32", "float - integer"], rows))
+          f"Batch {args.batch_size}, SGD; same initial weights, data order, epochs and learning-rate schedule "
+          "for both.\n\n"
+          + markdown_table(["model", "data set", "epochs", "lr", "integer", "float32", "float - integer"], rows))
     write_results(args.name, {"results": records}, md)
 
 

@@ -45,14 +45,16 @@ def update_backend(name: str):
 def train_command(
     dataset: str = typer.Option(..., "--dataset", "-d", help="data set name (see `tintin datasets`)"),
     model: str = typer.Option("mlp", "--model", "-m", help="zoo model name"),
-    epochs: int = typer.Option(30, "--epochs", "-e", help="training epochs (>= 1)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of initial weights, data order and stochastic rounding"),
     compare_float: bool = typer.Option(False, "--compare-float", help="also train the float32 PyTorch twin"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output directory (model.safetensors, history.json)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
-    lr: float = typer.Option(0.5, "--lr", help="learning rate (aligned rule); stored as an integer scale"),
-    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="EPOCH:LR,... changes of the learning rate"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="learning rate (aligned rule), stored as an integer scale "
+                                       "(default: the model's, e.g. mlp 0.5, lenet5 0.1)"),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="EPOCH:LR,... changes of the learning rate "
+                                              "(default: the model's decay steps, scaled to --epochs)"),
     rule: str = typer.Option("aligned", "--rule", help="update rule: aligned | niti"),
     mu: int = typer.Option(4, "--mu", help="NITI rule: bits of the largest update"),
     mu_schedule: Optional[str] = typer.Option(None, "--mu-schedule", help="NITI rule: EPOCH:MU,... e.g. 10:3,20:2"),
@@ -60,7 +62,8 @@ def train_command(
     weight_bits: int = typer.Option(8, "--weight-bits", help="8 or 16 (int16 master weights)"),
     upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
     rounding: str = typer.Option("stochastic", "--rounding", help="update rounding: stochastic | pseudo_stochastic | nearest"),
-    momentum_shift: int = typer.Option(0, "--momentum-shift", help="integer momentum beta = 1 - 2^-k (0: off)"),
+    momentum_shift: Optional[int] = typer.Option(None, "--momentum-shift",
+                                                 help="integer momentum beta = 1 - 2^-k (0: off; default: the model's)"),
     backend: str = typer.Option("numpy", "--backend", help="weight-update backend: numpy | c (the C "
                                 "runtime's update through ctypes: the same bits) | auto (c when a C compiler works)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
@@ -72,13 +75,23 @@ def train_command(
     from ..optim import OptimConfig
     from ..train import TrainConfig, auto_progress, fit
 
+    from ..nn import training_defaults
+
+    try:
+        defaults = training_defaults(model)
+    except UnknownModelError as exc:
+        raise CliError(str(exc)) from None
+    epochs = defaults.epochs if epochs is None else epochs
     if epochs < 1:
         raise CliError(f"--epochs must be at least 1, got {epochs}")
+    schedule = parse_schedule(lr_schedule) if lr_schedule else defaults.lr_schedule(epochs, lr)
+    lr = defaults.lr if lr is None else lr
+    momentum_shift = defaults.momentum_shift if momentum_shift is None else momentum_shift
     if batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {batch_size}")
     try:
         qconf = QuantConfig(scale_mode=scale_mode, weight_bits=weight_bits, upscale_init=upscale_init)
-        oconf = OptimConfig(rule=rule, lr=lr, lr_schedule=parse_schedule(lr_schedule), mu=mu,
+        oconf = OptimConfig(rule=rule, lr=lr, lr_schedule=schedule, mu=mu,
                             mu_schedule=parse_schedule(mu_schedule, int), rounding=rounding,
                             momentum_shift=momentum_shift)
         tconf = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, optim=oconf)
@@ -122,6 +135,7 @@ def train_command(
 
     summary = {
         "dataset": dataset, "model": model, "epochs": epochs, "batch_size": batch_size, "seed": seed,
+        "lr": lr, "lr_schedule": [list(e) for e in schedule], "momentum_shift": momentum_shift,
         "test_accuracy": result.final_test_accuracy,
         "float_test_accuracy": float_result.test_accuracy if float_result else None,
         "train_seconds": round(result.train_seconds, 3),

@@ -59,7 +59,7 @@ BEARING_DEFAULTS: dict[str, Any] = {
     "n_per_class": 500,
     "n_test_per_class": 200,
     "length": 1024,
-    "snr_db": -5.0,
+    "snr_db": 0.0,
     "test_snr_db": None,
     "seed": 0,
 }

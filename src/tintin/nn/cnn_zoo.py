@@ -22,7 +22,7 @@ from .module import Module, ShapeError
 from .pool_layers import GlobalAvgPool, MaxPool1d, MaxPool2d
 from .residual import Residual
 from .sequential import Sequential
-from .zoo import register_model
+from .zoo import TrainingDefaults, register_model
 
 
 def _require_rank(model: str, input_shape: tuple[int, ...], ranks: tuple[int, ...], what: str) -> None:
@@ -176,5 +176,12 @@ def rescnn(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, 
     return Sequential(layers, input_shape, config, name="rescnn")
 
 
+# settings measured with plain SGD (docs/cnn.md, bench/results/): lr 0.5 (the MLP's) diverges here
+_TRAINING = {
+    "lenet5": TrainingDefaults(lr=0.1, epochs=20),
+    "cnn1d": TrainingDefaults(lr=0.05, momentum_shift=3, decay_at=(0.5, 0.8), epochs=30),
+    "dscnn": TrainingDefaults(lr=0.05, momentum_shift=3, decay_at=(0.5, 0.8), epochs=20),
+    "rescnn": TrainingDefaults(lr=0.05, decay_at=(0.5, 0.8), epochs=20),
+}
 for _name, _builder in (("lenet5", lenet5), ("cnn1d", cnn1d), ("dscnn", dscnn), ("rescnn", rescnn)):
-    register_model(_name, _builder)
+    register_model(_name, _builder, _TRAINING[_name])

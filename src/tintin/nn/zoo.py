@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -30,11 +31,44 @@ def mlp(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, rng
     return Sequential(layers, input_shape, config, name="mlp")
 
 
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """Optimiser settings a zoo model trains well with (used when the user gives none).
+
+    ``decay_at``: fractions of the run after which the learning rate is multiplied by
+    ``decay_factor`` (e.g. (0.5, 0.8) with 30 epochs: epochs 15 and 24)."""
+
+    lr: float = 0.5
+    momentum_shift: int = 0
+    decay_at: tuple[float, ...] = ()
+    decay_factor: float = 0.2
+    epochs: int = 30
+    batch_size: int = 32
+
+    def lr_schedule(self, epochs: int, lr: float | None = None) -> tuple[tuple[int, float], ...]:
+        base = self.lr if lr is None else lr
+        out, value = [], base
+        for frac in self.decay_at:
+            value *= self.decay_factor
+            epoch = int(round(frac * epochs))
+            if 0 < epoch < epochs:
+                out.append((epoch, value))
+        return tuple(out)
+
+
 ZOO: dict[str, Callable[..., Sequential]] = {"mlp": mlp}
+TRAINING_DEFAULTS: dict[str, TrainingDefaults] = {"mlp": TrainingDefaults(lr=0.5)}
 
 
-def register_model(name: str, builder: Callable[..., Sequential]) -> None:
+def register_model(name: str, builder: Callable[..., Sequential], training: TrainingDefaults | None = None) -> None:
     ZOO[name] = builder
+    TRAINING_DEFAULTS[name] = training or TrainingDefaults()
+
+
+def training_defaults(name: str) -> TrainingDefaults:
+    if name not in ZOO:
+        raise UnknownModelError(f"unknown model {name!r} (available: {', '.join(model_names())})")
+    return TRAINING_DEFAULTS.get(name, TrainingDefaults())
 
 
 def model_names() -> list[str]:
