@@ -97,7 +97,8 @@ def run_command(
     n_eval = min(eval_samples, len(ds.x_test))
     eval_x, eval_y = ds.x_test[:n_eval], ds.y_test[:n_eval]
     work = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="tintin-run-"))
-    progress = err_console if not as_json else None
+    # progress only on a terminal: in a pipe an error stays one line
+    progress = err_console if not as_json and err_console.is_terminal else None
     if progress is not None:
         progress.print(f"building {model.name} for {tgt.name}, {steps} steps of batch {batch_size} on {dataset} ...")
     report = ref = None

@@ -394,9 +394,11 @@ def run_on_target(model, targets, target: str, *, x_samples, y_samples, order, s
             step_counts = [sum(b) for b in blocks]
             if blocks:
                 last = blocks[-1]
+                mean = np.mean(np.asarray(blocks, dtype=np.float64), axis=0)
                 prof = {"steps": [{"index": s.index, "phase": s.phase.value, "op": s.op, "layer": s.layer,
-                                   "macs": s.macs, "count": int(last[k])} for k, s in enumerate(program.steps)],
-                        "overhead": int(last[S])}
+                                   "macs": s.macs, "count": int(last[k]), "mean_count": mean[k].item()}
+                                  for k, s in enumerate(program.steps)],
+                        "overhead": int(last[S]), "training_steps": len(blocks)}
         else:
             step_counts = [counts[2 * i] for i in range(steps) if 2 * i < len(counts)]
         base = steps * per

@@ -1,0 +1,232 @@
+"""Training on emulated microcontrollers: integer vs float32 C, per core.
+
+For every core (Cortex-M0, M3, M4 with soft float, M4F with its FPU, ATmega328P) this builds the
+generated integer training program and the float32 reference C (same network, schedule, data and
+order), runs both in the emulator and reports:
+
+* instructions (AVR: cycles) per training step, integer and float, and their ratio, for the digits
+  MLP 64-64-10 and LeNet-5 on MNIST-5k (every Cortex-M; the ATmega328P trains a 16-8-10 MLP on
+  digits averaged to 4x4, the largest float model its 2 KB of SRAM hold), at batch 1;
+* text / data / bss of both programs and the arena (the ELF symbol, equal to the planner's size);
+* instructions per MAC of the forward, backward and update kernels (every program step counted);
+* the accuracy reached by training on the emulated Cortex-M0: digits MLP, two epochs at batch 1,
+  then the whole test set evaluated on the device, compared with the simulator.
+
+Every integer run is checked bit-exact against the simulator (all losses, predictions and final
+weights). Writes ``bench/results/mcu.json`` and ``.md``. ``--quick`` runs fewer steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from _common import markdown_table, write_results  # noqa: E402
+
+import tintin.targets as targets  # noqa: E402
+from tintin.codegen.float_ref import run_reference_on_target  # noqa: E402
+from tintin.codegen.session import run_on_target, select_samples  # noqa: E402
+from tintin.data import load  # noqa: E402
+from tintin.nn import build_model  # noqa: E402
+from tintin.optim import OptimConfig  # noqa: E402
+from tintin.train.loop import epoch_order  # noqa: E402
+
+CORES = ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m4f", "atmega328p"]
+LR = 0.05  # batch 1 (online) learning rate
+PHASE = {"forward": "forward", "loss": "loss", "backward": "backward", "update": "update"}
+
+
+def order(n: int, steps: int, seed: int = 0) -> np.ndarray:
+    need = steps
+    return np.concatenate(list(epoch_order(n, -(-need // n), seed)))[:need]
+
+
+def pooled(x: np.ndarray) -> np.ndarray:
+    s = x.reshape(len(x), 4, 2, 4, 2).astype(np.int32).sum(axis=(2, 4))
+    return np.clip(np.sign(s) * ((np.abs(s) + 2) // 4), -127, 127).astype(np.int8).reshape(len(x), 16)
+
+
+def workload(name: str):
+    """(model, x_train, y_train, x_test, y_test, optimisation flag)"""
+    if name == "mlp":
+        ds = load("digits")
+        m = build_model("mlp", ds.sample_shape, 10, input_exponent=ds.input_exponent)
+        return m, ds.x_train, ds.y_train, ds.x_test, ds.y_test, "-O2"
+    if name == "lenet5":
+        ds = load("mnist5k")
+        m = build_model("lenet5", ds.sample_shape, 10, input_exponent=ds.input_exponent)
+        return m, ds.x_train, ds.y_train, ds.x_test, ds.y_test, "-O2"
+    ds = load("digits")  # tiny: 16-8-10 on digits averaged over 2x2 blocks
+    m = build_model("mlp", (16,), 10, hidden=8, input_exponent=ds.input_exponent)
+    return m, pooled(ds.x_train)[:50], ds.y_train[:50], pooled(ds.x_test), ds.y_test, "-Os"
+
+
+def measure(core: str, name: str, steps: int, work: Path, profile: bool) -> dict:
+    model, xtr, ytr, xte, yte, opt = workload(name)
+    o = order(len(xtr), steps)
+    x, y, oo = select_samples(xtr, ytr, o, steps, 1)
+    optim = OptimConfig(lr=LR)
+    t0 = time.perf_counter()
+    r = run_on_target(model, targets, core, x_samples=x, y_samples=y, order=oo, steps=steps, work_dir=work / "int",
+                      optim=optim, eval_x=xte[:10], opt=opt, timeout_s=1800, profile=profile)
+    f = run_reference_on_target(model, targets, core, x_samples=x, y_samples=y, order=oo, steps=steps,
+                                work_dir=work / "ref", optim=optim, opt=opt, timeout_s=3600)
+    row = {"core": core, "model": name, "steps": steps, "machine": r.machine, "unit": r.count_unit,
+           "bit_exact": r.bit_exact, "mismatches": r.mismatches[:3],
+           "int_per_step": r.per_step, "int_median_step": float(np.median(r.step_counts)),
+           "int_first_step": r.step_counts[0], "float_per_step": f.per_step,
+           "float_over_int": f.per_step / r.per_step, "macs_per_step": r.macs_per_step,
+           "int_text": r.text_bytes, "int_data": r.data_bytes, "int_bss": r.bss_bytes,
+           "arena_bytes": r.arena_bytes, "planned_arena_bytes": r.planned_arena_bytes,
+           "float_text": f.text_bytes, "float_data": f.data_bytes, "float_bss": f.bss_bytes,
+           "float_fits_target_ram": f.fits_target_ram, "int_softfloat_symbols": r.softfloat_symbols,
+           "float_softfloat_symbols": len(f.softfloat_symbols), "stack_used_bytes": r.stack_used_bytes,
+           "seconds": time.perf_counter() - t0}
+    if r.profile is not None:
+        row["profile"] = r.profile
+    print(f"  {core:10s} {name:6s} int {r.per_step:>13,.0f}  float {f.per_step:>14,.0f}  "
+          f"x{row['float_over_int']:.2f}  bit-exact={r.bit_exact}  ({row['seconds']:.0f} s)", flush=True)
+    return row
+
+
+def per_mac(profile: dict) -> dict:
+    """Instructions per MAC by kernel class (mean over the run's steps)."""
+    groups = {"forward (linear)": ("linear_forward_s8",), "forward (conv)": ("conv_forward_s8",),
+              "backward input error (linear)": ("linear_backward_input_s8",),
+              "backward input error (conv)": ("conv_backward_input_s8",),
+              "weight gradient + update, fused (linear)": ("fused_weight_update:linear",),
+              "weight gradient + update, fused (conv)": ("fused_weight_update:conv",),
+              "weight gradient, materialised": ("linear_backward_weight_s32", "conv_backward_weight_s32")}
+    out = {}
+    for label, ops in groups.items():
+        count = macs = 0
+        for s in profile["steps"]:
+            key = s["op"]
+            if key == "fused_weight_update":
+                key += ":conv" if (s["layer"] or "").startswith("conv") else ":linear"
+            if key in ops and s["macs"]:
+                count += s["mean_count"]
+                macs += s["macs"]
+        if macs:
+            out[label] = {"per_mac": count / macs, "macs": macs}
+    phases = {}
+    for s in profile["steps"]:
+        p = phases.setdefault(s["phase"], {"count": 0.0, "macs": 0})
+        p["count"] += s["mean_count"]
+        p["macs"] += s["macs"]
+    return {"kernels": out, "phases": phases}
+
+
+def accuracy_on_m0(epochs: int, work: Path) -> dict:
+    ds = load("digits")
+    model = build_model("mlp", ds.sample_shape, 10, input_exponent=ds.input_exponent)
+    n = len(ds.x_train)
+    steps = epochs * n
+    o = np.concatenate(list(epoch_order(n, epochs, 0)))
+    starts = {e * n: e for e in range(1, epochs)}
+    t0 = time.perf_counter()
+    r = run_on_target(model, targets, "cortex-m0", x_samples=ds.x_train, y_samples=ds.y_train, order=o, steps=steps,
+                      work_dir=work / "acc", optim=OptimConfig(lr=LR), eval_x=ds.x_test, eval_y=ds.y_test,
+                      epoch_starts=starts, timeout_s=1800)
+    row = {"model": "mlp 64-64-10", "dataset": "digits", "epochs": epochs, "steps": steps, "batch_size": 1,
+           "lr": LR, "machine": r.machine, "bit_exact": r.bit_exact, "mismatches": r.mismatches[:3],
+           "test_samples": len(ds.x_test), "device_test_accuracy": r.device_eval_accuracy,
+           "simulator_test_accuracy": r.simulator_eval_accuracy, "instructions_per_step": r.per_step,
+           "instructions_per_prediction": float(np.mean(r.eval_counts)) if r.eval_counts else None,
+           "text_bytes": r.text_bytes, "bss_bytes": r.bss_bytes, "seconds": time.perf_counter() - t0}
+    print(f"  accuracy on cortex-m0 ({r.machine}): {r.device_eval_accuracy:.4f} on the device, "
+          f"{r.simulator_eval_accuracy:.4f} in the simulator, bit-exact={r.bit_exact}", flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    ap.add_argument("--cores", default=",".join(CORES))
+    args = ap.parse_args()
+    cores = [c for c in args.cores.split(",") if c]
+    missing = [c for c in cores if not targets.toolchain_status(c)[0]]
+    if missing:
+        sys.exit("missing toolchains: " + "; ".join(targets.toolchain_status(c)[1] for c in missing))
+    steps = {"mlp": 60 if args.quick else 300, "lenet5": 10 if args.quick else 100, "tiny": 30 if args.quick else 100}
+    rows, profiles = [], {}
+    with tempfile.TemporaryDirectory(prefix="tintin-bench-mcu-") as tmp:
+        work = Path(tmp)
+        print("integer vs float32 training steps:")
+        for core in cores:
+            names = ["tiny"] if core == "atmega328p" else ["mlp", "lenet5"]
+            for name in names:
+                row = measure(core, name, steps[name], work / core / name, profile=core in ("cortex-m0", "cortex-m3",
+                                                                                         "atmega328p"))
+                if "profile" in row:
+                    profiles[f"{core}/{name}"] = per_mac(row.pop("profile"))
+                rows.append(row)
+        acc = accuracy_on_m0(1 if args.quick else 2, work) if "cortex-m0" in cores else None
+    data = {"lr": LR, "batch_size": 1, "rows": rows, "per_mac": profiles, "accuracy_cortex_m0": acc,
+            "notes": ["instructions from QEMU's counting plugin (Cortex-M), cycles from simavr (ATmega328P)",
+                      "float32 reference: the same network and SGD in float C, from the dequantised initial "
+                      "weights, the integer optimiser's effective learning rate; soft float except cortex-m4f",
+                      "integer program on cortex-m4f: the same integer code built with the hard-float ABI"]}
+    write_results("mcu", data, render(data))
+
+
+def render(d: dict) -> str:
+    def fmt(v, unit=""):
+        return f"{v:,.0f}{unit}" if isinstance(v, (int, float)) else str(v)
+
+    lines = ["# Training on emulated microcontrollers: integer vs float32 C", "",
+             f"Batch 1, learning rate {d['lr']}, every integer run bit-exact against the simulator "
+             "(losses, predictions, final weights). Counts: instructions (QEMU plugin), ATmega328P: cycles (simavr).",
+             ""]
+    head = ["core", "model", "steps", "machine", "integer / step", "float32 / step", "float / int",
+            "bit-exact", "int text/data/bss B", "arena B (ELF = plan)", "float text/data/bss B"]
+    rows = []
+    for r in d["rows"]:
+        label = {"mlp": "MLP 64-64-10 digits", "lenet5": "LeNet-5 MNIST-5k", "tiny": "MLP 16-8-10 digits 4x4"}[r["model"]]
+        unit = " cyc" if r["unit"] == "cycles" else ""
+        rows.append([r["core"], label, r["steps"], r["machine"], fmt(r["int_per_step"], unit),
+                     fmt(r["float_per_step"], unit), f"{r['float_over_int']:.2f}x", r["bit_exact"],
+                     f"{r['int_text']:,}/{r['int_data']:,}/{r['int_bss']:,}",
+                     f"{r['arena_bytes']:,} = {r['planned_arena_bytes']:,}" if r["arena_bytes"] == r["planned_arena_bytes"]
+                     else f"{r['arena_bytes']} != {r['planned_arena_bytes']}",
+                     f"{r['float_text']:,}/{r['float_data']:,}/{r['float_bss']:,}"
+                     + ("" if r["float_fits_target_ram"] else " (exceeds the core's 264 KB SRAM)")])
+    lines += [markdown_table(head, rows), ""]
+    lines += ["Integer step: mean over the run (weight rescales included); median and first step in the JSON.", ""]
+    if d["per_mac"]:
+        lines += ["## Instructions (cycles) per MAC, by kernel (mean over every step of the run)", ""]
+        head = ["core / model", "kernel", "per MAC", "MACs / step"]
+        rows = []
+        for key, p in d["per_mac"].items():
+            for label, v in p["kernels"].items():
+                rows.append([key, label, f"{v['per_mac']:.2f}", f"{v['macs']:,}"])
+        lines += [markdown_table(head, rows), ""]
+        head = ["core / model", "phase", "count / step", "MACs / step", "per MAC"]
+        rows = []
+        for key, p in d["per_mac"].items():
+            for phase, v in p["phases"].items():
+                rows.append([key, phase, f"{v['count']:,.0f}", f"{v['macs']:,}",
+                             f"{v['count'] / v['macs']:.2f}" if v["macs"] else ""])
+        lines += [markdown_table(head, rows), ""]
+    a = d.get("accuracy_cortex_m0")
+    if a:
+        lines += ["## Accuracy reached on the emulated Cortex-M0", "",
+                  f"{a['model']} on {a['dataset']}: {a['epochs']} epochs at batch 1 ({a['steps']:,} steps) on "
+                  f"{a['machine']}, then all {a['test_samples']} test samples predicted on the device: "
+                  f"**{a['device_test_accuracy']:.4f}** (simulator: {a['simulator_test_accuracy']:.4f}; "
+                  f"bit-exact: {a['bit_exact']}). {a['instructions_per_step']:,.0f} instructions per training step, "
+                  f"{a['instructions_per_prediction']:,.0f} per prediction.", ""]
+    lines += ["Notes: " + " ".join(d["notes"])]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
