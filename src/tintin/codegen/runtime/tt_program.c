@@ -5,12 +5,44 @@
 
 #define TT_MOMENTUM_CLIP ((int64_t)1 << 40)
 
+/* ARMv6-M tuning expands a multiplication by a constant into a chain of shifts and adds (20
+ * instructions for the second mix32 constant): hide the constants so that one MULS remains. */
+#if defined(__GNUC__) && defined(__ARM_ARCH_6M__)
+#define TT_OPAQUE(v) __asm__("" : "+r"(v))
+#else
+#define TT_OPAQUE(v) ((void)0)
+#endif
+
+/* mix32 with its two multipliers passed in (see TT_OPAQUE) */
+static uint32_t mix32_with(uint32_t x, uint32_t m1, uint32_t m2)
+{
+    x ^= x >> 16;
+    x *= m1;
+    x ^= x >> 15;
+    x *= m2;
+    x ^= x >> 16;
+    return x;
+}
+
 /* hot loops stay separate functions: inlined into the update driver they lose their registers */
 #if defined(__GNUC__)
 #define TT_NOINLINE __attribute__((noinline))
 #else
 #define TT_NOINLINE
 #endif
+
+/* Stochastic rounding of a magnitude: (mag + r) >> n with r the draw's n-bit value (its top n bits
+ * for n < 32, draw << (n - 32) from 32 on), as tt_shift_round_stochastic_s64, for mag <= 2**30 and
+ * 1 <= n <= 62. From n = 32 on the result is the carry of (mag >> (n - 32)) + draw: 0 or 1. */
+static uint32_t sr_q(uint32_t mag, uint8_t n, uint32_t draw)
+{
+    uint32_t a;
+    if (n < 32u) {
+        return (mag + (draw >> (32u - n))) >> n;
+    }
+    a = mag >> (n - 32u);
+    return (uint32_t)(a + draw) < draw ? 1u : 0u;
+}
 
 /* apply_multiplier(x, mult, nearest, limit) of a grid rescale: in 32 bits when 1 <= n <= 31 and
  * |x| < 2**16 (|x| * M < 2**31), else tt_apply_multiplier_scalar. */
@@ -253,10 +285,13 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
 tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
                                           tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
 {
+    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
+    TT_OPAQUE(m1);
+    TT_OPAQUE(m2);
     tt_multiplier_t m, mult;
     uint64_t amax = 0;
     uint32_t gmax, span = 2u * 127u;
-    uint8_t n, sh, fast, over = 0, saturated = 0;
+    uint8_t n, fast, over = 0, saturated = 0;
     size_t i;
     tt_status_t st;
     if (w_scale == NULL || cfg == NULL || (count && (weight == NULL || grad == NULL))) {
@@ -275,17 +310,17 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     }
     gmax = tt_max_abs_s32(grad, count);
     n = (uint8_t)mult.n;
-    sh = (uint8_t)(32u - n);
-    /* |g * M| <= 2**30 and 1 <= n <= 31: 32-bit arithmetic gives the general result */
-    fast = mult.n >= 1 && mult.n <= 31 && gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m;
+    /* |g * M| <= 2**30 and 1 <= n <= 62: 32-bit arithmetic gives the general result */
+    fast = mult.n >= 1 && mult.n <= 62 && gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m;
     for (i = 0; i < count; ++i) {
         int32_t g = grad[i];
         int64_t nw = weight[i];
         if (g != 0) { /* a zero gradient leaves its weight as it is, whatever the draw */
             if (fast) {
                 int32_t p = g * mult.m, sm = -(int32_t)((uint32_t)p >> 31);
-                uint32_t q = ((uint32_t)((p ^ sm) - sm) +
-                              (tt_mix32_inline(key + (uint32_t)i * (uint32_t)TT_GOLDEN32) >> sh)) >> n;
+                uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
+                q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u
+                    : sr_q(mag, n, mix32_with(key + (uint32_t)i * (uint32_t)TT_GOLDEN32, m1, m2));
                 nw -= ((int32_t)q ^ sm) - sm;
             } else {
                 nw -= tt_apply_multiplier_scalar(g, mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1);
@@ -973,37 +1008,33 @@ static tt_status_t tile_gradient(const tt_tiled_update_t *u, tile_rule_t *r, con
  * momentum, |g| * M <= 2**30 and n in [1, 31] (32-bit arithmetic gives the general path's result).
  * A zero gradient leaves the weight unchanged whatever the draw, so its draw is skipped. */
 TT_NOINLINE static uint32_t row_fast_s8_stochastic(int8_t *w, int32_t *t, size_t cols, int32_t m, uint8_t n, uint32_t draw_x,
-                                       uint8_t saturate, int32_t limit)
+                                                    uint8_t saturate, int32_t limit)
 {
+    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
+    TT_OPAQUE(m1);
+    TT_OPAQUE(m2);
     uint32_t amax = 0;
-    uint8_t sh = (uint8_t)(32u - n);
     size_t k;
-    if (saturate) {
-        for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
-            int32_t g = t[k];
-            if (g != 0) {
-                int32_t p = g * m;
-                uint32_t q = (tt_mag32(p) + (tt_mix32_inline(draw_x) >> sh)) >> n;
-                int32_t nw = (int32_t)w[k] - (p < 0 ? -(int32_t)q : (int32_t)q);
-                w[k] = (int8_t)tt_clip32(nw, limit);
-            }
-        }
-        return 0;
-    }
     for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
         int32_t g = t[k], nw = w[k];
         if (g != 0) {
-            int32_t p = g * m;
-            uint32_t q = (tt_mag32(p) + (tt_mix32_inline(draw_x) >> sh)) >> n, a;
-            nw -= p < 0 ? -(int32_t)q : (int32_t)q;
+            int32_t p = g * m, sm = -(int32_t)((uint32_t)p >> 31);
+            uint32_t mag = (uint32_t)((p ^ sm) - sm), q, a;
+            /* from n = 32 on a magnitude below 2**(n-32) rounds to 0 whatever the draw */
+            q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u : sr_q(mag, n, mix32_with(draw_x, m1, m2));
+            nw -= ((int32_t)q ^ sm) - sm;
             a = tt_mag32(nw);
             if (a > amax) {
                 amax = a;
             }
         }
-        t[k] = nw;
+        if (saturate) {
+            w[k] = (int8_t)tt_clip32(nw, limit);
+        } else {
+            t[k] = nw;
+        }
     }
-    return amax;
+    return saturate ? 0u : amax;
 }
 
 /* New values w - delta of the tile's rows (tile holds its gradient): saturating tiles are written
@@ -1017,7 +1048,8 @@ static uint64_t tile_new_values(const tt_tiled_update_t *u, const tile_rule_t *r
     uint32_t m = (uint32_t)r->mult.m;
     uint32_t gmax = 0;
     uint8_t fast = 0;
-    if (!r->niti && !r->momentum && r->mult.n >= 1 && r->mult.n <= 31 && m != 0) {
+    if (!r->niti && !r->momentum && r->mult.n >= 1 && m != 0 &&
+        (r->mult.n <= 31 || (r->mult.n <= 62 && u->w8 != NULL && r->rounding == TT_ROUND_STOCHASTIC))) {
         gmax = tt_max_abs_s32(u->tile, cnt * cols);
         fast = gmax <= ((uint32_t)1 << 30) / m; /* |g| * M <= 2**30: 32-bit arithmetic, same result */
     }
@@ -1105,15 +1137,41 @@ static void commit_tile(const tt_tiled_update_t *u, size_t r0, size_t cnt)
 TT_NOINLINE static uint32_t rank1_row_s8(int8_t *w, const int8_t *x, size_t cols, int32_t em, uint32_t draw_x,
                                          uint8_t n, int32_t limit, int8_t *backup)
 {
+    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
+    TT_OPAQUE(m1);
+    TT_OPAQUE(m2);
     uint32_t over = 0, span = 2u * (uint32_t)limit;
-    uint8_t sh = (uint8_t)(32u - n);
     size_t k;
+    if (n < 32u) {
+        uint8_t sh = (uint8_t)(32u - n);
+        for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
+            int32_t xk = x[k];
+            if (xk != 0) {
+                int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31), nw;
+                uint32_t q = ((uint32_t)((p ^ sm) - sm) + (mix32_with(draw_x, m1, m2) >> sh)) >> n;
+                int8_t old = w[k];
+                nw = (int32_t)old - (((int32_t)q ^ sm) - sm);
+                backup[k] = old;
+                w[k] = (int8_t)nw;
+                if ((uint32_t)(nw + limit) > span) {
+                    uint32_t a = tt_mag32(nw);
+                    over = a > over ? a : over;
+                }
+            }
+        }
+        return over;
+    }
     for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
         int32_t xk = x[k];
         if (xk != 0) {
             int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31), nw;
-            uint32_t q = ((uint32_t)((p ^ sm) - sm) + (tt_mix32_inline(draw_x) >> sh)) >> n;
-            int8_t old = w[k];
+            uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
+            int8_t old;
+            if ((mag >> (n - 32u)) == 0) {
+                continue; /* from n = 32 on this rounds to 0 whatever the draw */
+            }
+            q = sr_q(mag, n, mix32_with(draw_x, m1, m2));
+            old = w[k];
             nw = (int32_t)old - (((int32_t)q ^ sm) - sm);
             backup[k] = old;
             w[k] = (int8_t)nw;
@@ -1129,13 +1187,19 @@ TT_NOINLINE static uint32_t rank1_row_s8(int8_t *w, const int8_t *x, size_t cols
 TT_NOINLINE static void rank1_row_sat_s8(int8_t *w, const int8_t *x, size_t cols, int32_t em, uint32_t draw_x,
                                          uint8_t n, int32_t limit)
 {
-    uint8_t sh = (uint8_t)(32u - n);
+    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
+    TT_OPAQUE(m1);
+    TT_OPAQUE(m2);
     size_t k;
     for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
         int32_t xk = x[k];
         if (xk != 0) {
             int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31);
-            uint32_t q = ((uint32_t)((p ^ sm) - sm) + (tt_mix32_inline(draw_x) >> sh)) >> n;
+            uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
+            if (n >= 32u && (mag >> (n - 32u)) == 0) {
+                continue;
+            }
+            q = sr_q(mag, n, mix32_with(draw_x, m1, m2));
             w[k] = (int8_t)tt_clip32((int32_t)w[k] - (((int32_t)q ^ sm) - sm), limit);
         }
     }
@@ -1262,7 +1326,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         if (st != TT_OK) {
             return st;
         }
-        if (r.mult.n >= 1 && r.mult.n <= 31) {
+        if (r.mult.n >= 1 && r.mult.n <= 62) {
             /* rows are the units written at once (tile_flags holds ceil(nrows / 8) bytes) */
             trows = 1;
             tiles = nrows;
