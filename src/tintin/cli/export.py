@@ -49,7 +49,7 @@ def export_command(
     out: Path = typer.Option(..., "--out", "-o", help="project directory (created)"),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="zoo models: data set giving the input "
                                           "shape and classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
-    update: str = typer.Option("full", "--update", "-u", help="full | bias | none | last:K | sparse:LAYER[a:b],..."),
+    update: str = typer.Option("full", "--update", "-u", help="full | bias | none | last:K | sparse:LAYER\\[a:b],..."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", help="samples per training step"),
     lr: float = typer.Option(0.5, "--lr", help="learning rate (aligned rule; an integer scale on the device)"),
     rule: str = typer.Option("aligned", "--rule", help="update rule: aligned | niti"),
