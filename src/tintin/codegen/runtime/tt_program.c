@@ -63,7 +63,14 @@ static int32_t grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
  * guarantees |init| + k * 16129 < 2**31 */
 static int32_t dot_x4(int32_t s, const int8_t *a, const int8_t *b, size_t k)
 {
-    const int8_t *end4 = a + (k & ~(size_t)3u), *end = a + k;
+    const int8_t *end8 = a + (k & ~(size_t)7u), *end4 = a + (k & ~(size_t)3u), *end = a + k;
+    while (a != end8) {
+        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
+        int32_t p4 = a[4] * b[4], p5 = a[5] * b[5], p6 = a[6] * b[6], p7 = a[7] * b[7];
+        s += p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7;
+        a += 8;
+        b += 8;
+    }
     while (a != end4) {
         int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
         s += p0 + p1 + p2 + p3;
