@@ -26,7 +26,7 @@ extern "C" {
 /* ---- faster fully connected kernels ------------------------------------------------------------
  * Same arguments and bit-identical results as tt_linear_forward_s8 / tt_linear_backward_input_s8
  * (the input-error kernel needs its acc scratch: TT_ERR_ARG without); the dot products are unrolled
- * four times and form each product in int (no int16 round trip). */
+ * (eight, then four products per iteration) and form each product in int (no int16 round trip). */
 tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
                                     const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
                                     size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
