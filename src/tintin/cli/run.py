@@ -63,6 +63,8 @@ def run_command(
     opt: str = typer.Option("-O2", "--opt", help="compiler optimisation flag"),
     timeout: float = typer.Option(600.0, "--timeout", help="emulator time limit in seconds"),
     profile: bool = typer.Option(False, "--profile", help="count every program step (per-kernel table)"),
+    dump: bool = typer.Option(True, "--dump/--checksums", help="the device prints every final parameter in hex "
+                              "(compared byte by byte), or only a checksum per parameter"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="keep the project and build here"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="print tool output on errors"),
 ):
@@ -109,7 +111,7 @@ def run_command(
         report = run_on_target(model, targets_api, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
                                work_dir=work, batch_size=batch_size, update=update, optim=optim, options=options,
                                seed=seed, eval_x=eval_x, eval_y=eval_y, epoch_starts=starts, opt=opt,
-                               timeout_s=timeout, profile=profile, model_spec=model_spec)
+                               timeout_s=timeout, profile=profile, model_spec=model_spec, dump=dump)
         if compare_float:
             from ..codegen.float_ref import run_reference_on_target
 
