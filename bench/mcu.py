@@ -34,7 +34,7 @@ from _common import markdown_table, write_results  # noqa: E402
 
 import tintin.targets as targets  # noqa: E402
 from tintin.codegen.float_ref import run_reference_on_target  # noqa: E402
-from tintin.codegen.session import run_on_target, select_samples  # noqa: E402
+from tintin.codegen.ondevice import run_on_target, select_samples  # noqa: E402
 from tintin.data import load  # noqa: E402
 from tintin.nn import build_model  # noqa: E402
 from tintin.optim import OptimConfig  # noqa: E402

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import tintin.targets as targets
 from codegen_helpers import ONLINE, digits, mnist, order_for, pooled_digits, random_data, require, small_cnn, tiny_mlp
-from tintin.codegen.session import run_on_target, select_samples
+from tintin.codegen.ondevice import run_on_target, select_samples
 from tintin.nn import build_model
 from tintin.optim import OptimConfig
 
@@ -80,7 +80,7 @@ def test_step_profile_adds_up(tmp_path):
 @pytest.mark.parametrize("target", ["cortex-m0", "atmega328p"])
 def test_the_memory_check_names_what_is_missing(tmp_path, target):
     require(target)
-    from tintin.codegen.session import DoesNotFitError
+    from tintin.codegen.ondevice import DoesNotFitError
 
     ds = mnist()
     model = build_model("lenet5", ds.sample_shape, ds.num_classes, input_exponent=ds.input_exponent)

@@ -7,7 +7,7 @@ import pytest
 import tintin.targets as targets
 from codegen_helpers import ONLINE, digits, order_for, require
 from tintin.codegen.float_ref import render_reference, run_reference_on_target
-from tintin.codegen.session import select_samples
+from tintin.codegen.ondevice import select_samples
 from tintin.nn import build_model
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tintin.targets as targets
 from codegen_helpers import ONLINE, digits, mnist, order_for, random_data, require, small_cnn
-from tintin.codegen.session import run_on_target, select_samples, simulate
+from tintin.codegen.ondevice import run_on_target, select_samples, simulate
 from tintin.compile import CompileOptions, apply_update_selection
 from tintin.nn import Context, QuantConfig, Sequential, build_model
 from tintin.nn.conv_layers import Conv1d, Conv2d

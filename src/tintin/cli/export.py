@@ -65,7 +65,7 @@ def export_command(
 ):
     """Write the C99 training project of MODEL (sources, runtime, Makefile, README) into --out."""
     from ..codegen import CodegenError, generate_project
-    from ..codegen.session import DoesNotFitError, check_fit
+    from ..codegen.ondevice import DoesNotFitError, check_fit
     from ..compile import CompileError, PlanError, UpdateSelectionError
     from .plan import _load_model
 

@@ -75,7 +75,7 @@ def run_command(
     prediction and final weight with the simulator; reports instructions (AVR: cycles) per step,
     memory and, with --compare-float, the float32 reference C on the same core."""
     from ..codegen import CodegenError
-    from ..codegen.session import DoesNotFitError, run_on_target, select_samples
+    from ..codegen.ondevice import DoesNotFitError, run_on_target, select_samples
     from ..compile import CompileError, PlanError, UpdateSelectionError
     from .. import targets as targets_api
     from .plan import _load_model

@@ -6,7 +6,7 @@
 * :func:`generate_project` (:mod:`tintin.codegen.project`): a compiled training program as a
   self-contained C99 project (one planned arena, one runtime call per program step, batch-1
   evaluation, parameter export, Makefile, README); see ``docs/codegen.md``.
-* :mod:`tintin.codegen.session`: build and run a project on an emulated target and compare every
+* :mod:`tintin.codegen.ondevice`: build and run a project on an emulated target and compare every
   output with the simulator (``run_on_target``); :mod:`tintin.codegen.driver` writes its ``main()``.
 * :mod:`tintin.codegen.float_ref`: the same training step in C with binary32 reals, for measuring
   what integers save.

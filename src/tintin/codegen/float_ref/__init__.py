@@ -7,7 +7,7 @@
 """
 
 from .emit import ReferenceSources, render_reference, render_reference_driver
-from .session import ReferenceReport, effective_lr, run_reference_on_target
+from .runner import ReferenceReport, effective_lr, run_reference_on_target
 
 __all__ = ["ReferenceSources", "render_reference", "render_reference_driver", "ReferenceReport", "effective_lr",
            "run_reference_on_target"]
