@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cgen import CTYPE, CodegenError, c_array
+from .cgen import CodegenError, c_array
 
 #: hex bytes per ``H`` line
 HEX_BYTES_PER_LINE = 32

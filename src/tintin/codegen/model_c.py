@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cgen import CTYPE, CodegenError, IdentTable, c_array, c_int, c_scale, c_size, comment
+from .cgen import CTYPE, CodegenError, IdentTable, c_array, c_size, comment
 from .steps import SUPPORTED_OPS, EmitContext, StepEmitter
 
 #: dtype codes of tt_param_info_t

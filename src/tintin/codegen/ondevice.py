@@ -16,7 +16,6 @@ package sits above it).
 from __future__ import annotations
 
 import copy
-import re
 import shutil
 import subprocess
 import time
@@ -447,5 +446,3 @@ def select_samples(x, y, order, steps: int, batch_size: int):
     used, inverse = np.unique(order, return_inverse=True)
     return np.asarray(x)[used], np.asarray(y)[used], inverse.astype(np.int64)
 
-
-_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
