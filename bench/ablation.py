@@ -18,7 +18,8 @@ VARIANTS = {
     "default (compound, upscaled init, aligned, int8)": ({}, {}),
     "pow2 scales": ({"scale_mode": "pow2"}, {}),
     "no initial weight upscaling": ({"upscale_init": False}, {}),
-    "NITI rule (mu 4->3->2)": ({}, {"rule": "niti", "mu": 4, "mu_schedule": ((10, 3), (20, 2))}),
+    # mu 4 -> 3 -> 2 at one and two thirds of the run (filled in from --epochs)
+    "NITI rule (mu 4->3->2)": ({}, {"rule": "niti", "mu": 4, "mu_schedule": "thirds"}),
     "int16 weights": ({"weight_bits": 16}, {}),
     "int16 weights, nearest rounding": ({"weight_bits": 16}, {"rounding": "nearest"}),
     "nearest rounding of updates": ({}, {"rounding": "nearest"}),
@@ -59,6 +60,8 @@ def main(argv=None) -> None:
     curves, rows, records = {}, [], []
     for variant in chosen:
         qkw, okw = VARIANTS[variant]
+        if okw.get("mu_schedule") == "thirds":
+            okw = {**okw, "mu_schedule": ((round(epochs / 3), 3), (round(2 * epochs / 3), 2))}
         finals, per_epoch = [], []
         for seed in range(args.seeds):
             model = build_model(args.model, ds.sample_shape, ds.num_classes, QuantConfig(**qkw), seed=seed,
