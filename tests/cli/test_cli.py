@@ -98,3 +98,10 @@ def test_datasets_command(capsys):
     assert code == 0
     names = {d["name"] for d in json.loads(out)}
     assert {"digits", "mnist5k"} <= names
+
+
+def test_devices_command(capsys):
+    code, out, err = run(capsys, "devices", "--json")
+    assert code == 0, err
+    names = {d["name"] for d in json.loads(out)}
+    assert {"rp2040", "stm32f103c8", "nrf52840", "apollo3", "atmega328p", "msp430fr5994"} <= names

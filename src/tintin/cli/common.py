@@ -9,8 +9,9 @@ from rich.console import Console
 
 from .app import CliError
 
-err_console = Console(stderr=True)
-out_console = Console()
+# 80 columns is rich's guess when output is piped; our tables need more
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+out_console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def load_dataset(name: str, **options):
