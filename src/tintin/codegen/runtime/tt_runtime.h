@@ -1,6 +1,6 @@
 /* tt_runtime.h - the tintin C training runtime: include this one header.
  *
- * Portable C99 (32-bit ARM, 8-bit AVR with 16-bit int, any hosted compiler): no float or double,
+ * Portable C99 (32-bit ARM, 8-bit AVR with 16-bit int, any hosted compiler): integer arithmetic only,
  * no allocation, only <stdint.h> and <stddef.h>. Bit-exact with the Python simulator
  * (tintin.numerics, tintin.ops, tintin.optim); docs/c-runtime.md maps every function to its
  * Python counterpart and lists the accumulator bounds.

@@ -1,6 +1,6 @@
 /* tt_types.h - basic types of the tintin C runtime.
  *
- * Portable C99: only <stdint.h> and <stddef.h>; no float, no allocation. Every kernel takes
+ * Portable C99: only <stdint.h> and <stddef.h>; integer arithmetic only, no allocation. Every kernel takes
  * caller-owned buffers and returns a tt_status_t. A quantised tensor is an array of integer
  * mantissas plus one tt_scale_t: real value = mantissa * 2**S * (5/4)**U * (3/4)**D.
  */

@@ -1,7 +1,7 @@
 /* platform_avr.c - tt_platform.h on the ATmega328P under simavr: console on USART0.
  * The simavr harness (simavr/tt_simavr_run.c) collects USART0 bytes, reads the cycle counter
  * when tt_bench_mark() is entered and stops at tt_exit() (or libgcc's exit() when main
- * returns) with the status taken from r24:r25. No float, no libc. */
+ * returns) with the status taken from r24:r25. Integer-only, no libc. */
 #include <avr/io.h>
 #include "tt_platform.h"
 

@@ -1,7 +1,7 @@
 /* platform_cm.c - tt_platform.h on Cortex-M under QEMU: ARM semihosting (BKPT 0xAB).
  * QEMU runs with -semihosting-config enable=on; SYS_WRITEC/SYS_WRITE0 reach the host's
  * stdout, reports for the runner ("tt-stack", "tt-fault") go to the ":tt" stderr handle, and
- * SYS_EXIT_EXTENDED becomes QEMU's exit status. No float, no libc. */
+ * SYS_EXIT_EXTENDED becomes QEMU's exit status. Integer-only, no libc. */
 #include "tt_platform.h"
 
 #define SYS_OPEN          0x01u

@@ -45,7 +45,7 @@ void Reset_Handler(void)
     SCB_CCR |= 1u << 3;   /* UNALIGN_TRP */
 #endif
 #if defined(__ARM_FP)
-    /* hard-float build: grant CP10/CP11 access before the first VFP instruction */
+    /* FPU (VFP) build: grant CP10/CP11 access before the first VFP instruction */
     SCB_CPACR |= 0xFu << 20;
     __asm__ volatile ("dsb\n\tisb" ::: "memory");
 #endif

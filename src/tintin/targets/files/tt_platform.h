@@ -1,7 +1,7 @@
 /* tt_platform.h - the portable harness contract between a program and a tintin target.
  *
  * A program supplies main() and calls only these functions for I/O, timing marks and exit.
- * Every target (host, Cortex-M under QEMU, ATmega328P under simavr) implements them; no float,
+ * Every target (host, Cortex-M under QEMU, ATmega328P under simavr) implements them; integer-only,
  * no libc and no heap on MCU targets. Freestanding memset/memcpy/memmove/memcmp are provided.
  *
  *   int main(void) {
