@@ -24,6 +24,7 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=None, help="default: the model's training defaults")
     ap.add_argument("--lr-schedule", default=None, help="EPOCH:LR,... for both trainings (default: the model's)")
     ap.add_argument("--momentum-shift", type=int, default=None, help="default: the model's")
+    ap.add_argument("--weight-bits", type=int, default=8, help="8 or 16 (int16 master weights)")
     ap.add_argument("--dataset-options", default="", help="key=value,... passed to tintin.data.load")
     ap.add_argument("--name", default="accuracy")
     return ap.parse_args(argv)
@@ -34,7 +35,7 @@ def run_pair(model_name, ds, seed, args, tconf):
     from tintin.reference import train_float
     from tintin.train import fit
 
-    model = build_model(model_name, ds.sample_shape, ds.num_classes, QuantConfig(), seed=seed,
+    model = build_model(model_name, ds.sample_shape, ds.num_classes, QuantConfig(weight_bits=args.weight_bits), seed=seed,
                         input_exponent=ds.input_exponent)
     flt = train_float(model, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test, eval_each_epoch=False)
     res = fit(model, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test)
@@ -77,11 +78,12 @@ def main(argv=None) -> None:
         si = statistics.stdev(ints) if len(ints) > 1 else 0.0
         sf = statistics.stdev(flts) if len(flts) > 1 else 0.0
         rec = {"model": model_name, "dataset": ds_name, "synthetic": ds.synthetic, "seeds": args.seeds,
-               "epochs": epochs, "batch_size": args.batch_size, "lr": lr, "lr_schedule": sched, "momentum_shift": mom,
+               "epochs": epochs, "batch_size": args.batch_size, "weight_bits": args.weight_bits, "lr": lr, "lr_schedule": sched, "momentum_shift": mom,
                "dataset_options": options, "integer": ints, "float32": flts, "integer_mean": mi,
                "integer_std": si, "float32_mean": mf, "float32_std": sf, "gap_points": mf - mi}
         records.append(rec)
-        rows.append([model_name, ds_name + (" (synthetic)" if ds.synthetic else ""), epochs,
+        rows.append([model_name + (f", int{args.weight_bits} weights" if args.weight_bits != 8 else ""),
+                     ds_name + (" (synthetic)" if ds.synthetic else ""), epochs,
                      f"{lr:g}" + (f", decay {','.join(f'{e}:{v:g}' for e, v in sched)}" if sched else "")
                      + (f", momentum 1-2^-{mom}" if mom else ""),
                      f"{mi:.2f} ± {si:.2f}", f"{mf:.2f} ± {sf:.2f}", f"{mf - mi:+.2f}"])

@@ -178,7 +178,7 @@ def rescnn(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, 
 
 # settings measured with plain SGD (docs/cnn.md, bench/results/): lr 0.5 (the MLP's) diverges here
 _TRAINING = {
-    "lenet5": TrainingDefaults(lr=0.1, epochs=20),
+    "lenet5": TrainingDefaults(lr=0.1, decay_at=(0.5, 0.8), epochs=20),
     "cnn1d": TrainingDefaults(lr=0.05, momentum_shift=3, decay_at=(0.5, 0.8), epochs=30),
     "dscnn": TrainingDefaults(lr=0.05, momentum_shift=3, decay_at=(0.5, 0.8), epochs=20),
     "rescnn": TrainingDefaults(lr=0.05, decay_at=(0.5, 0.8), epochs=20),

@@ -187,9 +187,11 @@ class IntegerSGD:
             return
         limit = limit_for_bits(p.bits)
         dtype = value.m.dtype
-        choice = choose_grid_rescale(max_abs(new), value.scale, p.bits, self.mode) if self.config.weight_rescale else None
-        if choice is None:
-            clip_inplace(new, limit)
+        if not self.config.weight_rescale:
+            p.assign(type(value)(clip_inplace(new, limit).astype(dtype), value.scale))
+            return
+        choice = choose_grid_rescale(max_abs(new), value.scale, p.bits, self.mode)
+        if choice is None:  # max |new| <= limit: nothing to clip
             p.assign(type(value)(new.astype(dtype), value.scale))
             return
         new_scale, mult = choice
