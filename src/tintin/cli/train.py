@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from .app import CliError
-from .common import err_console, load_dataset, out_console, print_json
+from .common import load_dataset, out_console, print_json
 
 
 def parse_schedule(text: str | None, kind=float) -> tuple:

@@ -606,7 +606,7 @@ class _Renderer:
                       "            return TT_ERR_ARG;",
                       "        }",
                       "    }"]
-        lines += [f"    sc->input.S = TT_INPUT_EXPONENT; sc->input.U = 0; sc->input.D = 0;",
+        lines += ["    sc->input.S = TT_INPUT_EXPONENT; sc->input.U = 0; sc->input.D = 0;",
                   f"    sc->labels.S = {int(p.target_exponent) if p.loss == 'mse' else 0}; "
                   "sc->labels.U = 0; sc->labels.D = 0;"]
         for ln in train_body:

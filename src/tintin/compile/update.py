@@ -28,14 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics import QTensor, Rounding, apply_multiplier, limit_for_bits, max_abs, ratio_multiplier, shift_round
+from ..numerics import QTensor, Rounding, apply_multiplier, limit_for_bits, max_abs
 from ..numerics.rescale import choose_grid_rescale
 from ..numerics.rounding import GOLDEN32, MASK32
-from ..numerics.scale import divide_multiplier
-from ..optim.sgd import MOMENTUM_FRAC_BITS
 from .registry import gradient_rows_for, register_kernel
-
-MOMENTUM_LIMIT = 1 << 40
 
 
 def offset_key(key: int, offset: int) -> int:
@@ -106,29 +102,19 @@ def fused_weight_update(step, io, env) -> None:
             amax = max(amax, max_abs(gm))
             if n_tiles == 1:
                 cached[0] = (gm, gs)
-        if amax == 0:
+        k = opt.niti_shift(amax)
+        if k is None:
             return
-        k = amax.bit_length() - opt.mu
 
         def delta_of(gm, gs, r0, v_old):
-            if k <= 0:
-                return gm.astype(np.int64) << -k, None
-            return shift_round(gm.astype(np.int64), k, cfg.rounding, offset_key(key, r0 * row_len)), None
+            return opt.niti_delta(gm, k, offset_key(key, r0 * row_len)), None
     else:
         mult_cache = {}
 
         def delta_of(gm, gs, r0, v_old):
             if "m" not in mult_cache:
-                mult_cache["m"] = divide_multiplier(ratio_multiplier(opt.lr_scale * gs / w_scale), opt.batch_size)
-            mult = mult_cache["m"]
-            tkey = offset_key(key, r0 * row_len)
-            if v_old is None:
-                return apply_multiplier(gm, mult, cfg.rounding, tkey), None
-            m, n = mult
-            fine = apply_multiplier(gm, (m, n - MOMENTUM_FRAC_BITS), Rounding.NEAREST)
-            vn = v_old - shift_round(v_old, cfg.momentum_shift, Rounding.NEAREST) + fine
-            np.clip(vn, -MOMENTUM_LIMIT, MOMENTUM_LIMIT, out=vn)
-            return shift_round(vn, MOMENTUM_FRAC_BITS, cfg.rounding, tkey), vn
+                mult_cache["m"] = opt.aligned_multiplier(gs, w_scale)
+            return opt.aligned_delta(gm, mult_cache["m"], offset_key(key, r0 * row_len), v_old)
 
     def new_values(t: int):
         r0, r1, idx = span(t)

@@ -39,6 +39,7 @@ from ..numerics.scale import divide_multiplier
 from ..nn.module import Context, Parameter
 
 MOMENTUM_FRAC_BITS = 8
+MOMENTUM_LIMIT = 1 << 40
 BIAS_LIMIT = 1 << 30
 
 
@@ -137,13 +138,11 @@ class IntegerSGD:
         gm = g.m if rows is None else g.m[rows]
         key = ctx.stream.key(self.site[id(p)])
         if self.config.rule == "niti" and p.kind == "weight":
-            delta = self._niti_delta(gm, key)
+            shift = self.niti_shift(max_abs(gm))
+            delta = None if shift is None else self.niti_delta(gm, shift, key)
         else:
-            mult = divide_multiplier(ratio_multiplier(self.lr_scale * g.scale / p.value.scale), self.batch_size)
-            if self.config.momentum_shift:
-                delta = self._momentum_delta(p, gm, mult, key)
-            else:
-                delta = apply_multiplier(gm, mult, self.config.rounding, key)
+            delta, p.momentum = self.aligned_delta(gm, self.aligned_multiplier(g.scale, p.value.scale), key,
+                                                   p.momentum)
         if delta is not None:
             if rows is None:
                 self._apply(p, delta)
@@ -160,23 +159,36 @@ class IntegerSGD:
         m[rows] = sub.astype(m.dtype)
         p.assign(type(value)(m, value.scale))
 
-    def _niti_delta(self, g: np.ndarray, key: int) -> np.ndarray | None:
-        amax = max_abs(g)
-        if amax == 0:
-            return None
-        k = amax.bit_length() - self.mu
-        if k <= 0:
-            return g.astype(np.int64) << -k
-        return shift_round(g.astype(np.int64), k, self.config.rounding, key)
+    # -- the integer step, element-wise (also used by compiled programs on gradient tiles) ------
+    def niti_shift(self, amax: int) -> int | None:
+        """NITI: the right shift ``bitlen(max|g|) - mu`` (``None``: an all-zero gradient, no update)."""
+        return None if amax == 0 else amax.bit_length() - self.mu
 
-    def _momentum_delta(self, p: Parameter, g: np.ndarray, mult: tuple[int, int], key: int) -> np.ndarray:
+    def niti_delta(self, g: np.ndarray, shift: int, key: int) -> np.ndarray:
+        """NITI: ``round(g / 2**shift)`` (a left shift when ``shift <= 0``)."""
+        if shift <= 0:
+            return g.astype(np.int64) << -shift
+        return shift_round(g.astype(np.int64), shift, self.config.rounding, key)
+
+    def aligned_multiplier(self, grad_scale: Scale, weight_scale: Scale) -> tuple[int, int]:
+        """``lr * s_g / s_w / batch`` as a fixed-point multiplier."""
+        return divide_multiplier(ratio_multiplier(self.lr_scale * grad_scale / weight_scale), self.batch_size)
+
+    def aligned_delta(self, g: np.ndarray, mult: tuple[int, int], key: int,
+                      momentum: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Aligned rule: ``(delta, new momentum)`` for gradient mantissas ``g``.
+
+        Without momentum ``delta = round(g * M / 2**n)``. With momentum (``momentum_shift = k``)
+        ``v = v - round(v / 2**k) + round(g * M / 2**(n - 8))`` (``v`` clipped to ``+-2**40``,
+        zeros before the first step) and ``delta = round(v / 2**8)``."""
+        if not self.config.momentum_shift:
+            return apply_multiplier(g, mult, self.config.rounding, key), None
         m, n = mult
         fine = apply_multiplier(g, (m, n - MOMENTUM_FRAC_BITS), Rounding.NEAREST)
-        v = p.momentum if p.momentum is not None else np.zeros(g.shape, dtype=np.int64)
+        v = momentum if momentum is not None else np.zeros(g.shape, dtype=np.int64)
         v = v - shift_round(v, self.config.momentum_shift, Rounding.NEAREST) + fine
-        clip_inplace(v, 1 << 40)
-        p.momentum = v
-        return shift_round(v, MOMENTUM_FRAC_BITS, self.config.rounding, key)
+        clip_inplace(v, MOMENTUM_LIMIT)
+        return shift_round(v, MOMENTUM_FRAC_BITS, self.config.rounding, key), v
 
     def _apply(self, p: Parameter, delta: np.ndarray) -> None:
         value = p.value

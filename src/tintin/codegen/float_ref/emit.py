@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cgen import CodegenError, c_array, comment
+from ..cgen import CodegenError, comment
 
 _SUPPORTED = ("Linear", "ReLU", "Flatten", "Conv2d", "Conv1d", "MaxPool2d", "MaxPool1d", "AvgPool2d", "AvgPool1d",
               "GlobalAvgPool")
