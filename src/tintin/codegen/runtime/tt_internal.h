@@ -138,4 +138,15 @@ static inline size_t tt_ceil_div(size_t a, size_t b)
     return (a + b - 1u) / b;
 }
 
+/* Pooling windows: the output positions [*lo, *hi) whose window contains input row y
+ * (p * stride <= y < p * stride + kernel), clipped to out. */
+static inline void tt_pool_covering(size_t y, size_t kernel, size_t stride, size_t out, size_t *lo, size_t *hi)
+{
+    *lo = y + 1u > kernel ? tt_ceil_div(y + 1u - kernel, stride) : 0u;
+    *hi = y / stride + 1u;
+    if (*hi > out) {
+        *hi = out;
+    }
+}
+
 #endif /* TT_INTERNAL_H */

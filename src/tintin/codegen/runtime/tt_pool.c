@@ -84,16 +84,6 @@ tt_status_t tt_maxpool2d_forward_s8(const int8_t *x, const tt_pool2d_shape_t *sh
     return TT_OK;
 }
 
-/* Output positions p whose window contains input row y: p * stride <= y < p * stride + kernel. */
-static void covering(size_t y, size_t kernel, size_t stride, size_t out, size_t *lo, size_t *hi)
-{
-    *lo = y + 1u > kernel ? tt_ceil_div(y + 1u - kernel, stride) : 0u;
-    *hi = y / stride + 1u;
-    if (*hi > out) {
-        *hi = out;
-    }
-}
-
 /* max pool input error at (b, c, y, x): the errors of the windows whose argmax is (y, x);
  * at most ceil(kH/sH) * ceil(kW/sW) terms of |e| <= 127 */
 static int32_t maxpool_error_at(const void *vctx, size_t b, size_t ch, size_t y, size_t x)
@@ -101,8 +91,8 @@ static int32_t maxpool_error_at(const void *vctx, size_t b, size_t ch, size_t y,
     const pool_ctx_t *c = (const pool_ctx_t *)vctx;
     size_t plane = (b * c->s->channels + ch) * c->out_h * c->out_w, p, q, p_lo, p_hi, q_lo, q_hi;
     int32_t acc = 0;
-    covering(y, c->kh, c->sh, c->out_h, &p_lo, &p_hi);
-    covering(x, c->kw, c->sw, c->out_w, &q_lo, &q_hi);
+    tt_pool_covering(y, c->kh, c->sh, c->out_h, &p_lo, &p_hi);
+    tt_pool_covering(x, c->kw, c->sw, c->out_w, &q_lo, &q_hi);
     for (p = p_lo; p < p_hi; ++p) {
         for (q = q_lo; q < q_hi; ++q) {
             size_t k = plane + p * c->out_w + q;
@@ -197,8 +187,8 @@ static int32_t avgpool_error_at(const void *vctx, size_t b, size_t ch, size_t y,
     const int8_t *e = c->a + (b * c->s->channels + ch) * c->out_h * c->out_w;
     size_t p, q, p_lo, p_hi, q_lo, q_hi;
     int32_t acc = 0;
-    covering(y, c->kh, c->sh, c->out_h, &p_lo, &p_hi);
-    covering(x, c->kw, c->sw, c->out_w, &q_lo, &q_hi);
+    tt_pool_covering(y, c->kh, c->sh, c->out_h, &p_lo, &p_hi);
+    tt_pool_covering(x, c->kw, c->sw, c->out_w, &q_lo, &q_hi);
     for (p = p_lo; p < p_hi; ++p) {
         for (q = q_lo; q < q_hi; ++q) {
             acc += e[p * c->out_w + q] * c->mult;

@@ -861,23 +861,13 @@ tt_status_t tt_maxpool2d_forward_idx8_s8(const int8_t *x, const tt_pool2d_shape_
     return TT_OK;
 }
 
-/* Output positions p whose window contains input row y: p * stride <= y < p * stride + kernel. */
-static void covering(size_t y, size_t kernel, size_t stride, size_t out, size_t *lo, size_t *hi)
-{
-    *lo = y + 1u > kernel ? tt_ceil_div(y + 1u - kernel, stride) : 0u;
-    *hi = y / stride + 1u;
-    if (*hi > out) {
-        *hi = out;
-    }
-}
-
 static int32_t maxpool8_error_at(const void *vctx, size_t b, size_t ch, size_t y, size_t x)
 {
     const pool8_ctx_t *c = (const pool8_ctx_t *)vctx;
     size_t plane = (b * c->s->channels + ch) * c->out_h * c->out_w, p, q, p_lo, p_hi, q_lo, q_hi;
     int32_t acc = 0;
-    covering(y, c->kh, c->sh, c->out_h, &p_lo, &p_hi);
-    covering(x, c->kw, c->sw, c->out_w, &q_lo, &q_hi);
+    tt_pool_covering(y, c->kh, c->sh, c->out_h, &p_lo, &p_hi);
+    tt_pool_covering(x, c->kw, c->sw, c->out_w, &q_lo, &q_hi);
     for (p = p_lo; p < p_hi; ++p) {
         for (q = q_lo; q < q_hi; ++q) {
             size_t k = plane + p * c->out_w + q;
