@@ -149,4 +149,48 @@ static inline void tt_pool_covering(size_t y, size_t kernel, size_t stride, size
     }
 }
 
+/* ---- the integer SGD step of one gradient element ---------------------------------------------
+ * (tintin.optim.IntegerSGD.niti_delta / aligned_delta; shared by tt_sgd.c and the tiled updates
+ * of tt_program.c) */
+#define TT_MOMENTUM_CLIP ((int64_t)1 << 40)
+
+/* a - b with the int64 wrap-around of numpy (no undefined behaviour) */
+static inline int64_t tt_sub_wrap64(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a - (uint64_t)b);
+}
+
+/* What the step of every element of one parameter needs, computed once per parameter. */
+typedef struct {
+    uint8_t niti;           /* NITI bit-width rule */
+    uint8_t momentum;       /* aligned rule with momentum */
+    uint8_t momentum_shift; /* 1..8 */
+    int8_t niti_k;          /* NITI: right shift (a left shift by -k when k <= 0) */
+    tt_rounding_t rounding;
+    tt_multiplier_t mult;   /* aligned: lr * grad_scale / w_scale / batch */
+    tt_multiplier_t fine;   /* momentum: the same in 2**-8 weight units */
+    uint32_t key;
+} tt_delta_rule_t;
+
+/* delta of gradient element g with draw index `index`; with momentum *v is updated:
+ * NITI: round(g / 2**k); aligned: round(g * M / 2**n); momentum: v <- v - round(v / 2**k)
+ * + round(g * M / 2**(n-8)), |v| <= 2**40, delta = round(v / 2**8). */
+static inline int64_t tt_delta_at(const tt_delta_rule_t *r, int32_t g, int64_t *v, uint32_t index)
+{
+    if (r->niti) {
+        if (r->niti_k <= 0) {
+            return (int64_t)g * ((int64_t)1 << -r->niti_k);
+        }
+        return tt_shift_round_s32(g, (uint8_t)r->niti_k, r->rounding, r->key, index);
+    }
+    if (r->momentum) {
+        int64_t fine = tt_apply_multiplier_scalar(g, r->fine, TT_ROUND_NEAREST, 0, 0, -1);
+        int64_t nv = tt_sub_wrap64(*v, tt_shift_round_nearest_s64(*v, r->momentum_shift));
+        nv = tt_clip64(tt_sub_wrap64(nv, -fine), TT_MOMENTUM_CLIP);
+        *v = nv;
+        return tt_shift_round_s64(nv, TT_MOMENTUM_FRAC_BITS, r->rounding, r->key, index);
+    }
+    return tt_apply_multiplier_scalar(g, r->mult, r->rounding, r->key, index, -1);
+}
+
 #endif /* TT_INTERNAL_H */

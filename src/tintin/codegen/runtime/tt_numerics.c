@@ -459,17 +459,57 @@ int32_t tt_rescale_apply(int32_t x, const tt_rescale_t *choice, int32_t limit, t
     return (int32_t)tt_clip64(q, limit);
 }
 
+/* out[i] = acc[i] rescaled by `choice` (nearest, clipped to +-127, as tt_rescale_apply), or copied
+ * when `change` is 0 (the tensor fits). One pass, 32-bit products where they suffice. */
+void tt_rescale_write_s8(const int32_t *acc, size_t count, uint8_t change, const tt_rescale_t *choice, int8_t *out)
+{
+    uint8_t n;
+    uint32_t m, half;
+    size_t i;
+    if (!change) {
+        for (i = 0; i < count; ++i) {
+            out[i] = (int8_t)acc[i];
+        }
+        return;
+    }
+    n = (uint8_t)(choice->p + choice->shift);
+    m = choice->m;
+    half = n ? (uint32_t)1 << (n - 1) : 0u;
+    if (n == 0 || n > 31) {
+        for (i = 0; i < count; ++i) {
+            out[i] = (int8_t)tt_rescale_apply(acc[i], choice, 127, TT_ROUND_NEAREST, 0, 0);
+        }
+        return;
+    }
+    for (i = 0; i < count; ++i) {
+        int32_t x = acc[i];
+        uint32_t a = tt_mag32(x), q;
+        if (m == 1) {
+            q = (a + half) >> n; /* a <= 2**31, half <= 2**30 */
+        } else if (a < ((uint32_t)1 << 23)) {
+            q = (a * m + half) >> n;
+        } else {
+            q = (uint32_t)(((uint64_t)a * m + half) >> n);
+        }
+        q = q > 127u ? 127u : q;
+        out[i] = (int8_t)(x < 0 ? -(int32_t)q : (int32_t)q);
+    }
+}
+
 tt_status_t tt_rescale_s32_to_s8(const int32_t *acc, size_t count, tt_scale_t *scale, tt_scale_mode_t mode,
                                  tt_rounding_t rounding, uint32_t key, int8_t *out)
 {
     tt_rescale_t choice;
+    uint8_t change;
     size_t i;
     if (scale == NULL || (count && (acc == NULL || out == NULL))) {
         return TT_ERR_ARG;
     }
-    if (!tt_choose_rescale(tt_max_abs_s32(acc, count), 8, mode, &choice)) {
-        for (i = 0; i < count; ++i) {
-            out[i] = (int8_t)acc[i];
+    change = tt_choose_rescale(tt_max_abs_s32(acc, count), 8, mode, &choice);
+    if (!change || rounding == TT_ROUND_NEAREST) {
+        tt_rescale_write_s8(acc, count, change, &choice, out);
+        if (change) {
+            *scale = tt_rescaled_scale(*scale, &choice);
         }
         return TT_OK;
     }

@@ -98,6 +98,9 @@ tt_scale_t tt_rescaled_scale(tt_scale_t scale, const tt_rescale_t *choice);
 /* apply_step on one element: clip(round(x * m, p + shift)) into [-limit, limit]. */
 int32_t tt_rescale_apply(int32_t x, const tt_rescale_t *choice, int32_t limit, tt_rounding_t rounding,
                          uint32_t key, uint32_t index);
+/* The apply half of rescale (nearest): out = acc rescaled by `choice` when `change`, else copied.
+ * For kernels that found the range while accumulating (the scale is tt_rescaled_scale's). */
+void tt_rescale_write_s8(const int32_t *acc, size_t count, uint8_t change, const tt_rescale_t *choice, int8_t *out);
 /* rescale(acc, scale, 8, mode, rounding, key): int32 -> int8. *scale is the input's scale on
  * entry and the output's on return. out may alias acc only if it is the same storage read
  * element by element (out[i] is written after acc[i] is read). */

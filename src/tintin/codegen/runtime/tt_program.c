@@ -3,7 +3,6 @@
 #include "tt_program.h"
 #include "tt_internal.h"
 
-#define TT_MOMENTUM_CLIP ((int64_t)1 << 40)
 
 /* ARMv6-M tuning expands a multiplication by a constant into a chain of shifts and adds (20
  * instructions for the second mix32 constant): hide the constants so that one MULS remains. */
@@ -107,33 +106,6 @@ static int32_t align_bias_one(int32_t b, tt_multiplier_t mult)
     return (int32_t)tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT);
 }
 
-/* out[i] = rescale of acc[i] by `choice` (nearest, clipped to +-127), as tt_rescale_apply */
-static void rescale_out_s8(const int32_t *acc, size_t count, const tt_rescale_t *choice, int8_t *out)
-{
-    uint8_t n = (uint8_t)(choice->p + choice->shift);
-    uint32_t m = choice->m, half = n ? (uint32_t)1 << (n - 1) : 0u;
-    size_t i;
-    if (n == 0 || n > 31) {
-        for (i = 0; i < count; ++i) {
-            out[i] = (int8_t)tt_rescale_apply(acc[i], choice, 127, TT_ROUND_NEAREST, 0, 0);
-        }
-        return;
-    }
-    for (i = 0; i < count; ++i) {
-        int32_t x = acc[i];
-        uint32_t a = tt_mag32(x), q;
-        if (m == 1) {
-            q = (a + half) >> n; /* a <= 2**31, half <= 2**30 */
-        } else if (a < ((uint32_t)1 << 23)) {
-            q = (a * m + half) >> n;
-        } else {
-            q = (uint32_t)(((uint64_t)a * m + half) >> n);
-        }
-        q = q > 127u ? 127u : q;
-        out[i] = (int8_t)(x < 0 ? -(int32_t)q : (int32_t)q);
-    }
-}
-
 tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
                                     const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
                                     size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
@@ -181,14 +153,7 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
         }
     }
     if (acc != NULL) {
-        if (change) {
-            rescale_out_s8(acc, batch * out_features, &choice, y);
-        } else {
-            size_t i;
-            for (i = 0; i < batch * out_features; ++i) {
-                y[i] = (int8_t)acc[i];
-            }
-        }
+        tt_rescale_write_s8(acc, batch * out_features, change, &choice, y);
     }
     *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
     return TT_OK;
@@ -241,13 +206,7 @@ tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_sca
     }
     amax = tt_max_abs_s32(acc, batch * in_features);
     change = tt_choose_rescale(amax, 8, mode, &choice);
-    if (change) {
-        rescale_out_s8(acc, batch * in_features, &choice, err_in);
-    } else {
-        for (k = 0; k < batch * in_features; ++k) {
-            err_in[k] = (int8_t)acc[k];
-        }
-    }
+    tt_rescale_write_s8(acc, batch * in_features, change, &choice, err_in);
     *err_in_scale = change ? tt_rescaled_scale(tt_scale_mul(err_scale, w_scale), &choice)
                            : tt_scale_mul(err_scale, w_scale);
     return TT_OK;
@@ -648,14 +607,7 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
         }
     }
     if (acc != NULL) {
-        size_t n = s->batch * s->out_channels * out_h * out_w;
-        if (change) {
-            rescale_out_s8(acc, n, &choice, y);
-        } else {
-            for (i = 0; i < n; ++i) {
-                y[i] = (int8_t)acc[i];
-            }
-        }
+        tt_rescale_write_s8(acc, s->batch * s->out_channels * out_h * out_w, change, &choice, y);
     }
     *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
     return TT_OK;
@@ -722,13 +674,7 @@ tt_status_t tt_conv2d_backward_input_scatter_s8(const int8_t *err, tt_scale_t er
         }
     }
     change = tt_choose_rescale(tt_max_abs_s32(acc, n), 8, mode, &choice);
-    if (change) {
-        rescale_out_s8(acc, n, &choice, err_in);
-    } else {
-        for (k = 0; k < n; ++k) {
-            err_in[k] = (int8_t)acc[k];
-        }
-    }
+    tt_rescale_write_s8(acc, n, change, &choice, err_in);
     *err_in_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
     return TT_OK;
 }
@@ -928,38 +874,10 @@ tt_status_t tt_maxpool2d_backward_idx8_s8(const int8_t *err, tt_scale_t err_scal
 
 /* ---- row-tiled weight update -------------------------------------------------------------------- */
 
-static int64_t sub_wrap64(int64_t a, int64_t b)
-{
-    return (int64_t)((uint64_t)a - (uint64_t)b);
-}
-
 typedef struct {
-    uint8_t niti, momentum, have_mult, momentum_shift;
-    int8_t niti_k;
-    tt_rounding_t rounding;
-    tt_multiplier_t mult, fine;
-    uint32_t key;
+    tt_delta_rule_t d; /* the element step, shared with tt_sgd.c */
+    uint8_t have_mult; /* d.mult is known (set from the first tile's gradient scale) */
 } tile_rule_t;
-
-/* delta of gradient element g with draw index `index`; with momentum *v is updated. */
-static int64_t tile_delta(const tile_rule_t *r, int32_t g, int64_t *v, uint32_t index)
-{
-    if (r->niti) {
-        if (r->niti_k <= 0) {
-            return (int64_t)g * ((int64_t)1 << -r->niti_k);
-        }
-        return tt_shift_round_s32(g, (uint8_t)r->niti_k, r->rounding, r->key, index);
-    }
-    if (r->momentum) {
-        /* v <- v - round(v / 2**k) + round(g * M / 2**(n-8)); |v| <= 2**40 */
-        int64_t fine = tt_apply_multiplier_scalar(g, r->fine, TT_ROUND_NEAREST, 0, 0, -1);
-        int64_t nv = sub_wrap64(*v, tt_shift_round_nearest_s64(*v, r->momentum_shift));
-        nv = tt_clip64(sub_wrap64(nv, -fine), TT_MOMENTUM_CLIP);
-        *v = nv;
-        return tt_shift_round_s64(nv, TT_MOMENTUM_FRAC_BITS, r->rounding, r->key, index);
-    }
-    return tt_apply_multiplier_scalar(g, r->mult, r->rounding, r->key, index, -1);
-}
 
 static int64_t weight_at(const tt_tiled_update_t *u, size_t i)
 {
@@ -981,7 +899,7 @@ static tt_status_t tile_gradient(const tt_tiled_update_t *u, tile_rule_t *r, con
 {
     tt_scale_t gs;
     tt_status_t st = u->grad(u->grad_ctx, r0, cnt, u->tile, &gs);
-    if (st != TT_OK || r->niti || r->have_mult) {
+    if (st != TT_OK || r->d.niti || r->have_mult) {
         return st;
     }
     {
@@ -990,13 +908,13 @@ static tt_status_t tile_gradient(const tt_tiled_update_t *u, tile_rule_t *r, con
         if (st != TT_OK) {
             return st;
         }
-        st = tt_divide_multiplier(m, cfg->batch_size, &r->mult);
+        st = tt_divide_multiplier(m, cfg->batch_size, &r->d.mult);
         if (st != TT_OK) {
             return st;
         }
     }
-    r->fine.m = r->mult.m;
-    r->fine.n = r->mult.n - TT_MOMENTUM_FRAC_BITS;
+    r->d.fine.m = r->d.mult.m;
+    r->d.fine.n = r->d.mult.n - TT_MOMENTUM_FRAC_BITS;
     r->have_mult = 1;
     return TT_OK;
 }
@@ -1042,11 +960,11 @@ static uint64_t tile_new_values(const tt_tiled_update_t *u, const tile_rule_t *r
 {
     size_t j, k, cols = u->cols;
     uint64_t amax = 0;
-    uint32_t m = (uint32_t)r->mult.m;
+    uint32_t m = (uint32_t)r->d.mult.m;
     uint32_t gmax = 0;
     uint8_t fast = 0;
-    if (!r->niti && !r->momentum && r->mult.n >= 1 && m != 0 &&
-        (r->mult.n <= 31 || (r->mult.n <= 62 && u->w8 != NULL && r->rounding == TT_ROUND_STOCHASTIC))) {
+    if (!r->d.niti && !r->d.momentum && r->d.mult.n >= 1 && m != 0 &&
+        (r->d.mult.n <= 31 || (r->d.mult.n <= 62 && u->w8 != NULL && r->d.rounding == TT_ROUND_STOCHASTIC))) {
         gmax = tt_max_abs_s32(u->tile, cnt * cols);
         fast = gmax <= ((uint32_t)1 << 30) / m; /* |g| * M <= 2**30: 32-bit arithmetic, same result */
     }
@@ -1054,23 +972,23 @@ static uint64_t tile_new_values(const tt_tiled_update_t *u, const tile_rule_t *r
         size_t base = selected_row(u->rows, r0 + j) * cols;
         int32_t *t = u->tile + j * cols;
         uint32_t index = (uint32_t)((r0 + j) * cols);
-        if (fast && u->w8 != NULL && r->rounding == TT_ROUND_STOCHASTIC) {
-            uint32_t a = row_fast_s8_stochastic(u->w8 + base, t, cols, (int32_t)m, (uint8_t)r->mult.n,
-                                                r->key + index * (uint32_t)TT_GOLDEN32, saturate, limit);
+        if (fast && u->w8 != NULL && r->d.rounding == TT_ROUND_STOCHASTIC) {
+            uint32_t a = row_fast_s8_stochastic(u->w8 + base, t, cols, (int32_t)m, (uint8_t)r->d.mult.n,
+                                                r->d.key + index * (uint32_t)TT_GOLDEN32, saturate, limit);
             if (a > amax) {
                 amax = a;
             }
         } else if (fast) {
             int32_t mm = (int32_t)m;
-            uint8_t n = (uint8_t)r->mult.n;
-            uint32_t draw_x = r->key + index * (uint32_t)TT_GOLDEN32;
+            uint8_t n = (uint8_t)r->d.mult.n;
+            uint32_t draw_x = r->d.key + index * (uint32_t)TT_GOLDEN32;
             for (k = 0; k < cols; ++k) {
                 int32_t g = t[k] * mm, d;
                 int32_t nw;
                 uint32_t a;
-                if (r->rounding == TT_ROUND_STOCHASTIC) {
+                if (r->d.rounding == TT_ROUND_STOCHASTIC) {
                     d = tt_rs32_stochastic(g, n, tt_mix32_inline(draw_x));
-                } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
+                } else if (r->d.rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
                     d = tt_rs32_pseudo(g, n);
                 } else {
                     d = tt_rs32_nearest(g, n);
@@ -1090,7 +1008,7 @@ static uint64_t tile_new_values(const tt_tiled_update_t *u, const tile_rule_t *r
         } else {
             for (k = 0; k < cols; ++k) {
                 int64_t *v = u->momentum != NULL ? u->momentum + (r0 + j) * cols + k : NULL;
-                int64_t nw = sub_wrap64(weight_at(u, base + k), tile_delta(r, t[k], v, index + (uint32_t)k));
+                int64_t nw = tt_sub_wrap64(weight_at(u, base + k), tt_delta_at(&r->d, t[k], v, index + (uint32_t)k));
                 uint64_t a = tt_mag64(nw);
                 if (saturate) {
                     set_weight(u, base + k, (int32_t)tt_clip64(nw, limit));
@@ -1216,9 +1134,9 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
     uint64_t amax = 0;
     for (j = 0; j < nrows; ++j) {
         size_t row = selected_row(u->rows, j);
-        int32_t em = (int32_t)u->rank1_err[row] * r->mult.m;
+        int32_t em = (int32_t)u->rank1_err[row] * r->d.mult.m;
         int8_t *w = u->w8 + row * cols;
-        uint32_t draw_x = r->key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32, over;
+        uint32_t draw_x = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32, over;
         if (em == 0) {
             if (row_ok != NULL) {
                 row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
@@ -1226,10 +1144,10 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
             continue;
         }
         if (saturate) {
-            rank1_row_sat_s8(w, x, cols, em, draw_x, (uint8_t)r->mult.n, limit);
+            rank1_row_sat_s8(w, x, cols, em, draw_x, (uint8_t)r->d.mult.n, limit);
             continue;
         }
-        over = rank1_row_s8(w, x, cols, em, draw_x, (uint8_t)r->mult.n, limit, backup);
+        over = rank1_row_s8(w, x, cols, em, draw_x, (uint8_t)r->d.mult.n, limit, backup);
         if (over == 0) {
             row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
             continue;
@@ -1278,20 +1196,20 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
     if (!saturate && u->tile_flags == NULL) {
         return TT_ERR_ARG;
     }
-    r.niti = cfg->rule == TT_RULE_NITI;
-    r.momentum = !r.niti && cfg->momentum_shift > 0;
+    r.d.niti = cfg->rule == TT_RULE_NITI;
+    r.d.momentum = !r.d.niti && cfg->momentum_shift > 0;
     r.have_mult = 0;
-    r.momentum_shift = cfg->momentum_shift;
-    r.niti_k = 0;
-    r.rounding = (tt_rounding_t)cfg->rounding;
-    r.mult.m = 0;
-    r.mult.n = 0;
-    r.fine = r.mult;
-    r.key = key;
-    if (r.momentum && u->momentum == NULL) {
+    r.d.momentum_shift = cfg->momentum_shift;
+    r.d.niti_k = 0;
+    r.d.rounding = (tt_rounding_t)cfg->rounding;
+    r.d.mult.m = 0;
+    r.d.mult.n = 0;
+    r.d.fine = r.d.mult;
+    r.d.key = key;
+    if (r.d.momentum && u->momentum == NULL) {
         return TT_ERR_ARG;
     }
-    if (r.niti) {
+    if (r.d.niti) {
         /* NITI's shift depends on max |g| of the whole (selected) gradient: a first pass */
         uint32_t amax = 0;
         for (t = 0; t < tiles; ++t) {
@@ -1309,7 +1227,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         if (amax == 0) {
             return TT_OK; /* no update at all */
         }
-        r.niti_k = (int8_t)(tt_bit_length_u32(amax) - cfg->mu);
+        r.d.niti_k = (int8_t)(tt_bit_length_u32(amax) - cfg->mu);
         cached = tiles == 1; /* the tile still holds the whole gradient */
     }
     if (!saturate) {
@@ -1317,13 +1235,13 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
             u->tile_flags[t] = 0;
         }
     }
-    if (u->rank1_err != NULL && u->rank1_x != NULL && u->w8 != NULL && !r.niti && !r.momentum &&
-        r.rounding == TT_ROUND_STOCHASTIC) {
+    if (u->rank1_err != NULL && u->rank1_x != NULL && u->w8 != NULL && !r.d.niti && !r.d.momentum &&
+        r.d.rounding == TT_ROUND_STOCHASTIC) {
         st = tile_gradient(u, &r, cfg, 0, 1); /* the multiplier (from the gradient scale) */
         if (st != TT_OK) {
             return st;
         }
-        if (r.mult.n >= 1 && r.mult.n <= 62) {
+        if (r.d.mult.n >= 1 && r.d.mult.n <= 62) {
             /* rows are the units written at once (tile_flags holds ceil(nrows / 8) bytes) */
             trows = 1;
             tiles = nrows;
@@ -1405,7 +1323,7 @@ rescale:
                     }
                     continue;
                 }
-                if (!committed && !r.momentum) {
+                if (!committed && !r.d.momentum) {
                     st = tile_gradient(u, &r, cfg, r0, cnt);
                     if (st != TT_OK) {
                         return st;
@@ -1420,9 +1338,9 @@ rescale:
                         int64_t nw = weight_at(u, wbase + k);
                         if (!committed) {
                             /* momentum was already advanced in the first pass: delta = round(v / 2**8) */
-                            int64_t d = r.momentum ? tt_shift_round_s64(*v, TT_MOMENTUM_FRAC_BITS, r.rounding, key, index)
-                                                   : tile_delta(&r, u->tile[j * u->cols + k], NULL, index);
-                            nw = sub_wrap64(nw, d);
+                            int64_t d = r.d.momentum ? tt_shift_round_s64(*v, TT_MOMENTUM_FRAC_BITS, r.d.rounding, key, index)
+                                                   : tt_delta_at(&r.d, u->tile[j * u->cols + k], NULL, index);
+                            nw = tt_sub_wrap64(nw, d);
                         }
                         set_weight(u, wbase + k, grid_rescale_one(nw, mult, limit));
                         if (v != NULL) {

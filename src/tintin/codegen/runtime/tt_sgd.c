@@ -2,29 +2,15 @@
 #include "tt_optim.h"
 #include "tt_internal.h"
 
-#define TT_MOMENTUM_CLIP ((int64_t)1 << 40)
-
 /* Everything the per-element update step needs, computed once per parameter. */
 typedef struct {
-    uint8_t niti;           /* NITI bit-width rule */
+    tt_delta_rule_t d;      /* the element step (shared with the tiled updates) */
     uint8_t skip;           /* NITI rule with an all-zero gradient: the parameter does not change */
-    uint8_t momentum;       /* aligned rule with momentum */
     uint8_t fast32;         /* aligned rule: 1 when |g| * M fits int32 and 0 <= n <= 62 (same result),
                              * 2 when also |g| * M <= 2**30 and 1 <= n <= 31 (fast_update, 32-bit) */
     uint8_t fast64;         /* aligned rule, not fast32 == 2: 1 <= n <= 62 and |delta| < 2**30
                              * (fast_update with 64-bit products: one pass too; SMULL on M3/M4) */
-    uint8_t momentum_shift; /* 1..8 */
-    int8_t niti_k;          /* NITI: right shift (a left shift by -k when k <= 0) */
-    tt_rounding_t rounding;
-    tt_multiplier_t mult;   /* aligned: lr * grad_scale / w_scale / batch */
-    tt_multiplier_t fine;   /* momentum: the same in 2**-8 weight units */
-    uint32_t key;
 } delta_rule_t;
-
-static int64_t sub_wrap64(int64_t a, int64_t b)
-{
-    return (int64_t)((uint64_t)a - (uint64_t)b);
-}
 
 static tt_status_t check_config(const tt_sgd_config_t *cfg)
 {
@@ -45,22 +31,22 @@ static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, 
     if (st != TT_OK) {
         return st;
     }
-    r->niti = 0;
+    r->d.niti = 0;
     r->skip = 0;
-    r->momentum = 0;
+    r->d.momentum = 0;
     r->fast32 = 0;
     r->fast64 = 0;
-    r->momentum_shift = cfg->momentum_shift;
-    r->niti_k = 0;
-    r->rounding = (tt_rounding_t)cfg->rounding;
-    r->mult.m = 0;
-    r->mult.n = 0;
-    r->fine = r->mult;
-    r->key = key;
+    r->d.momentum_shift = cfg->momentum_shift;
+    r->d.niti_k = 0;
+    r->d.rounding = (tt_rounding_t)cfg->rounding;
+    r->d.mult.m = 0;
+    r->d.mult.n = 0;
+    r->d.fine = r->d.mult;
+    r->d.key = key;
     if (cfg->rule == TT_RULE_NITI && is_weight) {
-        r->niti = 1;
+        r->d.niti = 1;
         r->skip = amax == 0;
-        r->niti_k = (int8_t)(tt_bit_length_u32(amax) - cfg->mu);
+        r->d.niti_k = (int8_t)(tt_bit_length_u32(amax) - cfg->mu);
         return TT_OK;
     }
     {
@@ -69,70 +55,45 @@ static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, 
         if (st != TT_OK) {
             return st;
         }
-        st = tt_divide_multiplier(m, cfg->batch_size, &r->mult);
+        st = tt_divide_multiplier(m, cfg->batch_size, &r->d.mult);
         if (st != TT_OK) {
             return st;
         }
     }
     if (cfg->momentum_shift) {
-        r->momentum = 1;
-        r->fine.m = r->mult.m;
-        r->fine.n = r->mult.n - TT_MOMENTUM_FRAC_BITS;
+        r->d.momentum = 1;
+        r->d.fine.m = r->d.mult.m;
+        r->d.fine.n = r->d.mult.n - TT_MOMENTUM_FRAC_BITS;
     } else {
-        r->fast32 = r->mult.n >= 0 && r->mult.n <= 62 && amax <= (uint32_t)INT32_MAX / (uint32_t)r->mult.m;
-        if (r->fast32 && r->mult.n >= 1 && r->mult.n <= 31 && amax <= ((uint32_t)1 << 30) / (uint32_t)r->mult.m) {
+        r->fast32 = r->d.mult.n >= 0 && r->d.mult.n <= 62 && amax <= (uint32_t)INT32_MAX / (uint32_t)r->d.mult.m;
+        if (r->fast32 && r->d.mult.n >= 1 && r->d.mult.n <= 31 && amax <= ((uint32_t)1 << 30) / (uint32_t)r->d.mult.m) {
             r->fast32 = 2;
-        } else if (r->mult.n >= 1 && r->mult.n <= 62 &&
-                   (((uint64_t)amax * (uint64_t)r->mult.m) >> r->mult.n) < ((uint64_t)1 << 29)) {
+        } else if (r->d.mult.n >= 1 && r->d.mult.n <= 62 &&
+                   (((uint64_t)amax * (uint64_t)r->d.mult.m) >> r->d.mult.n) < ((uint64_t)1 << 29)) {
             r->fast64 = 1; /* |g * M| < 2**46; |delta| <= (|g| M >> n) + 1 < 2**30 */
         }
     }
     return TT_OK;
 }
 
-/* delta for gradient element g (draw index `index`); updates *v with momentum. */
+/* delta for gradient element g (draw index `index`); updates *v with momentum. The 32-bit product
+ * (fast32) gives the same result as the general step when |g| * M fits int32. */
 static int64_t delta_at(const delta_rule_t *r, int32_t g, int64_t *v, uint32_t index)
 {
-    if (r->niti) {
-        if (r->niti_k <= 0) {
-            return (int64_t)g * ((int64_t)1 << -r->niti_k);
-        }
-        return tt_shift_round_s32(g, (uint8_t)r->niti_k, r->rounding, r->key, index);
-    }
-    if (r->momentum) {
-        /* v <- v - round(v / 2**k) + round(g * M / 2**(n-8)); |v| <= 2**40 */
-        int64_t fine = tt_apply_multiplier_scalar(g, r->fine, TT_ROUND_NEAREST, 0, 0, -1);
-        int64_t nv = sub_wrap64(*v, tt_shift_round_nearest_s64(*v, r->momentum_shift));
-        nv = tt_clip64(sub_wrap64(nv, -fine), TT_MOMENTUM_CLIP);
-        *v = nv;
-        return tt_shift_round_s64(nv, TT_MOMENTUM_FRAC_BITS, r->rounding, r->key, index);
-    }
     if (r->fast32) {
-        return tt_shift_round_s32(g * (int32_t)r->mult.m, (uint8_t)r->mult.n, r->rounding, r->key, index);
+        return tt_shift_round_s32(g * (int32_t)r->d.mult.m, (uint8_t)r->d.mult.n, r->d.rounding, r->d.key, index);
     }
-    return tt_apply_multiplier_scalar(g, r->mult, r->rounding, r->key, index, -1);
+    return tt_delta_at(&r->d, g, v, index);
 }
 
-/* Fast path of the most common update (aligned rule, no momentum, |g| * M <= 2**30, n in [1, 31]):
+/* Fast path of the most common update (aligned rule, no momentum, |delta| <= 2**30; 32-bit products
+ * when |g| * M <= 2**30 and n in [1, 31] (fast32 == 2), else 64-bit products (fast64)):
  * every value fits 32 bits (|delta| <= 2**30, |w - delta| < 2**31), the rounding mode is chosen
  * once per tensor and the stochastic draw index advances by addition. One pass: w gets the
  * saturated new value, grad the exact one (for a rescale). Returns max |w - delta|. */
 #define TT_FAST_UPDATE(W, T, ROUND)                                                                            \
     for (i = 0; i < count; ++i) {                                                                            \
-        int32_t nw = (int32_t)(W)[i] - (ROUND);                                                              \
-        uint32_t a = tt_mag32(nw);                                                                           \
-        if (a > amax) {                                                                                      \
-            amax = a;                                                                                        \
-        }                                                                                                    \
-        grad[i] = nw;                                                                                        \
-        (W)[i] = (T)(nw > limit ? limit : (nw < -limit ? -limit : nw));                                      \
-        draw_x += (uint32_t)TT_GOLDEN32;                                                                     \
-    }
-
-/* The same with 64-bit products (fast64): |delta| < 2**30, so w - delta fits int32. */
-#define TT_FAST_UPDATE64(W, T, ROUND)                                                                          \
-    for (i = 0; i < count; ++i) {                                                                            \
-        int32_t nw = (int32_t)(W)[i] - (int32_t)(ROUND);                                                     \
+        int32_t nw = (int32_t)(W)[i] - (int32_t)(ROUND); /* |ROUND| <= 2**30 on both paths */               \
         uint32_t a = tt_mag32(nw);                                                                           \
         if (a > amax) {                                                                                      \
             amax = a;                                                                                        \
@@ -145,16 +106,16 @@ static int64_t delta_at(const delta_rule_t *r, int32_t g, int64_t *v, uint32_t i
 #define TT_FAST_UPDATE_ALL(W, T)                                                                               \
     if (r->fast64) {                                                                                         \
         int64_t m64 = (int64_t)m;                                                                            \
-        if (r->rounding == TT_ROUND_STOCHASTIC) {                                                            \
-            TT_FAST_UPDATE64(W, T, tt_rs64_stochastic((int64_t)grad[i] * m64, n, tt_mix32_inline(draw_x)))   \
-        } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {                                              \
-            TT_FAST_UPDATE64(W, T, tt_rs64_pseudo((int64_t)grad[i] * m64, n))                                \
+        if (r->d.rounding == TT_ROUND_STOCHASTIC) {                                                            \
+            TT_FAST_UPDATE(W, T, tt_rs64_stochastic((int64_t)grad[i] * m64, n, tt_mix32_inline(draw_x)))   \
+        } else if (r->d.rounding == TT_ROUND_PSEUDO_STOCHASTIC) {                                              \
+            TT_FAST_UPDATE(W, T, tt_rs64_pseudo((int64_t)grad[i] * m64, n))                                \
         } else {                                                                                             \
-            TT_FAST_UPDATE64(W, T, tt_rs64_nearest((int64_t)grad[i] * m64, n))                               \
+            TT_FAST_UPDATE(W, T, tt_rs64_nearest((int64_t)grad[i] * m64, n))                               \
         }                                                                                                    \
-    } else if (r->rounding == TT_ROUND_STOCHASTIC) {                                                         \
+    } else if (r->d.rounding == TT_ROUND_STOCHASTIC) {                                                         \
         TT_FAST_UPDATE(W, T, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))                    \
-    } else if (r->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {                                                  \
+    } else if (r->d.rounding == TT_ROUND_PSEUDO_STOCHASTIC) {                                                  \
         TT_FAST_UPDATE(W, T, tt_rs32_pseudo(grad[i] * m, n))                                                 \
     } else {                                                                                                 \
         TT_FAST_UPDATE(W, T, tt_rs32_nearest(grad[i] * m, n))                                                \
@@ -166,9 +127,9 @@ typedef uint32_t (*fast_update_fn)(void *w, size_t count, int32_t *grad, const d
 static uint32_t fast_update_s8(void *vw, size_t count, int32_t *grad, const delta_rule_t *r, int32_t limit)
 {
     int8_t *w8 = (int8_t *)vw;
-    uint32_t amax = 0, draw_x = r->key;
-    int32_t m = r->mult.m;
-    uint8_t n = (uint8_t)r->mult.n;
+    uint32_t amax = 0, draw_x = r->d.key;
+    int32_t m = r->d.mult.m;
+    uint8_t n = (uint8_t)r->d.mult.n;
     size_t i;
     TT_FAST_UPDATE_ALL(w8, int8_t)
     return amax;
@@ -177,9 +138,9 @@ static uint32_t fast_update_s8(void *vw, size_t count, int32_t *grad, const delt
 static uint32_t fast_update_s16(void *vw, size_t count, int32_t *grad, const delta_rule_t *r, int32_t limit)
 {
     int16_t *w16 = (int16_t *)vw;
-    uint32_t amax = 0, draw_x = r->key;
-    int32_t m = r->mult.m;
-    uint8_t n = (uint8_t)r->mult.n;
+    uint32_t amax = 0, draw_x = r->d.key;
+    int32_t m = r->d.mult.m;
+    uint8_t n = (uint8_t)r->d.mult.n;
     size_t i;
     TT_FAST_UPDATE_ALL(w16, int16_t)
     return amax;
@@ -205,7 +166,7 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
     if (st != TT_OK) {
         return st;
     }
-    if (r.momentum && count && momentum == NULL) {
+    if (r.d.momentum && count && momentum == NULL) {
         return TT_ERR_ARG;
     }
     if (r.skip) {
@@ -218,7 +179,7 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
     } else {
         for (i = 0; i < count; ++i) {
             int64_t old = w8 != NULL ? (int64_t)w8[i] : (int64_t)w16[i];
-            int64_t nw = sub_wrap64(old, delta_at(&r, grad[i], r.momentum ? &momentum[i] : NULL, (uint32_t)i));
+            int64_t nw = tt_sub_wrap64(old, delta_at(&r, grad[i], r.d.momentum ? &momentum[i] : NULL, (uint32_t)i));
             uint64_t a = tt_mag64(nw);
             int32_t q = (int32_t)tt_clip64(nw, limit);
             if (a > amax) {
@@ -250,7 +211,7 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
         } else {
             w16[i] = (int16_t)q;
         }
-        if (r.momentum) {
+        if (r.d.momentum) {
             momentum[i] = tt_apply_multiplier_scalar(momentum[i], mult, TT_ROUND_NEAREST, 0, 0, -1);
         }
     }
@@ -302,7 +263,7 @@ static tt_status_t update_rows(void *values, uint8_t bits, tt_scale_t scale, siz
     if (st != TT_OK) {
         return st;
     }
-    if (r.momentum && nrows && momentum == NULL) {
+    if (r.d.momentum && nrows && momentum == NULL) {
         return TT_ERR_ARG;
     }
     if (r.skip) {
@@ -312,16 +273,16 @@ static tt_status_t update_rows(void *values, uint8_t bits, tt_scale_t scale, siz
         size_t base = (size_t)rows[j] * cols;
         for (k = 0; k < cols; ++k) {
             size_t i = j * cols + k;
-            int64_t d = delta_at(&r, grad_rows[i], r.momentum ? &momentum[i] : NULL, (uint32_t)i);
+            int64_t d = delta_at(&r, grad_rows[i], r.d.momentum ? &momentum[i] : NULL, (uint32_t)i);
             if (bits == 8) {
                 int8_t *w = (int8_t *)values + base + k;
-                *w = (int8_t)tt_clip64(sub_wrap64(*w, d), limit);
+                *w = (int8_t)tt_clip64(tt_sub_wrap64(*w, d), limit);
             } else if (bits == 16) {
                 int16_t *w = (int16_t *)values + base + k;
-                *w = (int16_t)tt_clip64(sub_wrap64(*w, d), limit);
+                *w = (int16_t)tt_clip64(tt_sub_wrap64(*w, d), limit);
             } else {
                 int32_t *w = (int32_t *)values + base + k;
-                *w = (int32_t)tt_clip64(sub_wrap64(*w, d), limit);
+                *w = (int32_t)tt_clip64(tt_sub_wrap64(*w, d), limit);
             }
         }
     }
@@ -342,12 +303,12 @@ tt_status_t tt_sgd_update_bias_s32(int32_t *bias, tt_scale_t bias_scale, size_t 
     if (st != TT_OK) {
         return st;
     }
-    if (r.momentum && count && momentum == NULL) {
+    if (r.d.momentum && count && momentum == NULL) {
         return TT_ERR_ARG;
     }
     for (i = 0; i < count; ++i) {
-        int64_t d = delta_at(&r, grad[i], r.momentum ? &momentum[i] : NULL, (uint32_t)i);
-        bias[i] = (int32_t)tt_clip64(sub_wrap64(bias[i], d), TT_BIAS_LIMIT);
+        int64_t d = delta_at(&r, grad[i], r.d.momentum ? &momentum[i] : NULL, (uint32_t)i);
+        bias[i] = (int32_t)tt_clip64(tt_sub_wrap64(bias[i], d), TT_BIAS_LIMIT);
     }
     return TT_OK;
 }
