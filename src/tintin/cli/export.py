@@ -51,7 +51,8 @@ def export_command(
                                           "shape and classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
     update: str = typer.Option("full", "--update", "-u", help="full | bias | none | last:K | sparse:LAYER\\[a:b],..."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", help="samples per training step"),
-    lr: float = typer.Option(0.5, "--lr", help="learning rate (aligned rule; an integer scale on the device)"),
+    lr: float = typer.Option(0.05, "--lr", help="learning rate (aligned rule; an integer scale on the device; "
+                             "0.05 suits batch 1, as in `tintin run`)"),
     rule: str = typer.Option("aligned", "--rule", help="update rule: aligned | niti"),
     mu: int = typer.Option(4, "--mu", help="NITI rule: bits of the largest update"),
     rounding: str = typer.Option("stochastic", "--rounding", help="stochastic | pseudo_stochastic | nearest"),

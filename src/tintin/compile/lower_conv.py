@@ -186,23 +186,29 @@ def _conv_bias_rows(err: QTensor, x, rows, attrs) -> QTensor:
 
 
 # -- pooling ---------------------------------------------------------------------------------------
+def _pool_forward_start(b, layer, x: str):
+    """What the max and average pool lowerings share: shapes, kernel attributes (remembered for the
+    backward step) and the int8 output buffer."""
+    B = b.batch_size
+    in_shape = b.shape(x)[1:]
+    out_shape = layer.output_shape(in_shape)
+    attrs = {"dims": layer.dims, "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
+             "input_hw": list(in_shape[1:])}
+    y = b.add_buffer(f"{layer.name}.out", BufferKind.ACTIVATION, "int8", (B, *out_shape), layer=layer.name)
+    b.remember(layer, "attrs", attrs)
+    b.remember(layer, "in_shape", in_shape)
+    return B, in_shape, out_shape, attrs, y
+
+
 class MaxPoolLowering:
     def forward(self, b, layer, x: str) -> str:
-        B = b.batch_size
-        in_shape = b.shape(x)[1:]
-        out_shape = layer.output_shape(in_shape)
-        d = layer.dims
-        attrs = {"dims": d, "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
-                 "input_hw": list(in_shape[1:])}
-        y = b.add_buffer(f"{layer.name}.out", BufferKind.ACTIVATION, "int8", (B, *out_shape), layer=layer.name)
+        B, in_shape, out_shape, attrs, y = _pool_forward_start(b, layer, x)
         area = math.prod(layer.kernel_size)
         arg = b.add_buffer(f"{layer.name}.argmax", BufferKind.ACTIVATION, "uint8" if area <= 256 else "int32",
                            (B, *out_shape), layer=layer.name)
         b.add_step(Phase.FORWARD, "maxpool_forward_s8", layer.name, (x,), (y, arg), attrs=attrs, optional=(arg,),
                    elementwise=B * _size(out_shape) * area)
         b.remember(layer, "argmax", arg)
-        b.remember(layer, "attrs", attrs)
-        b.remember(layer, "in_shape", in_shape)
         return y
 
     def backward(self, b, layer, err: str, need_input_error: bool) -> str | None:
@@ -244,18 +250,10 @@ def _maxpool_backward(step, io, env):
 
 class AvgPoolLowering:
     def forward(self, b, layer, x: str) -> str:
-        B = b.batch_size
-        in_shape = b.shape(x)[1:]
-        out_shape = layer.output_shape(in_shape)
-        d = layer.dims
-        attrs = {"dims": d, "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
-                 "input_hw": list(in_shape[1:])}
-        y = b.add_buffer(f"{layer.name}.out", BufferKind.ACTIVATION, "int8", (B, *out_shape), layer=layer.name)
+        B, in_shape, out_shape, attrs, y = _pool_forward_start(b, layer, x)
         acc = b.add_buffer(f"{layer.name}.acc", BufferKind.WORKSPACE, "int32", (B, *out_shape), layer=layer.name)
         b.add_step(Phase.FORWARD, "avgpool_forward_s8", layer.name, (x,), (y,), workspace=(acc,), attrs=attrs,
                    elementwise=B * _size(out_shape) * (math.prod(layer.kernel_size) + 3))
-        b.remember(layer, "attrs", attrs)
-        b.remember(layer, "in_shape", in_shape)
         return y
 
     def backward(self, b, layer, err: str, need_input_error: bool) -> str | None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .rounding import Rounding, shift_round
+from .rounding import Rounding, shift_round, shift_round_scalar
 from .scale import U_NUM, U_SHIFT, D_NUM, D_SHIFT, Scale, ScaleMode
 
 
@@ -87,10 +87,6 @@ def max_abs(x: np.ndarray) -> int:
     return max(int(x.max()), -int(x.min()))
 
 
-def _round_nearest_scalar(v: int, n: int) -> int:
-    return (v + (1 << (n - 1))) >> n if n > 0 else v << -n
-
-
 def choose_rescale(amax: int, bits: int, mode: ScaleMode | str) -> tuple[FineStep, int] | None:
     """The fine step and shift ``k`` that :func:`rescale` applies for a tensor with ``max|x| = amax``.
 
@@ -103,7 +99,7 @@ def choose_rescale(amax: int, bits: int, mode: ScaleMode | str) -> tuple[FineSte
     steps = fine_steps(mode)
     for shift in (k, k + 1):
         for st in steps:
-            if _round_nearest_scalar(amax * st.m, st.p + shift) <= limit:
+            if shift_round_scalar(amax * st.m, st.p + shift) <= limit:
                 return st, shift
     raise AssertionError("unreachable: f/2**(k+1) < 1 always fits")  # pragma: no cover
 
@@ -196,11 +192,11 @@ def choose_grid_rescale(amax: int, scale: Scale, bits: int, mode: ScaleMode | st
         m, n = ratio_multiplier(Scale(0, scale.U - a, scale.D - b))
         # smallest extra shift j >= 0 (new S = scale.S + j, relative to 2**0) that fits
         j = max(0, (amax * m).bit_length() - n - limit.bit_length())
-        while _round_nearest_scalar(amax * m, n + j) > limit:
+        while shift_round_scalar(amax * m, n + j) > limit:
             j += 1
-        while j > -64 and _round_nearest_scalar(amax * m, n + j - 1) <= limit:
+        while j > -64 and shift_round_scalar(amax * m, n + j - 1) <= limit:
             j -= 1
-        fitted = _round_nearest_scalar(amax * m, n + j)
+        fitted = shift_round_scalar(amax * m, n + j)
         if best is None or fitted > best[0]:
             best = (fitted, Scale(scale.S + j, a, b), (m, n + j))
     return best[1], best[2]

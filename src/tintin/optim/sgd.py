@@ -43,6 +43,14 @@ MOMENTUM_LIMIT = 1 << 40
 BIAS_LIMIT = 1 << 30
 
 
+def _scheduled(value, schedule, epoch: int):
+    """The value in force at ``epoch``: the last ``(from_epoch, value)`` entry that has started."""
+    for start, v in schedule:
+        if epoch >= start:
+            value = v
+    return value
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     """Optimiser settings. Learning rates are floats here (host configuration) and become integer
@@ -71,18 +79,10 @@ class OptimConfig:
             raise ValueError("momentum_shift must be in 0..8 (0 = no momentum)")
 
     def lr_at(self, epoch: int) -> float:
-        value = self.lr
-        for start, v in self.lr_schedule:
-            if epoch >= start:
-                value = v
-        return value
+        return _scheduled(self.lr, self.lr_schedule, epoch)
 
     def mu_at(self, epoch: int) -> int:
-        value = self.mu
-        for start, v in self.mu_schedule:
-            if epoch >= start:
-                value = v
-        return value
+        return _scheduled(self.mu, self.mu_schedule, epoch)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -89,6 +89,16 @@ _ARM_APT = ("gcc-arm-none-eabi", "qemu-system-arm")
 _AN385 = Machine("mps2-an385", "cortex-m3", flash_bytes=4 * MIB, ram_bytes=4 * MIB)
 _AN386 = Machine("mps2-an386", "cortex-m4", flash_bytes=4 * MIB, ram_bytes=4 * MIB)
 
+def _cortex_m(name: str, description: str, arch_flags: tuple[str, ...], *, machines: tuple[Machine, ...],
+              flash_bytes: int = 4 * MIB, ram_bytes: int = 4 * MIB, default_stack_bytes: int = 8 * KIB,
+              hard_float: bool = False) -> Target:
+    """A Cortex-M target: arm-none-eabi-gcc, instruction counts from the QEMU plugin."""
+    return Target(name=name, description=description, family="cortex-m", cc="arm-none-eabi-gcc",
+                  tool_prefix="arm-none-eabi-", arch_flags=arch_flags, machines=machines,
+                  count_unit="instructions", flash_bytes=flash_bytes, ram_bytes=ram_bytes,
+                  default_stack_bytes=default_stack_bytes, hard_float=hard_float, apt_packages=_ARM_APT)
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -106,60 +116,27 @@ TARGETS: dict[str, Target] = {
             default_stack_bytes=None,
             apt_packages=("gcc", "binutils"),
         ),
-        Target(
-            name="cortex-m0",
-            description="ARMv6-M (Cortex-M0/M0+ class, e.g. RP2040); QEMU microbit, "
+        _cortex_m(
+            "cortex-m0",
+            "ARMv6-M (Cortex-M0/M0+ class, e.g. RP2040); QEMU microbit, "
             "or mps2-an385 when the program needs more than 16 KB RAM / 256 KB flash",
-            family="cortex-m",
-            cc="arm-none-eabi-gcc",
-            tool_prefix="arm-none-eabi-",
-            arch_flags=("-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"),
+            ("-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"),
             machines=(
                 Machine("microbit", "cortex-m0", flash_bytes=256 * KIB, ram_bytes=16 * KIB),
                 _AN385,  # runs the same ARMv6-M binary on an ARMv7-M core
             ),
-            count_unit="instructions",
             flash_bytes=2 * MIB,  # RP2040-class: 2 MB QSPI flash (Raspberry Pi Pico)
             ram_bytes=264 * KIB,  # RP2040: 264 KB SRAM
             default_stack_bytes=4 * KIB,
-            apt_packages=_ARM_APT,
         ),
-        Target(
-            name="cortex-m3",
-            description="ARMv7-M Cortex-M3 on QEMU mps2-an385",
-            family="cortex-m",
-            cc="arm-none-eabi-gcc",
-            tool_prefix="arm-none-eabi-",
-            arch_flags=("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"),
-            machines=(_AN385,),
-            count_unit="instructions",
-            flash_bytes=4 * MIB,
-            ram_bytes=4 * MIB,
-            default_stack_bytes=8 * KIB,
-            apt_packages=_ARM_APT,
-        ),
-        Target(
-            name="cortex-m4",
-            description="ARMv7E-M Cortex-M4, soft-float ABI (no FPU use), on QEMU mps2-an386",
-            family="cortex-m",
-            cc="arm-none-eabi-gcc",
-            tool_prefix="arm-none-eabi-",
-            arch_flags=("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"),
-            machines=(_AN386,),
-            count_unit="instructions",
-            flash_bytes=4 * MIB,
-            ram_bytes=4 * MIB,
-            default_stack_bytes=8 * KIB,
-            apt_packages=_ARM_APT,
-        ),
-        Target(
-            name="cortex-m4f",
-            description="Cortex-M4F, hard float (FPv4-SP enabled at reset), on QEMU "
-            "mps2-an386; for float reference programs",
-            family="cortex-m",
-            cc="arm-none-eabi-gcc",
-            tool_prefix="arm-none-eabi-",
-            arch_flags=(
+        _cortex_m("cortex-m3", "ARMv7-M Cortex-M3 on QEMU mps2-an385",
+                  ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"), machines=(_AN385,)),
+        _cortex_m("cortex-m4", "ARMv7E-M Cortex-M4, soft-float ABI (no FPU use), on QEMU mps2-an386",
+                  ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"), machines=(_AN386,)),
+        _cortex_m(
+            "cortex-m4f",
+            "Cortex-M4F, hard float (FPv4-SP enabled at reset), on QEMU mps2-an386; for float reference programs",
+            (
                 "-mcpu=cortex-m4",
                 "-mthumb",
                 "-mfloat-abi=hard",
@@ -167,12 +144,7 @@ TARGETS: dict[str, Target] = {
                 "-ffp-contract=off",  # no fused multiply-add: bit-exact float32 like numpy
             ),
             machines=(_AN386,),
-            count_unit="instructions",
-            flash_bytes=4 * MIB,
-            ram_bytes=4 * MIB,
-            default_stack_bytes=8 * KIB,
             hard_float=True,
-            apt_packages=_ARM_APT,
         ),
         Target(
             name="atmega328p",
