@@ -9,6 +9,8 @@ import sys
 import click
 import typer
 
+from tintin.errors import TintinError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Integer-only neural-network training for microcontrollers.")
 
@@ -16,12 +18,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 COMMAND_MODULES = ("train", "evaluate", "datasets", "plan", "devices", "export", "run")
 
 
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit status ``code``."""
+class CliError(TintinError):
+    """A user-facing failure of the command line itself: printed as one line, exit status ``code``."""
 
     def __init__(self, message: str, code: int = 1):
         super().__init__(message)
         self.code = code
+        self.exit_code = code
 
 
 def _register_commands() -> None:
@@ -56,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except CliError as exc:
+    except TintinError as exc:  # every library error, CliError included: one line
+        if os.environ.get("TINTIN_DEBUG"):
+            raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return exc.code
+        return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 import re
 
 import numpy as np
@@ -11,7 +13,7 @@ CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "ui
          "int64": "int64_t"}
 
 
-class CodegenError(ValueError):
+class CodegenError(TintinError, ValueError):
     """A program, model or option the code generator cannot turn into C (one-line message)."""
 
 

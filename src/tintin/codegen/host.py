@@ -16,6 +16,8 @@ other than ``TT_OK`` raises :class:`HostRuntimeError` (``.status`` holds the cod
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 import ctypes
 import hashlib
 import os
@@ -45,11 +47,11 @@ _MODE = {ScaleMode.POW2: 0, ScaleMode.COMPOUND: 1}
 _EXPONENT_LIMIT = 16000
 
 
-class HostBuildError(RuntimeError):
+class HostBuildError(TintinError, RuntimeError):
     """The host C compiler is missing or the runtime does not compile."""
 
 
-class HostRuntimeError(RuntimeError):
+class HostRuntimeError(TintinError, RuntimeError):
     """A runtime kernel returned a status other than TT_OK."""
 
     def __init__(self, function: str, status: int):

@@ -14,6 +14,8 @@ C runtime keeps them in its tensor descriptors.
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +30,7 @@ from .registry import kernel_for
 POISON = 0xA5
 
 
-class ExecutionError(RuntimeError):
+class ExecutionError(TintinError, RuntimeError):
     """A program cannot run on the given model or data."""
 
 

@@ -21,13 +21,15 @@ size and the flash layout of the frozen parameters. :func:`check_placement` veri
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from .ir import BufferKind, Memory, TrainingProgram
 
 
-class PlanError(ValueError):
+class PlanError(TintinError, ValueError):
     """An invalid placement, or an unknown planner."""
 
 

@@ -11,13 +11,15 @@ New layer types (convolution, pooling, residual blocks) register all three from 
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from .compiler import ProgramBuilder
 
 
-class CompileError(ValueError):
+class CompileError(TintinError, ValueError):
     """A model the compiler cannot lower, or inconsistent compile options."""
 
 

@@ -24,13 +24,15 @@ same thing.
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 
-class UpdateSelectionError(ValueError):
+class UpdateSelectionError(TintinError, ValueError):
     """A malformed update string, or one that does not fit the model."""
 
 

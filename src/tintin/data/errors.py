@@ -6,6 +6,8 @@ it without a traceback).
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 __all__ = [
     "DataError",
     "UnknownDatasetError",
@@ -14,7 +16,7 @@ __all__ = [
 ]
 
 
-class DataError(Exception):
+class DataError(TintinError):
     """Base class of every error raised by :mod:`tintin.data` (also used for invalid options)."""
 
 

@@ -17,6 +17,8 @@ previous one.
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 import json
 import os
 import tempfile
@@ -31,7 +33,7 @@ FORMAT_NAME = "tintin-model"
 FORMAT_VERSION = 1
 
 
-class ModelFileError(ValueError):
+class ModelFileError(TintinError, ValueError):
     """The file is missing, not a tintin model, of an unsupported version, or corrupt."""
 
 

@@ -14,6 +14,8 @@ Every layer implements the same small interface (forward and backward side by si
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +23,7 @@ import numpy as np
 from ..numerics import QTensor, RoundingStream, ScaleMode, rescale
 
 
-class ShapeError(ValueError):
+class ShapeError(TintinError, ValueError):
     """A layer cannot accept the shape it is given (raised at model construction)."""
 
 

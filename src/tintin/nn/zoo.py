@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -13,7 +15,7 @@ from .module import ShapeError
 from .sequential import Sequential
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(TintinError, ValueError):
     pass
 
 

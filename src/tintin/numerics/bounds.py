@@ -16,6 +16,8 @@ Layers check their sizes against these bounds at construction (:func:`check_term
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 PRODUCT_MAX = 127 * 127
 INT32_SAFE_TERMS = (2**31 - 1) // PRODUCT_MAX
 ACC_TERMS_LIMIT = 2**30 // PRODUCT_MAX
@@ -23,7 +25,7 @@ FLOAT32_EXACT_TERMS = (2**24 - 1) // PRODUCT_MAX
 BIAS_ALIGN_LIMIT = 2**30
 
 
-class AccumulatorBoundError(ValueError):
+class AccumulatorBoundError(TintinError, ValueError):
     """A layer or batch would sum more products than the int32 accumulator bound allows."""
 
 

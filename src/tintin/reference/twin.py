@@ -3,6 +3,8 @@ epochs, batch size and learning-rate schedule, trained with float32 SGD in PyTor
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
+
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -13,7 +15,7 @@ from ..nn import Sequential
 from ..train.loop import TrainConfig, batches, epoch_order
 
 
-class MissingExtraError(RuntimeError):
+class MissingExtraError(TintinError, RuntimeError):
     """An optional dependency is not installed."""
 
 

@@ -6,8 +6,10 @@ where a tool produced output, the full text in ``exc.details``.
 
 from __future__ import annotations
 
+from tintin.errors import TintinError
 
-class TargetError(Exception):
+
+class TargetError(TintinError):
     """Base class of every error raised by ``tintin.targets``.
 
     Attributes:
