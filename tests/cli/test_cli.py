@@ -96,12 +96,16 @@ def test_missing_data_source(capsys, monkeypatch):
 def test_datasets_command(capsys):
     code, out, err = run(capsys, "datasets", "--json")
     assert code == 0
-    names = {d["name"] for d in json.loads(out)}
+    doc = json.loads(out)
+    assert isinstance(doc, dict) and list(doc) == ["datasets"]  # one JSON object, as docs/cli.md promises
+    names = {d["name"] for d in doc["datasets"]}
     assert {"digits", "mnist5k"} <= names
 
 
 def test_devices_command(capsys):
     code, out, err = run(capsys, "devices", "--json")
     assert code == 0, err
-    names = {d["name"] for d in json.loads(out)}
+    doc = json.loads(out)
+    assert isinstance(doc, dict) and list(doc) == ["devices"]
+    names = {d["name"] for d in doc["devices"]}
     assert {"rp2040", "stm32f103c8", "nrf52840", "apollo3", "atmega328p", "msp430fr5994"} <= names

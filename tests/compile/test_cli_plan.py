@@ -29,7 +29,8 @@ def test_json_has_the_promised_fields(capsys):
 def test_does_not_fit_gives_missing_bytes_and_suggestions(capsys):
     code, out, err = run(capsys, "plan", "mlp", "--input-shape", "1,28,28", "--device", "atmega328p", "--json",
                          "--no-buffers")
-    assert code == 0, err
+    assert code == 3, err  # does not fit: documented exit status 3, the JSON object still on stdout
+    assert err.strip().splitlines() == [err.strip()] and "does not fit atmega328p" in err
     d = json.loads(out)
     assert d["fits"] is False and d["missing_sram"] == d["peak_sram_bytes"] - 2048
     assert any(row["update"] == "bias" for row in d["suggestions"])

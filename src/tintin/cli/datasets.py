@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from . import options as opt
 from .common import out_console, print_json
 
 
-def datasets_command(as_json: bool = typer.Option(False, "--json", help="print JSON")):
+def datasets_command(as_json: bool = opt.JSON):
     """List the built-in data sets and whether their source is installed."""
     from ..data import availability
 
     rows = availability()
     if as_json:
-        print_json([{"name": n, "available": ok, "reason": r} for n, ok, r in rows])
+        print_json({"datasets": [{"name": n, "available": ok, "reason": r} for n, ok, r in rows]})
         return
     from rich.table import Table
 

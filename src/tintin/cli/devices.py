@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from . import options as opt
 from .common import out_console, print_json
 
 
-def devices_command(as_json: bool = typer.Option(False, "--json", help="print JSON")):
+def devices_command(as_json: bool = opt.JSON):
     """List the device profiles used by `tintin plan` and `tintin run`."""
     from ..targets import list_devices, load_device
 
@@ -19,7 +20,7 @@ def devices_command(as_json: bool = typer.Option(False, "--json", help="print JS
                      "emulator_target": d.emulator_target, "verified": d.verified,
                      "datasheet": d.datasheet_title})
     if as_json:
-        print_json(rows)
+        print_json({"devices": rows})
         return
     from rich.table import Table
 

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import typer
 
+from . import options as opt
 from .common import check_dataset_fits_model, load_dataset, load_model_file, out_console, print_json
 
 
 def eval_command(
     model_path: str = typer.Argument(..., metavar="MODEL", help="a model file written by `tintin train`"),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="data set name"),
+    dataset: str = opt.dataset(required=True),
     split: str = typer.Option("test", "--split", help="test | train"),
     batch_size: int = typer.Option(256, "--batch-size", "-b", help="evaluation batch (1 = as on a device)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    as_json: bool = opt.JSON,
 ):
     """Evaluate a saved integer model on DATASET."""
     from ..train import evaluate
-    from .app import CliError
-
     if split not in ("test", "train"):
-        raise CliError(f"--split must be test or train, got {split!r}")
-    if batch_size < 1:
-        raise CliError("--batch-size must be at least 1")
+        raise opt.OptionError(f"--split must be test or train, got {split!r}")
+    opt.check_positive("--batch-size", batch_size)
     model, info = load_model_file(model_path)
     ds = load_dataset(dataset)
     check_dataset_fits_model(model, ds)

@@ -7,85 +7,49 @@ from typing import Optional
 
 import typer
 
-from .app import CliError
-from .common import out_console, print_json
+from . import options as opt
+from .app import on_interrupt
+from .common import model_from_spec, out_console, print_json, zoo_name
 
-
-def optim_config(lr: float, rule: str, mu: int, rounding: str, momentum_shift: int):
-    from ..optim import OptimConfig
-
-    try:
-        return OptimConfig(rule=rule, lr=lr, mu=mu, rounding=rounding, momentum_shift=momentum_shift)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-
-def compile_options(grad_tile: Optional[int], acc_budget: Optional[int]):
-    from ..compile import CompileError, CompileOptions
-
-    if grad_tile is not None and grad_tile < 0:
-        raise CliError(f"--grad-tile must be >= 0, got {grad_tile}")
-    try:
-        return CompileOptions(grad_tile_bytes=grad_tile or None, accumulator_budget=acc_budget)
-    except CompileError as exc:
-        raise CliError(str(exc)) from None
-
-
-def resolve_target(name: str):
-    """The :class:`tintin.targets.Target` called ``name`` (one-line error listing the valid ones)."""
-    from ..targets import TARGETS, UnknownTargetError, get_target
-
-    try:
-        return get_target(name)
-    except UnknownTargetError:
-        raise CliError(f"unknown target {name!r} (targets: {', '.join(TARGETS)})") from None
 
 
 def export_command(
     model_spec: str = typer.Argument(..., metavar="MODEL", help="model file or zoo model name"),
-    target: str = typer.Option("host", "--target", "-t", help="default build target of the Makefile; also "
-                               "checks that the arena fits its RAM (host, cortex-m0, cortex-m3, cortex-m4, "
-                               "cortex-m4f, atmega328p)"),
-    out: Path = typer.Option(..., "--out", "-o", help="project directory (created)"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="zoo models: data set giving the input "
-                                          "shape and classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
-    update: str = typer.Option("full", "--update", "-u", help="full | bias | none | last:K | sparse:LAYER\\[a:b],..."),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", help="samples per training step"),
-    lr: float = typer.Option(0.05, "--lr", help="learning rate (aligned rule; an integer scale on the device; "
-                             "0.05 suits batch 1, as in `tintin run`)"),
-    rule: str = typer.Option("aligned", "--rule", help="update rule: aligned | niti"),
-    mu: int = typer.Option(4, "--mu", help="NITI rule: bits of the largest update"),
-    rounding: str = typer.Option("stochastic", "--rounding", help="stochastic | pseudo_stochastic | nearest"),
-    momentum_shift: int = typer.Option(0, "--momentum-shift", help="integer momentum beta = 1 - 2^-k (0: off)"),
-    grad_tile: Optional[int] = typer.Option(1024, "--grad-tile", help="weight-gradient tile budget in bytes (0: whole)"),
-    acc_budget: Optional[int] = typer.Option(None, "--acc-budget", help="recompute int32 accumulators above this"),
-    scale_mode: str = typer.Option("compound", "--scale-mode", help="zoo models: compound | pow2"),
-    weight_bits: int = typer.Option(8, "--weight-bits", help="zoo models: 8 or 16"),
-    seed: int = typer.Option(0, "--seed", help="zoo models: initialisation seed"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    target: str = opt.target("host"),
+    out: Path = opt.out_dir("project directory (created)", required=True),
+    dataset: Optional[str] = opt.dataset(required=False, help="zoo models: data set giving the input shape and "
+                                         "classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
+    update: str = opt.UPDATE,
+    batch_size: int = opt.DEVICE_BATCH_SIZE,
+    lr: Optional[float] = opt.LR,
+    rule: str = opt.RULE,
+    mu: int = opt.MU,
+    rounding: str = opt.ROUNDING,
+    momentum_shift: Optional[int] = opt.MOMENTUM_SHIFT,
+    grad_tile: Optional[int] = opt.GRAD_TILE,
+    acc_budget: Optional[int] = opt.ACC_BUDGET,
+    scale_mode: str = opt.SCALE_MODE,
+    weight_bits: int = opt.WEIGHT_BITS,
+    seed: int = opt.SEED,
+    as_json: bool = opt.JSON,
 ):
-    """Write the C99 training project of MODEL (sources, runtime, Makefile, README) into --out."""
-    from ..codegen import CodegenError, generate_project
-    from ..codegen.ondevice import DoesNotFitError, check_fit
-    from ..compile import CompileError, PlanError, UpdateSelectionError
-    from .plan import _load_model
+    """Write the C99 training project of MODEL (sources, runtime, Makefile, README) into --out.
 
-    if batch_size < 1:
-        raise CliError(f"--batch-size must be at least 1, got {batch_size}")
-    tgt = resolve_target(target)
-    model, source = _load_model(model_spec, dataset, None, None, scale_mode, weight_bits, seed)
-    optim = optim_config(lr, rule, mu, rounding, momentum_shift)
-    options = compile_options(grad_tile, acc_budget)
-    try:
-        project = generate_project(model, out, update=update, batch_size=batch_size, optim=optim, options=options,
-                                   target=tgt.name)
-        check_fit(project, tgt, model_spec=model_spec)
-    except DoesNotFitError as exc:
-        raise CliError(str(exc)) from None
-    except (UpdateSelectionError, CompileError, PlanError, CodegenError) as exc:
-        raise CliError(str(exc)) from None
-    except OSError as exc:
-        raise CliError(f"cannot write {out}: {exc}") from None
+    --target is the Makefile's default TARGET; the arena must fit its RAM."""
+    from ..codegen import generate_project
+    from ..codegen.ondevice import check_fit
+
+    opt.check_positive("--batch-size", batch_size)
+    tgt = opt.resolve_target(target)
+    opt.check_writable_dir(out)
+    options = opt.compile_options(grad_tile, acc_budget)
+    model, source = model_from_spec(model_spec, dataset, None, None, opt.quantisation(scale_mode, weight_bits), seed)
+    optim = opt.optimiser(zoo_name(model_spec), batch_size, lr, rule, mu, rounding, momentum_shift)
+    on_interrupt(f"{out} may hold a partial project")
+    project = generate_project(model, out, update=update, batch_size=batch_size, optim=optim, options=options,
+                               target=tgt.name)
+    check_fit(project, tgt, model_spec=model_spec)
+    on_interrupt(f"the project is complete in {out}")
     files = sorted(str(p.relative_to(project.out_dir)) for p in project.out_dir.rglob("*") if p.is_file()
                    and "build" not in p.relative_to(project.out_dir).parts)
     info = {"out_dir": str(project.out_dir), "model": project.program.model_name, "source": source,

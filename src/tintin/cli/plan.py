@@ -2,128 +2,78 @@
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ..errors import TintinError
+from . import options as opt
 from .app import CliError
-from .common import out_console, print_json
-
-#: data set whose sample shape a zoo model is planned for when neither --dataset nor --input-shape
-DEFAULT_DATASET = {"mlp": "digits", "lenet5": "mnist5k", "dscnn": "mnist5k", "rescnn": "mnist5k",
-                   "cnn1d": "basicmotions"}
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """``"1,28,28"`` or ``"1x28x28"`` -> (1, 28, 28)."""
-    text = text.strip()
-    shape = tuple(int(p) for p in re.split(r"\s*[,x]\s*|\s+", text)) if re.fullmatch(r"\d+(\s*[,x]\s*\d+|\s+\d+)*", text) else ()
-    if not shape or min(shape) < 1:
-        raise CliError(f"bad --input-shape {text!r}: use positive integers like 1,28,28")
-    return shape
-
-
-def _load_model(spec: str, dataset: str | None, input_shape: str | None, classes: int | None, scale_mode: str,
-                weight_bits: int, seed: int):
-    """A model file path, or a zoo model built for a data set's (or the given) sample shape."""
-    from ..nn import QuantConfig, UnknownModelError, build_model, model_names
-    from ..nn.module import ShapeError
-
-    if os.path.sep in spec or spec.endswith(".safetensors") or Path(spec).is_file():
-        if not Path(spec).is_file():
-            raise CliError(f"model file {spec} does not exist")
-        from .common import load_model_file
-
-        model, _ = load_model_file(spec)
-        return model, f"model file {spec}"
-    if spec not in model_names():
-        raise CliError(f"unknown model {spec!r}: not a file and not a zoo model ({', '.join(model_names())})")
-    if input_shape is not None:
-        shape, num_classes, exponent, source = parse_shape(input_shape), classes or 10, -7, "--input-shape"
-    else:
-        from .common import load_dataset
-
-        name = dataset or DEFAULT_DATASET.get(spec, "digits")
-        ds = load_dataset(name)
-        shape, num_classes, exponent = tuple(ds.sample_shape), classes or ds.num_classes, ds.input_exponent
-        source = f"data set {name}"
-    try:
-        config = QuantConfig(scale_mode=scale_mode, weight_bits=weight_bits)
-        model = build_model(spec, shape, num_classes, config=config, seed=seed, input_exponent=exponent)
-    except (UnknownModelError, ShapeError, ValueError) as exc:
-        raise CliError(str(exc)) from None
-    return model, f"{source}, input {shape}, {num_classes} classes"
-
-
-def _load_device(name: str | None):
-    if name is None:
-        return None
-    from ..targets import DeviceProfileError, UnknownDeviceError, load_device
-
-    try:
-        return load_device(name)
-    except (UnknownDeviceError, DeviceProfileError) as exc:
-        raise CliError(str(exc)) from None
-
+from .common import model_from_spec, out_console, print_json, zoo_name
 
 def _kib(n: float) -> str:
     return f"{n:,.0f} B ({n / 1024:.1f} KiB)"
 
 
+#: exit status of ``tintin plan --device D`` when the training program does not fit D
+DOES_NOT_FIT = 3
+
+
 def plan_command(
     model_spec: str = typer.Argument(..., metavar="MODEL", help="zoo model name or model file"),
-    device: Optional[str] = typer.Option(None, "--device", help="device profile (see `tintin devices`)"),
-    update: str = typer.Option("full", "--update", "-u", help="full | bias | none | last:K | sparse:LAYER[a:b],... ('+' unites)"),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", help="samples per training step"),
-    planner: str = typer.Option("greedy", "--planner", help="naive | greedy"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="data set giving a zoo model's input shape"),
+    device: Optional[str] = opt.DEVICE,
+    update: str = opt.UPDATE,
+    batch_size: int = opt.DEVICE_BATCH_SIZE,
+    planner: str = opt.PLANNER,
+    dataset: Optional[str] = opt.dataset(required=False, help="zoo models: data set giving the input shape and "
+                                         "classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="per-sample input shape, e.g. 1,28,28"),
     classes: Optional[int] = typer.Option(None, "--classes", help="number of classes (default: the data set's, or 10)"),
-    grad_tile: Optional[int] = typer.Option(1024, "--grad-tile", help="weight-gradient tile budget in bytes (0: whole gradients)"),
-    acc_budget: Optional[int] = typer.Option(None, "--acc-budget", help="recompute int32 accumulators above this many bytes"),
+    grad_tile: Optional[int] = opt.GRAD_TILE,
+    acc_budget: Optional[int] = opt.ACC_BUDGET,
     reserve: int = typer.Option(0, "--reserve", help="SRAM bytes to keep free (stack, runtime state)"),
-    rule: str = typer.Option("aligned", "--rule", help="update rule: aligned | niti"),
-    momentum_shift: int = typer.Option(0, "--momentum-shift", help="integer momentum (adds int64 state per trained weight)"),
-    scale_mode: str = typer.Option("compound", "--scale-mode", help="zoo models: compound | pow2"),
-    weight_bits: int = typer.Option(8, "--weight-bits", help="zoo models: 8 or 16"),
-    seed: int = typer.Option(0, "--seed", help="zoo models: initialisation seed"),
+    lr: Optional[float] = opt.LR,
+    rule: str = opt.RULE,
+    mu: int = opt.MU,
+    rounding: str = opt.ROUNDING,
+    momentum_shift: Optional[int] = opt.MOMENTUM_SHIFT,
+    scale_mode: str = opt.SCALE_MODE,
+    weight_bits: int = opt.WEIGHT_BITS,
+    seed: int = opt.SEED,
     show_buffers: bool = typer.Option(True, "--buffers/--no-buffers", help="list every buffer"),
     show_schedule: bool = typer.Option(False, "--schedule", help="list every step with its MACs and traffic"),
     suggest: bool = typer.Option(True, "--suggest/--no-suggest", help="search fitting choices when it does not fit"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    as_json: bool = opt.JSON,
     plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG of the arena over the schedule"),
 ):
-    """Memory plan, device fit and cost estimate of one training step of MODEL."""
-    from ..compile import CompileError, CompileOptions, PlanError, UpdateSelectionError
-    from ..compile.report import analyze
-    from ..optim import OptimConfig
+    """Memory plan, device fit and cost estimate of one training step of MODEL.
 
-    if batch_size < 1:
-        raise CliError(f"--batch-size must be at least 1, got {batch_size}")
-    if reserve < 0:
-        raise CliError(f"--reserve must be >= 0, got {reserve}")
-    if grad_tile is not None and grad_tile < 0:
-        raise CliError(f"--grad-tile must be >= 0, got {grad_tile}")
-    profile = _load_device(device)
-    model, source = _load_model(model_spec, dataset, input_shape, classes, scale_mode, weight_bits, seed)
+    Exit status: 0 when the program fits --device (or no device is given), 3 when it does not
+    (the report, or the JSON object, is printed first)."""
+    from ..compile.report import analyze
+
+    opt.check_positive("--batch-size", batch_size)
+    opt.check_positive("--reserve", reserve, minimum=0)
+    profile = opt.resolve_device(device)
+    optim_args = (lr, rule, mu, rounding, momentum_shift)
+    options = opt.compile_options(grad_tile, acc_budget)
+    model, source = model_from_spec(model_spec, dataset, input_shape, classes,
+                                    opt.quantisation(scale_mode, weight_bits), seed)
+    optim = opt.optimiser(zoo_name(model_spec), batch_size, *optim_args)
     try:
-        optim = OptimConfig(rule=rule, momentum_shift=momentum_shift)
-        options = CompileOptions(grad_tile_bytes=grad_tile or None, accumulator_budget=acc_budget)
         report = analyze(model, update, batch_size, planner=planner, device=profile, optim=optim, options=options,
                          reserve_sram=reserve, suggest=suggest)
-    except (UpdateSelectionError, CompileError, PlanError) as exc:
-        raise CliError(str(exc)) from None
-    except ValueError as exc:  # optimiser settings, malformed device fields
-        raise CliError(str(exc)) from None
+    except ValueError as exc:  # malformed device fields (library errors pass through: TintinError)
+        if isinstance(exc, TintinError):
+            raise
+        raise opt.OptionError(str(exc)) from None
     if plot is not None:
         from ..compile.plot import plot_arena
 
         try:
             plot_arena(report.program, report.plan, plot)
-        except (RuntimeError, OSError) as exc:
+        except RuntimeError as exc:  # matplotlib missing
             raise CliError(f"cannot write {plot}: {exc}") from None
     if as_json:
         d = report.to_dict(buffers=show_buffers)
@@ -132,8 +82,12 @@ def plan_command(
         if plot is not None:
             d["plot"] = str(plot)
         print_json(d)
-        return
-    _print_report(report, source, show_buffers, show_schedule, plot)
+    else:
+        _print_report(report, source, show_buffers, show_schedule, plot)
+    if report.fit is not None and not report.fit.fits:
+        raise CliError(f"{report.program.model_name} does not fit {report.fit.device} "
+                       f"(SRAM margin {report.fit.sram_margin:,} B, flash margin {report.fit.flash_margin:,} B)",
+                       code=DOES_NOT_FIT)
 
 
 def _print_report(report, source: str, show_buffers: bool, show_schedule: bool, plot) -> None:

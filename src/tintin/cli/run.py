@@ -10,9 +10,10 @@ from typing import Optional
 
 import typer
 
-from .app import CliError
-from .common import check_dataset_fits_model, err_console, load_dataset, out_console, print_json
-from .export import compile_options, optim_config, resolve_target
+from . import options as opt
+from .app import CliError, on_interrupt
+from .common import (check_dataset_fits_model, err_console, load_dataset, model_from_spec, out_console, print_json,
+                     zoo_name)
 
 
 def training_order(n: int, steps: int, batch_size: int, seed: int):
@@ -40,32 +41,31 @@ def _details(exc) -> str:
 
 def run_command(
     model_spec: str = typer.Argument(..., metavar="MODEL_OR_ZOO_NAME", help="model file or zoo model name"),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="data set (see `tintin datasets`)"),
-    target: str = typer.Option(..., "--target", "-t", help="host | cortex-m0 | cortex-m3 | cortex-m4 | cortex-m4f | "
-                               "atmega328p"),
+    dataset: str = opt.dataset(required=True),
+    target: str = opt.target(None),
     steps: int = typer.Option(100, "--steps", "-n", help="training steps on the device"),
-    update: str = typer.Option("full", "--update", "-u", help="full | bias | last:K | sparse:LAYER\\[a:b],..."),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", help="samples per training step"),
+    update: str = opt.UPDATE,
+    batch_size: int = opt.DEVICE_BATCH_SIZE,
     eval_samples: int = typer.Option(100, "--eval", help="test samples evaluated one by one (batch 1) after training"),
     compare_float: bool = typer.Option(False, "--compare-float", help="also run the float32 reference C on the same "
                                        "core and data (soft float; hard float on cortex-m4f)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
-    lr: float = typer.Option(0.05, "--lr", help="learning rate (aligned rule; 0.05 suits batch 1)"),
-    rule: str = typer.Option("aligned", "--rule", help="update rule: aligned | niti"),
-    mu: int = typer.Option(4, "--mu", help="NITI rule: bits of the largest update"),
-    rounding: str = typer.Option("stochastic", "--rounding", help="stochastic | pseudo_stochastic | nearest"),
-    momentum_shift: int = typer.Option(0, "--momentum-shift", help="integer momentum beta = 1 - 2^-k (0: off)"),
-    grad_tile: Optional[int] = typer.Option(1024, "--grad-tile", help="weight-gradient tile budget in bytes (0: whole)"),
-    acc_budget: Optional[int] = typer.Option(None, "--acc-budget", help="recompute int32 accumulators above this"),
-    seed: int = typer.Option(0, "--seed", "-s", help="seed of initial weights (zoo), data order and rounding"),
-    scale_mode: str = typer.Option("compound", "--scale-mode", help="zoo models: compound | pow2"),
-    weight_bits: int = typer.Option(8, "--weight-bits", help="zoo models: 8 or 16"),
-    opt: str = typer.Option("-O2", "--opt", help="compiler optimisation flag"),
+    as_json: bool = opt.JSON,
+    lr: Optional[float] = opt.LR,
+    rule: str = opt.RULE,
+    mu: int = opt.MU,
+    rounding: str = opt.ROUNDING,
+    momentum_shift: Optional[int] = opt.MOMENTUM_SHIFT,
+    grad_tile: Optional[int] = opt.GRAD_TILE,
+    acc_budget: Optional[int] = opt.ACC_BUDGET,
+    seed: int = opt.SEED,
+    scale_mode: str = opt.SCALE_MODE,
+    weight_bits: int = opt.WEIGHT_BITS,
+    opt_flag: str = typer.Option("-O2", "--opt", help="compiler optimisation flag"),
     timeout: float = typer.Option(600.0, "--timeout", help="emulator time limit in seconds"),
     profile: bool = typer.Option(False, "--profile", help="count every program step (per-kernel table)"),
     dump: bool = typer.Option(True, "--dump/--checksums", help="the device prints every final parameter in hex "
                               "(compared byte by byte), or only a checksum per parameter"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="keep the project and build here"),
+    out: Optional[Path] = opt.out_dir("keep the project and build here (default: a temporary directory)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="print tool output on errors"),
 ):
     """Train MODEL on an emulated microcontroller and prove it bit-exact against the simulator.
@@ -73,35 +73,34 @@ def run_command(
     Builds the training program for TARGET, trains --steps steps on real quantised samples of
     --dataset embedded in flash, evaluates test samples at batch 1, and compares every loss,
     prediction and final weight with the simulator; reports instructions (AVR: cycles) per step,
-    memory and, with --compare-float, the float32 reference C on the same core."""
-    from ..codegen import CodegenError
-    from ..codegen.ondevice import DoesNotFitError, run_on_target, select_samples
-    from ..compile import CompileError, PlanError, UpdateSelectionError
-    from .. import targets as targets_api
-    from .plan import _load_model
+    memory and, with --compare-float, the float32 reference C on the same core.
 
-    if steps < 1:
-        raise CliError(f"--steps must be at least 1, got {steps}")
-    if batch_size < 1:
-        raise CliError(f"--batch-size must be at least 1, got {batch_size}")
-    if eval_samples < 0:
-        raise CliError(f"--eval must be >= 0, got {eval_samples}")
+    Exit status: 0 when bit-exact, 2 when not."""
+    from ..codegen.ondevice import run_on_target, select_samples
+    from .. import targets as targets_api
+
+    opt.check_positive("--steps", steps)
+    opt.check_positive("--batch-size", batch_size)
+    opt.check_positive("--eval", eval_samples, minimum=0)
     if timeout <= 0:
-        raise CliError(f"--timeout must be positive, got {timeout}")
-    tgt = resolve_target(target)
+        raise opt.OptionError(f"--timeout must be positive, got {timeout}")
+    tgt = opt.resolve_target(target)
     ok, reason = targets_api.toolchain_status(tgt.name)
     if not ok:
         raise CliError(reason if "make toolchains" in reason else f"{reason} (install with `make toolchains`)")
+    if out is not None:
+        opt.check_writable_dir(out)
     ds = load_dataset(dataset)
-    model, source = _load_model(model_spec, dataset, None, None, scale_mode, weight_bits, seed)
+    model, source = model_from_spec(model_spec, dataset, None, None, opt.quantisation(scale_mode, weight_bits), seed)
     check_dataset_fits_model(model, ds)
-    optim = optim_config(lr, rule, mu, rounding, momentum_shift)
-    options = compile_options(grad_tile, acc_budget)
+    optim = opt.optimiser(zoo_name(model_spec), batch_size, lr, rule, mu, rounding, momentum_shift)
+    options = opt.compile_options(grad_tile, acc_budget)
     order, starts = training_order(len(ds.x_train), steps, batch_size, seed)
     x, y, o = select_samples(ds.x_train, ds.y_train, order, steps, batch_size)
     n_eval = min(eval_samples, len(ds.x_test))
     eval_x, eval_y = ds.x_test[:n_eval], ds.y_test[:n_eval]
     work = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="tintin-run-"))
+    on_interrupt(f"the partial project and build are in {work}")
     # progress only on a terminal: in a pipe an error stays one line
     progress = err_console if not as_json and err_console.is_terminal else None
     if progress is not None:
@@ -110,7 +109,7 @@ def run_command(
     try:
         report = run_on_target(model, targets_api, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
                                work_dir=work, batch_size=batch_size, update=update, optim=optim, options=options,
-                               seed=seed, eval_x=eval_x, eval_y=eval_y, epoch_starts=starts, opt=opt,
+                               seed=seed, eval_x=eval_x, eval_y=eval_y, epoch_starts=starts, opt=opt_flag,
                                timeout_s=timeout, profile=profile, model_spec=model_spec, dump=dump)
         if compare_float:
             from ..codegen.float_ref import run_reference_on_target
@@ -118,17 +117,15 @@ def run_command(
             if progress is not None:
                 progress.print("running the float32 reference ...")
             ref = run_reference_on_target(model, targets_api, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
-                                          work_dir=work, batch_size=batch_size, update=update, optim=optim, opt=opt,
-                                          timeout_s=timeout)
-    except DoesNotFitError as exc:
-        raise CliError(str(exc)) from None
-    except (UpdateSelectionError, CompileError, PlanError, CodegenError) as exc:
-        raise CliError(str(exc)) from None
+                                          work_dir=work, batch_size=batch_size, update=update, optim=optim,
+                                          opt=opt_flag, timeout_s=timeout)
     except targets_api.TargetError as exc:
-        if verbose and _details(exc):
+        if not _details(exc):
+            raise
+        if verbose:
             sys.stderr.write(_details(exc) + "\n")
-        hint = "" if verbose else " (--verbose shows the tool output)"
-        raise CliError(f"{exc}{hint}") from None
+            raise
+        raise CliError(f"{exc} (--verbose shows the tool output)", code=exc.exit_code) from None
     result = _result(report, ref, tgt, source, dataset, work if out is not None else None)
     if as_json:
         print_json(result)

@@ -8,8 +8,9 @@ from typing import Optional
 
 import typer
 
-from .app import CliError
-from .common import load_dataset, out_console, print_json
+from . import options as opt
+from .app import CliError, on_interrupt
+from .common import err_console, load_dataset, out_console, print_json
 
 
 def parse_schedule(text: str | None, kind=float) -> tuple:
@@ -42,100 +43,110 @@ def update_backend(name: str):
     return c_update_kernel(), "c"
 
 
+def check_output_dir(out: Path, force: bool) -> None:
+    """Before training: ``out`` must be a writable directory (or creatable), and must not hold a
+    model or history already unless ``force``."""
+    opt.check_writable_dir(out)
+    existing = [out / n for n in ("model.safetensors", "history.json") if (out / n).exists()]
+    if existing and not force:
+        raise CliError(f"{existing[0]} already exists: choose another --out, or pass --force to replace it")
+
+
+def write_history(out: Path, history: dict, title: str):
+    """``(history.json, history.png or None, note)``: the per-epoch record and, when matplotlib is
+    installed (the ``plot`` extra), a PNG of the curves; without it the note says why there is none."""
+    import json as _json
+
+    from ..io.model_file import atomic_write_bytes
+    from ..train.plot import PlotUnavailableError, history_png
+
+    history_path = out / "history.json"
+    atomic_write_bytes(history_path, _json.dumps(history, indent=1).encode())
+    try:
+        png = history_png(history, title=title)
+    except PlotUnavailableError as exc:
+        return history_path, None, str(exc)
+    plot_path = out / "history.png"
+    atomic_write_bytes(plot_path, png)
+    return history_path, plot_path, None
+
+
 def train_command(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="data set name (see `tintin datasets`)"),
-    model: str = typer.Option("mlp", "--model", "-m", help="zoo model name"),
+    dataset: str = opt.dataset(required=True),
+    model: str = typer.Option("mlp", "--model", "-m", help=opt.zoo_model_help()),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
-    seed: int = typer.Option(0, "--seed", "-s", help="seed of initial weights, data order and stochastic rounding"),
+    seed: int = opt.SEED,
     compare_float: bool = typer.Option(False, "--compare-float", help="also train the float32 PyTorch twin"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output directory (model.safetensors, history.json)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="learning rate (aligned rule), stored as an integer scale "
-                                       "(default: the model's, e.g. mlp 0.5, lenet5 0.1)"),
+    out: Optional[Path] = opt.out_dir("output directory: model.safetensors, history.json, history.png "
+                                      "(default: runs/DATASET-MODEL-sSEED)"),
+    force: bool = typer.Option(False, "--force", "-f", help="replace the model and history already in --out"),
+    as_json: bool = opt.JSON,
+    lr: Optional[float] = opt.LR,
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="EPOCH:LR,... changes of the learning rate "
                                               "(default: the model's decay steps, scaled to --epochs)"),
-    rule: str = typer.Option("aligned", "--rule", help="update rule: aligned | niti"),
-    mu: int = typer.Option(4, "--mu", help="NITI rule: bits of the largest update"),
+    rule: str = opt.RULE,
+    mu: int = opt.MU,
     mu_schedule: Optional[str] = typer.Option(None, "--mu-schedule", help="NITI rule: EPOCH:MU,... e.g. 10:3,20:2"),
-    scale_mode: str = typer.Option("compound", "--scale-mode", help="compound (2^S u^U d^D) | pow2"),
-    weight_bits: int = typer.Option(8, "--weight-bits", help="8 or 16 (int16 master weights)"),
+    rounding: str = opt.ROUNDING,
+    momentum_shift: Optional[int] = opt.MOMENTUM_SHIFT,
+    scale_mode: str = opt.SCALE_MODE,
+    weight_bits: int = opt.WEIGHT_BITS,
     upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
-    rounding: str = typer.Option("stochastic", "--rounding", help="update rounding: stochastic | pseudo_stochastic | nearest"),
-    momentum_shift: Optional[int] = typer.Option(None, "--momentum-shift",
-                                                 help="integer momentum beta = 1 - 2^-k (0: off; default: the model's)"),
     backend: str = typer.Option("numpy", "--backend", help="weight-update backend: numpy | c (the C "
                                 "runtime's update through ctypes: the same bits) | auto (c when a C compiler works)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ):
     """Train a zoo model with integer-only arithmetic on DATASET and save it."""
-    from ..nn import QuantConfig, UnknownModelError, build_model
-    from ..nn.module import ShapeError
-    from ..numerics import AccumulatorBoundError
-    from ..optim import OptimConfig
+    from ..nn import build_model, training_defaults
     from ..train import TrainConfig, auto_progress, fit
 
-    from ..nn import training_defaults
-
-    try:
-        defaults = training_defaults(model)
-    except UnknownModelError as exc:
-        raise CliError(str(exc)) from None
+    defaults = training_defaults(model)
     epochs = defaults.epochs if epochs is None else epochs
-    if epochs < 1:
-        raise CliError(f"--epochs must be at least 1, got {epochs}")
-    schedule = parse_schedule(lr_schedule) if lr_schedule else defaults.lr_schedule(epochs, lr)
-    lr = defaults.lr if lr is None else lr
-    momentum_shift = defaults.momentum_shift if momentum_shift is None else momentum_shift
-    if batch_size < 1:
-        raise CliError(f"--batch-size must be at least 1, got {batch_size}")
+    opt.check_positive("--epochs", epochs)
+    opt.check_positive("--batch-size", batch_size)
+    out = out or Path("runs") / f"{dataset}-{model}-s{seed}"
+    check_output_dir(out, force)
+    qconf = opt.quantisation(scale_mode, weight_bits, upscale_init=upscale_init)
+    oconf = opt.optimiser(model, batch_size, lr, rule, mu, rounding, momentum_shift,
+                          lr_schedule=parse_schedule(lr_schedule) if lr_schedule
+                          else defaults.lr_schedule(epochs, opt.resolved_lr(lr, model, batch_size)),
+                          mu_schedule=parse_schedule(mu_schedule, int))
     try:
-        qconf = QuantConfig(scale_mode=scale_mode, weight_bits=weight_bits, upscale_init=upscale_init)
-        oconf = OptimConfig(rule=rule, lr=lr, lr_schedule=schedule, mu=mu,
-                            mu_schedule=parse_schedule(mu_schedule, int), rounding=rounding,
-                            momentum_shift=momentum_shift)
         tconf = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, optim=oconf)
     except ValueError as exc:
-        raise CliError(str(exc)) from None
+        raise opt.OptionError(str(exc)) from None
     if compare_float:  # fail before training if the extra is missing
         from ..reference.twin import _torch
-        from ..reference import MissingExtraError
-        try:
-            _torch()
-        except MissingExtraError as exc:
-            raise CliError(str(exc)) from None
+        _torch()
     ds = load_dataset(dataset)
-    try:
-        net = build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
-    except (UnknownModelError, ShapeError, AccumulatorBoundError) as exc:
-        raise CliError(str(exc)) from None
+    net = build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
+    kernel, backend_used = update_backend(backend)
 
+    on_interrupt(f"nothing was saved; {out} is unchanged")
     float_result = None
     if compare_float:
         from ..reference import train_float
         float_result = train_float(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test)
-    kernel, backend_used = update_backend(backend)
-    try:
-        result = fit(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test,
-                     progress=auto_progress(not (quiet or as_json)), update_kernel=kernel)
-    except AccumulatorBoundError as exc:
-        raise CliError(str(exc)) from None
+    result = fit(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test,
+                 progress=auto_progress(not (quiet or as_json)), update_kernel=kernel)
 
-    out = out or Path("runs") / f"{dataset}-{model}-s{seed}"
     from ..io import save_model
     info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.final_test_accuracy,
             "float_test_accuracy": float_result.test_accuracy if float_result else None,
             "synthetic_data": ds.synthetic, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    on_interrupt(f"training finished but the model may not be saved: {out} may hold the previous files")
     model_path = save_model(net, out / "model.safetensors", info=info)
-    import json as _json
-    from ..io.model_file import atomic_write_bytes
+    on_interrupt(f"the model is saved in {model_path}; its history may be missing")
     history = {"integer": [vars(h) for h in result.history],
                "float": float_result.history if float_result else None}
-    atomic_write_bytes(out / "history.json", _json.dumps(history, indent=1).encode())
+    history_path, plot_path, plot_note = write_history(out, history, title=f"{model} on {dataset}")
+    on_interrupt(f"the model and its history are saved in {out}")
+    schedule = oconf.lr_schedule
 
     summary = {
         "dataset": dataset, "model": model, "epochs": epochs, "batch_size": batch_size, "seed": seed,
-        "lr": lr, "lr_schedule": [list(e) for e in schedule], "momentum_shift": momentum_shift,
+        "lr": oconf.lr, "lr_schedule": [list(e) for e in schedule], "momentum_shift": oconf.momentum_shift,
         "test_accuracy": result.final_test_accuracy,
         "float_test_accuracy": float_result.test_accuracy if float_result else None,
         "train_seconds": round(result.train_seconds, 3),
@@ -143,7 +154,8 @@ def train_command(
         "float_train_seconds": round(float_result.train_seconds, 3) if float_result else None,
         "float_samples_per_second": round(float_result.samples_per_second, 1) if float_result else None,
         "parameters": net.num_parameters(), "model_path": str(model_path), "synthetic_data": ds.synthetic,
-        "update_backend": backend_used,
+        "update_backend": backend_used, "history_path": str(history_path),
+        "plot_path": str(plot_path) if plot_path else None,
     }
     if as_json:
         print_json(summary)
@@ -162,7 +174,11 @@ def train_command(
         table.add_row("float32 (PyTorch)", f"{100 * float_result.test_accuracy:.2f}%",
                       f"{float_result.train_seconds:.1f} s", f"{float_result.samples_per_second:,.0f}")
     out_console.print(table)
-    out_console.print(f"model saved to {model_path}")
+    out_console.print(f"model saved to {model_path}; history in {history_path}")
+    if plot_path:
+        out_console.print(f"training curves: {plot_path}")
+    elif plot_note:
+        err_console.print(f"note: {plot_note}")
 
 
 def register(app: typer.Typer) -> None:
