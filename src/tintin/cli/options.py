@@ -166,16 +166,22 @@ def resolve_device(name: str | None):
 
 
 def check_writable_dir(path: Path, what: str = "--out") -> None:
-    """Refuse, before any work, an output directory that cannot be created or written."""
-    import os
+    """Refuse, before any work, an output directory that cannot be created or written: its nearest
+    existing ancestor must be a directory in which a file can be created (probed, then removed)."""
+    import tempfile
 
     path = Path(path)
     probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    while not probe.exists() and probe.parent != probe:
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
+    if not probe.is_dir():
         raise CliError(f"{what} {path}: {probe} is a file, not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise CliError(f"{what} {path}: {probe} is not writable")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".tintin-probe-", dir=probe)
+    except OSError as exc:
+        reason = (exc.strerror or "not writable").lower()
+        raise CliError(f"{what} {path}: cannot write in {probe} ({reason})") from None
+    import os
+
+    os.close(fd)
+    os.unlink(name)

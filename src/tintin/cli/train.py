@@ -178,7 +178,7 @@ def train_command(
     if plot_path:
         out_console.print(f"training curves: {plot_path}")
     elif plot_note:
-        err_console.print(f"note: {plot_note}")
+        err_console.print(f"note: {plot_note}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
