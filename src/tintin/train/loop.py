@@ -11,7 +11,7 @@ from ..numerics import RoundingStream
 from ..nn import Context, Sequential
 from ..optim import IntegerSGD, OptimConfig
 from .allocator import tune_allocator
-from .progress import Progress, SilentProgress
+from .progress import ProgressSetting, resolve_progress
 from .step import check_batch_bounds, evaluate, train_step
 
 
@@ -74,8 +74,12 @@ def batches(order: np.ndarray, batch_size: int):
 
 def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: TrainConfig,
         x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
-        progress: Progress | None = None, update_kernel=None) -> TrainResult:
+        progress: ProgressSetting = "auto", update_kernel=None) -> TrainResult:
     """Train ``model`` in place. Same seed, same data -> the same bits.
+
+    ``progress``: ``"auto"`` shows a bar when stderr is a terminal and nothing otherwise; ``True``
+    also prints a line at least every 10 s when it is not; ``False``/``None`` is silent; or a
+    :class:`tintin.train.progress.Progress` (see that module).
 
     ``update_kernel``: an optional bit-identical native weight update (see
     :class:`tintin.optim.IntegerSGD`), e.g. ``tintin.codegen.fast_update.c_update_kernel()``."""
@@ -90,7 +94,7 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
             raise ValueError(f"labels must be in [0, {classes}), got [{y_train.min()}, {y_train.max()}]")
     check_batch_bounds(model, config.batch_size)
     tune_allocator()
-    progress = progress or SilentProgress()
+    progress = resolve_progress(progress)
     optimizer = IntegerSGD(model.parameters(), config.optim, model.config.scale_mode, update_kernel)
     ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(config.seed))
     steps = -(-len(x_train) // config.batch_size)

@@ -1,9 +1,19 @@
-"""Training progress: a rich progress bar on a terminal, plain lines otherwise."""
+"""Training progress: a rich progress bar on a terminal, plain lines otherwise.
+
+``fit(..., progress=...)`` takes a :class:`Progress` or one of these words:
+
+* ``"auto"`` (the default of :func:`tintin.train.fit`): a live bar when stderr is a terminal,
+  nothing otherwise (a library call in a script, a test or a pipe stays quiet);
+* ``True``: a live bar on a terminal, :class:`LineProgress` lines otherwise (what ``tintin train``
+  shows in a pipe or a CI log: a line at least every 10 seconds with steps done, rate and ETA);
+* ``False`` or ``None``: nothing.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Protocol
+import time
+from typing import Protocol, Union
 
 
 class Progress(Protocol):
@@ -20,18 +30,44 @@ class SilentProgress:
     def close(self): pass
 
 
-class LineProgress:
-    """One line per epoch (for logs, pipes and CI)."""
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
-    def __init__(self, stream=None):
+
+class LineProgress:
+    """Plain lines for logs, pipes and CI: one per epoch, and within an epoch one at least every
+    ``interval`` seconds with the steps done, the rate and the time left (ETA) of the whole run.
+
+    ``clock``: the time source in seconds (``time.monotonic``; tests pass their own)."""
+
+    def __init__(self, stream=None, interval: float = 10.0, clock=time.monotonic):
         self.stream = stream or sys.stderr
+        self.interval = interval
+        self.clock = clock
 
     def start(self, epochs, steps_per_epoch, title):
         self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.t_start = self.t_last = self.clock()
         print(f"{title}: {epochs} epochs x {steps_per_epoch} steps", file=self.stream, flush=True)
 
     def step(self, epoch, step, loss, accuracy):
-        pass
+        now = self.clock()
+        if now - self.t_last < self.interval:
+            return
+        self.t_last = now
+        total = self.epochs * self.steps_per_epoch
+        done = epoch * self.steps_per_epoch + step + 1
+        rate = done / max(now - self.t_start, 1e-9)
+        eta = (total - done) / rate
+        print(f"epoch {epoch + 1}/{self.epochs}  step {step + 1}/{self.steps_per_epoch}  "
+              f"({100 * done / total:.1f}% of {total} steps)  {rate:,.1f} steps/s  ETA {_duration(eta)}  "
+              f"loss {loss:.4f}  train_acc {accuracy:.4f}", file=self.stream, flush=True)
 
     def epoch_end(self, epoch, metrics):
         parts = [f"epoch {epoch + 1}/{self.epochs}"]
@@ -79,3 +115,19 @@ def auto_progress(enabled: bool = True) -> Progress:
     if sys.stderr.isatty():
         return RichProgress()
     return LineProgress()
+
+
+ProgressSetting = Union[Progress, str, bool, None]
+
+
+def resolve_progress(setting: ProgressSetting) -> Progress:
+    """The :class:`Progress` a ``progress=`` argument names (see the module docstring)."""
+    if setting is None or setting is False:
+        return SilentProgress()
+    if setting is True:
+        return auto_progress(True)
+    if isinstance(setting, str):
+        if setting != "auto":
+            raise ValueError(f"progress must be 'auto', True, False, None or a Progress object, got {setting!r}")
+        return RichProgress() if sys.stderr.isatty() else SilentProgress()
+    return setting
