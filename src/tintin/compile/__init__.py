@@ -14,10 +14,9 @@ from . import kernels as _kernels  # noqa: F401  (registers kernels)
 from . import lower_dense as _lower_dense  # noqa: F401  (registers Linear / ReLU / Flatten)
 from . import update as _update  # noqa: F401  (registers update kernels)
 
-try:  # convolution, pooling, residual and channel-scale layers (registers their lowerings)
-    from . import lower_conv as _lower_conv  # noqa: F401
-except ImportError:  # pragma: no cover - a tree without those layers
-    pass
+# convolution, pooling, residual and channel-scale layers (registers their lowerings); a broken
+# import fails here, not later as "no lowering for layer"
+from . import lower_conv as _lower_conv  # noqa: F401,E402
 from .compiler import CompileOptions, ProgramBuilder, compile_program
 from .executor import ExecutionError, ProgramExecutor, ProgramResult, run_program
 from .ir import Buffer, BufferKind, Memory, Phase, Step, TrainingProgram
