@@ -343,8 +343,7 @@ def run_on_target(model, targets, target: str, *, x_samples, y_samples, order, s
     t0 = time.perf_counter()
     program, plan, eval_program = compile_for_codegen(model, update, batch_size, optim, options)
     project = generate_project(model, work / "project", program=program, plan=plan, eval_program=eval_program,
-                               target=target if target in ("host", "cortex-m0", "cortex-m3", "cortex-m4",
-                                                           "cortex-m4f", "atmega328p") else "host",
+                               target=target if target in targets.TARGETS else "host",
                                example=False)
     check_fit(project, tgt, stack_bytes=stack_bytes, model_spec=model_spec)
     n_eval = 0 if eval_x is None else len(eval_x)

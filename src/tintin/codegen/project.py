@@ -26,6 +26,7 @@ from pathlib import Path
 from . import RUNTIME_DIR
 from .cgen import CodegenError
 from .model_c import ModelSources, render_model_sources
+from .toolchains import C_TOOLCHAINS
 
 #: runtime C files each op needs (numerics, tables, tt_program.c and its dependencies always)
 _RUNTIME_BY_OP = {
@@ -46,22 +47,16 @@ _RUNTIME_BY_OP = {
 }
 _RUNTIME_ALWAYS = ("tt_numerics.c", "tt_tables.c", "tt_program.c", "tt_conv.c", "tt_activation.c")
 
-#: compiler settings per target in the generated Makefile (the same as tintin.targets uses)
-MAKE_TARGETS = {
-    "host": ("gcc", "ar", ""),
-    "cortex-m0": ("arm-none-eabi-gcc", "arm-none-eabi-ar", "-mcpu=cortex-m0 -mthumb -mfloat-abi=soft"),
-    "cortex-m3": ("arm-none-eabi-gcc", "arm-none-eabi-ar", "-mcpu=cortex-m3 -mthumb -mfloat-abi=soft"),
-    "cortex-m4": ("arm-none-eabi-gcc", "arm-none-eabi-ar", "-mcpu=cortex-m4 -mthumb -mfloat-abi=soft"),
-    "cortex-m4f": ("arm-none-eabi-gcc", "arm-none-eabi-ar",
-                   "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"),
-    "atmega328p": ("avr-gcc", "avr-ar", "-mmcu=atmega328p -DF_CPU=16000000UL -mcall-prologues"),
-}
+#: compiler settings per target in the generated Makefile: ``(cc, ar, flags)``, from the one table
+#: the target registry also reads (:data:`tintin.codegen.toolchains.C_TOOLCHAINS`)
+MAKE_TARGETS = {name: (tc.cc, tc.ar, " ".join(tc.arch_flags + tc.program_flags))
+                for name, tc in C_TOOLCHAINS.items()}
 
 #: extra flags for every generated source (the arena is reinterpreted as several element types)
 EXTRA_CFLAGS = ("-fno-strict-aliasing",)
 
-#: extra flags per target: on the 32 KB ATmega328P, shared register save/restore code (smaller)
-TARGET_CFLAGS = {"atmega328p": ("-mcall-prologues",)}
+#: extra flags per target for generated programs, beyond the target's own (e.g. ``-mcall-prologues``)
+TARGET_CFLAGS = {name: tc.program_flags for name, tc in C_TOOLCHAINS.items() if tc.program_flags}
 
 
 @dataclass(frozen=True)
@@ -156,7 +151,7 @@ def generate_project(model, out_dir, *, update: str | None = "full", batch_size:
     for name, text in sources.files.items():
         (out / name).write_text(text)
     (out / "Makefile").write_text(render_makefile(program, target))
-    (out / "README.md").write_text(render_readme(program, plan, sources, files))
+    (out / "README.md").write_text(render_readme(program, plan, sources, files, target))
     if example:
         (out / "example_main.c").write_text(render_example(program, sources))
     c_files = [out / "tt_model.c", out / "tt_model_params.c"] + [rt / f for f in files if f.endswith(".c")]
@@ -172,11 +167,7 @@ def render_makefile(program, target: str) -> str:
     rules += ["else", "  $(error unknown TARGET '$(TARGET)': " + " | ".join(MAKE_TARGETS) + ")", "endif"]
     return "\n".join([
         f"# Makefile of the generated training program of `{program.model_name}` (tintin).",
-        "#   make                        host static library and example (gcc)",
-        "#   make TARGET=cortex-m0       static library for Cortex-M0 (arm-none-eabi-gcc); also cortex-m3,",
-        "#                               cortex-m4, cortex-m4f, atmega328p (avr-gcc)",
-        "#   make check                  every source under the strict flags",
-        "#   make example && ./build/host/example",
+        *_build_lines(target, "#   ", 38),
         "# Link build/$(TARGET)/libtintin_model.a into your firmware and #include \"tt_model.h\" (add -I. -Iruntime).",
         f"TARGET ?= {target}",
         "OPT ?= -O2",
@@ -269,7 +260,18 @@ int main(void)
 """
 
 
-def render_readme(program, plan, sources: ModelSources, files) -> str:
+def _build_lines(target: str, comment: str, width: int) -> list[str]:
+    """The build commands of the Makefile and README, stating the real default ``TARGET``."""
+    cc = MAKE_TARGETS[target][0]
+    others = ", ".join(name for name in MAKE_TARGETS if name != target)
+    rows = [("make", f"TARGET={target} (the default): build/{target}/libtintin_model.a ({cc})"),
+            ("make TARGET=<name>", f"any other target: {others}"),
+            ("make check", "every source under the strict flags"),
+            ("make example && ./build/host/example", "a hosted example program (host gcc, whatever TARGET)")]
+    return [f"{comment}{cmd:<{width}} # {text}" for cmd, text in rows]
+
+
+def render_readme(program, plan, sources: ModelSources, files, target: str = "host") -> str:
     ce = program.loss == "cross_entropy"
     trained = [e for e in sources.params if e.role == 1]
     frozen = [e for e in sources.params if e.role == 0]
@@ -315,9 +317,7 @@ def render_readme(program, plan, sources: ModelSources, files) -> str:
         "## Build",
         "",
         "```sh",
-        "make                     # host: build/host/libtintin_model.a",
-        "make TARGET=cortex-m0    # or cortex-m3, cortex-m4, cortex-m4f, atmega328p",
-        "make example && ./build/host/example",
+        *_build_lines(target, "", 38),
         "```",
         "",
         "Link the library (or compile `tt_model.c`, `tt_model_params.c` and `runtime/*.c` with your",

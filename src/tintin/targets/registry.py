@@ -1,7 +1,8 @@
 """The target registry: what each build-and-run target compiles with and runs on.
 
 A *target* is a compiler configuration plus the emulator that runs its binaries and what that
-emulator counts. It is not a device: device profiles (``devices.py``) describe real parts and
+emulator counts. The compiler and its flags come from :data:`tintin.codegen.toolchains.C_TOOLCHAINS`,
+the one table the generated Makefiles also use. It is not a device: device profiles (``devices.py``) describe real parts and
 name the target that runs their code.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tintin.codegen.toolchains import C_TOOLCHAINS
 from tintin.targets.errors import UnknownTargetError
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
@@ -89,12 +91,16 @@ _ARM_APT = ("gcc-arm-none-eabi", "qemu-system-arm")
 _AN385 = Machine("mps2-an385", "cortex-m3", flash_bytes=4 * MIB, ram_bytes=4 * MIB)
 _AN386 = Machine("mps2-an386", "cortex-m4", flash_bytes=4 * MIB, ram_bytes=4 * MIB)
 
-def _cortex_m(name: str, description: str, arch_flags: tuple[str, ...], *, machines: tuple[Machine, ...],
+def _compiler(name: str) -> dict:
+    tc = C_TOOLCHAINS[name]
+    return {"cc": tc.cc, "tool_prefix": tc.tool_prefix, "arch_flags": tc.arch_flags}
+
+
+def _cortex_m(name: str, description: str, *, machines: tuple[Machine, ...],
               flash_bytes: int = 4 * MIB, ram_bytes: int = 4 * MIB, default_stack_bytes: int = 8 * KIB,
               hard_float: bool = False) -> Target:
     """A Cortex-M target: arm-none-eabi-gcc, instruction counts from the QEMU plugin."""
-    return Target(name=name, description=description, family="cortex-m", cc="arm-none-eabi-gcc",
-                  tool_prefix="arm-none-eabi-", arch_flags=arch_flags, machines=machines,
+    return Target(name=name, description=description, family="cortex-m", **_compiler(name), machines=machines,
                   count_unit="instructions", flash_bytes=flash_bytes, ram_bytes=ram_bytes,
                   default_stack_bytes=default_stack_bytes, hard_float=hard_float, apt_packages=_ARM_APT)
 
@@ -106,9 +112,7 @@ TARGETS: dict[str, Target] = {
             name="host",
             description="the build machine itself (system gcc), for bit-exactness checks",
             family="host",
-            cc="gcc",
-            tool_prefix="",
-            arch_flags=(),
+            **_compiler("host"),
             machines=(Machine("host", None),),
             count_unit=None,
             flash_bytes=None,
@@ -120,7 +124,6 @@ TARGETS: dict[str, Target] = {
             "cortex-m0",
             "ARMv6-M (Cortex-M0/M0+ class, e.g. RP2040); QEMU microbit, "
             "or mps2-an385 when the program needs more than 16 KB RAM / 256 KB flash",
-            ("-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"),
             machines=(
                 Machine("microbit", "cortex-m0", flash_bytes=256 * KIB, ram_bytes=16 * KIB),
                 _AN385,  # runs the same ARMv6-M binary on an ARMv7-M core
@@ -129,20 +132,12 @@ TARGETS: dict[str, Target] = {
             ram_bytes=264 * KIB,  # RP2040: 264 KB SRAM
             default_stack_bytes=4 * KIB,
         ),
-        _cortex_m("cortex-m3", "ARMv7-M Cortex-M3 on QEMU mps2-an385",
-                  ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"), machines=(_AN385,)),
+        _cortex_m("cortex-m3", "ARMv7-M Cortex-M3 on QEMU mps2-an385", machines=(_AN385,)),
         _cortex_m("cortex-m4", "ARMv7E-M Cortex-M4, soft-float ABI (no FPU use), on QEMU mps2-an386",
-                  ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"), machines=(_AN386,)),
+                  machines=(_AN386,)),
         _cortex_m(
             "cortex-m4f",
             "Cortex-M4F, hard float (FPv4-SP enabled at reset), on QEMU mps2-an386; for float reference programs",
-            (
-                "-mcpu=cortex-m4",
-                "-mthumb",
-                "-mfloat-abi=hard",
-                "-mfpu=fpv4-sp-d16",
-                "-ffp-contract=off",  # no fused multiply-add: bit-exact float32 like numpy
-            ),
             machines=(_AN386,),
             hard_float=True,
         ),
@@ -150,9 +145,7 @@ TARGETS: dict[str, Target] = {
             name="atmega328p",
             description="AVR ATmega328P at 16 MHz on simavr (cycle-accurate), USART0 console",
             family="avr",
-            cc="avr-gcc",
-            tool_prefix="avr-",
-            arch_flags=("-mmcu=atmega328p", "-DF_CPU=16000000UL"),
+            **_compiler("atmega328p"),
             machines=(Machine("simavr", "atmega328p", flash_bytes=32 * KIB, ram_bytes=2 * KIB),),
             count_unit="cycles",
             flash_bytes=32 * KIB,
