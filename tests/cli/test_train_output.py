@@ -120,3 +120,31 @@ def test_without_matplotlib_the_plot_is_skipped_with_a_note(capsys, tmp_path, mo
     assert code == 0, err
     assert "matplotlib is not installed" in err and "tintin[plot]" in err
     assert (tmp_path / "model.safetensors").is_file() and not (tmp_path / "history.png").exists()
+
+
+def test_os_errors_are_one_line_without_exception_names(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, out, err = run(capsys, "plan", "mlp", "--input-shape", "16", "--no-buffers",
+                         "--plot", str(tmp_path / "file" / "arena.png"))
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'file'}"), err
+    assert "Error" not in lines[0] and ("already exists" in lines[0] or "not a directory" in lines[0])
+
+
+def test_os_error_lines_name_the_path_and_the_reason(tmp_path):
+    from tintin.cli.app import _os_error_line
+
+    (tmp_path / "f").write_text("x")
+    caught = []
+    for action in (lambda: os.mkdir(tmp_path / "f"), lambda: open(tmp_path / "f" / "x", "w"),
+                   lambda: os.rmdir(tmp_path / "f")):
+        try:
+            action()
+        except OSError as exc:
+            caught.append(exc)
+    lines = [_os_error_line(exc) for exc in caught]
+    assert lines[0] == f"{tmp_path / 'f'}: already exists"
+    assert lines[1] == f"{tmp_path / 'f' / 'x'}: not a directory"
+    assert lines[2] == f"{tmp_path / 'f'}: not a directory"
+    assert not any("Error" in line for line in lines)

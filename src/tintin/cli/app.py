@@ -100,19 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     return status if isinstance(status, int) else 0
 
 
-_OS_ERROR_TEXT = {"FileExistsError": "already exists", "NotADirectoryError": "a path component is not a directory",
-                  "IsADirectoryError": "is a directory", "PermissionError": "permission denied",
-                  "FileNotFoundError": "no such file or directory"}
+_OS_ERROR_TEXT = {"FileExistsError": "already exists", "PermissionError": "permission denied"}
 
 
 def _os_error_line(exc: OSError) -> str:
-    """``cannot write runs/x/model.safetensors: permission denied`` rather than a raw exception name."""
+    """``runs/x/model.safetensors: permission denied`` rather than a raw exception name."""
     what = _OS_ERROR_TEXT.get(type(exc).__name__) or (exc.strerror or _one_line(exc)).lower()
-    path = exc.filename
-    if path is None:
-        return f"{what}" if exc.strerror else _one_line(exc)
+    if exc.filename is None:
+        return what
     extra = f" -> {exc.filename2}" if exc.filename2 else ""
-    return f"{path}{extra}: {what}"
+    return f"{exc.filename}{extra}: {what}"
 
 
 if __name__ == "__main__":  # pragma: no cover
