@@ -13,23 +13,15 @@ from .common import model_from_spec, out_console, print_json, zoo_name
 
 
 
+@opt.with_groups(opt.COMPILATION, opt.OPTIMISER, opt.QUANTISATION)
 def export_command(
+    optimiser: opt.Optimiser, quantisation: opt.Quantisation, compilation: opt.Compilation,
     model_spec: str = typer.Argument(..., metavar="MODEL", help="model file or zoo model name"),
     target: str = opt.target("host"),
     out: Path = opt.out_dir("project directory (created)", required=True),
     dataset: Optional[str] = opt.dataset(required=False, help="zoo models: data set giving the input shape and "
                                          "classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
-    update: str = opt.UPDATE,
     batch_size: int = opt.DEVICE_BATCH_SIZE,
-    lr: Optional[float] = opt.LR,
-    rule: str = opt.RULE,
-    mu: int = opt.MU,
-    rounding: str = opt.ROUNDING,
-    momentum_shift: Optional[int] = opt.MOMENTUM_SHIFT,
-    grad_tile: Optional[int] = opt.GRAD_TILE,
-    acc_budget: Optional[int] = opt.ACC_BUDGET,
-    scale_mode: str = opt.SCALE_MODE,
-    weight_bits: int = opt.WEIGHT_BITS,
     seed: int = opt.SEED,
     as_json: bool = opt.JSON,
 ):
@@ -42,11 +34,11 @@ def export_command(
     opt.check_positive("--batch-size", batch_size)
     tgt = opt.resolve_target(target)
     opt.check_writable_dir(out)
-    options = opt.compile_options(grad_tile, acc_budget)
-    model, source = model_from_spec(model_spec, dataset, None, None, opt.quantisation(scale_mode, weight_bits), seed)
-    optim = opt.optimiser(zoo_name(model_spec), batch_size, lr, rule, mu, rounding, momentum_shift)
+    options = compilation.options()
+    model, source = model_from_spec(model_spec, dataset, None, None, quantisation.config(), seed)
+    optim = optimiser.config(zoo_name(model_spec), batch_size)
     on_interrupt(f"{out} may hold a partial project")
-    project = generate_project(model, out, update=update, batch_size=batch_size, optim=optim, options=options,
+    project = generate_project(model, out, update=compilation.update, batch_size=batch_size, optim=optim, options=options,
                                target=tgt.name)
     check_fit(project, tgt, model_spec=model_spec)
     on_interrupt(f"the project is complete in {out}")

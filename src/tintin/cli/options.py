@@ -1,11 +1,16 @@
 """The options the commands of ``tintin`` share, each defined once.
 
 A command takes an option from here instead of retyping it, so every command spells it, documents
-it and defaults it the same way; a new command gets the same options by naming them::
+it and defaults it the same way. Single options are named as defaults; groups of options that
+always travel together (:data:`OPTIMISER`, :data:`QUANTISATION`, :data:`COMPILATION`) are added by
+:func:`with_groups` and reach the command as one object::
 
     from . import options as opt
 
-    def my_command(seed: int = opt.SEED, lr: Optional[float] = opt.LR, as_json: bool = opt.JSON): ...
+    @opt.with_groups(opt.OPTIMISER, opt.COMPILATION)
+    def my_command(optimiser: opt.Optimiser, compilation: opt.Compilation, seed: int = opt.SEED,
+                   as_json: bool = opt.JSON):
+        config = optimiser.config("mlp", batch_size=1)       # tintin.optim.OptimConfig
 
 Target and device help lists come from the registries (:data:`tintin.targets.TARGETS`,
 :func:`tintin.targets.list_devices`), zoo names from :func:`tintin.nn.model_names`.
@@ -21,6 +26,10 @@ Defaults that depend on the model are resolved by one function, :func:`optimiser
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
@@ -128,6 +137,88 @@ def optimiser(model_name: str | None, batch_size: int, lr: float | None, rule: s
                            momentum_shift=resolved_momentum_shift(momentum_shift, model_name), **schedules)
     except ValueError as exc:
         raise OptionError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Optimiser:
+    """The optimiser options ``--lr --rule --mu --rounding --momentum-shift`` as given."""
+
+    lr: Optional[float] = LR
+    rule: str = RULE
+    mu: int = MU
+    rounding: str = ROUNDING
+    momentum_shift: Optional[int] = MOMENTUM_SHIFT
+
+    def config(self, model_name: str | None, batch_size: int, **schedules):
+        """The :class:`tintin.optim.OptimConfig`, unset values resolved for this model and batch size."""
+        return optimiser(model_name, batch_size, self.lr, self.rule, self.mu, self.rounding, self.momentum_shift,
+                         **schedules)
+
+
+@dataclass(frozen=True)
+class Quantisation:
+    """The zoo-model options ``--scale-mode --weight-bits``."""
+
+    scale_mode: str = SCALE_MODE
+    weight_bits: int = WEIGHT_BITS
+
+    def config(self, **extra):
+        """The :class:`tintin.nn.QuantConfig`."""
+        return quantisation(self.scale_mode, self.weight_bits, **extra)
+
+
+@dataclass(frozen=True)
+class Compilation:
+    """The training-program options ``--update --grad-tile --acc-budget``."""
+
+    update: str = UPDATE
+    grad_tile: Optional[int] = GRAD_TILE
+    acc_budget: Optional[int] = ACC_BUDGET
+
+    def options(self):
+        """The :class:`tintin.compile.CompileOptions`."""
+        return compile_options(self.grad_tile, self.acc_budget)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group of options: the command parameter that receives it, and its dataclass."""
+
+    parameter: str
+    cls: type
+
+
+OPTIMISER = Group("optimiser", Optimiser)
+QUANTISATION = Group("quantisation", Quantisation)
+COMPILATION = Group("compilation", Compilation)
+
+_TYPES = {"Optional[float]": Optional[float], "Optional[int]": Optional[int], "str": str, "int": int}
+
+
+def with_groups(*groups: Group):
+    """Add the options of ``groups`` to a command (after its own options, in the order given) and
+    pass each group to the command's parameter of the same name as one object."""
+
+    def decorate(command):
+        hints = typing.get_type_hints(command)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(command).parameters.values() if p.name not in {g.parameter for g in groups}]
+        added = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                   annotation=_TYPES[f.type]) for g in groups for f in fields(g.cls)]
+        keyword_own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+        @functools.wraps(command)
+        def run(**kwargs):
+            for g in groups:
+                kwargs[g.parameter] = g.cls(**{f.name: kwargs.pop(f.name) for f in fields(g.cls)})
+            return command(**kwargs)
+
+        del run.__wrapped__  # typer must read the signature below, not the command's
+        run.__signature__ = inspect.Signature(keyword_own + added)
+        run.__annotations__ = {p.name: p.annotation for p in keyword_own + added}
+        return run
+
+    return decorate
 
 
 def quantisation(scale_mode: str, weight_bits: int, **extra):

@@ -20,26 +20,18 @@ def _kib(n: float) -> str:
 DOES_NOT_FIT = 3
 
 
+@opt.with_groups(opt.COMPILATION, opt.OPTIMISER, opt.QUANTISATION)
 def plan_command(
+    optimiser: opt.Optimiser, quantisation: opt.Quantisation, compilation: opt.Compilation,
     model_spec: str = typer.Argument(..., metavar="MODEL", help="zoo model name or model file"),
     device: Optional[str] = opt.DEVICE,
-    update: str = opt.UPDATE,
     batch_size: int = opt.DEVICE_BATCH_SIZE,
     planner: str = opt.PLANNER,
     dataset: Optional[str] = opt.dataset(required=False, help="zoo models: data set giving the input shape and "
                                          "classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="per-sample input shape, e.g. 1,28,28"),
     classes: Optional[int] = typer.Option(None, "--classes", help="number of classes (default: the data set's, or 10)"),
-    grad_tile: Optional[int] = opt.GRAD_TILE,
-    acc_budget: Optional[int] = opt.ACC_BUDGET,
     reserve: int = typer.Option(0, "--reserve", help="SRAM bytes to keep free (stack, runtime state)"),
-    lr: Optional[float] = opt.LR,
-    rule: str = opt.RULE,
-    mu: int = opt.MU,
-    rounding: str = opt.ROUNDING,
-    momentum_shift: Optional[int] = opt.MOMENTUM_SHIFT,
-    scale_mode: str = opt.SCALE_MODE,
-    weight_bits: int = opt.WEIGHT_BITS,
     seed: int = opt.SEED,
     show_buffers: bool = typer.Option(True, "--buffers/--no-buffers", help="list every buffer"),
     show_schedule: bool = typer.Option(False, "--schedule", help="list every step with its MACs and traffic"),
@@ -56,13 +48,11 @@ def plan_command(
     opt.check_positive("--batch-size", batch_size)
     opt.check_positive("--reserve", reserve, minimum=0)
     profile = opt.resolve_device(device)
-    optim_args = (lr, rule, mu, rounding, momentum_shift)
-    options = opt.compile_options(grad_tile, acc_budget)
-    model, source = model_from_spec(model_spec, dataset, input_shape, classes,
-                                    opt.quantisation(scale_mode, weight_bits), seed)
-    optim = opt.optimiser(zoo_name(model_spec), batch_size, *optim_args)
+    options = compilation.options()
+    model, source = model_from_spec(model_spec, dataset, input_shape, classes, quantisation.config(), seed)
+    optim = optimiser.config(zoo_name(model_spec), batch_size)
     try:
-        report = analyze(model, update, batch_size, planner=planner, device=profile, optim=optim, options=options,
+        report = analyze(model, compilation.update, batch_size, planner=planner, device=profile, optim=optim, options=options,
                          reserve_sram=reserve, suggest=suggest)
     except ValueError as exc:  # malformed device fields (library errors pass through: TintinError)
         if isinstance(exc, TintinError):

@@ -39,27 +39,19 @@ def _details(exc) -> str:
     return getattr(exc, "details", "") or ""
 
 
+@opt.with_groups(opt.COMPILATION, opt.OPTIMISER, opt.QUANTISATION)
 def run_command(
+    optimiser: opt.Optimiser, quantisation: opt.Quantisation, compilation: opt.Compilation,
     model_spec: str = typer.Argument(..., metavar="MODEL_OR_ZOO_NAME", help="model file or zoo model name"),
     dataset: str = opt.dataset(required=True),
     target: str = opt.target(None),
     steps: int = typer.Option(100, "--steps", "-n", help="training steps on the device"),
-    update: str = opt.UPDATE,
     batch_size: int = opt.DEVICE_BATCH_SIZE,
     eval_samples: int = typer.Option(100, "--eval", help="test samples evaluated one by one (batch 1) after training"),
     compare_float: bool = typer.Option(False, "--compare-float", help="also run the float32 reference C on the same "
                                        "core and data (soft float; hard float on cortex-m4f)"),
     as_json: bool = opt.JSON,
-    lr: Optional[float] = opt.LR,
-    rule: str = opt.RULE,
-    mu: int = opt.MU,
-    rounding: str = opt.ROUNDING,
-    momentum_shift: Optional[int] = opt.MOMENTUM_SHIFT,
-    grad_tile: Optional[int] = opt.GRAD_TILE,
-    acc_budget: Optional[int] = opt.ACC_BUDGET,
     seed: int = opt.SEED,
-    scale_mode: str = opt.SCALE_MODE,
-    weight_bits: int = opt.WEIGHT_BITS,
     opt_flag: str = typer.Option("-O2", "--opt", help="compiler optimisation flag"),
     timeout: float = typer.Option(600.0, "--timeout", help="emulator time limit in seconds"),
     profile: bool = typer.Option(False, "--profile", help="count every program step (per-kernel table)"),
@@ -91,10 +83,11 @@ def run_command(
     if out is not None:
         opt.check_writable_dir(out)
     ds = load_dataset(dataset)
-    model, source = model_from_spec(model_spec, dataset, None, None, opt.quantisation(scale_mode, weight_bits), seed)
+    model, source = model_from_spec(model_spec, dataset, None, None, quantisation.config(), seed)
     check_dataset_fits_model(model, ds)
-    optim = opt.optimiser(zoo_name(model_spec), batch_size, lr, rule, mu, rounding, momentum_shift)
-    options = opt.compile_options(grad_tile, acc_budget)
+    optim = optimiser.config(zoo_name(model_spec), batch_size)
+    options = compilation.options()
+    update = compilation.update
     order, starts = training_order(len(ds.x_train), steps, batch_size, seed)
     x, y, o = select_samples(ds.x_train, ds.y_train, order, steps, batch_size)
     n_eval = min(eval_samples, len(ds.x_test))

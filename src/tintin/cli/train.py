@@ -71,7 +71,9 @@ def write_history(out: Path, history: dict, title: str):
     return history_path, plot_path, None
 
 
+@opt.with_groups(opt.OPTIMISER, opt.QUANTISATION)
 def train_command(
+    optimiser: opt.Optimiser, quantisation: opt.Quantisation,
     dataset: str = opt.dataset(required=True),
     model: str = typer.Option("mlp", "--model", "-m", help=opt.zoo_model_help()),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
@@ -82,16 +84,9 @@ def train_command(
                                       "(default: runs/DATASET-MODEL-sSEED)"),
     force: bool = typer.Option(False, "--force", "-f", help="replace the model and history already in --out"),
     as_json: bool = opt.JSON,
-    lr: Optional[float] = opt.LR,
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="EPOCH:LR,... changes of the learning rate "
                                               "(default: the model's decay steps, scaled to --epochs)"),
-    rule: str = opt.RULE,
-    mu: int = opt.MU,
     mu_schedule: Optional[str] = typer.Option(None, "--mu-schedule", help="NITI rule: EPOCH:MU,... e.g. 10:3,20:2"),
-    rounding: str = opt.ROUNDING,
-    momentum_shift: Optional[int] = opt.MOMENTUM_SHIFT,
-    scale_mode: str = opt.SCALE_MODE,
-    weight_bits: int = opt.WEIGHT_BITS,
     upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
     backend: str = typer.Option("numpy", "--backend", help="weight-update backend: numpy | c (the C "
                                 "runtime's update through ctypes: the same bits) | auto (c when a C compiler works)"),
@@ -107,11 +102,11 @@ def train_command(
     opt.check_positive("--batch-size", batch_size)
     out = out or Path("runs") / f"{dataset}-{model}-s{seed}"
     check_output_dir(out, force)
-    qconf = opt.quantisation(scale_mode, weight_bits, upscale_init=upscale_init)
-    oconf = opt.optimiser(model, batch_size, lr, rule, mu, rounding, momentum_shift,
-                          lr_schedule=parse_schedule(lr_schedule) if lr_schedule
-                          else defaults.lr_schedule(epochs, opt.resolved_lr(lr, model, batch_size)),
-                          mu_schedule=parse_schedule(mu_schedule, int))
+    qconf = quantisation.config(upscale_init=upscale_init)
+    oconf = optimiser.config(model, batch_size,
+                             lr_schedule=parse_schedule(lr_schedule) if lr_schedule
+                             else defaults.lr_schedule(epochs, opt.resolved_lr(optimiser.lr, model, batch_size)),
+                             mu_schedule=parse_schedule(mu_schedule, int))
     try:
         tconf = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, optim=oconf)
     except ValueError as exc:
