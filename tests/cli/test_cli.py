@@ -68,17 +68,8 @@ def test_model_and_dataset_mismatch(capsys, tmp_path):
     assert "shape" in line
 
 
-def test_missing_torch_extra(capsys, monkeypatch, tmp_path):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_torch(name, *args, **kwargs):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("No module named 'torch'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_torch)
+def test_missing_torch_extra(capsys, without_module, tmp_path):
+    without_module("torch")
     line = one_line_error(*run(capsys, "train", "-d", "digits", "-e", "1", "--compare-float", "--out", str(tmp_path)))
     assert "pip install" in line and "torch" in line
 

@@ -105,17 +105,8 @@ def test_history_plot_is_written_beside_history(capsys, tmp_path):
     assert len(history["integer"]) == 2 and len(history["float"]) == 2
 
 
-def test_without_matplotlib_the_plot_is_skipped_with_a_note(capsys, tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+def test_without_matplotlib_the_plot_is_skipped_with_a_note(capsys, tmp_path, without_module):
+    without_module("matplotlib")
     code, out, err = run(capsys, "train", "-d", "digits", "-e", "1", "--out", str(tmp_path), "-q")
     assert code == 0, err
     assert "matplotlib is not installed" in err and "tintin[plot]" in err
