@@ -80,3 +80,14 @@ def test_default_progress_is_a_bar_on_a_terminal(monkeypatch):
     assert isinstance(resolve_progress(None), SilentProgress) and isinstance(resolve_progress(False), SilentProgress)
     with pytest.raises(ValueError, match="progress must be"):
         resolve_progress("bar")
+
+
+def test_the_bar_counts_every_step_while_redrawing_rarely():
+    from rich.console import Console
+
+    x, y = _data()
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    bar = RichProgress(console, refresh=10.0, clock=FakeClock(tick=1.0))  # a redraw every 10th step
+    fit(build_model("mlp", (16,), 4, hidden=8), x, y, TrainConfig(epochs=2, batch_size=1, optim=OptimConfig(lr=0.05)),
+        progress=bar)
+    assert bar.bar.tasks[0].completed == 80  # nothing lost between redraws

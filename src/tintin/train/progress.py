@@ -79,11 +79,14 @@ class LineProgress:
 
 
 class RichProgress:
-    """A live bar with epoch, loss and accuracy."""
+    """A live bar with epoch, loss and accuracy. The bar is redrawn at most every ``refresh``
+    seconds, so that fast steps (batch 1) are not slowed down by drawing."""
 
-    def __init__(self, console=None):
+    def __init__(self, console=None, refresh: float = 0.1, clock=time.monotonic):
         from rich.console import Console
         self.console = console or Console(stderr=True)
+        self.refresh = refresh
+        self.clock = clock
 
     def start(self, epochs, steps_per_epoch, title):
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RP, TextColumn,
@@ -95,10 +98,15 @@ class RichProgress:
                       TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False)
         self.bar.start()
         self.task = self.bar.add_task(f"{title} epoch 1/{epochs}", total=epochs * steps_per_epoch, loss=0.0, acc=0.0)
+        self.pending, self.t_last = 0, self.clock()
 
     def step(self, epoch, step, loss, accuracy):
-        self.bar.update(self.task, advance=1, loss=loss, acc=accuracy,
-                        description=f"epoch {epoch + 1}/{self.epochs}")
+        self.pending += 1
+        now = self.clock()
+        if now - self.t_last >= self.refresh or step == self.steps - 1:
+            self.bar.update(self.task, advance=self.pending, loss=loss, acc=accuracy,
+                            description=f"epoch {epoch + 1}/{self.epochs}")
+            self.pending, self.t_last = 0, now
 
     def epoch_end(self, epoch, metrics):
         text = "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
