@@ -65,3 +65,17 @@ def test_help_shows_every_option_help_as_written(command):
             assert _flat(p.help.replace("\\[", "[")) in shown, f"{command} --help: {p.help!r} not shown as written"
     if command in ("plan", "run", "export"):
         assert "sparse:LAYER[a:b]" in shown
+
+
+def test_commands_do_not_rewrap_library_errors():
+    """cli.app.main is the only place that turns a library error into an `error:` line."""
+    from pathlib import Path
+
+    import tintin.cli
+
+    for path in Path(tintin.cli.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        assert "CliError(str(exc))" not in text, path.name
+        # the one conversion left: plain ValueErrors of configuration classes (options.config_values)
+        rewraps = re.findall(r"except (.*) as exc:\n\s+raise \w*Error\(str\(exc\)\)", text)
+        assert rewraps == (["ValueError"] if path.name == "options.py" else []), (path.name, rewraps)

@@ -139,3 +139,22 @@ def test_os_error_lines_name_the_path_and_the_reason(tmp_path):
     assert lines[1] == f"{tmp_path / 'f' / 'x'}: not a directory"
     assert lines[2] == f"{tmp_path / 'f'}: not a directory"
     assert not any("Error" in line for line in lines)
+
+
+@pytest.mark.parametrize("command", ["plan", "export"])
+def test_ctrl_c_in_any_command_exits_130_with_one_line(capsys, tmp_path, monkeypatch, command):
+    import tintin.compile.report
+    import tintin.codegen
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tintin.compile.report, "analyze", interrupted)
+    monkeypatch.setattr(tintin.codegen, "generate_project", interrupted)
+    args = {"plan": ["plan", "mlp", "--input-shape", "16"],
+            "export": ["export", "mlp", "--out", str(tmp_path / "fw")]}[command]
+    code, out, err = run(capsys, *args)
+    assert code == 130
+    expected = {"plan": "interrupted: nothing was written",
+                "export": f"interrupted: {tmp_path / 'fw'} may hold a partial project"}[command]
+    assert err.strip() == expected

@@ -26,6 +26,7 @@ Defaults that depend on the model are resolved by one function, :func:`optimiser
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import typing
@@ -35,6 +36,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import TintinError
 from ..targets import TARGETS, list_devices
 from .app import CliError, literal
 
@@ -99,6 +101,19 @@ class OptionError(CliError):
     """An option value the command or a configuration of the library rejects."""
 
 
+@contextlib.contextmanager
+def config_values():
+    """Within it, the plain ``ValueError`` with which the library's configuration classes
+    (``OptimConfig``, ``QuantConfig``, ``TrainConfig``, device fields) reject a value becomes one
+    :class:`OptionError` line; tintin's own errors pass through to :func:`tintin.cli.app.main`."""
+    try:
+        yield
+    except TintinError:
+        raise
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+
+
 def check_positive(name: str, value: int | float, minimum: int | float = 1) -> None:
     """Refuse ``value < minimum`` for option ``name`` with one line."""
     if value < minimum:
@@ -132,11 +147,9 @@ def optimiser(model_name: str | None, batch_size: int, lr: float | None, rule: s
     ``ValueError``; it becomes one :class:`OptionError` line here, the only place that builds it."""
     from ..optim import OptimConfig
 
-    try:
+    with config_values():
         return OptimConfig(rule=rule, lr=resolved_lr(lr, model_name, batch_size), mu=mu, rounding=rounding,
                            momentum_shift=resolved_momentum_shift(momentum_shift, model_name), **schedules)
-    except ValueError as exc:
-        raise OptionError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -225,10 +238,8 @@ def quantisation(scale_mode: str, weight_bits: int, **extra):
     """The :class:`tintin.nn.QuantConfig` of ``--scale-mode`` / ``--weight-bits`` (one line when rejected)."""
     from ..nn import QuantConfig
 
-    try:
+    with config_values():
         return QuantConfig(scale_mode=scale_mode, weight_bits=weight_bits, **extra)
-    except ValueError as exc:
-        raise OptionError(str(exc)) from None
 
 
 def compile_options(grad_tile: Optional[int], acc_budget: Optional[int]):

@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from ..errors import TintinError
 from . import options as opt
 from .app import CliError
 from .common import model_from_spec, out_console, print_json, zoo_name
@@ -51,13 +50,9 @@ def plan_command(
     options = compilation.options()
     model, source = model_from_spec(model_spec, dataset, input_shape, classes, quantisation.config(), seed)
     optim = optimiser.config(zoo_name(model_spec), batch_size)
-    try:
-        report = analyze(model, compilation.update, batch_size, planner=planner, device=profile, optim=optim, options=options,
-                         reserve_sram=reserve, suggest=suggest)
-    except ValueError as exc:  # malformed device fields (library errors pass through: TintinError)
-        if isinstance(exc, TintinError):
-            raise
-        raise opt.OptionError(str(exc)) from None
+    with opt.config_values():  # malformed device fields
+        report = analyze(model, compilation.update, batch_size, planner=planner, device=profile, optim=optim,
+                         options=options, reserve_sram=reserve, suggest=suggest)
     if plot is not None:
         from ..compile.plot import plot_arena
 

@@ -107,10 +107,8 @@ def train_command(
                              lr_schedule=parse_schedule(lr_schedule) if lr_schedule
                              else defaults.lr_schedule(epochs, opt.resolved_lr(optimiser.lr, model, batch_size)),
                              mu_schedule=parse_schedule(mu_schedule, int))
-    try:
+    with opt.config_values():
         tconf = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, optim=oconf)
-    except ValueError as exc:
-        raise opt.OptionError(str(exc)) from None
     if compare_float:  # fail before training if the extra is missing
         from ..reference.twin import _torch
         _torch()
