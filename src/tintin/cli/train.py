@@ -62,11 +62,12 @@ def write_history(out: Path, history: dict, title: str):
 
     history_path = out / "history.json"
     atomic_write_bytes(history_path, _json.dumps(history, indent=1).encode())
+    plot_path = out / "history.png"
     try:
         png = history_png(history, title=title)
     except PlotUnavailableError as exc:
+        plot_path.unlink(missing_ok=True)  # a plot of an earlier run (--force) would mislead
         return history_path, None, str(exc)
-    plot_path = out / "history.png"
     atomic_write_bytes(plot_path, png)
     return history_path, plot_path, None
 
