@@ -38,5 +38,5 @@ class FloatGraph:
     input_name: str
     input_shape: tuple[int, ...] | None  #: per sample; None when the source leaves it symbolic
     output_name: str
-    format: str  #: "onnx", "pytorch" or "tflite"
+    format: str  #: "onnx" or "pytorch"
     dropped: list[str] = field(default_factory=list)  #: source nodes left out (final Softmax, Dropout)

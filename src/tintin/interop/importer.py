@@ -1,11 +1,11 @@
-"""``import_model``: an ONNX / PyTorch / TFLite model in, a calibrated tintin model and its report out."""
+"""``import_model``: an ONNX model or a PyTorch module in, a calibrated tintin model and its report out."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from .errors import InteropError
 from .graph import FloatGraph
 from .oracle import float_activations, ort_session, run_session, trace
 
-FORMATS = ("onnx", "pytorch", "tflite")
+FORMATS = ("onnx", "pytorch")
 
 
 @dataclass
@@ -53,7 +53,6 @@ class ImportReport:
     agreement: float | None        #: fraction of evaluation samples where integer and float argmax agree
     eval_samples: int
     dropped_nodes: list[str]
-    tensor_errors: list[dict] = field(default_factory=list)  #: TFLite: per-tensor requantisation error
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -139,7 +138,7 @@ def _onnx_bytes_of(source, fmt: str, sample_shape: tuple[int, ...]):
 def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLike | None = None,
                  config: QuantConfig | None = None, input_exponent: int | None = None, seed: int = 0,
                  name: str = "imported") -> ImportResult:
-    """Import a float ONNX model, a PyTorch ``nn.Module`` or an int8 TFLite file into tintin.
+    """Import a float ONNX model (path, bytes, ``onnx.ModelProto``) or a PyTorch ``nn.Module`` into tintin.
 
     ``calib``: a built-in data set name, a ``.npz`` path, a :class:`tintin.data.Dataset` or ``(x, y)``
     arrays (see :mod:`tintin.interop.calib_data`); ``calib_samples`` of its training samples form the
@@ -152,22 +151,17 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
     if not isinstance(calib_samples, int) or calib_samples < 1:
         raise InteropError(f"--calib-samples must be a positive integer, got {calib_samples!r}")
     fmt = detect_format(source)
+    if fmt == "tflite":
+        raise InteropError("importing .tflite files is not supported yet; export the model to ONNX "
+                           "(or import its PyTorch module)")
     config = config or QuantConfig()
     data = calibration_data(calib, calib_samples, seed, input_exponent)
     sample_shape = tuple(int(v) for v in data.calib_q.shape[1:])
-    tensor_errors: list[dict] = []
-    if fmt == "tflite":
-        from .tflite_reader import read_tflite
+    proto = _onnx_bytes_of(source, fmt, sample_shape)
+    from .onnx_reader import read_onnx
 
-        graph, tensor_errors, oracle = read_tflite(source)
-        proto = None
-    else:
-        proto = _onnx_bytes_of(source, fmt, sample_shape)
-        from .onnx_reader import read_onnx
-
-        graph = read_onnx(proto)
-        graph.format = fmt
-        oracle = None
+    graph = read_onnx(proto)
+    graph.format = fmt
     if graph.input_shape is not None and tuple(graph.input_shape) != sample_shape:
         raise InteropError(f"the model expects samples of shape {tuple(graph.input_shape)}, the calibration data has "
                            f"{sample_shape}")
@@ -179,12 +173,8 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
 
     int_acts = trace(model, data.calib_q)
     tensors = sorted({fl.tensor for fl in origin.values()} | {graph.output_name})
-    if proto is not None:
-        float_acts = float_activations(proto, tensors, data.calib_real)
-        float_out = run_session(ort_session(proto.SerializeToString()), data.eval_real)[0]
-    else:
-        float_acts = oracle.activations(data.calib_real, tensors)
-        float_out = oracle.outputs(data.eval_real)
+    float_acts = float_activations(proto, tensors, data.calib_real)
+    float_out = run_session(ort_session(proto.SerializeToString()), data.eval_real)[0]
     rows = _layer_rows(model, origin, float_acts, int_acts)
 
     float_pred = np.argmax(float_out.reshape(len(float_out), -1), axis=1)
@@ -201,7 +191,7 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
         input_shape=list(sample_shape), input_exponent=data.input_exponent,
         scale_mode=config.scale_mode.value, weight_bits=config.weight_bits, layers=rows,
         float_accuracy=float_acc, int_accuracy=int_acc, agreement=agreement, eval_samples=int(len(data.eval_q)),
-        dropped_nodes=list(graph.dropped), tensor_errors=tensor_errors)
+        dropped_nodes=list(graph.dropped))
     report.seconds = round(time.perf_counter() - t0, 3)
     if out is not None:
         save_import(model, report, out)

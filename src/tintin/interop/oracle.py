@@ -15,9 +15,15 @@ def _ort():
     return require("onnxruntime", "onnxruntime", "running ONNX models (the float oracle)")
 
 
-def ort_session(model_bytes: bytes):
+def ort_session(model_bytes: bytes, qdq_fusion: bool = True):
+    """An onnxruntime CPU session (one thread). ``qdq_fusion=False`` keeps QuantizeLinear /
+    DequantizeLinear as they are instead of fusing them into onnxruntime's integer kernels: on x86
+    CPUs without VNNI those kernels (u8 x s8) saturate 16-bit pair sums when weights use the full
+    int8 range, which is onnxruntime's behaviour, not the graph's meaning."""
     ort = _ort()
     opts = ort.SessionOptions()
+    if not qdq_fusion:
+        opts.add_session_config_entry("session.disable_quant_qdq", "1")
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
