@@ -204,8 +204,14 @@ def verify_onnx(model: Sequential, proto, x: np.ndarray, batch_size: int | None 
     got = run_session(ort_session(proto.SerializeToString(), qdq_fusion), real)[0]
     step = _output_step(model, x, batch_size)
     diff = np.abs(got.astype(np.float64) - sim)
+    differ = np.argmax(got, 1) != np.argmax(sim, 1)
+    # how close the simulator itself was to a tie where the two disagree (its top-1 minus the
+    # runtime's choice, in output steps)
+    margin = (sim.max(1) - sim[np.arange(len(sim)), np.argmax(got, 1)])[differ] / step if len(x) else np.zeros(0)
     return {"samples": int(len(x)),
-            "argmax_agreement": float(np.mean(np.argmax(got, 1) == np.argmax(sim, 1))) if len(x) else None,
+            "argmax_agreement": float(np.mean(~differ)) if len(x) else None,
+            "disagreements": int(differ.sum()),
+            "max_disagreement_margin_steps": float(margin.max()) if margin.size else 0.0,
             "max_abs_diff": float(diff.max()) if diff.size else 0.0,
             "max_abs_diff_steps": float(diff.max() / step) if diff.size else 0.0,
             "output_step": step}
