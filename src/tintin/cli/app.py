@@ -20,7 +20,7 @@ def literal(text: str) -> str:
     return text.replace("[", "\\[")
 
 #: command modules of this package; each defines ``register(app)``
-COMMAND_MODULES = ("train", "evaluate", "datasets", "plan", "devices", "export", "run")
+COMMAND_MODULES = ("train", "evaluate", "datasets", "plan", "devices", "export", "run", "import_", "convert")
 
 
 class CliError(TintinError):

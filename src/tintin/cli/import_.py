@@ -1,0 +1,61 @@
+"""``tintin import``: a float ONNX model in, a calibrated tintin model file and a report out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import out_console, print_json
+
+
+def import_command(
+    model_file: Path = typer.Argument(..., metavar="MODEL_FILE", help="float ONNX model (.onnx)"),
+    calib: str = typer.Option(..., "--calib", "-c", help="calibration data: a data set name (see `tintin datasets`) "
+                              "or a .npz file (x_train[, y_train, x_test, y_test])"),
+    calib_samples: int = typer.Option(32, "--calib-samples", help="samples in the one calibration batch"),
+    out: Path = typer.Option(..., "--out", "-o", help="output directory (model.safetensors, import.json)"),
+    scale_mode: str = typer.Option("compound", "--scale-mode", help="compound (2^S u^U d^D) | pow2"),
+    weight_bits: int = typer.Option(8, "--weight-bits", help="8 or 16 (int16 master weights)"),
+    input_exponent: Optional[int] = typer.Option(None, "--input-exponent",
+                                                 help="input scale 2^E for a .npz file (default: chosen from the data)"),
+    seed: int = typer.Option(0, "--seed", "-s", help="seed of the calibration sample draw"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object on stdout"),
+):
+    """Import MODEL_FILE into tintin: calibrate every scale with one batch, report per-layer SQNR
+    against onnxruntime and float vs integer accuracy, save a tintin model file."""
+    from ..interop import import_model
+    from ..interop.errors import InteropError
+    from ..nn import QuantConfig
+
+    try:
+        config = QuantConfig(scale_mode=scale_mode, weight_bits=weight_bits)
+    except ValueError as exc:
+        raise InteropError(str(exc)) from None
+    res = import_model(model_file, calib, calib_samples=calib_samples, out=out, config=config,
+                       input_exponent=input_exponent, seed=seed)
+    rep = res.report
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{model_file.name} ({rep.format}) calibrated with {rep.calib_samples} samples of "
+                        f"{rep.calibration_data}")
+    for col, just in (("layer", "left"), ("source", "left"), ("weight SQNR dB", "right"),
+                      ("activation SQNR dB", "right")):
+        table.add_column(col, justify=just)
+    for row in rep.layers:
+        table.add_row(row.name, f"{row.op} {row.node}",
+                      "" if row.weight_sqnr_db is None else f"{row.weight_sqnr_db:.1f}",
+                      "" if row.activation_sqnr_db is None else f"{row.activation_sqnr_db:.1f}")
+    out_console.print(table)
+    if rep.float_accuracy is not None:
+        out_console.print(f"accuracy on {rep.eval_samples} samples: float {100 * rep.float_accuracy:.2f}%, "
+                          f"integer {100 * rep.int_accuracy:.2f}% (argmax agreement {100 * rep.agreement:.2f}%)")
+    out_console.print(f"model saved to {rep.model_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_command)

@@ -1,0 +1,55 @@
+"""``convert_model``: a tintin model -> an ONNX file (float or QDQ int8), checked with onnxruntime.
+
+The file is written atomically. With ``data`` (a data set name, ``.npz`` path, Dataset or arrays,
+as for :func:`tintin.interop.import_model`) the written model is run with onnxruntime on the
+evaluation samples beside the simulator (a float export against the simulator one sample at a
+time, as on a device; a QDQ export against the samples as one batch), and a QDQ export takes its
+fixed activation scales from the simulator on the *training* samples as one batch (so the static
+ranges cover the data). A QDQ export needs ``data``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..io.model_file import atomic_write_bytes
+from ..nn import Sequential
+from .calib_data import calibration_data
+from .errors import InteropError
+
+TARGETS = ("onnx",)
+
+
+def convert_model(model: Sequential, to: str, out: str | os.PathLike, *, qdq: bool = False, data=None,
+                  reference_samples: int = 100_000, seed: int = 0) -> dict:
+    """Write ``model`` as ``to`` (``"onnx"``) to ``out``; returns a JSON-able summary with the
+    onnxruntime check (``verification``: samples, argmax_agreement, max_abs_diff[_steps]) when
+    ``data`` is given."""
+    from .onnx_export import to_onnx, verify_onnx
+
+    if to not in TARGETS:
+        raise InteropError(f"unknown conversion target {to!r} (targets: {', '.join(TARGETS)})")
+    if qdq and data is None:
+        raise InteropError("a QDQ int8 export needs data (--calib) to fix the activation scales")
+    cd = calibration_data(data, reference_samples, seed, model.input_exponent) if data is not None else None
+    if cd is not None:
+        if tuple(cd.eval_q.shape[1:]) != tuple(model.input_shape):
+            raise InteropError(f"the data has samples of shape {tuple(cd.eval_q.shape[1:])}, the model expects "
+                               f"{tuple(model.input_shape)}")
+        if cd.input_exponent != model.input_exponent:
+            raise InteropError(f"the data is quantised at 2^{cd.input_exponent}, the model expects inputs at "
+                               f"2^{model.input_exponent}")
+    proto = to_onnx(model, qdq=qdq, x_ref=cd.calib_q if cd is not None else None)
+    out = Path(out)
+    try:
+        atomic_write_bytes(out, proto.SerializeToString())
+    except OSError as exc:
+        raise InteropError(f"cannot write {out}: {exc.strerror or exc}") from None
+    summary = {"model": model.name, "to": to, "qdq": bool(qdq), "out": str(out), "bytes": out.stat().st_size,
+               "opset": proto.opset_import[0].version, "verification": None}
+    if cd is not None:
+        summary["verification"] = {"runtime": "onnxruntime", "data": cd.name,
+                                   "simulator_batch": None if qdq else 1,
+                                   **verify_onnx(model, proto, cd.eval_q, batch_size=None if qdq else 1)}
+    return summary

@@ -1,0 +1,102 @@
+"""Small float models trained for a few seconds on digits, shared by the interop tests."""
+
+import numpy as np
+import pytest
+
+for _module, _package in (("onnx", "onnx"), ("onnxruntime", "onnxruntime"), ("torch", "torch")):
+    pytest.importorskip(_module, reason=f"the interop tests need {_package} (pip install 'tintin[interop,torch]')")
+
+import torch  # noqa: E402
+
+from tintin import data  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return data.load("digits")
+
+
+def _train(net, ds, epochs=10, seed=0):
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    x = torch.tensor(ds.real(ds.x_train), dtype=torch.float32)
+    y = torch.tensor(ds.y_train)
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    net.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+            opt.step()
+    return net.eval()
+
+
+def mlp_net():
+    torch.manual_seed(1)
+    nn = torch.nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def lenet_net():
+    """LeNet-5 class CNN for 8x8 digits (conv 3x3 in place of 5x5), with a BatchNorm to fold."""
+    torch.manual_seed(2)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def dscnn_net():
+    """Depthwise-separable CNN (DS-CNN style) with BatchNorm after every conv."""
+    torch.manual_seed(3)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 32, 1), nn.BatchNorm2d(32), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+class ResNet(torch.nn.Module):
+    """Stem conv, one residual block with an identity shortcut, mean over positions, linear head."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.stem = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.a = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.b = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        h = torch.relu(self.b(torch.relu(self.a(h))) + h)
+        return self.fc(h.mean((2, 3)))
+
+
+EPOCHS = {"dscnn": 25}
+BUILDERS = {"mlp": mlp_net, "lenet": lenet_net, "dscnn": dscnn_net, "res": ResNet}
+
+
+@pytest.fixture(scope="session")
+def trained(digits):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = _train(BUILDERS[name](), digits, epochs=EPOCHS.get(name, 10))
+        return cache[name]
+    return get
+
+
+@pytest.fixture(scope="session")
+def lenet_import(trained, digits):
+    from tintin.interop import import_model
+
+    return import_model(trained("lenet"), digits, calib_samples=32)
+
+
+def float_logits(net, ds, x_q):
+    with torch.no_grad():
+        return net(torch.tensor(ds.real(x_q), dtype=torch.float32)).numpy().astype(np.float64)
