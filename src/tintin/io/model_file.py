@@ -24,9 +24,11 @@ line; a model that loads can train and evaluate. The rules are listed in ``docs/
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -194,7 +196,7 @@ class _Reader:
             raise self.fail("is a safetensors file but not a tintin model")
         version = meta.get("format_version")
         if version != str(FORMAT_VERSION):
-            if isinstance(version, str) and version.isascii() and version.isdigit() and len(version) < 10:
+            if isinstance(version, str) and re.fullmatch(r"[1-9][0-9]{0,8}", version, flags=re.ASCII):
                 raise self.fail(f"model format version {version} is not supported (this tintin reads "
                                 f"{FORMAT_VERSION})")
             raise self.fail(f"unreadable format version {str(version)[:20]!r} (expected \"{FORMAT_VERSION}\")")
@@ -341,13 +343,18 @@ def _open_file(path: Path):
         raise ModelFileError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
 
 
+def _size(fh) -> int:
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(0)
+    return size
+
+
 def read_metadata(path: str | os.PathLike) -> dict:
     """The JSON metadata document of a model file (header and document checked; no tensor read)."""
     path = Path(path)
     reader = _Reader(path)
     with _open_file(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        meta, _, _ = reader.header(fh, size)
+        meta, _, _ = reader.header(fh, _size(fh))
     return reader.document(meta)
 
 
@@ -355,63 +362,73 @@ def load_model(path: str | os.PathLike) -> tuple[Sequential, dict]:
     """Rebuild a model from a file: returns ``(model, info)``. Raises :class:`ModelFileError`
     (one line) for any file that is not a valid tintin model; see the module docstring."""
     path = Path(path)
+    with _open_file(path) as fh:
+        return _guarded_load(fh, path)
+
+
+def load_model_bytes(data: bytes, name: str = "model bytes") -> tuple[Sequential, dict]:
+    """:func:`load_model` of a model file's content held in memory (a message, an archive
+    member); ``name`` labels the errors."""
+    return _guarded_load(io.BytesIO(data), name)
+
+
+def _guarded_load(fh, label) -> tuple[Sequential, dict]:
     try:
-        return _load(path)
+        return _load(fh, label)
     except ModelFileError:
         raise
     except RecursionError:
-        raise ModelFileError(f"{path}: the model description is nested too deeply") from None
+        raise ModelFileError(f"{label}: the model description is nested too deeply") from None
     except MemoryError:
-        raise ModelFileError(f"{path}: the model is too large to load") from None
+        raise ModelFileError(f"{label}: the model is too large to load") from None
     except OSError as exc:
-        raise ModelFileError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+        raise ModelFileError(f"cannot read {label}: {exc.strerror or type(exc).__name__}") from None
 
 
-def _load(path: Path) -> tuple[Sequential, dict]:
-    reader = _Reader(path)
-    with _open_file(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        meta, entries, data_start = reader.header(fh, size)
-        doc = reader.document(meta)
-        model = reader.build(doc["spec"])
-        params = model.parameters()
-        names = [p.name for p in params]
-        if len(set(names)) != len(names):
-            raise reader.fail("two parameters share a name (layer names repeat across blocks)")
-        described = doc["parameters"]
-        for name in described:
-            if name not in names:
-                raise reader.fail(f"describes a parameter {str(name)[:60]!r} that the model does not have")
-        plan = []
-        expected = set()
-        for p in params:
-            if p.name not in described:
-                raise reader.fail(f"parameter {p.name} is not described in the metadata")
-            scale, trainable, rows = reader.parameter_entry(p, described[p.name])
-            dtype, shape = np.dtype(p.value.m.dtype), tuple(p.value.m.shape)
-            if p.name not in entries:
-                raise reader.fail(f"tensor {p.name} is missing")
-            stored_dtype, stored_shape = entries[p.name][:2]
-            if stored_shape != shape or stored_dtype != dtype:
-                raise reader.fail(f"tensor {p.name} has shape {stored_shape} {_DTYPE_NAMES.get(stored_dtype)}, "
-                                  f"the model needs {shape} {_DTYPE_NAMES[dtype]}")
-            expected.add(p.name)
-            momentum = f"{p.name}.momentum"
-            if momentum in entries:
-                want = shape if rows is None else (len(rows),) + shape[1:]
-                m_dtype, m_shape = entries[momentum][:2]
-                if m_dtype != np.dtype(np.int64) or m_shape != want:
-                    raise reader.fail(f"tensor {momentum} has shape {m_shape} {_DTYPE_NAMES.get(m_dtype)}, "
-                                      f"the optimiser needs {want} I64")
-                expected.add(momentum)
-            plan.append((p, scale, trainable, rows, momentum if momentum in entries else None))
-        extra = sorted(set(entries) - expected)
-        if extra:
-            raise reader.fail(f"holds a tensor {extra[0][:60]!r} that the model does not have")
-        fh.seek(data_start)
-        data = bytearray(size - data_start)
-        if fh.readinto(data) != len(data):
-            raise reader.fail("is truncated (the file changed while it was read)")
+def _load(fh, label) -> tuple[Sequential, dict]:
+    reader = _Reader(label)
+    size = _size(fh)
+    meta, entries, data_start = reader.header(fh, size)
+    doc = reader.document(meta)
+    model = reader.build(doc["spec"])
+    params = model.parameters()
+    names = [p.name for p in params]
+    if len(set(names)) != len(names):
+        raise reader.fail("two parameters share a name (layer names repeat across blocks)")
+    described = doc["parameters"]
+    for name in described:
+        if name not in names:
+            raise reader.fail(f"describes a parameter {str(name)[:60]!r} that the model does not have")
+    plan = []
+    expected = set()
+    for p in params:
+        if p.name not in described:
+            raise reader.fail(f"parameter {p.name} is not described in the metadata")
+        scale, trainable, rows = reader.parameter_entry(p, described[p.name])
+        dtype, shape = np.dtype(p.value.m.dtype), tuple(p.value.m.shape)
+        if p.name not in entries:
+            raise reader.fail(f"tensor {p.name} is missing")
+        stored_dtype, stored_shape = entries[p.name][:2]
+        if stored_shape != shape or stored_dtype != dtype:
+            raise reader.fail(f"tensor {p.name} has shape {stored_shape} {_DTYPE_NAMES.get(stored_dtype)}, "
+                              f"the model needs {shape} {_DTYPE_NAMES[dtype]}")
+        expected.add(p.name)
+        momentum = f"{p.name}.momentum"
+        if momentum in entries:
+            want = shape if rows is None else (len(rows),) + shape[1:]
+            m_dtype, m_shape = entries[momentum][:2]
+            if m_dtype != np.dtype(np.int64) or m_shape != want:
+                raise reader.fail(f"tensor {momentum} has shape {m_shape} {_DTYPE_NAMES.get(m_dtype)}, "
+                                  f"the optimiser needs {want} I64")
+            expected.add(momentum)
+        plan.append((p, scale, trainable, rows, momentum if momentum in entries else None))
+    extra = sorted(set(entries) - expected)
+    if extra:
+        raise reader.fail(f"holds a tensor {extra[0][:60]!r} that the model does not have")
+    fh.seek(data_start)
+    data = bytearray(size - data_start)
+    if fh.readinto(data) != len(data):
+        raise reader.fail("is truncated (the file changed while it was read)")
 
     def tensor(name: str) -> np.ndarray:
         dtype, shape, start, stop = entries[name]
