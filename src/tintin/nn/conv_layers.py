@@ -24,7 +24,7 @@ from ..ops.conv import (conv1d_backward_bias_s32, conv1d_backward_input_s8, conv
                         conv2d_backward_weight_s32, conv2d_forward_s8, conv2d_im2col, conv_output_size,
                         im2col_shape)
 from .config import QuantConfig
-from .init import kaiming_uniform, quantize_bias, quantize_weight
+from .init import initial_bias, initial_weight, quantize_bias, quantize_weight
 from .module import Context, Module, Parameter, ShapeError
 
 
@@ -80,14 +80,12 @@ class _ConvNd(Module):
         config = config or QuantConfig()
         rng = rng if rng is not None else np.random.default_rng(0)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        w = kaiming_uniform(rng, shape, self.fan_in)
-        if init == "he":
-            w *= math.sqrt(6.0)  # U(+-sqrt(6 / fan_in)): same draws, He's bound
-        self.weight = Parameter(f"{name}.weight", "weight", quantize_weight(w, config), config.weight_bits)
+        gain = math.sqrt(6.0) if init == "he" else 1.0  # he: U(+-sqrt(6 / fan_in)), same draws
+        self.weight = Parameter(f"{name}.weight", "weight", initial_weight(rng, shape, self.fan_in, config, gain),
+                                config.weight_bits)
         self.bias = None
         if self.has_bias:
-            b = kaiming_uniform(rng, (self.out_channels,), self.fan_in)
-            self.bias = Parameter(f"{name}.bias", "bias", quantize_bias(b), 32)
+            self.bias = Parameter(f"{name}.bias", "bias", initial_bias(rng, (self.out_channels,), self.fan_in), 32)
         self._cache_x = None
         self._cache_cols = None
         #: im2col buffer reused from step to step (host speed only: fresh multi-MB arrays every step

@@ -3,6 +3,11 @@
 Initial weights are drawn in float64 from a seeded numpy generator (a host-side edge, like data
 quantisation) and turned into integer mantissas and an exact scale; the float baseline starts from
 exactly these values dequantised.
+
+Passing :data:`PLACEHOLDER` instead of a generator to a layer builds it with placeholder
+parameters: read-only zero-strided zeros of the right shape and dtype that cost no memory and draw
+nothing. A model file loader builds the model that way, compares the shapes with the stored tensors
+and only then assigns the stored values (:mod:`tintin.io.model_file`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,45 @@ import numpy as np
 
 from ..numerics import QTensor, Scale, ScaleMode, limit_for_bits
 from .config import BIAS_EXPONENT, QuantConfig
+
+
+class Placeholder:
+    """Type of :data:`PLACEHOLDER`: "no initial values, the caller assigns them"."""
+
+    def __repr__(self) -> str:
+        return "PLACEHOLDER"
+
+
+#: pass as ``rng`` to build a layer without initial values (see the module docstring)
+PLACEHOLDER = Placeholder()
+
+
+def placeholder_tensor(shape: tuple[int, ...], dtype, scale: Scale) -> QTensor:
+    """Zeros of ``shape`` that take no memory (one element broadcast, read-only)."""
+    return QTensor(np.broadcast_to(np.zeros((), dtype=dtype), tuple(shape)), scale)
+
+
+def weight_dtype(config: QuantConfig):
+    return np.int8 if config.weight_bits == 8 else np.int16
+
+
+def initial_weight(rng, shape: tuple[int, ...], fan_in: int, config: QuantConfig, gain: float = 1.0) -> QTensor:
+    """Quantised ``U(+-gain/sqrt(fan_in))`` weights drawn from ``rng`` (PyTorch's default for
+    ``gain=1``); a :data:`PLACEHOLDER` rng gives placeholder zeros."""
+    if isinstance(rng, Placeholder):
+        return placeholder_tensor(shape, weight_dtype(config), Scale(0))
+    w = kaiming_uniform(rng, shape, fan_in)
+    if gain != 1.0:
+        w *= gain
+    return quantize_weight(w, config)
+
+
+def initial_bias(rng, shape: tuple[int, ...], fan_in: int) -> QTensor:
+    """Quantised ``U(+-1/sqrt(fan_in))`` biases drawn from ``rng`` (placeholder zeros for
+    :data:`PLACEHOLDER`)."""
+    if isinstance(rng, Placeholder):
+        return placeholder_tensor(shape, np.int32, Scale(BIAS_EXPONENT))
+    return quantize_bias(kaiming_uniform(rng, shape, fan_in))
 
 
 def smallest_scale_at_least(value: float, mode: ScaleMode, max_steps: int = 2) -> Scale:

@@ -8,12 +8,13 @@ from ..numerics import QTensor, check_terms
 from ..ops import (linear_backward_bias_s32, linear_backward_input_s8, linear_backward_weight_s32,
                    linear_forward_s8, relu_backward_s8, relu_forward_s8)
 from .config import QuantConfig
-from .init import kaiming_uniform, quantize_bias, quantize_weight
+from .init import initial_bias, initial_weight
 from .module import Context, Module, Parameter, ShapeError
 
 
 class Linear(Module):
-    """``y = x @ W.T + b`` on (B, in_features) int8 inputs."""
+    """``y = x @ W.T + b`` on (B, in_features) int8 inputs. ``rng``: the generator of the initial
+    weights (:data:`tintin.nn.init.PLACEHOLDER`: no initial values)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  config: QuantConfig | None = None, rng: np.random.Generator | None = None,
@@ -26,12 +27,12 @@ class Linear(Module):
         self.in_features, self.out_features, self.has_bias = in_features, out_features, bias
         config = config or QuantConfig()
         rng = rng if rng is not None else np.random.default_rng(0)
-        w = kaiming_uniform(rng, (out_features, in_features), in_features)
-        self.weight = Parameter(f"{name}.weight", "weight", quantize_weight(w, config), config.weight_bits)
+        self.weight = Parameter(f"{name}.weight", "weight",
+                                initial_weight(rng, (out_features, in_features), in_features, config),
+                                config.weight_bits)
         self.bias = None
         if bias:
-            b = kaiming_uniform(rng, (out_features,), in_features)
-            self.bias = Parameter(f"{name}.bias", "bias", quantize_bias(b), 32)
+            self.bias = Parameter(f"{name}.bias", "bias", initial_bias(rng, (out_features,), in_features), 32)
         self._cache_x = None
 
     def forward(self, x: QTensor, ctx: Context) -> QTensor:

@@ -54,7 +54,7 @@ def _register_conv() -> None:
                                                                        name=s["name"]))
     register_layer("GlobalAvgPool", lambda s, c, r: GlobalAvgPool(name=s["name"]))
     register_layer("ChannelScale", lambda s, c, r: ChannelScale(s["channels"], s.get("bias", True), config=c,
-                                                                name=s["name"]))
+                                                                name=s["name"], rng=r))
     register_layer("Residual", lambda s, c, r: Residual([build_layer(b, c, r) for b in s["body"]],
                                                          [build_layer(b, c, r) for b in s.get("shortcut") or []],
                                                          name=s["name"]))

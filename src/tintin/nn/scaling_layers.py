@@ -18,8 +18,8 @@ import numpy as np
 from ..numerics import QTensor, Scale
 from ..ops.scaling import (channel_scale_backward_bias_s32, channel_scale_backward_input_s8,
                            channel_scale_backward_weight_s32, channel_scale_forward_s8)
-from .config import QuantConfig
-from .init import quantize_bias, quantize_weight
+from .config import BIAS_EXPONENT, QuantConfig
+from .init import Placeholder, placeholder_tensor, quantize_bias, quantize_weight, weight_dtype
 from .module import Context, Module, Parameter, ShapeError
 
 
@@ -29,7 +29,9 @@ class ChannelScale(Module):
     of headroom to grow before the first rescale); ``beta`` an int32 bias starting at 0."""
 
     def __init__(self, channels: int, bias: bool = True, *, config: QuantConfig | None = None,
-                 name: str = "scale"):
+                 name: str = "scale", rng=None):
+        """``rng`` draws nothing (the initial values are fixed); :data:`tintin.nn.init.PLACEHOLDER`
+        builds the layer without values, like the other layers."""
         if channels <= 0:
             raise ShapeError(f"{name}: ChannelScale needs a positive channel count, got {channels}")
         self.name = name
@@ -38,10 +40,14 @@ class ChannelScale(Module):
         config = config or QuantConfig()
         # gamma = 1 exactly: mantissa 2**(bits-2) (64 for int8) at scale 2**-(bits-2)
         one = 1 << (config.weight_bits - 2)
-        gamma = QTensor(np.full(self.channels, one, dtype=np.int8 if config.weight_bits == 8 else np.int16),
-                        Scale(-(config.weight_bits - 2)))
+        if isinstance(rng, Placeholder):
+            gamma = placeholder_tensor((self.channels,), weight_dtype(config), Scale(0))
+            beta = placeholder_tensor((self.channels,), np.int32, Scale(BIAS_EXPONENT))
+        else:
+            gamma = QTensor(np.full(self.channels, one, dtype=weight_dtype(config)), Scale(-(config.weight_bits - 2)))
+            beta = quantize_bias(np.zeros(self.channels))
         self.weight = Parameter(f"{name}.weight", "weight", gamma, config.weight_bits)
-        self.bias = Parameter(f"{name}.bias", "bias", quantize_bias(np.zeros(self.channels)), 32) if bias else None
+        self.bias = Parameter(f"{name}.bias", "bias", beta, 32) if bias else None
         self._cache_x = None
 
     @classmethod

@@ -1,7 +1,7 @@
 """Integer numerics: scales, rounding, rescaling, exact matmul, accumulator bounds, tables."""
 
-from .bounds import (ACC_TERMS_LIMIT, BIAS_ALIGN_LIMIT, FLOAT32_EXACT_TERMS, INT32_SAFE_TERMS,
-                     AccumulatorBoundError, check_terms)
+from .bounds import (ACC_TERMS_LIMIT, BIAS_ALIGN_LIMIT, FLOAT32_EXACT_TERMS, INT8_DOMAIN_MAX, INT8_DOMAIN_MIN,
+                     INT32_SAFE_TERMS, AccumulatorBoundError, InputDomainError, check_int8_domain, check_terms)
 from .matmul import get_matmul_backend, int_matmul, set_matmul_backend
 from .rescale import (COMPOUND_STEPS, POW2_STEPS, FineStep, apply_multiplier, choose_rescale,
                       fine_steps, limit_for_bits, max_abs, rescale, rescaled_scale)
@@ -11,7 +11,8 @@ from .tensor import QTensor
 
 __all__ = [
     "ACC_TERMS_LIMIT", "BIAS_ALIGN_LIMIT", "FLOAT32_EXACT_TERMS", "INT32_SAFE_TERMS",
-    "AccumulatorBoundError", "check_terms", "get_matmul_backend", "int_matmul", "set_matmul_backend",
+    "INT8_DOMAIN_MAX", "INT8_DOMAIN_MIN", "AccumulatorBoundError", "InputDomainError", "check_int8_domain",
+    "check_terms", "get_matmul_backend", "int_matmul", "set_matmul_backend",
     "COMPOUND_STEPS", "POW2_STEPS", "FineStep", "apply_multiplier", "choose_rescale", "fine_steps",
     "limit_for_bits", "max_abs", "rescale", "rescaled_scale", "Rounding", "RoundingStream",
     "draw_bits", "mix32", "shift_round", "shift_round_scalar", "Scale", "ScaleMode",

@@ -11,8 +11,9 @@ from ..numerics import RoundingStream
 from ..nn import Context, Sequential
 from ..optim import IntegerSGD, OptimConfig
 from .allocator import tune_allocator
+from .errors import TrainingDataError
 from .progress import ProgressSetting, resolve_progress
-from .step import check_batch_bounds, evaluate, train_step
+from .step import check_batch_bounds, check_labels, check_samples, evaluate, train_step
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,13 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
 
     ``update_kernel``: an optional bit-identical native weight update (see
     :class:`tintin.optim.IntegerSGD`), e.g. ``tintin.codegen.fast_update.c_update_kernel()``."""
-    model.check_input(x_train)
-    if len(x_train) != len(y_train):
-        raise ValueError(f"{len(x_train)} samples but {len(y_train)} labels")
+    x_train = check_samples(model, x_train, "training inputs")
+    y_train = check_labels(model, y_train, len(x_train), "training labels")
     if len(x_train) == 0:
-        raise ValueError("no training samples")
-    if model.loss == "cross_entropy":
-        classes = model.output_shape_[0]
-        if y_train.min() < 0 or y_train.max() >= classes:
-            raise ValueError(f"labels must be in [0, {classes}), got [{y_train.min()}, {y_train.max()}]")
+        raise TrainingDataError("no training samples")
+    if x_test is not None:
+        x_test = check_samples(model, x_test, "test inputs")
+        y_test = check_labels(model, y_test, len(x_test), "test labels")
     check_batch_bounds(model, config.batch_size)
     tune_allocator()
     progress = resolve_progress(progress)

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..numerics import QTensor, Scale, check_terms
+from ..numerics import QTensor, Scale, check_int8_domain, check_terms
 from ..nn import Context, Sequential
 from ..ops import LossValue, mse_error, softmax_cross_entropy_error
 from ..optim import IntegerSGD
+from .errors import LabelError, TrainingDataError
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,44 @@ def loss_error(model: Sequential, out: QTensor, y: np.ndarray, target_exponent: 
     return mse_error(out, QTensor(y.reshape(out.shape).astype(np.int8), Scale(target_exponent)), model.config.scale_mode)
 
 
+def check_samples(model: Sequential, x, what: str = "inputs") -> np.ndarray:
+    """``x`` as int8 samples of the model's input shape: integers in the int8 domain [-127, 127]
+    (else :class:`~tintin.numerics.bounds.InputDomainError` saying how to quantise) of shape
+    ``(N,) + model.input_shape`` (else :class:`~tintin.nn.module.ShapeError`)."""
+    x = check_int8_domain(x, what)
+    if x.ndim == 0:
+        raise TrainingDataError(f"{what} must be an array of samples (N, ...), got a scalar")
+    model.check_input(x)
+    return x
+
+
+def check_labels(model: Sequential, y, count: int, what: str = "labels") -> np.ndarray:
+    """Labels for ``count`` samples, checked against the model's head.
+
+    Classifiers (``cross_entropy``): integer class indices in ``[0, classes)``, returned as int64.
+    Regression (``mse``): int8 targets in [-127, 127] of shape ``(count,) + output shape``.
+    Anything else raises :class:`~tintin.train.errors.LabelError` (one line with the fix)."""
+    y = np.asarray(y)
+    if y.ndim == 0 or len(y) != count:
+        raise LabelError(f"{what}: {count} samples but {1 if y.ndim == 0 else len(y)} labels")
+    if model.loss != "cross_entropy":
+        targets = check_int8_domain(y, f"{what} (int8 regression targets)")
+        if targets.size != count * int(np.prod(model.output_shape_)):
+            raise LabelError(f"{what}: regression targets must have shape ({count}, "
+                             f"{', '.join(map(str, model.output_shape_))}), got {y.shape}")
+        return targets
+    classes = model.output_shape_[0]
+    if y.dtype.kind not in "iu":
+        raise LabelError(f"{what} must be integer class indices in [0, {classes}), got {y.dtype} values: "
+                         f"convert whole-number labels with y.astype(np.int64), map class names to indices first")
+    if y.ndim != 1:
+        raise LabelError(f"{what} must be one class index per sample (shape ({count},)), got shape {y.shape}")
+    if y.size and (int(y.min()) < 0 or int(y.max()) >= classes):
+        raise LabelError(f"{what} must be class indices in [0, {classes}) (the model has {classes} outputs), "
+                         f"got values in [{int(y.min())}, {int(y.max())}]")
+    return y if y.dtype == np.int64 else y.astype(np.int64)
+
+
 def check_batch_bounds(model: Sequential, batch_size: int) -> None:
     """Weight gradients sum ``batch x output positions`` products: keep it inside the bound."""
     for i, layer in enumerate(model.layers):
@@ -42,7 +81,13 @@ def check_batch_bounds(model: Sequential, batch_size: int) -> None:
 def train_step(model: Sequential, optimizer: IntegerSGD, x: np.ndarray, y: np.ndarray, ctx: Context,
                target_exponent: int = 0) -> StepResult:
     """Forward, integer loss error, backward and update (each parameter as soon as its gradient
-    exists) on one batch of int8 samples ``x`` with labels (or int8 targets) ``y``."""
+    exists) on one batch of int8 samples ``x`` with labels (or int8 targets) ``y``.
+
+    ``x`` must be integers in the int8 domain [-127, 127] and ``y`` valid labels
+    (:func:`check_samples`, :func:`check_labels`): bad data raises a one-line error before any
+    arithmetic."""
+    x = check_samples(model, x)
+    y = check_labels(model, y, len(x))
     ctx.training = True
     out = model.forward(QTensor(x, Scale(model.input_exponent)), ctx)
     err, loss = loss_error(model, out, y, target_exponent)
@@ -58,6 +103,7 @@ def train_step(model: Sequential, optimizer: IntegerSGD, x: np.ndarray, y: np.nd
 def predict(model: Sequential, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Predicted classes. Activation scales are per tensor, so a prediction can depend on which
     samples share its batch: compare with a device (batch 1) using ``batch_size=1``."""
+    x = check_samples(model, x)
     ctx = Context(mode=model.config.scale_mode, training=False)
     preds = [predict_argmax(model.forward(QTensor(x[i:i + batch_size], Scale(model.input_exponent)), ctx).m)
              for i in range(0, len(x), batch_size)]
@@ -67,6 +113,8 @@ def predict(model: Sequential, x: np.ndarray, batch_size: int = 256) -> np.ndarr
 def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
     """(accuracy, mean loss) of a classifier. The loss uses the integer softmax, summed per batch;
     the two floats are host-side metrics."""
+    x = check_samples(model, x)
+    y = check_labels(model, y, len(x))
     ctx = Context(mode=model.config.scale_mode, training=False)
     correct, total_loss = 0, 0.0
     for i in range(0, len(x), batch_size):
