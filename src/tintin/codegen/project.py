@@ -26,25 +26,7 @@ from pathlib import Path
 from . import RUNTIME_DIR
 from .cgen import CodegenError
 from .model_c import ModelSources, render_model_sources
-
-#: runtime C files each op needs (numerics, tables, tt_program.c and its dependencies always)
-_RUNTIME_BY_OP = {
-    "linear_forward_s8": ("tt_linear.c",), "linear_backward_input_s8": ("tt_linear.c",),
-    "linear_backward_weight_s32": (), "linear_backward_bias_s32": (),
-    "relu_forward_s8": ("tt_activation.c",), "relu_backward_s8": ("tt_activation.c",), "relu_mask_u1": (),
-    "predict_argmax": ("tt_activation.c",), "weight_view_s8": ("tt_activation.c",),
-    "softmax_cross_entropy_error": ("tt_loss.c",), "mse_error": ("tt_loss.c",),
-    "conv_forward_s8": ("tt_conv.c",), "conv_backward_input_s8": ("tt_conv.c",),
-    "conv_backward_weight_s32": ("tt_conv.c",), "conv_backward_bias_s32": (),
-    "maxpool_forward_s8": (), "maxpool_backward_s8": (),
-    "avgpool_forward_s8": ("tt_pool.c",), "avgpool_backward_s8": ("tt_pool.c",),
-    "global_avgpool_forward_s8": ("tt_pool.c",), "global_avgpool_backward_s8": ("tt_pool.c",),
-    "residual_add_s8": ("tt_residual.c",), "channel_scale_forward_s8": ("tt_residual.c",),
-    "channel_scale_backward_input_s8": ("tt_residual.c",), "channel_scale_backward_weight_s32": (),
-    "channel_scale_backward_bias_s32": (), "reshape": (),
-    "sgd_update": ("tt_sgd.c",), "fused_weight_update": (),
-}
-_RUNTIME_ALWAYS = ("tt_numerics.c", "tt_tables.c", "tt_program.c", "tt_conv.c", "tt_activation.c")
+from .runtime_files import runtime_files_for
 
 #: compiler settings per target in the generated Makefile (the same as tintin.targets uses)
 MAKE_TARGETS = {
@@ -87,17 +69,6 @@ class Project:
     eval_program: object
     model: ModelSources
     runtime_files: tuple
-
-
-def runtime_files_for(program) -> list[str]:
-    """Runtime ``.c`` files the program's steps call, plus every header."""
-    files = set(_RUNTIME_ALWAYS)
-    for s in program.steps:
-        if s.op not in _RUNTIME_BY_OP:
-            raise CodegenError(f"no C code generation for op {s.op!r}")
-        files.update(_RUNTIME_BY_OP[s.op])
-    headers = sorted(p.name for p in RUNTIME_DIR.glob("*.h"))
-    return sorted(files) + headers
 
 
 def compile_for_codegen(model, update: str | None = "full", batch_size: int = 1, optim=None, options=None,
@@ -147,7 +118,7 @@ def generate_project(model, out_dir, *, update: str | None = "full", batch_size:
     out = Path(out_dir)
     rt = out / "runtime"
     rt.mkdir(parents=True, exist_ok=True)
-    files = runtime_files_for(program)
+    files = runtime_files_for(sources.files.values())
     for stale in rt.glob("tt_*.[ch]"):
         if stale.name not in files:
             stale.unlink()

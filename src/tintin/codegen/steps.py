@@ -195,7 +195,7 @@ class StepEmitter:
         K = self.shape(x)[1]
         rows = self._rows(s)
         count = N if rows is None else rows.size
-        return self.call(f"tt_linear_backward_weight_sel_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+        return self.call(f"tt_linear_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
                          f"{self.sc(x)}, {c_size(B)}, {c_size(K)}, {c_size(N)}, {self.rows_const(rows)}, 0u, "
                          f"{c_size(count)}, {self.buf(g)}, &{self.sc(g)})")
 
@@ -206,7 +206,7 @@ class StepEmitter:
         B, C = shape[0], shape[1]
         rows = self._rows(s)
         count = C if rows is None else rows.size
-        return self.call(f"tt_bias_backward_sel_s32({self.buf(err)}, {self.sc(err)}, {c_size(B)}, {c_size(C)}, "
+        return self.call(f"tt_bias_backward_rows_s32({self.buf(err)}, {self.sc(err)}, {c_size(B)}, {c_size(C)}, "
                          f"{c_size(positions)}, {self.rows_const(rows)}, 0u, {c_size(count)}, {self.buf(g)}, "
                          f"&{self.sc(g)})")
 
@@ -289,7 +289,7 @@ class StepEmitter:
         shape = self.conv_shape(s.attrs, self.shape(x), cout)
         rows = self._rows(s)
         count = cout if rows is None else rows.size
-        return self.call(f"tt_conv2d_backward_weight_sel_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+        return self.call(f"tt_conv2d_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
                          f"{self.sc(x)}, {shape}, {self.rows_const(rows)}, 0u, {c_size(count)}, {self.buf(g)}, "
                          f"&{self.sc(g)})")
 
@@ -382,7 +382,7 @@ class StepEmitter:
         B, C, P = self._bcp(err)
         rows = self._rows(s)
         count = C if rows is None else rows.size
-        return self.call(f"tt_channel_scale_backward_weight_sel_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+        return self.call(f"tt_channel_scale_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
                          f"{self.sc(x)}, {c_size(B)}, {c_size(C)}, {c_size(P)}, {self.rows_const(rows)}, 0u, "
                          f"{c_size(count)}, {self.buf(g)}, &{self.sc(g)})")
 
@@ -448,15 +448,15 @@ class StepEmitter:
         if op == "linear_backward_weight_s32":
             B, N = self.shape(err)
             K = self.shape(x)[1]
-            call = (f"tt_linear_backward_weight_sel_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {c_size(B)}, "
+            call = (f"tt_linear_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {c_size(B)}, "
                     f"{c_size(K)}, {c_size(N)}, {rows_c}, first, count, grad, grad_scale)")
         elif op == "conv_backward_weight_s32":
             shape = self.conv_shape(a, self.shape(x), self.shape(err)[1])
-            call = (f"tt_conv2d_backward_weight_sel_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {shape}, "
+            call = (f"tt_conv2d_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {shape}, "
                     f"{rows_c}, first, count, grad, grad_scale)")
         elif op == "channel_scale_backward_weight_s32":
             B, C, P = self._bcp(err)
-            call = (f"tt_channel_scale_backward_weight_sel_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, "
+            call = (f"tt_channel_scale_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, "
                     f"{c_size(B)}, {c_size(C)}, {c_size(P)}, {rows_c}, first, count, grad, grad_scale)")
         else:
             raise CodegenError(f"no C gradient tiles for op {op!r}")
