@@ -66,6 +66,7 @@ def export_command(
 ):
     """Write the C99 training project of MODEL (sources, runtime, Makefile, README) into --out."""
     from ..codegen import CodegenError, generate_project
+    from ..codegen.model_c import ROLE_NAMES
     from ..codegen.ondevice import DoesNotFitError, check_fit
     from ..compile import CompileError, PlanError, UpdateSelectionError
     from .plan import _load_model
@@ -94,7 +95,7 @@ def export_command(
             "eval_layout": project.model.eval_layout.mode,
             "eval_arena_bytes": project.model.eval_layout.bytes if project.model.eval_layout.mode == "separate" else 0,
             "parameters": [{"name": e.name, "dtype": e.dtype, "count": e.count,
-                            "role": ("frozen", "trained", "momentum")[e.role]} for e in project.model.params],
+                            "role": ROLE_NAMES[e.role]} for e in project.model.params],
             "runtime_files": list(project.runtime_files), "files": files}
     if as_json:
         print_json(info)

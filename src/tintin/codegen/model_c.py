@@ -31,6 +31,8 @@ from .steps import SUPPORTED_OPS, EmitContext, StepEmitter
 DTYPE_CODE = {"int8": 1, "int16": 2, "int32": 3, "int64": 4}
 #: roles of tt_param_info_t entries
 ROLE_FROZEN, ROLE_TRAINED, ROLE_MOMENTUM = 0, 1, 2
+#: role -> its name in reports (``tintin export --json``)
+ROLE_NAMES = {ROLE_FROZEN: "frozen", ROLE_TRAINED: "trained", ROLE_MOMENTUM: "momentum"}
 _ROUNDING = {"nearest": 0, "stochastic": 1, "pseudo_stochastic": 2}
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import RUNTIME_DIR
 from .cgen import CodegenError
-from .model_c import ModelSources, render_model_sources
+from .model_c import ROLE_FROZEN, ROLE_TRAINED, ModelSources, render_model_sources
 from .runtime_files import runtime_files_for
 
 #: compiler settings per target in the generated Makefile (the same as tintin.targets uses)
@@ -242,8 +242,8 @@ int main(void)
 
 def render_readme(program, plan, sources: ModelSources, files) -> str:
     ce = program.loss == "cross_entropy"
-    trained = [e for e in sources.params if e.role == 1]
-    frozen = [e for e in sources.params if e.role == 0]
+    trained = [e for e in sources.params if e.role == ROLE_TRAINED]
+    frozen = [e for e in sources.params if e.role == ROLE_FROZEN]
     lay = sources.eval_layout
     eval_text = {"training": "uses the training arena (same offsets as the forward steps)",
                  "gap": f"uses {lay.bytes} bytes of the training arena at offset {lay.base}, which no "

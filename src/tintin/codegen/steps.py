@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..compile.lower_conv import geom2d, pad2d
 from .cgen import CTYPE, CodegenError, c_size, comment
 
 _MODE = {"pow2": "TT_SCALE_POW2", "compound": "TT_SCALE_COMPOUND"}
@@ -22,19 +23,6 @@ _MODE = {"pow2": "TT_SCALE_POW2", "compound": "TT_SCALE_COMPOUND"}
 
 def _size(shape) -> int:
     return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
-
-
-def _geom2d(values, dims: int) -> tuple[int, int]:
-    """(h, w) of a kernel/stride attribute; 1-D layers run as 2-D with h = 1 (as lower_conv)."""
-    values = tuple(int(v) for v in values)
-    if dims == 2:
-        return values
-    return (1, values[0]) if len(values) == 1 else values
-
-
-def _pad2d(values, dims: int) -> tuple[int, int]:
-    values = tuple(int(v) for v in values)
-    return values if dims == 2 else (0, values[0])
 
 
 @dataclass
@@ -103,17 +91,17 @@ class StepEmitter:
 
     def conv_shape(self, attrs: dict, x_shape, out_channels: int) -> str:
         d = int(attrs["dims"])
-        kh, kw = _geom2d(attrs["kernel_size"], d)
-        sh, sw = _geom2d(attrs["stride"], d)
-        ph, pw = _pad2d(attrs["padding"], d)
+        kh, kw = geom2d(attrs["kernel_size"], d)
+        sh, sw = geom2d(attrs["stride"], d)
+        ph, pw = pad2d(attrs["padding"], d)
         in_h, in_w = (x_shape[2], x_shape[3]) if d == 2 else (1, x_shape[2])
         vals = (x_shape[0], x_shape[1], in_h, in_w, out_channels, kh, kw, sh, sw, ph, pw, int(attrs["groups"]))
         return "&" + self.ctx.constant("conv", "tt_conv2d_shape_t", " = {" + ", ".join(c_size(v) for v in vals) + "}")
 
     def pool_shape(self, attrs: dict, x_shape) -> str:
         d = int(attrs["dims"])
-        kh, kw = _geom2d(attrs["kernel_size"], d)
-        sh, sw = _geom2d(attrs["stride"], d)
+        kh, kw = geom2d(attrs["kernel_size"], d)
+        sh, sw = geom2d(attrs["stride"], d)
         in_h, in_w = (x_shape[2], x_shape[3]) if d == 2 else (1, x_shape[2])
         vals = (x_shape[0], x_shape[1], in_h, in_w, kh, kw, sh, sw)
         return "&" + self.ctx.constant("pool", "tt_pool2d_shape_t", " = {" + ", ".join(c_size(v) for v in vals) + "}")
