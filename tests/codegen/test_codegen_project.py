@@ -9,7 +9,7 @@ import pytest
 
 from codegen_helpers import small_cnn
 from tintin.codegen import CodegenError, RUNTIME_DIR, generate_project
-from tintin.codegen.project import runtime_files_for
+from tintin.codegen.runtime_files import runtime_files_for
 from tintin.compile import compile_program, plan_memory
 from tintin.nn import build_model
 
@@ -41,7 +41,7 @@ def test_layout_and_api(mlp_project):
         assert api in header
     # exactly the runtime files the program needs, copied unchanged
     rt = sorted(f.name for f in (p.out_dir / "runtime").iterdir())
-    assert rt == sorted(runtime_files_for(p.program))
+    assert rt == sorted(runtime_files_for(p.model.files.values()))
     assert "tt_pool.c" not in rt and "tt_residual.c" not in rt
     for f in rt:
         assert (p.out_dir / "runtime" / f).read_bytes() == (RUNTIME_DIR / f).read_bytes()

@@ -29,6 +29,7 @@ def export_command(
 
     --target is the Makefile's default TARGET; the arena must fit its RAM."""
     from ..codegen import generate_project
+    from ..codegen.model_c import ROLE_NAMES
     from ..codegen.ondevice import check_fit
 
     opt.check_positive("--batch-size", batch_size)
@@ -50,7 +51,7 @@ def export_command(
             "eval_layout": project.model.eval_layout.mode,
             "eval_arena_bytes": project.model.eval_layout.bytes if project.model.eval_layout.mode == "separate" else 0,
             "parameters": [{"name": e.name, "dtype": e.dtype, "count": e.count,
-                            "role": ("frozen", "trained", "momentum")[e.role]} for e in project.model.params],
+                            "role": ROLE_NAMES[e.role]} for e in project.model.params],
             "runtime_files": list(project.runtime_files), "files": files}
     if as_json:
         print_json(info)

@@ -96,6 +96,19 @@ class CPoolShape(ctypes.Structure):
         "batch", "channels", "in_h", "in_w", "kernel_h", "kernel_w", "stride_h", "stride_w")]
 
 
+#: tt_grad_rows_fn: (ctx, first, count, grad, grad_scale) -> status
+GRAD_ROWS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t,
+                                ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(CScale))
+
+
+class CTiledUpdate(ctypes.Structure):
+    _fields_ = [("w8", ctypes.c_void_p), ("w16", ctypes.c_void_p), ("w_scale", ctypes.POINTER(CScale)),
+                ("row_count", ctypes.c_size_t), ("cols", ctypes.c_size_t), ("rows", ctypes.c_void_p),
+                ("nrows", ctypes.c_size_t), ("momentum", ctypes.c_void_p), ("tile", ctypes.c_void_p),
+                ("tile_rows", ctypes.c_size_t), ("tile_flags", ctypes.c_void_p), ("grad", GRAD_ROWS_FN),
+                ("grad_ctx", ctypes.c_void_p), ("rank1_err", ctypes.c_void_p), ("rank1_x", ctypes.c_void_p)]
+
+
 _P = ctypes.c_void_p
 _SZ = ctypes.c_size_t
 _I = ctypes.c_int
@@ -141,7 +154,14 @@ _PROTOTYPES = {
     "tt_align_bias_s32": (_I, [_P, CScale, CScale, _SZ, _P]),
     "tt_linear_backward_input_s8": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
     "tt_linear_backward_weight_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _PS]),
-    "tt_linear_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _SZ, _P, _PS]),
+    "tt_linear_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _SZ, _SZ, _P, _PS]),
+    "tt_linear_forward_x4_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
+    "tt_linear_backward_input_x4_s8": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
+    "tt_bias_backward_rows_s32": (_I, [_P, CScale, _SZ, _SZ, _SZ, _P, _SZ, _SZ, _P, _PS]),
+    "tt_relu_mask_pack_u1": (_I, [_P, _SZ, _P]),
+    "tt_relu_backward_mask_s8": (_I, [_P, _P, _SZ, _P]),
+    "tt_fnv1a_u32": (_U32, [_U32, _P, _SZ]),
+    "tt_check_domain_s8": (_I, [_P, _SZ]),
     "tt_linear_backward_bias_s32": (_I, [_P, CScale, _SZ, _SZ, _P, _PS]),
     "tt_relu_forward_s8": (_I, [_P, _SZ, _P]),
     "tt_relu_backward_s8": (_I, [_P, _P, _SZ, _P]),
@@ -156,9 +176,14 @@ _PROTOTYPES = {
     "tt_conv2d_backward_input_s8": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _I, _P, _P, _PS]),
     "tt_conv2d_backward_weight_s32": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _P, _PS]),
     "tt_conv2d_backward_bias_s32": (_I, [_P, CScale, ctypes.POINTER(CConvShape), _P, _PS]),
+    "tt_conv2d_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _P, _SZ, _SZ, _P, _PS]),
+    "tt_conv2d_forward_im2col_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _I, _P, _P, _P, _PS]),
+    "tt_conv2d_backward_input_scatter_s8": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _I, _P, _P, _PS]),
     "tt_pool2d_output_hw": (_I, [ctypes.POINTER(CPoolShape), ctypes.POINTER(_SZ), ctypes.POINTER(_SZ)]),
     "tt_maxpool2d_forward_s8": (_I, [_P, ctypes.POINTER(CPoolShape), _P, _P]),
     "tt_maxpool2d_backward_s8": (_I, [_P, CScale, _P, ctypes.POINTER(CPoolShape), _I, _P, _P, _PS]),
+    "tt_maxpool2d_forward_idx8_s8": (_I, [_P, ctypes.POINTER(CPoolShape), _P, _P]),
+    "tt_maxpool2d_backward_idx8_s8": (_I, [_P, CScale, _P, ctypes.POINTER(CPoolShape), _I, _P, _P, _PS]),
     "tt_avgpool_multiplier": (_I, [_SZ, ctypes.POINTER(CMultiplier)]),
     "tt_avgpool2d_forward_s8": (_I, [_P, CScale, ctypes.POINTER(CPoolShape), _I, _P, _P, _PS]),
     "tt_avgpool2d_backward_s8": (_I, [_P, CScale, ctypes.POINTER(CPoolShape), _I, _P, _P, _PS]),
@@ -170,6 +195,7 @@ _PROTOTYPES = {
     "tt_channel_scale_backward_input_s8": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
     "tt_channel_scale_backward_weight_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _PS]),
     "tt_channel_scale_backward_bias_s32": (_I, [_P, CScale, _SZ, _SZ, _SZ, _P, _PS]),
+    "tt_channel_scale_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _SZ, _SZ, _P, _PS]),
     "tt_sgd_update_weight_s8": (_I, [_P, _PS, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
     "tt_sgd_update_weight_s16": (_I, [_P, _PS, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
     "tt_sgd_update_bias_s32": (_I, [_P, CScale, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
@@ -179,6 +205,9 @@ _PROTOTYPES = {
                                            ctypes.POINTER(CSgdConfig), _U32]),
     "tt_sgd_update_bias_rows_s32": (_I, [_P, CScale, _SZ, _P, _SZ, _P, CScale, _P,
                                          ctypes.POINTER(CSgdConfig), _U32]),
+    "tt_sgd_update_bias_fast_s32": (_I, [_P, CScale, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
+    "tt_sgd_update_weight_skip0_s8": (_I, [_P, _PS, _SZ, _P, CScale, ctypes.POINTER(CSgdConfig), _U32]),
+    "tt_sgd_update_tiled": (_I, [ctypes.POINTER(CTiledUpdate), ctypes.POINTER(CSgdConfig), _U32]),
 }
 
 
@@ -454,9 +483,21 @@ def log2_q16(x: int) -> int:
 
 # -- ops ---------------------------------------------------------------------------------------------
 
+#: kernel variants: the same result by another loop (``x4``: unrolled dot products)
+LINEAR_VARIANTS = {"plain": "", "x4": "_x4"}
+
+
+def _variant(variants: dict, variant: str) -> str:
+    if variant not in variants:
+        raise ValueError(f"unknown kernel variant {variant!r} (known: {', '.join(variants)})")
+    return variants[variant]
+
+
 def linear_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, mode=ScaleMode.POW2, *,
-                      scratch: bool = True) -> QTensor:
-    """:func:`tintin.ops.linear_forward_s8`; ``scratch=False`` uses the two-pass (no buffer) path."""
+                      scratch: bool = True, variant: str = "plain") -> QTensor:
+    """:func:`tintin.ops.linear_forward_s8`; ``scratch=False`` uses the two-pass (no buffer) path,
+    ``variant`` one of :data:`LINEAR_VARIANTS`."""
+    name = f"tt_linear_forward{_variant(LINEAR_VARIANTS, variant)}_s8"
     xm = _array(x.m, np.int8, "x")
     wm = _array(weight.m, np.int8, "weight")
     batch, k = _shape2(xm, "x")
@@ -469,7 +510,7 @@ def linear_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, mode=Sc
     acc = np.empty((batch, n), dtype=np.int32) if scratch else None
     y = np.empty((batch, n), dtype=np.int8)
     ys = CScale()
-    _call("tt_linear_forward_s8", _ptr(xm), c_scale(x.scale), _ptr(wm), c_scale(weight.scale), _ptr(bm),
+    _call(name, _ptr(xm), c_scale(x.scale), _ptr(wm), c_scale(weight.scale), _ptr(bm),
           c_scale(bscale), batch, k, n, _mode(mode), _ptr(acc), _ptr(y), ctypes.byref(ys))
     return QTensor(y, py_scale(ys))
 
@@ -481,7 +522,10 @@ def align_bias(bias: QTensor, acc_scale: Scale) -> np.ndarray:
     return out.astype(np.int64)
 
 
-def linear_backward_input_s8(err: QTensor, weight: QTensor, mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
+def linear_backward_input_s8(err: QTensor, weight: QTensor, mode=ScaleMode.POW2, *, scratch: bool = True,
+                             variant: str = "plain") -> QTensor:
+    """:func:`tintin.ops.linear_backward_input_s8` (``x4`` needs ``scratch``)."""
+    name = f"tt_linear_backward_input{_variant(LINEAR_VARIANTS, variant)}_s8"
     em = _array(err.m, np.int8, "err")
     wm = _array(weight.m, np.int8, "weight")
     batch, n = _shape2(em, "err")
@@ -491,13 +535,24 @@ def linear_backward_input_s8(err: QTensor, weight: QTensor, mode=ScaleMode.POW2,
     acc = np.empty((batch, k), dtype=np.int32) if scratch else None
     out = np.empty((batch, k), dtype=np.int8)
     cs = CScale()
-    _call("tt_linear_backward_input_s8", _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale), batch, k, n,
+    _call(name, _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale), batch, k, n,
           _mode(mode), _ptr(acc), _ptr(out), ctypes.byref(cs))
     return QTensor(out, py_scale(cs))
 
 
-def linear_backward_weight_s32(err: QTensor, x: QTensor, rows: np.ndarray | None = None) -> QTensor:
-    """:func:`tintin.ops.linear_backward_weight_s32`; with ``rows`` only those gradient rows."""
+def _selection(rows, row_range, row_count: int) -> tuple[np.ndarray | None, int, int]:
+    """``(rows, first, count)`` of a rows kernel: rows ``rows[first:first + count]`` (``rows`` may be
+    None: rows ``first .. first + count - 1``)."""
+    r = None if rows is None else _array(rows, np.uint16, "rows").ravel()
+    total = row_count if r is None else r.size
+    first, count = (0, total) if row_range is None else (int(row_range[0]), int(row_range[1]))
+    return r, first, count
+
+
+def linear_backward_weight_s32(err: QTensor, x: QTensor, rows: np.ndarray | None = None,
+                               row_range: tuple[int, int] | None = None) -> QTensor:
+    """:func:`tintin.ops.linear_backward_weight_s32`; with ``rows`` and/or ``row_range`` (first,
+    count) only the selected gradient rows (``tt_linear_backward_weight_rows_s32``)."""
     em = _array(err.m, np.int8, "err")
     xm = _array(x.m, np.int8, "x")
     batch, n = _shape2(em, "err")
@@ -505,15 +560,29 @@ def linear_backward_weight_s32(err: QTensor, x: QTensor, rows: np.ndarray | None
     if bx != batch:
         raise ValueError(f"err has batch {batch} but x has {bx}")
     cs = CScale()
-    if rows is None:
+    if rows is None and row_range is None:
         g = np.empty((n, k), dtype=np.int32)
         _call("tt_linear_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), batch, k, n,
               _ptr(g), ctypes.byref(cs))
     else:
-        r = _array(rows, np.uint16, "rows").ravel()
-        g = np.empty((r.size, k), dtype=np.int32)
+        r, first, count = _selection(rows, row_range, n)
+        g = np.empty((count, k), dtype=np.int32)
         _call("tt_linear_backward_weight_rows_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), batch,
-              k, n, _ptr(r), r.size, _ptr(g), ctypes.byref(cs))
+              k, n, _ptr(r), first, count, _ptr(g), ctypes.byref(cs))
+    return QTensor(g, py_scale(cs))
+
+
+def bias_backward_rows_s32(err: QTensor, rows: np.ndarray | None = None,
+                           row_range: tuple[int, int] | None = None) -> QTensor:
+    """The bias gradient of selected channels of ``err`` (batch, channels, ...): the error summed
+    over the batch and the positions (``tt_bias_backward_rows_s32``)."""
+    em = _array(err.m, np.int8, "err")
+    b, c, p = _bcp(em)
+    r, first, count = _selection(rows, row_range, c)
+    g = np.empty(count, np.int32)
+    cs = CScale()
+    _call("tt_bias_backward_rows_s32", _ptr(em), c_scale(err.scale), b, c, p, _ptr(r), first, count, _ptr(g),
+          ctypes.byref(cs))
     return QTensor(g, py_scale(cs))
 
 
@@ -531,6 +600,25 @@ def relu_forward_s8(x: QTensor) -> QTensor:
     y = np.empty_like(xm)
     _call("tt_relu_forward_s8", _ptr(xm), xm.size, _ptr(y))
     return QTensor(y, x.scale)
+
+
+def relu_mask_pack_u1(y: QTensor) -> np.ndarray:
+    """The 1-bit ReLU mask of ``y`` (bit i = y[i] > 0, np.packbits order)."""
+    ym = _array(y.m, np.int8, "y")
+    mask = np.empty((ym.size + 7) // 8, np.uint8)
+    _call("tt_relu_mask_pack_u1", _ptr(ym), ym.size, _ptr(mask))
+    return mask
+
+
+def relu_backward_mask_s8(err: QTensor, mask: np.ndarray) -> QTensor:
+    """:func:`tintin.ops.relu_backward_s8` from the 1-bit mask of the output."""
+    em = _array(err.m, np.int8, "err")
+    mm = _array(mask, np.uint8, "mask")
+    if mm.size < (em.size + 7) // 8:
+        raise ValueError(f"mask has {mm.size} bytes, {(em.size + 7) // 8} needed")
+    out = np.empty_like(em)
+    _call("tt_relu_backward_mask_s8", _ptr(em), _ptr(mm), em.size, _ptr(out))
+    return QTensor(out, err.scale)
 
 
 def relu_backward_s8(err: QTensor, y: QTensor) -> QTensor:
@@ -630,9 +718,15 @@ def _four(t: QTensor, name: str, dtype=np.int8) -> np.ndarray:
     return a
 
 
+CONV_FORWARD_VARIANTS = {"plain": "", "im2col": "_im2col"}
+CONV_INPUT_VARIANTS = {"plain": "", "scatter": "_scatter"}
+
+
 def conv2d_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride=1, padding=0, groups: int = 1,
-                      mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
-    """:func:`tintin.ops.conv.conv2d_forward_s8` (NCHW)."""
+                      mode=ScaleMode.POW2, *, scratch: bool = True, variant: str = "plain") -> QTensor:
+    """:func:`tintin.ops.conv.conv2d_forward_s8` (NCHW); ``variant`` one of
+    :data:`CONV_FORWARD_VARIANTS` (``im2col`` copies one output row of windows at a time)."""
+    suffix = _variant(CONV_FORWARD_VARIANTS, variant)
     xm, wm = _four(x, "x"), _four(weight, "weight")
     shape = _conv_shape(xm.shape, wm.shape, stride, padding, groups)
     oh, ow = _conv_out(shape)
@@ -640,14 +734,19 @@ def conv2d_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride=
     y = np.empty((xm.shape[0], wm.shape[0], oh, ow), np.int8)
     acc = np.empty(y.shape, np.int32) if scratch else None
     ys = CScale()
-    _call("tt_conv2d_forward_s8", _ptr(xm), c_scale(x.scale), _ptr(wm), c_scale(weight.scale), _ptr(bm),
-          c_scale(Scale() if bias is None else bias.scale), ctypes.byref(shape), _mode(mode), _ptr(acc), _ptr(y),
-          ctypes.byref(ys))
+    args = [_ptr(xm), c_scale(x.scale), _ptr(wm), c_scale(weight.scale), _ptr(bm),
+            c_scale(Scale() if bias is None else bias.scale), ctypes.byref(shape), _mode(mode), _ptr(acc)]
+    if suffix:
+        args.append(_ptr(np.empty(ow * int(np.prod(wm.shape[1:])), np.int8)))  # one row of windows
+    _call(f"tt_conv2d_forward{suffix}_s8", *args, _ptr(y), ctypes.byref(ys))
     return QTensor(y, py_scale(ys))
 
 
 def conv2d_backward_input_s8(err: QTensor, weight: QTensor, input_hw, stride=1, padding=0, groups: int = 1,
-                             mode=ScaleMode.POW2, *, scratch: bool = True) -> QTensor:
+                             mode=ScaleMode.POW2, *, scratch: bool = True, variant: str = "plain") -> QTensor:
+    """:func:`tintin.ops.conv.conv2d_backward_input_s8`; ``variant`` one of
+    :data:`CONV_INPUT_VARIANTS` (``scatter`` needs ``scratch``)."""
+    name = f"tt_conv2d_backward_input{_variant(CONV_INPUT_VARIANTS, variant)}_s8"
     em, wm = _four(err, "err"), _four(weight, "weight")
     shape = _conv_shape((em.shape[0], None), wm.shape, stride, padding, groups, _pair(input_hw))
     if _conv_out(shape) != em.shape[2:]:
@@ -655,22 +754,31 @@ def conv2d_backward_input_s8(err: QTensor, weight: QTensor, input_hw, stride=1, 
     out = np.empty((em.shape[0], shape.in_channels, shape.in_h, shape.in_w), np.int8)
     acc = np.empty(out.shape, np.int32) if scratch else None
     cs = CScale()
-    _call("tt_conv2d_backward_input_s8", _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale),
+    _call(name, _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale),
           ctypes.byref(shape), _mode(mode), _ptr(acc), _ptr(out), ctypes.byref(cs))
     return QTensor(out, py_scale(cs))
 
 
-def conv2d_backward_weight_s32(err: QTensor, x: QTensor, kernel_size, stride=1, padding=0, groups: int = 1) -> QTensor:
+def conv2d_backward_weight_s32(err: QTensor, x: QTensor, kernel_size, stride=1, padding=0, groups: int = 1, *,
+                               rows: np.ndarray | None = None, row_range: tuple[int, int] | None = None) -> QTensor:
+    """:func:`tintin.ops.conv.conv2d_backward_weight_s32`; with ``rows`` and/or ``row_range`` only the
+    selected output channels (``tt_conv2d_backward_weight_rows_s32``)."""
     em, xm = _four(err, "err"), _four(x, "x")
     kh, kw = _pair(kernel_size)
     cout, cin = em.shape[1], xm.shape[1]
     shape = _conv_shape(xm.shape, (cout, cin // int(groups), kh, kw), stride, padding, groups)
     if _conv_out(shape) != em.shape[2:]:
         raise ValueError(f"err spatial shape {em.shape[2:]} does not match the forward geometry")
-    g = np.empty((cout, cin // int(groups), kh, kw), np.int32)
     cs = CScale()
-    _call("tt_conv2d_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
-          ctypes.byref(shape), _ptr(g), ctypes.byref(cs))
+    if rows is None and row_range is None:
+        g = np.empty((cout, cin // int(groups), kh, kw), np.int32)
+        _call("tt_conv2d_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
+              ctypes.byref(shape), _ptr(g), ctypes.byref(cs))
+    else:
+        r, first, count = _selection(rows, row_range, cout)
+        g = np.empty((count, cin // int(groups), kh, kw), np.int32)
+        _call("tt_conv2d_backward_weight_rows_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
+              ctypes.byref(shape), _ptr(r), first, count, _ptr(g), ctypes.byref(cs))
     return QTensor(g, py_scale(cs))
 
 
@@ -731,29 +839,36 @@ def _pool_out(shape: CPoolShape) -> tuple[int, int]:
     return oh.value, ow.value
 
 
-def maxpool2d_forward_s8(x: QTensor, kernel_size, stride=None) -> tuple[QTensor, np.ndarray]:
+#: ``idx8``: one-byte window offsets (windows of at most 256 elements)
+MAXPOOL_VARIANTS = {"plain": "", "idx8": "_idx8"}
+
+
+def maxpool2d_forward_s8(x: QTensor, kernel_size, stride=None, *, variant: str = "plain"
+                         ) -> tuple[QTensor, np.ndarray]:
     """:func:`tintin.ops.pool.maxpool2d_forward_s8`; the argmax has the Python's dtype."""
+    suffix = _variant(MAXPOOL_VARIANTS, variant)
     xm = _four(x, "x")
     shape = _pool_shape(xm.shape, kernel_size, stride)
     oh, ow = _pool_out(shape)
     y = np.empty(xm.shape[:2] + (oh, ow), np.int8)
-    arg = np.empty(y.shape, np.uint16)
-    _call("tt_maxpool2d_forward_s8", _ptr(xm), ctypes.byref(shape), _ptr(y), _ptr(arg))
+    arg = np.empty(y.shape, np.uint8 if suffix else np.uint16)
+    _call(f"tt_maxpool2d_forward{suffix}_s8", _ptr(xm), ctypes.byref(shape), _ptr(y), _ptr(arg))
     return QTensor(y, x.scale), arg.astype(np.uint8 if shape.kernel_h * shape.kernel_w <= 256 else np.int32)
 
 
 def maxpool2d_backward_s8(err: QTensor, argmax: np.ndarray, input_hw, kernel_size, stride=None, mode=ScaleMode.POW2,
-                          *, scratch: bool = True) -> QTensor:
+                          *, scratch: bool = True, variant: str = "plain") -> QTensor:
+    suffix = _variant(MAXPOOL_VARIANTS, variant)
     em = _four(err, "err")
     h, w = _pair(input_hw)
     shape = _pool_shape(em.shape[:2] + (h, w), kernel_size, stride)
     if _pool_out(shape) != em.shape[2:]:
         raise ValueError(f"err spatial shape {em.shape[2:]} does not match the pooling geometry")
-    arg = _array(argmax, np.uint16, "argmax")
+    arg = _array(argmax, np.uint8 if suffix else np.uint16, "argmax")
     out = np.empty(em.shape[:2] + (h, w), np.int8)
     acc = np.empty(out.shape, np.int32) if scratch else None
     cs = CScale()
-    _call("tt_maxpool2d_backward_s8", _ptr(em), c_scale(err.scale), _ptr(arg), ctypes.byref(shape), _mode(mode),
+    _call(f"tt_maxpool2d_backward{suffix}_s8", _ptr(em), c_scale(err.scale), _ptr(arg), ctypes.byref(shape), _mode(mode),
           _ptr(acc), _ptr(out), ctypes.byref(cs))
     return QTensor(out, py_scale(cs))
 
@@ -884,13 +999,22 @@ def channel_scale_backward_input_s8(err: QTensor, gamma: QTensor, mode=ScaleMode
     return QTensor(out, py_scale(cs))
 
 
-def channel_scale_backward_weight_s32(err: QTensor, x: QTensor) -> QTensor:
+def channel_scale_backward_weight_s32(err: QTensor, x: QTensor, rows: np.ndarray | None = None,
+                                      row_range: tuple[int, int] | None = None) -> QTensor:
+    """:func:`tintin.ops.scaling.channel_scale_backward_weight_s32`; with ``rows`` and/or
+    ``row_range`` only the selected channels."""
     em, xm = _array(err.m, np.int8, "err"), _array(x.m, np.int8, "x")
     b, c, p = _bcp(em)
-    g = np.empty(c, np.int32)
     cs = CScale()
-    _call("tt_channel_scale_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), b, c, p,
-          _ptr(g), ctypes.byref(cs))
+    if rows is None and row_range is None:
+        g = np.empty(c, np.int32)
+        _call("tt_channel_scale_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), b, c,
+              p, _ptr(g), ctypes.byref(cs))
+    else:
+        r, first, count = _selection(rows, row_range, c)
+        g = np.empty(count, np.int32)
+        _call("tt_channel_scale_backward_weight_rows_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
+              b, c, p, _ptr(r), first, count, _ptr(g), ctypes.byref(cs))
     return QTensor(g, py_scale(cs))
 
 
@@ -935,8 +1059,13 @@ class SgdConfig:
                           1 if self.weight_rescale else 0)
 
 
+#: update variants of a whole tensor: ``fast`` (biases: a 32-bit path for the common case) and
+#: ``skip0`` (int8 weights, aligned rule, stochastic rounding, no momentum: zero gradients skipped)
+SGD_VARIANTS = {"plain": "", "fast": "_fast", "skip0": "_skip0"}
+
+
 def sgd_update(kind: str, value: QTensor, grad: QTensor, config: SgdConfig, key: int,
-               momentum: np.ndarray | None = None, rows: np.ndarray | None = None,
+               momentum: np.ndarray | None = None, rows: np.ndarray | None = None, *, variant: str = "plain",
                ) -> tuple[QTensor, np.ndarray | None]:
     """One :meth:`IntegerSGD.update` of a parameter: returns the new value and momentum.
 
@@ -944,7 +1073,14 @@ def sgd_update(kind: str, value: QTensor, grad: QTensor, config: SgdConfig, key:
     ``grad`` is the full int32 gradient; with ``rows`` (sparse update) only those rows are applied
     (the C kernel receives the selected gradient rows). ``momentum`` is the parameter's momentum
     (``None`` before the first step); it is returned updated (``None`` when the rule keeps none).
+    ``variant`` (:data:`SGD_VARIANTS`, whole tensors only): ``fast`` for biases, ``skip0`` for int8
+    weights (other settings: :class:`HostRuntimeError` TT_ERR_ARG).
     """
+    suffix = _variant(SGD_VARIANTS, variant)
+    if suffix and rows is not None:
+        raise ValueError(f"the {variant} update has no row-subset form")
+    if (variant == "fast" and kind != "bias") or (variant == "skip0" and kind != "weight"):
+        raise ValueError(f"the {variant} update is for {'biases' if variant == 'fast' else 'int8 weights'}")
     cfg = config.to_c()
     uses_momentum = config.momentum_shift > 0 and not (config.rule == "niti" and kind == "weight")
     if kind == "bias":
@@ -984,15 +1120,69 @@ def sgd_update(kind: str, value: QTensor, grad: QTensor, config: SgdConfig, key:
                   ctypes.byref(cfg), key)
         new_scale = value.scale
     elif kind == "bias":
-        _call("tt_sgd_update_bias_s32", _ptr(vm), cs, vm.size, _ptr(gsel), c_scale(grad.scale), _ptr(mom),
+        _call(f"tt_sgd_update_bias{suffix}_s32", _ptr(vm), cs, vm.size, _ptr(gsel), c_scale(grad.scale), _ptr(mom),
               ctypes.byref(cfg), key)
         new_scale = value.scale
+    elif suffix:
+        if vm.dtype != np.int8:
+            raise TypeError(f"the skip0 update is for int8 weights, got {vm.dtype}")
+        _call("tt_sgd_update_weight_skip0_s8", _ptr(vm), ctypes.byref(cs), vm.size,
+              _ptr(gsel), c_scale(grad.scale), ctypes.byref(cfg), key)
+        new_scale = py_scale(cs)
     else:
         name = "tt_sgd_update_weight_s8" if vm.dtype == np.int8 else "tt_sgd_update_weight_s16"
         _call(name, _ptr(vm), ctypes.byref(cs), vm.size, _ptr(gsel), c_scale(grad.scale), _ptr(mom),
               ctypes.byref(cfg), key)
         new_scale = py_scale(cs)
     return QTensor(vm, new_scale), mom
+
+
+def sgd_update_tiled(value: QTensor, grad: QTensor, config: SgdConfig, key: int,
+                     momentum: np.ndarray | None = None, rows: np.ndarray | None = None, *, tile_rows: int = 1,
+                     rank1: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[QTensor, np.ndarray | None]:
+    """:func:`sgd_update` of a weight through ``tt_sgd_update_tiled``: the kernel asks for the
+    (selected) gradient ``tile_rows`` rows at a time. ``rank1 = (err, x)`` (int8 vectors with
+    ``grad == outer(err, x)``: a fully connected layer at batch 1) lets it skip the tiles."""
+    if value.m.dtype not in (np.int8, np.int16):
+        raise TypeError(f"weights are int8 or int16, got {value.m.dtype}")
+    vm = np.ascontiguousarray(value.m).copy()
+    row_count = vm.shape[0]
+    cols = int(np.prod(vm.shape[1:], dtype=np.int64)) if vm.ndim > 1 else 1
+    gm = _array(grad.m, np.int32, "grad").reshape(row_count, cols)
+    r = None if rows is None else _array(rows, np.uint16, "rows").ravel()
+    gsel = np.ascontiguousarray(gm if r is None else gm[r])
+    nrows = gsel.shape[0]
+    uses_momentum = config.momentum_shift > 0 and config.rule != "niti"
+    mom = None
+    if uses_momentum:
+        mom = np.zeros(gsel.shape, np.int64) if momentum is None else \
+            _array(momentum, np.int64, "momentum").reshape(gsel.shape).copy()
+    tile = np.zeros(max(1, int(tile_rows)) * cols, np.int32)
+    flags = np.zeros(max(1, (nrows + 7) // 8), np.uint8)
+    gscale = c_scale(grad.scale)
+
+    def tiles(_ctx, first, count, out, out_scale):
+        if first + count > nrows:
+            return 3  # TT_ERR_ARG
+        ctypes.memmove(out, gsel[first:first + count].ctypes.data, count * cols * 4)
+        out_scale[0] = gscale
+        return TT_OK
+
+    fn = GRAD_ROWS_FN(tiles)
+    ws = c_scale(value.scale)
+    e1, x1 = (None, None) if rank1 is None else (_array(rank1[0], np.int8, "err"), _array(rank1[1], np.int8, "x"))
+    u = CTiledUpdate(_ptr(vm) if vm.dtype == np.int8 else None, _ptr(vm) if vm.dtype == np.int16 else None,
+                     ctypes.pointer(ws), row_count, cols, _ptr(r), nrows, _ptr(mom), _ptr(tile), int(tile_rows),
+                     _ptr(flags), fn, None, _ptr(e1), _ptr(x1))
+    cfg = config.to_c()
+    _call("tt_sgd_update_tiled", ctypes.byref(u), ctypes.byref(cfg), int(key) & 0xFFFFFFFF)
+    return QTensor(vm, py_scale(ws)), mom
+
+
+def fnv1a_u32(data: bytes, h: int = 0x811C9DC5) -> int:
+    """``tt_fnv1a_u32``: FNV-1a (32-bit) of ``data`` continuing from ``h``."""
+    buf = np.frombuffer(bytes(data), np.uint8)
+    return int(load().tt_fnv1a_u32(h & 0xFFFFFFFF, _ptr(buf) if buf.size else None, buf.size))
 
 
 # -- a whole training step on the C kernels ------------------------------------------------------

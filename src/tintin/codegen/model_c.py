@@ -31,6 +31,8 @@ from .steps import SUPPORTED_OPS, EmitContext, StepEmitter
 DTYPE_CODE = {"int8": 1, "int16": 2, "int32": 3, "int64": 4}
 #: roles of tt_param_info_t entries
 ROLE_FROZEN, ROLE_TRAINED, ROLE_MOMENTUM = 0, 1, 2
+#: role -> its name in reports (``tintin export --json``)
+ROLE_NAMES = {ROLE_FROZEN: "frozen", ROLE_TRAINED: "trained", ROLE_MOMENTUM: "momentum"}
 _ROUNDING = {"nearest": 0, "stochastic": 1, "pseudo_stochastic": 2}
 
 
@@ -252,7 +254,15 @@ class _Renderer:
         m = np.asarray(value.m)
         if tuple(m.shape) != tuple(b.shape):
             raise CodegenError(f"parameter {pname} has shape {m.shape}, the program {b.shape}")
-        return m.astype(np.dtype(b.dtype)), value.scale
+        dt = np.dtype(b.dtype)
+        if m.size:
+            lo, hi = int(m.min()), int(m.max())
+            # int8 / int16 mantissas are symmetric: -2**(bits-1) lies outside the runtime's domain
+            limit = np.iinfo(dt).max
+            if lo < -limit or hi > limit:
+                raise CodegenError(f"parameter {pname} holds mantissas in [{lo}, {hi}]; {b.dtype} parameters "
+                                   f"must lie in [-{limit}, {limit}]")
+        return m.astype(dt), value.scale
 
     # -- files ------------------------------------------------------------------------------------
     def render(self) -> ModelSources:
@@ -334,9 +344,11 @@ class _Renderer:
             "/* Where tt_train_step reads its batch: filling these and passing them saves the copy. */",
             "int8_t *tt_input_buffer(void);",
             "tt_label_t *tt_label_buffer(void);",
-            "/* One training step on TT_BATCH_SIZE samples x (TT_BATCH_SIZE * TT_INPUT_SIZE int8, scale",
-            " * 2**TT_INPUT_EXPONENT) and labels y (TT_BATCH_SIZE * TT_LABEL_SIZE). TT_ERR_OVERFLOW: a",
-            " * value saturated (documented in docs/c-runtime.md); the step was still completed. */",
+            "/* One training step on TT_BATCH_SIZE samples x (TT_BATCH_SIZE * TT_INPUT_SIZE int8 in [-127, 127],",
+            " * scale 2**TT_INPUT_EXPONENT) and labels y (TT_BATCH_SIZE * TT_LABEL_SIZE). TT_ERR_ARG, and no",
+            " * step, when an input is -128 (outside the symmetric domain) or a label is out of range.",
+            " * TT_ERR_OVERFLOW: a value saturated (documented in docs/c-runtime.md); the step was still",
+            " * completed. */",
             "tt_status_t tt_train_step(const int8_t *x, const tt_label_t *y);",
             "/* Loss of the last training step, summed over the batch: total * scale (nats for",
             " * cross-entropy). Read it before tt_forward / tt_predict, which may reuse its bytes. */",
@@ -347,7 +359,8 @@ class _Renderer:
                       "const uint16_t *tt_last_predictions(void);"]
         lines += [
             "/* The network output of one sample (batch 1, as evaluation on a device): TT_OUTPUT_SIZE",
-            " * int8 mantissas into out (may be NULL) and their scale. */",
+            " * int8 mantissas into out (may be NULL) and their scale. Inputs in [-127, 127]: TT_ERR_ARG",
+            " * for -128. */",
             "tt_status_t tt_forward(const int8_t *x, int8_t *out, tt_scale_t *out_scale);",
         ]
         if self.classes is not None:
@@ -434,7 +447,6 @@ class _Renderer:
             " * update %s, batch %d, %d steps, arena %d bytes (planner %s). */"
             % (p.model_name, p.update, p.batch_size, len(p.steps), plan.arena_bytes, plan.planner),
             '#include "tt_model.h"',
-            '#include "tt_program.h"',
             '#include "tt_rom.h"',
             '#include "tt_model_internal.h"',
             "",
@@ -589,6 +601,9 @@ class _Renderer:
             "    if (x == NULL || y == NULL) {",
             "        return TT_ERR_ARG;",
             "    }",
+            "    if (tt_check_domain_s8(x, TT_BATCH_SIZE * TT_INPUT_SIZE) != TT_OK) {",
+            "        return TT_ERR_ARG; /* an input of -128: outside [-127, 127] */",
+            "    }",
             f"    if (x != {self.bufmacro('input')}) {{",
             "        for (i = 0; i < TT_BATCH_SIZE * TT_INPUT_SIZE; ++i) {",
             f"            {self.bufmacro('input')}[i] = x[i];",
@@ -644,6 +659,9 @@ class _Renderer:
             "{",
             "    tt_status_t status = TT_OK;",
             "    size_t i;",
+            "    if (tt_check_domain_s8(x, TT_INPUT_SIZE) != TT_OK) {",
+            "        return TT_ERR_ARG; /* an input of -128: outside [-127, 127] */",
+            "    }",
             f"    if (x != {eval_in}) {{",
             "        for (i = 0; i < TT_INPUT_SIZE; ++i) {",
             f"            {eval_in}[i] = x[i];",

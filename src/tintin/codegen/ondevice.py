@@ -26,6 +26,7 @@ import numpy as np
 
 from .cgen import CodegenError
 from .driver import render_driver
+from .model_c import ROLE_FROZEN, ROLE_MOMENTUM
 from .project import EXTRA_CFLAGS, TARGET_CFLAGS, Project, compile_for_codegen, generate_project
 
 _DTYPE_NP = {1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64}
@@ -185,7 +186,7 @@ def simulate(model, project: Project, *, x_samples, y_samples, order, steps: int
     ex.store(m)
     entries = {}
     for e in project.model.params:
-        if e.role == 2:  # momentum
+        if e.role == ROLE_MOMENTUM:
             arr = np.ascontiguousarray(ex.view(e.name)).astype(np.int64)
             entries[e.index] = (None, arr.astype("<i8").tobytes())
             continue
@@ -311,7 +312,7 @@ def check_fit(project: Project, target, *, ram_bytes: int | None = None, stack_b
                                        if project.model.eval_layout.mode == "separate" else 0)
     frozen = 0
     if target.family == "avr":  # const data sits in SRAM on AVR
-        frozen = sum(project.program.buffers[e.name].nbytes for e in project.model.params if e.role == 0)
+        frozen = sum(project.program.buffers[e.name].nbytes for e in project.model.params if e.role == ROLE_FROZEN)
     total = need + frozen + stack + project.model.input_size
     if total > ram:
         spec = model_spec or project.program.model_name

@@ -25,27 +25,9 @@ from pathlib import Path
 
 from . import RUNTIME_DIR
 from .cgen import CodegenError
-from .model_c import ModelSources, render_model_sources
+from .model_c import ROLE_FROZEN, ROLE_TRAINED, ModelSources, render_model_sources
+from .runtime_files import runtime_files_for
 from .toolchains import C_TOOLCHAINS
-
-#: runtime C files each op needs (numerics, tables, tt_program.c and its dependencies always)
-_RUNTIME_BY_OP = {
-    "linear_forward_s8": ("tt_linear.c",), "linear_backward_input_s8": ("tt_linear.c",),
-    "linear_backward_weight_s32": (), "linear_backward_bias_s32": (),
-    "relu_forward_s8": ("tt_activation.c",), "relu_backward_s8": ("tt_activation.c",), "relu_mask_u1": (),
-    "predict_argmax": ("tt_activation.c",), "weight_view_s8": ("tt_activation.c",),
-    "softmax_cross_entropy_error": ("tt_loss.c",), "mse_error": ("tt_loss.c",),
-    "conv_forward_s8": ("tt_conv.c",), "conv_backward_input_s8": ("tt_conv.c",),
-    "conv_backward_weight_s32": ("tt_conv.c",), "conv_backward_bias_s32": (),
-    "maxpool_forward_s8": (), "maxpool_backward_s8": (),
-    "avgpool_forward_s8": ("tt_pool.c",), "avgpool_backward_s8": ("tt_pool.c",),
-    "global_avgpool_forward_s8": ("tt_pool.c",), "global_avgpool_backward_s8": ("tt_pool.c",),
-    "residual_add_s8": ("tt_residual.c",), "channel_scale_forward_s8": ("tt_residual.c",),
-    "channel_scale_backward_input_s8": ("tt_residual.c",), "channel_scale_backward_weight_s32": (),
-    "channel_scale_backward_bias_s32": (), "reshape": (),
-    "sgd_update": ("tt_sgd.c",), "fused_weight_update": (),
-}
-_RUNTIME_ALWAYS = ("tt_numerics.c", "tt_tables.c", "tt_program.c", "tt_conv.c", "tt_activation.c")
 
 #: compiler settings per target in the generated Makefile: ``(cc, ar, flags)``, from the one table
 #: the target registry also reads (:data:`tintin.codegen.toolchains.C_TOOLCHAINS`)
@@ -82,17 +64,6 @@ class Project:
     eval_program: object
     model: ModelSources
     runtime_files: tuple
-
-
-def runtime_files_for(program) -> list[str]:
-    """Runtime ``.c`` files the program's steps call, plus every header."""
-    files = set(_RUNTIME_ALWAYS)
-    for s in program.steps:
-        if s.op not in _RUNTIME_BY_OP:
-            raise CodegenError(f"no C code generation for op {s.op!r}")
-        files.update(_RUNTIME_BY_OP[s.op])
-    headers = sorted(p.name for p in RUNTIME_DIR.glob("*.h"))
-    return sorted(files) + headers
 
 
 def compile_for_codegen(model, update: str | None = "full", batch_size: int = 1, optim=None, options=None,
@@ -142,7 +113,7 @@ def generate_project(model, out_dir, *, update: str | None = "full", batch_size:
     out = Path(out_dir)
     rt = out / "runtime"
     rt.mkdir(parents=True, exist_ok=True)
-    files = runtime_files_for(program)
+    files = runtime_files_for(sources.files.values())
     for stale in rt.glob("tt_*.[ch]"):
         if stale.name not in files:
             stale.unlink()
@@ -273,8 +244,8 @@ def _build_lines(target: str, comment: str, width: int) -> list[str]:
 
 def render_readme(program, plan, sources: ModelSources, files, target: str = "host") -> str:
     ce = program.loss == "cross_entropy"
-    trained = [e for e in sources.params if e.role == 1]
-    frozen = [e for e in sources.params if e.role == 0]
+    trained = [e for e in sources.params if e.role == ROLE_TRAINED]
+    frozen = [e for e in sources.params if e.role == ROLE_FROZEN]
     lay = sources.eval_layout
     eval_text = {"training": "uses the training arena (same offsets as the forward steps)",
                  "gap": f"uses {lay.bytes} bytes of the training arena at offset {lay.base}, which no "

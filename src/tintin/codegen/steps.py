@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..compile.lower_conv import geom2d, pad2d
 from .cgen import CTYPE, CodegenError, c_size, comment
 
 _MODE = {"pow2": "TT_SCALE_POW2", "compound": "TT_SCALE_COMPOUND"}
@@ -22,19 +23,6 @@ _MODE = {"pow2": "TT_SCALE_POW2", "compound": "TT_SCALE_COMPOUND"}
 
 def _size(shape) -> int:
     return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
-
-
-def _geom2d(values, dims: int) -> tuple[int, int]:
-    """(h, w) of a kernel/stride attribute; 1-D layers run as 2-D with h = 1 (as lower_conv)."""
-    values = tuple(int(v) for v in values)
-    if dims == 2:
-        return values
-    return (1, values[0]) if len(values) == 1 else values
-
-
-def _pad2d(values, dims: int) -> tuple[int, int]:
-    values = tuple(int(v) for v in values)
-    return values if dims == 2 else (0, values[0])
 
 
 @dataclass
@@ -103,17 +91,17 @@ class StepEmitter:
 
     def conv_shape(self, attrs: dict, x_shape, out_channels: int) -> str:
         d = int(attrs["dims"])
-        kh, kw = _geom2d(attrs["kernel_size"], d)
-        sh, sw = _geom2d(attrs["stride"], d)
-        ph, pw = _pad2d(attrs["padding"], d)
+        kh, kw = geom2d(attrs["kernel_size"], d)
+        sh, sw = geom2d(attrs["stride"], d)
+        ph, pw = pad2d(attrs["padding"], d)
         in_h, in_w = (x_shape[2], x_shape[3]) if d == 2 else (1, x_shape[2])
         vals = (x_shape[0], x_shape[1], in_h, in_w, out_channels, kh, kw, sh, sw, ph, pw, int(attrs["groups"]))
         return "&" + self.ctx.constant("conv", "tt_conv2d_shape_t", " = {" + ", ".join(c_size(v) for v in vals) + "}")
 
     def pool_shape(self, attrs: dict, x_shape) -> str:
         d = int(attrs["dims"])
-        kh, kw = _geom2d(attrs["kernel_size"], d)
-        sh, sw = _geom2d(attrs["stride"], d)
+        kh, kw = geom2d(attrs["kernel_size"], d)
+        sh, sw = geom2d(attrs["stride"], d)
         in_h, in_w = (x_shape[2], x_shape[3]) if d == 2 else (1, x_shape[2])
         vals = (x_shape[0], x_shape[1], in_h, in_w, kh, kw, sh, sw)
         return "&" + self.ctx.constant("pool", "tt_pool2d_shape_t", " = {" + ", ".join(c_size(v) for v in vals) + "}")
@@ -195,7 +183,7 @@ class StepEmitter:
         K = self.shape(x)[1]
         rows = self._rows(s)
         count = N if rows is None else rows.size
-        return self.call(f"tt_linear_backward_weight_sel_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+        return self.call(f"tt_linear_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
                          f"{self.sc(x)}, {c_size(B)}, {c_size(K)}, {c_size(N)}, {self.rows_const(rows)}, 0u, "
                          f"{c_size(count)}, {self.buf(g)}, &{self.sc(g)})")
 
@@ -206,7 +194,7 @@ class StepEmitter:
         B, C = shape[0], shape[1]
         rows = self._rows(s)
         count = C if rows is None else rows.size
-        return self.call(f"tt_bias_backward_sel_s32({self.buf(err)}, {self.sc(err)}, {c_size(B)}, {c_size(C)}, "
+        return self.call(f"tt_bias_backward_rows_s32({self.buf(err)}, {self.sc(err)}, {c_size(B)}, {c_size(C)}, "
                          f"{c_size(positions)}, {self.rows_const(rows)}, 0u, {c_size(count)}, {self.buf(g)}, "
                          f"&{self.sc(g)})")
 
@@ -289,7 +277,7 @@ class StepEmitter:
         shape = self.conv_shape(s.attrs, self.shape(x), cout)
         rows = self._rows(s)
         count = cout if rows is None else rows.size
-        return self.call(f"tt_conv2d_backward_weight_sel_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+        return self.call(f"tt_conv2d_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
                          f"{self.sc(x)}, {shape}, {self.rows_const(rows)}, 0u, {c_size(count)}, {self.buf(g)}, "
                          f"&{self.sc(g)})")
 
@@ -382,7 +370,7 @@ class StepEmitter:
         B, C, P = self._bcp(err)
         rows = self._rows(s)
         count = C if rows is None else rows.size
-        return self.call(f"tt_channel_scale_backward_weight_sel_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+        return self.call(f"tt_channel_scale_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
                          f"{self.sc(x)}, {c_size(B)}, {c_size(C)}, {c_size(P)}, {self.rows_const(rows)}, 0u, "
                          f"{c_size(count)}, {self.buf(g)}, &{self.sc(g)})")
 
@@ -448,15 +436,15 @@ class StepEmitter:
         if op == "linear_backward_weight_s32":
             B, N = self.shape(err)
             K = self.shape(x)[1]
-            call = (f"tt_linear_backward_weight_sel_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {c_size(B)}, "
+            call = (f"tt_linear_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {c_size(B)}, "
                     f"{c_size(K)}, {c_size(N)}, {rows_c}, first, count, grad, grad_scale)")
         elif op == "conv_backward_weight_s32":
             shape = self.conv_shape(a, self.shape(x), self.shape(err)[1])
-            call = (f"tt_conv2d_backward_weight_sel_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {shape}, "
+            call = (f"tt_conv2d_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {shape}, "
                     f"{rows_c}, first, count, grad, grad_scale)")
         elif op == "channel_scale_backward_weight_s32":
             B, C, P = self._bcp(err)
-            call = (f"tt_channel_scale_backward_weight_sel_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, "
+            call = (f"tt_channel_scale_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, "
                     f"{c_size(B)}, {c_size(C)}, {c_size(P)}, {rows_c}, first, count, grad, grad_scale)")
         else:
             raise CodegenError(f"no C gradient tiles for op {op!r}")

@@ -6,13 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import QTensor, Scale, rescale
-from ..ops import mse_error, softmax_cross_entropy_error
+from ..ops import mse_error, predict_argmax, softmax_cross_entropy_error
 from .registry import register_kernel
-
-
-def predict_argmax(logits: np.ndarray) -> np.ndarray:
-    """First index of the row maximum (as ``tintin.train.predict_argmax`` and the C runtime)."""
-    return np.argmax(logits, axis=1)
 
 
 @register_kernel("weight_view_s8")

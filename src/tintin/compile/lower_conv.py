@@ -55,12 +55,14 @@ def _from2d(q: QTensor, dims: int) -> QTensor:
     return q if dims == 2 else QTensor(q.m[:, :, 0, :], q.scale)
 
 
-def _geom2d(values, dims: int) -> tuple[int, int]:
+def geom2d(values, dims: int) -> tuple[int, int]:
+    """(h, w) of a kernel/stride attribute; 1-D layers run as 2-D with h = 1."""
     values = tuple(int(v) for v in values)
     return values if dims == 2 else (1, values[0]) if len(values) == 1 else values
 
 
-def _pad2d(values, dims: int) -> tuple[int, int]:
+def pad2d(values, dims: int) -> tuple[int, int]:
+    """(h, w) padding of a padding attribute; 1-D layers pad only along w."""
     values = tuple(int(v) for v in values)
     return values if dims == 2 else (0, values[0])
 
@@ -130,7 +132,7 @@ def _conv_forward(step, io, env):
     d = a["dims"]
     x, w = io.read(step.inputs[0]), io.read(step.inputs[1])
     bias = io.read(step.inputs[2]) if len(step.inputs) > 2 else None
-    y = conv2d_forward_s8(_to2d(x, d), _to2d(w, d), bias, _geom2d(a["stride"], d), _pad2d(a["padding"], d),
+    y = conv2d_forward_s8(_to2d(x, d), _to2d(w, d), bias, geom2d(a["stride"], d), pad2d(a["padding"], d),
                           a["groups"], env.mode)
     io.write(step.outputs[0], _from2d(y, d))
 
@@ -140,8 +142,8 @@ def _conv_backward_input(step, io, env):
     a = step.attrs
     d = a["dims"]
     err, w = io.read(step.inputs[0]), io.read(step.inputs[1])
-    e = conv2d_backward_input_s8(_to2d(err, d), _to2d(w, d), _geom2d(a["input_hw"], d), _geom2d(a["stride"], d),
-                                 _pad2d(a["padding"], d), a["groups"], env.mode)
+    e = conv2d_backward_input_s8(_to2d(err, d), _to2d(w, d), geom2d(a["input_hw"], d), geom2d(a["stride"], d),
+                                 pad2d(a["padding"], d), a["groups"], env.mode)
     io.write(step.outputs[0], _from2d(e, d))
 
 
@@ -152,7 +154,7 @@ def _conv_weight_rows(err: QTensor, x: QTensor, rows, attrs) -> QTensor:
     d = attrs["dims"]
     groups = attrs["groups"]
     e2, x2 = _to2d(err, d), _to2d(x, d)
-    kernel, stride, padding = _geom2d(attrs["kernel_size"], d), _geom2d(attrs["stride"], d), _pad2d(attrs["padding"], d)
+    kernel, stride, padding = geom2d(attrs["kernel_size"], d), geom2d(attrs["stride"], d), pad2d(attrs["padding"], d)
     cout, cin = e2.m.shape[1], x2.m.shape[1]
     idx = np.arange(cout)[rows]
     per_out, per_in = cout // groups, cin // groups
@@ -230,8 +232,8 @@ class MaxPoolLowering:
 def _maxpool_forward(step, io, env):
     a = step.attrs
     d = a["dims"]
-    y, arg = maxpool2d_forward_s8(_to2d(io.read(step.inputs[0]), d), _geom2d(a["kernel_size"], d),
-                                  _geom2d(a["stride"], d))
+    y, arg = maxpool2d_forward_s8(_to2d(io.read(step.inputs[0]), d), geom2d(a["kernel_size"], d),
+                                  geom2d(a["stride"], d))
     io.write(step.outputs[0], _from2d(y, d))
     if len(step.outputs) > 1:
         io.write(step.outputs[1], QTensor(arg if d == 2 else arg[:, :, 0, :], y.scale))
@@ -243,8 +245,8 @@ def _maxpool_backward(step, io, env):
     d = a["dims"]
     err, arg = io.read(step.inputs[0]), io.read(step.inputs[1]).m
     arg = arg if d == 2 else arg[:, :, None, :]
-    e = maxpool2d_backward_s8(_to2d(err, d), arg, _geom2d(a["input_hw"], d), _geom2d(a["kernel_size"], d),
-                              _geom2d(a["stride"], d), env.mode)
+    e = maxpool2d_backward_s8(_to2d(err, d), arg, geom2d(a["input_hw"], d), geom2d(a["kernel_size"], d),
+                              geom2d(a["stride"], d), env.mode)
     io.write(step.outputs[0], _from2d(e, d))
 
 
@@ -272,8 +274,8 @@ class AvgPoolLowering:
 def _avgpool_forward(step, io, env):
     a = step.attrs
     d = a["dims"]
-    y = avgpool2d_forward_s8(_to2d(io.read(step.inputs[0]), d), _geom2d(a["kernel_size"], d),
-                             _geom2d(a["stride"], d), env.mode)
+    y = avgpool2d_forward_s8(_to2d(io.read(step.inputs[0]), d), geom2d(a["kernel_size"], d),
+                             geom2d(a["stride"], d), env.mode)
     io.write(step.outputs[0], _from2d(y, d))
 
 
@@ -281,8 +283,8 @@ def _avgpool_forward(step, io, env):
 def _avgpool_backward(step, io, env):
     a = step.attrs
     d = a["dims"]
-    e = avgpool2d_backward_s8(_to2d(io.read(step.inputs[0]), d), _geom2d(a["input_hw"], d),
-                              _geom2d(a["kernel_size"], d), _geom2d(a["stride"], d), env.mode)
+    e = avgpool2d_backward_s8(_to2d(io.read(step.inputs[0]), d), geom2d(a["input_hw"], d),
+                              geom2d(a["kernel_size"], d), geom2d(a["stride"], d), env.mode)
     io.write(step.outputs[0], _from2d(e, d))
 
 

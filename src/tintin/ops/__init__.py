@@ -7,7 +7,7 @@ result kept at the accumulator scale). Every op takes and returns :class:`tintin
 from .activation import relu_backward_s8, relu_forward_s8
 from .linear import (align_bias, linear_backward_bias_s32, linear_backward_input_s8,
                      linear_backward_weight_s32, linear_forward_s8)
-from .loss import LossValue, mse_error, softmax_cross_entropy_error, softmax_probabilities_q15
+from .loss import LossValue, mse_error, predict_argmax, softmax_cross_entropy_error, softmax_probabilities_q15
 
 __all__ = [
     "relu_backward_s8", "relu_forward_s8", "align_bias", "linear_backward_bias_s32",

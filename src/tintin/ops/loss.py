@@ -116,3 +116,9 @@ def mse_error(pred: QTensor, target: QTensor, mode: ScaleMode = ScaleMode.POW2) 
     loss = LossValue(sum(int(v) * int(v) for v in diff.ravel().tolist()), Scale(2 * pred.scale.S - 1, 2 * pred.scale.U, 2 * pred.scale.D))
     q, s = rescale(diff, pred.scale, 8, mode)
     return QTensor(q, s), loss
+
+
+def predict_argmax(logits: np.ndarray) -> np.ndarray:
+    """Class prediction from int8 logits (batch, classes): the first index of the row maximum (as
+    the C runtime's ``tt_argmax_rows_s8``)."""
+    return np.argmax(logits, axis=1)

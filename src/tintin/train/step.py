@@ -8,7 +8,7 @@ import numpy as np
 
 from ..numerics import QTensor, Scale, check_int8_domain, check_terms
 from ..nn import Context, Sequential
-from ..ops import LossValue, mse_error, softmax_cross_entropy_error
+from ..ops import LossValue, mse_error, predict_argmax, softmax_cross_entropy_error
 from ..optim import IntegerSGD
 from .errors import LabelError, TrainingDataError
 
@@ -18,11 +18,6 @@ class StepResult:
     loss: LossValue
     correct: int
     count: int
-
-
-def predict_argmax(logits: np.ndarray) -> np.ndarray:
-    """Class prediction from int8 logits: the first index of the row maximum (as the C runtime)."""
-    return np.argmax(logits, axis=1)
 
 
 def loss_error(model: Sequential, out: QTensor, y: np.ndarray, target_exponent: int = 0):

@@ -261,7 +261,7 @@ static void check_ops(void)
         fold_scale(es);
         fold((uint32_t)tt_linear_backward_weight_s32(err, scale_of(-9, 0, 0), x, xs, B, K, N, g, &gs));
         fold_s32(g, N * K);
-        fold((uint32_t)tt_linear_backward_weight_rows_s32(err, scale_of(-9, 0, 0), x, xs, B, K, N, rows, 3, g, &gs));
+        fold((uint32_t)tt_linear_backward_weight_rows_s32(err, scale_of(-9, 0, 0), x, xs, B, K, N, rows, 0, 3, g, &gs));
         fold_s32(g, 3 * K);
         fold((uint32_t)tt_linear_backward_bias_s32(err, scale_of(-9, 0, 0), B, N, gb, &bs));
         fold_s32(gb, N);

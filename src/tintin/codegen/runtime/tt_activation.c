@@ -58,3 +58,41 @@ tt_status_t tt_weight_view_s16_to_s8(const int16_t *weight, tt_scale_t w_scale, 
     *view_scale = w_scale;
     return tt_rescale_s16_to_s8(weight, count, view_scale, mode, view);
 }
+
+/* ---- ReLU masks ------------------------------------------------------------------------------ */
+
+tt_status_t tt_relu_mask_pack_u1(const int8_t *y, size_t count, uint8_t *mask)
+{
+    size_t i, full = count / 8u;
+    if (count && (y == NULL || mask == NULL)) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < full; ++i) {
+        const int8_t *v = y + 8u * i;
+        mask[i] = (uint8_t)((v[0] > 0 ? 0x80u : 0u) | (v[1] > 0 ? 0x40u : 0u) | (v[2] > 0 ? 0x20u : 0u) |
+                            (v[3] > 0 ? 0x10u : 0u) | (v[4] > 0 ? 0x08u : 0u) | (v[5] > 0 ? 0x04u : 0u) |
+                            (v[6] > 0 ? 0x02u : 0u) | (v[7] > 0 ? 0x01u : 0u));
+    }
+    if (count > 8u * full) {
+        uint8_t m = 0;
+        for (i = 8u * full; i < count; ++i) {
+            if (y[i] > 0) {
+                m = (uint8_t)(m | (0x80u >> (i & 7u)));
+            }
+        }
+        mask[full] = m;
+    }
+    return TT_OK;
+}
+
+tt_status_t tt_relu_backward_mask_s8(const int8_t *err, const uint8_t *mask, size_t count, int8_t *err_in)
+{
+    size_t i;
+    if (count && (err == NULL || mask == NULL || err_in == NULL)) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < count; ++i) {
+        err_in[i] = (mask[i >> 3] & (0x80u >> (i & 7u))) ? err[i] : 0;
+    }
+    return TT_OK;
+}

@@ -56,15 +56,16 @@ static tt_status_t conv_init(conv_ctx_t *c, const tt_conv2d_shape_t *s)
     return TT_OK;
 }
 
-/* forward accumulator at (b, o, p, q): |sum| <= fan_in * 16384 < 2**30, plus |bias| <= 2**30 */
+/* forward accumulator at (b, o, p, q): |sum| <= fan_in * 16384 < 2**31 for any int8 values, plus
+ * the aligned bias (|bias| <= 2**30) added with saturation (exact inside the domain [-127, 127]) */
 static int32_t conv_forward_at(const void *vctx, size_t b, size_t o, size_t p, size_t q)
 {
     const conv_ctx_t *c = (const conv_ctx_t *)vctx;
     const tt_conv2d_shape_t *s = c->s;
     size_t g = o / c->cout_g, ci, i, j;
-    int32_t acc = 0;
+    int32_t acc = 0, bias = 0;
     if (c->bias != NULL) {
-        acc = (int32_t)tt_apply_multiplier_scalar(c->bias[o], c->bias_mult, TT_ROUND_NEAREST, 0, 0,
+        bias = (int32_t)tt_apply_multiplier_scalar(c->bias[o], c->bias_mult, TT_ROUND_NEAREST, 0, 0,
                                                   TT_BIAS_ALIGN_LIMIT);
     }
     for (ci = 0; ci < c->cin_g; ++ci) {
@@ -84,7 +85,7 @@ static int32_t conv_forward_at(const void *vctx, size_t b, size_t o, size_t p, s
             }
         }
     }
-    return acc;
+    return tt_add_sat32(bias, acc);
 }
 
 /* Output positions p whose window row i = y + pad - p * stride lies in [0, kernel): p in [lo, hi). */
@@ -272,5 +273,250 @@ tt_status_t tt_conv2d_backward_bias_s32(const int8_t *err, tt_scale_t err_scale,
         grad[o] = acc;
     }
     *grad_scale = err_scale;
+    return TT_OK;
+}
+
+/* Kernel taps (i in [lo, hi)) that read inside the input for output position p: 0 <= p*s + i - pad < in. */
+static void valid_taps(size_t p, size_t stride, size_t pad, size_t kernel, size_t in, size_t *lo, size_t *hi)
+{
+    size_t start = p * stride; /* input coordinate of tap i is start + i - pad */
+    *lo = pad > start ? pad - start : 0u;
+    *hi = in + pad > start ? in + pad - start : 0u;
+    if (*hi > kernel) {
+        *hi = kernel;
+    }
+    if (*lo > *hi) {
+        *lo = *hi;
+    }
+}
+
+tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                              tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
+                                              const uint16_t *rows, size_t first, size_t count, int32_t *grad,
+                                              tt_scale_t *grad_scale)
+{
+    const tt_conv2d_shape_t *s = shape;
+    size_t out_h, out_w, cin_g, cout_g, taps, j, k, b, p, q, ci, i;
+    tt_status_t st;
+    if (err == NULL || x == NULL || grad == NULL || grad_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    st = tt_conv2d_output_hw(s, &out_h, &out_w);
+    if (st != TT_OK) {
+        return st;
+    }
+    /* |g| <= batch * Ho * Wo * 16384 < 2**30 (every partial sum too) */
+    if (tt_size_above(s->batch * out_h * out_w, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    if (tt_check_selection(rows, first, count, s->out_channels) != TT_OK) {
+        return TT_ERR_ARG;
+    }
+    cin_g = s->in_channels / s->groups;
+    cout_g = s->out_channels / s->groups;
+    taps = cin_g * s->kernel_h * s->kernel_w;
+    for (j = 0; j < count; ++j) {
+        size_t o = tt_selected_row(rows, first + j), g = o / cout_g;
+        int32_t *gj = grad + j * taps;
+        for (k = 0; k < taps; ++k) {
+            gj[k] = 0;
+        }
+        /* error-major: every non-zero output error adds its input window, tap by tap */
+        for (b = 0; b < s->batch; ++b) {
+            const int8_t *eo = err + (b * s->out_channels + o) * out_h * out_w;
+            const int8_t *xb = x + (b * s->in_channels + g * cin_g) * s->in_h * s->in_w;
+            for (p = 0; p < out_h; ++p) {
+                size_t i_lo, i_hi;
+                valid_taps(p, s->stride_h, s->pad_h, s->kernel_h, s->in_h, &i_lo, &i_hi);
+                for (q = 0; q < out_w; ++q) {
+                    int32_t e = eo[p * out_w + q];
+                    size_t j_lo, j_hi;
+                    if (e == 0) {
+                        continue;
+                    }
+                    valid_taps(q, s->stride_w, s->pad_w, s->kernel_w, s->in_w, &j_lo, &j_hi);
+                    for (ci = 0; ci < cin_g; ++ci) {
+                        const int8_t *xc = xb + ci * s->in_h * s->in_w;
+                        int32_t *gc = gj + ci * s->kernel_h * s->kernel_w;
+                        for (i = i_lo; i < i_hi; ++i) {
+                            /* input row p*sh + i - ph, columns q*sw + jj - pw for jj in [j_lo, j_hi) */
+                            const int8_t *xr = xc + (p * s->stride_h + i - s->pad_h) * s->in_w +
+                                               (q * s->stride_w + j_lo - s->pad_w);
+                            int32_t *gr = gc + i * s->kernel_w + j_lo;
+                            size_t t, nt = j_hi - j_lo;
+                            for (t = 0; t < nt; ++t) {
+                                gr[t] += e * xr[t];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    *grad_scale = tt_scale_mul(err_scale, x_scale);
+    return TT_OK;
+}
+
+/* ---- faster convolution kernels ---------------------------------------------------------------- */
+
+tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
+                                        tt_scale_t w_scale, const int32_t *bias, tt_scale_t bias_scale,
+                                        const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                        int8_t *cols, int8_t *y, tt_scale_t *y_scale)
+{
+    const tt_conv2d_shape_t *s = shape;
+    size_t out_h, out_w, cin_g, cout_g, fan, b, g, p, q, o, ci, i, jj;
+    tt_scale_t acc_scale = tt_scale_mul(x_scale, w_scale);
+    tt_multiplier_t bias_mult = {0, 0};
+    tt_rescale_t choice;
+    uint32_t amax = 0;
+    uint8_t change = 0, pass;
+    tt_status_t st;
+    if (cols == NULL || x == NULL || weight == NULL || y == NULL || y_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    st = tt_conv2d_output_hw(s, &out_h, &out_w);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (!conv_terms_ok(s, s->in_channels / s->groups, s->out_channels / s->groups)) {
+        return TT_ERR_SHAPE;
+    }
+    if (bias != NULL) {
+        st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    cin_g = s->in_channels / s->groups;
+    cout_g = s->out_channels / s->groups;
+    fan = cin_g * s->kernel_h * s->kernel_w;
+    /* pass 0: accumulators (stored, or only their range); pass 1 (without acc): recomputed */
+    for (pass = 0; pass < (acc != NULL ? 1u : 2u); ++pass) {
+        for (b = 0; b < s->batch; ++b) {
+            for (g = 0; g < s->groups; ++g) {
+                const int8_t *xg = x + (b * s->in_channels + g * cin_g) * s->in_h * s->in_w;
+                for (p = 0; p < out_h; ++p) {
+                    size_t i_lo, i_hi;
+                    valid_taps(p, s->stride_h, s->pad_h, s->kernel_h, s->in_h, &i_lo, &i_hi);
+                    /* one output row of windows: cols[q * fan + (ci, i, jj)], zero outside the input */
+                    for (q = 0; q < out_w; ++q) {
+                        int8_t *c = cols + q * fan;
+                        size_t j_lo, j_hi;
+                        valid_taps(q, s->stride_w, s->pad_w, s->kernel_w, s->in_w, &j_lo, &j_hi);
+                        for (ci = 0; ci < cin_g; ++ci) {
+                            const int8_t *xc = xg + ci * s->in_h * s->in_w;
+                            for (i = 0; i < s->kernel_h; ++i) {
+                                int8_t *cr = c + (ci * s->kernel_h + i) * s->kernel_w;
+                                if (i < i_lo || i >= i_hi) {
+                                    for (jj = 0; jj < s->kernel_w; ++jj) {
+                                        cr[jj] = 0;
+                                    }
+                                    continue;
+                                }
+                                {
+                                    const int8_t *xr = xc + (p * s->stride_h + i - s->pad_h) * s->in_w;
+                                    size_t col0 = q * s->stride_w; /* input column of tap jj: col0 + jj - pw */
+                                    for (jj = 0; jj < s->kernel_w; ++jj) {
+                                        cr[jj] = (jj >= j_lo && jj < j_hi) ? xr[col0 + jj - s->pad_w] : 0;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for (o = g * cout_g; o < (g + 1u) * cout_g; ++o) {
+                        const int8_t *wo = weight + o * fan;
+                        int32_t bo = bias == NULL ? 0 : tt_align_bias_one(bias[o], bias_mult);
+                        size_t base = ((b * s->out_channels + o) * out_h + p) * out_w;
+                        for (q = 0; q < out_w; ++q) {
+                            int32_t v = tt_dot_s8_x4(bo, wo, cols + q * fan, fan);
+                            if (pass == 0) {
+                                uint32_t a = tt_mag32(v);
+                                amax = a > amax ? a : amax;
+                                if (acc != NULL) {
+                                    acc[base + q] = v;
+                                }
+                            } else {
+                                y[base + q] = (int8_t)(change ? tt_rescale_apply(v, &choice, 127, TT_ROUND_NEAREST, 0, 0) : v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if (pass == 0) {
+            change = tt_choose_rescale(amax, 8, mode, &choice);
+        }
+    }
+    if (acc != NULL) {
+        tt_rescale_write_s8(acc, s->batch * s->out_channels * out_h * out_w, change, &choice, y);
+    }
+    *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+    return TT_OK;
+}
+
+tt_status_t tt_conv2d_backward_input_scatter_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                                tt_scale_t w_scale, const tt_conv2d_shape_t *shape,
+                                                tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                                tt_scale_t *err_in_scale)
+{
+    const tt_conv2d_shape_t *s = shape;
+    size_t out_h, out_w, cin_g, cout_g, n, b, o, p, q, ci, i, k;
+    tt_scale_t acc_scale = tt_scale_mul(err_scale, w_scale);
+    tt_rescale_t choice;
+    uint8_t change;
+    tt_status_t st;
+    if (acc == NULL || err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    st = tt_conv2d_output_hw(s, &out_h, &out_w);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (!conv_terms_ok(s, s->in_channels / s->groups, s->out_channels / s->groups)) {
+        return TT_ERR_SHAPE;
+    }
+    cin_g = s->in_channels / s->groups;
+    cout_g = s->out_channels / s->groups;
+    n = s->batch * s->in_channels * s->in_h * s->in_w;
+    for (k = 0; k < n; ++k) {
+        acc[k] = 0;
+    }
+    /* every non-zero output error adds itself times the kernel to the inputs it read; partial
+     * sums are sums of a subset of an element's terms, so they stay inside the element's bound */
+    for (b = 0; b < s->batch; ++b) {
+        for (o = 0; o < s->out_channels; ++o) {
+            size_t g = o / cout_g;
+            const int8_t *eo = err + (b * s->out_channels + o) * out_h * out_w;
+            for (p = 0; p < out_h; ++p) {
+                size_t i_lo, i_hi;
+                valid_taps(p, s->stride_h, s->pad_h, s->kernel_h, s->in_h, &i_lo, &i_hi);
+                for (q = 0; q < out_w; ++q) {
+                    int32_t e = eo[p * out_w + q];
+                    size_t j_lo, j_hi;
+                    if (e == 0) {
+                        continue;
+                    }
+                    valid_taps(q, s->stride_w, s->pad_w, s->kernel_w, s->in_w, &j_lo, &j_hi);
+                    for (ci = 0; ci < cin_g; ++ci) {
+                        const int8_t *wc = weight + (o * cin_g + ci) * s->kernel_h * s->kernel_w;
+                        int32_t *ac = acc + (b * s->in_channels + g * cin_g + ci) * s->in_h * s->in_w;
+                        for (i = i_lo; i < i_hi; ++i) {
+                            int32_t *ar = ac + (p * s->stride_h + i - s->pad_h) * s->in_w +
+                                          (q * s->stride_w + j_lo - s->pad_w);
+                            const int8_t *wr = wc + i * s->kernel_w + j_lo;
+                            size_t t, nt = j_hi - j_lo;
+                            for (t = 0; t < nt; ++t) {
+                                ar[t] += e * wr[t];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    change = tt_choose_rescale(tt_max_abs_s32(acc, n), 8, mode, &choice);
+    tt_rescale_write_s8(acc, n, change, &choice, err_in);
+    *err_in_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
     return TT_OK;
 }

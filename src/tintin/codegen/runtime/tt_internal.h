@@ -151,7 +151,7 @@ static inline void tt_pool_covering(size_t y, size_t kernel, size_t stride, size
 
 /* ---- the integer SGD step of one gradient element ---------------------------------------------
  * (tintin.optim.IntegerSGD.niti_delta / aligned_delta; shared by tt_sgd.c and the tiled updates
- * of tt_program.c) */
+ * of tt_sgd_tiled.c) */
 #define TT_MOMENTUM_CLIP ((int64_t)1 << 40)
 
 /* a - b with the int64 wrap-around of numpy (no undefined behaviour) */
@@ -191,6 +191,143 @@ static inline int64_t tt_delta_at(const tt_delta_rule_t *r, int32_t g, int64_t *
         return tt_shift_round_s64(nv, TT_MOMENTUM_FRAC_BITS, r->rounding, r->key, index);
     }
     return tt_apply_multiplier_scalar(g, r->mult, r->rounding, r->key, index, -1);
+}
+
+/* ---- shared by the kernel variants of several ops ------------------------------------------- */
+
+/* ARMv6-M tuning expands a multiplication by a constant into a chain of shifts and adds (20
+ * instructions for the second mix32 constant): hide the constants so that one MULS remains. */
+#if defined(__GNUC__) && defined(__ARM_ARCH_6M__)
+#define TT_OPAQUE(v) __asm__("" : "+r"(v))
+#else
+#define TT_OPAQUE(v) ((void)0)
+#endif
+
+/* mix32 with its two multipliers passed in (see TT_OPAQUE) */
+static inline uint32_t tt_mix32_with(uint32_t x, uint32_t m1, uint32_t m2)
+{
+    x ^= x >> 16;
+    x *= m1;
+    x ^= x >> 15;
+    x *= m2;
+    x ^= x >> 16;
+    return x;
+}
+
+/* hot loops stay separate functions: inlined into the update driver they lose their registers */
+#if defined(__GNUC__)
+#define TT_NOINLINE __attribute__((noinline))
+#else
+#define TT_NOINLINE
+#endif
+
+/* Stochastic rounding of a magnitude: (mag + r) >> n with r the draw's n-bit value (its top n bits
+ * for n < 32, draw << (n - 32) from 32 on), as tt_shift_round_stochastic_s64, for mag <= 2**30 and
+ * 1 <= n <= 62. From n = 32 on the result is the carry of (mag >> (n - 32)) + draw: 0 or 1. */
+static inline uint32_t tt_sr_mag32(uint32_t mag, uint8_t n, uint32_t draw)
+{
+    uint32_t a;
+    if (n < 32u) {
+        return (mag + (draw >> (32u - n))) >> n;
+    }
+    a = mag >> (n - 32u);
+    return (uint32_t)(a + draw) < draw ? 1u : 0u;
+}
+
+/* apply_multiplier(x, mult, nearest, limit) of a grid rescale: in 32 bits when 1 <= n <= 31 and
+ * |x| < 2**16 (|x| * M < 2**31), else tt_apply_multiplier_scalar. */
+static inline int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
+{
+    uint64_t ax = tt_mag64(x);
+    if (mult.n >= 1 && mult.n <= 31 && ax < 65536u && mult.m >= 0 && mult.m < 32768L) {
+        uint32_t q = ((uint32_t)ax * (uint32_t)mult.m + ((uint32_t)1 << (mult.n - 1))) >> mult.n;
+        q = q > (uint32_t)limit ? (uint32_t)limit : q;
+        return x < 0 ? -(int32_t)q : (int32_t)q;
+    }
+    return (int32_t)tt_apply_multiplier_scalar(x, mult, TT_ROUND_NEAREST, 0, 0, limit);
+}
+
+/* a + b saturated to int32: no overflow whatever the operands. */
+static inline int32_t tt_add_sat32(int32_t a, int32_t b)
+{
+    if (b > 0 && a > INT32_MAX - b) {
+        return INT32_MAX;
+    }
+    if (b < 0 && a < INT32_MIN - b) {
+        return INT32_MIN;
+    }
+    return a + b;
+}
+
+/* init + sum a[i] * b[i]. Every product |p| <= 2**14 fits an int (16 bits on AVR), and the sum of
+ * k <= TT_ACC_TERMS_LIMIT products stays below 2**31 for any int8 values; init (an aligned bias,
+ * |init| <= 2**30) is added last with saturation. Inside the documented domain (int8 values in
+ * [-127, 127]) nothing saturates and the result is exact; outside it there is no undefined
+ * behaviour. */
+static inline int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k)
+{
+    int32_t s = 0;
+    const int8_t *end8 = a + (k & ~(size_t)7u), *end4 = a + (k & ~(size_t)3u), *end = a + k;
+    while (a != end8) {
+        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
+        int32_t p4 = a[4] * b[4], p5 = a[5] * b[5], p6 = a[6] * b[6], p7 = a[7] * b[7];
+        s += p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7;
+        a += 8;
+        b += 8;
+    }
+    while (a != end4) {
+        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
+        s += p0 + p1 + p2 + p3;
+        a += 4;
+        b += 4;
+    }
+    while (a != end) {
+        s += *a++ * *b++;
+    }
+    return tt_add_sat32(init, s);
+}
+
+/* align_bias of one value: round(b * M / 2**n) (nearest) clipped to +-2**30, as
+ * tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT). The product
+ * |b| * M < 2**46 is formed in two 32-bit halves (no 64-bit arithmetic: cheap on AVR and ARMv6-M). */
+static inline int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
+{
+    if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
+        uint32_t a = tt_mag32(b), m = (uint32_t)mult.m, c;
+        uint32_t hi = (a >> 16) * m;                                /* < 2**30 */
+        uint32_t lo = (a & 0xFFFFu) * m + ((uint32_t)1 << (mult.n - 1)); /* < 2**31 + 2**30 */
+        uint8_t n = (uint8_t)mult.n;
+        if (n >= 16) {
+            /* floor((hi * 2**16 + lo) / 2**n) = floor((hi + floor(lo / 2**16)) / 2**(n - 16)) */
+            c = (hi + (lo >> 16)) >> (n - 16);
+        } else if (hi > ((uint32_t)TT_BIAS_ALIGN_LIMIT >> (16 - n))) {
+            c = (uint32_t)TT_BIAS_ALIGN_LIMIT; /* clipped anyway */
+        } else {
+            c = (hi << (16 - n)) + (lo >> n);
+        }
+        c = c > (uint32_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : c;
+        return b < 0 ? -(int32_t)c : (int32_t)c;
+    }
+    return (int32_t)tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT);
+}
+
+static inline size_t tt_selected_row(const uint16_t *rows, size_t j)
+{
+    return rows != NULL ? (size_t)rows[j] : j;
+}
+
+static inline tt_status_t tt_check_selection(const uint16_t *rows, size_t first, size_t count, size_t row_count)
+{
+    size_t j;
+    if (rows == NULL) {
+        return first + count <= row_count && first + count >= first ? TT_OK : TT_ERR_ARG;
+    }
+    for (j = first; j < first + count; ++j) {
+        if (rows[j] >= row_count) {
+            return TT_ERR_ARG;
+        }
+    }
+    return TT_OK;
 }
 
 #endif /* TT_INTERNAL_H */

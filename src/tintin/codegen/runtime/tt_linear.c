@@ -2,16 +2,17 @@
 #include "tt_ops.h"
 #include "tt_internal.h"
 
-/* sum_i a[i] * b[i] (+ init). Each int8 x int8 product is formed in int16 (|p| <= 16384) and
- * widened to int32; the caller guarantees |init| + k * 16384 < 2**31. */
+/* init + sum_i a[i] * b[i]. Each int8 x int8 product is formed in int16 (|p| <= 16384) and widened
+ * to int32; k <= TT_ACC_TERMS_LIMIT keeps the sum below 2**31 for any int8 values, and init (|init|
+ * <= 2**30) is added last with saturation (exact inside the domain [-127, 127]). */
 static int32_t dot_s8(int32_t init, const int8_t *a, const int8_t *b, size_t k)
 {
-    int32_t s = init;
+    int32_t s = 0;
     size_t i;
     for (i = 0; i < k; ++i) {
         s += (int16_t)((int16_t)a[i] * (int16_t)b[i]);
     }
-    return s;
+    return tt_add_sat32(init, s);
 }
 
 tt_status_t tt_align_bias_s32(const int32_t *bias, tt_scale_t bias_scale, tt_scale_t acc_scale, size_t count,
@@ -200,30 +201,6 @@ tt_status_t tt_linear_backward_weight_s32(const int8_t *err, tt_scale_t err_scal
     return TT_OK;
 }
 
-tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                               tt_scale_t x_scale, size_t batch, size_t in_features,
-                                               size_t out_features, const uint16_t *rows, size_t nrows,
-                                               int32_t *grad, tt_scale_t *grad_scale)
-{
-    size_t j;
-    if (err == NULL || x == NULL || grad == NULL || grad_scale == NULL || (nrows && rows == NULL)) {
-        return TT_ERR_ARG;
-    }
-    if (in_features == 0 || out_features == 0 || tt_size_above(batch, TT_ACC_TERMS_LIMIT)) {
-        return TT_ERR_SHAPE;
-    }
-    for (j = 0; j < nrows; ++j) {
-        if (rows[j] >= out_features) {
-            return TT_ERR_ARG;
-        }
-    }
-    for (j = 0; j < nrows; ++j) {
-        weight_grad_row(err, x, batch, in_features, out_features, rows[j], grad + j * in_features);
-    }
-    *grad_scale = tt_scale_mul(err_scale, x_scale);
-    return TT_OK;
-}
-
 tt_status_t tt_linear_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, size_t batch,
                                         size_t out_features, int32_t *grad, tt_scale_t *grad_scale)
 {
@@ -242,5 +219,155 @@ tt_status_t tt_linear_backward_bias_s32(const int8_t *err, tt_scale_t err_scale,
         grad[n] = s;
     }
     *grad_scale = err_scale;
+    return TT_OK;
+}
+
+tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                    const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
+                                    size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                    tt_scale_t *y_scale)
+{
+    tt_scale_t acc_scale = tt_scale_mul(x_scale, w_scale);
+    tt_multiplier_t bias_mult = {0, 0};
+    tt_rescale_t choice;
+    uint32_t amax = 0;
+    uint8_t change, pass;
+    size_t b, n;
+    if (x == NULL || weight == NULL || y == NULL || y_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (in_features == 0 || out_features == 0 || tt_size_above(in_features, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    if (bias != NULL) {
+        tt_status_t st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    /* pass 0: accumulators (stored, or only their range); pass 1 (without acc): recomputed */
+    change = 0;
+    for (pass = 0; pass < (acc != NULL ? 1u : 2u); ++pass) {
+        for (n = 0; n < out_features; ++n) {
+            const int8_t *wn = weight + n * in_features;
+            int32_t bn = bias == NULL ? 0 : tt_align_bias_one(bias[n], bias_mult);
+            for (b = 0; b < batch; ++b) {
+                int32_t v = tt_dot_s8_x4(bn, x + b * in_features, wn, in_features);
+                if (pass == 0) {
+                    uint32_t a = tt_mag32(v);
+                    amax = a > amax ? a : amax;
+                    if (acc != NULL) {
+                        acc[b * out_features + n] = v;
+                    }
+                } else {
+                    y[b * out_features + n] = (int8_t)(change ? tt_rescale_apply(v, &choice, 127, TT_ROUND_NEAREST, 0, 0) : v);
+                }
+            }
+        }
+        if (pass == 0) {
+            change = tt_choose_rescale(amax, 8, mode, &choice);
+        }
+    }
+    if (acc != NULL) {
+        tt_rescale_write_s8(acc, batch * out_features, change, &choice, y);
+    }
+    *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+    return TT_OK;
+}
+
+/* row[k] += e * w[k] for k < count */
+static void axpy_x4(int32_t *row, int32_t e, const int8_t *w, size_t count)
+{
+    int32_t *end4 = row + (count & ~(size_t)3u), *end = row + count;
+    while (row != end4) {
+        row[0] += e * w[0];
+        row[1] += e * w[1];
+        row[2] += e * w[2];
+        row[3] += e * w[3];
+        row += 4;
+        w += 4;
+    }
+    while (row != end) {
+        *row++ += e * *w++;
+    }
+}
+
+tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                           tt_scale_t w_scale, size_t batch, size_t in_features, size_t out_features,
+                                           tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                           tt_scale_t *err_in_scale)
+{
+    size_t b, n, k;
+    uint32_t amax;
+    uint8_t change;
+    tt_rescale_t choice;
+    if (acc == NULL || err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (in_features == 0 || out_features == 0 || tt_size_above(out_features, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    /* row-wise: acc[b, :] += err[b, n] * W[n, :]; partial sums of at most out_features products */
+    for (b = 0; b < batch; ++b) {
+        int32_t *row = acc + b * in_features;
+        for (k = 0; k < in_features; ++k) {
+            row[k] = 0;
+        }
+        for (n = 0; n < out_features; ++n) {
+            int32_t e = err[b * out_features + n];
+            if (e != 0) {
+                axpy_x4(row, e, weight + n * in_features, in_features);
+            }
+        }
+    }
+    amax = tt_max_abs_s32(acc, batch * in_features);
+    change = tt_choose_rescale(amax, 8, mode, &choice);
+    tt_rescale_write_s8(acc, batch * in_features, change, &choice, err_in);
+    *err_in_scale = change ? tt_rescaled_scale(tt_scale_mul(err_scale, w_scale), &choice)
+                           : tt_scale_mul(err_scale, w_scale);
+    return TT_OK;
+}
+
+tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                              tt_scale_t x_scale, size_t batch, size_t in_features,
+                                              size_t out_features, const uint16_t *rows, size_t first,
+                                              size_t count, int32_t *grad, tt_scale_t *grad_scale)
+{
+    size_t j, b, k;
+    if (err == NULL || x == NULL || grad == NULL || grad_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (batch == 0 || in_features == 0 || out_features == 0 || tt_size_above(batch, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    if (tt_check_selection(rows, first, count, out_features) != TT_OK) {
+        return TT_ERR_ARG;
+    }
+    /* grad[j, :] = sum_b err[b, row] * x[b, :]; |partial sums| <= batch * 16384 < 2**30 */
+    for (j = 0; j < count; ++j) {
+        size_t row = tt_selected_row(rows, first + j);
+        int32_t *g = grad + j * in_features;
+        int16_t e = err[row];
+        if (e == 0) {
+            for (k = 0; k < in_features; ++k) {
+                g[k] = 0;
+            }
+        } else {
+            for (k = 0; k < in_features; ++k) {
+                g[k] = (int16_t)(e * (int16_t)x[k]);
+            }
+        }
+        for (b = 1; b < batch; ++b) {
+            const int8_t *xb = x + b * in_features;
+            e = err[b * out_features + row];
+            if (e == 0) {
+                continue;
+            }
+            for (k = 0; k < in_features; ++k) {
+                g[k] += (int16_t)(e * (int16_t)xb[k]);
+            }
+        }
+    }
+    *grad_scale = tt_scale_mul(err_scale, x_scale);
     return TT_OK;
 }

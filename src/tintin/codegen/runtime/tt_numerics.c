@@ -685,3 +685,29 @@ void tt_rescale_acc4(tt_acc4_fn f, const void *ctx, const size_t dims[4], int32_
         *scale = tt_rescaled_scale(*scale, &choice);
     }
 }
+
+tt_status_t tt_check_domain_s8(const int8_t *x, size_t count)
+{
+    size_t i;
+    if (count && x == NULL) {
+        return TT_ERR_ARG;
+    }
+    for (i = 0; i < count; ++i) {
+        if (x[i] == INT8_MIN) {
+            return TT_ERR_ARG;
+        }
+    }
+    return TT_OK;
+}
+
+/* ---- checksums -------------------------------------------------------------------------------- */
+
+uint32_t tt_fnv1a_u32(uint32_t hash, const uint8_t *data, size_t count)
+{
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        hash ^= data[i];
+        hash *= 16777619UL;
+    }
+    return hash;
+}

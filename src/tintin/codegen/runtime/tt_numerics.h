@@ -127,6 +127,15 @@ uint32_t tt_exp2_frac_q15(uint16_t frac);
 /* log2_q16: log2(x) in Q16 for x >= 1 (0 for x == 0, where the Python raises). */
 int32_t tt_log2_q16(uint32_t x);
 
+/* The int8 domain of the runtime: inputs and weights are int8 in [-127, 127] (symmetric, the
+ * simulator's rule); -128 lies outside it (a product of two -128 exceeds the 127 * 127 that the
+ * accumulator bounds assume). TT_OK when no value of x[0..count) is -128, else TT_ERR_ARG.
+ * tt_train_step, tt_forward and tt_predict reject such inputs with it. */
+tt_status_t tt_check_domain_s8(const int8_t *x, size_t count);
+
+/* FNV-1a (32-bit) of count bytes, continuing from hash (start with 0x811C9DC5). */
+uint32_t tt_fnv1a_u32(uint32_t hash, const uint8_t *data, size_t count);
+
 #ifdef __cplusplus
 }
 #endif

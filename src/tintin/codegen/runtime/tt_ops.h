@@ -45,17 +45,38 @@ tt_status_t tt_linear_backward_weight_s32(const int8_t *err, tt_scale_t err_scal
                                           tt_scale_t x_scale, size_t batch, size_t in_features,
                                           size_t out_features, int32_t *grad, tt_scale_t *grad_scale);
 
-/* The same for a subset of output rows only (sparse update): grad (nrows, in_features), row j is
- * the gradient of weight row rows[j] (equal to the rows of the full gradient). */
+/* The same for selected output rows only (sparse updates and row tiles): grad (count, in_features),
+ * row j is the gradient of weight row rows[first + j] (row first + j when rows is NULL), equal to
+ * that row of the full gradient. TT_ERR_ARG when a selected row is >= out_features. */
 tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
                                                tt_scale_t x_scale, size_t batch, size_t in_features,
-                                               size_t out_features, const uint16_t *rows, size_t nrows,
-                                               int32_t *grad, tt_scale_t *grad_scale);
+                                               size_t out_features, const uint16_t *rows, size_t first,
+                                               size_t count, int32_t *grad, tt_scale_t *grad_scale);
 
 /* linear_backward_bias_s32: grad (out_features) = sum over the batch of err, int32 at err_scale.
  * Bound: |sum| <= batch * 127. */
 tt_status_t tt_linear_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, size_t batch,
                                         size_t out_features, int32_t *grad, tt_scale_t *grad_scale);
+
+/* Bias gradient of selected channels (every layer kind: linear with positions = 1, convolution
+ * with out_h * out_w, channel scale): err (batch, channels, positions) summed over batch and
+ * positions for channel rows[first + j] (first + j when rows is NULL), int32 at err_scale. */
+tt_status_t tt_bias_backward_rows_s32(const int8_t *err, tt_scale_t err_scale, size_t batch, size_t channels,
+                                      size_t positions, const uint16_t *rows, size_t first, size_t count,
+                                      int32_t *grad, tt_scale_t *grad_scale);
+
+/* Unrolled variants (x4) with the same arguments and bit-identical results as
+ * tt_linear_forward_s8 / tt_linear_backward_input_s8 (the input-error one needs its acc scratch:
+ * TT_ERR_ARG without): dot products take eight, then four products per iteration, each formed in
+ * int (no int16 round trip). */
+tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                    const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
+                                    size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                    tt_scale_t *y_scale);
+tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                           tt_scale_t w_scale, size_t batch, size_t in_features, size_t out_features,
+                                           tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                           tt_scale_t *err_in_scale);
 
 /* ---- ReLU (tintin.ops.activation); scales unchanged, in place allowed ---------------------- */
 
@@ -63,6 +84,12 @@ tt_status_t tt_linear_backward_bias_s32(const int8_t *err, tt_scale_t err_scale,
 tt_status_t tt_relu_forward_s8(const int8_t *x, size_t count, int8_t *y);
 /* relu_backward_s8: err_in = err where the forward output y > 0, else 0. */
 tt_status_t tt_relu_backward_s8(const int8_t *err, const int8_t *y, size_t count, int8_t *err_in);
+/* 1-bit ReLU masks: the backward pass needs only the sign of the output, so a program keeps
+ * ceil(count / 8) bytes instead of the int8 output (np.packbits order: element i is bit 7 - i % 8
+ * of byte i / 8; padding bits are 0). mask bit i = (y[i] > 0). */
+tt_status_t tt_relu_mask_pack_u1(const int8_t *y, size_t count, uint8_t *mask);
+/* tt_relu_backward_s8 from the mask: err_in[i] = bit i ? err[i] : 0. err_in may alias err. */
+tt_status_t tt_relu_backward_mask_s8(const int8_t *err, const uint8_t *mask, size_t count, int8_t *err_in);
 
 /* ---- losses (tintin.ops.loss) --------------------------------------------------------------- */
 
@@ -126,6 +153,25 @@ tt_status_t tt_conv2d_backward_weight_s32(const int8_t *err, tt_scale_t err_scal
 tt_status_t tt_conv2d_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, const tt_conv2d_shape_t *shape,
                                         int32_t *grad, tt_scale_t *grad_scale);
 
+/* Weight gradient of selected output channels: grad (count, in_channels/groups, kh, kw) of channel
+ * rows[first + j] (first + j when rows is NULL); error-major (a zero error skips its window). */
+tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                               tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
+                                               const uint16_t *rows, size_t first, size_t count, int32_t *grad,
+                                               tt_scale_t *grad_scale);
+/* tt_conv2d_forward_s8 through one output row of windows at a time (im2col): cols holds out_w *
+ * fan-in int8 (fan-in = in_channels / groups * kernel_h * kernel_w); TT_ERR_ARG without cols. */
+tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
+                                        tt_scale_t w_scale, const int32_t *bias, tt_scale_t bias_scale,
+                                        const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                        int8_t *cols, int8_t *y, tt_scale_t *y_scale);
+/* tt_conv2d_backward_input_s8 by scattering every non-zero error through the kernel into acc
+ * (needed: batch * in_channels * in_h * in_w int32; TT_ERR_ARG without). */
+tt_status_t tt_conv2d_backward_input_scatter_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                                tt_scale_t w_scale, const tt_conv2d_shape_t *shape,
+                                                tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                                tt_scale_t *err_in_scale);
+
 /* ---- pooling (tintin.ops.pool) -----------------------------------------------------------------
  * NCHW, no padding, out = (in - kernel) / stride + 1; stride 0 means stride = kernel. 1-D (NCL):
  * in_h = kernel_h = 1. Backward kernels: acc is NULL or (batch * channels * in_h * in_w) int32. */
@@ -143,6 +189,15 @@ tt_status_t tt_maxpool2d_forward_s8(const int8_t *x, const tt_pool2d_shape_t *sh
 tt_status_t tt_maxpool2d_backward_s8(const int8_t *err, tt_scale_t err_scale, const uint16_t *argmax,
                                      const tt_pool2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
                                      int8_t *err_in, tt_scale_t *err_in_scale);
+/* Max pooling with one-byte window offsets (idx8: windows of at most 256 elements, else
+ * TT_ERR_SHAPE). Forward: argmax may be NULL when no backward pass needs it. Backward:
+ * non-overlapping windows (stride >= kernel) scatter the errors (acc unused, may be NULL);
+ * overlapping ones sum in int32 and rescale, as tt_maxpool2d_backward_s8. */
+tt_status_t tt_maxpool2d_forward_idx8_s8(const int8_t *x, const tt_pool2d_shape_t *shape, int8_t *y,
+                                         uint8_t *argmax);
+tt_status_t tt_maxpool2d_backward_idx8_s8(const int8_t *err, tt_scale_t err_scale, const uint8_t *argmax,
+                                          const tt_pool2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                          int8_t *err_in, tt_scale_t *err_in_scale);
 /* avgpool_multiplier: (M, n) with M / 2**n ~= 1 / window and 127 * window * M <= 2**30. */
 tt_status_t tt_avgpool_multiplier(size_t window, tt_multiplier_t *out);
 /* avgpool2d_forward_s8: window sums times M at scale x_scale * 2**-n, rescaled (nearest).
@@ -186,6 +241,11 @@ tt_status_t tt_channel_scale_backward_input_s8(const int8_t *err, tt_scale_t err
 tt_status_t tt_channel_scale_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
                                                  tt_scale_t x_scale, size_t batch, size_t channels,
                                                  size_t positions, int32_t *grad, tt_scale_t *grad_scale);
+/* the same for selected channels: grad[j] of channel rows[first + j] (first + j when rows is NULL) */
+tt_status_t tt_channel_scale_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                                      tt_scale_t x_scale, size_t batch, size_t channels,
+                                                      size_t positions, const uint16_t *rows, size_t first,
+                                                      size_t count, int32_t *grad, tt_scale_t *grad_scale);
 tt_status_t tt_channel_scale_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, size_t batch,
                                                size_t channels, size_t positions, int32_t *grad,
                                                tt_scale_t *grad_scale);

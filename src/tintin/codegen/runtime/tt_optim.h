@@ -75,6 +75,54 @@ tt_status_t tt_sgd_update_bias_rows_s32(int32_t *bias, tt_scale_t bias_scale, si
                                         tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
                                         uint32_t key);
 
+/* ---- faster variants -------------------------------------------------------------------------- */
+
+/* tt_sgd_update_bias_s32 with a 32-bit path for the common case (aligned rule, no momentum,
+ * |g| * M <= 2**30, 1 <= n <= 31); bit-identical, otherwise it calls tt_sgd_update_bias_s32. */
+tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, size_t count, const int32_t *grad,
+                                        tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+                                        uint32_t key);
+
+/* tt_sgd_update_weight_s8 for the aligned rule with stochastic rounding and no momentum (other
+ * settings: TT_ERR_ARG), bit-identical: 32-bit arithmetic where |g| * M <= 2**30 and 1 <= n <= 31,
+ * and zero gradients skipped (their weights cannot change, whatever the draw). grad is scratch. */
+tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key);
+
+/* ---- row-tiled weight update (tt_sgd_tiled.c; tintin.compile.update.fused_weight_update) -------- */
+
+/* Gradient of the selected rows first .. first + count - 1 (positions in the selection) into
+ * grad (count * cols int32), and its scale (the same for every tile). */
+typedef tt_status_t (*tt_grad_rows_fn)(const void *ctx, size_t first, size_t count, int32_t *grad,
+                                       tt_scale_t *grad_scale);
+
+typedef struct {
+    int8_t *w8;             /* int8 weights (row_count, cols), or NULL */
+    int16_t *w16;           /* int16 master weights, or NULL (exactly one of w8 / w16) */
+    tt_scale_t *w_scale;    /* changes on a grid rescale */
+    size_t row_count, cols; /* weight shape, flattened to (rows, cols) */
+    const uint16_t *rows;   /* trained rows (distinct, < row_count), or NULL: all rows */
+    size_t nrows;           /* trained rows (row_count when rows == NULL) */
+    int64_t *momentum;      /* (nrows, cols) when the aligned rule uses momentum, else NULL */
+    int32_t *tile;          /* workspace: tile_rows * cols int32 */
+    size_t tile_rows;       /* rows per tile, >= 1 */
+    uint8_t *tile_flags;    /* scratch: ceil(nrows / 8) bytes (which tiles or rows are written) */
+    tt_grad_rows_fn grad;   /* computes gradient tiles */
+    const void *grad_ctx;
+    /* Optional, a fully connected layer at batch 1: gradient row r is rank1_err[r] * rank1_x[0..cols),
+     * so rows are updated in one pass without a gradient tile (NULL: use grad). */
+    const int8_t *rank1_err;
+    const int8_t *rank1_x;
+} tt_tiled_update_t;
+
+/* IntegerSGD.update of a weight from its gradient computed tile by tile: the result (weights,
+ * scale, momentum) equals tt_sgd_update_weight_s8/_s16 (rows == NULL) or
+ * tt_sgd_update_weight_rows_s8/_s16 on the whole gradient. Stochastic draws use the element's
+ * flat index in the selected gradient. NITI: a first pass computes every tile for max |g| (only
+ * its maximum is kept). Rescale: tiles whose new values fit are written at once; if some did not,
+ * a second pass converts every tile to the coarser grid scale (recomputing the unwritten ones). */
+tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key);
+
 #ifdef __cplusplus
 }
 #endif

@@ -360,3 +360,136 @@ tt_status_t tt_global_avgpool_backward_s8(const int8_t *err, tt_scale_t err_scal
     }
     return TT_OK;
 }
+
+/* ---- max pooling with one-byte window offsets -------------------------------------------------- */
+
+typedef struct {
+    const tt_pool2d_shape_t *s;
+    size_t kh, kw, sh, sw, out_h, out_w;
+    const int8_t *err;
+    const uint8_t *argmax;
+} pool8_ctx_t;
+
+static tt_status_t pool8_init(pool8_ctx_t *c, const tt_pool2d_shape_t *s)
+{
+    if (s == NULL) {
+        return TT_ERR_ARG;
+    }
+    c->s = s;
+    c->kh = s->kernel_h;
+    c->kw = s->kernel_w;
+    c->sh = s->stride_h ? s->stride_h : s->kernel_h;
+    c->sw = s->stride_w ? s->stride_w : s->kernel_w;
+    if (c->kh == 0 || c->kw == 0 || s->channels == 0 || s->in_h < c->kh || s->in_w < c->kw ||
+        tt_size_above(c->kh * c->kw, 256UL)) {
+        return TT_ERR_SHAPE;
+    }
+    c->out_h = (s->in_h - c->kh) / c->sh + 1u;
+    c->out_w = (s->in_w - c->kw) / c->sw + 1u;
+    c->err = NULL;
+    c->argmax = NULL;
+    return TT_OK;
+}
+
+tt_status_t tt_maxpool2d_forward_idx8_s8(const int8_t *x, const tt_pool2d_shape_t *shape, int8_t *y,
+                                         uint8_t *argmax)
+{
+    pool8_ctx_t c;
+    size_t bc, p, q, i, j, n = 0;
+    tt_status_t st = pool8_init(&c, shape);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (x == NULL || y == NULL) {
+        return TT_ERR_ARG;
+    }
+    for (bc = 0; bc < shape->batch * shape->channels; ++bc) {
+        const int8_t *xc = x + bc * shape->in_h * shape->in_w;
+        for (p = 0; p < c.out_h; ++p) {
+            for (q = 0; q < c.out_w; ++q, ++n) {
+                const int8_t *win = xc + p * c.sh * shape->in_w + q * c.sw;
+                int8_t best = win[0];
+                uint8_t arg = 0, k = 0;
+                /* row-major window order, strictly greater: the first maximum wins */
+                for (i = 0; i < c.kh; ++i) {
+                    for (j = 0; j < c.kw; ++j, ++k) {
+                        if (win[i * shape->in_w + j] > best) {
+                            best = win[i * shape->in_w + j];
+                            arg = k;
+                        }
+                    }
+                }
+                y[n] = best;
+                if (argmax != NULL) {
+                    argmax[n] = arg;
+                }
+            }
+        }
+    }
+    return TT_OK;
+}
+
+static int32_t maxpool8_error_at(const void *vctx, size_t b, size_t ch, size_t y, size_t x)
+{
+    const pool8_ctx_t *c = (const pool8_ctx_t *)vctx;
+    size_t plane = (b * c->s->channels + ch) * c->out_h * c->out_w, p, q, p_lo, p_hi, q_lo, q_hi;
+    int32_t acc = 0;
+    tt_pool_covering(y, c->kh, c->sh, c->out_h, &p_lo, &p_hi);
+    tt_pool_covering(x, c->kw, c->sw, c->out_w, &q_lo, &q_hi);
+    for (p = p_lo; p < p_hi; ++p) {
+        for (q = q_lo; q < q_hi; ++q) {
+            size_t k = plane + p * c->out_w + q;
+            if (c->argmax[k] == (y - p * c->sh) * c->kw + (x - q * c->sw)) {
+                acc += c->err[k];
+            }
+        }
+    }
+    return acc;
+}
+
+tt_status_t tt_maxpool2d_backward_idx8_s8(const int8_t *err, tt_scale_t err_scale, const uint8_t *argmax,
+                                          const tt_pool2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                          int8_t *err_in, tt_scale_t *err_in_scale)
+{
+    pool8_ctx_t c;
+    size_t bc, p, q, n = 0, i, in_plane;
+    tt_status_t st = pool8_init(&c, shape);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (err == NULL || argmax == NULL || err_in == NULL || err_in_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    *err_in_scale = err_scale;
+    if (c.sh < c.kh || c.sw < c.kw) {
+        size_t dims[4];
+        c.err = err;
+        c.argmax = argmax;
+        dims[0] = shape->batch;
+        dims[1] = shape->channels;
+        dims[2] = shape->in_h;
+        dims[3] = shape->in_w;
+        tt_rescale_acc4(maxpool8_error_at, &c, dims, acc, err_in_scale, mode, err_in);
+        return TT_OK;
+    }
+    /* windows do not overlap: every input receives at most one error (|e| <= 127), so nothing is
+     * rescaled and the error keeps its mantissas and scale, as in the Python */
+    in_plane = shape->in_h * shape->in_w;
+    for (i = 0; i < shape->batch * shape->channels * in_plane; ++i) {
+        err_in[i] = 0;
+    }
+    for (bc = 0; bc < shape->batch * shape->channels; ++bc) {
+        int8_t *ec = err_in + bc * in_plane;
+        for (p = 0; p < c.out_h; ++p) {
+            for (q = 0; q < c.out_w; ++q, ++n) {
+                size_t a = argmax[n], r = 0;
+                while (a >= c.kw) { /* a / kw without a division (windows are small) */
+                    a -= c.kw;
+                    ++r;
+                }
+                ec[(p * c.sh + r) * shape->in_w + q * c.sw + a] = err[n];
+            }
+        }
+    }
+    return TT_OK;
+}

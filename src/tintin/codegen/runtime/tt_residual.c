@@ -234,3 +234,33 @@ tt_status_t tt_channel_scale_backward_bias_s32(const int8_t *err, tt_scale_t err
     *grad_scale = err_scale;
     return TT_OK;
 }
+
+tt_status_t tt_channel_scale_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                                     tt_scale_t x_scale, size_t batch, size_t channels,
+                                                     size_t positions, const uint16_t *rows, size_t first,
+                                                     size_t count, int32_t *grad, tt_scale_t *grad_scale)
+{
+    size_t j, b, p;
+    if (grad == NULL || grad_scale == NULL || (count && (err == NULL || x == NULL))) {
+        return TT_ERR_ARG;
+    }
+    if (tt_size_above(batch * positions, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    if (tt_check_selection(rows, first, count, channels) != TT_OK) {
+        return TT_ERR_ARG;
+    }
+    for (j = 0; j < count; ++j) {
+        size_t c = tt_selected_row(rows, first + j);
+        int32_t acc = 0;
+        for (b = 0; b < batch; ++b) {
+            size_t base = (b * channels + c) * positions;
+            for (p = 0; p < positions; ++p) {
+                acc += (int16_t)((int16_t)err[base + p] * (int16_t)x[base + p]);
+            }
+        }
+        grad[j] = acc;
+    }
+    *grad_scale = tt_scale_mul(err_scale, x_scale);
+    return TT_OK;
+}

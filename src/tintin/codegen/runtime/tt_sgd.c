@@ -337,3 +337,114 @@ tt_status_t tt_sgd_update_bias_rows_s32(int32_t *bias, tt_scale_t bias_scale, si
 {
     return update_rows(bias, 32, bias_scale, row_count, 1, rows, nrows, grad_rows, grad_scale, momentum, cfg, key);
 }
+
+tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, size_t count, const int32_t *grad,
+                                        tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
+                                        uint32_t key)
+{
+    tt_multiplier_t m, mult;
+    uint32_t amax;
+    size_t i;
+    if (cfg == NULL || cfg->momentum_shift != 0 || cfg->batch_size == 0 || cfg->rounding > TT_ROUND_PSEUDO_STOCHASTIC ||
+        (count && (bias == NULL || grad == NULL))) {
+        return tt_sgd_update_bias_s32(bias, bias_scale, count, grad, grad_scale, momentum, cfg, key);
+    }
+    if (tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, grad_scale), bias_scale), &m) != TT_OK ||
+        tt_divide_multiplier(m, cfg->batch_size, &mult) != TT_OK || mult.n < 1 || mult.n > 31) {
+        return tt_sgd_update_bias_s32(bias, bias_scale, count, grad, grad_scale, momentum, cfg, key);
+    }
+    amax = tt_max_abs_s32(grad, count);
+    if (amax > ((uint32_t)1 << 30) / (uint32_t)mult.m) {
+        return tt_sgd_update_bias_s32(bias, bias_scale, count, grad, grad_scale, momentum, cfg, key);
+    }
+    /* |g * M| <= 2**30, |b| <= 2**30: b - delta fits int32 */
+    for (i = 0; i < count; ++i) {
+        int32_t p = grad[i] * mult.m, d;
+        if (cfg->rounding == TT_ROUND_STOCHASTIC) {
+            d = tt_rs32_stochastic(p, (uint8_t)mult.n, tt_mix32_inline(key + (uint32_t)i * (uint32_t)TT_GOLDEN32));
+        } else if (cfg->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
+            d = tt_rs32_pseudo(p, (uint8_t)mult.n);
+        } else {
+            d = tt_rs32_nearest(p, (uint8_t)mult.n);
+        }
+        bias[i] = tt_clip32(bias[i] - d, (int32_t)TT_BIAS_LIMIT);
+    }
+    return TT_OK;
+}
+
+/* ---- materialised weight update that skips zero gradients ------------------------------------- */
+
+tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
+    TT_OPAQUE(m1);
+    TT_OPAQUE(m2);
+    tt_multiplier_t m, mult;
+    uint64_t amax = 0;
+    uint32_t gmax, span = 2u * 127u;
+    uint8_t n, fast, over = 0, saturated = 0;
+    size_t i;
+    tt_status_t st;
+    if (w_scale == NULL || cfg == NULL || (count && (weight == NULL || grad == NULL))) {
+        return TT_ERR_ARG;
+    }
+    if (cfg->rule != TT_RULE_ALIGNED || cfg->momentum_shift != 0 || cfg->rounding != TT_ROUND_STOCHASTIC ||
+        cfg->batch_size == 0 || cfg->mode > TT_SCALE_COMPOUND) {
+        return TT_ERR_ARG;
+    }
+    st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, grad_scale), *w_scale), &m);
+    if (st == TT_OK) {
+        st = tt_divide_multiplier(m, cfg->batch_size, &mult);
+    }
+    if (st != TT_OK) {
+        return st;
+    }
+    gmax = tt_max_abs_s32(grad, count);
+    n = (uint8_t)mult.n;
+    /* |g * M| <= 2**30 and 1 <= n <= 62: 32-bit arithmetic gives the general result */
+    fast = mult.n >= 1 && mult.n <= 62 && gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m;
+    for (i = 0; i < count; ++i) {
+        int32_t g = grad[i];
+        int64_t nw = weight[i];
+        if (g != 0) { /* a zero gradient leaves its weight as it is, whatever the draw */
+            if (fast) {
+                int32_t p = g * mult.m, sm = -(int32_t)((uint32_t)p >> 31);
+                uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
+                q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u
+                    : tt_sr_mag32(mag, n, tt_mix32_with(key + (uint32_t)i * (uint32_t)TT_GOLDEN32, m1, m2));
+                nw -= ((int32_t)q ^ sm) - sm;
+            } else {
+                nw -= tt_apply_multiplier_scalar(g, mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1);
+            }
+            if ((uint64_t)(nw + 127) > span) {
+                uint64_t a = tt_mag64(nw);
+                over = 1;
+                amax = a > amax ? a : amax;
+                saturated |= a > (uint64_t)INT32_MAX;
+                grad[i] = tt_sat32(nw); /* the exact new value, for a rescale */
+                weight[i] = (int8_t)(nw > 0 ? 127 : -127);
+                continue;
+            }
+            weight[i] = (int8_t)nw;
+        }
+        grad[i] = (int32_t)nw;
+    }
+    if (!over || !cfg->weight_rescale) {
+        return TT_OK; /* in range, or saturated */
+    }
+    {
+        /* rare: the tensor outgrew its range; move every new value to a coarser grid scale */
+        tt_scale_t new_scale;
+        uint8_t changed = 0;
+        st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &m);
+        if (st != TT_OK || !changed) {
+            return st;
+        }
+        for (i = 0; i < count; ++i) {
+            weight[i] = (int8_t)tt_grid_rescale_one(grad[i], m, 127);
+        }
+        *w_scale = new_scale;
+    }
+    return saturated ? TT_ERR_OVERFLOW : TT_OK;
+}

@@ -1,0 +1,488 @@
+/* tt_sgd_tiled.c - the row-tiled weight update (mirrors tintin.compile.update.fused_weight_update):
+ * the int32 gradient is computed a few rows at a time into a small workspace and applied at once,
+ * bit-identical to tt_sgd_update_weight_s8/_s16 (and the rows variants) on the whole gradient. */
+#include "tt_optim.h"
+#include "tt_internal.h"
+
+/* ---- row-tiled weight update -------------------------------------------------------------------- */
+
+typedef struct {
+    tt_delta_rule_t d; /* the element step, shared with tt_sgd.c */
+    uint8_t have_mult; /* d.mult is known (set from the first tile's gradient scale) */
+} tile_rule_t;
+
+static int64_t weight_at(const tt_tiled_update_t *u, size_t i)
+{
+    return u->w8 != NULL ? (int64_t)u->w8[i] : (int64_t)u->w16[i];
+}
+
+static void set_weight(const tt_tiled_update_t *u, size_t i, int32_t v)
+{
+    if (u->w8 != NULL) {
+        u->w8[i] = (int8_t)v;
+    } else {
+        u->w16[i] = (int16_t)v;
+    }
+}
+
+/* Gradient tile t into u->tile; fills the aligned multiplier on first use. */
+static tt_status_t tile_gradient(const tt_tiled_update_t *u, tile_rule_t *r, const tt_sgd_config_t *cfg,
+                                 size_t r0, size_t cnt)
+{
+    tt_scale_t gs;
+    tt_status_t st = u->grad(u->grad_ctx, r0, cnt, u->tile, &gs);
+    if (st != TT_OK || r->d.niti || r->have_mult) {
+        return st;
+    }
+    {
+        tt_multiplier_t m;
+        st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, gs), *u->w_scale), &m);
+        if (st != TT_OK) {
+            return st;
+        }
+        st = tt_divide_multiplier(m, cfg->batch_size, &r->d.mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    r->d.fine.m = r->d.mult.m;
+    r->d.fine.n = r->d.mult.n - TT_MOMENTUM_FRAC_BITS;
+    r->have_mult = 1;
+    return TT_OK;
+}
+
+/* The common case in one tight loop per row: int8 weights, aligned rule, stochastic rounding, no
+ * momentum, |g| * M <= 2**30 and n in [1, 31] (32-bit arithmetic gives the general path's result).
+ * A zero gradient leaves the weight unchanged whatever the draw, so its draw is skipped. */
+TT_NOINLINE static uint32_t row_fast_s8_stochastic(int8_t *w, int32_t *t, size_t cols, int32_t m, uint8_t n, uint32_t draw_x,
+                                                    uint8_t saturate, int32_t limit)
+{
+    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
+    TT_OPAQUE(m1);
+    TT_OPAQUE(m2);
+    uint32_t amax = 0;
+    size_t k;
+    for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
+        int32_t g = t[k], nw = w[k];
+        if (g != 0) {
+            int32_t p = g * m, sm = -(int32_t)((uint32_t)p >> 31);
+            uint32_t mag = (uint32_t)((p ^ sm) - sm), q, a;
+            /* from n = 32 on a magnitude below 2**(n-32) rounds to 0 whatever the draw */
+            q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u : tt_sr_mag32(mag, n, tt_mix32_with(draw_x, m1, m2));
+            nw -= ((int32_t)q ^ sm) - sm;
+            a = tt_mag32(nw);
+            if (a > amax) {
+                amax = a;
+            }
+        }
+        if (saturate) {
+            w[k] = (int8_t)tt_clip32(nw, limit);
+        } else {
+            t[k] = nw;
+        }
+    }
+    return saturate ? 0u : amax;
+}
+
+/* New values w - delta of the tile's rows (tile holds its gradient): saturating tiles are written
+ * at once; otherwise they are stored (int32-saturated) in the tile and max |w - delta| over the
+ * changed elements returned (unchanged ones are in range). */
+static uint64_t tile_new_values(const tt_tiled_update_t *u, const tile_rule_t *r, size_t r0, size_t cnt,
+                                uint8_t saturate, int32_t limit)
+{
+    size_t j, k, cols = u->cols;
+    uint64_t amax = 0;
+    uint32_t m = (uint32_t)r->d.mult.m;
+    uint32_t gmax = 0;
+    uint8_t fast = 0;
+    if (!r->d.niti && !r->d.momentum && r->d.mult.n >= 1 && m != 0 &&
+        (r->d.mult.n <= 31 || (r->d.mult.n <= 62 && u->w8 != NULL && r->d.rounding == TT_ROUND_STOCHASTIC))) {
+        gmax = tt_max_abs_s32(u->tile, cnt * cols);
+        fast = gmax <= ((uint32_t)1 << 30) / m; /* |g| * M <= 2**30: 32-bit arithmetic, same result */
+    }
+    for (j = 0; j < cnt; ++j) {
+        size_t base = tt_selected_row(u->rows, r0 + j) * cols;
+        int32_t *t = u->tile + j * cols;
+        uint32_t index = (uint32_t)((r0 + j) * cols);
+        if (fast && u->w8 != NULL && r->d.rounding == TT_ROUND_STOCHASTIC) {
+            uint32_t a = row_fast_s8_stochastic(u->w8 + base, t, cols, (int32_t)m, (uint8_t)r->d.mult.n,
+                                                r->d.key + index * (uint32_t)TT_GOLDEN32, saturate, limit);
+            if (a > amax) {
+                amax = a;
+            }
+        } else if (fast) {
+            int32_t mm = (int32_t)m;
+            uint8_t n = (uint8_t)r->d.mult.n;
+            uint32_t draw_x = r->d.key + index * (uint32_t)TT_GOLDEN32;
+            for (k = 0; k < cols; ++k) {
+                int32_t g = t[k] * mm, d;
+                int32_t nw;
+                uint32_t a;
+                if (r->d.rounding == TT_ROUND_STOCHASTIC) {
+                    d = tt_rs32_stochastic(g, n, tt_mix32_inline(draw_x));
+                } else if (r->d.rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
+                    d = tt_rs32_pseudo(g, n);
+                } else {
+                    d = tt_rs32_nearest(g, n);
+                }
+                draw_x += (uint32_t)TT_GOLDEN32;
+                nw = (int32_t)weight_at(u, base + k) - d;
+                a = tt_mag32(nw);
+                if (saturate) {
+                    set_weight(u, base + k, tt_clip32(nw, limit));
+                } else {
+                    t[k] = nw;
+                    if (a > amax) {
+                        amax = a;
+                    }
+                }
+            }
+        } else {
+            for (k = 0; k < cols; ++k) {
+                int64_t *v = u->momentum != NULL ? u->momentum + (r0 + j) * cols + k : NULL;
+                int64_t nw = tt_sub_wrap64(weight_at(u, base + k), tt_delta_at(&r->d, t[k], v, index + (uint32_t)k));
+                uint64_t a = tt_mag64(nw);
+                if (saturate) {
+                    set_weight(u, base + k, (int32_t)tt_clip64(nw, limit));
+                } else {
+                    t[k] = tt_sat32(nw);
+                    if (a > amax) {
+                        amax = a;
+                    }
+                }
+            }
+        }
+    }
+    return amax;
+}
+
+/* Write a tile of new values that fit the weight range. */
+static void commit_tile(const tt_tiled_update_t *u, size_t r0, size_t cnt)
+{
+    size_t j, k;
+    for (j = 0; j < cnt; ++j) {
+        size_t base = tt_selected_row(u->rows, r0 + j) * u->cols;
+        const int32_t *t = u->tile + j * u->cols;
+        if (u->w8 != NULL) {
+            int8_t *w = u->w8 + base;
+            for (k = 0; k < u->cols; ++k) {
+                w[k] = (int8_t)t[k];
+            }
+        } else {
+            int16_t *w = u->w16 + base;
+            for (k = 0; k < u->cols; ++k) {
+                w[k] = (int16_t)t[k];
+            }
+        }
+    }
+}
+
+/* One row of a batch-1 fully connected layer (see rank1_update_s8): w[k] -= round(em * x[k] / 2**n)
+ * with the stochastic draw of index `draw_x` (advancing by TT_GOLDEN32 per element). The sign is
+ * handled with masks (no branch, no shift of a negative number). Without saturation the old values
+ * go to backup and the largest |new value| above `limit` is returned (0: the row fits). */
+TT_NOINLINE static uint32_t rank1_row_s8(int8_t *w, const int8_t *x, size_t cols, int32_t em, uint32_t draw_x,
+                                         uint8_t n, int32_t limit, int8_t *backup)
+{
+    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
+    TT_OPAQUE(m1);
+    TT_OPAQUE(m2);
+    uint32_t over = 0, span = 2u * (uint32_t)limit;
+    size_t k;
+    if (n < 32u) {
+        uint8_t sh = (uint8_t)(32u - n);
+        for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
+            int32_t xk = x[k];
+            if (xk != 0) {
+                int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31), nw;
+                uint32_t q = ((uint32_t)((p ^ sm) - sm) + (tt_mix32_with(draw_x, m1, m2) >> sh)) >> n;
+                int8_t old = w[k];
+                nw = (int32_t)old - (((int32_t)q ^ sm) - sm);
+                backup[k] = old;
+                w[k] = (int8_t)nw;
+                if ((uint32_t)(nw + limit) > span) {
+                    uint32_t a = tt_mag32(nw);
+                    over = a > over ? a : over;
+                }
+            }
+        }
+        return over;
+    }
+    for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
+        int32_t xk = x[k];
+        if (xk != 0) {
+            int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31), nw;
+            uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
+            int8_t old;
+            if ((mag >> (n - 32u)) == 0) {
+                continue; /* from n = 32 on this rounds to 0 whatever the draw */
+            }
+            q = tt_sr_mag32(mag, n, tt_mix32_with(draw_x, m1, m2));
+            old = w[k];
+            nw = (int32_t)old - (((int32_t)q ^ sm) - sm);
+            backup[k] = old;
+            w[k] = (int8_t)nw;
+            if ((uint32_t)(nw + limit) > span) {
+                uint32_t a = tt_mag32(nw);
+                over = a > over ? a : over;
+            }
+        }
+    }
+    return over;
+}
+
+TT_NOINLINE static void rank1_row_sat_s8(int8_t *w, const int8_t *x, size_t cols, int32_t em, uint32_t draw_x,
+                                         uint8_t n, int32_t limit)
+{
+    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
+    TT_OPAQUE(m1);
+    TT_OPAQUE(m2);
+    size_t k;
+    for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
+        int32_t xk = x[k];
+        if (xk != 0) {
+            int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31);
+            uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
+            if (n >= 32u && (mag >> (n - 32u)) == 0) {
+                continue;
+            }
+            q = tt_sr_mag32(mag, n, tt_mix32_with(draw_x, m1, m2));
+            w[k] = (int8_t)tt_clip32((int32_t)w[k] - (((int32_t)q ^ sm) - sm), limit);
+        }
+    }
+}
+
+/* Batch-1 fully connected layer, int8 weights, aligned rule with stochastic rounding, no momentum,
+ * 1 <= n <= 31: the gradient of element (r, k) is e[r] * x[k] (|g| <= 16129, so |g| * M < 2**30 and
+ * 32-bit arithmetic gives the general result). Rows with e[r] == 0 and elements with x[k] == 0 do
+ * not change (whatever their draws). Each row is written at once, its old values kept in `backup`;
+ * a row with a value out of range is restored and left for the rescale pass. Returns max |w - delta|
+ * over the values out of range (0 when every value fits). */
+static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r, size_t nrows, uint8_t saturate,
+                                int32_t limit, int8_t *backup, uint8_t *row_ok)
+{
+    const int8_t *x = u->rank1_x;
+    size_t j, k, cols = u->cols;
+    uint64_t amax = 0;
+    for (j = 0; j < nrows; ++j) {
+        size_t row = tt_selected_row(u->rows, j);
+        int32_t em = (int32_t)u->rank1_err[row] * r->d.mult.m;
+        int8_t *w = u->w8 + row * cols;
+        uint32_t draw_x = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32, over;
+        if (em == 0) {
+            if (row_ok != NULL) {
+                row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
+            }
+            continue;
+        }
+        if (saturate) {
+            rank1_row_sat_s8(w, x, cols, em, draw_x, (uint8_t)r->d.mult.n, limit);
+            continue;
+        }
+        over = rank1_row_s8(w, x, cols, em, draw_x, (uint8_t)r->d.mult.n, limit, backup);
+        if (over == 0) {
+            row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
+            continue;
+        }
+        /* keep this row for the rescale pass: its old values back */
+        for (k = 0; k < cols; ++k) {
+            if (x[k] != 0) {
+                w[k] = backup[k];
+            }
+        }
+        if (over > amax) {
+            amax = over;
+        }
+    }
+    return amax;
+}
+
+tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    tile_rule_t r;
+    tt_status_t st;
+    size_t tiles, t, nrows, trows;
+    uint8_t saturate, bits, cached = 0;
+    int32_t limit;
+    uint64_t amax_new = 0;
+    if (u == NULL || cfg == NULL || u->w_scale == NULL || u->grad == NULL || u->tile == NULL ||
+        (u->w8 == NULL) == (u->w16 == NULL) || u->tile_rows == 0 || u->cols == 0) {
+        return TT_ERR_ARG;
+    }
+    if (cfg->rule > TT_RULE_NITI || cfg->rounding > TT_ROUND_PSEUDO_STOCHASTIC || cfg->mode > TT_SCALE_COMPOUND ||
+        cfg->momentum_shift > 8 || cfg->batch_size == 0 || (cfg->rule == TT_RULE_NITI && (cfg->mu < 1 || cfg->mu > 8))) {
+        return TT_ERR_ARG;
+    }
+    nrows = u->rows != NULL ? u->nrows : u->row_count;
+    if (nrows == 0) {
+        return TT_OK;
+    }
+    if (u->rows != NULL && tt_check_selection(u->rows, 0, nrows, u->row_count) != TT_OK) {
+        return TT_ERR_ARG;
+    }
+    trows = u->tile_rows;
+    tiles = tt_ceil_div(nrows, trows);
+    bits = u->w8 != NULL ? 8 : 16;
+    limit = tt_limit_for_bits(bits);
+    saturate = u->rows != NULL || !cfg->weight_rescale;
+    if (!saturate && u->tile_flags == NULL) {
+        return TT_ERR_ARG;
+    }
+    r.d.niti = cfg->rule == TT_RULE_NITI;
+    r.d.momentum = !r.d.niti && cfg->momentum_shift > 0;
+    r.have_mult = 0;
+    r.d.momentum_shift = cfg->momentum_shift;
+    r.d.niti_k = 0;
+    r.d.rounding = (tt_rounding_t)cfg->rounding;
+    r.d.mult.m = 0;
+    r.d.mult.n = 0;
+    r.d.fine = r.d.mult;
+    r.d.key = key;
+    if (r.d.momentum && u->momentum == NULL) {
+        return TT_ERR_ARG;
+    }
+    if (r.d.niti) {
+        /* NITI's shift depends on max |g| of the whole (selected) gradient: a first pass */
+        uint32_t amax = 0;
+        for (t = 0; t < tiles; ++t) {
+            size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows;
+            uint32_t a;
+            st = tile_gradient(u, &r, cfg, r0, cnt);
+            if (st != TT_OK) {
+                return st;
+            }
+            a = tt_max_abs_s32(u->tile, cnt * u->cols);
+            if (a > amax) {
+                amax = a;
+            }
+        }
+        if (amax == 0) {
+            return TT_OK; /* no update at all */
+        }
+        r.d.niti_k = (int8_t)(tt_bit_length_u32(amax) - cfg->mu);
+        cached = tiles == 1; /* the tile still holds the whole gradient */
+    }
+    if (!saturate) {
+        for (t = 0; t < (tiles + 7u) / 8u; ++t) {
+            u->tile_flags[t] = 0;
+        }
+    }
+    if (u->rank1_err != NULL && u->rank1_x != NULL && u->w8 != NULL && !r.d.niti && !r.d.momentum &&
+        r.d.rounding == TT_ROUND_STOCHASTIC) {
+        st = tile_gradient(u, &r, cfg, 0, 1); /* the multiplier (from the gradient scale) */
+        if (st != TT_OK) {
+            return st;
+        }
+        if (r.d.mult.n >= 1 && r.d.mult.n <= 62) {
+            /* rows are the units written at once (tile_flags holds ceil(nrows / 8) bytes) */
+            trows = 1;
+            tiles = nrows;
+            if (!saturate) {
+                for (t = 0; t < (tiles + 7u) / 8u; ++t) {
+                    u->tile_flags[t] = 0;
+                }
+            }
+            amax_new = rank1_update_s8(u, &r, nrows, saturate, limit, (int8_t *)(void *)u->tile,
+                                       saturate ? NULL : u->tile_flags);
+            if (saturate || amax_new == 0) {
+                return TT_OK;
+            }
+            goto rescale;
+        }
+    }
+    for (t = 0; t < tiles; ++t) {
+        size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows;
+        uint64_t tmax;
+        if (!cached) {
+            st = tile_gradient(u, &r, cfg, r0, cnt);
+            if (st != TT_OK) {
+                return st;
+            }
+        }
+        tmax = tile_new_values(u, &r, r0, cnt, saturate, limit);
+        if (saturate) {
+            continue;
+        }
+        if (tmax > amax_new) {
+            amax_new = tmax;
+        }
+        if (tmax <= (uint64_t)limit) {
+            /* this tile fits the weight range: write it now */
+            commit_tile(u, r0, cnt);
+            u->tile_flags[t >> 3] = (uint8_t)(u->tile_flags[t >> 3] | (1u << (t & 7u)));
+        }
+    }
+    if (saturate || amax_new <= (uint64_t)limit) {
+        return TT_OK;
+    }
+rescale:
+    {
+        /* rare: the tensor outgrew its range; move every value to a coarser grid scale */
+        tt_scale_t new_scale;
+        tt_multiplier_t mult;
+        uint8_t changed = 0;
+        st = tt_choose_grid_rescale(amax_new, *u->w_scale, bits, (tt_scale_mode_t)cfg->mode, &changed, &new_scale,
+                                    &mult);
+        if (st != TT_OK || !changed) {
+            return st;
+        }
+        /* tiles not written yet first (they may need the tile buffer for their gradient), then the
+         * written ones: those hold int8 values, mapped through a table when the tile buffer holds one */
+        uint8_t phase, use_lut = 0;
+        int8_t *lut = (int8_t *)(void *)u->tile;
+        for (phase = 0; phase < 2u; ++phase) {
+            if (phase == 1u) {
+                use_lut = u->w8 != NULL && u->momentum == NULL && !tt_size_above(255u, (uint32_t)(trows * u->cols * 4u) - 1u);
+                if (use_lut) {
+                    int32_t v8;
+                    for (v8 = -127; v8 <= 127; ++v8) {
+                        lut[v8 + 127] = (int8_t)tt_grid_rescale_one(v8, mult, limit);
+                    }
+                }
+            }
+            for (t = 0; t < tiles; ++t) {
+                size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows, j, k;
+                uint8_t committed = (uint8_t)((u->tile_flags[t >> 3] >> (t & 7u)) & 1u);
+                if (committed != phase) {
+                    continue;
+                }
+                if (use_lut) {
+                    for (j = 0; j < cnt; ++j) {
+                        int8_t *w = u->w8 + tt_selected_row(u->rows, r0 + j) * u->cols;
+                        for (k = 0; k < u->cols; ++k) {
+                            w[k] = lut[w[k] + 127];
+                        }
+                    }
+                    continue;
+                }
+                if (!committed && !r.d.momentum) {
+                    st = tile_gradient(u, &r, cfg, r0, cnt);
+                    if (st != TT_OK) {
+                        return st;
+                    }
+                }
+                for (j = 0; j < cnt; ++j) {
+                    size_t base = (r0 + j) * u->cols; /* row-major index in the selection */
+                    size_t wbase = tt_selected_row(u->rows, r0 + j) * u->cols;
+                    for (k = 0; k < u->cols; ++k) {
+                        int64_t *v = u->momentum != NULL ? u->momentum + base + k : NULL;
+                        uint32_t index = (uint32_t)(base + k);
+                        int64_t nw = weight_at(u, wbase + k);
+                        if (!committed) {
+                            /* momentum was already advanced in the first pass: delta = round(v / 2**8) */
+                            int64_t d = r.d.momentum ? tt_shift_round_s64(*v, TT_MOMENTUM_FRAC_BITS, r.d.rounding, key, index)
+                                                   : tt_delta_at(&r.d, u->tile[j * u->cols + k], NULL, index);
+                            nw = tt_sub_wrap64(nw, d);
+                        }
+                        set_weight(u, wbase + k, tt_grid_rescale_one(nw, mult, limit));
+                        if (v != NULL) {
+                            *v = tt_apply_multiplier_scalar(*v, mult, TT_ROUND_NEAREST, 0, 0, -1);
+                        }
+                    }
+                }
+            }
+        }
+        *u->w_scale = new_scale;
+    }
+    return TT_OK;
+}
