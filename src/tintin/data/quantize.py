@@ -161,13 +161,26 @@ def channel_statistics(x_train: object) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SensorQuantization(NamedTuple):
-    """Result of :func:`quantize_sensor`: int8 splits, their exponent and the train statistics."""
+    """Result of :func:`quantize_sensor`: int8 splits ``x_train`` / ``x_test`` (named as in
+    :class:`tintin.data.Dataset`), their exponent and the train statistics.
 
-    train: np.ndarray
-    test: np.ndarray
+    ``train`` and ``test`` are deprecated aliases of ``x_train`` and ``x_test``."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
     exponent: int
     channel_mean: np.ndarray
     channel_std: np.ndarray
+
+    @property
+    def train(self) -> np.ndarray:
+        """Deprecated alias of :attr:`x_train`."""
+        return self.x_train
+
+    @property
+    def test(self) -> np.ndarray:
+        """Deprecated alias of :attr:`x_test`."""
+        return self.x_test
 
 
 def quantize_sensor(

@@ -47,6 +47,11 @@ class EpochRecord:
 
 @dataclass
 class TrainResult:
+    """What :func:`fit` did: one :class:`EpochRecord` per epoch, the time spent in training steps
+    and the number of samples trained on. ``test_accuracy`` / ``test_loss`` / ``train_loss`` /
+    ``train_accuracy`` are those of the last epoch (named as in :class:`EpochRecord` and in the
+    float twin's result); ``final_test_accuracy`` is a deprecated alias of ``test_accuracy``."""
+
     history: list[EpochRecord]
     train_seconds: float
     samples: int
@@ -55,9 +60,33 @@ class TrainResult:
     def samples_per_second(self) -> float:
         return self.samples / self.train_seconds if self.train_seconds > 0 else float("inf")
 
+    def _last(self, what: str):
+        return getattr(self.history[-1], what) if self.history else None
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """Test accuracy after the last epoch (None without test data)."""
+        return self._last("test_accuracy")
+
+    @property
+    def test_loss(self) -> float | None:
+        """Mean test loss after the last epoch (None without test data)."""
+        return self._last("test_loss")
+
+    @property
+    def train_accuracy(self) -> float | None:
+        """Accuracy on the training batches of the last epoch."""
+        return self._last("train_accuracy")
+
+    @property
+    def train_loss(self) -> float | None:
+        """Mean loss on the training batches of the last epoch."""
+        return self._last("train_loss")
+
     @property
     def final_test_accuracy(self) -> float | None:
-        return self.history[-1].test_accuracy if self.history else None
+        """Deprecated alias of :attr:`test_accuracy`."""
+        return self.test_accuracy
 
 
 def epoch_order(n: int, epochs: int, seed: int):
@@ -113,7 +142,8 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
             samples += seen
             test_acc = test_loss = None
             if x_test is not None and (config.eval_each_epoch or epoch == config.epochs - 1):
-                test_acc, test_loss = evaluate(model, x_test, y_test)
+                ev = evaluate(model, x_test, y_test)
+                test_acc, test_loss = ev.accuracy, ev.loss
             rec = EpochRecord(epoch, loss_sum / seen, correct / seen, test_acc, test_loss, t_epoch)
             history.append(rec)
             metrics = {"loss": rec.train_loss, "train_acc": rec.train_accuracy}
