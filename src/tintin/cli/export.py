@@ -66,7 +66,7 @@ def export_command(
 ):
     """Write the C99 training project of MODEL (sources, runtime, Makefile, README) into --out."""
     from ..codegen import CodegenError, generate_project
-    from ..codegen.ondevice import DoesNotFitError, check_fit
+    from ..targets import DoesNotFitError, check_fit
     from ..compile import CompileError, PlanError, UpdateSelectionError
     from .plan import _load_model
 

@@ -13,25 +13,7 @@ import typer
 from .app import CliError
 from .common import check_dataset_fits_model, err_console, load_dataset, out_console, print_json
 from .export import compile_options, optim_config, resolve_target
-
-
-def training_order(n: int, steps: int, batch_size: int, seed: int):
-    """``(order, epoch_starts)``: the trainer's seeded permutation per epoch
-    (``tintin.train.loop.epoch_order``), concatenated until ``steps`` full batches are covered, and
-    the step at which each epoch after the first starts."""
-    import numpy as np
-
-    from ..train.loop import epoch_order
-
-    need = steps * batch_size
-    epochs = max(1, -(-need // n))
-    order = np.concatenate(list(epoch_order(n, epochs, seed)))[:need]
-    starts = {}
-    for e in range(1, epochs):
-        step = (e * n) // batch_size
-        if step < steps:
-            starts[step] = e
-    return order, starts
+from ..targets.ondevice import training_order
 
 
 def _details(exc) -> str:
@@ -75,7 +57,7 @@ def run_command(
     prediction and final weight with the simulator; reports instructions (AVR: cycles) per step,
     memory and, with --compare-float, the float32 reference C on the same core."""
     from ..codegen import CodegenError
-    from ..codegen.ondevice import DoesNotFitError, run_on_target, select_samples
+    from ..targets import DoesNotFitError, run_on_target, select_samples
     from ..compile import CompileError, PlanError, UpdateSelectionError
     from .. import targets as targets_api
     from .plan import _load_model
@@ -108,16 +90,16 @@ def run_command(
         progress.print(f"building {model.name} for {tgt.name}, {steps} steps of batch {batch_size} on {dataset} ...")
     report = ref = None
     try:
-        report = run_on_target(model, targets_api, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
+        report = run_on_target(model, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
                                work_dir=work, batch_size=batch_size, update=update, optim=optim, options=options,
                                seed=seed, eval_x=eval_x, eval_y=eval_y, epoch_starts=starts, opt=opt,
                                timeout_s=timeout, profile=profile, model_spec=model_spec, dump=dump)
         if compare_float:
-            from ..codegen.float_ref import run_reference_on_target
+            from ..targets.float_reference import run_reference_on_target
 
             if progress is not None:
                 progress.print("running the float32 reference ...")
-            ref = run_reference_on_target(model, targets_api, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
+            ref = run_reference_on_target(model, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
                                           work_dir=work, batch_size=batch_size, update=update, optim=optim, opt=opt,
                                           timeout_s=timeout)
     except DoesNotFitError as exc:
