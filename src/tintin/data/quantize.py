@@ -114,6 +114,11 @@ def quantize_inputs(x_float: object, exponent: int | None = None) -> tuple[np.nd
         ``q`` is an ``np.int8`` array of the same shape with values in ``[-127, 127]``:
         ``q = clip(round_half_away_from_zero(x / 2**e), -127, 127)``; ``e`` is the exponent used.
         The real value represented by ``q`` is ``q * 2**e``.
+
+    >>> from tintin.data import quantize_inputs
+    >>> q, e = quantize_inputs([0.0, 0.5, -1.0, 1.0])
+    >>> q.tolist(), e
+    ([0, 64, -127, 127], -7)
     """
     x = _as_finite_float(x_float, "x_float")
     if exponent is None:

@@ -106,8 +106,25 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
         progress: Progress | None = None, update_kernel=None) -> TrainResult:
     """Train ``model`` in place. Same seed, same data -> the same bits.
 
+    ``x_train``: int8 samples ``(N, *model.input_shape)`` in [-127, 127] at the model's input scale;
+    ``y_train``: class indices (cross-entropy) or int8 targets (MSE). With ``x_test`` / ``y_test``
+    every epoch (or the last, ``config.eval_each_epoch=False``) is evaluated. ``progress``: a
+    :class:`tintin.train.Progress` (default silent; :func:`tintin.train.auto_progress` shows a bar).
     ``update_kernel``: an optional bit-identical native weight update (see
-    :class:`tintin.optim.IntegerSGD`), e.g. ``tintin.codegen.fast_update.c_update_kernel()``."""
+    :class:`tintin.optim.IntegerSGD`), e.g. ``tintin.codegen.fast_update.c_update_kernel()``.
+
+    >>> from tintin import data
+    >>> from tintin.nn import build_model
+    >>> from tintin.optim import OptimConfig
+    >>> from tintin.train import TrainConfig, fit
+    >>> ds = data.load("digits")
+    >>> model = build_model("mlp", ds.sample_shape, ds.num_classes, seed=0,
+    ...                     input_exponent=ds.input_exponent)
+    >>> config = TrainConfig(epochs=2, batch_size=32, seed=0, optim=OptimConfig(lr=0.5))
+    >>> result = fit(model, ds.x_train, ds.y_train, config, ds.x_test, ds.y_test)
+    >>> len(result.history), result.test_accuracy > 0.8
+    (2, True)
+    """
     model.check_input(x_train)
     if len(x_train) != len(y_train):
         raise ValueError(f"{len(x_train)} samples but {len(y_train)} labels")

@@ -42,7 +42,25 @@ def check_batch_bounds(model: Sequential, batch_size: int) -> None:
 def train_step(model: Sequential, optimizer: IntegerSGD, x: np.ndarray, y: np.ndarray, ctx: Context,
                target_exponent: int = 0) -> StepResult:
     """Forward, integer loss error, backward and update (each parameter as soon as its gradient
-    exists) on one batch of int8 samples ``x`` with labels (or int8 targets) ``y``."""
+    exists) on one batch of int8 samples ``x`` with labels (or int8 targets) ``y``.
+
+    The unit every backend (compiled programs, the C runtime) reproduces bit for bit. ``ctx``
+    carries the scale mode and the rounding stream (seeded: same seed, same bits).
+
+    >>> from tintin import data
+    >>> from tintin.nn import Context, build_model
+    >>> from tintin.numerics import RoundingStream
+    >>> from tintin.optim import IntegerSGD, OptimConfig
+    >>> from tintin.train import train_step
+    >>> ds = data.load("digits")
+    >>> model = build_model("mlp", ds.sample_shape, ds.num_classes, seed=0,
+    ...                     input_exponent=ds.input_exponent)
+    >>> sgd = IntegerSGD(model.parameters(), OptimConfig(lr=0.05), model.config.scale_mode)
+    >>> ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(0))
+    >>> res = train_step(model, sgd, ds.x_train[:8], ds.y_train[:8], ctx)
+    >>> res.count, 0 <= res.correct <= 8, res.loss.total > 0
+    (8, True, True)
+    """
     ctx.training = True
     out = model.forward(QTensor(x, Scale(model.input_exponent)), ctx)
     err, loss = loss_error(model, out, y, target_exponent)
