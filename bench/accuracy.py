@@ -70,7 +70,7 @@ def main(argv=None) -> None:
             t0 = time.time()
             res, flt = run_pair(model_name, ds, seed, args, tconf)
             secs.append(time.time() - t0)
-            ints.append(100 * res.final_test_accuracy)
+            ints.append(100 * res.test_accuracy)
             flts.append(100 * flt.test_accuracy)
             print(f"{model_name}/{ds_name} seed {seed}: integer {ints[-1]:.2f}%  float32 {flts[-1]:.2f}%  "
                   f"({secs[-1]:.0f} s)", flush=True)

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from _common import markdown_table, write_results  # noqa: E402
 
 import tintin.targets as targets  # noqa: E402
-from tintin.codegen.float_ref import run_reference_on_target  # noqa: E402
-from tintin.codegen.ondevice import run_on_target, select_samples  # noqa: E402
+from tintin.targets import run_on_target, select_samples  # noqa: E402
+from tintin.targets.float_reference import run_reference_on_target  # noqa: E402
 from tintin.data import load  # noqa: E402
 from tintin.nn import build_model  # noqa: E402
 from tintin.optim import OptimConfig  # noqa: E402
@@ -76,9 +76,9 @@ def measure(core: str, name: str, steps: int, work: Path, profile: bool) -> dict
     x, y, oo = select_samples(xtr, ytr, o, steps, 1)
     optim = OptimConfig(lr=LR)
     t0 = time.perf_counter()
-    r = run_on_target(model, targets, core, x_samples=x, y_samples=y, order=oo, steps=steps, work_dir=work / "int",
+    r = run_on_target(model, core, x_samples=x, y_samples=y, order=oo, steps=steps, work_dir=work / "int",
                       optim=optim, eval_x=xte[:10], opt=opt, timeout_s=1800, profile=profile)
-    f = run_reference_on_target(model, targets, core, x_samples=x, y_samples=y, order=oo, steps=steps,
+    f = run_reference_on_target(model, core, x_samples=x, y_samples=y, order=oo, steps=steps,
                                 work_dir=work / "ref", optim=optim, opt=opt, timeout_s=3600)
     row = {"core": core, "model": name, "steps": steps, "machine": r.machine, "unit": r.count_unit,
            "bit_exact": r.bit_exact, "mismatches": r.mismatches[:3],
@@ -134,7 +134,7 @@ def accuracy_on_m0(epochs: int, work: Path) -> dict:
     o = np.concatenate(list(epoch_order(n, epochs, 0)))
     starts = {e * n: e for e in range(1, epochs)}
     t0 = time.perf_counter()
-    r = run_on_target(model, targets, "cortex-m0", x_samples=ds.x_train, y_samples=ds.y_train, order=o, steps=steps,
+    r = run_on_target(model, "cortex-m0", x_samples=ds.x_train, y_samples=ds.y_train, order=o, steps=steps,
                       work_dir=work / "acc", optim=OptimConfig(lr=LR), eval_x=ds.x_test, eval_y=ds.y_test,
                       epoch_starts=starts, timeout_s=1800)
     row = {"model": "mlp 64-64-10", "dataset": "digits", "epochs": epochs, "steps": steps, "batch_size": 1,

@@ -51,7 +51,7 @@ def main(argv=None) -> None:
                                     input_exponent=ds.input_exponent)
                 flt = train_float(model, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test, eval_each_epoch=False)
                 res = fit(model, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test)
-                ints.append(100 * res.final_test_accuracy)
+                ints.append(100 * res.test_accuracy)
                 flts.append(100 * flt.test_accuracy)
                 print(f"{ds_name} {snr:+.0f} dB seed {seed}: integer {ints[-1]:.2f}  float32 {flts[-1]:.2f}", flush=True)
             rec = {"dataset": ds_name, "snr_db": snr, "integer": ints, "float32": flts,

@@ -5,6 +5,7 @@ import json
 import pytest
 
 import tintin.targets as targets
+import tintin.targets.ondevice as ondevice
 from codegen_helpers import require
 from tintin.cli import main
 
@@ -77,7 +78,7 @@ def test_run_reports_build_and_emulator_failures_in_one_line(capsys, monkeypatch
     def broken_build(*a, **k):
         raise targets.BuildError("host: building train.elf failed: tt_model.c:1: error: boom", details="FULL LOG")
 
-    monkeypatch.setattr(targets, "build", broken_build)
+    monkeypatch.setattr(ondevice, "build", broken_build)
     code, out, err = run(capsys, "run", "mlp", "--dataset", "digits", "--target", "host", "--steps", "2")
     line = one_line_error(code, out, err)
     assert "boom" in line and "--verbose" in line and "FULL LOG" not in err
@@ -93,7 +94,7 @@ def test_run_times_out_with_one_line(capsys, monkeypatch):
         assert timeout_s == 7.0  # the emulator always runs under the given limit
         raise targets.RunError(f"{target}: no exit within {timeout_s:g} s, killed (endless loop?)")
 
-    monkeypatch.setattr(targets, "run", hanging)
+    monkeypatch.setattr(ondevice, "run", hanging)
     line = one_line_error(*run(capsys, "run", "mlp", "--dataset", "digits", "--target", "host", "--steps", "2",
                                "--timeout", "7"))
     assert "no exit within 7 s" in line

@@ -4,7 +4,7 @@ import numpy as np
 
 from codegen_helpers import order_for, random_data
 from tintin.codegen import generate_project
-from tintin.codegen.ondevice import DeviceOutput, compare, fnv1a, parse_output, simulate
+from tintin.targets.compare import DeviceOutput, compare, fnv1a, parse_output, simulate
 from tintin.nn import build_model
 
 

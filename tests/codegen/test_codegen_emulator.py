@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import tintin.targets as targets
 from codegen_helpers import ONLINE, digits, mnist, order_for, pooled_digits, random_data, require, small_cnn, tiny_mlp
-from tintin.codegen.ondevice import run_on_target, select_samples
+from tintin.targets import run_on_target, select_samples
 from tintin.nn import build_model
 from tintin.optim import OptimConfig
 
@@ -25,7 +25,7 @@ def test_mlp_digits_100_steps_bit_exact(tmp_path, target):
     model = build_model("mlp", ds.sample_shape, ds.num_classes, input_exponent=ds.input_exponent)
     steps = 100
     x, y, o = select_samples(ds.x_train, ds.y_train, order_for(len(ds.x_train), steps), steps, 1)
-    r = run_on_target(model, targets, target, x_samples=x, y_samples=y, order=o, steps=steps, work_dir=tmp_path,
+    r = run_on_target(model, target, x_samples=x, y_samples=y, order=o, steps=steps, work_dir=tmp_path,
                       optim=ONLINE, eval_x=ds.x_test[:30], eval_y=ds.y_test[:30], timeout_s=120)
     assert r.bit_exact, r.mismatches
     assert r.softfloat_symbols == []
@@ -43,7 +43,7 @@ def test_tiny_mlp_on_the_atmega328p(tmp_path):
     model = tiny_mlp(ds.input_exponent)
     steps = 100
     order = np.concatenate([np.random.default_rng(0).permutation(50)] * 2)  # 50 samples in 2 KB of flash, twice
-    r = run_on_target(model, targets, "atmega328p", x_samples=xtr[:50], y_samples=ds.y_train[:50], order=order,
+    r = run_on_target(model, "atmega328p", x_samples=xtr[:50], y_samples=ds.y_train[:50], order=order,
                       steps=steps, work_dir=tmp_path, optim=ONLINE, eval_x=xte[:10], opt="-Os", timeout_s=120)
     assert r.bit_exact, r.mismatches
     assert r.count_unit == "cycles" and len(r.step_counts) == steps
@@ -58,7 +58,7 @@ def test_lenet5_mnist_on_cortex_m3(tmp_path):
     model = build_model("lenet5", ds.sample_shape, ds.num_classes, input_exponent=ds.input_exponent)
     steps = 30  # the >= 100-step runs on every Cortex-M are in bench/mcu.py
     x, y, o = select_samples(ds.x_train, ds.y_train, order_for(len(ds.x_train), steps), steps, 1)
-    r = run_on_target(model, targets, "cortex-m3", x_samples=x, y_samples=y, order=o, steps=steps, work_dir=tmp_path,
+    r = run_on_target(model, "cortex-m3", x_samples=x, y_samples=y, order=o, steps=steps, work_dir=tmp_path,
                       optim=ONLINE, eval_x=ds.x_test[:5], timeout_s=300)
     assert r.bit_exact, r.mismatches
     assert r.softfloat_symbols == []
@@ -69,7 +69,7 @@ def test_step_profile_adds_up(tmp_path):
     require("cortex-m3")
     model = small_cnn(seed=4)
     x, y = random_data(model, 12)
-    r = run_on_target(model, targets, "cortex-m3", x_samples=x, y_samples=y, order=order_for(12, 4), steps=4,
+    r = run_on_target(model, "cortex-m3", x_samples=x, y_samples=y, order=order_for(12, 4), steps=4,
                       work_dir=tmp_path, profile=True)
     assert r.bit_exact, r.mismatches
     counts = [s["count"] for s in r.profile["steps"]]
@@ -80,14 +80,14 @@ def test_step_profile_adds_up(tmp_path):
 @pytest.mark.parametrize("target", ["cortex-m0", "atmega328p"])
 def test_the_memory_check_names_what_is_missing(tmp_path, target):
     require(target)
-    from tintin.codegen.ondevice import DoesNotFitError
+    from tintin.targets import DoesNotFitError
 
     ds = mnist()
     model = build_model("lenet5", ds.sample_shape, ds.num_classes, input_exponent=ds.input_exponent)
     B = 16 if target == "cortex-m0" else 1  # 264 KB (RP2040 class) / 2 KB of SRAM
     x, y, o = select_samples(ds.x_train, ds.y_train, order_for(len(ds.x_train), 2, B), 2, B)
     with pytest.raises(DoesNotFitError, match=r"B missing; see `tintin plan"):
-        run_on_target(model, targets, target, x_samples=x, y_samples=y, order=o, steps=2, work_dir=tmp_path,
+        run_on_target(model, target, x_samples=x, y_samples=y, order=o, steps=2, work_dir=tmp_path,
                       batch_size=B)
 
 
@@ -99,7 +99,7 @@ def test_random_programs_on_cortex_m0(tmp_path_factory, seed, batch, rule, updat
     require("cortex-m0")
     model = small_cnn(seed=seed)
     x, y = random_data(model, 16, seed=seed)
-    r = run_on_target(model, targets, "cortex-m0", x_samples=x, y_samples=y, order=order_for(16, 5, batch, seed),
+    r = run_on_target(model, "cortex-m0", x_samples=x, y_samples=y, order=order_for(16, 5, batch, seed),
                       steps=5, batch_size=batch, update=update, optim=OptimConfig(rule=rule, lr=2.0),
                       work_dir=tmp_path_factory.mktemp("m0"), eval_x=x[:2], seed=seed, timeout_s=120)
     assert r.bit_exact, (update, r.mismatches)

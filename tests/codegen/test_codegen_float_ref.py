@@ -6,8 +6,9 @@ import pytest
 
 import tintin.targets as targets
 from codegen_helpers import ONLINE, digits, order_for, require
-from tintin.codegen.float_ref import render_reference, run_reference_on_target
-from tintin.codegen.ondevice import select_samples
+from tintin.codegen.float_ref import render_reference
+from tintin.targets import select_samples
+from tintin.targets.float_reference import run_reference_on_target
 from tintin.nn import build_model
 
 
@@ -15,7 +16,7 @@ def _run(target, tmp_path, steps):
     ds = digits()
     model = build_model("mlp", ds.sample_shape, ds.num_classes, input_exponent=ds.input_exponent)
     x, y, o = select_samples(ds.x_train, ds.y_train, order_for(len(ds.x_train), steps), steps, 1)
-    return ds, run_reference_on_target(model, targets, target, x_samples=x, y_samples=y, order=o, steps=steps,
+    return ds, run_reference_on_target(model, target, x_samples=x, y_samples=y, order=o, steps=steps,
                                        work_dir=tmp_path, optim=ONLINE), y[o]
 
 

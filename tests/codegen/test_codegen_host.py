@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import tintin.targets as targets
 from codegen_helpers import ONLINE, digits, mnist, order_for, random_data, require, small_cnn
-from tintin.codegen.ondevice import run_on_target, select_samples, simulate
+from tintin.targets import run_on_target, select_samples
+from tintin.targets.compare import simulate
 from tintin.compile import CompileOptions, apply_update_selection
 from tintin.nn import Context, QuantConfig, Sequential, build_model
 from tintin.nn.conv_layers import Conv1d, Conv2d
@@ -31,7 +32,7 @@ def test_mlp_digits_100_steps_bit_exact_and_equal_to_train_step(tmp_path):
     model = build_model("mlp", ds.sample_shape, ds.num_classes, input_exponent=ds.input_exponent)
     steps = 120
     x, y, o = select_samples(ds.x_train, ds.y_train, order_for(len(ds.x_train), steps), steps, 1)
-    r = run_on_target(model, targets, "host", x_samples=x, y_samples=y, order=o, steps=steps, work_dir=tmp_path,
+    r = run_on_target(model, "host", x_samples=x, y_samples=y, order=o, steps=steps, work_dir=tmp_path,
                       optim=ONLINE, seed=5, eval_x=ds.x_test[:60], eval_y=ds.y_test[:60])
     assert r.bit_exact, r.mismatches
     assert r.arena_bytes == r.planned_arena_bytes  # the ELF symbol is exactly the planned arena
@@ -60,7 +61,7 @@ def test_lenet5_mnist_bit_exact_on_the_host(tmp_path):
     model = build_model("lenet5", ds.sample_shape, ds.num_classes, input_exponent=ds.input_exponent)
     steps = 100
     x, y, o = select_samples(ds.x_train, ds.y_train, order_for(len(ds.x_train), steps), steps, 1)
-    r = run_on_target(model, targets, "host", x_samples=x, y_samples=y, order=o, steps=steps, work_dir=tmp_path,
+    r = run_on_target(model, "host", x_samples=x, y_samples=y, order=o, steps=steps, work_dir=tmp_path,
                       optim=ONLINE, eval_x=ds.x_test[:20], eval_y=ds.y_test[:20])
     assert r.bit_exact, r.mismatches
     assert r.arena_bytes == r.planned_arena_bytes == 87421
@@ -76,7 +77,7 @@ def test_sanitized_generated_project(tmp_path, case):
         model, B, optim = small_cnn(seed=1), 2, OptimConfig(lr=1.0)
     x, y = random_data(model, 24, seed=3)
     steps = 10
-    r = run_on_target(model, targets, "host", x_samples=x, y_samples=y, order=order_for(24, steps, B), steps=steps,
+    r = run_on_target(model, "host", x_samples=x, y_samples=y, order=order_for(24, steps, B), steps=steps,
                       batch_size=B, work_dir=tmp_path, optim=optim, eval_x=x[:4], sanitize=True, opt="-O1",
                       epoch_starts={5: 1})
     assert r.bit_exact, r.mismatches
@@ -147,7 +148,7 @@ def test_random_models_and_updates_bit_exact_on_the_host(tmp_path_factory, data)
     apply_update_selection(model, update)
     x, y = random_data(model, 16, seed=data.draw(st.integers(0, 99), label="data seed"))
     steps = 6
-    r = run_on_target(model, targets, "host", x_samples=x, y_samples=y, order=order_for(16, steps, B, seed=1),
+    r = run_on_target(model, "host", x_samples=x, y_samples=y, order=order_for(16, steps, B, seed=1),
                       steps=steps, batch_size=B, update=update, optim=optim, options=options,
                       work_dir=tmp_path_factory.mktemp("prop"), eval_x=x[:3], epoch_starts={3: 3},
                       seed=data.draw(st.integers(0, 2**32 - 1), label="stream seed"))
@@ -169,7 +170,7 @@ def test_rescales_and_tiny_updates_stay_exact(tmp_path, case):
     x, y = random_data(model, 20, seed=7)
     for lr, expect_rescale in ((16.0, True), (1e-6, False)):
         optim = OptimConfig(lr=lr)
-        r = run_on_target(model, targets, "host", x_samples=x, y_samples=y, order=order_for(20, 8), steps=8,
+        r = run_on_target(model, "host", x_samples=x, y_samples=y, order=order_for(20, 8), steps=8,
                           optim=optim, options=options, work_dir=tmp_path / f"lr{lr}")
         assert r.bit_exact, (lr, r.mismatches)
         project = generate_project(model, tmp_path / f"p{lr}", optim=optim, options=options, example=False)

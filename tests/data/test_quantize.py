@@ -126,26 +126,33 @@ def test_sensor_quantisation_uses_train_statistics_only_and_four_sigmas():
     test = rng.standard_normal((100, 3, 50)) * scale + offset + 2.0 * scale   # shifted by 2 sigma
     result = quantize_sensor(train, test)
     assert result.exponent == -5                      # 4 sigma = 128 steps
-    assert result.train.dtype == np.int8 and result.train.shape == train.shape
+    assert result.x_train.dtype == np.int8 and result.x_train.shape == train.shape
     assert np.all(np.abs(result.channel_mean - offset.ravel()) < 0.05 * scale.ravel())
     np.testing.assert_allclose(result.channel_std, scale.ravel(), rtol=0.05)
-    z_train = dequantize(result.train, result.exponent)
-    z_test = dequantize(result.test, result.exponent)
+    z_train = dequantize(result.x_train, result.exponent)
+    z_test = dequantize(result.x_test, result.exponent)
     np.testing.assert_allclose(z_train.mean(axis=(0, 2)), 0.0, atol=0.02)
     np.testing.assert_allclose(z_train.std(axis=(0, 2)), 1.0, atol=0.02)
     # the test split keeps its shift: it was NOT standardised with its own statistics
     np.testing.assert_allclose(z_test.mean(axis=(0, 2)), 2.0, atol=0.1)
-    assert result.test.max() == 127 and result.test.min() >= -127     # clipped beyond +-3.97 sigma
+    assert result.x_test.max() == 127 and result.x_test.min() >= -127     # clipped beyond +-3.97 sigma
 
 
 def test_sensor_quantisation_handles_constant_channels_and_rejects_bad_shapes():
     train = np.zeros((4, 2, 8))
     train[:, 1] = np.arange(8)
     result = quantize_sensor(train, train)
-    assert np.all(result.train[:, 0] == 0)
+    assert np.all(result.x_train[:, 0] == 0)
     with pytest.raises(DataError):
         quantize_sensor(train[:, :, 0], train)
     with pytest.raises(DataError):
         quantize_sensor(train, np.zeros((4, 3, 8)))
     with pytest.raises(DataError):
         quantize_sensor(train, train, clip_sigmas=0)
+
+
+def test_sensor_quantisation_names_its_splits_as_the_dataset_does():
+    train = np.random.default_rng(1).standard_normal((6, 2, 8))
+    result = quantize_sensor(train, train[:3])
+    assert result.x_train.shape == (6, 2, 8) and result.x_test.shape == (3, 2, 8)
+    assert result.train is result.x_train and result.test is result.x_test   # deprecated aliases

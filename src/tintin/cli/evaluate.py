@@ -24,7 +24,8 @@ def eval_command(
     ds = load_dataset(dataset)
     check_dataset_fits_model(model, ds)
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
-    acc, loss = evaluate(model, x, y, batch_size=batch_size)
+    ev = evaluate(model, x, y, batch_size=batch_size)
+    acc, loss = ev.accuracy, ev.loss
     result = {"model_path": model_path, "dataset": dataset, "split": split, "samples": int(len(x)),
               "accuracy": acc, "loss": loss}
     if as_json:

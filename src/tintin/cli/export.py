@@ -30,7 +30,7 @@ def export_command(
     --target is the Makefile's default TARGET; the arena must fit its RAM."""
     from ..codegen import generate_project
     from ..codegen.model_c import ROLE_NAMES
-    from ..codegen.ondevice import check_fit
+    from ..targets import check_fit
 
     opt.check_positive("--batch-size", batch_size)
     tgt = opt.resolve_target(target)

@@ -14,25 +14,7 @@ from . import options as opt
 from .app import CliError, on_interrupt
 from .common import (check_dataset_fits_model, err_console, load_dataset, model_from_spec, out_console, print_json,
                      zoo_name)
-
-
-def training_order(n: int, steps: int, batch_size: int, seed: int):
-    """``(order, epoch_starts)``: the trainer's seeded permutation per epoch
-    (``tintin.train.loop.epoch_order``), concatenated until ``steps`` full batches are covered, and
-    the step at which each epoch after the first starts."""
-    import numpy as np
-
-    from ..train.loop import epoch_order
-
-    need = steps * batch_size
-    epochs = max(1, -(-need // n))
-    order = np.concatenate(list(epoch_order(n, epochs, seed)))[:need]
-    starts = {}
-    for e in range(1, epochs):
-        step = (e * n) // batch_size
-        if step < steps:
-            starts[step] = e
-    return order, starts
+from ..targets.ondevice import training_order
 
 
 def _details(exc) -> str:
@@ -68,7 +50,7 @@ def run_command(
     memory and, with --compare-float, the float32 reference C on the same core.
 
     Exit status: 0 when bit-exact, 2 when not."""
-    from ..codegen.ondevice import run_on_target, select_samples
+    from ..targets import run_on_target, select_samples
     from .. import targets as targets_api
 
     opt.check_positive("--steps", steps)
@@ -100,16 +82,16 @@ def run_command(
         progress.print(f"building {model.name} for {tgt.name}, {steps} steps of batch {batch_size} on {dataset} ...")
     report = ref = None
     try:
-        report = run_on_target(model, targets_api, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
+        report = run_on_target(model, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
                                work_dir=work, batch_size=batch_size, update=update, optim=optim, options=options,
                                seed=seed, eval_x=eval_x, eval_y=eval_y, epoch_starts=starts, opt=opt_flag,
                                timeout_s=timeout, profile=profile, model_spec=model_spec, dump=dump)
         if compare_float:
-            from ..codegen.float_ref import run_reference_on_target
+            from ..targets.float_reference import run_reference_on_target
 
             if progress is not None:
                 progress.print("running the float32 reference ...")
-            ref = run_reference_on_target(model, targets_api, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
+            ref = run_reference_on_target(model, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
                                           work_dir=work, batch_size=batch_size, update=update, optim=optim,
                                           opt=opt_flag, timeout_s=timeout)
     except targets_api.TargetError as exc:

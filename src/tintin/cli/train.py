@@ -126,7 +126,7 @@ def train_command(
                  progress=auto_progress(not (quiet or as_json)), update_kernel=kernel)
 
     from ..io import save_model
-    info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.final_test_accuracy,
+    info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.test_accuracy,
             "float_test_accuracy": float_result.test_accuracy if float_result else None,
             "synthetic_data": ds.synthetic, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     on_interrupt(f"training finished but the model may not be saved: {out} may hold the previous files")
@@ -141,7 +141,7 @@ def train_command(
     summary = {
         "dataset": dataset, "model": model, "epochs": epochs, "batch_size": batch_size, "seed": seed,
         "lr": oconf.lr, "lr_schedule": [list(e) for e in schedule], "momentum_shift": oconf.momentum_shift,
-        "test_accuracy": result.final_test_accuracy,
+        "test_accuracy": result.test_accuracy,
         "float_test_accuracy": float_result.test_accuracy if float_result else None,
         "train_seconds": round(result.train_seconds, 3),
         "samples_per_second": round(result.samples_per_second, 1),
@@ -162,7 +162,7 @@ def train_command(
     table.add_column("test accuracy", justify="right")
     table.add_column("train time", justify="right")
     table.add_column("samples/s", justify="right")
-    table.add_row("integer (tintin)", f"{100 * result.final_test_accuracy:.2f}%", f"{result.train_seconds:.1f} s",
+    table.add_row("integer (tintin)", f"{100 * result.test_accuracy:.2f}%", f"{result.train_seconds:.1f} s",
                   f"{result.samples_per_second:,.0f}")
     if float_result:
         table.add_row("float32 (PyTorch)", f"{100 * float_result.test_accuracy:.2f}%",

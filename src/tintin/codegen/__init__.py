@@ -6,8 +6,9 @@
 * :func:`generate_project` (:mod:`tintin.codegen.project`): a compiled training program as a
   self-contained C99 project (one planned arena, one runtime call per program step, batch-1
   evaluation, parameter export, Makefile, README); see ``docs/codegen.md``.
-* :mod:`tintin.codegen.ondevice`: build and run a project on an emulated target and compare every
-  output with the simulator (``run_on_target``); :mod:`tintin.codegen.driver` writes its ``main()``.
+* :mod:`tintin.codegen.driver`: the ``main()`` of a measurement run (embedded samples, training
+  steps, batch-1 evaluations, parameter dumps); building, running and comparing it with the
+  simulator is :mod:`tintin.targets` (``run_model``). This package knows no emulator.
 * :mod:`tintin.codegen.float_ref`: the same training step in C with binary32 reals, for measuring
   what integers save.
 * :mod:`tintin.codegen.tables`: renders the runtime's constant tables from the Python specification.

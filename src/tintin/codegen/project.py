@@ -91,6 +91,15 @@ def generate_project(model, out_dir, *, update: str | None = "full", batch_size:
     compiled with ``update``, ``batch_size``, ``optim`` (:class:`tintin.optim.OptimConfig`) and
     ``options`` (:class:`tintin.compile.CompileOptions`). ``target`` is the Makefile's default
     ``TARGET``. Raises :class:`CodegenError` for models or ops the generator cannot handle.
+
+    >>> from tintin.codegen import generate_project
+    >>> from tintin.nn import build_model
+    >>> project = generate_project(build_model("mlp", (1, 8, 8), 10, seed=0), "build/mlp", update="last:1",
+    ...                            target="cortex-m0")
+    >>> sorted(p.name for p in project.sources if p.parent == project.out_dir)
+    ['tt_model.c', 'tt_model_params.c']
+    >>> (project.out_dir / "Makefile").is_file(), project.plan.arena_bytes > 0
+    (True, True)
     """
     if target not in MAKE_TARGETS:
         raise CodegenError(f"unknown target {target!r} (known: {', '.join(MAKE_TARGETS)})")

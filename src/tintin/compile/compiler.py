@@ -325,6 +325,15 @@ def compile_program(model, update: str | None = "full", batch_size: int = 1, opt
     :func:`tintin.compile.apply_update_selection` so that ``train_step`` trains the same thing).
     ``optim``: the :class:`tintin.optim.OptimConfig` of the update steps (default settings if None).
     Keyword overrides set fields of :class:`CompileOptions`.
+
+    >>> from tintin.compile import compile_program, plan_memory
+    >>> from tintin.nn import build_model
+    >>> model = build_model("mlp", (1, 8, 8), 10, seed=0)
+    >>> program = compile_program(model, update="bias", batch_size=1)
+    >>> sorted(program.trained)
+    ['fc1.bias', 'fc2.bias']
+    >>> plan_memory(program, "greedy").arena_bytes < plan_memory(program, "naive").arena_bytes
+    True
     """
     from ..optim import OptimConfig
 

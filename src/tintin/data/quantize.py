@@ -114,6 +114,11 @@ def quantize_inputs(x_float: object, exponent: int | None = None) -> tuple[np.nd
         ``q`` is an ``np.int8`` array of the same shape with values in ``[-127, 127]``:
         ``q = clip(round_half_away_from_zero(x / 2**e), -127, 127)``; ``e`` is the exponent used.
         The real value represented by ``q`` is ``q * 2**e``.
+
+    >>> from tintin.data import quantize_inputs
+    >>> q, e = quantize_inputs([0.0, 0.5, -1.0, 1.0])
+    >>> q.tolist(), e
+    ([0, 64, -127, 127], -7)
     """
     x = _as_finite_float(x_float, "x_float")
     if exponent is None:
@@ -161,13 +166,26 @@ def channel_statistics(x_train: object) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SensorQuantization(NamedTuple):
-    """Result of :func:`quantize_sensor`: int8 splits, their exponent and the train statistics."""
+    """Result of :func:`quantize_sensor`: int8 splits ``x_train`` / ``x_test`` (named as in
+    :class:`tintin.data.Dataset`), their exponent and the train statistics.
 
-    train: np.ndarray
-    test: np.ndarray
+    ``train`` and ``test`` are deprecated aliases of ``x_train`` and ``x_test``."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
     exponent: int
     channel_mean: np.ndarray
     channel_std: np.ndarray
+
+    @property
+    def train(self) -> np.ndarray:
+        """Deprecated alias of :attr:`x_train`."""
+        return self.x_train
+
+    @property
+    def test(self) -> np.ndarray:
+        """Deprecated alias of :attr:`x_test`."""
+        return self.x_test
 
 
 def quantize_sensor(

@@ -125,6 +125,17 @@ def load(name: str, *, data_dir: str | os.PathLike[str] | None = None, cache: bo
     Raises
     ------
     UnknownDatasetError, DatasetUnavailableError, CorruptDataError, DataError
+
+    Examples
+    --------
+    >>> from tintin import data
+    >>> ds = data.load("digits")
+    >>> ds.x_train.dtype, ds.sample_shape, ds.num_classes, ds.input_exponent
+    (dtype('int8'), (1, 8, 8), 10, -7)
+    >>> len(ds.x_train) + len(ds.x_test) == 1797
+    True
+    >>> data.load("bearing", n_per_class=4, n_test_per_class=2, cache=False).synthetic
+    True
     """
     entry = _entry(name)
     opts = resolve_options(name, options, entry.defaults, entry.checkers)

@@ -227,7 +227,7 @@ def build_basicmotions() -> Dataset:
                                f"training file's {train.x.shape[1:]}")
     quant = quantize_sensor(train.x, test.x)
     return Dataset(
-        name="basicmotions", x_train=quant.train, y_train=train.y, x_test=quant.test, y_test=test.y,
+        name="basicmotions", x_train=quant.x_train, y_train=train.y, x_test=quant.x_test, y_test=test.y,
         input_exponent=quant.exponent, num_classes=len(train.class_names),
         class_names=train.class_names, synthetic=False,
         description=("BasicMotions: smart-watch 3-axis accelerometer + 3-axis gyroscope, 10 s at 10 Hz, "

@@ -50,4 +50,4 @@ def sensor_splits(simulate: Simulator, num_classes: int, n_per_class: int, n_tes
     extras.update({f"train_{k}": v for k, v in meta_train.items()})
     extras.update({f"test_{k}": v for k, v in meta_test.items()})
     snr_text = describe_snr(snr_db) + ("" if test_snr_db is None else f" (test {describe_snr(test_snr)})")
-    return SensorSplits(quant.train, y_train, quant.test, y_test, quant.exponent, extras, snr_text)
+    return SensorSplits(quant.x_train, y_train, quant.x_test, y_test, quant.exponent, extras, snr_text)

@@ -3,7 +3,7 @@
 from .config import BIAS_EXPONENT, QuantConfig
 from .layers import Flatten, Linear, ReLU
 from .module import Context, Module, Parameter, ShapeError
-from .registry import build_layer, layer_types, register_layer
+from .registry import build_layer, layer_example, layer_types, register_layer, register_layer_example
 from .sequential import Sequential
 from .zoo import (TrainingDefaults, UnknownModelError, build_model, model_names, register_model,
                   training_defaults)
@@ -14,7 +14,7 @@ from .scaling_layers import ChannelScale
 from . import cnn_zoo  # noqa: E402,F401  (registers lenet5, cnn1d, dscnn, rescnn)
 
 __all__ = ["BIAS_EXPONENT", "QuantConfig", "Flatten", "Linear", "ReLU", "Context", "Module", "Parameter",
-           "ShapeError", "build_layer", "layer_types", "register_layer", "Sequential", "UnknownModelError",
+           "ShapeError", "build_layer", "layer_example", "layer_types", "register_layer", "register_layer_example", "Sequential", "UnknownModelError",
            "build_model", "model_names", "register_model", "TrainingDefaults", "training_defaults",
            "Conv1d", "Conv2d", "fold_batchnorm", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "MaxPool1d",
            "MaxPool2d", "Residual", "ChannelScale"]

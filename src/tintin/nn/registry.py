@@ -10,10 +10,26 @@ from .config import QuantConfig
 from .module import Module
 
 _BUILDERS: dict[str, Callable[[dict, QuantConfig, np.random.Generator], Module]] = {}
+_EXAMPLES: dict[str, tuple[dict, tuple[int, ...]]] = {}
 
 
 def register_layer(type_name: str, builder: Callable[[dict, QuantConfig, np.random.Generator], Module]) -> None:
+    """Make ``spec["type"] == type_name`` buildable by ``builder(spec, config, rng)``. Register a
+    small example too (:func:`register_layer_example`): ``tintin.checks`` checks every type by it."""
     _BUILDERS[type_name] = builder
+
+
+def register_layer_example(type_name: str, spec: dict, input_shape: tuple[int, ...]) -> None:
+    """A small instance of ``type_name`` for the checks every registered layer type must pass
+    (:mod:`tintin.checks`): ``spec`` without ``type`` and ``name``, and the per-sample shape of
+    its input (without the batch axis)."""
+    _EXAMPLES[type_name] = (dict(spec), tuple(int(v) for v in input_shape))
+
+
+def layer_example(type_name: str) -> tuple[dict, tuple[int, ...]] | None:
+    """``(spec, input_shape)`` registered for ``type_name``, or None."""
+    example = _EXAMPLES.get(type_name)
+    return None if example is None else (dict(example[0]), example[1])
 
 
 def build_layer(spec: dict, config: QuantConfig, rng: np.random.Generator) -> Module:
@@ -60,4 +76,31 @@ def _register_conv() -> None:
                                                          name=s["name"]))
 
 
+def _register_examples() -> None:
+    conv1d = {"kernel_size": [3], "stride": [1], "padding": [1], "groups": 1, "bias": True}
+    for type_name, spec, shape in [
+        ("Linear", {"in_features": 12, "out_features": 7, "bias": True}, (12,)),
+        ("ReLU", {}, (9,)),
+        ("Flatten", {}, (2, 3, 4)),
+        ("Conv2d", {"in_channels": 2, "out_channels": 4, "kernel_size": [3, 3], "stride": [1, 1],
+                    "padding": [1, 1], "groups": 1, "bias": True}, (2, 6, 6)),
+        ("Conv1d", {"in_channels": 4, "out_channels": 6, "kernel_size": [3], "stride": [2], "padding": [1],
+                    "groups": 2, "bias": True}, (4, 11)),
+        ("MaxPool2d", {"kernel_size": [2, 2], "stride": [2, 2]}, (3, 6, 6)),
+        ("MaxPool1d", {"kernel_size": [3], "stride": [2]}, (3, 11)),
+        ("AvgPool2d", {"kernel_size": [2, 2], "stride": [2, 2]}, (3, 6, 6)),
+        ("AvgPool1d", {"kernel_size": [2], "stride": [2]}, (3, 10)),
+        ("GlobalAvgPool", {}, (3, 4, 4)),
+        ("ChannelScale", {"channels": 3, "bias": True}, (3, 8)),
+        ("Residual", {"body": [{"type": "Conv1d", "name": "body1", "in_channels": 3, "out_channels": 3, **conv1d},
+                               {"type": "ReLU", "name": "body_relu"},
+                               {"type": "Conv1d", "name": "body2", "in_channels": 3, "out_channels": 5, **conv1d}],
+                      "shortcut": [{"type": "Conv1d", "name": "proj", "in_channels": 3, "out_channels": 5,
+                                    "kernel_size": [1], "stride": [1], "padding": [0], "groups": 1, "bias": True}]},
+         (3, 8)),
+    ]:
+        register_layer_example(type_name, spec, shape)
+
+
 _register_builtin()
+_register_examples()

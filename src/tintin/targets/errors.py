@@ -57,3 +57,11 @@ class UnknownDeviceError(TargetError, KeyError):
 
 class DeviceProfileError(TargetError):
     """A device profile file is malformed (missing field, wrong type, bad value)."""
+
+
+class DoesNotFitError(TargetError):
+    """A training program (arena, stack, code, data) needs more memory than the target has."""
+
+
+class DeviceRunError(TargetError):
+    """A device's output is missing records or reports a failing status."""

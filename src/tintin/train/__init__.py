@@ -2,8 +2,8 @@
 
 from .loop import EpochRecord, TrainConfig, TrainResult, batches, epoch_order, fit
 from .progress import LineProgress, RichProgress, SilentProgress, auto_progress
-from .step import StepResult, evaluate, predict, predict_argmax, train_step
+from .step import Evaluation, StepResult, evaluate, predict, predict_argmax, train_step
 
 __all__ = ["EpochRecord", "TrainConfig", "TrainResult", "batches", "epoch_order", "fit", "LineProgress",
-           "RichProgress", "SilentProgress", "auto_progress", "StepResult", "evaluate", "predict",
+           "RichProgress", "SilentProgress", "auto_progress", "Evaluation", "StepResult", "evaluate", "predict",
            "predict_argmax", "train_step"]

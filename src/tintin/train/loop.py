@@ -48,6 +48,11 @@ class EpochRecord:
 
 @dataclass
 class TrainResult:
+    """What :func:`fit` did: one :class:`EpochRecord` per epoch, the time spent in training steps
+    and the number of samples trained on. ``test_accuracy`` / ``test_loss`` / ``train_loss`` /
+    ``train_accuracy`` are those of the last epoch (named as in :class:`EpochRecord` and in the
+    float twin's result); ``final_test_accuracy`` is a deprecated alias of ``test_accuracy``."""
+
     history: list[EpochRecord]
     train_seconds: float
     samples: int
@@ -56,9 +61,33 @@ class TrainResult:
     def samples_per_second(self) -> float:
         return self.samples / self.train_seconds if self.train_seconds > 0 else float("inf")
 
+    def _last(self, what: str):
+        return getattr(self.history[-1], what) if self.history else None
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """Test accuracy after the last epoch (None without test data)."""
+        return self._last("test_accuracy")
+
+    @property
+    def test_loss(self) -> float | None:
+        """Mean test loss after the last epoch (None without test data)."""
+        return self._last("test_loss")
+
+    @property
+    def train_accuracy(self) -> float | None:
+        """Accuracy on the training batches of the last epoch."""
+        return self._last("train_accuracy")
+
+    @property
+    def train_loss(self) -> float | None:
+        """Mean loss on the training batches of the last epoch."""
+        return self._last("train_loss")
+
     @property
     def final_test_accuracy(self) -> float | None:
-        return self.history[-1].test_accuracy if self.history else None
+        """Deprecated alias of :attr:`test_accuracy`."""
+        return self.test_accuracy
 
 
 def epoch_order(n: int, epochs: int, seed: int):
@@ -78,12 +107,27 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
         progress: ProgressSetting = "auto", update_kernel=None) -> TrainResult:
     """Train ``model`` in place. Same seed, same data -> the same bits.
 
-    ``progress``: ``"auto"`` shows a bar when stderr is a terminal and nothing otherwise; ``True``
-    also prints a line at least every 10 s when it is not; ``False``/``None`` is silent; or a
-    :class:`tintin.train.progress.Progress` (see that module).
-
+    ``x_train``: int8 samples ``(N, *model.input_shape)`` in [-127, 127] at the model's input scale;
+    ``y_train``: class indices (cross-entropy) or int8 targets (MSE). With ``x_test`` / ``y_test``
+    every epoch (or the last, ``config.eval_each_epoch=False``) is evaluated. ``progress``:
+    ``"auto"`` shows a bar when stderr is a terminal and nothing otherwise; ``True`` also prints a
+    line at least every 10 s when it is not; ``False``/``None`` is silent; or a
+    :class:`tintin.train.progress.Progress`.
     ``update_kernel``: an optional bit-identical native weight update (see
-    :class:`tintin.optim.IntegerSGD`), e.g. ``tintin.codegen.fast_update.c_update_kernel()``."""
+    :class:`tintin.optim.IntegerSGD`), e.g. ``tintin.codegen.fast_update.c_update_kernel()``.
+
+    >>> from tintin import data
+    >>> from tintin.nn import build_model
+    >>> from tintin.optim import OptimConfig
+    >>> from tintin.train import TrainConfig, fit
+    >>> ds = data.load("digits")
+    >>> model = build_model("mlp", ds.sample_shape, ds.num_classes, seed=0,
+    ...                     input_exponent=ds.input_exponent)
+    >>> config = TrainConfig(epochs=2, batch_size=32, seed=0, optim=OptimConfig(lr=0.5))
+    >>> result = fit(model, ds.x_train, ds.y_train, config, ds.x_test, ds.y_test, progress=False)
+    >>> len(result.history), result.test_accuracy > 0.8
+    (2, True)
+    """
     x_train = check_samples(model, x_train, "training inputs")
     y_train = check_labels(model, y_train, len(x_train), "training labels")
     if len(x_train) == 0:
@@ -116,7 +160,8 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
             samples += seen
             test_acc = test_loss = None
             if x_test is not None and (config.eval_each_epoch or epoch == config.epochs - 1):
-                test_acc, test_loss = evaluate(model, x_test, y_test)
+                ev = evaluate(model, x_test, y_test)
+                test_acc, test_loss = ev.accuracy, ev.loss
             rec = EpochRecord(epoch, loss_sum / seen, correct / seen, test_acc, test_loss, t_epoch)
             history.append(rec)
             metrics = {"loss": rec.train_loss, "train_acc": rec.train_accuracy}

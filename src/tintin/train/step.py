@@ -80,7 +80,25 @@ def train_step(model: Sequential, optimizer: IntegerSGD, x: np.ndarray, y: np.nd
 
     ``x`` must be integers in the int8 domain [-127, 127] and ``y`` valid labels
     (:func:`check_samples`, :func:`check_labels`): bad data raises a one-line error before any
-    arithmetic."""
+    arithmetic.
+
+    The unit every backend (compiled programs, the C runtime) reproduces bit for bit. ``ctx``
+    carries the scale mode and the rounding stream (seeded: same seed, same bits).
+
+    >>> from tintin import data
+    >>> from tintin.nn import Context, build_model
+    >>> from tintin.numerics import RoundingStream
+    >>> from tintin.optim import IntegerSGD, OptimConfig
+    >>> from tintin.train import train_step
+    >>> ds = data.load("digits")
+    >>> model = build_model("mlp", ds.sample_shape, ds.num_classes, seed=0,
+    ...                     input_exponent=ds.input_exponent)
+    >>> sgd = IntegerSGD(model.parameters(), OptimConfig(lr=0.05), model.config.scale_mode)
+    >>> ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(0))
+    >>> res = train_step(model, sgd, ds.x_train[:8], ds.y_train[:8], ctx)
+    >>> res.count, 0 <= res.correct <= 8, res.loss.total > 0
+    (8, True, True)
+    """
     x = check_samples(model, x)
     y = check_labels(model, y, len(x))
     ctx.training = True
@@ -105,18 +123,51 @@ def predict(model: Sequential, x: np.ndarray, batch_size: int = 256) -> np.ndarr
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 
-def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
-    """(accuracy, mean loss) of a classifier. The loss uses the integer softmax, summed per batch;
-    the two floats are host-side metrics."""
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` measured on ``count`` samples.
+
+    ``accuracy``: fraction of samples whose predicted class equals the label; ``loss``: mean integer
+    softmax cross-entropy per sample, as a host-side float; ``predictions``: the predicted class of
+    every sample (int64, shape ``(count,)``); ``correct``: how many predictions equal the label."""
+
+    accuracy: float
+    loss: float
+    predictions: np.ndarray
+    correct: int
+    count: int
+
+
+def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> Evaluation:
+    """Accuracy, mean loss and predictions of a classifier on int8 samples ``x`` with labels ``y``.
+
+    The loss uses the integer softmax, summed per batch; accuracy and loss are host-side floats.
+    Activation scales are per tensor, so use ``batch_size=1`` to evaluate as a device does.
+
+    >>> from tintin import data
+    >>> from tintin.nn import build_model
+    >>> from tintin.train import evaluate
+    >>> ds = data.load("digits")
+    >>> model = build_model("mlp", ds.sample_shape, ds.num_classes, seed=0,
+    ...                     input_exponent=ds.input_exponent)
+    >>> result = evaluate(model, ds.x_test, ds.y_test)
+    >>> result.count == len(ds.y_test) and 0.0 <= result.accuracy <= 1.0
+    True
+    >>> result.predictions.shape == ds.y_test.shape
+    True
+    """
     x = check_samples(model, x)
     y = check_labels(model, y, len(x))
     ctx = Context(mode=model.config.scale_mode, training=False)
-    correct, total_loss = 0, 0.0
+    correct, total_loss, preds = 0, 0.0, []
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
         out = model.forward(QTensor(xb, Scale(model.input_exponent)), ctx)
-        correct += int((predict_argmax(out.m) == yb).sum())
+        pred = predict_argmax(out.m)
+        preds.append(pred)
+        correct += int((pred == yb).sum())
         _, loss = softmax_cross_entropy_error(out, yb, model.config.scale_mode)
         total_loss += loss.to_float()
     n = max(len(x), 1)
-    return correct / n, total_loss / n
+    predictions = np.concatenate(preds).astype(np.int64) if preds else np.zeros(0, dtype=np.int64)
+    return Evaluation(correct / n, total_loss / n, predictions, correct, len(x))

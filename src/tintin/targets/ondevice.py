@@ -1,43 +1,41 @@
-"""Train on an emulated microcontroller and prove the result bit-exact against the simulator.
+"""Train a model on an emulated microcontroller and prove the result bit-exact against the simulator.
 
-:func:`run_on_target` compiles the model's training program, generates the C project and a
-measurement driver with real quantised samples embedded in flash, builds it for a target, runs
-it in the target's emulator, and compares every step's loss and predictions, every batch-1
-evaluation and the final parameters (and momentum) with :class:`tintin.compile.ProgramExecutor`
-(the simulator executing the same program, bit-identical to ``tintin.train.train_step``) and
-``model.forward`` at batch 1.
+:func:`run_model` is the call a user makes: a model, a data set and a target in, a
+:class:`DeviceReport` out. It trains ``steps`` steps in the trainer's seeded data order,
+evaluates test samples one by one, and compares every bit with the simulator.
 
-Building and running are done by the ``targets`` argument: the :mod:`tintin.targets` module or
-any object with the same ``build``, ``run``, ``check_no_softfloat``, ``get_target`` and
-``toolchain_status`` functions (``tintin.codegen`` does not import ``tintin.targets``: that
-package sits above it).
+:func:`run_on_target` is the same run with the embedded samples, their order and the evaluation
+samples chosen by the caller: it compiles the model's training program, generates the C project
+(:mod:`tintin.codegen`) and a measurement driver with the samples embedded in flash, builds it for
+the target, runs it in the target's emulator, and compares every step's loss and predictions, every
+batch-1 evaluation and the final parameters (and momentum) with the simulator
+(:mod:`tintin.targets.compare`).
 """
 
 from __future__ import annotations
 
-import copy
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .cgen import CodegenError
-from .driver import render_driver
-from .model_c import ROLE_FROZEN, ROLE_MOMENTUM
-from .project import EXTRA_CFLAGS, TARGET_CFLAGS, Project, compile_for_codegen, generate_project
+from tintin.codegen import CodegenError, Project, compile_for_codegen, generate_project
+from tintin.codegen.driver import render_driver
+from tintin.codegen.model_c import ROLE_FROZEN
+from tintin.codegen.project import EXTRA_CFLAGS, MAKE_TARGETS, TARGET_CFLAGS
+from tintin.targets.build import build, check_no_softfloat
+from tintin.targets.compare import compare, parse_output, simulate
+from tintin.targets.errors import BuildError, DeviceRunError, DoesNotFitError, TargetError, ToolchainMissingError
+from tintin.targets.registry import get_target
+from tintin.targets.run import run
+from tintin.targets.toolchain import toolchain_status
 
-_DTYPE_NP = {1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64}
-
-
-class DoesNotFitError(CodegenError):
-    """The program (arena, stack, code, data) needs more memory than the target has."""
-
-
-class DeviceRunError(CodegenError):
-    """The device output is missing records or reports a failing status."""
+__all__ = ["DeviceReport", "check_fit", "run_model", "run_on_target", "select_samples", "symbol_size",
+           "training_order"]
 
 
 @dataclass
@@ -86,181 +84,6 @@ class DeviceReport:
         d = asdict(self)
         d["per_step"] = self.per_step
         return d
-
-
-# -- parsing ---------------------------------------------------------------------------------------
-
-@dataclass
-class DeviceOutput:
-    steps: list = field(default_factory=list)  #: (status, loss, (S, U, D), predictions)
-    evals: list = field(default_factory=list)  #: (status, class) or (status, (S, U, D), outputs)
-    params: dict = field(default_factory=dict)  #: entry -> dict(role, dtype, count, scale, fnv)
-    dumps: dict = field(default_factory=dict)  #: entry -> bytes
-    checksum: int | None = None
-    complete: bool = False
-
-
-def _scale(text: str) -> tuple[int, int, int]:
-    s, u, d = (int(v) for v in text.split(","))
-    return s, u, d
-
-
-def parse_output(text: str, classifier: bool) -> DeviceOutput:
-    """Records of the driver's output (see :mod:`tintin.codegen.driver`)."""
-    out = DeviceOutput()
-    hexparts: dict[int, list[str]] = {}
-    for line in text.splitlines():
-        f = line.split()
-        if not f:
-            continue
-        tag = f[0]
-        try:
-            if tag == "S":
-                hi, lo = int(f[3], 16), int(f[4], 16)
-                loss = (hi << 32) | lo
-                if loss >= 1 << 63:
-                    loss -= 1 << 64
-                preds = [int(v) for v in f[6:]] if classifier else []
-                out.steps.append((int(f[2]), loss, _scale(f[5]), preds))
-            elif tag == "E" and len(f) >= 4:
-                if classifier:
-                    out.evals.append((int(f[2]), int(f[3])))
-                else:
-                    out.evals.append((int(f[2]), _scale(f[3]), [int(v) for v in f[4:]]))
-            elif tag == "P":
-                out.params[int(f[1])] = {"role": int(f[2]), "dtype": int(f[3]), "count": int(f[4]),
-                                         "scale": _scale(f[5]), "fnv": int(f[6], 16)}
-            elif tag == "H":
-                hexparts.setdefault(int(f[1]), []).append(f[2] if len(f) > 2 else "")
-            elif tag == "C":
-                out.checksum = int(f[1], 16)
-            elif tag == "END":
-                out.complete = True
-        except (IndexError, ValueError):
-            raise DeviceRunError(f"malformed device output line: {line[:80]!r}") from None
-    out.dumps = {k: bytes.fromhex("".join(v)) for k, v in hexparts.items()}
-    return out
-
-
-def fnv1a(data: bytes, h: int = 0x811C9DC5) -> int:
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-# -- the simulator side ------------------------------------------------------------------------------
-
-@dataclass
-class Reference:
-    steps: list  #: (loss total, (S, U, D), predictions)
-    evals: list  #: class, or ((S, U, D), outputs)
-    entries: dict  #: table entry -> (scale or None, little-endian bytes)
-    macs_per_step: int
-
-
-def simulate(model, project: Project, *, x_samples, y_samples, order, steps: int, seed: int,
-             epoch_starts: dict | None, eval_x) -> Reference:
-    """The same run on the simulator: :class:`tintin.compile.ProgramExecutor` on a copy of the
-    model, then ``model.forward`` at batch 1 for every evaluation sample."""
-    from ..compile import ProgramExecutor
-    from ..nn import Context
-    from ..numerics import QTensor, RoundingStream, Scale
-
-    program, plan = project.program, project.plan
-    B = program.batch_size
-    m = copy.deepcopy(model)
-    ex = ProgramExecutor(program, plan, poison=False)
-    ex.load(m)
-    ctx = Context(mode=program.scale_mode, training=True, stream=RoundingStream(seed))
-    epoch = 0
-    starts = dict(epoch_starts or {})
-    ref_steps = []
-    x_samples = np.asarray(x_samples)
-    y_samples = np.asarray(y_samples)
-    for i in range(steps):
-        epoch = starts.get(i, epoch)
-        idx = np.asarray(order[i * B:(i + 1) * B], dtype=np.int64)
-        res = ex.step(x_samples[idx], y_samples[idx], ctx, epoch=epoch)
-        preds = [] if res.predictions is None else [int(v) for v in res.predictions]
-        ref_steps.append((int(res.loss.total), res.loss.scale.as_tuple(), preds))
-    ex.store(m)
-    entries = {}
-    for e in project.model.params:
-        if e.role == ROLE_MOMENTUM:
-            arr = np.ascontiguousarray(ex.view(e.name)).astype(np.int64)
-            entries[e.index] = (None, arr.astype("<i8").tobytes())
-            continue
-        b = program.buffers[e.name]
-        if b.memory.value == "sram":
-            arr = np.ascontiguousarray(ex.view(e.name))
-            scale = ex.scales[e.name].as_tuple()
-        else:
-            p = {q.name: q for q in m.parameters()}[e.name]
-            value = p.value
-            if b.dtype == "int8" and value.m.dtype != np.int8:
-                value = p.forward_view(program.scale_mode)
-            arr, scale = np.ascontiguousarray(value.m), value.scale.as_tuple()
-        entries[e.index] = (scale, arr.astype(np.dtype(b.dtype).newbyteorder("<")).tobytes())
-    evals = []
-    if eval_x is not None and len(eval_x):
-        ctx_eval = Context(mode=program.scale_mode, training=False)
-        for j in range(len(eval_x)):
-            out = m.forward(QTensor(np.asarray(eval_x[j:j + 1], dtype=np.int8), Scale(m.input_exponent)), ctx_eval)
-            if program.loss == "cross_entropy":
-                evals.append(int(np.argmax(out.m[0])))
-            else:
-                evals.append((out.scale.as_tuple(), [int(v) for v in np.asarray(out.m).ravel()]))
-    return Reference(ref_steps, evals, entries, program.macs)
-
-
-def compare(dev: DeviceOutput, ref: Reference, project: Project, *, steps: int, n_eval: int,
-            classifier: bool, limit: int = 20) -> list[str]:
-    """Every difference between the device output and the simulator (empty: bit-exact)."""
-    bad: list[str] = []
-    if not dev.complete:
-        bad.append("device output ends before END (the run stopped early)")
-    if len(dev.steps) != steps:
-        bad.append(f"device reported {len(dev.steps)} training steps, expected {steps}")
-    for i, (d, r) in enumerate(zip(dev.steps, ref.steps)):
-        status, loss, scale, preds = d
-        if status != 0:
-            bad.append(f"step {i}: device status {status}")
-        if loss != r[0] or scale != tuple(r[1]):
-            bad.append(f"step {i}: loss {loss} at {scale} on the device, {r[0]} at {tuple(r[1])} in the simulator")
-        if classifier and list(preds) != list(r[2]):
-            bad.append(f"step {i}: predictions {preds} on the device, {r[2]} in the simulator")
-    if len(dev.evals) != n_eval:
-        bad.append(f"device evaluated {len(dev.evals)} samples, expected {n_eval}")
-    for j, (d, r) in enumerate(zip(dev.evals, ref.evals)):
-        if d[0] != 0:
-            bad.append(f"evaluation {j}: device status {d[0]}")
-        got = d[1] if classifier else (d[1], d[2])
-        want = r if classifier else (tuple(r[0]), r[1])
-        if got != want:
-            bad.append(f"evaluation {j}: {got} on the device, {want} in the simulator")
-    for e in project.model.params:
-        rec = dev.params.get(e.index)
-        scale, data = ref.entries[e.index]
-        if rec is None:
-            bad.append(f"{e.name}: missing from the device output")
-            continue
-        if scale is not None and rec["scale"] != tuple(scale):
-            bad.append(f"{e.name}: scale {rec['scale']} on the device, {tuple(scale)} in the simulator")
-        dump = dev.dumps.get(e.index)
-        if dump is not None:
-            if dump != data:
-                a = np.frombuffer(dump, dtype=np.dtype(_DTYPE_NP[rec["dtype"]]).newbyteorder("<")) \
-                    if len(dump) == len(data) else None
-                b = np.frombuffer(data, dtype=np.dtype(_DTYPE_NP[rec["dtype"]]).newbyteorder("<"))
-                if a is None:
-                    bad.append(f"{e.name}: {len(dump)} bytes on the device, {len(data)} in the simulator")
-                else:
-                    diff = np.nonzero(a != b)[0]
-                    bad.append(f"{e.name}: {diff.size} of {b.size} values differ (first at {int(diff[0])}: "
-                               f"{int(a[diff[0]])} on the device, {int(b[diff[0]])} in the simulator)")
-        elif rec["fnv"] != fnv1a(data):
-            bad.append(f"{e.name}: checksum {rec['fnv']:#010x} on the device, {fnv1a(data):#010x} in the simulator")
-    return bad[:limit] + ([f"... {len(bad) - limit} more"] if len(bad) > limit else [])
 
 
 # -- sizes ------------------------------------------------------------------------------------------
@@ -323,7 +146,7 @@ def check_fit(project: Project, target, *, ram_bytes: int | None = None, stack_b
             f"{total - ram:,} B missing; see `tintin plan {spec} --update bias` for what fits")
 
 
-def run_on_target(model, targets, target: str, *, x_samples, y_samples, order, steps: int, work_dir,
+def run_on_target(model, target: str, *, x_samples, y_samples, order, steps: int, work_dir,
                   batch_size: int = 1, update: str | None = "full", optim=None, options=None, seed: int = 0,
                   eval_x=None, eval_y=None, epoch_starts: dict | None = None, opt: str = "-O2",
                   timeout_s=300.0, dump: bool = True, compare_results: bool = True,
@@ -335,16 +158,16 @@ def run_on_target(model, targets, target: str, *, x_samples, y_samples, order, s
     ``order[i*B:(i+1)*B]``. ``eval_x`` (and optionally ``eval_y`` for the accuracy) are evaluated
     one by one after training. ``profile`` adds a mark after every program step (per-kernel counts
     in ``report.profile``). Raises :class:`DoesNotFitError`, :class:`CodegenError`, and the
-    ``targets`` module's build / run / toolchain errors."""
-    tgt = targets.get_target(target)
-    ok, reason = targets.toolchain_status(target)
+    build / run / toolchain errors of :mod:`tintin.targets` (every one a ``TintinError``)."""
+    tgt = get_target(target)
+    ok, reason = toolchain_status(target)
     if not ok:
-        raise targets.ToolchainMissingError(reason)
+        raise ToolchainMissingError(reason)
     work = Path(work_dir)
     t0 = time.perf_counter()
     program, plan, eval_program = compile_for_codegen(model, update, batch_size, optim, options)
     project = generate_project(model, work / "project", program=program, plan=plan, eval_program=eval_program,
-                               target=target if target in targets.TARGETS else "host",
+                               target=target if target in MAKE_TARGETS else "host",
                                example=False)
     check_fit(project, tgt, stack_bytes=stack_bytes, model_spec=model_spec)
     n_eval = 0 if eval_x is None else len(eval_x)
@@ -365,20 +188,20 @@ def run_on_target(model, targets, target: str, *, x_samples, y_samples, order, s
     if sanitize:
         kwargs["sanitize"] = True
     try:
-        build = targets.build(target, sources, work / "build", include_dirs=[*project.include_dirs, ddir],
+        built = build(target, sources, work / "build", include_dirs=[*project.include_dirs, ddir],
                               opt=opt, name="train", extra_cflags=cflags, **kwargs)
-    except targets.BuildError as exc:
+    except BuildError as exc:
         if "memory overflow" in str(exc) or "will not fit" in str(exc) or "overflowed" in str(exc):
             spec = model_spec or program.model_name
             raise DoesNotFitError(f"{program.model_name} does not fit {target}: {exc}; see `tintin plan {spec}` "
                                   "(fewer trained layers, fewer embedded steps)") from exc
         raise
     build_s = time.perf_counter() - t0
-    softfloat = targets.check_no_softfloat(build) if tgt.family != "host" else []
-    arena = symbol_size(build.elf_path, "tt_arena", getattr(tgt, "nm", None))
+    softfloat = check_no_softfloat(built) if tgt.family != "host" else []
+    arena = symbol_size(built.elf_path, "tt_arena", getattr(tgt, "nm", None))
     t1 = time.perf_counter()
     run_kwargs = {"machine": machine} if machine else {}
-    res = targets.run(target, build, timeout_s=timeout_s, **run_kwargs)
+    res = run(target, built, timeout_s=timeout_s, **run_kwargs)
     run_s = time.perf_counter() - t1
     classifier = program.loss == "cross_entropy"
     dev = parse_output(res.stdout, classifier)
@@ -430,7 +253,7 @@ def run_on_target(model, targets, target: str, *, x_samples, y_samples, order, s
         steps=steps, eval_samples=n_eval, bit_exact=bit_exact, mismatches=mismatches, step_counts=step_counts,
         eval_counts=eval_counts, arena_bytes=arena, planned_arena_bytes=plan.arena_bytes,
         eval_arena_bytes=project.model.eval_layout.bytes if project.model.eval_layout.mode == "separate" else 0,
-        text_bytes=build.text_bytes, data_bytes=build.data_bytes, bss_bytes=build.bss_bytes,
+        text_bytes=built.text_bytes, data_bytes=built.data_bytes, bss_bytes=built.bss_bytes,
         stack_used_bytes=res.stack_used_bytes, softfloat_symbols=list(softfloat), macs_per_step=program.macs,
         device_eval_accuracy=acc_dev, simulator_eval_accuracy=acc_ref, profile=prof, build_seconds=build_s,
         run_seconds=run_s, reference_seconds=ref_s, losses=[s[1] for s in dev.steps],
@@ -446,3 +269,82 @@ def select_samples(x, y, order, steps: int, batch_size: int):
     used, inverse = np.unique(order, return_inverse=True)
     return np.asarray(x)[used], np.asarray(y)[used], inverse.astype(np.int64)
 
+
+
+def training_order(n: int, steps: int, batch_size: int, seed: int):
+    """``(order, epoch_starts)``: the trainer's seeded permutation per epoch
+    (:func:`tintin.train.epoch_order`), concatenated until ``steps`` full batches are covered, and
+    the step at which each epoch after the first starts."""
+    from tintin.train import epoch_order
+
+    need = steps * batch_size
+    epochs = max(1, -(-need // n))
+    order = np.concatenate(list(epoch_order(n, epochs, seed)))[:need]
+    starts = {}
+    for e in range(1, epochs):
+        step = (e * n) // batch_size
+        if step < steps:
+            starts[step] = e
+    return order, starts
+
+
+def _check_dataset(model, dataset) -> None:
+    if tuple(dataset.sample_shape) != tuple(model.input_shape):
+        raise TargetError(f"data set {dataset.name} has samples of shape {tuple(dataset.sample_shape)} but the model "
+                          f"expects {tuple(model.input_shape)}")
+    if model.loss == "cross_entropy" and model.output_shape_[0] != dataset.num_classes:
+        raise TargetError(f"data set {dataset.name} has {dataset.num_classes} classes but the model predicts "
+                          f"{model.output_shape_[0]}")
+    if model.input_exponent != dataset.input_exponent:
+        raise TargetError(f"data set {dataset.name} is quantised with scale 2^{dataset.input_exponent} but the model "
+                          f"takes inputs at 2^{model.input_exponent}")
+
+
+def run_model(model, dataset, *, target: str = "host", steps: int = 100, batch_size: int = 1,
+              update: str | None = "full", eval_samples: int = 100, optim=None, options=None, seed: int = 0,
+              work_dir=None, opt: str = "-O2", timeout_s: float = 600.0, profile: bool = False,
+              dump: bool = True) -> DeviceReport:
+    """Train ``model`` on ``target`` (``"host"``, ``"cortex-m0"``, ... see ``tintin devices``) and
+    compare every bit with the simulator.
+
+    The device trains ``steps`` steps of ``batch_size`` samples of ``dataset``'s training split in
+    the order :func:`tintin.train.fit` uses for ``seed``, with the ``update`` selection (``"full"``,
+    ``"bias"``, ``"last:K"``, ``"sparse:..."``), the optimiser ``optim``
+    (:class:`tintin.optim.OptimConfig`) and compile ``options``
+    (:class:`tintin.compile.CompileOptions`); it then evaluates the first ``eval_samples`` test
+    samples one by one. ``model`` itself is not changed. The project and build go to ``work_dir``
+    (a temporary directory, removed afterwards, when None).
+
+    Returns a :class:`DeviceReport`: ``bit_exact`` (every loss, prediction, evaluation and final
+    parameter byte equal to the simulator's), ``mismatches``, instructions (AVR: cycles) per step,
+    memory sizes and the device's accuracy. Raises :class:`TargetError` (a ``TintinError``) when
+    the data set does not fit the model, the toolchain is missing, the program does not fit the
+    target (:class:`DoesNotFitError`) or a build or run fails.
+
+    >>> from tintin import data
+    >>> from tintin.nn import build_model
+    >>> from tintin.targets import run_model
+    >>> ds = data.load("digits")
+    >>> model = build_model("mlp", ds.sample_shape, ds.num_classes, seed=0,
+    ...                     input_exponent=ds.input_exponent)
+    >>> report = run_model(model, ds, target="host", steps=3, eval_samples=5)
+    >>> report.bit_exact, report.steps, report.eval_samples
+    (True, 3, 5)
+    """
+    if steps < 1:
+        raise TargetError(f"steps must be at least 1, got {steps}")
+    if batch_size < 1:
+        raise TargetError(f"batch size must be at least 1, got {batch_size}")
+    if eval_samples < 0:
+        raise TargetError(f"eval_samples must be >= 0, got {eval_samples}")
+    _check_dataset(model, dataset)
+    order, starts = training_order(len(dataset.x_train), steps, batch_size, seed)
+    x, y, o = select_samples(dataset.x_train, dataset.y_train, order, steps, batch_size)
+    n_eval = min(eval_samples, len(dataset.x_test))
+    kwargs = dict(x_samples=x, y_samples=y, order=o, steps=steps, batch_size=batch_size, update=update, optim=optim,
+                  options=options, seed=seed, eval_x=dataset.x_test[:n_eval], eval_y=dataset.y_test[:n_eval],
+                  epoch_starts=starts, opt=opt, timeout_s=timeout_s, profile=profile, dump=dump)
+    if work_dir is not None:
+        return run_on_target(model, target, work_dir=work_dir, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="tintin-run-") as tmp:
+        return run_on_target(model, target, work_dir=tmp, **kwargs)

@@ -1,8 +1,8 @@
-"""Build and run the float reference on a target, with the same data and order as the integer run.
+"""Build and run the float32 reference of a training step (:mod:`tintin.codegen.float_ref`) on a
+target, with the same data and order as the integer run.
 
 :func:`run_reference_on_target` returns the instructions (or cycles) of every float training step,
-the program sizes and the soft-float helpers the binary calls (expected on cores without an FPU).
-``targets``: the :mod:`tintin.targets` module (or an object with the same functions)."""
+the program sizes and the soft-float helpers the binary calls (expected on cores without an FPU)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cgen import CodegenError
-from .emit import render_reference, render_reference_driver
+from tintin.codegen import RUNTIME_DIR
+from tintin.codegen.float_ref import render_reference, render_reference_driver
+from tintin.codegen.project import TARGET_CFLAGS
+from tintin.targets.build import build, check_no_softfloat
+from tintin.targets.errors import BuildError, DeviceRunError, ToolchainMissingError
+from tintin.targets.registry import get_target
+from tintin.targets.run import run
+from tintin.targets.toolchain import toolchain_status
 
 
 @dataclass
@@ -48,22 +54,22 @@ class ReferenceReport:
 
 def effective_lr(optim) -> float:
     """The learning rate the integer optimiser applies at epoch 0 (``IntegerSGD.effective_lr``)."""
-    from ...numerics import Scale, ScaleMode
-    from ...optim import OptimConfig
+    from tintin.numerics import Scale, ScaleMode
+    from tintin.optim import OptimConfig
 
     optim = optim or OptimConfig()
     return Scale.nearest(optim.lr_at(0), ScaleMode.COMPOUND).to_float()
 
 
-def run_reference_on_target(model, targets, target: str, *, x_samples, y_samples, order, steps: int, work_dir,
+def run_reference_on_target(model, target: str, *, x_samples, y_samples, order, steps: int, work_dir,
                             batch_size: int = 1, update: str | None = "full", optim=None, opt: str = "-O2",
                             timeout_s: float = 600.0, target_exponent: int = 0) -> ReferenceReport:
     """Build the reference for ``target`` (use ``cortex-m4f`` for the FPU), run ``steps`` steps."""
-    from ...compile.selection import model_selection, parse_update
+    from tintin.compile.selection import model_selection, parse_update
 
-    ok, reason = targets.toolchain_status(target)
+    ok, reason = toolchain_status(target)
     if not ok:
-        raise targets.ToolchainMissingError(reason)
+        raise ToolchainMissingError(reason)
     trained = model_selection(model) if update is None else parse_update(update).resolve(model)
     t0 = time.perf_counter()
     src = render_reference(model, batch_size=batch_size, trained=trained, lr=effective_lr(optim))
@@ -76,30 +82,26 @@ def run_reference_on_target(model, targets, target: str, *, x_samples, y_samples
     pdir.mkdir(parents=True, exist_ok=True)
     for name, text in {**src.files, **drv}.items():
         (pdir / name).write_text(text)
-    from .. import RUNTIME_DIR
-
     srcs = [pdir / "tt_ref_model.c", pdir / "tt_ref_driver.c", pdir / "tt_ref_data.c"]
-    from ..project import TARGET_CFLAGS
-
     flags = list(TARGET_CFLAGS.get(target, ()))
     fits = True
     try:
-        build = targets.build(target, srcs, work / "reference-build", include_dirs=[pdir, RUNTIME_DIR], opt=opt,
+        built = build(target, srcs, work / "reference-build", include_dirs=[pdir, RUNTIME_DIR], opt=opt,
                               name="reference", extra_cflags=flags)
-    except targets.BuildError as exc:
+    except BuildError as exc:
         if "memory overflow" not in str(exc) or target != "cortex-m0":
             raise
         # the float model does not fit the target's SRAM (RP2040 class: 264 KB); count its
         # instructions anyway, linked for the 4 MB of the emulated mps2-an385 board
         fits = False
-        build = targets.build(target, srcs, work / "reference-build", include_dirs=[pdir, RUNTIME_DIR], opt=opt,
+        built = build(target, srcs, work / "reference-build", include_dirs=[pdir, RUNTIME_DIR], opt=opt,
                               name="reference", ram_bytes=4 * 1024 * 1024, flash_bytes=4 * 1024 * 1024,
                               extra_cflags=flags)
     build_s = time.perf_counter() - t0
-    tgt = targets.get_target(target)
-    soft = targets.check_no_softfloat(build) if tgt.family != "host" else []
+    tgt = get_target(target)
+    soft = check_no_softfloat(built) if tgt.family != "host" else []
     t1 = time.perf_counter()
-    res = targets.run(target, build, timeout_s=timeout_s)
+    res = run(target, built, timeout_s=timeout_s)
     run_s = time.perf_counter() - t1
     losses, preds, checksum, done = [], [], None, False
     for line in res.stdout.splitlines():
@@ -112,10 +114,10 @@ def run_reference_on_target(model, targets, target: str, *, x_samples, y_samples
         elif f and f[0] == "END":
             done = True
     if not done or len(losses) != steps:
-        raise CodegenError(f"{target}: the reference run stopped after {len(losses)} of {steps} steps")
+        raise DeviceRunError(f"{target}: the reference run stopped after {len(losses)} of {steps} steps")
     counts = list(res.counts)
     step_counts = [counts[2 * i] for i in range(steps) if 2 * i < len(counts)]
     return ReferenceReport(target=target, machine=res.machine, count_unit=res.count_unit, steps=steps,
-                           step_counts=step_counts, text_bytes=build.text_bytes, data_bytes=build.data_bytes,
-                           bss_bytes=build.bss_bytes, softfloat_symbols=list(soft), losses=losses, predictions=preds,
+                           step_counts=step_counts, text_bytes=built.text_bytes, data_bytes=built.data_bytes,
+                           bss_bytes=built.bss_bytes, softfloat_symbols=list(soft), losses=losses, predictions=preds,
                            checksum=checksum, fits_target_ram=fits, build_seconds=build_s, run_seconds=run_s)

@@ -1,0 +1,38 @@
+"""The ``>>>`` examples in the docstrings of the public functions a user calls run and pass."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "tintin.data.registry",      # load
+    "tintin.data.quantize",      # quantize_inputs
+    "tintin.train.loop",         # fit
+    "tintin.train.step",         # train_step, evaluate
+    "tintin.compile.compiler",   # compile_program
+    "tintin.codegen.project",    # generate_project
+    "tintin.targets.ondevice",   # run_model
+    "tintin.checks.layers",      # check_layer
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if name == "tintin.targets.ondevice":
+        from tintin.targets import toolchain_status
+        ok, reason = toolchain_status("host")
+        if not ok:
+            pytest.skip(reason)
+    module = importlib.import_module(name)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(module) if t.examples]
+    assert tests, f"{name} has no >>> examples"
+    for test in tests:
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
