@@ -37,7 +37,7 @@ toolchains:
 	else echo "toolchains: missing$$missing (not root: emulator tests and full Fashion-MNIST will be skipped)"; fi
 
 demo: $(STAMP)
-	$(VENV)/bin/tintin train --dataset digits --model mlp --epochs 30 --batch-size 32 --seed 0 --compare-float --out runs/demo
+	$(VENV)/bin/tintin train --dataset digits --model mlp --epochs 30 --batch-size 32 --seed 0 --compare-float --out runs/demo --force
 
 test: $(STAMP) toolchains
 	$(PY) -m pytest -n $(JOBS) --timeout 900 -q

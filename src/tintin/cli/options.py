@@ -29,6 +29,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
+import tempfile
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -270,8 +272,6 @@ def resolve_device(name: str | None):
 def check_writable_dir(path: Path, what: str = "--out") -> None:
     """Refuse, before any work, an output directory that cannot be created or written: its nearest
     existing ancestor must be a directory in which a file can be created (probed, then removed)."""
-    import tempfile
-
     path = Path(path)
     probe = path
     while not probe.exists() and probe.parent != probe:
@@ -283,7 +283,5 @@ def check_writable_dir(path: Path, what: str = "--out") -> None:
     except OSError as exc:
         reason = (exc.strerror or "not writable").lower()
         raise CliError(f"{what} {path}: cannot write in {probe} ({reason})") from None
-    import os
-
     os.close(fd)
     os.unlink(name)
