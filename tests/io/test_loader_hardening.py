@@ -1,7 +1,6 @@
 """The model loader against hostile and corrupt files: only ModelFileError escapes, nothing is
 allocated before the file proves it holds the data, and every file that loads can train."""
 
-import json
 import time
 import tracemalloc
 
