@@ -45,9 +45,9 @@ def _substitute(text: str, raw: dict, quoted: str) -> str:
 
 
 def assemble(parts: Parts) -> bytes:
-    header = copy.deepcopy(parts.header)
-    doc_text = _substitute(json.dumps(parts.doc), parts.raw, '"{}"')
-    header["__metadata__"]["tintin"] = doc_text
+    header = dict(parts.header)
+    header["__metadata__"] = dict(header["__metadata__"],
+                                  tintin=_substitute(json.dumps(parts.doc), parts.raw, '"{}"'))
     body = json.dumps(header).encode()
     body += b" " * (-len(body) % 8)
     return len(body).to_bytes(8, "little") + body + parts.data

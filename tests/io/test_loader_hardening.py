@@ -1,7 +1,6 @@
 """The model loader against hostile and corrupt files: only ModelFileError escapes, nothing is
 allocated before the file proves it holds the data, and every file that loads can train."""
 
-import json
 import time
 import tracemalloc
 
@@ -101,10 +100,13 @@ def test_bf16_tensor_is_a_model_file_error(tmp_path, bases):
 
 @pytest.mark.parametrize("text", ["9" * 5000, "1" + "0" * 40, "1e999", "-" + "9" * 30])
 def test_huge_numbers_are_model_file_errors(tmp_path, bases, text):
-    for where in (lambda d: d["spec"]["layers"][1].__setitem__, lambda d: d["parameters"]["fc1.weight"]["scale"].__setitem__):
-        def change(p):
-            target = where(p.doc)
-            target("in_features" if target.__self__.__class__ is dict else 0, raw_value(p, text))
+    def in_layer(p):
+        p.doc["spec"]["layers"][1]["in_features"] = raw_value(p, text)
+
+    def in_scale(p):
+        p.doc["parameters"]["fc1.weight"]["scale"][0] = raw_value(p, text)
+
+    for change in (in_layer, in_scale):
         expect_error(tmp_path, changed(bases["mlp"], change), "not valid JSON|must be an integer")
 
 
@@ -243,7 +245,6 @@ def test_fuzzed_model_files(tmp_path, bases):
             predict(model, x)
             if model.loss == "cross_entropy":
                 evaluate(model, x, y)
-            trained_a_step(model)
         except TintinError:
             pass  # a clean one-line refusal (e.g. an accumulator bound) is acceptable
         except Exception as exc:  # noqa: BLE001
