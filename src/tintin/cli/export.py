@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .app import CliError
-from .common import out_console, print_json
+from .common import InputExponentOption, LabelColumnOption, SeriesLengthOption, out_console, print_json
 
 
 def optim_config(lr: float, rule: str, mu: int, rounding: str, momentum_shift: int):
@@ -47,8 +47,9 @@ def export_command(
                                "checks that the arena fits its RAM (host, cortex-m0, cortex-m3, cortex-m4, "
                                "cortex-m4f, atmega328p)"),
     out: Path = typer.Option(..., "--out", "-o", help="project directory (created)"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="zoo models: data set giving the input "
-                                          "shape and classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="zoo models: data set or .csv/.npz/.ts "
+                                          "file giving the input shape and classes (default per model: mlp -> "
+                                          "digits, lenet5 -> mnist5k)"),
     update: str = typer.Option("full", "--update", "-u", help="full | bias | none | last:K | sparse:LAYER\\[a:b],..."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", help="samples per training step"),
     lr: float = typer.Option(0.05, "--lr", help="learning rate (aligned rule; an integer scale on the device; "
@@ -63,6 +64,9 @@ def export_command(
     weight_bits: int = typer.Option(8, "--weight-bits", help="zoo models: 8 or 16"),
     seed: int = typer.Option(0, "--seed", help="zoo models: initialisation seed"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    label_column: LabelColumnOption = None,
+    input_exponent: InputExponentOption = None,
+    series_length: SeriesLengthOption = None,
 ):
     """Write the C99 training project of MODEL (sources, runtime, Makefile, README) into --out."""
     from ..codegen import CodegenError, generate_project
@@ -73,7 +77,9 @@ def export_command(
     if batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {batch_size}")
     tgt = resolve_target(target)
-    model, source = _load_model(model_spec, dataset, None, None, scale_mode, weight_bits, seed)
+    model, source = _load_model(model_spec, dataset, None, None, scale_mode, weight_bits, seed,
+                                dict(label_column=label_column, input_exponent=input_exponent,
+                                     series_length=series_length))
     optim = optim_config(lr, rule, mu, rounding, momentum_shift)
     options = compile_options(grad_tile, acc_budget)
     try:

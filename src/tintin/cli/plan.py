@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from .app import CliError
-from .common import out_console, print_json
+from .common import InputExponentOption, LabelColumnOption, SeriesLengthOption, out_console, print_json
 
 #: data set whose sample shape a zoo model is planned for when neither --dataset nor --input-shape
 DEFAULT_DATASET = {"mlp": "digits", "lenet5": "mnist5k", "dscnn": "mnist5k", "rescnn": "mnist5k",
@@ -26,9 +26,12 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def _load_model(spec: str, dataset: str | None, input_shape: str | None, classes: int | None, scale_mode: str,
-                weight_bits: int, seed: int):
-    """A model file path, or a zoo model built for a data set's (or the given) sample shape."""
+def _load_model(spec: str, dataset, input_shape: str | None, classes: int | None, scale_mode: str,
+                weight_bits: int, seed: int, data_options: dict | None = None):
+    """A model file path, or a zoo model built for a data set's (or the given) sample shape.
+
+    ``dataset``: a loaded :class:`tintin.data.Dataset`, a built-in name or data file (loaded with
+    ``data_options``), or ``None`` (the zoo model's default data set)."""
     from ..nn import QuantConfig, UnknownModelError, build_model, model_names
     from ..nn.module import ShapeError
 
@@ -44,10 +47,12 @@ def _load_model(spec: str, dataset: str | None, input_shape: str | None, classes
     if input_shape is not None:
         shape, num_classes, exponent, source = parse_shape(input_shape), classes or 10, -7, "--input-shape"
     else:
+        from ..data import Dataset
         from .common import load_dataset
 
-        name = dataset or DEFAULT_DATASET.get(spec, "digits")
-        ds = load_dataset(name)
+        ds = dataset if isinstance(dataset, Dataset) else \
+            load_dataset(dataset or DEFAULT_DATASET.get(spec, "digits"), **(data_options or {}))
+        name = ds.name
         shape, num_classes, exponent = tuple(ds.sample_shape), classes or ds.num_classes, ds.input_exponent
         source = f"data set {name}"
     try:
@@ -79,7 +84,8 @@ def plan_command(
     update: str = typer.Option("full", "--update", "-u", help="full | bias | none | last:K | sparse:LAYER[a:b],... ('+' unites)"),
     batch_size: int = typer.Option(1, "--batch-size", "-b", help="samples per training step"),
     planner: str = typer.Option("greedy", "--planner", help="naive | greedy"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="data set giving a zoo model's input shape"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="data set or .csv/.npz/.ts file giving a "
+                                          "zoo model's input shape and classes"),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="per-sample input shape, e.g. 1,28,28"),
     classes: Optional[int] = typer.Option(None, "--classes", help="number of classes (default: the data set's, or 10)"),
     grad_tile: Optional[int] = typer.Option(1024, "--grad-tile", help="weight-gradient tile budget in bytes (0: whole gradients)"),
@@ -95,6 +101,9 @@ def plan_command(
     suggest: bool = typer.Option(True, "--suggest/--no-suggest", help="search fitting choices when it does not fit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG of the arena over the schedule"),
+    label_column: LabelColumnOption = None,
+    input_exponent: InputExponentOption = None,
+    series_length: SeriesLengthOption = None,
 ):
     """Memory plan, device fit and cost estimate of one training step of MODEL."""
     from ..compile import CompileError, CompileOptions, PlanError, UpdateSelectionError
@@ -108,7 +117,9 @@ def plan_command(
     if grad_tile is not None and grad_tile < 0:
         raise CliError(f"--grad-tile must be >= 0, got {grad_tile}")
     profile = _load_device(device)
-    model, source = _load_model(model_spec, dataset, input_shape, classes, scale_mode, weight_bits, seed)
+    model, source = _load_model(model_spec, dataset, input_shape, classes, scale_mode, weight_bits, seed,
+                                dict(label_column=label_column, input_exponent=input_exponent,
+                                     series_length=series_length))
     try:
         optim = OptimConfig(rule=rule, momentum_shift=momentum_shift)
         options = CompileOptions(grad_tile_bytes=grad_tile or None, accumulator_budget=acc_budget)

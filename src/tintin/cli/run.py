@@ -11,7 +11,9 @@ from typing import Optional
 import typer
 
 from .app import CliError
-from .common import check_dataset_fits_model, err_console, load_dataset, out_console, print_json
+from .common import (InputExponentOption, LabelColumnOption, SeriesLengthOption, SplitSeedOption,
+                     TestFractionOption, check_dataset_fits_model, err_console, load_dataset, out_console,
+                     print_json)
 from .export import compile_options, optim_config, resolve_target
 
 
@@ -40,7 +42,8 @@ def _details(exc) -> str:
 
 def run_command(
     model_spec: str = typer.Argument(..., metavar="MODEL_OR_ZOO_NAME", help="model file or zoo model name"),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="data set (see `tintin datasets`)"),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="data set (see `tintin datasets`) or a .csv, .npz "
+                                "or .ts file"),
     target: str = typer.Option(..., "--target", "-t", help="host | cortex-m0 | cortex-m3 | cortex-m4 | cortex-m4f | "
                                "atmega328p"),
     steps: int = typer.Option(100, "--steps", "-n", help="training steps on the device"),
@@ -67,6 +70,11 @@ def run_command(
                               "(compared byte by byte), or only a checksum per parameter"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="keep the project and build here"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="print tool output on errors"),
+    label_column: LabelColumnOption = None,
+    input_exponent: InputExponentOption = None,
+    test_fraction: TestFractionOption = None,
+    split_seed: SplitSeedOption = None,
+    series_length: SeriesLengthOption = None,
 ):
     """Train MODEL on an emulated microcontroller and prove it bit-exact against the simulator.
 
@@ -92,8 +100,8 @@ def run_command(
     ok, reason = targets_api.toolchain_status(tgt.name)
     if not ok:
         raise CliError(reason if "make toolchains" in reason else f"{reason} (install with `make toolchains`)")
-    ds = load_dataset(dataset)
-    model, source = _load_model(model_spec, dataset, None, None, scale_mode, weight_bits, seed)
+    ds = load_dataset(dataset, label_column, input_exponent, test_fraction, split_seed, series_length)
+    model, source = _load_model(model_spec, ds, None, None, scale_mode, weight_bits, seed)
     check_dataset_fits_model(model, ds)
     optim = optim_config(lr, rule, mu, rounding, momentum_shift)
     options = compile_options(grad_tile, acc_budget)
@@ -105,7 +113,7 @@ def run_command(
     # progress only on a terminal: in a pipe an error stays one line
     progress = err_console if not as_json and err_console.is_terminal else None
     if progress is not None:
-        progress.print(f"building {model.name} for {tgt.name}, {steps} steps of batch {batch_size} on {dataset} ...")
+        progress.print(f"building {model.name} for {tgt.name}, {steps} steps of batch {batch_size} on {ds.name} ...")
     report = ref = None
     try:
         report = run_on_target(model, targets_api, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from .app import CliError
-from .common import load_dataset, out_console, print_json
+from .common import (InputExponentOption, LabelColumnOption, SeriesLengthOption, SplitSeedOption,
+                     TestFractionOption, load_dataset, out_console, print_json)
 
 
 def parse_schedule(text: str | None, kind=float) -> tuple:
@@ -43,7 +44,8 @@ def update_backend(name: str):
 
 
 def train_command(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="data set name (see `tintin datasets`)"),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="data set name (see `tintin datasets`) or a .csv, "
+                                ".npz or .ts file (docs/own-data.md)"),
     model: str = typer.Option("mlp", "--model", "-m", help="zoo model name"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
@@ -67,6 +69,11 @@ def train_command(
     backend: str = typer.Option("numpy", "--backend", help="weight-update backend: numpy | c (the C "
                                 "runtime's update through ctypes: the same bits) | auto (c when a C compiler works)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    label_column: LabelColumnOption = None,
+    input_exponent: InputExponentOption = None,
+    test_fraction: TestFractionOption = None,
+    split_seed: SplitSeedOption = None,
+    series_length: SeriesLengthOption = None,
 ):
     """Train a zoo model with integer-only arithmetic on DATASET and save it."""
     from ..nn import QuantConfig, UnknownModelError, build_model
@@ -104,7 +111,7 @@ def train_command(
             _torch()
         except MissingExtraError as exc:
             raise CliError(str(exc)) from None
-    ds = load_dataset(dataset)
+    ds = load_dataset(dataset, label_column, input_exponent, test_fraction, split_seed, series_length)
     try:
         net = build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
     except (UnknownModelError, ShapeError, AccumulatorBoundError) as exc:
@@ -121,11 +128,14 @@ def train_command(
     except AccumulatorBoundError as exc:
         raise CliError(str(exc)) from None
 
-    out = out or Path("runs") / f"{dataset}-{model}-s{seed}"
+    out = out or Path("runs") / f"{ds.name}-{model}-s{seed}"
     from ..io import save_model
     info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.final_test_accuracy,
             "float_test_accuracy": float_result.test_accuracy if float_result else None,
             "synthetic_data": ds.synthetic, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if "channel_mean" in ds.extras:  # the mapping a device applies to live inputs: q = (x - mean) / std * 2^5
+        info["input_channel_mean"] = ds.extras["channel_mean"].tolist()
+        info["input_channel_std"] = ds.extras["channel_std"].tolist()
     model_path = save_model(net, out / "model.safetensors", info=info)
     import json as _json
     from ..io.model_file import atomic_write_bytes
@@ -150,7 +160,7 @@ def train_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{model} on {dataset}{' (SYNTHETIC data)' if ds.synthetic else ''}: "
+    table = Table(title=f"{model} on {ds.name}{' (SYNTHETIC data)' if ds.synthetic else ''}: "
                         f"{epochs} epochs, batch {batch_size}, seed {seed}")
     table.add_column("training")
     table.add_column("test accuracy", justify="right")
