@@ -298,9 +298,9 @@ def parse_csv(text: str, where: str = "<text>", label_column: str | int | None =
     * Lines starting with ``#`` are comments (kept in :attr:`CsvTable.comments`); blank lines are
       skipped. Fields may be quoted; surrounding spaces are ignored.
     * Delimiter: the first of ``,`` ``;`` and tab that occurs in the first row.
-    * Header: the first row is a header when one of its fields is not a number while the same
-      column of the second row is a number (or it is the only row). A header whose every name is a
-      number is therefore read as data.
+    * Header: the first row is a header when one of its fields is text (not empty, not a number)
+      while the same column of the second row is a number (or it is the only row). A header whose
+      every name is a number is therefore read as data.
     * ``label_column``: a column name (needs a header) or an index (``-1`` = last, the default);
       a name wins over an index when a header has a column named e.g. ``"3"``.
     * Every row must have as many fields as the first (:class:`RaggedDataError`), every feature must
@@ -334,7 +334,7 @@ def parse_csv(text: str, where: str = "<text>", label_column: str | int | None =
         if len(fields) != width:
             raise RaggedDataError(f"{where}:{lineno}: {len(fields)} fields, but the first row has {width}")
     first = rows[0]
-    has_header = any(not _is_number(f) and (len(rows) < 2 or _is_number(rows[1][j]))
+    has_header = any(f != "" and not _is_number(f) and (len(rows) < 2 or _is_number(rows[1][j]))
                      for j, f in enumerate(first))
     header = first if has_header else None
     data, numbers = (rows[1:], [n for n, _ in lines[1:]]) if has_header else (rows, [n for n, _ in lines])
