@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_cli import one_line_error
 from tintin.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "vibration" / "vibration_features.csv"
@@ -17,14 +18,6 @@ def run(capsys, *args):
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def one_line_error(code, out, err) -> str:
-    assert code != 0
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:") and "Traceback" not in err
-    return lines[0]
 
 
 def blobs(n_per_class=30, classes=3, width=6, seed=0):

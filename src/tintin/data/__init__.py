@@ -13,6 +13,7 @@ All inputs are int8 mantissas in [-127, 127] with one power-of-two scale per dat
 :mod:`tintin.data.quantize` and ``docs/datasets.md``.
 """
 
+from . import errors
 from .arrays import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, dataset_from_arrays
 from .dataset import Dataset
 from .errors import (CorruptDataError, DataError, DataFileNotFoundError, DatasetUnavailableError, EmptyDataError,
@@ -37,17 +38,5 @@ __all__ = [
     "quantize_inputs",
     "dequantize",
     "quantize_sensor",
-    "DataError",
-    "UnknownDatasetError",
-    "DatasetUnavailableError",
-    "CorruptDataError",
-    "DataFileNotFoundError",
-    "UnsupportedFileError",
-    "EmptyDataError",
-    "NonFiniteValueError",
-    "LabelError",
-    "RaggedDataError",
-    "LabelColumnError",
-    "SplitError",
-    "SampleShapeError",
+    *errors.__all__,
 ]

@@ -28,7 +28,7 @@ from .arrays import dataset_from_arrays
 from .dataset import Dataset
 from .errors import (DataError, DataFileNotFoundError, LabelError, SampleShapeError, UnknownDatasetError,
                      UnsupportedFileError)
-from .readers import read_csv, read_npz, read_ts
+from .readers import read_csv, read_npz, read_ts, read_ts_pair
 from .registry import load, names
 
 __all__ = ["FILE_SUFFIXES", "is_data_file", "load_file", "resolve_dataset", "check_sample_shape"]
@@ -90,27 +90,17 @@ def _csv(path: Path, label_column: str | int | None, options: dict[str, Any]) ->
 
 
 def _ts(path: Path, series_length: int | str | None, options: dict[str, Any]) -> Dataset:
-    train = read_ts(path, series_length)
-    description = train.header.get("problemname")
-    stem = path.name[: -len(".ts")] if path.name.lower().endswith(".ts") else path.stem
+    stem = path.name[: -len(".ts")]
     test_path = path.with_name(stem[: -len("TRAIN")] + ("TEST" if stem.endswith("TRAIN") else "test") + ".ts") \
         if stem.upper().endswith("_TRAIN") else None
     if test_path is None or not test_path.is_file():
-        return dataset_from_arrays(train.x, train.y, class_names=train.class_names, description=description,
-                                   **options)
-    if series_length is None:
-        test = read_ts(test_path)
-    else:  # the test series take the training series' length
-        test = read_ts(test_path, train.x.shape[2])
-    if test.class_names != train.class_names:
-        raise LabelError(f"{test_path}: class names {list(test.class_names)} differ from the training file's "
-                         f"{list(train.class_names)}")
-    if test.x.shape[1:] != train.x.shape[1:]:
-        raise DataError(f"{test_path}: series shape {test.x.shape[1:]} differs from the training file's "
-                        f"{train.x.shape[1:]}")
+        train = read_ts(path, series_length)
+        return dataset_from_arrays(train.x, train.y, class_names=train.class_names,
+                                   description=train.header.get("problemname"), **options)
+    train, test = read_ts_pair(path, test_path, series_length)
     options = {**options, "source": f"{options['source']} + {test_path}"}
     return dataset_from_arrays(train.x, train.y, test.x, test.y, class_names=train.class_names,
-                               description=description, **options)
+                               description=train.header.get("problemname"), **options)
 
 
 def load_file(path: str | os.PathLike[str], *, label_column: str | int | None = None,

@@ -23,7 +23,7 @@ import numpy as np
 from .errors import (CorruptDataError, EmptyDataError, LabelColumnError, LabelError,
                      NonFiniteValueError, RaggedDataError)
 
-__all__ = ["read_idx", "read_idx_bytes", "TsData", "read_ts", "parse_ts", "fit_series_length",
+__all__ = ["read_idx", "read_idx_bytes", "TsData", "read_ts", "read_ts_pair", "parse_ts", "fit_series_length",
            "CsvTable", "parse_csv", "read_csv", "read_npz"]
 
 # IDX type codes -> big-endian numpy dtypes (http://yann.lecun.com/exdb/mnist/ "file formats").
@@ -207,6 +207,24 @@ def read_ts(path: str | os.PathLike[str], series_length: int | str | None = None
     """Read a ``.ts`` file (UTF-8 text; see :func:`parse_ts`)."""
     p = Path(path)
     return parse_ts(_read_text(p), str(p), series_length)
+
+
+def read_ts_pair(train_path: str | os.PathLike[str], test_path: str | os.PathLike[str],
+                 series_length: int | str | None = None) -> tuple[TsData, TsData]:
+    """A training and a test ``.ts`` file that must agree on class names and series shape.
+
+    With ``series_length``, the training series are brought to it (see :func:`parse_ts`) and the
+    test series to the resulting training length.
+    """
+    train = read_ts(train_path, series_length)
+    test = read_ts(test_path, None if series_length is None else train.x.shape[2])
+    if train.class_names != test.class_names:
+        raise LabelError(f"{test_path}: class names {list(test.class_names)} differ from the training "
+                         f"file's {list(train.class_names)}")
+    if train.x.shape[1:] != test.x.shape[1:]:
+        raise CorruptDataError(f"{test_path}: series shape {test.x.shape[1:]} differs from the training "
+                               f"file's {train.x.shape[1:]}")
+    return train, test
 
 
 def _read_text(p: Path) -> str:
