@@ -312,3 +312,37 @@ def test_check_sample_shape(tmp_path):
     with pytest.raises(SampleShapeError) as exc:
         check_sample_shape(ds, (64,), "mlp")
     assert "(4,) but mlp expects (64,) (4 features per sample, 64 expected)" in one_line(exc)
+
+
+def test_npz_member_claiming_a_huge_shape_is_refused_before_loading(tmp_path):
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (10**12, 4)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("x_train.npy", header.getvalue() + b"\0" * 64)
+        buf = io.BytesIO()
+        np.save(buf, np.arange(4))
+        archive.writestr("y_train.npy", buf.getvalue())
+    with pytest.raises(CorruptDataError) as exc:
+        resolve_dataset(str(tmp_path / "huge.npz"))
+    assert "declares shape (1000000000000, 4)" in one_line(exc)
+
+
+def test_quoted_csv_fields(tmp_path):
+    x, y = features()
+    names = np.array(['"slow, steady"', '"fast"', '"stop"'])[y]
+    path = tmp_path / "q.csv"
+    path.write_text('"a","b","c","d","state"\n' + "".join(
+        ",".join([*(f'"{v}"' for v in row), lab]) + "\n" for row, lab in zip(x, names)))
+    ds = resolve_dataset(str(path))
+    assert ds.class_names == ("fast", "slow, steady", "stop") and ds.sample_shape == (4,)
+    same = Dataset.from_arrays(x, np.array(["slow, steady", "fast", "stop"])[y], name="q")
+    assert np.array_equal(ds.x_train, same.x_train) and np.array_equal(ds.y_train, same.y_train)
+
+
+def test_from_arrays_with_ragged_samples():
+    with pytest.raises(RaggedDataError):
+        Dataset.from_arrays([[1.0, 2.0], [3.0]], [0, 1])

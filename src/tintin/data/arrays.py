@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .dataset import Dataset
-from .errors import DataError, EmptyDataError, LabelError, NonFiniteValueError, SplitError
+from .errors import DataError, EmptyDataError, LabelError, NonFiniteValueError, RaggedDataError, SplitError
 from .quantize import EXPONENT_MAX, EXPONENT_MIN, INT8_LIMIT, quantize_sensor
 from .split import stratified_split
 
@@ -44,7 +44,10 @@ MAX_CLASSES = 4096
 
 
 def _features(x: Any, what: str, where: str) -> np.ndarray:
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except ValueError:  # nested sequences of different lengths
+        raise RaggedDataError(f"{where}: {what} has samples of different shapes") from None
     if arr.dtype == object or arr.dtype.kind in "USVMmc":
         raise DataError(f"{where}: {what} must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim < 2:

@@ -337,13 +337,16 @@ def parse_csv(text: str, where: str = "<text>", label_column: str | int | None =
     if not lines:
         raise EmptyDataError(f"{where}: no data rows")
     delimiter = _delimiter(lines[0][1])
-    try:
-        rows = [[f.strip() for f in fields]
-                for fields in csv.reader((raw for _, raw in lines), delimiter=delimiter, strict=True)]
-    except csv.Error as exc:
-        raise CorruptDataError(f"{where}: malformed CSV: {exc}") from None
-    if len(rows) != len(lines):
-        raise CorruptDataError(f"{where}: a quoted field spans several lines")
+    quoted = any('"' in raw for _, raw in lines)
+    if quoted:
+        try:
+            rows = list(csv.reader((raw for _, raw in lines), delimiter=delimiter, strict=True))
+        except csv.Error as exc:
+            raise CorruptDataError(f"{where}: malformed CSV: {exc}") from None
+        if len(rows) != len(lines):
+            raise CorruptDataError(f"{where}: a quoted field spans several lines")
+    else:  # no quoting: a plain split is ten times faster
+        rows = [raw.split(delimiter) for _, raw in lines]
     width = len(rows[0])
     if width < 2:
         raise LabelColumnError(f"{where}: the first row has {width} column; a CSV needs feature columns "
@@ -351,31 +354,35 @@ def parse_csv(text: str, where: str = "<text>", label_column: str | int | None =
     for (lineno, _), fields in zip(lines, rows):
         if len(fields) != width:
             raise RaggedDataError(f"{where}:{lineno}: {len(fields)} fields, but the first row has {width}")
-    first = rows[0]
-    has_header = any(f != "" and not _is_number(f) and (len(rows) < 2 or _is_number(rows[1][j]))
+    first = [f.strip() for f in rows[0]]
+    second = [f.strip() for f in rows[1]] if len(rows) > 1 else None
+    has_header = any(f != "" and not _is_number(f) and (second is None or _is_number(second[j]))
                      for j, f in enumerate(first))
     header = first if has_header else None
     data, numbers = (rows[1:], [n for n, _ in lines[1:]]) if has_header else (rows, [n for n, _ in lines])
     label = _label_index(label_column, header, width, where)
     if not data:
         raise EmptyDataError(f"{where}: no data rows after the header")
-    table = np.array(data, dtype=str)
-    labels = table[:, label]
-    text_features = np.delete(table, label, axis=1)
+    labels = np.array([r[label].strip() for r in data], dtype=str)
     feature_names = tuple(f for j, f in enumerate(header) if j != label) if header else None
     try:
-        features = text_features.astype(np.float64)
+        if quoted:
+            features = np.array([list(map(float, r[:label] + r[label + 1:])) for r in data], dtype=np.float64)
+        else:  # numpy's C parser
+            features = np.loadtxt([raw for _, raw in lines[len(lines) - len(data):]], delimiter=delimiter,
+                                  usecols=[j for j in range(width) if j != label], dtype=np.float64,
+                                  comments=None, ndmin=2)
     except ValueError:
         features = None
     if features is None or not np.all(np.isfinite(features)):
-        _locate_bad_value(text_features, numbers, feature_names, where)
+        _locate_bad_value([r[:label] + r[label + 1:] for r in data], numbers, feature_names, where)
     label_name = header[label] if header else str(label)
     return CsvTable(features, labels, feature_names, label_name, tuple(comments))
 
 
-def _locate_bad_value(fields: np.ndarray, line_numbers: list[int], names, where: str) -> None:
+def _locate_bad_value(fields: list[list[str]], line_numbers: list[int], names, where: str) -> None:
     for i, row in enumerate(fields):
-        for j, value in enumerate(row.tolist()):
+        for j, value in enumerate(f.strip() for f in row):
             column = f"column {names[j]!r}" if names else f"feature {j}"
             if value == "":
                 raise CorruptDataError(f"{where}:{line_numbers[i]}: {column} is empty (missing values "
@@ -397,6 +404,34 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
 
 
 # --------------------------------------------------------------------------------------- npz
+def _check_npz_members(p: Path) -> None:
+    """Refuse, before anything is loaded, members that declare more data than they hold (a few
+    bytes claiming a huge shape would otherwise make numpy allocate it) and object arrays."""
+    try:
+        with zipfile.ZipFile(p) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member)
+                    header_bytes = member.tell()
+                key = info.filename[: -len(".npy")]
+                if dtype.hasobject:
+                    raise CorruptDataError(f"{p}: array {key!r} holds pickled Python objects, which are "
+                                           f"refused; store plain numeric or string arrays")
+                need = math.prod(shape) * dtype.itemsize
+                if info.file_size - header_bytes < need:
+                    raise CorruptDataError(f"{p}: array {key!r} declares shape {shape} ({need} bytes) but "
+                                           f"holds {info.file_size - header_bytes}")
+    except CorruptDataError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise CorruptDataError(f"{p}: damaged .npz archive ({type(exc).__name__}: {exc})") from None
+
+
 def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """All arrays of a NumPy ``.npz`` archive, loaded with ``allow_pickle=False``.
 
@@ -413,6 +448,7 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise EmptyDataError(f"{p}: empty file")
     if magic != b"PK\x03\x04":
         raise CorruptDataError(f"{p}: not an .npz archive (np.savez writes a zip file)")
+    _check_npz_members(p)
     arrays: dict[str, np.ndarray] = {}
     try:
         with np.load(p, allow_pickle=False) as archive:
