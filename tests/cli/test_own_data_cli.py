@@ -183,3 +183,17 @@ def test_csv_model_trained_then_run_on_an_emulated_cortex_m0(capsys, tmp_path):
     report = json.loads(out)
     assert report["bit_exact"] is True and report["machine"] != "host"
     assert report["instructions_per_step"] > 0 and report["device_eval_accuracy"] == report["simulator_eval_accuracy"]
+
+
+@pytest.mark.emulator
+def test_zoo_model_on_an_npz_run_on_an_emulated_cortex_m0(capsys, my_npz):
+    from tintin.targets import toolchain_status
+
+    ok, reason = toolchain_status("cortex-m0")
+    if not ok:
+        pytest.skip(reason)
+    code, out, err = run(capsys, "run", "mlp", "--dataset", my_npz, "--target", "cortex-m0", "--steps", "12",
+                         "--eval", "6", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["bit_exact"] is True and report["dataset"] == str(my_npz)
