@@ -20,6 +20,15 @@ def run(capsys, *args):
     return code, out, err
 
 
+def require(target: str) -> None:
+    """Skip, printing the reason, when the target's toolchain is not installed."""
+    from tintin.targets import toolchain_status
+
+    ok, reason = toolchain_status(target)
+    if not ok:
+        pytest.skip(reason)
+
+
 def blobs(n_per_class=30, classes=3, width=6, seed=0):
     """Separable float features: class c is centred at c along every axis (a few units of scale)."""
     rng = np.random.default_rng(seed)
@@ -157,11 +166,7 @@ def test_ts_file_with_unequal_series(capsys, tmp_path):
 
 
 def test_run_on_the_host_with_a_csv(capsys, tmp_path, my_csv):
-    from tintin.targets import toolchain_status
-
-    ok, reason = toolchain_status("host")
-    if not ok:
-        pytest.skip(reason)
+    require("host")
     code, out, err = run(capsys, "run", "mlp", "--dataset", my_csv, "--target", "host", "--steps", "20",
                          "--eval", "10", "--json")
     assert code == 0, err
@@ -171,11 +176,7 @@ def test_run_on_the_host_with_a_csv(capsys, tmp_path, my_csv):
 @pytest.mark.emulator
 def test_csv_model_trained_then_run_on_an_emulated_cortex_m0(capsys, tmp_path):
     """The walkthrough of docs/own-data.md: train on the CSV, then keep training on a Cortex-M0."""
-    from tintin.targets import toolchain_status
-
-    ok, reason = toolchain_status("cortex-m0")
-    if not ok:
-        pytest.skip(reason)
+    require("cortex-m0")
     result = train_json(capsys, EXAMPLE, tmp_path / "run")
     code, out, err = run(capsys, "run", result["model_path"], "--dataset", EXAMPLE, "--target", "cortex-m0",
                          "--steps", "20", "--eval", "8", "--update", "bias", "--json")
@@ -187,11 +188,7 @@ def test_csv_model_trained_then_run_on_an_emulated_cortex_m0(capsys, tmp_path):
 
 @pytest.mark.emulator
 def test_zoo_model_on_an_npz_run_on_an_emulated_cortex_m0(capsys, my_npz):
-    from tintin.targets import toolchain_status
-
-    ok, reason = toolchain_status("cortex-m0")
-    if not ok:
-        pytest.skip(reason)
+    require("cortex-m0")
     code, out, err = run(capsys, "run", "mlp", "--dataset", my_npz, "--target", "cortex-m0", "--steps", "12",
                          "--eval", "6", "--json")
     assert code == 0, err
