@@ -194,3 +194,17 @@ def test_zoo_model_on_an_npz_run_on_an_emulated_cortex_m0(capsys, my_npz):
     assert code == 0, err
     report = json.loads(out)
     assert report["bit_exact"] is True and report["dataset"] == str(my_npz)
+
+
+def test_int8_npz_with_an_input_exponent(capsys, tmp_path):
+    x, y = blobs()
+    q = np.clip(np.round((x - 13.0) * 8), -127, 127).astype(np.int8)   # centred int8 mantissas
+    path = tmp_path / "q.npz"
+    np.savez(path, x_train=q, y_train=y)
+    assert "give their input exponent" in one_line_error(*run(capsys, "train", "--dataset", path, "-e", "1"))
+    result = train_json(capsys, path, tmp_path / "run", "--input-exponent", "-2")
+    assert result["test_accuracy"] > 0.9
+    code, out, err = run(capsys, "plan", result["model_path"], "--json", "--no-buffers")
+    assert code == 0, err
+    line = one_line_error(*run(capsys, "eval", result["model_path"], "--dataset", path, "--input-exponent", "-3"))
+    assert "2^-3" in line and "2^-2" in line                            # the model's input scale is checked
