@@ -25,11 +25,14 @@ DEFAULT_DATASET = {"mlp": "digits", "lenet5": "mnist5k", "dscnn": "mnist5k", "re
                    "cnn1d": "basicmotions"}
 
 
-def load_dataset(name: str, **options):
-    """The built-in data set ``name`` (:func:`tintin.data.load`)."""
-    from ..data import load
+def load_dataset(name_or_path: str, data_files=None):
+    """The data set of ``--dataset``: a built-in name or a data file read as ``data_files``
+    (:class:`tintin.cli.options.DataFiles`) says."""
+    if data_files is None:
+        from .options import DataFiles
 
-    return load(name, **options)
+        data_files = DataFiles(None, None, None, None, None)
+    return data_files.load(name_or_path)
 
 
 def print_json(obj) -> None:
@@ -70,10 +73,12 @@ def is_model_file(spec: str) -> bool:
     return os.path.sep in spec or spec.endswith(".safetensors") or Path(spec).is_file()
 
 
-def model_from_spec(spec: str, dataset: str | None, input_shape: str | None, classes: int | None, quant, seed: int):
+def model_from_spec(spec: str, dataset, input_shape: str | None, classes: int | None, quant, seed: int,
+                    data_files=None):
     """``(model, source)`` for a MODEL argument: a model file, or a zoo model built for a data set's
-    (or ``input_shape``'s) samples with the :class:`tintin.nn.QuantConfig` ``quant``. ``source`` says
-    where the shape came from, for reports."""
+    (or ``input_shape``'s) samples with the :class:`tintin.nn.QuantConfig` ``quant``. ``dataset``: a
+    loaded :class:`tintin.data.Dataset`, a built-in name or data file (read as ``data_files`` says),
+    or None (the zoo model's default data set). ``source`` says where the shape came from, for reports."""
     from ..nn import build_model, model_names
 
     if is_model_file(spec):
@@ -86,10 +91,12 @@ def model_from_spec(spec: str, dataset: str | None, input_shape: str | None, cla
     if input_shape is not None:
         shape, num_classes, exponent, source = parse_shape(input_shape), classes or 10, -7, "--input-shape"
     else:
-        name = dataset or DEFAULT_DATASET.get(spec, "digits")
-        ds = load_dataset(name)
+        from ..data import Dataset
+
+        ds = dataset if isinstance(dataset, Dataset) else \
+            load_dataset(dataset or DEFAULT_DATASET.get(spec, "digits"), data_files)
         shape, num_classes, exponent = tuple(ds.sample_shape), classes or ds.num_classes, ds.input_exponent
-        source = f"data set {name}"
+        source = f"data set {ds.name}"
     model = build_model(spec, shape, num_classes, config=quant, seed=seed, input_exponent=exponent)
     return model, f"{source}, input {shape}, {num_classes} classes"
 
@@ -100,9 +107,9 @@ def zoo_name(spec: str) -> str | None:
 
 
 def check_dataset_fits_model(model, ds) -> None:
-    if tuple(ds.sample_shape) != tuple(model.input_shape):
-        raise CliError(f"data set {ds.name} has samples of shape {tuple(ds.sample_shape)} but the model expects "
-                       f"{tuple(model.input_shape)}")
+    from ..data import check_sample_shape
+
+    check_sample_shape(ds, tuple(model.input_shape), "the model")
     if model.loss == "cross_entropy" and model.output_shape_[0] != ds.num_classes:
         raise CliError(f"data set {ds.name} has {ds.num_classes} classes but the model predicts {model.output_shape_[0]}")
     if model.input_exponent != ds.input_exponent:

@@ -8,7 +8,9 @@ from . import options as opt
 from .common import check_dataset_fits_model, load_dataset, load_model_file, out_console, print_json
 
 
+@opt.with_groups(opt.DATA_FILES)
 def eval_command(
+    data_files: opt.DataFiles,
     model_path: str = typer.Argument(..., metavar="MODEL", help="a model file written by `tintin train`"),
     dataset: str = opt.dataset(required=True),
     split: str = typer.Option("test", "--split", help="test | train"),
@@ -21,7 +23,7 @@ def eval_command(
         raise opt.OptionError(f"--split must be test or train, got {split!r}")
     opt.check_positive("--batch-size", batch_size)
     model, info = load_model_file(model_path)
-    ds = load_dataset(dataset)
+    ds = load_dataset(dataset, data_files)
     check_dataset_fits_model(model, ds)
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
     ev = evaluate(model, x, y, batch_size=batch_size)

@@ -13,9 +13,10 @@ from .common import model_from_spec, out_console, print_json, zoo_name
 
 
 
-@opt.with_groups(opt.COMPILATION, opt.OPTIMISER, opt.QUANTISATION)
+@opt.with_groups(opt.COMPILATION, opt.OPTIMISER, opt.QUANTISATION, opt.DATA_FILES)
 def export_command(
     optimiser: opt.Optimiser, quantisation: opt.Quantisation, compilation: opt.Compilation,
+    data_files: opt.DataFiles,
     model_spec: str = typer.Argument(..., metavar="MODEL", help="model file or zoo model name"),
     target: str = opt.target("host"),
     out: Path = opt.out_dir("project directory (created)", required=True),
@@ -36,7 +37,7 @@ def export_command(
     tgt = opt.resolve_target(target)
     opt.check_writable_dir(out)
     options = compilation.options()
-    model, source = model_from_spec(model_spec, dataset, None, None, quantisation.config(), seed)
+    model, source = model_from_spec(model_spec, dataset, None, None, quantisation.config(), seed, data_files)
     optim = optimiser.config(zoo_name(model_spec), batch_size)
     on_interrupt(f"{out} may hold a partial project")
     project = generate_project(model, out, update=compilation.update, batch_size=batch_size, optim=optim, options=options,

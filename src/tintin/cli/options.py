@@ -73,6 +73,17 @@ ACC_BUDGET = typer.Option(None, "--acc-budget", help="recompute int32 accumulato
 PLANNER = typer.Option("greedy", "--planner", help="memory planner: naive | greedy")
 DEVICE_BATCH_SIZE = typer.Option(1, "--batch-size", "-b", help="samples per training step on the device")
 
+# -- the user's data files (--dataset FILE: .csv, .npz, .ts; docs/own-data.md) ----------------
+LABEL_COLUMN = typer.Option(None, "--label-column", help="CSV files: label column, by name or index (default: the last)")
+INPUT_EXPONENT = typer.Option(None, "--input-exponent", help="data files holding int8 mantissas already: their scale "
+                              "2^E, taken as they are (default: real values, standardised per channel and quantised)")
+TEST_FRACTION = typer.Option(None, "--test-fraction", help="data files without a test split: share of each class held "
+                             "out (default 0.2)")
+SPLIT_SEED = typer.Option(None, "--split-seed", help="data files without a test split: seed of the stratified split "
+                          "(default 0)")
+SERIES_LENGTH = typer.Option(None, "--series-length", help=".ts files with series of unequal length: max | min | N "
+                             "(truncate, or pad by repeating the last value)")
+
 # -- where it runs --------------------------------------------------------------------------------
 DEVICE = typer.Option(None, "--device", help=f"device profile: {', '.join(list_devices())} (see `tintin devices`)")
 
@@ -83,7 +94,8 @@ def target(default: str | None) -> typer.models.OptionInfo:
                         help=f"build-and-run target: {_TARGET_NAMES}")
 
 
-def dataset(required: bool, help: str = "data set name (see `tintin datasets`)") -> typer.models.OptionInfo:
+def dataset(required: bool, help: str = "data set name (see `tintin datasets`) or a .csv, .npz or .ts file "
+                                        "(docs/own-data.md)") -> typer.models.OptionInfo:
     """``--dataset/-d``."""
     return typer.Option(... if required else None, "--dataset", "-d", help=help)
 
@@ -196,6 +208,26 @@ class Compilation:
 
 
 @dataclass(frozen=True)
+class DataFiles:
+    """How ``--dataset FILE`` is read: ``--label-column --input-exponent --test-fraction --split-seed
+    --series-length`` (ignored for built-in data sets)."""
+
+    label_column: Optional[str] = LABEL_COLUMN
+    input_exponent: Optional[int] = INPUT_EXPONENT
+    test_fraction: Optional[float] = TEST_FRACTION
+    split_seed: Optional[int] = SPLIT_SEED
+    series_length: Optional[str] = SERIES_LENGTH
+
+    def load(self, name_or_path: str):
+        """The :class:`tintin.data.Dataset` of ``--dataset`` (:func:`tintin.data.resolve_dataset`)."""
+        from ..data import resolve_dataset
+
+        return resolve_dataset(name_or_path, label_column=self.label_column, input_exponent=self.input_exponent,
+                               test_fraction=self.test_fraction, split_seed=self.split_seed,
+                               series_length=self.series_length)
+
+
+@dataclass(frozen=True)
 class Group:
     """A group of options: the command parameter that receives it, and its dataclass."""
 
@@ -206,8 +238,10 @@ class Group:
 OPTIMISER = Group("optimiser", Optimiser)
 QUANTISATION = Group("quantisation", Quantisation)
 COMPILATION = Group("compilation", Compilation)
+DATA_FILES = Group("data_files", DataFiles)
 
-_TYPES = {"Optional[float]": Optional[float], "Optional[int]": Optional[int], "str": str, "int": int}
+_TYPES = {"Optional[float]": Optional[float], "Optional[int]": Optional[int], "Optional[str]": Optional[str],
+          "str": str, "int": int}
 
 
 def with_groups(*groups: Group):

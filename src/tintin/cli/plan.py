@@ -19,9 +19,10 @@ def _kib(n: float) -> str:
 DOES_NOT_FIT = 3
 
 
-@opt.with_groups(opt.COMPILATION, opt.OPTIMISER, opt.QUANTISATION)
+@opt.with_groups(opt.COMPILATION, opt.OPTIMISER, opt.QUANTISATION, opt.DATA_FILES)
 def plan_command(
     optimiser: opt.Optimiser, quantisation: opt.Quantisation, compilation: opt.Compilation,
+    data_files: opt.DataFiles,
     model_spec: str = typer.Argument(..., metavar="MODEL", help="zoo model name or model file"),
     device: Optional[str] = opt.DEVICE,
     batch_size: int = opt.DEVICE_BATCH_SIZE,
@@ -48,7 +49,8 @@ def plan_command(
     opt.check_positive("--reserve", reserve, minimum=0)
     profile = opt.resolve_device(device)
     options = compilation.options()
-    model, source = model_from_spec(model_spec, dataset, input_shape, classes, quantisation.config(), seed)
+    model, source = model_from_spec(model_spec, dataset, input_shape, classes, quantisation.config(), seed,
+                                    data_files)
     optim = optimiser.config(zoo_name(model_spec), batch_size)
     with opt.config_values():  # malformed device fields
         report = analyze(model, compilation.update, batch_size, planner=planner, device=profile, optim=optim,

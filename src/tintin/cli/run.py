@@ -21,9 +21,10 @@ def _details(exc) -> str:
     return getattr(exc, "details", "") or ""
 
 
-@opt.with_groups(opt.COMPILATION, opt.OPTIMISER, opt.QUANTISATION)
+@opt.with_groups(opt.COMPILATION, opt.OPTIMISER, opt.QUANTISATION, opt.DATA_FILES)
 def run_command(
     optimiser: opt.Optimiser, quantisation: opt.Quantisation, compilation: opt.Compilation,
+    data_files: opt.DataFiles,
     model_spec: str = typer.Argument(..., metavar="MODEL_OR_ZOO_NAME", help="model file or zoo model name"),
     dataset: str = opt.dataset(required=True),
     target: str = opt.target(None),
@@ -64,8 +65,8 @@ def run_command(
         raise CliError(reason if "make toolchains" in reason else f"{reason} (install with `make toolchains`)")
     if out is not None:
         opt.check_writable_dir(out)
-    ds = load_dataset(dataset)
-    model, source = model_from_spec(model_spec, dataset, None, None, quantisation.config(), seed)
+    ds = load_dataset(dataset, data_files)
+    model, source = model_from_spec(model_spec, ds, None, None, quantisation.config(), seed)
     check_dataset_fits_model(model, ds)
     optim = optimiser.config(zoo_name(model_spec), batch_size)
     options = compilation.options()
@@ -79,7 +80,7 @@ def run_command(
     # progress only on a terminal: in a pipe an error stays one line
     progress = err_console if not as_json and err_console.is_terminal else None
     if progress is not None:
-        progress.print(f"building {model.name} for {tgt.name}, {steps} steps of batch {batch_size} on {dataset} ...")
+        progress.print(f"building {model.name} for {tgt.name}, {steps} steps of batch {batch_size} on {ds.name} ...")
     report = ref = None
     try:
         report = run_on_target(model, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,

@@ -72,9 +72,9 @@ def write_history(out: Path, history: dict, title: str):
     return history_path, plot_path, None
 
 
-@opt.with_groups(opt.OPTIMISER, opt.QUANTISATION)
+@opt.with_groups(opt.OPTIMISER, opt.QUANTISATION, opt.DATA_FILES)
 def train_command(
-    optimiser: opt.Optimiser, quantisation: opt.Quantisation,
+    optimiser: opt.Optimiser, quantisation: opt.Quantisation, data_files: opt.DataFiles,
     dataset: str = opt.dataset(required=True),
     model: str = typer.Option("mlp", "--model", "-m", help=opt.zoo_model_help()),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
@@ -101,7 +101,8 @@ def train_command(
     epochs = defaults.epochs if epochs is None else epochs
     opt.check_positive("--epochs", epochs)
     opt.check_positive("--batch-size", batch_size)
-    out = out or Path("runs") / f"{dataset}-{model}-s{seed}"
+    ds = load_dataset(dataset, data_files)
+    out = out or Path("runs") / f"{ds.name}-{model}-s{seed}"
     check_output_dir(out, force)
     qconf = quantisation.config(upscale_init=upscale_init)
     oconf = optimiser.config(model, batch_size,
@@ -113,7 +114,6 @@ def train_command(
     if compare_float:  # fail before training if the extra is missing
         from ..reference.twin import _torch
         _torch()
-    ds = load_dataset(dataset)
     net = build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
     kernel, backend_used = update_backend(backend)
 
@@ -129,12 +129,15 @@ def train_command(
     info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.test_accuracy,
             "float_test_accuracy": float_result.test_accuracy if float_result else None,
             "synthetic_data": ds.synthetic, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if "channel_mean" in ds.extras:  # the mapping a device applies to live inputs: q = (x - mean) / std * 2^5
+        info["input_channel_mean"] = ds.extras["channel_mean"].tolist()
+        info["input_channel_std"] = ds.extras["channel_std"].tolist()
     on_interrupt(f"training finished but the model may not be saved: {out} may hold the previous files")
     model_path = save_model(net, out / "model.safetensors", info=info)
     on_interrupt(f"the model is saved in {model_path}; its history may be missing")
     history = {"integer": [vars(h) for h in result.history],
                "float": float_result.history if float_result else None}
-    history_path, plot_path, plot_note = write_history(out, history, title=f"{model} on {dataset}")
+    history_path, plot_path, plot_note = write_history(out, history, title=f"{model} on {ds.name}")
     on_interrupt(f"the model and its history are saved in {out}")
     schedule = oconf.lr_schedule
 
@@ -156,7 +159,7 @@ def train_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{model} on {dataset}{' (SYNTHETIC data)' if ds.synthetic else ''}: "
+    table = Table(title=f"{model} on {ds.name}{' (SYNTHETIC data)' if ds.synthetic else ''}: "
                         f"{epochs} epochs, batch {batch_size}, seed {seed}")
     table.add_column("training")
     table.add_column("test accuracy", justify="right")

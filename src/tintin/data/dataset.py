@@ -140,5 +140,21 @@ class Dataset:
                 f"{self.sample_shape}, {self.num_classes} classes, int8 x 2^{self.input_exponent}"
                 f"{' (SYNTHETIC)' if self.synthetic else ''}")
 
+    @classmethod
+    def from_arrays(cls, x_train, y_train, x_test=None, y_test=None, **options) -> "Dataset":
+        """A quantised data set from the user's arrays: labels checked, a seeded stratified test split
+        when none is given, float inputs standardised per channel and quantised once.
+
+        Keywords: ``class_names``, ``input_exponent`` (inputs already int8), ``test_fraction``
+        (default 0.2), ``split_seed`` (default 0), ``name``, ``description``, ``source``,
+        ``synthetic``, ``citation``. See :func:`tintin.data.arrays.dataset_from_arrays`, which this
+        calls (as do the ``.csv``, ``.npz`` and ``.ts`` readers of the command line)::
+
+            ds = Dataset.from_arrays(x, y, test_fraction=0.25, class_names=["ok", "fault"])
+        """
+        from .arrays import dataset_from_arrays
+
+        return dataset_from_arrays(x_train, y_train, x_test, y_test, **options)
+
     def __repr__(self) -> str:
         return f"Dataset({self.summary()})"

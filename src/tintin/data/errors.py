@@ -13,6 +13,15 @@ __all__ = [
     "UnknownDatasetError",
     "DatasetUnavailableError",
     "CorruptDataError",
+    "DataFileNotFoundError",
+    "UnsupportedFileError",
+    "EmptyDataError",
+    "NonFiniteValueError",
+    "LabelError",
+    "RaggedDataError",
+    "LabelColumnError",
+    "SplitError",
+    "SampleShapeError",
 ]
 
 
@@ -29,4 +38,41 @@ class DatasetUnavailableError(DataError):
 
 
 class CorruptDataError(DataError):
-    """A source file (IDX, ``.ts``, CSV) exists but its content is malformed or inconsistent."""
+    """A source file (IDX, ``.ts``, CSV, ``.npz``) exists but its content is malformed or inconsistent
+    (including an unreadable archive and pickled object arrays, which are refused)."""
+
+
+class DataFileNotFoundError(DataError):
+    """A data file given by path does not exist (or is not a regular file)."""
+
+
+class UnsupportedFileError(DataError):
+    """A data file's extension is none of ``.csv``, ``.csv.gz``, ``.npz`` and ``.ts``."""
+
+
+class EmptyDataError(CorruptDataError):
+    """A data file or array holds no samples."""
+
+
+class NonFiniteValueError(CorruptDataError):
+    """An input value is NaN or infinite; the message says where."""
+
+
+class LabelError(CorruptDataError):
+    """A label is not an integer class index, is outside ``[0, num_classes)``, or is not a known class name."""
+
+
+class RaggedDataError(CorruptDataError):
+    """Rows (CSV) or series (``.ts``) differ in length; the message names the first offending one."""
+
+
+class LabelColumnError(DataError):
+    """The ``label_column`` of a CSV file does not name or index one of its columns."""
+
+
+class SplitError(DataError):
+    """A stratified test split cannot be made (too few samples of a class, a bad fraction)."""
+
+
+class SampleShapeError(DataError):
+    """The samples of a data set do not have the shape a model expects."""

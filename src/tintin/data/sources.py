@@ -17,7 +17,7 @@ import numpy as np
 from .dataset import Dataset
 from .errors import CorruptDataError, DatasetUnavailableError
 from .quantize import quantize_inputs, quantize_sensor, quantize_unit_pixels
-from .readers import read_idx, read_ts
+from .readers import read_idx, read_ts_pair
 from .split import stratified_split
 
 __all__ = [
@@ -218,13 +218,7 @@ def build_basicmotions() -> Dataset:
     (+-3.97 standard deviations, clipped beyond).
     """
     train_path, test_path = basicmotions_paths()
-    train, test = read_ts(train_path), read_ts(test_path)
-    if train.class_names != test.class_names:
-        raise CorruptDataError(f"{test_path}: class names {test.class_names} differ from the "
-                               f"training file's {train.class_names}")
-    if train.x.shape[1:] != test.x.shape[1:]:
-        raise CorruptDataError(f"{test_path}: series shape {test.x.shape[1:]} differs from the "
-                               f"training file's {train.x.shape[1:]}")
+    train, test = read_ts_pair(train_path, test_path)
     quant = quantize_sensor(train.x, test.x)
     return Dataset(
         name="basicmotions", x_train=quant.x_train, y_train=train.y, x_test=quant.x_test, y_test=test.y,
