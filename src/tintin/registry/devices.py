@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .vocab import DEVICE_BASE, TD_CONTEXT_URL, TINTIN_CONTEXT, measure
+from .vocab import DEVICE_BASE, TD_CONTEXT_URL, DEVICE_CONTEXT, measure
 
 
 def device_iri(name: str) -> str:
@@ -23,12 +23,12 @@ def describe_device(profile) -> dict:
 
         from tintin.targets import load_device
         td = describe_device(load_device("rp2040"))
-        td["title"], td["tt:sramCapacity"]["value"]      # 'Raspberry Pi RP2040', 270336
+        td["title"], td["tt:sramCapacity"]["om:hasNumericalValue"]      # 'Raspberry Pi RP2040', 270336
     """
     iri = device_iri(profile.name)
     digest = hashlib.sha256(profile.path.read_bytes()).hexdigest()
     doc = {
-        "@context": [TD_CONTEXT_URL, TINTIN_CONTEXT],
+        "@context": [TD_CONTEXT_URL, DEVICE_CONTEXT],
         "id": iri,
         "type": ["Thing", "tt:Microcontroller", "sosa:Platform"],
         "title": profile.title,

@@ -21,8 +21,8 @@ WHERE {
           tt:sramCapacity/om:hasNumericalValue ?sramCapacity ; tt:flashCapacity/om:hasNumericalValue ?flashCapacity .
   OPTIONAL { ?cfg tt:flashRequirement ?fr . ?fr tt:forCore ?core ; tt:flash/om:hasNumericalValue ?flash . }
   OPTIONAL { ?model tt:hasEvaluation/tt:accuracy ?accuracy . }
-  OPTIONAL { ?device tt:emulatorTarget ?target .
-             ?run a tt:TrainingRun ; sosa:hasFeatureOfInterest ?model ; tt:target ?target ; tt:updateMode ?update ;
+  OPTIONAL { ?device tt:emulatorTarget ?target . }
+  OPTIONAL { ?run a tt:TrainingRun ; sosa:hasFeatureOfInterest ?model ; tt:target ?target ; tt:updateMode ?update ;
                   tt:batchSize 1 ; sosa:hasSimpleResult ?measured ; sosa:observedProperty ?measuredProperty . }
   FILTERS
 }

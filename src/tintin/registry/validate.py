@@ -57,18 +57,21 @@ def validate_description(description, graph=None) -> None:
     shapes. References to other artefacts (a parent model, the model a run measured) must resolve
     in ``description`` or in ``graph`` (the registry so far)."""
     from rdflib import URIRef
-    from rdflib.namespace import RDF
 
     from .store import new_graph
 
     data = new_graph()
     for t in description:
         data.add(t)
-    if graph is not None:  # the types of the nodes the description points to
-        for o in set(description.objects()):
-            if isinstance(o, URIRef) and (o, None, None) not in description:
-                for t in graph.objects(o, RDF.type):
-                    data.add((o, RDF.type, t))
+    if graph is not None:  # the descriptions of the artefacts it points to (already valid)
+        from .store import artefact_of
+
+        known = {artefact_of(s) for s in description.subjects()}
+        for target in {artefact_of(o) for o in description.objects()
+                       if isinstance(o, URIRef) and str(o).startswith("urn:tintin:")} - known:
+            for s in {s for s in graph.subjects() if artefact_of(s) == target}:
+                for t in graph.triples((s, None, None)):
+                    data.add(t)
     found = violations(data)
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

@@ -23,7 +23,7 @@ TD = "https://www.w3.org/2019/wot/td#"
 WOTSEC = "https://www.w3.org/2019/wot/security#"
 NNET = "https://w3id.org/tinyml-schema/neural-network-schema#"
 SOSA = "http://www.w3.org/ns/sosa/"
-SCHEMA = "https://schema.org/"
+SCHEMA = "http://schema.org/"
 PROV = "http://www.w3.org/ns/prov#"
 OM = "http://www.ontology-of-units-of-measure.org/resource/om-2/"
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -62,8 +62,6 @@ TINTIN_CONTEXT = {
     "id": "@id",
     "type": "@type",
     "name": "schema:name",
-    "unit": {"@id": "om:hasUnit", "@type": "@id"},
-    "value": "om:hasNumericalValue",
     "derivedFrom": {"@id": "prov:wasDerivedFrom", "@type": "@id"},
     "layers": {"@id": "nnet:hasLayer", "@container": "@set"},
     "tensors": {"@id": "tt:hasTensor", "@container": "@set"},
@@ -75,9 +73,13 @@ TINTIN_CONTEXT = {
     "result": "sosa:hasSimpleResult",
     "hostedBy": {"@id": "sosa:isHostedBy", "@type": "@id"},
 }
-"""The context of tintin's own terms (inline in every document: nothing to fetch)."""
+"""The context of model and run descriptions (inline in every document: nothing to fetch)."""
+
+DEVICE_CONTEXT = {"tt": TT, "om": OM, "sosa": SOSA}
+"""The second context of a Thing Description: only prefixes the TD 1.1 context lacks, so that no
+protected TD term is redefined."""
 
 
 def measure(iri: str, value, unit: str) -> dict:
     """An ``om:Measure`` node: ``value`` in ``unit`` (a key of :data:`UNITS`)."""
-    return {"id": iri, "type": "om:Measure", "value": value, "unit": UNITS[unit]}
+    return {"id": iri, "type": "om:Measure", "om:hasNumericalValue": value, "om:hasUnit": {"id": "om:" + UNITS[unit][len(OM):]}}
