@@ -18,7 +18,7 @@ See ``docs/registry.md``.
 from .devices import describe_device, device_iri
 from .errors import DescriptionRejected, RegistryError, RegistryUnavailable, require_rdf
 from .exports import describe_export, is_export_dir, read_export
-from .match import MATCH_QUERY, match
+from .match import CONFIG_QUERY, DEVICE_QUERY, MATCH_QUERY, match
 from .models import (describe_model, describe_model_file, file_hash, model_content_hash, model_iri,
                      plan_update_modes)
 from .runs import describe_run
@@ -27,7 +27,7 @@ from .validate import validate_description, violations
 
 __all__ = [
     "describe_device", "device_iri", "DescriptionRejected", "RegistryError", "RegistryUnavailable", "require_rdf",
-    "describe_export", "is_export_dir", "read_export", "MATCH_QUERY", "match", "describe_model",
+    "describe_export", "is_export_dir", "read_export", "CONFIG_QUERY", "DEVICE_QUERY", "MATCH_QUERY", "match", "describe_model",
     "describe_model_file", "file_hash", "model_content_hash", "model_iri", "plan_update_modes", "describe_run",
     "Registry", "default_registry_path", "to_graph", "validate_description", "violations",
 ]

@@ -179,7 +179,7 @@ class Registry:
 
         from .validate import validate_description
 
-        results = []
+        results, batch = [], new_graph()
         with self._locked() as graph:
             for doc in docs:
                 g = to_graph(doc)
@@ -187,17 +187,20 @@ class Registry:
                 kind, name = _kind_and_name(doc)
                 if (URIRef(iri), None, None) not in g:
                     raise RegistryError(f"the description of {iri} says nothing about it (missing @context terms?)")
-                if self.contains(iri):
-                    if _sha(graph, iri) != _sha(g, iri):
+                present = graph if self.contains(iri) else batch if (URIRef(iri), None, None) in batch else None
+                if present is not None:
+                    if _sha(present, iri) != _sha(g, iri):
                         raise RegistryError(f"{kind} {name!r} is already registered with a different description "
                                             f"(remove it first: tintin registry remove {name})")
                     results.append(AddResult(iri, kind, name, False))
                     continue
-                validate_description(g, graph)
                 for t in g:
-                    graph.add(t)
+                    batch.add(t)
                 results.append(AddResult(iri, kind, name, True))
-            if any(r.added for r in results):
+            if len(batch):
+                validate_description(batch, graph)  # one SHACL run for all of them
+                for t in batch:
+                    graph.add(t)
                 self.save()
         return results
 
