@@ -18,10 +18,11 @@ class RegistryUnavailable(RegistryError):
 
 
 def require_rdf() -> None:
-    """Raise :class:`RegistryUnavailable` unless rdflib and pyshacl can be imported."""
-    try:
-        import pyshacl  # noqa: F401
-        import rdflib  # noqa: F401
-    except ImportError as exc:
-        raise RegistryUnavailable(f"the registry needs rdflib and pyshacl ({exc.name} is missing): "
-                                  "pip install 'tintin[registry]'") from None
+    """Raise :class:`RegistryUnavailable` unless rdflib and pyshacl are installed (found, not
+    imported: pyshacl takes a second to import and only validation needs it)."""
+    from importlib.util import find_spec
+
+    for name in ("rdflib", "pyshacl"):
+        if find_spec(name) is None:
+            raise RegistryUnavailable(f"the registry needs rdflib and pyshacl ({name} is missing): "
+                                      "pip install 'tintin[registry]'")

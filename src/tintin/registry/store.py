@@ -16,6 +16,7 @@ import contextlib
 import copy
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def to_graph(doc: dict | list):
         if "@context" in d:
             d["@context"] = _offline_context(d["@context"])
         try:
-            g.parse(data=json.dumps(d), format="json-ld")
+            with warnings.catch_warnings():  # rdflib's JSON-LD parser uses its own deprecated ConjunctiveGraph
+                warnings.simplefilter("ignore", DeprecationWarning)
+                g.parse(data=json.dumps(d), format="json-ld")
         except RegistryError:
             raise
         except Exception as exc:  # rdflib raises many types on malformed JSON-LD
@@ -255,13 +258,23 @@ class Registry:
 
     def artefacts(self) -> list[dict]:
         """Every registered artefact: iri, kind (device, model-file, zoo, c-project, run), name, sha256."""
-        q = """SELECT ?a ?kind ?name ?sha WHERE {
-          { ?a a tt:Microcontroller ; tt:deviceName ?name . BIND("device" AS ?kind) OPTIONAL { ?a tt:sha256 ?sha } }
-          UNION { ?a a nnet:NeuralNetwork ; schema:name ?name ; tt:artefactKind ?kind ; tt:sha256 ?sha }
-          UNION { ?a a tt:TrainingRun ; tt:target ?name ; tt:sha256 ?sha . BIND("run" AS ?kind) }
-        } ORDER BY ?kind ?name ?a"""
-        return [{"iri": str(r.a), "kind": str(r.kind), "name": str(r.name), "sha256": str(r.sha) if r.sha else None}
-                for r in self.graph.query(q, initNs=PREFIXES)]
+        from rdflib import URIRef
+        from rdflib.namespace import RDF
+
+        from .vocab import NNET, SCHEMA, TT
+
+        g, tt = self.graph, lambda term: URIRef(TT + term)
+        rows = []
+        for a in g.subjects(RDF.type, tt("Microcontroller")):
+            rows.append((str(a), "device", g.value(a, tt("deviceName")), g.value(a, tt("sha256"))))
+        for a in g.subjects(RDF.type, URIRef(NNET + "NeuralNetwork")):
+            rows.append((str(a), g.value(a, tt("artefactKind")), g.value(a, URIRef(SCHEMA + "name")),
+                         g.value(a, tt("sha256"))))
+        for a in g.subjects(RDF.type, tt("TrainingRun")):
+            rows.append((str(a), "run", g.value(a, tt("target")), g.value(a, tt("sha256"))))
+        out = [{"iri": iri, "kind": str(kind), "name": str(name), "sha256": str(sha) if sha is not None else None}
+               for iri, kind, name, sha in rows]
+        return sorted(out, key=lambda r: (r["kind"], r["name"], r["iri"]))
 
     def describe(self, iri: str):
         """The subgraph of artefact ``iri`` (its own nodes)."""
