@@ -12,6 +12,9 @@ from registry_helpers import run_cli
 from tintin.registry import Registry, RegistryError, describe_device, to_graph
 from tintin.targets import load_device
 
+# rdflib's own JSON-LD parser uses its deprecated ConjunctiveGraph
+pytestmark = pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
+
 
 def test_adding_the_same_artefacts_twice_changes_nothing(registry_copy, capsys):
     before = registry_copy.read_bytes()
@@ -154,3 +157,21 @@ def test_default_location_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("TINTIN_DATA")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert default_registry_path() == tmp_path / "xdg" / "tintin" / "registry.ttl"
+
+
+def test_doubles_keep_every_digit_in_the_file(tmp_path):
+    """Regression: rdflib's Turtle shorthand wrote 174944.33333333334 as 1.749443e+05."""
+    from tintin.registry import describe_run, model_iri
+    from tintin.cli.plan import _load_model
+    from tintin.registry import describe_model
+
+    model, _ = _load_model("mlp", None, None, None, "compound", 8, 0)
+    doc = describe_model(model, kind="zoo", origin="zoo", updates=["full"])
+    run = describe_run({"target": "cortex-m0", "count_unit": "instructions", "instructions_per_step": 174944.33333333334,
+                        "update": "full", "batch_size": 1, "bit_exact": True}, model_iri(doc["tt:sha256"]))
+    Registry(tmp_path / "r.ttl").add_many([doc, run])
+    (row,) = Registry(tmp_path / "r.ttl").query("SELECT ?v WHERE { ?r sosa:hasSimpleResult ?v }")
+    assert float(row.v) == 174944.33333333334
+    scales = {float(v) for v in Registry(tmp_path / "r.ttl").graph.objects(None, None)
+              if getattr(v, "datatype", None) is not None and str(v.datatype).endswith("double")}
+    assert 0.0010986328125 in scales

@@ -158,7 +158,9 @@ def show_command(ref: str = typer.Argument(..., metavar="ARTEFACT", help="name, 
     if as_json:
         print(g.serialize(format="json-ld", context=dict(PREFIXES), auto_compact=True))
     else:
-        print(g.serialize(format="turtle"))
+        from ..registry.store import turtle_bytes
+
+        print(turtle_bytes(g).decode())
 
 
 @registry_app.command("remove")
@@ -206,8 +208,9 @@ def query_command(sparql: str = typer.Argument(..., metavar="SPARQL", help="a SP
             print("yes" if res.askAnswer else "no")
         return
     if res.type in ("CONSTRUCT", "DESCRIBE"):
-        g = res.graph
-        print(g.serialize(format="json-ld" if as_json else "turtle"))
+        from ..registry.store import turtle_bytes
+
+        print(res.graph.serialize(format="json-ld") if as_json else turtle_bytes(res.graph).decode())
         return
     variables = [str(v) for v in res.vars]
     rows = [{v: _python(row[v]) for v in variables} for row in res]

@@ -101,6 +101,26 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def turtle_bytes(graph) -> bytes:
+    """``graph`` as Turtle with every ``xsd:double`` written in full (rdflib's Turtle shorthand
+    keeps 7 significant digits: 174944.33333333334 would come back as 174944.3)."""
+    import io
+
+    from rdflib import XSD, Literal
+    from rdflib.plugins.serializers import turtle
+
+    class ExactTurtleSerializer(turtle.TurtleSerializer):
+        def label(self, node, position):
+            if isinstance(node, Literal) and node.datatype == XSD.double:
+                return node._literal_n3(use_plain=False,
+                                        qname_callback=lambda dt: self.get_pname(dt, turtle._GEN_QNAME_FOR_DT))
+            return super().label(node, position)
+
+    buf = io.BytesIO()
+    ExactTurtleSerializer(graph).serialize(buf, encoding="utf-8")
+    return buf.getvalue()
+
+
 @dataclass(frozen=True)
 class AddResult:
     iri: str
@@ -158,7 +178,7 @@ class Registry:
             yield self._graph
 
     def save(self) -> None:
-        data = self.graph.serialize(format="turtle").encode()
+        data = turtle_bytes(self.graph)
         try:
             _atomic_write(self.path, data)
         except OSError as exc:
