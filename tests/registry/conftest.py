@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("rdflib", reason="the registry needs rdflib (pip install 'tintin[registry]')")
-pytest.importorskip("pyshacl", reason="the registry needs pyshacl (pip install 'tintin[registry]')")
-
-from registry_helpers import main  # noqa: E402
+from registry_helpers import main
 
 
 @pytest.fixture(scope="session")
 def zoo_registry(tmp_path_factory):
-    """(path, add output): every bundled device and every zoo model registered through the CLI."""
+    """The graph file with every bundled device and every zoo model registered through the CLI."""
     from tintin.nn import model_names
 
     path = tmp_path_factory.mktemp("registry") / "registry.ttl"

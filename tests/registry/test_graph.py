@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from rdflib import Graph
-from rdflib.compare import isomorphic
-from registry_helpers import run_cli
+from registry_helpers import require_registry_extra, run_cli
 
-from tintin.registry import Registry, RegistryError, describe_device, to_graph
-from tintin.targets import load_device
+require_registry_extra()
+
+from rdflib import Graph  # noqa: E402
+from rdflib.compare import isomorphic  # noqa: E402
+
+from tintin.registry import Registry, RegistryError, describe_device, to_graph  # noqa: E402
+from tintin.targets import load_device  # noqa: E402
 
 # rdflib's own JSON-LD parser uses its deprecated ConjunctiveGraph
 pytestmark = pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")

@@ -14,7 +14,9 @@ from tintin.compile.report import analyze
 from tintin.nn import model_names
 from tintin.targets import list_devices, load_device
 
-from registry_helpers import run_cli
+from registry_helpers import require_registry_extra, run_cli
+
+require_registry_extra()
 
 UPDATES = ("full", "bias", "last:1")
 
@@ -51,6 +53,10 @@ def test_whole_matrix(zoo_registry, plan_answers, capsys):
 @pytest.mark.parametrize("update", UPDATES)
 def test_filtered_match_equals_the_plan_command(zoo_registry, capsys, update):
     """The plan command itself (not only its functions), one device per model, rotating."""
+    code, out, err = run_cli(capsys, "registry", "match", "--update", update, "--json", "--registry", zoo_registry)
+    assert code == 0, err
+    rows = {(r["model"], r["device"]): r for r in json.loads(out)["matches"]}
+    assert {u for u in (r["update"] for r in rows.values())} == {update}
     devices = list_devices()
     for i, name in enumerate(model_names()):
         dev = devices[(i + UPDATES.index(update)) % len(devices)]
@@ -58,12 +64,19 @@ def test_filtered_match_equals_the_plan_command(zoo_registry, capsys, update):
                                  "--no-suggest")
         assert code == 0, err
         plan = json.loads(out)
-        code, out, err = run_cli(capsys, "registry", "match", "--model", name, "--device", dev, "--update", update,
-                                 "--json", "--registry", zoo_registry)
-        assert code == 0, err
-        (row,) = json.loads(out)["matches"]
-        assert (row["fits"], row["peak_sram_bytes"], row["flash_bytes"]) == \
-            (plan["fits"], plan["peak_sram_bytes"], plan["flash_bytes"]), (name, dev, update)
+        row = rows[(name, dev)]
+        assert (row["fits"], row["peak_sram_bytes"], row["flash_bytes"], row["sram_margin"], row["flash_margin"]) == \
+            (plan["fits"], plan["peak_sram_bytes"], plan["flash_bytes"], plan["sram_margin"], plan["flash_margin"]), \
+            (name, dev, update)
+
+
+def test_model_and_device_filters(zoo_registry, capsys):
+    code, out, err = run_cli(capsys, "registry", "match", "--model", "lenet5", "--device", "stm32f103c8", "--json",
+                             "--registry", zoo_registry)
+    assert code == 0, err
+    rows = json.loads(out)["matches"]
+    assert {(r["model"], r["device"]) for r in rows} == {("lenet5", "stm32f103c8")}
+    assert {"full", "bias", "last:1"} <= {r["update"] for r in rows}
 
 
 def test_reserve_is_added_like_plan_reserve(zoo_registry, capsys):

@@ -7,7 +7,9 @@ import json
 import shutil
 
 import pytest
-from registry_helpers import run_cli
+from registry_helpers import require_registry_extra, run_cli
+
+require_registry_extra()
 
 
 @pytest.mark.emulator

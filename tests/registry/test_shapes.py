@@ -7,7 +7,9 @@ import copy
 import json
 
 import pytest
-from registry_helpers import run_cli
+from registry_helpers import require_registry_extra, run_cli
+
+require_registry_extra()
 
 from tintin.cli.plan import _load_model
 from tintin.nn import model_names
