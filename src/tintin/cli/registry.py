@@ -17,6 +17,8 @@ registry_app = typer.Typer(no_args_is_help=True, help="Describe devices and mode
 
 RegistryOption = typer.Option(None, "--registry", help="graph file (default: $TINTIN_REGISTRY, "
                               "$TINTIN_DATA/registry.ttl or ~/.local/share/tintin/registry.ttl)")
+ArtefactArgument = typer.Argument(..., metavar="ARTEFACT", help="name, hash prefix, IRI, file or directory")
+JsonOption = typer.Option(False, "--json", help="print one JSON object on stdout")
 
 
 def _open(path: Optional[Path]):
@@ -87,10 +89,11 @@ def add_command(
     parent: Optional[str] = typer.Option(None, "--parent", help="registered model these models derive from"),
     model: Optional[str] = typer.Option(None, "--model", help="run results: the registered model they measured"),
     registry: Optional[Path] = RegistryOption,
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    as_json: bool = JsonOption,
 ):
-    """Describe artefacts, validate the descriptions (SHACL) and add them to the graph (the same
-    artefact twice is added once)."""
+    """Describe artefacts, validate them (SHACL) and add them to the graph.
+
+    The same artefact (same hash) twice is added once; all or nothing."""
     from ..targets import list_devices
 
     specs = list(artefacts or []) + (list_devices() if all_devices else [])
@@ -115,8 +118,9 @@ def describe_command(
     seed: int = typer.Option(0, "--seed", help="zoo models: initialisation seed"),
     registry: Optional[Path] = RegistryOption,
 ):
-    """Print the JSON-LD description of an artefact (a Thing Description for a device) without
-    registering it; it is validated under the shapes first."""
+    """Print the JSON-LD description of an artefact without registering it.
+
+    A device gets its W3C WoT Thing Description; the description is validated first."""
     from ..registry import to_graph, validate_description
 
     reg = _open(registry)
@@ -126,8 +130,7 @@ def describe_command(
 
 
 @registry_app.command("list")
-def list_command(registry: Optional[Path] = RegistryOption,
-                 as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout")):
+def list_command(registry: Optional[Path] = RegistryOption, as_json: bool = JsonOption):
     """List the registered devices, models, C projects and measured runs."""
     reg = _open(registry)
     rows = reg.artefacts()
@@ -147,8 +150,7 @@ def list_command(registry: Optional[Path] = RegistryOption,
 
 
 @registry_app.command("show")
-def show_command(ref: str = typer.Argument(..., metavar="ARTEFACT", help="name, hash prefix, IRI, file or directory"),
-                 registry: Optional[Path] = RegistryOption,
+def show_command(ref: str = ArtefactArgument, registry: Optional[Path] = RegistryOption,
                  as_json: bool = typer.Option(False, "--json", help="JSON-LD instead of Turtle")):
     """Print the description of one artefact (Turtle, or JSON-LD with --json)."""
     from ..registry.vocab import PREFIXES
@@ -164,9 +166,7 @@ def show_command(ref: str = typer.Argument(..., metavar="ARTEFACT", help="name, 
 
 
 @registry_app.command("remove")
-def remove_command(ref: str = typer.Argument(..., metavar="ARTEFACT", help="name, hash prefix, IRI, file or directory"),
-                   registry: Optional[Path] = RegistryOption,
-                   as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout")):
+def remove_command(ref: str = ArtefactArgument, registry: Optional[Path] = RegistryOption, as_json: bool = JsonOption):
     """Remove an artefact (and the runs measured on it) from the graph."""
     reg = _open(registry)
     gone = reg.remove(reg.resolve(ref))
@@ -191,8 +191,7 @@ def _python(term):
 @registry_app.command("query")
 def query_command(sparql: str = typer.Argument(..., metavar="SPARQL", help="a SPARQL 1.1 query (prefixes tt:, td:, "
                                                "nnet:, sosa:, schema:, prov:, om:, xsd: are declared), or @FILE"),
-                  registry: Optional[Path] = RegistryOption,
-                  as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout")):
+                  registry: Optional[Path] = RegistryOption, as_json: bool = JsonOption):
     """Run a SPARQL query on the graph."""
     if sparql.startswith("@"):
         try:
@@ -252,10 +251,11 @@ def match_command(
     reserve: int = typer.Option(0, "--reserve", help="SRAM bytes to keep free (as `tintin plan --reserve`)"),
     fitting: bool = typer.Option(False, "--fits", help="only the combinations that fit"),
     registry: Optional[Path] = RegistryOption,
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    as_json: bool = JsonOption,
 ):
-    """Which registered models train on which registered devices with which update mode, from the
-    graph alone (the planned peak SRAM and flash against the device's capacities)."""
+    """Which models train on which devices with which update mode, from the graph alone.
+
+    The planned peak SRAM and flash of each update mode against each device's capacities."""
     from ..registry import match
 
     reg = _open(registry)
