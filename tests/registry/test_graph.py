@@ -81,6 +81,8 @@ def test_remove_takes_the_model_and_its_runs_and_nothing_else(registry_copy, cap
     run = describe_run({"target": "cortex-m0", "count_unit": "instructions", "instructions_per_step": 183821,
                         "update": "full", "batch_size": 1, "bit_exact": True, "steps": 5}, model_iri(mlp["sha256"]))
     reg.add(run)
+    code, out, err = run_cli(capsys, "registry", "show", "mlp", "--registry", registry_copy)
+    assert code == 0 and "tt:instructionsPerTrainingStep" in out and "tt:hasTrainingConfiguration" in out
     code, out, err = run_cli(capsys, "registry", "remove", "mlp", "--registry", registry_copy, "--json")
     assert code == 0, err
     assert set(json.loads(out)["removed"]) == {mlp["iri"], run["id"]}

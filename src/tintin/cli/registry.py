@@ -152,11 +152,16 @@ def list_command(registry: Optional[Path] = RegistryOption, as_json: bool = Json
 @registry_app.command("show")
 def show_command(ref: str = ArtefactArgument, registry: Optional[Path] = RegistryOption,
                  as_json: bool = typer.Option(False, "--json", help="JSON-LD instead of Turtle")):
-    """Print the description of one artefact (Turtle, or JSON-LD with --json)."""
+    """Print the description of one artefact (Turtle, or JSON-LD with --json).
+
+    A model's description is shown with the runs measured on it."""
     from ..registry.vocab import PREFIXES
 
     reg = _open(registry)
-    g = reg.describe(reg.resolve(ref))
+    iri = reg.resolve(ref)
+    g = reg.describe(iri)
+    for run in reg.runs_of(iri):  # what was measured on a model belongs to its description
+        g += reg.describe(run)
     if as_json:
         print(g.serialize(format="json-ld", context=dict(PREFIXES), auto_compact=True))
     else:

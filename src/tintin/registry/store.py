@@ -232,7 +232,7 @@ class Registry:
         another registered model derives from is refused."""
         from rdflib import URIRef
 
-        from .vocab import PROV, SOSA
+        from .vocab import PROV
 
         with self._locked() as g:
             if not self.contains(iri):
@@ -241,13 +241,20 @@ class Registry:
                         if artefact_of(s) != iri]
             if children:
                 raise RegistryError(f"{iri} is the parent of {children[0]}: remove that first")
-            runs = sorted({artefact_of(s) for s in g.subjects(URIRef(SOSA + "hasFeatureOfInterest"), URIRef(iri))})
-            gone = [iri] + runs
+            gone = [iri] + self.runs_of(iri)
             for a in gone:
                 for s in {s for s in g.subjects() if artefact_of(s) == a}:
                     g.remove((s, None, None))
             self.save()
         return gone
+
+    def runs_of(self, iri: str) -> list[str]:
+        """The IRIs of the runs measured on model ``iri``."""
+        from rdflib import URIRef
+
+        from .vocab import SOSA
+
+        return sorted({artefact_of(s) for s in self.graph.subjects(URIRef(SOSA + "hasFeatureOfInterest"), URIRef(iri))})
 
     def resolve(self, ref: str) -> str:
         """The artefact IRI ``ref`` names: an IRI, a device name, a model name (if unique), a hash
