@@ -140,3 +140,15 @@ def test_run_referring_to_an_unregistered_model_is_rejected(tmp_path):
                         "update": "full", "batch_size": 1, "bit_exact": True}, "urn:tintin:model:" + "1" * 64)
     with pytest.raises(DescriptionRejected, match="measured model .* is not in the registry"):
         validate_description(to_graph(doc), Registry(tmp_path / "r.ttl").graph)
+
+
+def test_names_that_are_not_iri_safe_are_encoded(mlp):
+    """A data set named by a path with a space, a sparse update with brackets: still valid IRIs."""
+    from tintin.registry.models import plan_update_modes
+
+    plans = plan_update_modes(mlp, updates=["sparse:fc2[0:4]"])
+    doc = describe_model(mlp, plans=plans, evaluations=[{"dataset": "my data/set.csv", "accuracy": 0.5}])
+    g = to_graph(doc)
+    assert violations(g) == []
+    assert all(" " not in str(s) and "[" not in str(s) for s in g.subjects())
+    assert {c["tt:updateMode"] for c in doc["trainingConfigurations"]} == {"sparse:fc2[0:4]"}

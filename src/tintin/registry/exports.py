@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from .errors import RegistryError
-from .models import _config_node, model_iri
+from .models import _config_node, iri_part, model_iri
 from .vocab import TINTIN_CONTEXT
 
 _DTYPE_BITS = {1: 8, 2: 16, 3: 32, 4: 64}
@@ -85,7 +85,7 @@ def describe_export(path: str | Path) -> dict:
     params = [p for p in info["parameters"] if p["role"] != "momentum"]
     tensors = []
     for p in params:
-        t = {"id": f"{iri}#tensor/{p['name']}", "type": "tt:QuantisedTensor", "name": p["name"],
+        t = {"id": f"{iri}#tensor/{iri_part(p['name'])}", "type": "tt:QuantisedTensor", "name": p["name"],
              "tt:bits": p["bits"], "tt:elementCount": p["count"], "nnet:isTrainable": p["role"] == "trained"}
         if p["scale"] is not None:
             S, U, D = p["scale"]

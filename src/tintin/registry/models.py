@@ -46,6 +46,13 @@ def file_hash(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def iri_part(text) -> str:
+    """``text`` made safe as one segment of a node IRI (percent-encoded)."""
+    from urllib.parse import quote
+
+    return quote(str(text), safe="-._~+:@")
+
+
 def _scale_value(s) -> float:
     return float(s.to_float())
 
@@ -82,8 +89,7 @@ def plan_update_modes(model, updates=None, cores=None, optim=None) -> list[dict]
 
 
 def _config_node(iri: str, entry: dict) -> dict:
-    slug = entry["update"].replace(":", "-").replace("+", "_").replace(",", "_")
-    node = iri + "#update/" + slug
+    node = iri + "#update/" + iri_part(entry["update"])
     d = {"id": node, "type": "tt:TrainingConfiguration", "tt:updateMode": entry["update"], "tt:batchSize": 1,
          "tt:planner": entry.get("planner", DEFAULT_PLANNER),
          "tt:peakSram": measure(node + "/sram", int(entry["peak_sram_bytes"]), "byte")}
@@ -93,8 +99,8 @@ def _config_node(iri: str, entry: dict) -> dict:
         d["tt:macsPerTrainingStep"] = int(entry["macs_per_step"])
     flash = entry.get("flash_bytes") or {}
     if flash:
-        d["flashRequirements"] = [{"id": f"{node}/flash/{core}", "type": "tt:FlashRequirement", "tt:forCore": core,
-                                   "tt:flash": measure(f"{node}/flash/{core}/bytes", int(n), "byte")}
+        d["flashRequirements"] = [{"id": f"{node}/flash/{iri_part(core)}", "type": "tt:FlashRequirement", "tt:forCore": core,
+                                   "tt:flash": measure(f"{node}/flash/{iri_part(core)}/bytes", int(n), "byte")}
                                   for core, n in sorted(flash.items())]
     return d
 
@@ -102,7 +108,7 @@ def _config_node(iri: str, entry: dict) -> dict:
 def _evaluation_nodes(iri: str, evaluations: list[dict]) -> list[dict]:
     out = []
     for e in evaluations:
-        node = f"{iri}#accuracy/{e['dataset']}/{e.get('evaluated_on', 'simulator')}"
+        node = f"{iri}#accuracy/{iri_part(e['dataset'])}/{iri_part(e.get('evaluated_on', 'simulator'))}"
         out.append({"id": node, "type": "tt:Evaluation", "tt:dataset": e["dataset"],
                     "tt:accuracy": float(e["accuracy"]), "tt:evaluatedOn": e.get("evaluated_on", "simulator")})
     return out
@@ -137,7 +143,7 @@ def describe_model(model, *, sha256: str | None = None, kind: str = "model", ori
     for p in model.parameters():
         s = p.value.scale
         S, U, D = s.as_tuple()
-        tensors.append({"id": f"{iri}#tensor/{p.name}", "type": "tt:QuantisedTensor", "name": p.name,
+        tensors.append({"id": f"{iri}#tensor/{iri_part(p.name)}", "type": "tt:QuantisedTensor", "name": p.name,
                         "tt:tensorKind": p.kind, "tt:bits": int(p.bits), "tt:elementCount": int(p.value.m.size),
                         "tt:scaleExponentS": int(S), "tt:scaleExponentU": int(U), "tt:scaleExponentD": int(D),
                         "tt:scaleValue": _scale_value(s), "nnet:isTrainable": bool(p.trainable)})
