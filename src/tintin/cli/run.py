@@ -42,6 +42,8 @@ def run_command(
                               "(compared byte by byte), or only a checksum per parameter"),
     out: Optional[Path] = opt.out_dir("keep the project and build here (default: a temporary directory)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="print tool output on errors"),
+    register: bool = typer.Option(False, "--register", help="record the model and the measured count per step in "
+                                  "the registry (`tintin registry`; $TINTIN_REGISTRY)"),
 ):
     """Train MODEL on an emulated microcontroller and prove it bit-exact against the simulator.
 
@@ -103,6 +105,10 @@ def run_command(
             raise
         raise CliError(f"{exc} (--verbose shows the tool output)", code=exc.exit_code) from None
     result = _result(report, ref, tgt, source, dataset, work if out is not None else None)
+    if register:
+        from .registry import register_run
+
+        result["registered"] = register_run(model, model_spec, result)
     if as_json:
         print_json(result)
     else:
