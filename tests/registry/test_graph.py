@@ -94,10 +94,11 @@ def test_remove_takes_the_model_and_its_runs_and_nothing_else(registry_copy, cap
 
 
 def test_a_parent_cannot_be_removed_before_its_child(tmp_path, capsys):
-    from tintin.cli.plan import _load_model
+    from tintin.cli.common import model_from_spec
+    from tintin.nn import QuantConfig
     from tintin.io import save_model
 
-    model, _ = _load_model("mlp", None, None, None, "compound", 8, 0)
+    model, _ = model_from_spec("mlp", None, None, None, QuantConfig(), 0)
     parent = save_model(model, tmp_path / "parent.safetensors")
     child = save_model(model, tmp_path / "child.safetensors", info={"dataset": "digits", "test_accuracy": 0.5})
     reg = tmp_path / "r.ttl"
@@ -167,10 +168,11 @@ def test_default_location_follows_the_environment(tmp_path, monkeypatch):
 def test_doubles_keep_every_digit_in_the_file(tmp_path):
     """Regression: rdflib's Turtle shorthand wrote 174944.33333333334 as 1.749443e+05."""
     from tintin.registry import describe_run, model_iri
-    from tintin.cli.plan import _load_model
+    from tintin.cli.common import model_from_spec
+    from tintin.nn import QuantConfig
     from tintin.registry import describe_model
 
-    model, _ = _load_model("mlp", None, None, None, "compound", 8, 0)
+    model, _ = model_from_spec("mlp", None, None, None, QuantConfig(), 0)
     doc = describe_model(model, kind="zoo", origin="zoo", updates=["full"])
     run = describe_run({"target": "cortex-m0", "count_unit": "instructions", "instructions_per_step": 174944.33333333334,
                         "update": "full", "batch_size": 1, "bit_exact": True}, model_iri(doc["tt:sha256"]))

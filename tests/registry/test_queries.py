@@ -11,7 +11,9 @@ from registry_helpers import require_registry_extra, run_cli
 
 require_registry_extra()
 
-from tintin.cli.plan import _load_model
+from tintin.cli.common import model_from_spec
+
+from tintin.nn import QuantConfig
 from tintin.compile.cost import flash_estimate
 from tintin.compile.fit import check_fit
 from tintin.compile.report import analyze
@@ -42,7 +44,7 @@ def test_every_ready_query_runs(zoo_registry, capsys, index):
 def test_bias_fine_tuning_within_32_kb_returns_the_right_devices(zoo_registry, capsys):
     """Devices that can fine-tune cnn1d with a bias-only update within 32 KB of SRAM, against
     the planner and the fit check of `tintin plan`."""
-    model, _ = _load_model("cnn1d", None, None, None, "compound", 8, 0)
+    model, _ = model_from_spec("cnn1d", None, None, None, QuantConfig(), 0)
     report = analyze(model, "bias", 1, suggest=False)
     expected = set()
     for name in list_devices():
@@ -67,7 +69,7 @@ def test_a_query_from_a_file_and_ask(zoo_registry, tmp_path, capsys):
 def test_min_accuracy_keeps_models_with_a_recorded_accuracy(registry_copy, tmp_path, capsys):
     from tintin.io import save_model
 
-    model, _ = _load_model("mlp", None, None, None, "compound", 8, 0)
+    model, _ = model_from_spec("mlp", None, None, None, QuantConfig(), 0)
     good = save_model(model, tmp_path / "good.safetensors", info={"dataset": "digits", "test_accuracy": 0.95})
     code, _, err = run_cli(capsys, "registry", "add", good, "--registry", registry_copy)
     assert code == 0, err

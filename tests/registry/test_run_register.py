@@ -65,10 +65,11 @@ def test_export_dir_is_registered_and_matched_on_sram(tmp_path, capsys):
 
 
 def test_a_copied_model_file_is_the_same_artefact(tmp_path, capsys):
-    from tintin.cli.plan import _load_model
+    from tintin.cli.common import model_from_spec
+    from tintin.nn import QuantConfig
     from tintin.io import save_model
 
-    model, _ = _load_model("mlp", None, None, None, "compound", 8, 0)
+    model, _ = model_from_spec("mlp", None, None, None, QuantConfig(), 0)
     a = save_model(model, tmp_path / "a.safetensors")
     shutil.copy(a, tmp_path / "b.safetensors")
     reg = tmp_path / "r.ttl"

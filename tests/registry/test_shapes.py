@@ -11,7 +11,9 @@ from registry_helpers import require_registry_extra, run_cli
 
 require_registry_extra()
 
-from tintin.cli.plan import _load_model
+from tintin.cli.common import model_from_spec
+
+from tintin.nn import QuantConfig
 from tintin.nn import model_names
 from tintin.registry import (DescriptionRejected, Registry, describe_device, describe_export, describe_model,
                              describe_model_file, to_graph, validate_description, violations)
@@ -20,7 +22,7 @@ from tintin.targets import list_devices, load_device
 
 @pytest.fixture(scope="module")
 def mlp():
-    model, _ = _load_model("mlp", None, None, None, "compound", 8, 0)
+    model, _ = model_from_spec("mlp", None, None, None, QuantConfig(), 0)
     return model
 
 
@@ -40,7 +42,7 @@ def test_every_device_description_conforms(name):
 
 @pytest.mark.parametrize("name", model_names())
 def test_every_zoo_model_description_conforms(name):
-    model, _ = _load_model(name, None, None, None, "compound", 8, 0)
+    model, _ = model_from_spec(name, None, None, None, QuantConfig(), 0)
     doc = describe_model(model, kind="zoo", origin="zoo")
     assert violations(to_graph(doc)) == []
     modes = [c["tt:updateMode"] for c in doc["trainingConfigurations"]]

@@ -166,6 +166,12 @@ def optimiser(model_name: str | None, batch_size: int, lr: float | None, rule: s
                            momentum_shift=resolved_momentum_shift(momentum_shift, model_name), **schedules)
 
 
+def default_optimiser(model_name: str | None, batch_size: int = 1):
+    """The :class:`tintin.optim.OptimConfig` a command uses when no optimiser option is given (what
+    ``tintin plan MODEL`` compiles with)."""
+    return optimiser(model_name, batch_size, None, "aligned", 4, "stochastic", None)
+
+
 @dataclass(frozen=True)
 class Optimiser:
     """The optimiser options ``--lr --rule --mu --rounding --momentum-shift`` as given."""

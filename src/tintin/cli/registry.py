@@ -67,11 +67,15 @@ def describe_artefact(spec: str, *, registry=None, dataset: Optional[str] = None
     if spec in list_devices():
         return describe_device(load_device(spec))
     if spec in model_names():
-        from .plan import _load_model
+        from ..nn import QuantConfig
+        from .common import model_from_spec
 
-        net, _ = _load_model(spec, dataset, None, None, "compound", 8, seed)
+        from .options import default_optimiser
+
+        net, _ = model_from_spec(spec, dataset, None, None, QuantConfig(), seed)
         _progress(f"describing zoo model {spec}: planning every update mode ...")
-        return describe_model(net, kind="zoo", origin="zoo", parent=parent_iri)
+        # the optimiser state (momentum) of `tintin plan`'s defaults, so that match answers as plan does
+        return describe_model(net, kind="zoo", origin="zoo", parent=parent_iri, optim=default_optimiser(spec))
     if path.suffix or "/" in spec:
         raise CliError(f"{spec} does not exist")
     raise CliError(f"{spec!r} is not a file, an export directory, a device ({', '.join(list_devices())}) "
