@@ -37,9 +37,9 @@ def _schema():
 
 
 class _Writer:
-    def __init__(self, model: Sequential, act_scales: dict[str, Scale]):
+    def __init__(self, model: Sequential, act_scales: dict[str, Scale] | None, float_model: bool = False):
         self.s = _schema()
-        self.model, self.act = model, act_scales
+        self.model, self.act, self.float = model, act_scales or {}, float_model
         self.mode = model.config.scale_mode
         self.tensors, self.buffers, self.ops, self.opcodes = [], [self.s.BufferT()], [], {}
 
@@ -62,8 +62,31 @@ class _Writer:
         self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def act_tensor(self, name, shape, scale: Scale) -> int:
+    def act_tensor(self, name, shape, scale: Scale | None) -> int:
+        if self.float:
+            return self.tensor(name, shape, self.s.TensorType.FLOAT32)
         return self.tensor(name, shape, self.s.TensorType.INT8, scale.to_float())
+
+    def weight_tensor(self, name, m: np.ndarray, w: QTensor, per_channel: int | None = None, qdim: int = 0) -> int:
+        """int8 mantissas at the tintin scale, or (float model) their real values."""
+        if self.float:
+            return self.tensor(name, m.shape, self.s.TensorType.FLOAT32, None,
+                               (m.astype(np.float64) * w.scale.to_float()).astype(np.float32))
+        scale = w.scale.to_float() if per_channel is None else np.full(per_channel, w.scale.to_float())
+        return self.tensor(name, m.shape, self.s.TensorType.INT8, scale, m.astype(np.int8), qdim)
+
+    def bias_tensor(self, name, bias, in_scale: Scale, w: QTensor, channels: int, per_channel: bool) -> int:
+        """int32 at ``in_scale * w.scale`` (aligned as tintin's kernels do), or (float) real values."""
+        if self.float:
+            b = bias.value.dequantize() if bias is not None else np.zeros(channels)
+            return self.tensor(name, b.shape, self.s.TensorType.FLOAT32, None, b.astype(np.float32))
+        acc = in_scale * w.scale
+        b = (align_bias(bias.value, acc) if bias is not None else np.zeros(channels)).astype(np.int32)
+        scale = np.full(channels, acc.to_float()) if per_channel else acc.to_float()
+        return self.tensor(name, b.shape, self.s.TensorType.INT32, scale, b)
+
+    def out_scale(self, name: str) -> Scale | None:
+        return None if self.float else self.act[name]
 
     def op(self, code: str, inputs, outputs, options_type: str | None = None, options=None) -> None:
         s = self.s
@@ -109,15 +132,10 @@ class _Writer:
                 idx = np.arange(wm.shape[1]).reshape([c, *sp]).transpose(list(range(1, len(sp) + 1)) + [0]).reshape(-1)
                 wm = wm[:, idx]
                 self._flat_from = None
-            wt = self.tensor(f"{name}.weight", wm.shape, s.TensorType.INT8, w.scale.to_float(), wm)
-            ins = [x, wt]
-            if layer.bias is not None:
-                acc = scale * w.scale
-                b = align_bias(layer.bias.value, acc).astype(np.int32)
-                ins.append(self.tensor(f"{name}.bias", b.shape, s.TensorType.INT32, acc.to_float(), b))
-            else:
-                ins.append(-1)
-            out_scale = self.act[name]
+            ins = [x, self.weight_tensor(f"{name}.weight", wm, w)]
+            ins.append(self.bias_tensor(f"{name}.bias", layer.bias, scale, w, layer.out_features, False)
+                       if layer.bias is not None else -1)
+            out_scale = self.out_scale(name)
             y = self.act_tensor(name, [1, layer.out_features], out_scale)
             opt = s.FullyConnectedOptionsT()
             self.op("FULLY_CONNECTED", ins, [y], "FullyConnectedOptions", opt)
@@ -143,13 +161,9 @@ class _Writer:
                 wk, qdim = wm.transpose(1, 2, 3, 0), 3
             else:          # (Cout, Cin, kh, kw) -> (Cout, kh, kw, Cin)
                 wk, qdim = wm.transpose(0, 2, 3, 1), 0
-            wscale = np.full(layer.out_channels, w.scale.to_float())
-            wt = self.tensor(f"{name}.weight", wk.shape, s.TensorType.INT8, wscale, wk, qdim)
-            acc = scale * w.scale
-            b = (align_bias(layer.bias.value, acc) if layer.bias is not None
-                 else np.zeros(layer.out_channels)).astype(np.int32)
-            bt = self.tensor(f"{name}.bias", b.shape, s.TensorType.INT32, np.full(layer.out_channels, acc.to_float()), b)
-            out_scale = self.act[name]
+            wt = self.weight_tensor(f"{name}.weight", wk, w, layer.out_channels, qdim)
+            bt = self.bias_tensor(f"{name}.bias", layer.bias, scale, w, layer.out_channels, True)
+            out_scale = self.out_scale(name)
             y = self.act_tensor(name, self.nhwc(out_shape), out_scale)
             if depthwise:
                 opt = s.DepthwiseConv2DOptionsT()
@@ -171,7 +185,7 @@ class _Writer:
             kh, kw = (1, layer.kernel_size[0]) if one_d else layer.kernel_size
             sh, sw = (1, layer.stride[0]) if one_d else layer.stride
             avg = isinstance(layer, (AvgPool1d, AvgPool2d))
-            out_scale = self.act[name] if avg else scale
+            out_scale = self.out_scale(name) if avg else scale
             y = self.act_tensor(name, self.nhwc(out_shape), out_scale)
             opt = s.Pool2DOptionsT()
             opt.padding, opt.strideH, opt.strideW, opt.filterHeight, opt.filterWidth = s.Padding.VALID, sh, sw, kh, kw
@@ -180,7 +194,7 @@ class _Writer:
         if isinstance(layer, GlobalAvgPool):
             axes = np.array([1, 2], dtype=np.int32)
             at = self.tensor(f"{name}.axes", axes.shape, s.TensorType.INT32, None, axes)
-            out_scale = self.act[name]
+            out_scale = self.out_scale(name)
             y = self.act_tensor(name, [1, out_shape[0]], out_scale)
             opt = s.ReducerOptionsT()
             opt.keepDims = False
@@ -199,7 +213,7 @@ class _Writer:
         if isinstance(layer, Residual):
             a, _, _ = self.layers(layer.body, x, shape, scale)
             b, _, _ = self.layers(layer.shortcut, x, shape, scale) if layer.shortcut else (x, shape, scale)
-            out_scale = self.act[name]
+            out_scale = self.out_scale(name)
             y = self.act_tensor(name, self.nhwc(out_shape), out_scale)
             self.op("ADD", [a, b], [y], "AddOptions", s.AddOptionsT())
             return y, out_shape, out_scale
@@ -214,7 +228,14 @@ class _Writer:
         y, _, _ = self.layers(self.model.layers, x, self.model.input_shape, Scale(self.model.input_exponent))
         sub = s.SubGraphT()
         sub.tensors, sub.inputs, sub.outputs, sub.operators, sub.name = self.tensors, [x], [y], self.ops, "main"
+        self.tensors[y].name = "logits"
         m = s.ModelT()
+        sig = s.SignatureDefT()
+        sig.signatureKey, sig.subgraphIndex = "serving_default", 0
+        sig.inputs, sig.outputs = [s.TensorMapT()], [s.TensorMapT()]
+        sig.inputs[0].name, sig.inputs[0].tensorIndex = "input", x
+        sig.outputs[0].name, sig.outputs[0].tensorIndex = "logits", y
+        m.signatureDefs = [sig]
         m.version = 3
         m.description = f"tintin {self.model.name}"
         m.operatorCodes = [oc for _, oc in sorted(self.opcodes.values(), key=lambda t: t[0])]
@@ -224,10 +245,16 @@ class _Writer:
         return bytes(builder.Output())
 
 
-def to_tflite(model: Sequential, x_ref: np.ndarray) -> bytes:
-    """The TFLite int8 flatbuffer of ``model``; activation scales from ``x_ref`` (int8) as one batch."""
+def to_tflite(model: Sequential, x_ref: np.ndarray | None = None, float_model: bool = False) -> bytes:
+    """The TFLite int8 flatbuffer of ``model``; activation scales from ``x_ref`` (int8) as one batch.
+    ``float_model=True``: a float32 file instead (dequantised parameters, float activations; the
+    input takes real values), e.g. to hand to a TFLite quantiser."""
     from .onnx_export import activation_scales
 
+    if float_model:
+        return _Writer(model, None, True).build()
+    if x_ref is None:
+        raise InteropError("a TFLite int8 export needs reference data to fix the activation scales")
     return _Writer(model, activation_scales(model, x_ref)).build()
 
 
