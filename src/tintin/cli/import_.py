@@ -1,4 +1,4 @@
-"""``tintin import``: a float ONNX model in, a calibrated tintin model file and a report out."""
+"""``tintin import``: a float ONNX model or an int8 TFLite file in, a calibrated tintin model file and a report out."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .common import out_console, print_json
 
 
 def import_command(
-    model_file: Path = typer.Argument(..., metavar="MODEL_FILE", help="float ONNX model (.onnx)"),
+    model_file: Path = typer.Argument(..., metavar="MODEL_FILE", help="float ONNX model (.onnx) or int8 TFLite file (.tflite)"),
     calib: str = typer.Option(..., "--calib", "-c", help="calibration data: a data set name (see `tintin datasets`) "
                               "or a .npz file (x_train[, y_train, x_test, y_test])"),
     calib_samples: int = typer.Option(32, "--calib-samples", help="samples in the one calibration batch"),
