@@ -52,7 +52,8 @@ def import_command(
                       "" if row.activation_sqnr_db is None else f"{row.activation_sqnr_db:.1f}")
     out_console.print(table)
     if rep.float_accuracy is not None:
-        out_console.print(f"accuracy on {rep.eval_samples} samples: float {100 * rep.float_accuracy:.2f}%, "
+        source = "source int8 (LiteRT)" if rep.format == "tflite" else "float"
+        out_console.print(f"accuracy on {rep.eval_samples} samples: {source} {100 * rep.float_accuracy:.2f}%, "
                           f"integer {100 * rep.int_accuracy:.2f}% (argmax agreement {100 * rep.agreement:.2f}%)")
     out_console.print(f"model saved to {rep.model_path}")
 

@@ -125,7 +125,7 @@ def _layer_rows(model: Sequential, origin: dict, float_acts: dict | None, int_ac
     return rows
 
 
-def _onnx_bytes_of(source, fmt: str, sample_shape: tuple[int, ...]):
+def _onnx_model_of(source, fmt: str, sample_shape: tuple[int, ...]):
     if fmt == "pytorch":
         from .torch_export import torch_to_onnx
 
@@ -162,7 +162,7 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
 
         graph, oracle = read_tflite(source)
     else:
-        proto = _onnx_bytes_of(source, fmt, sample_shape)
+        proto = _onnx_model_of(source, fmt, sample_shape)
         from .onnx_reader import read_onnx
 
         graph = read_onnx(proto)

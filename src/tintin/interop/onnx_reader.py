@@ -100,7 +100,6 @@ class _Reader:
             raise InteropError(f"the model must have exactly one output, it has {len(graph.output)}")
         self.output_name = graph.output[0].name
         self.dropped: list[str] = []
-        self.counts: dict[str, int] = {}
 
     # -- helpers --------------------------------------------------------------------------------
     def name_of(self, node) -> str:

@@ -320,7 +320,5 @@ def verify_tflite(model: Sequential, data: bytes, x: np.ndarray, runtime: str = 
 
 
 def _last_scale(data: bytes) -> float:
-    s = _schema()
-    m = s.ModelT.InitFromPackedBuf(bytearray(data), 0) if hasattr(s.ModelT, "InitFromPackedBuf") else None
-    sub = m.subgraphs[0]
+    sub = _schema().ModelT.InitFromPackedBuf(bytearray(data), 0).subgraphs[0]
     return float(sub.tensors[sub.outputs[0]].quantization.scale[0])

@@ -23,7 +23,7 @@ QUANTIZE on the input and DEQUANTIZE / SOFTMAX on the output (dropped). Anything
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,7 +50,6 @@ class _Node:
     output: list[str]
     options: object
     index: int
-    attribute: list = field(default_factory=list)
 
 
 class _TFLiteReader(_Reader):
