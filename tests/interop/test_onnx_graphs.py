@@ -1,5 +1,9 @@
 """ONNX graphs built with onnx.helper: operator coverage, BatchNorm folding, unsupported operators."""
 
+from interop_needs import require
+
+require()
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st

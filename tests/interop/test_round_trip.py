@@ -1,5 +1,9 @@
 """Import -> integer fine-tune -> convert to ONNX -> onnxruntime predictions equal the simulator's."""
 
+from interop_needs import require
+
+require()
+
 import json
 
 import numpy as np

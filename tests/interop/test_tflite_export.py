@@ -1,9 +1,11 @@
 """TFLite int8 export, run in TFLite Micro's own interpreter and in LiteRT against the simulator."""
 
+from interop_needs import require
+
+require("tflite_micro")
+
 import numpy as np
 import pytest
-
-pytest.importorskip("tflite_micro", reason="the TFLite tests need tflite-micro (pip install 'tintin[interop]')")
 
 from tintin.interop import InteropError, convert_model, import_model, to_tflite, verify_tflite  # noqa: E402
 from tintin.interop.tflite_export import run_tflm, tflite_input  # noqa: E402

@@ -1,10 +1,12 @@
 """TFLite int8 import: asymmetric, per-channel files (made by ai-edge-quantizer from a float .tflite)
 and tintin's own exports, read without TensorFlow."""
 
+from interop_needs import require
+
+require("tflite_micro")
+
 import numpy as np
 import pytest
-
-pytest.importorskip("tflite_micro", reason="the TFLite tests need tflite-micro (pip install 'tintin[interop]')")
 
 from tintin.interop import UnsupportedOpError, import_model, to_tflite  # noqa: E402
 from tintin.interop.tflite_export import tflite_input  # noqa: E402
