@@ -1,14 +1,8 @@
 """Small float models trained for a few seconds on digits, shared by the interop tests."""
 
-import numpy as np
 import pytest
 
-for _module, _package in (("onnx", "onnx"), ("onnxruntime", "onnxruntime"), ("torch", "torch")):
-    pytest.importorskip(_module, reason=f"the interop tests need {_package} (pip install 'tintin[interop,torch]')")
-
-import torch  # noqa: E402
-
-from tintin import data  # noqa: E402
+from tintin import data
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +11,8 @@ def digits():
 
 
 def _train(net, ds, epochs=10, seed=0):
+    import torch
+
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     x = torch.tensor(ds.real(ds.x_train), dtype=torch.float32)
@@ -34,12 +30,16 @@ def _train(net, ds, epochs=10, seed=0):
 
 
 def mlp_net():
+    import torch
+
     torch.manual_seed(1)
     nn = torch.nn
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
 def lenet_net():
+    import torch
+
     """LeNet-5 class CNN for 8x8 digits (conv 3x3 in place of 5x5), with a BatchNorm to fold."""
     torch.manual_seed(2)
     nn = torch.nn
@@ -49,6 +49,8 @@ def lenet_net():
 
 
 def dscnn_net():
+    import torch
+
     """Depthwise-separable CNN (DS-CNN style) with BatchNorm after every conv."""
     torch.manual_seed(3)
     nn = torch.nn
@@ -58,25 +60,28 @@ def dscnn_net():
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
-class ResNet(torch.nn.Module):
+def res_net():
     """Stem conv, one residual block with an identity shortcut, mean over positions, linear head."""
+    import torch
 
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(4)
-        self.stem = torch.nn.Conv2d(1, 8, 3, padding=1)
-        self.a = torch.nn.Conv2d(8, 8, 3, padding=1)
-        self.b = torch.nn.Conv2d(8, 8, 3, padding=1)
-        self.fc = torch.nn.Linear(8, 10)
+    class ResNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(4)
+            self.stem = torch.nn.Conv2d(1, 8, 3, padding=1)
+            self.a = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.b = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.fc = torch.nn.Linear(8, 10)
 
-    def forward(self, x):
-        h = torch.relu(self.stem(x))
-        h = torch.relu(self.b(torch.relu(self.a(h))) + h)
-        return self.fc(h.mean((2, 3)))
+        def forward(self, x):
+            h = torch.relu(self.stem(x))
+            h = torch.relu(self.b(torch.relu(self.a(h))) + h)
+            return self.fc(h.mean((2, 3)))
+    return ResNet()
 
 
 EPOCHS = {"dscnn": 25}
-BUILDERS = {"mlp": mlp_net, "lenet": lenet_net, "dscnn": dscnn_net, "res": ResNet}
+BUILDERS = {"mlp": mlp_net, "lenet": lenet_net, "dscnn": dscnn_net, "res": res_net}
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +102,3 @@ def lenet_import(trained, digits):
     return import_model(trained("lenet"), digits, calib_samples=32)
 
 
-def float_logits(net, ds, x_q):
-    with torch.no_grad():
-        return net(torch.tensor(ds.real(x_q), dtype=torch.float32)).numpy().astype(np.float64)

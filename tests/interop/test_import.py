@@ -1,5 +1,9 @@
 """Import of float models trained in PyTorch (through ONNX) with one calibration batch."""
 
+from interop_needs import require
+
+require()
+
 import json
 
 import numpy as np

@@ -1,5 +1,9 @@
 """ONNX graphs built with onnx.helper: operator coverage, BatchNorm folding, unsupported operators."""
 
+from interop_needs import require
+
+require()
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -106,3 +110,14 @@ def test_minimum_mse_scale_never_worse_than_no_clipping(seed, mode, spread):
     assert sqnr_db(w, ours.dequantize()) >= sqnr_db(w, plain.dequantize()) - 1e-9
     assert ours.scale.to_float() <= plain.scale.to_float()
     assert np.abs(ours.m).max() <= 127
+
+
+def test_gemm_with_row_bias_alpha_beta_and_no_transpose(digits):
+    """Gemm's C may be (1, N); alpha and beta scale the product and the bias; transB=0 means W is (K, N)."""
+    rng = np.random.default_rng(3)
+    w, c = rng.normal(0, 0.3, (64, 10)), rng.normal(0, 0.2, (1, 10))
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "w", "c"], ["y"], name="fc", alpha=0.5, beta=2.0)]
+    graph = read_onnx(_model(nodes, {"w": w, "c": c}, (1, 8, 8), 10))
+    fc = graph.layers[-1]
+    assert np.allclose(fc.weight, 0.5 * w.T) and np.allclose(fc.bias, 2.0 * c.reshape(-1))

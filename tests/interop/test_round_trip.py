@@ -1,5 +1,9 @@
 """Import -> integer fine-tune -> convert to ONNX -> onnxruntime predictions equal the simulator's."""
 
+from interop_needs import require
+
+require()
+
 import json
 
 import numpy as np
@@ -101,3 +105,21 @@ def test_cli_import_then_convert_json(trained, digits, tmp_path, capsys):
     assert out["verification"]["argmax_agreement"] >= FLOAT_MIN_AGREEMENT and (tmp_path / "back.onnx").is_file()
     assert main(["convert", rep["model_path"], "--to", "keras", "--out", str(tmp_path / "x")]) == 1
     assert "unknown conversion target" in capsys.readouterr().err
+
+
+@pytest.mark.emulator
+def test_imported_model_trains_bit_exactly_on_cortex_m0(lenet_import, tmp_path, capsys):
+    """An imported model is an ordinary tintin model: `tintin run` trains it on an emulated
+    Cortex-M0 bit for bit like the simulator."""
+    from tintin.interop.importer import save_import
+    from tintin.targets import toolchain_status
+
+    ok, reason = toolchain_status("cortex-m0")
+    if not ok:
+        pytest.skip(reason)
+    path = save_import(lenet_import.model, lenet_import.report, tmp_path / "imp")
+    capsys.readouterr()
+    assert main(["run", str(path), "--dataset", "digits", "--target", "cortex-m0", "--steps", "5",
+                 "--out", str(tmp_path / "fw"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["bit_exact"] is True and out["mismatches"] == []

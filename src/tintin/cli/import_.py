@@ -1,4 +1,4 @@
-"""``tintin import``: a float ONNX model in, a calibrated tintin model file and a report out."""
+"""``tintin import``: a float ONNX model or an int8 TFLite file in, a calibrated tintin model file and a report out."""
 
 from __future__ import annotations
 
@@ -7,32 +7,29 @@ from typing import Optional
 
 import typer
 
+from . import options as opt
 from .common import out_console, print_json
 
 
 def import_command(
-    model_file: Path = typer.Argument(..., metavar="MODEL_FILE", help="float ONNX model (.onnx)"),
+    model_file: Path = typer.Argument(..., metavar="MODEL_FILE", help="float ONNX model (.onnx) or int8 TFLite file (.tflite)"),
     calib: str = typer.Option(..., "--calib", "-c", help="calibration data: a data set name (see `tintin datasets`) "
                               "or a .npz file (x_train[, y_train, x_test, y_test])"),
     calib_samples: int = typer.Option(32, "--calib-samples", help="samples in the one calibration batch"),
     out: Path = typer.Option(..., "--out", "-o", help="output directory (model.safetensors, import.json)"),
-    scale_mode: str = typer.Option("compound", "--scale-mode", help="compound (2^S u^U d^D) | pow2"),
-    weight_bits: int = typer.Option(8, "--weight-bits", help="8 or 16 (int16 master weights)"),
+    scale_mode: str = opt.SCALE_MODE,
+    weight_bits: int = opt.WEIGHT_BITS,
     input_exponent: Optional[int] = typer.Option(None, "--input-exponent",
                                                  help="input scale 2^E for a .npz file (default: chosen from the data)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the calibration sample draw"),
-    as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object on stdout"),
+    as_json: bool = opt.JSON,
 ):
     """Import MODEL_FILE into tintin: calibrate every scale with one batch, report per-layer SQNR
     against onnxruntime and float vs integer accuracy, save a tintin model file."""
     from ..interop import import_model
-    from ..interop.errors import InteropError
-    from ..nn import QuantConfig
 
-    try:
-        config = QuantConfig(scale_mode=scale_mode, weight_bits=weight_bits)
-    except ValueError as exc:
-        raise InteropError(str(exc)) from None
+    config = opt.quantisation(scale_mode, weight_bits)
+    opt.check_writable_dir(out)
     res = import_model(model_file, calib, calib_samples=calib_samples, out=out, config=config,
                        input_exponent=input_exponent, seed=seed)
     rep = res.report
@@ -52,7 +49,8 @@ def import_command(
                       "" if row.activation_sqnr_db is None else f"{row.activation_sqnr_db:.1f}")
     out_console.print(table)
     if rep.float_accuracy is not None:
-        out_console.print(f"accuracy on {rep.eval_samples} samples: float {100 * rep.float_accuracy:.2f}%, "
+        source = "source int8 (LiteRT)" if rep.format == "tflite" else "float"
+        out_console.print(f"accuracy on {rep.eval_samples} samples: {source} {100 * rep.float_accuracy:.2f}%, "
                           f"integer {100 * rep.int_accuracy:.2f}% (argmax agreement {100 * rep.agreement:.2f}%)")
     out_console.print(f"model saved to {rep.model_path}")
 

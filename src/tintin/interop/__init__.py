@@ -1,5 +1,5 @@
 """Models in and out: ONNX and PyTorch import with one-batch calibration, and
-conversion of tintin models back to ONNX (float or QDQ int8).
+conversion of tintin models back to ONNX (float or QDQ int8) and TFLite int8.
 
 Quick use::
 
@@ -18,7 +18,8 @@ from .errors import InteropError, MissingPackageError, UnsupportedOpError
 from .convert import convert_model
 from .importer import ImportReport, ImportResult, LayerReport, import_model
 from .onnx_export import to_onnx, verify_onnx
+from .tflite_export import to_tflite, verify_tflite
 
 __all__ = ["CalibrationData", "calibration_data", "calibrate_bias", "calibrate_weight", "sqnr_db",
            "InteropError", "MissingPackageError", "UnsupportedOpError", "ImportReport", "ImportResult",
-           "LayerReport", "import_model", "convert_model", "to_onnx", "verify_onnx"]
+           "LayerReport", "import_model", "convert_model", "to_onnx", "verify_onnx", "to_tflite", "verify_tflite"]

@@ -1,11 +1,13 @@
-"""``convert_model``: a tintin model -> an ONNX file (float or QDQ int8), checked with onnxruntime.
+"""``convert_model``: a tintin model -> an ONNX file (float or QDQ int8) checked with onnxruntime, or a
+TFLite int8 file checked with TFLite Micro's interpreter and LiteRT (where it imports).
 
 The file is written atomically. With ``data`` (a data set name, ``.npz`` path, Dataset or arrays,
 as for :func:`tintin.interop.import_model`) the written model is run with onnxruntime on the
 evaluation samples beside the simulator (a float export against the simulator one sample at a
 time, as on a device; a QDQ export against the samples as one batch), and a QDQ export takes its
 fixed activation scales from the simulator on the *training* samples as one batch (so the static
-ranges cover the data). A QDQ export needs ``data``.
+ranges cover the data). A QDQ or TFLite export needs ``data``; a TFLite file is checked on the
+evaluation samples one at a time in the runtimes against the simulator on them as one batch.
 """
 
 from __future__ import annotations
@@ -18,20 +20,22 @@ from ..nn import Sequential
 from .calib_data import calibration_data
 from .errors import InteropError
 
-TARGETS = ("onnx",)
+TARGETS = ("onnx", "tflite")
 
 
 def convert_model(model: Sequential, to: str, out: str | os.PathLike, *, qdq: bool = False, data=None,
                   reference_samples: int = 100_000, seed: int = 0) -> dict:
-    """Write ``model`` as ``to`` (``"onnx"``) to ``out``; returns a JSON-able summary with the
-    onnxruntime check (``verification``: samples, argmax_agreement, max_abs_diff[_steps]) when
-    ``data`` is given."""
+    """Write ``model`` as ``to`` (``"onnx"`` or ``"tflite"``) to ``out``; returns a JSON-able summary
+    with the runtime check (``verification``: samples, argmax_agreement, max_abs_diff[_steps]; a list,
+    one per runtime, for TFLite) when ``data`` is given."""
     from .onnx_export import to_onnx, verify_onnx
 
     if to not in TARGETS:
         raise InteropError(f"unknown conversion target {to!r} (targets: {', '.join(TARGETS)})")
     if qdq and data is None:
         raise InteropError("a QDQ int8 export needs data (--calib) to fix the activation scales")
+    if to == "tflite" and data is None:
+        raise InteropError("a TFLite int8 export needs data (--calib) to fix the activation scales")
     cd = calibration_data(data, reference_samples, seed, model.input_exponent) if data is not None else None
     if cd is not None:
         if tuple(cd.eval_q.shape[1:]) != tuple(model.input_shape):
@@ -40,12 +44,17 @@ def convert_model(model: Sequential, to: str, out: str | os.PathLike, *, qdq: bo
         if cd.input_exponent != model.input_exponent:
             raise InteropError(f"the data is quantised at 2^{cd.input_exponent}, the model expects inputs at "
                                f"2^{model.input_exponent}")
+    if to == "tflite":
+        from .tflite_export import to_tflite, verify_tflite
+
+        blob = to_tflite(model, cd.calib_q)
+        out = _write(out, blob)
+        checks = [verify_tflite(model, blob, cd.eval_q, runtime) for runtime in ("tflite-micro", "litert")
+                  if _importable(runtime)]
+        return {"model": model.name, "to": to, "qdq": True, "out": str(out), "bytes": len(blob),
+                "verification": [{"data": cd.name, **c} for c in checks]}
     proto = to_onnx(model, qdq=qdq, x_ref=cd.calib_q if cd is not None else None)
-    out = Path(out)
-    try:
-        atomic_write_bytes(out, proto.SerializeToString())
-    except OSError as exc:
-        raise InteropError(f"cannot write {out}: {exc.strerror or exc}") from None
+    out = _write(out, proto.SerializeToString())
     summary = {"model": model.name, "to": to, "qdq": bool(qdq), "out": str(out), "bytes": out.stat().st_size,
                "opset": proto.opset_import[0].version, "verification": None}
     if cd is not None:
@@ -53,3 +62,23 @@ def convert_model(model: Sequential, to: str, out: str | os.PathLike, *, qdq: bo
                                    "simulator_batch": None if qdq else 1,
                                    **verify_onnx(model, proto, cd.eval_q, batch_size=None if qdq else 1)}
     return summary
+
+
+def _write(out, blob: bytes) -> Path:
+    out = Path(out)
+    try:
+        atomic_write_bytes(out, blob)
+    except OSError as exc:
+        raise InteropError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def _importable(runtime: str) -> bool:
+    """LiteRT is checked where it imports; TFLite Micro is required (its errors are reported)."""
+    if runtime == "tflite-micro":
+        return True
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,4 +1,4 @@
-"""``import_model``: an ONNX model or a PyTorch module in, a calibrated tintin model and its report out."""
+"""``import_model``: an ONNX model, a PyTorch module or a TFLite int8 file in, a calibrated tintin model and its report out."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .errors import InteropError
 from .graph import FloatGraph
 from .oracle import float_activations, ort_session, run_session, trace
 
-FORMATS = ("onnx", "pytorch")
+FORMATS = ("onnx", "pytorch", "tflite")
 
 
 @dataclass
@@ -125,7 +125,7 @@ def _layer_rows(model: Sequential, origin: dict, float_acts: dict | None, int_ac
     return rows
 
 
-def _onnx_bytes_of(source, fmt: str, sample_shape: tuple[int, ...]):
+def _onnx_model_of(source, fmt: str, sample_shape: tuple[int, ...]):
     if fmt == "pytorch":
         from .torch_export import torch_to_onnx
 
@@ -138,7 +138,9 @@ def _onnx_bytes_of(source, fmt: str, sample_shape: tuple[int, ...]):
 def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLike | None = None,
                  config: QuantConfig | None = None, input_exponent: int | None = None, seed: int = 0,
                  name: str = "imported") -> ImportResult:
-    """Import a float ONNX model (path, bytes, ``onnx.ModelProto``) or a PyTorch ``nn.Module`` into tintin.
+    """Import a float ONNX model (path, bytes, ``onnx.ModelProto``), a PyTorch ``nn.Module`` or a TFLite
+    int8 file (path or bytes) into tintin. For TFLite the "float" reference is the source int8 model
+    in LiteRT (TFLite Micro when LiteRT is missing): ``float_accuracy`` is the source model's accuracy.
 
     ``calib``: a built-in data set name, a ``.npz`` path, a :class:`tintin.data.Dataset` or ``(x, y)``
     arrays (see :mod:`tintin.interop.calib_data`); ``calib_samples`` of its training samples form the
@@ -151,17 +153,20 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
     if not isinstance(calib_samples, int) or calib_samples < 1:
         raise InteropError(f"--calib-samples must be a positive integer, got {calib_samples!r}")
     fmt = detect_format(source)
-    if fmt == "tflite":
-        raise InteropError("importing .tflite files is not supported yet; export the model to ONNX "
-                           "(or import its PyTorch module)")
     config = config or QuantConfig()
     data = calibration_data(calib, calib_samples, seed, input_exponent)
     sample_shape = tuple(int(v) for v in data.calib_q.shape[1:])
-    proto = _onnx_bytes_of(source, fmt, sample_shape)
-    from .onnx_reader import read_onnx
+    proto = oracle = None
+    if fmt == "tflite":
+        from .tflite_reader import read_tflite
 
-    graph = read_onnx(proto)
-    graph.format = fmt
+        graph, oracle = read_tflite(source)
+    else:
+        proto = _onnx_model_of(source, fmt, sample_shape)
+        from .onnx_reader import read_onnx
+
+        graph = read_onnx(proto)
+        graph.format = fmt
     if graph.input_shape is not None and tuple(graph.input_shape) != sample_shape:
         raise InteropError(f"the model expects samples of shape {tuple(graph.input_shape)}, the calibration data has "
                            f"{sample_shape}")
@@ -173,8 +178,12 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
 
     int_acts = trace(model, data.calib_q)
     tensors = sorted({fl.tensor for fl in origin.values()} | {graph.output_name})
-    float_acts = float_activations(proto, tensors, data.calib_real)
-    float_out = run_session(ort_session(proto.SerializeToString()), data.eval_real)[0]
+    if proto is not None:  # onnxruntime is the float oracle
+        float_acts = float_activations(proto, tensors, data.calib_real)
+        float_out = run_session(ort_session(proto.SerializeToString()), data.eval_real)[0]
+    else:  # the source int8 model in its own runtime
+        float_acts = oracle.run(data.calib_real, tensors)
+        float_out = oracle.run(data.eval_real, [graph.output_name])[graph.output_name]
     rows = _layer_rows(model, origin, float_acts, int_acts)
 
     float_pred = np.argmax(float_out.reshape(len(float_out), -1), axis=1)

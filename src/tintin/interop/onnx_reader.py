@@ -100,7 +100,6 @@ class _Reader:
             raise InteropError(f"the model must have exactly one output, it has {len(graph.output)}")
         self.output_name = graph.output[0].name
         self.dropped: list[str] = []
-        self.counts: dict[str, int] = {}
 
     # -- helpers --------------------------------------------------------------------------------
     def name_of(self, node) -> str:
@@ -192,8 +191,10 @@ class _Reader:
             w = w if a.get("transB", 0) else w.T
             bias = None
             if len(node.input) > 2 and node.input[2]:
-                bias = np.broadcast_to(self.constant(node, 2, "the bias") * float(a.get("beta", 1.0)),
-                                       (w.shape[0],)).astype(np.float64)
+                c = np.asarray(self.constant(node, 2, "the bias"), dtype=np.float64).reshape(-1)
+                if c.size not in (1, w.shape[0]):
+                    raise UnsupportedOpError(op, name, f"a bias of {c.size} values for {w.shape[0]} outputs")
+                bias = np.broadcast_to(c * float(a.get("beta", 1.0)), (w.shape[0],)).copy()
             layers.append(FloatLayer("Linear", name, out, w, bias, op="Gemm"))
             return out
         if op == "MatMul":

@@ -1,0 +1,81 @@
+"""TFLite int8 import: asymmetric, per-channel files (made by ai-edge-quantizer from a float .tflite)
+and tintin's own exports, read without TensorFlow."""
+
+from interop_needs import require
+
+require("tflite_micro")
+
+import numpy as np
+import pytest
+
+from tintin.interop import UnsupportedOpError, import_model, to_tflite  # noqa: E402
+from tintin.interop.tflite_export import tflite_input  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quantized_by_google(lenet_import, digits, tmp_path_factory):
+    """A full-int8 file from ai-edge-quantizer (static_wi8_ai8: per-channel weights, asymmetric
+    activations with zero points), quantising a float .tflite of the LeNet-class model."""
+    aeq = pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer makes the asymmetric int8 fixture")
+    from ai_edge_quantizer import quantizer, recipe
+
+    d = tmp_path_factory.mktemp("aeq")
+    (d / "float.tflite").write_bytes(to_tflite(lenet_import.model, float_model=True))
+    q = quantizer.Quantizer(str(d / "float.tflite"))
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    xs = tflite_input(lenet_import.model, digits.x_train[:64]).astype(np.float32) * 2.0**digits.input_exponent
+    cal = q.calibrate({"serving_default": [{"input": xs[i:i + 1]} for i in range(len(xs))]}, num_threads=1)
+    q.quantize(cal, enable_progress_report=False).export_model(str(d / "int8.tflite"), overwrite=True)
+    del aeq
+    return d / "int8.tflite"
+
+
+def test_asymmetric_per_channel_file_imported(quantized_by_google, digits):
+    from tintin.interop.tflite_reader import read_tflite
+
+    graph, _ = read_tflite(quantized_by_google)
+    zero_points = [int(t.quantization.zeroPoint[0]) for t in _reader_tensors(quantized_by_google)
+                   if t.quantization is not None and t.quantization.zeroPoint is not None
+                   and len(t.quantization.zeroPoint) and t.type == 9]
+    assert any(z != 0 for z in zero_points), "the fixture must have asymmetric activations"
+    rep = import_model(quantized_by_google, digits, calib_samples=32).report
+    assert rep.format == "tflite" and [row.type for row in rep.layers][:3] == ["Conv2d", "ReLU", "MaxPool2d"]
+    assert abs(rep.float_accuracy - rep.int_accuracy) <= 0.01  # the source int8 model in LiteRT
+    assert all(row.weight_sqnr_db > 30 for row in rep.layers if row.weight_sqnr_db is not None)
+    assert all(row.activation_sqnr_db > 10 for row in rep.layers)
+    assert graph.input_shape == (1, 8, 8)
+
+
+def _reader_tensors(path):
+    from tintin.interop.tflite_export import _schema
+
+    s = _schema()
+    return s.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0).subgraphs[0].tensors
+
+
+@pytest.mark.parametrize("name", ["lenet", "dscnn", "res"])
+def test_tintin_export_imports_back(name, trained, digits, lenet_import):
+    model = lenet_import.model if name == "lenet" else import_model(trained(name), digits, calib_samples=32).model
+    blob = to_tflite(model, digits.x_train)
+    res = import_model(blob, digits, calib_samples=32)
+    assert [layer.spec()["type"] for layer in res.model.layers] == [layer.spec()["type"] for layer in model.layers]
+    # symmetric per-tensor int8 weights come back exactly
+    for a, b in zip(model.parameters(), res.model.parameters()):
+        if a.kind == "weight":
+            assert np.array_equal(a.value.dequantize(), b.value.dequantize()), a.name
+    assert res.report.agreement >= 0.95
+
+
+def test_unsupported_tflite_op_names_itself(lenet_import, digits):
+    from tintin.interop.tflite_export import _schema
+
+    s = _schema()
+    m = s.ModelT.InitFromPackedBuf(bytearray(to_tflite(lenet_import.model, digits.x_train)), 0)
+    relu = [i for i, oc in enumerate(m.operatorCodes) if oc.builtinCode == s.BuiltinOperator.RELU][0]
+    m.operatorCodes[relu].builtinCode = m.operatorCodes[relu].deprecatedBuiltinCode = s.BuiltinOperator.TANH
+    import flatbuffers
+
+    b = flatbuffers.Builder(4096)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    with pytest.raises(UnsupportedOpError, match="TANH at node 'relu1'"):
+        import_model(bytes(b.Output()), digits)
