@@ -3,11 +3,13 @@ reference, and, transitively, the symbols those files reference.
 
 A project is compiled and linked as a whole (``make example``, a firmware build without
 ``--gc-sections``), so every file it contains must find every function it calls. The selection
-therefore follows the symbols, not the program's ops::
+therefore follows the symbols, not the program's ops:
 
-    from tintin.codegen.runtime_files import runtime_files_for
-    runtime_files_for(["tt_status_t s = tt_relu_forward_s8(x, 4, y);"])
-    # ['tt_activation.c', 'tt_numerics.c', 'tt_tables.c', ...headers]
+>>> from tintin.codegen.runtime_files import runtime_files_for
+>>> [f for f in runtime_files_for(["st = tt_relu_forward_s8(x, 4, y);"]) if f.endswith(".c")]
+['tt_activation.c', 'tt_numerics.c', 'tt_tables.c']
+>>> [f for f in runtime_files_for(["st = tt_linear_forward_x4_s8(...);"]) if f.endswith(".c")]
+['tt_internal.c', 'tt_linear.c', 'tt_numerics.c', 'tt_tables.c']
 """
 
 from __future__ import annotations

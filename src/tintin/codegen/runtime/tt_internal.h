@@ -236,16 +236,7 @@ static inline uint32_t tt_sr_mag32(uint32_t mag, uint8_t n, uint32_t draw)
 
 /* apply_multiplier(x, mult, nearest, limit) of a grid rescale: in 32 bits when 1 <= n <= 31 and
  * |x| < 2**16 (|x| * M < 2**31), else tt_apply_multiplier_scalar. */
-static inline int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
-{
-    uint64_t ax = tt_mag64(x);
-    if (mult.n >= 1 && mult.n <= 31 && ax < 65536u && mult.m >= 0 && mult.m < 32768L) {
-        uint32_t q = ((uint32_t)ax * (uint32_t)mult.m + ((uint32_t)1 << (mult.n - 1))) >> mult.n;
-        q = q > (uint32_t)limit ? (uint32_t)limit : q;
-        return x < 0 ? -(int32_t)q : (int32_t)q;
-    }
-    return (int32_t)tt_apply_multiplier_scalar(x, mult, TT_ROUND_NEAREST, 0, 0, limit);
-}
+int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit);
 
 /* a + b saturated to int32: no overflow whatever the operands. */
 static inline int32_t tt_add_sat32(int32_t a, int32_t b)
@@ -264,52 +255,12 @@ static inline int32_t tt_add_sat32(int32_t a, int32_t b)
  * |init| <= 2**30) is added last with saturation. Inside the documented domain (int8 values in
  * [-127, 127]) nothing saturates and the result is exact; outside it there is no undefined
  * behaviour. */
-static inline int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k)
-{
-    int32_t s = 0;
-    const int8_t *end8 = a + (k & ~(size_t)7u), *end4 = a + (k & ~(size_t)3u), *end = a + k;
-    while (a != end8) {
-        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
-        int32_t p4 = a[4] * b[4], p5 = a[5] * b[5], p6 = a[6] * b[6], p7 = a[7] * b[7];
-        s += p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7;
-        a += 8;
-        b += 8;
-    }
-    while (a != end4) {
-        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
-        s += p0 + p1 + p2 + p3;
-        a += 4;
-        b += 4;
-    }
-    while (a != end) {
-        s += *a++ * *b++;
-    }
-    return tt_add_sat32(init, s);
-}
+int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k);
 
 /* align_bias of one value: round(b * M / 2**n) (nearest) clipped to +-2**30, as
  * tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT). The product
  * |b| * M < 2**46 is formed in two 32-bit halves (no 64-bit arithmetic: cheap on AVR and ARMv6-M). */
-static inline int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
-{
-    if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
-        uint32_t a = tt_mag32(b), m = (uint32_t)mult.m, c;
-        uint32_t hi = (a >> 16) * m;                                /* < 2**30 */
-        uint32_t lo = (a & 0xFFFFu) * m + ((uint32_t)1 << (mult.n - 1)); /* < 2**31 + 2**30 */
-        uint8_t n = (uint8_t)mult.n;
-        if (n >= 16) {
-            /* floor((hi * 2**16 + lo) / 2**n) = floor((hi + floor(lo / 2**16)) / 2**(n - 16)) */
-            c = (hi + (lo >> 16)) >> (n - 16);
-        } else if (hi > ((uint32_t)TT_BIAS_ALIGN_LIMIT >> (16 - n))) {
-            c = (uint32_t)TT_BIAS_ALIGN_LIMIT; /* clipped anyway */
-        } else {
-            c = (hi << (16 - n)) + (lo >> n);
-        }
-        c = c > (uint32_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : c;
-        return b < 0 ? -(int32_t)c : (int32_t)c;
-    }
-    return (int32_t)tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT);
-}
+int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult);
 
 static inline size_t tt_selected_row(const uint16_t *rows, size_t j)
 {

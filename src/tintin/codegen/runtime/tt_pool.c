@@ -9,6 +9,7 @@ typedef struct {
     size_t kh, kw, sh, sw, out_h, out_w;
     const int8_t *a;        /* input (forward) or output error (backward) */
     const uint16_t *argmax; /* max pool backward */
+    const uint8_t *argmax8; /* max pool backward with one-byte offsets (instead of argmax) */
     int32_t mult;           /* average pool: fixed-point reciprocal M */
 } pool_ctx_t;
 
@@ -28,6 +29,7 @@ static tt_status_t pool_init(pool_ctx_t *c, const tt_pool2d_shape_t *s)
     c->out_h = (s->in_h - c->kh) / c->sh + 1u;
     c->out_w = (s->in_w - c->kw) / c->sw + 1u;
     c->argmax = NULL;
+    c->argmax8 = NULL;
     c->mult = 1;
     return TT_OK;
 }
@@ -96,7 +98,8 @@ static int32_t maxpool_error_at(const void *vctx, size_t b, size_t ch, size_t y,
     for (p = p_lo; p < p_hi; ++p) {
         for (q = q_lo; q < q_hi; ++q) {
             size_t k = plane + p * c->out_w + q;
-            if (c->argmax[k] == (y - p * c->sh) * c->kw + (x - q * c->sw)) {
+            size_t arg = c->argmax8 != NULL ? (size_t)c->argmax8[k] : (size_t)c->argmax[k];
+            if (arg == (y - p * c->sh) * c->kw + (x - q * c->sw)) {
                 acc += c->a[k];
             }
         }
@@ -363,38 +366,20 @@ tt_status_t tt_global_avgpool_backward_s8(const int8_t *err, tt_scale_t err_scal
 
 /* ---- max pooling with one-byte window offsets -------------------------------------------------- */
 
-typedef struct {
-    const tt_pool2d_shape_t *s;
-    size_t kh, kw, sh, sw, out_h, out_w;
-    const int8_t *err;
-    const uint8_t *argmax;
-} pool8_ctx_t;
-
-static tt_status_t pool8_init(pool8_ctx_t *c, const tt_pool2d_shape_t *s)
+/* pool_init for one-byte offsets: windows of at most 256 elements */
+static tt_status_t pool8_init(pool_ctx_t *c, const tt_pool2d_shape_t *s)
 {
-    if (s == NULL) {
-        return TT_ERR_ARG;
-    }
-    c->s = s;
-    c->kh = s->kernel_h;
-    c->kw = s->kernel_w;
-    c->sh = s->stride_h ? s->stride_h : s->kernel_h;
-    c->sw = s->stride_w ? s->stride_w : s->kernel_w;
-    if (c->kh == 0 || c->kw == 0 || s->channels == 0 || s->in_h < c->kh || s->in_w < c->kw ||
-        tt_size_above(c->kh * c->kw, 256UL)) {
+    tt_status_t st = pool_init(c, s);
+    if (st == TT_OK && tt_size_above(c->kh * c->kw, 256UL)) {
         return TT_ERR_SHAPE;
     }
-    c->out_h = (s->in_h - c->kh) / c->sh + 1u;
-    c->out_w = (s->in_w - c->kw) / c->sw + 1u;
-    c->err = NULL;
-    c->argmax = NULL;
-    return TT_OK;
+    return st;
 }
 
 tt_status_t tt_maxpool2d_forward_idx8_s8(const int8_t *x, const tt_pool2d_shape_t *shape, int8_t *y,
                                          uint8_t *argmax)
 {
-    pool8_ctx_t c;
+    pool_ctx_t c;
     size_t bc, p, q, i, j, n = 0;
     tt_status_t st = pool8_init(&c, shape);
     if (st != TT_OK) {
@@ -429,29 +414,11 @@ tt_status_t tt_maxpool2d_forward_idx8_s8(const int8_t *x, const tt_pool2d_shape_
     return TT_OK;
 }
 
-static int32_t maxpool8_error_at(const void *vctx, size_t b, size_t ch, size_t y, size_t x)
-{
-    const pool8_ctx_t *c = (const pool8_ctx_t *)vctx;
-    size_t plane = (b * c->s->channels + ch) * c->out_h * c->out_w, p, q, p_lo, p_hi, q_lo, q_hi;
-    int32_t acc = 0;
-    tt_pool_covering(y, c->kh, c->sh, c->out_h, &p_lo, &p_hi);
-    tt_pool_covering(x, c->kw, c->sw, c->out_w, &q_lo, &q_hi);
-    for (p = p_lo; p < p_hi; ++p) {
-        for (q = q_lo; q < q_hi; ++q) {
-            size_t k = plane + p * c->out_w + q;
-            if (c->argmax[k] == (y - p * c->sh) * c->kw + (x - q * c->sw)) {
-                acc += c->err[k];
-            }
-        }
-    }
-    return acc;
-}
-
 tt_status_t tt_maxpool2d_backward_idx8_s8(const int8_t *err, tt_scale_t err_scale, const uint8_t *argmax,
                                           const tt_pool2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
                                           int8_t *err_in, tt_scale_t *err_in_scale)
 {
-    pool8_ctx_t c;
+    pool_ctx_t c;
     size_t bc, p, q, n = 0, i, in_plane;
     tt_status_t st = pool8_init(&c, shape);
     if (st != TT_OK) {
@@ -463,13 +430,13 @@ tt_status_t tt_maxpool2d_backward_idx8_s8(const int8_t *err, tt_scale_t err_scal
     *err_in_scale = err_scale;
     if (c.sh < c.kh || c.sw < c.kw) {
         size_t dims[4];
-        c.err = err;
-        c.argmax = argmax;
+        c.a = err;
+        c.argmax8 = argmax;
         dims[0] = shape->batch;
         dims[1] = shape->channels;
         dims[2] = shape->in_h;
         dims[3] = shape->in_w;
-        tt_rescale_acc4(maxpool8_error_at, &c, dims, acc, err_in_scale, mode, err_in);
+        tt_rescale_acc4(maxpool_error_at, &c, dims, acc, err_in_scale, mode, err_in);
         return TT_OK;
     }
     /* windows do not overlap: every input receives at most one error (|e| <= 127), so nothing is
