@@ -191,7 +191,7 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
     float_acc = int_acc = None
     if data.eval_labels is not None:
         float_acc = float(np.mean(float_pred == data.eval_labels))
-        int_acc = float(evaluate(model, data.eval_q, data.eval_labels)[0])
+        int_acc = evaluate(model, data.eval_q, data.eval_labels).accuracy
     agreement = float(np.mean(float_pred == int_pred)) if len(int_pred) else None
 
     report = ImportReport(
