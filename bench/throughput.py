@@ -4,7 +4,7 @@ same data, measured in one run (interleaved repeats, median ratio).
     .venv/bin/python bench/throughput.py [--models mlp:mnist5k] [--batch-sizes 32,128] [--threads 1]
 
 The integer side runs with both weight-update backends: ``numpy`` (pure numpy) and ``c`` (the C
-runtime's update through ctypes; bit-identical, see tests/train/test_fast_update.py).
+runtime's update through ctypes; bit-identical, see tests/codegen/test_fast_update.py).
 """
 
 from __future__ import annotations

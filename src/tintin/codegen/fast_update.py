@@ -2,7 +2,7 @@
 
 The numpy update (:meth:`tintin.optim.IntegerSGD.update`) makes about twenty vectorised passes
 over every weight tensor per step; the C kernel (``tt_sgd_update_weight_s8`` and friends) makes one
-scalar pass. Both compute the same bits (``tests/codegen_runtime`` and ``tests/train`` check it).
+scalar pass. Both compute the same bits (``tests/codegen/runtime`` and ``tests/codegen/test_fast_update.py`` check it).
 On an x86 host the two run at about the same speed (bench/results/throughput.md): the C loop is
 written for MCUs and is not vectorised. Used by ``tintin train --backend c``; its main value is a
 whole-training proof that the device update equals the simulator's.
