@@ -1,5 +1,5 @@
 """Shared helpers for tintin.targets tests: the reference computation of
-programs/dot_checksum.c and a skip-unless-toolchain helper."""
+c/dot_checksum.c and a skip-unless-toolchain helper."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tintin.targets import TARGETS, toolchain_status
 
-PROGRAMS = Path(__file__).resolve().parent / "programs"
+PROGRAMS = Path(__file__).resolve().parent / "c"
 DOT_CHECKSUM = PROGRAMS / "dot_checksum.c"
 MCU_TARGETS = [t for t in TARGETS if t != "host"]
 ALL_TARGETS = list(TARGETS)
