@@ -91,6 +91,21 @@ class CConvShape(ctypes.Structure):
         "pad_h", "pad_w", "groups")]
 
 
+class CDenseShape(ctypes.Structure):
+    """tt_dense_shape_t: a fully connected layer's (batch, in_features, out_features)."""
+    _fields_ = [(name, ctypes.c_size_t) for name in ("batch", "in_features", "out_features")]
+
+
+class CChannelShape(ctypes.Structure):
+    """tt_channel_shape_t: a per-channel tensor's (batch, channels, positions)."""
+    _fields_ = [(name, ctypes.c_size_t) for name in ("batch", "channels", "positions")]
+
+
+class CRowSelect(ctypes.Structure):
+    """tt_row_select_t: rows[first + j] for j < count (first + j when rows is NULL)."""
+    _fields_ = [("rows", ctypes.c_void_p), ("first", ctypes.c_size_t), ("count", ctypes.c_size_t)]
+
+
 class CPoolShape(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (
         "batch", "channels", "in_h", "in_w", "kernel_h", "kernel_w", "stride_h", "stride_w")]
@@ -115,6 +130,9 @@ _I = ctypes.c_int
 _U8, _U16, _U32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
 _I32, _I64, _U64 = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint64
 _PS = ctypes.POINTER(CScale)
+_PD = ctypes.POINTER(CDenseShape)
+_PC = ctypes.POINTER(CChannelShape)
+_PR = ctypes.POINTER(CRowSelect)
 
 #: name -> (restype, argtypes)
 _PROTOTYPES = {
@@ -150,14 +168,14 @@ _PROTOTYPES = {
     "tt_choose_grid_rescale": (_I, [_U64, CScale, _U8, _I, ctypes.POINTER(_U8), _PS, ctypes.POINTER(CMultiplier)]),
     "tt_exp2_frac_q15": (_U32, [_U16]),
     "tt_log2_q16": (_I32, [_U32]),
-    "tt_linear_forward_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
+    "tt_linear_forward_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, _PD, _I, _P, _P, _PS]),
     "tt_align_bias_s32": (_I, [_P, CScale, CScale, _SZ, _P]),
-    "tt_linear_backward_input_s8": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
-    "tt_linear_backward_weight_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _PS]),
-    "tt_linear_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _SZ, _SZ, _P, _PS]),
-    "tt_linear_forward_x4_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
-    "tt_linear_backward_input_x4_s8": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
-    "tt_bias_backward_rows_s32": (_I, [_P, CScale, _SZ, _SZ, _SZ, _P, _SZ, _SZ, _P, _PS]),
+    "tt_linear_backward_input_s8": (_I, [_P, CScale, _P, CScale, _PD, _I, _P, _P, _PS]),
+    "tt_linear_backward_weight_s32": (_I, [_P, CScale, _P, CScale, _PD, _P, _PS]),
+    "tt_linear_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, _PD, _PR, _P, _PS]),
+    "tt_linear_forward_x4_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, _PD, _I, _P, _P, _PS]),
+    "tt_linear_backward_input_x4_s8": (_I, [_P, CScale, _P, CScale, _PD, _I, _P, _P, _PS]),
+    "tt_bias_backward_rows_s32": (_I, [_P, CScale, _PC, _PR, _P, _PS]),
     "tt_relu_mask_pack_u1": (_I, [_P, _SZ, _P]),
     "tt_relu_backward_mask_s8": (_I, [_P, _P, _SZ, _P]),
     "tt_fnv1a_u32": (_U32, [_U32, _P, _SZ]),
@@ -176,7 +194,7 @@ _PROTOTYPES = {
     "tt_conv2d_backward_input_s8": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _I, _P, _P, _PS]),
     "tt_conv2d_backward_weight_s32": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _P, _PS]),
     "tt_conv2d_backward_bias_s32": (_I, [_P, CScale, ctypes.POINTER(CConvShape), _P, _PS]),
-    "tt_conv2d_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _P, _SZ, _SZ, _P, _PS]),
+    "tt_conv2d_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _PR, _P, _PS]),
     "tt_conv2d_forward_im2col_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _I, _P, _P, _P, _PS]),
     "tt_conv2d_backward_input_scatter_s8": (_I, [_P, CScale, _P, CScale, ctypes.POINTER(CConvShape), _I, _P, _P, _PS]),
     "tt_pool2d_output_hw": (_I, [ctypes.POINTER(CPoolShape), ctypes.POINTER(_SZ), ctypes.POINTER(_SZ)]),
@@ -191,11 +209,11 @@ _PROTOTYPES = {
     "tt_global_avgpool_backward_s8": (_I, [_P, CScale, _SZ, _SZ, _SZ, _I, _P, _PS]),
     "tt_residual_working_scale": (_I, [CScale, CScale, _PS]),
     "tt_residual_add_s8": (_I, [_P, CScale, _P, CScale, _SZ, _I, _P, _P, _PS]),
-    "tt_channel_scale_forward_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
-    "tt_channel_scale_backward_input_s8": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _I, _P, _P, _PS]),
-    "tt_channel_scale_backward_weight_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _PS]),
-    "tt_channel_scale_backward_bias_s32": (_I, [_P, CScale, _SZ, _SZ, _SZ, _P, _PS]),
-    "tt_channel_scale_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, _SZ, _SZ, _SZ, _P, _SZ, _SZ, _P, _PS]),
+    "tt_channel_scale_forward_s8": (_I, [_P, CScale, _P, CScale, _P, CScale, _PC, _I, _P, _P, _PS]),
+    "tt_channel_scale_backward_input_s8": (_I, [_P, CScale, _P, CScale, _PC, _I, _P, _P, _PS]),
+    "tt_channel_scale_backward_weight_s32": (_I, [_P, CScale, _P, CScale, _PC, _P, _PS]),
+    "tt_channel_scale_backward_bias_s32": (_I, [_P, CScale, _PC, _P, _PS]),
+    "tt_channel_scale_backward_weight_rows_s32": (_I, [_P, CScale, _P, CScale, _PC, _PR, _P, _PS]),
     "tt_sgd_update_weight_s8": (_I, [_P, _PS, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
     "tt_sgd_update_weight_s16": (_I, [_P, _PS, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
     "tt_sgd_update_bias_s32": (_I, [_P, CScale, _SZ, _P, CScale, _P, ctypes.POINTER(CSgdConfig), _U32]),
@@ -511,7 +529,7 @@ def linear_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, mode=Sc
     y = np.empty((batch, n), dtype=np.int8)
     ys = CScale()
     _call(name, _ptr(xm), c_scale(x.scale), _ptr(wm), c_scale(weight.scale), _ptr(bm),
-          c_scale(bscale), batch, k, n, _mode(mode), _ptr(acc), _ptr(y), ctypes.byref(ys))
+          c_scale(bscale), ctypes.byref(CDenseShape(batch, k, n)), _mode(mode), _ptr(acc), _ptr(y), ctypes.byref(ys))
     return QTensor(y, py_scale(ys))
 
 
@@ -535,18 +553,18 @@ def linear_backward_input_s8(err: QTensor, weight: QTensor, mode=ScaleMode.POW2,
     acc = np.empty((batch, k), dtype=np.int32) if scratch else None
     out = np.empty((batch, k), dtype=np.int8)
     cs = CScale()
-    _call(name, _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale), batch, k, n,
+    _call(name, _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale), ctypes.byref(CDenseShape(batch, k, n)),
           _mode(mode), _ptr(acc), _ptr(out), ctypes.byref(cs))
     return QTensor(out, py_scale(cs))
 
 
-def _selection(rows, row_range, row_count: int) -> tuple[np.ndarray | None, int, int]:
-    """``(rows, first, count)`` of a rows kernel: rows ``rows[first:first + count]`` (``rows`` may be
-    None: rows ``first .. first + count - 1``)."""
+def _selection(rows, row_range, row_count: int) -> tuple[CRowSelect, np.ndarray | None, int]:
+    """``(select, rows, count)`` of a rows kernel: rows ``rows[first:first + count]`` (``rows`` may be
+    None: rows ``first .. first + count - 1``); ``select`` points into ``rows``, keep it alive."""
     r = None if rows is None else _array(rows, np.uint16, "rows").ravel()
     total = row_count if r is None else r.size
     first, count = (0, total) if row_range is None else (int(row_range[0]), int(row_range[1]))
-    return r, first, count
+    return CRowSelect(_ptr(r), first, count), r, count
 
 
 def linear_backward_weight_s32(err: QTensor, x: QTensor, rows: np.ndarray | None = None,
@@ -562,13 +580,13 @@ def linear_backward_weight_s32(err: QTensor, x: QTensor, rows: np.ndarray | None
     cs = CScale()
     if rows is None and row_range is None:
         g = np.empty((n, k), dtype=np.int32)
-        _call("tt_linear_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), batch, k, n,
-              _ptr(g), ctypes.byref(cs))
+        _call("tt_linear_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
+              ctypes.byref(CDenseShape(batch, k, n)), _ptr(g), ctypes.byref(cs))
     else:
-        r, first, count = _selection(rows, row_range, n)
+        select, r, count = _selection(rows, row_range, n)
         g = np.empty((count, k), dtype=np.int32)
-        _call("tt_linear_backward_weight_rows_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), batch,
-              k, n, _ptr(r), first, count, _ptr(g), ctypes.byref(cs))
+        _call("tt_linear_backward_weight_rows_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
+              ctypes.byref(CDenseShape(batch, k, n)), ctypes.byref(select), _ptr(g), ctypes.byref(cs))
     return QTensor(g, py_scale(cs))
 
 
@@ -578,11 +596,11 @@ def bias_backward_rows_s32(err: QTensor, rows: np.ndarray | None = None,
     over the batch and the positions (``tt_bias_backward_rows_s32``)."""
     em = _array(err.m, np.int8, "err")
     b, c, p = _bcp(em)
-    r, first, count = _selection(rows, row_range, c)
+    select, r, count = _selection(rows, row_range, c)
     g = np.empty(count, np.int32)
     cs = CScale()
-    _call("tt_bias_backward_rows_s32", _ptr(em), c_scale(err.scale), b, c, p, _ptr(r), first, count, _ptr(g),
-          ctypes.byref(cs))
+    _call("tt_bias_backward_rows_s32", _ptr(em), c_scale(err.scale), ctypes.byref(CChannelShape(b, c, p)),
+          ctypes.byref(select), _ptr(g), ctypes.byref(cs))
     return QTensor(g, py_scale(cs))
 
 
@@ -775,10 +793,10 @@ def conv2d_backward_weight_s32(err: QTensor, x: QTensor, kernel_size, stride=1, 
         _call("tt_conv2d_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
               ctypes.byref(shape), _ptr(g), ctypes.byref(cs))
     else:
-        r, first, count = _selection(rows, row_range, cout)
+        select, r, count = _selection(rows, row_range, cout)
         g = np.empty((count, cin // int(groups), kh, kw), np.int32)
         _call("tt_conv2d_backward_weight_rows_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
-              ctypes.byref(shape), _ptr(r), first, count, _ptr(g), ctypes.byref(cs))
+              ctypes.byref(shape), ctypes.byref(select), _ptr(g), ctypes.byref(cs))
     return QTensor(g, py_scale(cs))
 
 
@@ -985,7 +1003,8 @@ def channel_scale_forward_s8(x: QTensor, gamma: QTensor, beta: QTensor | None, m
     acc = np.empty(xm.shape, np.int32) if scratch else None
     cs = CScale()
     _call("tt_channel_scale_forward_s8", _ptr(xm), c_scale(x.scale), _ptr(gm), c_scale(gamma.scale), _ptr(bm),
-          c_scale(Scale() if beta is None else beta.scale), b, c, p, _mode(mode), _ptr(acc), _ptr(y), ctypes.byref(cs))
+          c_scale(Scale() if beta is None else beta.scale), ctypes.byref(CChannelShape(b, c, p)), _mode(mode), _ptr(acc),
+          _ptr(y), ctypes.byref(cs))
     return QTensor(y, py_scale(cs))
 
 
@@ -994,8 +1013,8 @@ def channel_scale_backward_input_s8(err: QTensor, gamma: QTensor, mode=ScaleMode
     b, c, p = _bcp(em)
     out = np.empty_like(em)
     cs = CScale()
-    _call("tt_channel_scale_backward_input_s8", _ptr(em), c_scale(err.scale), _ptr(gm), c_scale(gamma.scale), b, c, p,
-          _mode(mode), None, _ptr(out), ctypes.byref(cs))
+    _call("tt_channel_scale_backward_input_s8", _ptr(em), c_scale(err.scale), _ptr(gm), c_scale(gamma.scale),
+          ctypes.byref(CChannelShape(b, c, p)), _mode(mode), None, _ptr(out), ctypes.byref(cs))
     return QTensor(out, py_scale(cs))
 
 
@@ -1008,13 +1027,13 @@ def channel_scale_backward_weight_s32(err: QTensor, x: QTensor, rows: np.ndarray
     cs = CScale()
     if rows is None and row_range is None:
         g = np.empty(c, np.int32)
-        _call("tt_channel_scale_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale), b, c,
-              p, _ptr(g), ctypes.byref(cs))
+        _call("tt_channel_scale_backward_weight_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
+              ctypes.byref(CChannelShape(b, c, p)), _ptr(g), ctypes.byref(cs))
     else:
-        r, first, count = _selection(rows, row_range, c)
+        select, r, count = _selection(rows, row_range, c)
         g = np.empty(count, np.int32)
         _call("tt_channel_scale_backward_weight_rows_s32", _ptr(em), c_scale(err.scale), _ptr(xm), c_scale(x.scale),
-              b, c, p, _ptr(r), first, count, _ptr(g), ctypes.byref(cs))
+              ctypes.byref(CChannelShape(b, c, p)), ctypes.byref(select), _ptr(g), ctypes.byref(cs))
     return QTensor(g, py_scale(cs))
 
 
@@ -1023,7 +1042,8 @@ def channel_scale_backward_bias_s32(err: QTensor) -> QTensor:
     b, c, p = _bcp(em)
     g = np.empty(c, np.int32)
     cs = CScale()
-    _call("tt_channel_scale_backward_bias_s32", _ptr(em), c_scale(err.scale), b, c, p, _ptr(g), ctypes.byref(cs))
+    _call("tt_channel_scale_backward_bias_s32", _ptr(em), c_scale(err.scale), ctypes.byref(CChannelShape(b, c, p)),
+          _ptr(g), ctypes.byref(cs))
     return QTensor(g, py_scale(cs))
 
 

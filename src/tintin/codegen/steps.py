@@ -98,6 +98,21 @@ class StepEmitter:
         vals = (x_shape[0], x_shape[1], in_h, in_w, out_channels, kh, kw, sh, sw, ph, pw, int(attrs["groups"]))
         return "&" + self.ctx.constant("conv", "tt_conv2d_shape_t", " = {" + ", ".join(c_size(v) for v in vals) + "}")
 
+    def dense_shape(self, batch: int, in_features: int, out_features: int) -> str:
+        """``&`` a ``static const tt_dense_shape_t``."""
+        vals = (batch, in_features, out_features)
+        return "&" + self.ctx.constant("dense", "tt_dense_shape_t", " = {" + ", ".join(c_size(v) for v in vals) + "}")
+
+    def channel_shape(self, batch: int, channels: int, positions: int) -> str:
+        """``&`` a ``static const tt_channel_shape_t``."""
+        vals = (batch, channels, positions)
+        return "&" + self.ctx.constant("chan", "tt_channel_shape_t", " = {" + ", ".join(c_size(v) for v in vals) + "}")
+
+    def row_select(self, rows, count: int) -> str:
+        """``&`` a ``static const tt_row_select_t`` of all ``count`` selected rows (``rows`` None: rows 0 .. count - 1)."""
+        body = " = {" + self.rows_const(rows) + ", 0u, " + c_size(count) + "}"
+        return "&" + self.ctx.constant("sel", "tt_row_select_t", body)
+
     def pool_shape(self, attrs: dict, x_shape) -> str:
         d = int(attrs["dims"])
         kh, kw = geom2d(attrs["kernel_size"], d)
@@ -159,8 +174,7 @@ class StepEmitter:
         else:
             b, bs = "NULL", self.sc(x)
         return self.call(f"tt_linear_forward_x4_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, {bs}, "
-                         f"{c_size(B)}, {c_size(K)}, {c_size(N)}, {self.mode_c}, {self.ws(s)}, {self.buf(y)}, "
-                         f"&{self.sc(y)})")
+                         f"{self.dense_shape(B, K, N)}, {self.mode_c}, {self.ws(s)}, {self.buf(y)}, &{self.sc(y)})")
 
     def op_linear_backward_input_s8(self, s):
         err, w = s.inputs
@@ -169,7 +183,7 @@ class StepEmitter:
         K = self.shape(e_in)[1]
         fn = "tt_linear_backward_input_x4_s8" if s.workspace else "tt_linear_backward_input_s8"
         return self.call(f"{fn}({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
-                         f"{c_size(B)}, {c_size(K)}, {c_size(N)}, {self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, "
+                         f"{self.dense_shape(B, K, N)}, {self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, "
                          f"&{self.sc(e_in)})")
 
     def _rows(self, s):
@@ -184,8 +198,8 @@ class StepEmitter:
         rows = self._rows(s)
         count = N if rows is None else rows.size
         return self.call(f"tt_linear_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
-                         f"{self.sc(x)}, {c_size(B)}, {c_size(K)}, {c_size(N)}, {self.rows_const(rows)}, 0u, "
-                         f"{c_size(count)}, {self.buf(g)}, &{self.sc(g)})")
+                         f"{self.sc(x)}, {self.dense_shape(B, K, N)}, {self.row_select(rows, count)}, {self.buf(g)}, "
+                         f"&{self.sc(g)})")
 
     def _bias_grad(self, s, positions: int):
         err = s.inputs[0]
@@ -194,8 +208,8 @@ class StepEmitter:
         B, C = shape[0], shape[1]
         rows = self._rows(s)
         count = C if rows is None else rows.size
-        return self.call(f"tt_bias_backward_rows_s32({self.buf(err)}, {self.sc(err)}, {c_size(B)}, {c_size(C)}, "
-                         f"{c_size(positions)}, {self.rows_const(rows)}, 0u, {c_size(count)}, {self.buf(g)}, "
+        return self.call(f"tt_bias_backward_rows_s32({self.buf(err)}, {self.sc(err)}, "
+                         f"{self.channel_shape(B, C, positions)}, {self.row_select(rows, count)}, {self.buf(g)}, "
                          f"&{self.sc(g)})")
 
     def op_linear_backward_bias_s32(self, s):
@@ -278,8 +292,7 @@ class StepEmitter:
         rows = self._rows(s)
         count = cout if rows is None else rows.size
         return self.call(f"tt_conv2d_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
-                         f"{self.sc(x)}, {shape}, {self.rows_const(rows)}, 0u, {c_size(count)}, {self.buf(g)}, "
-                         f"&{self.sc(g)})")
+                         f"{self.sc(x)}, {shape}, {self.row_select(rows, count)}, {self.buf(g)}, &{self.sc(g)})")
 
     def op_conv_backward_bias_s32(self, s):
         return self._bias_grad(s, _size(self.shape(s.inputs[0])[2:]))
@@ -353,7 +366,7 @@ class StepEmitter:
         else:
             b, bs = "NULL", self.sc(x)
         return self.call(f"tt_channel_scale_forward_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, "
-                         f"{bs}, {c_size(B)}, {c_size(C)}, {c_size(P)}, {self.mode_c}, {self.ws(s)}, {self.buf(y)}, "
+                         f"{bs}, {self.channel_shape(B, C, P)}, {self.mode_c}, {self.ws(s)}, {self.buf(y)}, "
                          f"&{self.sc(y)})")
 
     def op_channel_scale_backward_input_s8(self, s):
@@ -361,7 +374,7 @@ class StepEmitter:
         e_in = s.outputs[0]
         B, C, P = self._bcp(err)
         return self.call(f"tt_channel_scale_backward_input_s8({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, "
-                         f"{self.sc(w)}, {c_size(B)}, {c_size(C)}, {c_size(P)}, {self.mode_c}, {self.ws(s)}, "
+                         f"{self.sc(w)}, {self.channel_shape(B, C, P)}, {self.mode_c}, {self.ws(s)}, "
                          f"{self.buf(e_in)}, &{self.sc(e_in)})")
 
     def op_channel_scale_backward_weight_s32(self, s):
@@ -371,8 +384,8 @@ class StepEmitter:
         rows = self._rows(s)
         count = C if rows is None else rows.size
         return self.call(f"tt_channel_scale_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
-                         f"{self.sc(x)}, {c_size(B)}, {c_size(C)}, {c_size(P)}, {self.rows_const(rows)}, 0u, "
-                         f"{c_size(count)}, {self.buf(g)}, &{self.sc(g)})")
+                         f"{self.sc(x)}, {self.channel_shape(B, C, P)}, {self.row_select(rows, count)}, "
+                         f"{self.buf(g)}, &{self.sc(g)})")
 
     def op_channel_scale_backward_bias_s32(self, s):
         return self._bias_grad(s, self._bcp(s.inputs[0])[2])
@@ -436,21 +449,23 @@ class StepEmitter:
         if op == "linear_backward_weight_s32":
             B, N = self.shape(err)
             K = self.shape(x)[1]
-            call = (f"tt_linear_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {c_size(B)}, "
-                    f"{c_size(K)}, {c_size(N)}, {rows_c}, first, count, grad, grad_scale)")
+            call = (f"tt_linear_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, "
+                    f"{self.dense_shape(B, K, N)}, &select, grad, grad_scale)")
         elif op == "conv_backward_weight_s32":
             shape = self.conv_shape(a, self.shape(x), self.shape(err)[1])
             call = (f"tt_conv2d_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, {shape}, "
-                    f"{rows_c}, first, count, grad, grad_scale)")
+                    f"&select, grad, grad_scale)")
         elif op == "channel_scale_backward_weight_s32":
             B, C, P = self._bcp(err)
             call = (f"tt_channel_scale_backward_weight_rows_s32({self.buf(err)}, {esc}, {self.buf(x)}, {xsc}, "
-                    f"{c_size(B)}, {c_size(C)}, {c_size(P)}, {rows_c}, first, count, grad, grad_scale)")
+                    f"{self.channel_shape(B, C, P)}, &select, grad, grad_scale)")
         else:
             raise CodegenError(f"no C gradient tiles for op {op!r}")
         self.ctx.helpers.append(
             f"static tt_status_t {name}(const void *ctx, size_t first, size_t count, int32_t *grad, "
             f"tt_scale_t *grad_scale)\n{{\n    const {ctx_t} *scs = (const {ctx_t} *)ctx;\n"
+            f"    tt_row_select_t select;\n"
+            f"    select.rows = {rows_c};\n    select.first = first;\n    select.count = count;\n"
             f"    return {call};\n}}\n")
         return name
 

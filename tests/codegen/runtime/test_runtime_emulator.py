@@ -62,16 +62,17 @@ int main(void)
 {{
     tt_scale_t xs = {c_scale(x.scale)}, ws = {c_scale(w.scale)}, bs = {c_scale(b.scale)}, ys, es, eis, gws, gbs;
     tt_sgd_config_t cfg;
+    const tt_dense_shape_t dense = {{B, K, N}};
     int64_t loss = 0;
     size_t i;
     tt_platform_init();
     for (i = 0; i < N * K; ++i) w[i] = w0[i];
     for (i = 0; i < N; ++i) b[i] = b0[i];
     tt_bench_mark();
-    ok(tt_linear_forward_s8(x, xs, w, ws, b, bs, B, K, N, {m}, acc, y, &ys));
+    ok(tt_linear_forward_s8(x, xs, w, ws, b, bs, &dense, {m}, acc, y, &ys));
     ok(tt_softmax_xent_error_s8(y, ys, labels, B, N, {m}, acc, err, &es, &loss));
-    ok(tt_linear_backward_input_s8(err, es, w, ws, B, K, N, {m}, NULL, ein, &eis));
-    ok(tt_linear_backward_weight_s32(err, es, x, xs, B, K, N, gw, &gws));
+    ok(tt_linear_backward_input_s8(err, es, w, ws, &dense, {m}, NULL, ein, &eis));
+    ok(tt_linear_backward_weight_s32(err, es, x, xs, &dense, gw, &gws));
     ok(tt_linear_backward_bias_s32(err, es, B, N, gb, &gbs));
     cfg.batch_size = B; cfg.lr.S = {lr.S}; cfg.lr.U = {lr.U}; cfg.lr.D = {lr.D};
     cfg.rule = TT_RULE_ALIGNED; cfg.rounding = {r}; cfg.mode = (uint8_t){m}; cfg.mu = 4;

@@ -3,10 +3,18 @@
 #include "tt_ops.h"
 #include "tt_internal.h"
 
-tt_status_t tt_bias_backward_rows_s32(const int8_t *err, tt_scale_t err_scale, size_t batch, size_t channels,
-                                     size_t positions, const uint16_t *rows, size_t first, size_t count,
-                                     int32_t *grad, tt_scale_t *grad_scale)
+tt_status_t tt_bias_backward_rows_s32(const int8_t *err, tt_scale_t err_scale, const tt_channel_shape_t *shape,
+                                      const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale)
 {
+    if (shape == NULL || select == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t channels = shape->channels;
+    const size_t positions = shape->positions;
+    const uint16_t *const rows = select->rows;
+    const size_t first = select->first;
+    const size_t count = select->count;
     size_t j, b, p;
     if (grad == NULL || grad_scale == NULL || (count && err == NULL)) {
         return TT_ERR_ARG;

@@ -291,10 +291,15 @@ static void valid_taps(size_t p, size_t stride, size_t pad, size_t kernel, size_
 }
 
 tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                              tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
-                                              const uint16_t *rows, size_t first, size_t count, int32_t *grad,
-                                              tt_scale_t *grad_scale)
+                                               tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
+                                               const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale)
 {
+    if (select == NULL) {
+        return TT_ERR_ARG;
+    }
+    const uint16_t *const rows = select->rows;
+    const size_t first = select->first;
+    const size_t count = select->count;
     const tt_conv2d_shape_t *s = shape;
     size_t out_h, out_w, cin_g, cout_g, taps, j, k, b, p, q, ci, i;
     tt_status_t st;

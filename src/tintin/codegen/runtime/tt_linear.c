@@ -39,10 +39,15 @@ static int32_t aligned_bias(const int32_t *bias, size_t n, const tt_multiplier_t
 }
 
 tt_status_t tt_linear_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
-                                 const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
-                                 size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
-                                 tt_scale_t *y_scale)
+                                 const int32_t *bias, tt_scale_t bias_scale, const tt_dense_shape_t *shape,
+                                 tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
 {
+    if (shape == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t in_features = shape->in_features;
+    const size_t out_features = shape->out_features;
     tt_scale_t acc_scale = tt_scale_mul(x_scale, w_scale);
     tt_multiplier_t bias_mult = {0, 0};
     tt_rescale_t choice;
@@ -94,9 +99,15 @@ tt_status_t tt_linear_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8
 }
 
 tt_status_t tt_linear_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
-                                        tt_scale_t w_scale, size_t batch, size_t in_features, size_t out_features,
-                                        tt_scale_mode_t mode, int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
+                                        tt_scale_t w_scale, const tt_dense_shape_t *shape, tt_scale_mode_t mode,
+                                        int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
 {
+    if (shape == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t in_features = shape->in_features;
+    const size_t out_features = shape->out_features;
     tt_scale_t acc_scale = tt_scale_mul(err_scale, w_scale);
     tt_rescale_t choice;
     uint32_t amax = 0;
@@ -184,9 +195,15 @@ static void weight_grad_row(const int8_t *err, const int8_t *x, size_t batch, si
 }
 
 tt_status_t tt_linear_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                          tt_scale_t x_scale, size_t batch, size_t in_features,
-                                          size_t out_features, int32_t *grad, tt_scale_t *grad_scale)
+                                          tt_scale_t x_scale, const tt_dense_shape_t *shape, int32_t *grad,
+                                          tt_scale_t *grad_scale)
 {
+    if (shape == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t in_features = shape->in_features;
+    const size_t out_features = shape->out_features;
     size_t n;
     if (err == NULL || x == NULL || grad == NULL || grad_scale == NULL) {
         return TT_ERR_ARG;
@@ -223,10 +240,15 @@ tt_status_t tt_linear_backward_bias_s32(const int8_t *err, tt_scale_t err_scale,
 }
 
 tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
-                                    const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
-                                    size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
-                                    tt_scale_t *y_scale)
+                                    const int32_t *bias, tt_scale_t bias_scale, const tt_dense_shape_t *shape,
+                                    tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
 {
+    if (shape == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t in_features = shape->in_features;
+    const size_t out_features = shape->out_features;
     tt_scale_t acc_scale = tt_scale_mul(x_scale, w_scale);
     tt_multiplier_t bias_mult = {0, 0};
     tt_rescale_t choice;
@@ -293,10 +315,15 @@ static void axpy_x4(int32_t *row, int32_t e, const int8_t *w, size_t count)
 }
 
 tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
-                                           tt_scale_t w_scale, size_t batch, size_t in_features, size_t out_features,
-                                           tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
-                                           tt_scale_t *err_in_scale)
+                                           tt_scale_t w_scale, const tt_dense_shape_t *shape, tt_scale_mode_t mode,
+                                           int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
 {
+    if (shape == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t in_features = shape->in_features;
+    const size_t out_features = shape->out_features;
     size_t b, n, k;
     uint32_t amax;
     uint8_t change;
@@ -329,10 +356,18 @@ tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_sca
 }
 
 tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                              tt_scale_t x_scale, size_t batch, size_t in_features,
-                                              size_t out_features, const uint16_t *rows, size_t first,
-                                              size_t count, int32_t *grad, tt_scale_t *grad_scale)
+                                               tt_scale_t x_scale, const tt_dense_shape_t *shape,
+                                               const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale)
 {
+    if (shape == NULL || select == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t in_features = shape->in_features;
+    const size_t out_features = shape->out_features;
+    const uint16_t *const rows = select->rows;
+    const size_t first = select->first;
+    const size_t count = select->count;
     size_t j, b, k;
     if (err == NULL || x == NULL || grad == NULL || grad_scale == NULL) {
         return TT_ERR_ARG;

@@ -15,9 +15,30 @@
 extern "C" {
 #endif
 
+/* ---- shapes and row selections shared by the kernels below ------------------------------------
+ * Passed by const pointer (a generated program keeps them in ROM); NULL gives TT_ERR_ARG. */
+
+/* A fully connected layer: x (batch, in_features), weight (out_features, in_features). */
+typedef struct {
+    size_t batch, in_features, out_features;
+} tt_dense_shape_t;
+
+/* A per-channel tensor (batch, channels, positions): positions = 1 for a fully connected output,
+ * out_h * out_w (or out_l) for a convolution output. */
+typedef struct {
+    size_t batch, channels, positions;
+} tt_channel_shape_t;
+
+/* The selected rows of a _rows_ kernel: row j < count is rows[first + j], or first + j when rows
+ * is NULL (every row in order). */
+typedef struct {
+    const uint16_t *rows;
+    size_t first, count;
+} tt_row_select_t;
+
 /* ---- fully connected (tintin.ops.linear) ------------------------------------------------------
  * x (batch, in_features) int8, weight (out_features, in_features) int8, bias (out_features) int32,
- * y (batch, out_features) int8. */
+ * y (batch, out_features) int8; shape: tt_dense_shape_t. */
 
 /* linear_forward_s8: y = rescale(x @ W.T + align_bias(b)) (nearest). bias may be NULL.
  * Bound: |x @ W.T| <= in_features * 127 * 127 < 2**30 (in_features <= TT_ACC_TERMS_LIMIT, else
@@ -25,9 +46,8 @@ extern "C" {
  * 2**31. acc: NULL or (batch * out_features) int32 scratch. TT_ERR_RANGE if the bias scale is too
  * far from x_scale * w_scale in u/d steps. */
 tt_status_t tt_linear_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
-                                 const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
-                                 size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
-                                 tt_scale_t *y_scale);
+                                 const int32_t *bias, tt_scale_t bias_scale, const tt_dense_shape_t *shape,
+                                 tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale);
 
 /* align_bias for one element: round(b * ratio(bias_scale / acc_scale)) clipped to +-2**30. */
 tt_status_t tt_align_bias_s32(const int32_t *bias, tt_scale_t bias_scale, tt_scale_t acc_scale, size_t count,
@@ -36,22 +56,21 @@ tt_status_t tt_align_bias_s32(const int32_t *bias, tt_scale_t bias_scale, tt_sca
 /* linear_backward_input_s8: err_in (batch, in_features) = rescale(err @ W) (nearest).
  * Bound: out_features <= TT_ACC_TERMS_LIMIT (|sum| < 2**30). acc: NULL or (batch * in_features). */
 tt_status_t tt_linear_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
-                                        tt_scale_t w_scale, size_t batch, size_t in_features, size_t out_features,
-                                        tt_scale_mode_t mode, int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale);
+                                        tt_scale_t w_scale, const tt_dense_shape_t *shape, tt_scale_mode_t mode,
+                                        int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale);
 
 /* linear_backward_weight_s32: grad (out_features, in_features) = err.T @ x, int32 at scale
  * err_scale * x_scale. Bound: batch <= TT_ACC_TERMS_LIMIT (|g| < 2**30). */
 tt_status_t tt_linear_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                          tt_scale_t x_scale, size_t batch, size_t in_features,
-                                          size_t out_features, int32_t *grad, tt_scale_t *grad_scale);
+                                          tt_scale_t x_scale, const tt_dense_shape_t *shape, int32_t *grad,
+                                          tt_scale_t *grad_scale);
 
 /* The same for selected output rows only (sparse updates and row tiles): grad (count, in_features),
  * row j is the gradient of weight row rows[first + j] (row first + j when rows is NULL), equal to
  * that row of the full gradient. TT_ERR_ARG when a selected row is >= out_features. */
 tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                               tt_scale_t x_scale, size_t batch, size_t in_features,
-                                               size_t out_features, const uint16_t *rows, size_t first,
-                                               size_t count, int32_t *grad, tt_scale_t *grad_scale);
+                                               tt_scale_t x_scale, const tt_dense_shape_t *shape,
+                                               const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale);
 
 /* linear_backward_bias_s32: grad (out_features) = sum over the batch of err, int32 at err_scale.
  * Bound: |sum| <= batch * 127. */
@@ -61,22 +80,19 @@ tt_status_t tt_linear_backward_bias_s32(const int8_t *err, tt_scale_t err_scale,
 /* Bias gradient of selected channels (every layer kind: linear with positions = 1, convolution
  * with out_h * out_w, channel scale): err (batch, channels, positions) summed over batch and
  * positions for channel rows[first + j] (first + j when rows is NULL), int32 at err_scale. */
-tt_status_t tt_bias_backward_rows_s32(const int8_t *err, tt_scale_t err_scale, size_t batch, size_t channels,
-                                      size_t positions, const uint16_t *rows, size_t first, size_t count,
-                                      int32_t *grad, tt_scale_t *grad_scale);
+tt_status_t tt_bias_backward_rows_s32(const int8_t *err, tt_scale_t err_scale, const tt_channel_shape_t *shape,
+                                      const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale);
 
 /* Unrolled variants (x4) with the same arguments and bit-identical results as
  * tt_linear_forward_s8 / tt_linear_backward_input_s8 (the input-error one needs its acc scratch:
  * TT_ERR_ARG without): dot products take eight, then four products per iteration, each formed in
  * int (no int16 round trip). */
 tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
-                                    const int32_t *bias, tt_scale_t bias_scale, size_t batch, size_t in_features,
-                                    size_t out_features, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
-                                    tt_scale_t *y_scale);
+                                    const int32_t *bias, tt_scale_t bias_scale, const tt_dense_shape_t *shape,
+                                    tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale);
 tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
-                                           tt_scale_t w_scale, size_t batch, size_t in_features, size_t out_features,
-                                           tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
-                                           tt_scale_t *err_in_scale);
+                                           tt_scale_t w_scale, const tt_dense_shape_t *shape, tt_scale_mode_t mode,
+                                           int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale);
 
 /* ---- ReLU (tintin.ops.activation); scales unchanged, in place allowed ---------------------- */
 
@@ -157,8 +173,7 @@ tt_status_t tt_conv2d_backward_bias_s32(const int8_t *err, tt_scale_t err_scale,
  * rows[first + j] (first + j when rows is NULL); error-major (a zero error skips its window). */
 tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
                                                tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
-                                               const uint16_t *rows, size_t first, size_t count, int32_t *grad,
-                                               tt_scale_t *grad_scale);
+                                               const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale);
 /* tt_conv2d_forward_s8 through one output row of windows at a time (im2col): cols holds out_w *
  * fan-in int8 (fan-in = in_channels / groups * kernel_h * kernel_w); TT_ERR_ARG without cols. */
 tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
@@ -231,24 +246,23 @@ tt_status_t tt_residual_add_s8(const int8_t *a, tt_scale_t a_scale, const int8_t
  * x (batch, channels, positions) int8, gamma (channels) int8, beta (channels) int32. */
 tt_status_t tt_channel_scale_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *gamma,
                                         tt_scale_t gamma_scale, const int32_t *beta, tt_scale_t beta_scale,
-                                        size_t batch, size_t channels, size_t positions, tt_scale_mode_t mode,
-                                        int32_t *acc, int8_t *y, tt_scale_t *y_scale);
+                                        const tt_channel_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                        int8_t *y, tt_scale_t *y_scale);
 tt_status_t tt_channel_scale_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *gamma,
-                                               tt_scale_t gamma_scale, size_t batch, size_t channels,
-                                               size_t positions, tt_scale_mode_t mode, int32_t *acc,
-                                               int8_t *err_in, tt_scale_t *err_in_scale);
+                                               tt_scale_t gamma_scale, const tt_channel_shape_t *shape,
+                                               tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                               tt_scale_t *err_in_scale);
 /* gradient of gamma: sum of err * x per channel (batch * positions <= TT_ACC_TERMS_LIMIT) */
 tt_status_t tt_channel_scale_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                                 tt_scale_t x_scale, size_t batch, size_t channels,
-                                                 size_t positions, int32_t *grad, tt_scale_t *grad_scale);
+                                                 tt_scale_t x_scale, const tt_channel_shape_t *shape, int32_t *grad,
+                                                 tt_scale_t *grad_scale);
 /* the same for selected channels: grad[j] of channel rows[first + j] (first + j when rows is NULL) */
 tt_status_t tt_channel_scale_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                                      tt_scale_t x_scale, size_t batch, size_t channels,
-                                                      size_t positions, const uint16_t *rows, size_t first,
-                                                      size_t count, int32_t *grad, tt_scale_t *grad_scale);
-tt_status_t tt_channel_scale_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, size_t batch,
-                                               size_t channels, size_t positions, int32_t *grad,
-                                               tt_scale_t *grad_scale);
+                                                      tt_scale_t x_scale, const tt_channel_shape_t *shape,
+                                                      const tt_row_select_t *select, int32_t *grad,
+                                                      tt_scale_t *grad_scale);
+tt_status_t tt_channel_scale_backward_bias_s32(const int8_t *err, tt_scale_t err_scale,
+                                               const tt_channel_shape_t *shape, int32_t *grad, tt_scale_t *grad_scale);
 
 /* ---- prediction and weight views --------------------------------------------------------------- */
 

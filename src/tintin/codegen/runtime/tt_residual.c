@@ -168,26 +168,44 @@ static tt_status_t chscale_run(const int8_t *a, tt_scale_t a_scale, const int8_t
 
 tt_status_t tt_channel_scale_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *gamma,
                                         tt_scale_t gamma_scale, const int32_t *beta, tt_scale_t beta_scale,
-                                        size_t batch, size_t channels, size_t positions, tt_scale_mode_t mode,
-                                        int32_t *acc, int8_t *y, tt_scale_t *y_scale)
+                                        const tt_channel_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                        int8_t *y, tt_scale_t *y_scale)
 {
+    if (shape == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t channels = shape->channels;
+    const size_t positions = shape->positions;
     return chscale_run(x, x_scale, gamma, gamma_scale, beta, beta_scale, batch, channels, positions, mode, acc, y,
                        y_scale);
 }
 
 tt_status_t tt_channel_scale_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *gamma,
-                                               tt_scale_t gamma_scale, size_t batch, size_t channels,
-                                               size_t positions, tt_scale_mode_t mode, int32_t *acc,
-                                               int8_t *err_in, tt_scale_t *err_in_scale)
+                                               tt_scale_t gamma_scale, const tt_channel_shape_t *shape,
+                                               tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                               tt_scale_t *err_in_scale)
 {
+    if (shape == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t channels = shape->channels;
+    const size_t positions = shape->positions;
     return chscale_run(err, err_scale, gamma, gamma_scale, NULL, err_scale, batch, channels, positions, mode, acc,
                        err_in, err_in_scale);
 }
 
 tt_status_t tt_channel_scale_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                                 tt_scale_t x_scale, size_t batch, size_t channels,
-                                                 size_t positions, int32_t *grad, tt_scale_t *grad_scale)
+                                                 tt_scale_t x_scale, const tt_channel_shape_t *shape, int32_t *grad,
+                                                 tt_scale_t *grad_scale)
 {
+    if (shape == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t channels = shape->channels;
+    const size_t positions = shape->positions;
     size_t b, c, p;
     if (grad == NULL || grad_scale == NULL || (batch && (err == NULL || x == NULL))) {
         return TT_ERR_ARG;
@@ -210,10 +228,15 @@ tt_status_t tt_channel_scale_backward_weight_s32(const int8_t *err, tt_scale_t e
     return TT_OK;
 }
 
-tt_status_t tt_channel_scale_backward_bias_s32(const int8_t *err, tt_scale_t err_scale, size_t batch,
-                                               size_t channels, size_t positions, int32_t *grad,
-                                               tt_scale_t *grad_scale)
+tt_status_t tt_channel_scale_backward_bias_s32(const int8_t *err, tt_scale_t err_scale,
+                                               const tt_channel_shape_t *shape, int32_t *grad, tt_scale_t *grad_scale)
 {
+    if (shape == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t channels = shape->channels;
+    const size_t positions = shape->positions;
     size_t b, c, p;
     if (grad == NULL || grad_scale == NULL || (batch && err == NULL)) {
         return TT_ERR_ARG;
@@ -236,10 +259,19 @@ tt_status_t tt_channel_scale_backward_bias_s32(const int8_t *err, tt_scale_t err
 }
 
 tt_status_t tt_channel_scale_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
-                                                     tt_scale_t x_scale, size_t batch, size_t channels,
-                                                     size_t positions, const uint16_t *rows, size_t first,
-                                                     size_t count, int32_t *grad, tt_scale_t *grad_scale)
+                                                      tt_scale_t x_scale, const tt_channel_shape_t *shape,
+                                                      const tt_row_select_t *select, int32_t *grad,
+                                                      tt_scale_t *grad_scale)
 {
+    if (shape == NULL || select == NULL) {
+        return TT_ERR_ARG;
+    }
+    const size_t batch = shape->batch;
+    const size_t channels = shape->channels;
+    const size_t positions = shape->positions;
+    const uint16_t *const rows = select->rows;
+    const size_t first = select->first;
+    const size_t count = select->count;
     size_t j, b, p;
     if (grad == NULL || grad_scale == NULL || (count && (err == NULL || x == NULL))) {
         return TT_ERR_ARG;

@@ -31,6 +31,7 @@ static void one_case(int8_t xv, int8_t wv, int32_t bias_value, const char *tag)
     int32_t bias[1];
     int8_t y[1];
     tt_conv2d_shape_t shape = {1, FAN, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
+    tt_dense_shape_t dense = {1, FAN, 1};
     size_t i;
     tt_status_t st;
     for (i = 0; i < FAN; ++i) {
@@ -40,13 +41,13 @@ static void one_case(int8_t xv, int8_t wv, int32_t bias_value, const char *tag)
     bias[0] = bias_value;
     tt_puts(tag);
     tt_puts(":\n");
-    st = tt_linear_forward_s8(xs, one, ws, one, bias, one, 1, FAN, 1, TT_SCALE_POW2, acc, y, &ys);
+    st = tt_linear_forward_s8(xs, one, ws, one, bias, one, &dense, TT_SCALE_POW2, acc, y, &ys);
     report("linear", st, y, ys);
-    st = tt_linear_forward_s8(xs, one, ws, one, bias, one, 1, FAN, 1, TT_SCALE_POW2, NULL, y, &ys);
+    st = tt_linear_forward_s8(xs, one, ws, one, bias, one, &dense, TT_SCALE_POW2, NULL, y, &ys);
     report("linear-noacc", st, y, ys);
-    st = tt_linear_forward_x4_s8(xs, one, ws, one, bias, one, 1, FAN, 1, TT_SCALE_POW2, acc, y, &ys);
+    st = tt_linear_forward_x4_s8(xs, one, ws, one, bias, one, &dense, TT_SCALE_POW2, acc, y, &ys);
     report("linear-x4", st, y, ys);
-    st = tt_linear_forward_x4_s8(xs, one, ws, one, bias, one, 1, FAN, 1, TT_SCALE_POW2, NULL, y, &ys);
+    st = tt_linear_forward_x4_s8(xs, one, ws, one, bias, one, &dense, TT_SCALE_POW2, NULL, y, &ys);
     report("linear-x4-noacc", st, y, ys);
     st = tt_conv2d_forward_s8(xs, one, ws, one, bias, one, &shape, TT_SCALE_POW2, acc, y, &ys);
     report("conv", st, y, ys);

@@ -231,6 +231,8 @@ static void check_ops(void)
     static int8_t x[B * K], w[N * K], y[B * N], err[B * N], ein[B * K], e8[B * C], logits[B * C];
     static int32_t bias[N], acc[B * K], g[N * K], gb[N], scratch[B * C];
     static const uint16_t rows[3] = {4, 0, 2};
+    static const tt_dense_shape_t dense = {B, K, N};
+    static const tt_row_select_t select = {rows, 0, 3};
     static uint16_t labels[B], am[B];
     uint8_t round, mode;
     for (round = 0; round < 6; ++round) {
@@ -244,24 +246,24 @@ static void check_ops(void)
         for (j = 0; j < N; ++j) {
             bias[j] = rnd_range(round < 3 ? 0x3FFFFFFFUL : 5000u);
         }
-        fold((uint32_t)tt_linear_forward_s8(x, xs, w, wsc, bias, scale_of(-20, 0, 0), B, K, N, (tt_scale_mode_t)mode,
+        fold((uint32_t)tt_linear_forward_s8(x, xs, w, wsc, bias, scale_of(-20, 0, 0), &dense, (tt_scale_mode_t)mode,
                                             acc, y, &ys));
         fold_s8(y, B * N);
         fold_scale(ys);
-        fold((uint32_t)tt_linear_forward_s8(x, xs, w, wsc, round & 2 ? bias : NULL, scale_of(-20, 0, 0), B, K, N,
+        fold((uint32_t)tt_linear_forward_s8(x, xs, w, wsc, round & 2 ? bias : NULL, scale_of(-20, 0, 0), &dense,
                                             (tt_scale_mode_t)mode, NULL, y, &ys));
         fold_s8(y, B * N);
         fold_scale(ys);
         fold((uint32_t)tt_relu_forward_s8(y, B * N, y));
         fold((uint32_t)tt_relu_backward_s8(err, y, B * N, err));
         fold_s8(err, B * N);
-        fold((uint32_t)tt_linear_backward_input_s8(err, scale_of(-9, 0, 0), w, wsc, B, K, N, (tt_scale_mode_t)mode,
+        fold((uint32_t)tt_linear_backward_input_s8(err, scale_of(-9, 0, 0), w, wsc, &dense, (tt_scale_mode_t)mode,
                                                    round & 1 ? acc : NULL, ein, &es));
         fold_s8(ein, B * K);
         fold_scale(es);
-        fold((uint32_t)tt_linear_backward_weight_s32(err, scale_of(-9, 0, 0), x, xs, B, K, N, g, &gs));
+        fold((uint32_t)tt_linear_backward_weight_s32(err, scale_of(-9, 0, 0), x, xs, &dense, g, &gs));
         fold_s32(g, N * K);
-        fold((uint32_t)tt_linear_backward_weight_rows_s32(err, scale_of(-9, 0, 0), x, xs, B, K, N, rows, 0, 3, g, &gs));
+        fold((uint32_t)tt_linear_backward_weight_rows_s32(err, scale_of(-9, 0, 0), x, xs, &dense, &select, g, &gs));
         fold_s32(g, 3 * K);
         fold((uint32_t)tt_linear_backward_bias_s32(err, scale_of(-9, 0, 0), B, N, gb, &bs));
         fold_s32(gb, N);
@@ -289,8 +291,8 @@ static void check_ops(void)
     /* status codes of bad calls */
     {
         tt_scale_t s = scale_of(0, 0, 0);
-        fold((uint32_t)tt_linear_forward_s8(NULL, s, w, s, NULL, s, 1, K, N, TT_SCALE_POW2, NULL, y, &s));
-        fold((uint32_t)tt_linear_forward_s8(x, s, w, s, NULL, s, 1, 0, N, TT_SCALE_POW2, NULL, y, &s));
+        fold((uint32_t)tt_linear_forward_s8(NULL, s, w, s, NULL, s, &(tt_dense_shape_t){1, K, N}, TT_SCALE_POW2, NULL, y, &s));
+        fold((uint32_t)tt_linear_forward_s8(x, s, w, s, NULL, s, &(tt_dense_shape_t){1, 0, N}, TT_SCALE_POW2, NULL, y, &s));
         labels[0] = C;
         fold((uint32_t)tt_softmax_xent_error_s8(logits, s, labels, 1, C, TT_SCALE_POW2, scratch, e8, &s, &(int64_t){0}));
     }
@@ -367,6 +369,7 @@ static void check_cnn(void)
     static int32_t acc[4 * 4 * 4], g[4 * 2 * 3 * 3], bias[4];
     static uint16_t arg[4 * 4 * 4];
     static const int8_t gamma[4] = {127, -3, 0, 64};
+    static const tt_channel_shape_t chan = {1, 4, 16};
     uint8_t round;
     for (round = 0; round < 8; ++round) {
         tt_conv2d_shape_t cs;
@@ -443,15 +446,15 @@ static void check_cnn(void)
                                           sizeof(x), mode, scratch, y, &s));
         fold_s8(y, sizeof(x));
         fold_scale(s);
-        fold((uint32_t)tt_channel_scale_forward_s8(x, xs, gamma, ws, round & 1 ? bias : NULL, scale_of(-20, 0, 0), 1, 4,
-                                                   16, mode, scratch, y, &s));
+        fold((uint32_t)tt_channel_scale_forward_s8(x, xs, gamma, ws, round & 1 ? bias : NULL, scale_of(-20, 0, 0),
+                                                   &chan, mode, scratch, y, &s));
         fold_s8(y, sizeof(x));
         fold_scale(s);
-        fold((uint32_t)tt_channel_scale_backward_input_s8(e, scale_of(-9, 0, 0), gamma, ws, 1, 4, 16, mode, NULL, y, &s));
+        fold((uint32_t)tt_channel_scale_backward_input_s8(e, scale_of(-9, 0, 0), gamma, ws, &chan, mode, NULL, y, &s));
         fold_s8(y, sizeof(x));
-        fold((uint32_t)tt_channel_scale_backward_weight_s32(e, scale_of(-9, 0, 0), x, xs, 1, 4, 16, g, &s));
+        fold((uint32_t)tt_channel_scale_backward_weight_s32(e, scale_of(-9, 0, 0), x, xs, &chan, g, &s));
         fold_s32(g, 4);
-        fold((uint32_t)tt_channel_scale_backward_bias_s32(e, scale_of(-9, 0, 0), 1, 4, 16, g, &s));
+        fold((uint32_t)tt_channel_scale_backward_bias_s32(e, scale_of(-9, 0, 0), &chan, g, &s));
         fold_s32(g, 4);
     }
 }
