@@ -15,7 +15,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Integer-only neural-network training for microcontrollers.")
 
 #: command modules of this package; each defines ``register(app)``
-COMMAND_MODULES = ("train", "evaluate", "datasets", "plan", "devices", "export", "run")
+COMMAND_MODULES = ("train", "evaluate", "datasets", "plan", "devices", "export", "run", "stream")
 
 
 class CliError(TintinError):

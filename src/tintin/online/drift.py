@@ -60,7 +60,7 @@ def rotate_images(v: np.ndarray, degrees: float) -> np.ndarray:
     """Images ``(N, C, H, W)`` turned by ``degrees`` counter-clockwise about their centre
     (bilinear interpolation, zero outside)."""
     n, c, h, w = v.shape
-    th = np.deg2rad(degrees)
+    th = -np.deg2rad(degrees)  # rows grow downwards: counter-clockwise as displayed, like np.rot90
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     ys = np.cos(th) * (yy - cy) - np.sin(th) * (xx - cx) + cy   # source of each output pixel
