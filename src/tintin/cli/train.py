@@ -42,9 +42,27 @@ def update_backend(name: str):
     return c_update_kernel(), "c"
 
 
+def _resume_settings(run_dir: Path, dataset: str | None, model: str | None):
+    """``(state file, settings)`` of an interrupted run in ``run_dir`` (its command line settings)."""
+    from ..train.checkpoint import read_training_state
+
+    state_file = run_dir / CHECKPOINT_NAME
+    doc, _ = read_training_state(state_file)
+    settings = doc["state"].get("info", {}).get("cli")
+    if doc["state"].get("kind") != "fit" or not isinstance(settings, dict):
+        raise CliError(f"{state_file} was not written by tintin train")
+    for given, key in ((dataset, "dataset"), (model, "model")):
+        if given is not None and given != settings.get(key):
+            raise CliError(f"--{key} {given} differs from the resumed run's {settings.get(key)}")
+    return state_file, settings
+
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
 def train_command(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="data set name (see `tintin datasets`)"),
-    model: str = typer.Option("mlp", "--model", "-m", help="zoo model name"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="data set name (see `tintin datasets`)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="zoo model name (default: mlp)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of initial weights, data order and stochastic rounding"),
@@ -67,6 +85,10 @@ def train_command(
     backend: str = typer.Option("numpy", "--backend", help="weight-update backend: numpy | c (the C "
                                 "runtime's update through ctypes: the same bits) | auto (c when a C compiler works)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run in this directory "
+                                          "(its settings come from its checkpoint)"),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every", help="save the training state every N steps "
+                                         "(0: only on Ctrl-C)"),
 ):
     """Train a zoo model with integer-only arithmetic on DATASET and save it."""
     from ..nn import QuantConfig, UnknownModelError, build_model
@@ -76,7 +98,17 @@ def train_command(
     from ..train import TrainConfig, auto_progress, fit
 
     from ..nn import training_defaults
+    from ..train.checkpoint import FitCheckpointer
 
+    if checkpoint_every < 0:
+        raise CliError(f"--checkpoint-every must be >= 0, got {checkpoint_every}")
+    resumed = None
+    if resume is not None:
+        _, resumed = _resume_settings(resume, dataset, model)
+        dataset, model, out = resumed["dataset"], resumed["model"], resume
+    elif dataset is None:
+        raise CliError("--dataset is required (or --resume DIR)")
+    model = model or "mlp"
     try:
         defaults = training_defaults(model)
     except UnknownModelError as exc:
@@ -95,8 +127,15 @@ def train_command(
                             mu_schedule=parse_schedule(mu_schedule, int), rounding=rounding,
                             momentum_shift=momentum_shift)
         tconf = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, optim=oconf)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+        if resumed is not None:  # the interrupted run's settings
+            qconf = QuantConfig.from_dict(resumed["quant"])
+            t = resumed["train"]
+            tconf = TrainConfig(epochs=t["epochs"], batch_size=t["batch_size"], seed=t["seed"],
+                                optim=OptimConfig.from_dict(t["optim"]), eval_each_epoch=t["eval_each_epoch"])
+            epochs, batch_size, seed, oconf = tconf.epochs, tconf.batch_size, tconf.seed, tconf.optim
+            lr, schedule, momentum_shift = oconf.lr, oconf.lr_schedule, oconf.momentum_shift
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"bad training settings: {exc}") from None
     if compare_float:  # fail before training if the extra is missing
         from ..reference.twin import _torch
         from ..reference import MissingExtraError
@@ -115,13 +154,16 @@ def train_command(
         from ..reference import train_float
         float_result = train_float(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test)
     kernel, backend_used = update_backend(backend)
+    out = out or Path("runs") / f"{dataset}-{model}-s{seed}"
+    cli_settings = {"dataset": dataset, "model": model, "quant": qconf.to_dict(), "train": tconf.to_dict()}
+    checkpointer = FitCheckpointer(out / CHECKPOINT_NAME, every=checkpoint_every, resume=resumed is not None,
+                                   info={"cli": cli_settings})
     try:
         result = fit(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test,
-                     progress=auto_progress(not (quiet or as_json)), update_kernel=kernel)
+                     progress=auto_progress(not (quiet or as_json)), update_kernel=kernel, checkpointer=checkpointer)
     except AccumulatorBoundError as exc:
         raise CliError(str(exc)) from None
 
-    out = out or Path("runs") / f"{dataset}-{model}-s{seed}"
     from ..io import save_model
     info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.final_test_accuracy,
             "float_test_accuracy": float_result.test_accuracy if float_result else None,
@@ -143,7 +185,7 @@ def train_command(
         "float_train_seconds": round(float_result.train_seconds, 3) if float_result else None,
         "float_samples_per_second": round(float_result.samples_per_second, 1) if float_result else None,
         "parameters": net.num_parameters(), "model_path": str(model_path), "synthetic_data": ds.synthetic,
-        "update_backend": backend_used,
+        "update_backend": backend_used, "resumed": resumed is not None,
     }
     if as_json:
         print_json(summary)

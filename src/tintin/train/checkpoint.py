@@ -17,8 +17,7 @@ over the old one, then the directory is fsynced; an interrupted save leaves the 
 
 :class:`FitCheckpointer` plugs into :func:`tintin.train.fit`: it saves every ``every`` steps, and
 while it is active Ctrl-C (SIGINT) no longer kills the step in the middle: the step finishes, the
-state is saved and :class:`TrainingInterrupted` (a ``KeyboardInterrupt``, exit status 130) is
-raised. A second Ctrl-C stops at once.
+state is saved and :class:`TrainingInterrupted` (exit status 130) is raised. A second Ctrl-C stops at once.
 
     ckpt = FitCheckpointer("runs/a/checkpoint.safetensors", every=100)
     fit(model, x, y, config, checkpointer=ckpt)            # interrupted: state saved
@@ -49,8 +48,11 @@ class CheckpointError(TintinError, ValueError):
     """A training-state file is missing, corrupt, or belongs to another model or run."""
 
 
-class TrainingInterrupted(TintinError, KeyboardInterrupt):
-    """Training stopped on Ctrl-C after saving a resumable state (exit status 130)."""
+class TrainingInterrupted(TintinError):
+    """Training stopped on Ctrl-C after saving a resumable state (exit status 130).
+
+    A :class:`TintinError`, not a ``KeyboardInterrupt``: the state is consistent and saved, so
+    callers (and the command line) handle it like any other tintin error."""
 
     exit_code = 130
 
