@@ -24,9 +24,13 @@ class FloatOnlineLearner:
     """river's ``learn_one`` / ``predict_one`` on the float32 twin of ``model``."""
 
     def __init__(self, model: Sequential, optim: OptimConfig | None = None, seed: int = 0, tinyol: bool = False,
-                 known_classes=()):
+                 known_classes=(), threads: int | None = 1):
+        """``threads``: PyTorch's intra-op threads (process-wide; ``None`` leaves them alone). One
+        thread suits batch-1 steps of small models: more only add synchronisation."""
         torch = _torch()
         self.torch = torch
+        if threads:
+            torch.set_num_threads(threads)
         torch.manual_seed(seed)
         optim = optim or OptimConfig()
         self.net = float_twin(model)
