@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenarios", default="bearing_speed,sensor_gain,new_class")
     ap.add_argument("--dataset", default="bearing")
-    ap.add_argument("--window-samples", type=int, default=256, help="bearing: samples per vibration window")
+    ap.add_argument("--window-samples", type=int, default=1024, help="bearing: samples per vibration window")
     ap.add_argument("--model", default="cnn1d")
     ap.add_argument("--updates", default="full,last:1")
     ap.add_argument("--length", type=int, default=2400)
