@@ -156,3 +156,19 @@ def test_tinyol_predicts_only_seen_classes_and_learns_only_the_output_layer():
     assert {learner.predict_one(x) for x in xs} <= {0, 2}
     proba = learner.predict_proba_one(xs[0])
     assert abs(sum(proba.values()) - 1) < 1e-9 and proba[1] == 0.0 and proba[3] == 0.0
+
+
+def test_float_twin_learns_the_same_parameters():
+    torch = pytest.importorskip("torch")
+    from tintin.online.float_learner import FloatOnlineLearner
+
+    xs, ys = data(6, 20)
+    for update, changed in (("full", [True] * 4), ("last:1", [False, False, True, True]), ("bias", [False, True] * 2)):
+        model = tiny_model()
+        apply_update_selection(model, selection_of(update))
+        learner = FloatOnlineLearner(model, OptimConfig(lr=0.05))
+        before = [p.detach().clone() for p in learner.net.parameters()]
+        for x, y in zip(xs, ys):
+            learner.learn_one(x, int(y))
+        after = list(learner.net.parameters())
+        assert [not torch.equal(a, b) for a, b in zip(before, after)] == changed, update
