@@ -68,6 +68,7 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
         raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o644)  # mkstemp creates 0600: give the file ordinary permissions
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
