@@ -37,6 +37,8 @@ BENCHMARKS = {
     "throughput_lenet5": ["throughput.py", "--models", "lenet5:mnist5k", "--batch-sizes", "1,32,64",
                           "--repeats", "5", "--samples", "1024", "--name", "throughput_lenet5"],
     "memory_plan": ["memory_plan.py"],
+    "drift": ["drift.py", "--updates", "full"],
+    "drift_last1": ["drift.py", "--updates", "last:1", "--name", "drift_last1"],
     "mcu": ["mcu.py"],
 }
 

@@ -20,8 +20,8 @@ def literal(text: str) -> str:
     return text.replace("[", "\\[")
 
 #: command modules of this package; each defines ``register(app)``
-COMMAND_MODULES = ("train", "evaluate", "datasets", "plan", "devices", "export", "run", "import_", "convert",
-                   "registry")
+COMMAND_MODULES = ("train", "evaluate", "datasets", "plan", "devices", "export", "run", "stream", "import_",
+                   "convert", "registry")
 
 
 class CliError(TintinError):

@@ -72,11 +72,30 @@ def write_history(out: Path, history: dict, title: str):
     return history_path, plot_path, None
 
 
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+def _resume_settings(run_dir: Path, dataset: str | None, model: str | None) -> dict:
+    """The command-line settings of the interrupted run in ``run_dir`` (stored in its checkpoint)."""
+    from ..train.checkpoint import read_training_state
+
+    state_file = run_dir / CHECKPOINT_NAME
+    doc, _ = read_training_state(state_file)
+    settings = doc["state"].get("info", {}).get("cli")
+    if doc["state"].get("kind") != "fit" or not isinstance(settings, dict):
+        raise CliError(f"{state_file} was not written by tintin train")
+    for given, key in ((dataset, "dataset"), (model, "model")):
+        if given is not None and given != settings.get(key):
+            raise CliError(f"--{key} {given} differs from the resumed run's {settings.get(key)}")
+    return settings
+
+
 @opt.with_groups(opt.OPTIMISER, opt.QUANTISATION, opt.DATA_FILES)
 def train_command(
     optimiser: opt.Optimiser, quantisation: opt.Quantisation, data_files: opt.DataFiles,
-    dataset: str = opt.dataset(required=True),
-    model: str = typer.Option("mlp", "--model", "-m", help=opt.zoo_model_help()),
+    dataset: Optional[str] = opt.dataset(required=False, help="data set name (see `tintin datasets`) or a .csv, .npz "
+                                         "or .ts file (docs/own-data.md); required unless --resume"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=opt.zoo_model_help() + " (default: mlp)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
     seed: int = opt.SEED,
@@ -92,11 +111,28 @@ def train_command(
     backend: str = typer.Option("numpy", "--backend", help="weight-update backend: numpy | c (the C "
                                 "runtime's update through ctypes: the same bits) | auto (c when a C compiler works)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run in this directory "
+                                          "(its settings come from its checkpoint)"),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every", help="save the training state every N steps "
+                                         "(0: only on Ctrl-C)"),
 ):
     """Train a zoo model with integer-only arithmetic on DATASET and save it."""
     from ..nn import build_model, training_defaults
     from ..train import TrainConfig, auto_progress, fit
 
+    from ..nn import QuantConfig
+    from ..optim import OptimConfig
+    from ..train.checkpoint import FitCheckpointer
+
+    opt.check_positive("--checkpoint-every", checkpoint_every, minimum=0)
+    resumed = None
+    if resume is not None:
+        resumed = _resume_settings(resume, dataset, model)
+        dataset, model, out, force = resumed["dataset"], resumed["model"], resume, True
+        data_files = opt.DataFiles(**resumed.get("data_files", {}))
+    elif dataset is None:
+        raise opt.OptionError("--dataset is required (or --resume DIR)")
+    model = model or "mlp"
     defaults = training_defaults(model)
     epochs = defaults.epochs if epochs is None else epochs
     opt.check_positive("--epochs", epochs)
@@ -111,6 +147,15 @@ def train_command(
                              mu_schedule=parse_schedule(mu_schedule, int))
     with opt.config_values():
         tconf = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, optim=oconf)
+    if resumed is not None:  # the interrupted run's settings, not this command line's
+        try:
+            qconf = QuantConfig.from_dict(resumed["quant"])
+            t = resumed["train"]
+            tconf = TrainConfig(epochs=t["epochs"], batch_size=t["batch_size"], seed=t["seed"],
+                                optim=OptimConfig.from_dict(t["optim"]), eval_each_epoch=t["eval_each_epoch"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CliError(f"{resume / CHECKPOINT_NAME}: bad training settings ({exc})") from None
+        epochs, batch_size, seed, oconf = tconf.epochs, tconf.batch_size, tconf.seed, tconf.optim
     if compare_float:  # fail before training if the extra is missing
         from ..reference.twin import _torch
         _torch()
@@ -122,8 +167,14 @@ def train_command(
     if compare_float:
         from ..reference import train_float
         float_result = train_float(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test)
+    from dataclasses import asdict
+
+    cli_settings = {"dataset": dataset, "model": model, "quant": qconf.to_dict(), "train": tconf.to_dict(),
+                    "data_files": asdict(data_files)}
+    checkpointer = FitCheckpointer(out / CHECKPOINT_NAME, every=checkpoint_every, resume=resumed is not None,
+                                   info={"cli": cli_settings})
     result = fit(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test,
-                 progress=auto_progress(not (quiet or as_json)), update_kernel=kernel)
+                 progress=auto_progress(not (quiet or as_json)), update_kernel=kernel, checkpointer=checkpointer)
 
     from ..io import save_model
     info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.test_accuracy,
@@ -151,7 +202,7 @@ def train_command(
         "float_train_seconds": round(float_result.train_seconds, 3) if float_result else None,
         "float_samples_per_second": round(float_result.samples_per_second, 1) if float_result else None,
         "parameters": net.num_parameters(), "model_path": str(model_path), "synthetic_data": ds.synthetic,
-        "update_backend": backend_used, "history_path": str(history_path),
+        "update_backend": backend_used, "resumed": resumed is not None, "history_path": str(history_path),
         "plot_path": str(plot_path) if plot_path else None,
     }
     if as_json:

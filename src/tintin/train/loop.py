@@ -11,6 +11,7 @@ from ..numerics import RoundingStream
 from ..nn import Context, Sequential
 from ..optim import IntegerSGD, OptimConfig
 from .allocator import tune_allocator
+from .checkpoint import FitPosition
 from .errors import TrainingDataError
 from .progress import ProgressSetting, resolve_progress
 from .step import check_batch_bounds, check_labels, check_samples, evaluate, train_step
@@ -104,7 +105,7 @@ def batches(order: np.ndarray, batch_size: int):
 
 def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: TrainConfig,
         x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
-        progress: ProgressSetting = "auto", update_kernel=None) -> TrainResult:
+        progress: ProgressSetting = "auto", update_kernel=None, checkpointer=None) -> TrainResult:
     """Train ``model`` in place. Same seed, same data -> the same bits.
 
     ``x_train``: int8 samples ``(N, *model.input_shape)`` in [-127, 127] at the model's input scale;
@@ -115,6 +116,9 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
     :class:`tintin.train.progress.Progress`.
     ``update_kernel``: an optional bit-identical native weight update (see
     :class:`tintin.optim.IntegerSGD`), e.g. ``tintin.codegen.fast_update.c_update_kernel()``.
+    ``checkpointer``: a :class:`tintin.train.checkpoint.FitCheckpointer` that saves the training
+    state during the run (and on Ctrl-C) or resumes from a saved one; the bits are those of an
+    uninterrupted run.
 
     >>> from tintin import data
     >>> from tintin.nn import build_model
@@ -141,13 +145,20 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
     optimizer = IntegerSGD(model.parameters(), config.optim, model.config.scale_mode, update_kernel)
     ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(config.seed))
     steps = -(-len(x_train) // config.batch_size)
+    pos = (checkpointer.begin(model, optimizer, ctx, config) if checkpointer else None) or FitPosition()
     progress.start(config.epochs, steps, model.name)
-    history, train_seconds, samples = [], 0.0, 0
+    history, train_seconds, samples = pos.history, pos.train_seconds, pos.samples
     try:
         for epoch, order in enumerate(epoch_order(len(x_train), config.epochs, config.seed)):
+            if epoch < pos.epoch:  # resumed: finished epochs only advance the data order
+                continue
             optimizer.set_epoch(epoch)
-            loss_sum, correct, seen, t_epoch = 0.0, 0, 0, 0.0
+            resumed = epoch == pos.epoch
+            loss_sum, correct, seen, t_epoch = (pos.loss_sum, pos.correct, pos.seen, pos.epoch_seconds) if resumed \
+                else (0.0, 0, 0, 0.0)
             for step, idx in enumerate(batches(order, config.batch_size)):
+                if resumed and step < pos.step:
+                    continue
                 xb, yb = x_train[idx], y_train[idx]
                 t0 = time.perf_counter()
                 res = train_step(model, optimizer, xb, yb, ctx)
@@ -156,6 +167,9 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
                 correct += res.correct
                 seen += res.count
                 progress.step(epoch, step, loss_sum / seen, correct / seen)
+                if checkpointer:
+                    checkpointer.step_done(FitPosition(epoch, step + 1, loss_sum, correct, seen, t_epoch, history,
+                                                       train_seconds, samples))
             train_seconds += t_epoch
             samples += seen
             test_acc = test_loss = None
@@ -170,4 +184,6 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
             progress.epoch_end(epoch, metrics)
     finally:
         progress.close()
+        if checkpointer:
+            checkpointer.close()
     return TrainResult(history, train_seconds, samples)
