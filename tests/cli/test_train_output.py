@@ -43,9 +43,10 @@ def test_sigint_during_training_exits_130_and_says_what_was_kept(tmp_path):
         raise
     assert proc.returncode == 130, err
     lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert lines[-1].startswith("interrupted:") and "nothing was saved" in lines[-1], err
+    assert lines[-1].startswith("interrupted:") and "--resume" in lines[-1], err  # what was kept, and how to go on
     assert "Traceback" not in err
     assert not (out / "model.safetensors").exists()
+    assert (out / "checkpoint.safetensors").exists()
 
 
 def test_existing_model_is_not_replaced_without_force(capsys, tmp_path):

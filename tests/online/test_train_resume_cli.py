@@ -36,7 +36,7 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_gives_the_uninterrupted_
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: interrupted: training state saved to"), err
+    assert len(lines) == 1 and lines[0].startswith("interrupted: training state saved to"), err
     assert state.is_file() and not (run_dir / "model.safetensors").exists()
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
 

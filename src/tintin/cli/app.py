@@ -81,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     except TintinError as exc:  # every library error, CliError included: one line
         if os.environ.get("TINTIN_DEBUG"):
             raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        line = _one_line(exc)
+        if exc.exit_code == INTERRUPTED:  # e.g. training stopped on Ctrl-C after saving its state
+            print(line if line.startswith("interrupted:") else f"interrupted: {line}", file=sys.stderr)
+        else:
+            print(f"error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         status = INTERRUPTED

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from . import options as opt
 from .app import CliError
 from .common import err_console, out_console, print_json
 
@@ -17,21 +18,16 @@ PLANNED_MODES = ("full", "bias", "last:1")
 
 
 def _check_update(model, update: str) -> None:
-    from ..compile import UpdateSelectionError, parse_update
+    from ..compile import parse_update
     from ..online.learner import selection_of
 
-    try:
-        parse_update(selection_of(update)).resolve(model)
-    except UpdateSelectionError as exc:
-        raise CliError(str(exc)) from None
+    parse_update(selection_of(update)).resolve(model)
 
 
 def _model_for_stream(spec: str, stream, update: str, epochs: int, seed: int, quiet: bool):
     """A model file (checked against the stream), or a zoo model pretrained on the stream's
     concept-0 training data; the update mode is checked against it before any training."""
-    from ..nn import UnknownModelError, build_model, model_names, training_defaults
-    from ..nn.module import ShapeError
-    from ..numerics import AccumulatorBoundError
+    from ..nn import build_model, model_names, training_defaults
     from ..optim import OptimConfig
     from ..train import TrainConfig, auto_progress, fit
 
@@ -57,16 +53,12 @@ def _model_for_stream(spec: str, stream, update: str, epochs: int, seed: int, qu
     if epochs < 1:
         raise CliError(f"--pretrain-epochs must be at least 1, got {epochs}")
     d = training_defaults(spec)
-    try:
-        model = build_model(spec, stream.sample_shape, stream.num_classes, seed=seed,
-                            input_exponent=stream.input_exponent)
-        _check_update(model, update)
-        config = TrainConfig(epochs=epochs, batch_size=d.batch_size, seed=seed, eval_each_epoch=False,
-                             optim=OptimConfig(lr=d.lr, momentum_shift=d.momentum_shift,
-                                               lr_schedule=d.lr_schedule(epochs)))
-        fit(model, stream.x_pretrain, stream.y_pretrain, config, progress=auto_progress(not quiet))
-    except (UnknownModelError, ShapeError, AccumulatorBoundError) as exc:
-        raise CliError(str(exc)) from None
+    model = build_model(spec, stream.sample_shape, stream.num_classes, seed=seed,
+                        input_exponent=stream.input_exponent)
+    _check_update(model, update)
+    config = TrainConfig(epochs=epochs, batch_size=d.batch_size, seed=seed, eval_each_epoch=False,
+                         optim=OptimConfig(lr=d.lr, momentum_shift=d.momentum_shift, lr_schedule=d.lr_schedule(epochs)))
+    fit(model, stream.x_pretrain, stream.y_pretrain, config, progress=auto_progress(not quiet))
     return model, f"zoo {spec}, pretrained {epochs} epochs on {len(stream.y_pretrain)} samples of classes " \
                   f"{list(stream.initial_classes)}"
 
@@ -105,7 +97,6 @@ def stream_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ):
     """Test-then-train on a drifting stream: frozen model, integer and float32 online learning, river."""
-    from ..compile import CompileError, PlanError, UpdateSelectionError
     from ..online import make_stream
     from ..online.prequential import compare_on_stream
     from ..optim import OptimConfig
@@ -114,20 +105,15 @@ def stream_command(
         raise CliError(f"--window must be in [1, --length), got {window}")
     if replay < 0:
         raise CliError(f"--replay must be >= 0, got {replay}")
-    try:
+    with opt.config_values():
         optim = OptimConfig(lr=lr, momentum_shift=momentum_shift)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
     from .common import load_dataset
 
     ds = load_dataset(dataset)
     stream = make_stream(drift, ds, length=length, seed=seed, label_rate=label_rate)
     quiet = quiet or as_json
     model, source = _model_for_stream(model_spec, stream, update, pretrain_epochs, seed, quiet)
-    try:
-        sram = planned_sram(model, update, optim)
-    except (UpdateSelectionError, CompileError, PlanError) as exc:
-        raise CliError(str(exc)) from None
+    sram = planned_sram(model, update, optim)
     learners = ("frozen", "integer") + (("float",) if compare_float else ()) + (("river",) if compare_river else ())
     if compare_float:
         from ..reference.twin import _torch

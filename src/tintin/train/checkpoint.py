@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,40 +57,15 @@ class TrainingInterrupted(TintinError):
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, rename, fsync
-    the directory. The temporary file is removed on any failure."""
-    path = Path(path)
+    """Write ``data`` to ``path`` atomically (:func:`tintin.io.atomic.atomic_write_bytes`: temp file,
+    fsync, rename, fsync of the directory, temporaries removed); an unwritable path raises
+    :class:`CheckpointError`."""
+    from ..io.atomic import OutputWriteError, atomic_write_bytes
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o644)  # mkstemp creates 0600: give the file ordinary permissions
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dir_fd)
-    return path
+        return atomic_write_bytes(path, data)
+    except OutputWriteError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def _canonical(obj) -> str:
