@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Optional
@@ -76,7 +77,10 @@ def write_history(out: Path, history: dict, title: str):
 def train_command(
     optimiser: opt.Optimiser, quantisation: opt.Quantisation, data_files: opt.DataFiles,
     dataset: str = opt.dataset(required=True),
-    model: str = typer.Option("mlp", "--model", "-m", help=opt.zoo_model_help()),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=opt.zoo_model_help() + " (default: mlp)"),
+    init: Optional[Path] = typer.Option(None, "--init", help="fine-tune this model file (from `tintin import` or "
+                                        "`tintin train`) instead of a new zoo model"),
+    update: str = opt.UPDATE,
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
     seed: int = opt.SEED,
@@ -93,16 +97,25 @@ def train_command(
                                 "runtime's update through ctypes: the same bits) | auto (c when a C compiler works)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ):
-    """Train a zoo model with integer-only arithmetic on DATASET and save it."""
-    from ..nn import build_model, training_defaults
+    """Train a zoo model, or fine-tune a model file (--init), with integer-only arithmetic on DATASET and save it."""
+    from ..nn import build_model
     from ..train import TrainConfig, auto_progress, fit
 
-    defaults = training_defaults(model)
+    if init is not None and model is not None:
+        raise CliError("--model and --init exclude each other: --init fine-tunes the model file as it is")
+    model = model or "mlp"
+    ds = load_dataset(dataset, data_files)
+    parent = None
+    if init is not None:  # the model file, checked against the data set; --update selects what trains
+        from .init_model import load_init_model
+
+        init_net, init_info, parent = load_init_model(init, ds)
+        model = re.sub(r"[^\w.-]+", "_", str(init_info.get("model") or init.stem))
+    defaults = opt._training_defaults(model)
     epochs = defaults.epochs if epochs is None else epochs
     opt.check_positive("--epochs", epochs)
     opt.check_positive("--batch-size", batch_size)
-    ds = load_dataset(dataset, data_files)
-    out = out or Path("runs") / f"{ds.name}-{model}-s{seed}"
+    out = out or Path("runs") / f"{ds.name}-{model}{'-finetune' if init is not None else ''}-s{seed}"
     check_output_dir(out, force)
     qconf = quantisation.config(upscale_init=upscale_init)
     oconf = optimiser.config(model, batch_size,
@@ -114,7 +127,10 @@ def train_command(
     if compare_float:  # fail before training if the extra is missing
         from ..reference.twin import _torch
         _torch()
-    net = build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
+    net = init_net if init is not None else \
+        build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
+    from .init_model import select_update
+    selection = select_update(net, update)
     kernel, backend_used = update_backend(backend)
 
     on_interrupt(f"nothing was saved; {out} is unchanged")
@@ -128,7 +144,8 @@ def train_command(
     from ..io import save_model
     info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.test_accuracy,
             "float_test_accuracy": float_result.test_accuracy if float_result else None,
-            "synthetic_data": ds.synthetic, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "synthetic_data": ds.synthetic, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "update": update, "parent": parent}
     if "channel_mean" in ds.extras:  # the mapping a device applies to live inputs: q = (x - mean) / std * 2^5
         info["input_channel_mean"] = ds.extras["channel_mean"].tolist()
         info["input_channel_std"] = ds.extras["channel_std"].tolist()
@@ -153,6 +170,7 @@ def train_command(
         "parameters": net.num_parameters(), "model_path": str(model_path), "synthetic_data": ds.synthetic,
         "update_backend": backend_used, "history_path": str(history_path),
         "plot_path": str(plot_path) if plot_path else None,
+        "update": update, "trained_parameters": selection, "parent": parent,
     }
     if as_json:
         print_json(summary)
