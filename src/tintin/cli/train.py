@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Optional
@@ -96,6 +97,9 @@ def train_command(
     dataset: Optional[str] = opt.dataset(required=False, help="data set name (see `tintin datasets`) or a .csv, .npz "
                                          "or .ts file (docs/own-data.md); required unless --resume"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=opt.zoo_model_help() + " (default: mlp)"),
+    init: Optional[Path] = typer.Option(None, "--init", help="fine-tune this model file (from `tintin import` or "
+                                        "`tintin train`) instead of a new zoo model"),
+    update: str = opt.UPDATE,
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
     seed: int = opt.SEED,
@@ -116,8 +120,8 @@ def train_command(
     checkpoint_every: int = typer.Option(0, "--checkpoint-every", help="save the training state every N steps "
                                          "(0: only on Ctrl-C)"),
 ):
-    """Train a zoo model with integer-only arithmetic on DATASET and save it."""
-    from ..nn import build_model, training_defaults
+    """Train a zoo model, or fine-tune a model file (--init), with integer-only arithmetic on DATASET and save it."""
+    from ..nn import build_model
     from ..train import TrainConfig, auto_progress, fit
 
     from ..nn import QuantConfig
@@ -128,17 +132,30 @@ def train_command(
     resumed = None
     if resume is not None:
         resumed = _resume_settings(resume, dataset, model)
-        dataset, model, out, force = resumed["dataset"], resumed["model"], resume, True
+        dataset, model, out, force = resumed["dataset"], None, resume, True
         data_files = opt.DataFiles(**resumed.get("data_files", {}))
+        update = resumed.get("update", "full")
+        if resumed.get("init"):
+            init = Path(resumed["init"])
+        else:
+            model = resumed["model"]
     elif dataset is None:
         raise opt.OptionError("--dataset is required (or --resume DIR)")
+    if init is not None and model is not None:
+        raise CliError("--model and --init exclude each other: --init fine-tunes the model file as it is")
     model = model or "mlp"
-    defaults = training_defaults(model)
+    ds = load_dataset(dataset, data_files)
+    parent = None
+    if init is not None:  # the model file, checked against the data set; --update selects what trains
+        from .init_model import load_init_model
+
+        init_net, init_info, parent = load_init_model(init, ds)
+        model = re.sub(r"[^\w.-]+", "_", str(init_info.get("model") or init.stem))
+    defaults = opt._training_defaults(model)
     epochs = defaults.epochs if epochs is None else epochs
     opt.check_positive("--epochs", epochs)
     opt.check_positive("--batch-size", batch_size)
-    ds = load_dataset(dataset, data_files)
-    out = out or Path("runs") / f"{ds.name}-{model}-s{seed}"
+    out = out or Path("runs") / f"{ds.name}-{model}{'-finetune' if init is not None else ''}-s{seed}"
     check_output_dir(out, force)
     qconf = quantisation.config(upscale_init=upscale_init)
     oconf = optimiser.config(model, batch_size,
@@ -159,7 +176,10 @@ def train_command(
     if compare_float:  # fail before training if the extra is missing
         from ..reference.twin import _torch
         _torch()
-    net = build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
+    net = init_net if init is not None else \
+        build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
+    from .init_model import select_update
+    selection = select_update(net, update)
     kernel, backend_used = update_backend(backend)
 
     on_interrupt(f"nothing was saved; {out} is unchanged")
@@ -170,7 +190,8 @@ def train_command(
     from dataclasses import asdict
 
     cli_settings = {"dataset": dataset, "model": model, "quant": qconf.to_dict(), "train": tconf.to_dict(),
-                    "data_files": asdict(data_files)}
+                    "data_files": asdict(data_files), "update": update,
+                    "init": str(Path(init).resolve()) if init is not None else None}
     checkpointer = FitCheckpointer(out / CHECKPOINT_NAME, every=checkpoint_every, resume=resumed is not None,
                                    info={"cli": cli_settings})
     result = fit(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test,
@@ -179,7 +200,8 @@ def train_command(
     from ..io import save_model
     info = {"dataset": dataset, "model": model, "train": tconf.to_dict(), "test_accuracy": result.test_accuracy,
             "float_test_accuracy": float_result.test_accuracy if float_result else None,
-            "synthetic_data": ds.synthetic, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "synthetic_data": ds.synthetic, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "update": update, "parent": parent}
     if "channel_mean" in ds.extras:  # the mapping a device applies to live inputs: q = (x - mean) / std * 2^5
         info["input_channel_mean"] = ds.extras["channel_mean"].tolist()
         info["input_channel_std"] = ds.extras["channel_std"].tolist()
@@ -204,6 +226,7 @@ def train_command(
         "parameters": net.num_parameters(), "model_path": str(model_path), "synthetic_data": ds.synthetic,
         "update_backend": backend_used, "resumed": resumed is not None, "history_path": str(history_path),
         "plot_path": str(plot_path) if plot_path else None,
+        "update": update, "trained_parameters": selection, "parent": parent,
     }
     if as_json:
         print_json(summary)
