@@ -151,6 +151,15 @@ class Dataset:
         calls (as do the ``.csv``, ``.npz`` and ``.ts`` readers of the command line)::
 
             ds = Dataset.from_arrays(x, y, test_fraction=0.25, class_names=["ok", "fault"])
+
+        >>> import numpy as np
+        >>> from tintin.data import Dataset
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(100, 6)).astype(np.float32)       # 100 recordings, 6 features
+        >>> y = (x[:, 0] > 0).astype(np.int64)                     # 2 classes
+        >>> ds = Dataset.from_arrays(x, y, class_names=["ok", "fault"])
+        >>> ds.x_train.dtype, ds.sample_shape, ds.num_classes, len(ds.x_train) + len(ds.x_test)
+        (dtype('int8'), (6,), 2, 100)
         """
         from .arrays import dataset_from_arrays
 

@@ -111,7 +111,16 @@ def save_model(model: Sequential, path: str | os.PathLike, info: dict | None = N
     """Write ``model`` (and JSON-able ``info``) to ``path`` atomically; returns the path.
 
     ``include_optimizer_state`` also stores the momentum buffers. Raises
-    :class:`tintin.io.atomic.OutputWriteError` when the file cannot be written."""
+    :class:`tintin.io.atomic.OutputWriteError` when the file cannot be written.
+
+    >>> from tintin.io import load_model, save_model
+    >>> from tintin.nn import build_model
+    >>> model = build_model("mlp", (64,), 10, seed=0)
+    >>> path = save_model(model, "mlp.safetensors", info={"note": "zoo mlp, untrained"})
+    >>> again, info = load_model(path)
+    >>> info["note"], all((a.value.m == b.value.m).all() for a, b in zip(model.parameters(), again.parameters()))
+    ('zoo mlp, untrained', True)
+    """
     return atomic_write_bytes(path, model_file_bytes(model, info, include_optimizer_state))
 
 

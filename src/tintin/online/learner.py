@@ -99,7 +99,21 @@ class OnlineLearner:
     is used throughout: a stream has no epochs). ``seed``: the rounding stream's seed.
     ``replay``: reservoir capacity (0: no replay). ``update_kernel``: an optional bit-identical
     native weight update (see :class:`tintin.optim.IntegerSGD`). ``known_classes``: classes the
-    model already predicts (pretrained), counted as seen."""
+    model already predicts (pretrained), counted as seen.
+
+    >>> from tintin import data
+    >>> from tintin.nn import build_model
+    >>> from tintin.online import OnlineLearner
+    >>> ds = data.load("digits")
+    >>> model = build_model("mlp", ds.sample_shape, ds.num_classes, seed=0, input_exponent=ds.input_exponent)
+    >>> learner = OnlineLearner(model, update="last:1")
+    >>> correct = 0
+    >>> for x, y in zip(ds.x_train[:300], ds.y_train[:300]):   # test, then train
+    ...     correct += learner.predict_one(x) == y
+    ...     _ = learner.learn_one(x, y)
+    >>> learner.samples_learnt, 0 <= learner.predict_one(ds.x_test[0]) < 10
+    (300, True)
+    """
 
     def __init__(self, model: Sequential, update: str = "full", optim: OptimConfig | None = None, seed: int = 0,
                  replay: int = 0, update_kernel=None, known_classes=()):
