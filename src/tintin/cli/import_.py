@@ -24,8 +24,10 @@ def import_command(
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the calibration sample draw"),
     as_json: bool = opt.JSON,
 ):
-    """Import MODEL_FILE into tintin: calibrate every scale with one batch, report per-layer SQNR
-    against onnxruntime and float vs integer accuracy, save a tintin model file."""
+    """Import MODEL_FILE into tintin: one calibration batch, per-layer SQNR, a tintin model file.
+
+    Calibrates every weight scale with one batch, reports per-layer SQNR against the source model
+    (onnxruntime, or LiteRT for .tflite) and float vs integer accuracy, and saves the model file."""
     from ..interop import import_model
 
     config = opt.quantisation(scale_mode, weight_bits)
