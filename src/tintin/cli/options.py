@@ -29,8 +29,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import os
-import tempfile
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -312,16 +310,9 @@ def resolve_device(name: str | None):
 def check_writable_dir(path: Path, what: str = "--out") -> None:
     """Refuse, before any work, an output directory that cannot be created or written: its nearest
     existing ancestor must be a directory in which a file can be created (probed, then removed)."""
-    path = Path(path)
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise CliError(f"{what} {path}: {probe} is a file, not a directory")
+    from ..io.atomic import OutputWriteError, check_writable_dir as probe
+
     try:
-        fd, name = tempfile.mkstemp(prefix=".tintin-probe-", dir=probe)
-    except OSError as exc:
-        reason = (exc.strerror or "not writable").lower()
-        raise CliError(f"{what} {path}: cannot write in {probe} ({reason})") from None
-    os.close(fd)
-    os.unlink(name)
+        probe(path, create=False)
+    except OutputWriteError as exc:
+        raise CliError(f"{what}: {exc}") from None

@@ -102,16 +102,21 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def check_writable_dir(directory: str | os.PathLike) -> Path:
-    """Create ``directory`` if needed and prove a file can be written there (a temporary file of
-    tintin's naming pattern, removed at once). Run it before long work whose result goes there.
-    Raises :class:`OutputWriteError`."""
+def check_writable_dir(directory: str | os.PathLike, create: bool = True) -> Path:
+    """Prove a file can be written in ``directory`` (a temporary file of tintin's naming pattern,
+    removed at once). Run it before long work whose result goes there. ``create``: make the
+    directory first; otherwise probe its nearest existing ancestor, so that nothing is left behind
+    when the work never starts. Raises :class:`OutputWriteError`."""
     directory = Path(directory)
+    where = directory
+    while not create and not where.exists() and where.parent != where:
+        where = where.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        if not directory.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory")
-        probe = directory / _temp_name(directory / "write-check")
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
+        if not where.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{where} is not a directory")
+        probe = where / _temp_name(where / "write-check")
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         os.close(fd)
         os.unlink(probe)
