@@ -74,7 +74,7 @@ class ModelFileError(TintinError, ValueError):
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def _canonical_safetensors(blob: bytes) -> bytes:
+def canonical_safetensors(blob: bytes) -> bytes:
     """The same safetensors file with its JSON header keys sorted (the library writes the metadata
     map in hash order, which changes from run to run) and padded with spaces to 8 bytes."""
     n = int.from_bytes(blob[:8], "little")
@@ -82,6 +82,16 @@ def _canonical_safetensors(blob: bytes) -> bytes:
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + blob[8 + n:]
+
+
+def stored_value_range(param, momentum: bool = False) -> tuple[int, str]:
+    """``(limit, what)``: values stored for ``param`` (its momentum with ``momentum``) must lie in
+    ``[-limit, limit]`` -- the one rule the model loader and training-state files enforce."""
+    if momentum:
+        return MOMENTUM_VALUE_LIMIT, "momentum"
+    if param.kind == "bias":
+        return BIAS_VALUE_LIMIT, "biases"
+    return limit_for_bits(param.bits), f"int{param.bits} weights (-{1 << (param.bits - 1)} excluded)"
 
 
 def model_file_bytes(model: Sequential, info: dict | None = None, include_optimizer_state: bool = False) -> bytes:
@@ -103,7 +113,7 @@ def model_file_bytes(model: Sequential, info: dict | None = None, include_optimi
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"model info must be JSON data with text keys: {_first_line(exc)}") from None
     blob = save(tensors, metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "tintin": doc})
-    return _canonical_safetensors(blob)
+    return canonical_safetensors(blob)
 
 
 def save_model(model: Sequential, path: str | os.PathLike, info: dict | None = None,
@@ -447,16 +457,13 @@ def _load(fh, label) -> tuple[Sequential, dict]:
 
     for p, scale, trainable, rows, momentum in plan:
         m = tensor(p.name)
-        if p.kind == "bias":
-            reader.values(p.name, m, BIAS_VALUE_LIMIT, "biases")
-        else:
-            reader.values(p.name, m, limit_for_bits(p.bits), f"int{p.bits} weights (-{1 << (p.bits - 1)} excluded)")
+        reader.values(p.name, m, *stored_value_range(p))
         p.assign(QTensor(m, scale))
         p.trainable = trainable
         p.trainable_rows = rows
         p.momentum = None
         if momentum is not None:
             v = tensor(momentum)
-            reader.values(momentum, v, MOMENTUM_VALUE_LIMIT, "momentum")
+            reader.values(momentum, v, *stored_value_range(p, momentum=True))
             p.momentum = v
     return model, doc.get("info", {})

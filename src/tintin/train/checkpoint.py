@@ -89,9 +89,11 @@ def save_training_state(path: str | os.PathLike, model, state: dict,
     for name, arr in (arrays or {}).items():
         tensors[f"array:{name}"] = np.ascontiguousarray(arr)
     doc = {"spec": model.spec(), "parameters": params, "state": state}
+    from ..io.model_file import canonical_safetensors
+
     blob = save(tensors, metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
-                                   "tintin": json.dumps(doc)})
-    return atomic_write(path, blob)
+                                   "tintin": json.dumps(doc, sort_keys=True)})
+    return atomic_write(path, canonical_safetensors(blob))  # same state, same bytes
 
 
 def read_training_state(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
@@ -126,6 +128,8 @@ def read_training_state(path: str | os.PathLike) -> tuple[dict, dict[str, np.nda
 def load_training_state(path: str | os.PathLike, model) -> tuple[dict, dict[str, np.ndarray]]:
     """Restore the parameters saved in ``path`` into ``model`` (which must have the same spec);
     returns ``(state, arrays)`` as given to :func:`save_training_state`."""
+    from ..io.model_file import stored_value_range
+
     doc, tensors = read_training_state(path)
     if _canonical(doc["spec"]) != _canonical(json.loads(json.dumps(model.spec()))):
         raise CheckpointError(f"{path} holds the state of another model ({doc['spec'].get('name')!r} with other "
@@ -141,8 +145,12 @@ def load_training_state(path: str | os.PathLike, model) -> tuple[dict, dict[str,
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{path}: parameter {p.name} has no valid scale") from None
         mom = tensors.get(f"momentum:{p.name}")
-        if mom is not None and mom.shape != m.shape:
-            raise CheckpointError(f"{path}: momentum of {p.name} has the wrong shape")
+        if mom is not None and (mom.shape != m.shape or mom.dtype != np.int64):
+            raise CheckpointError(f"{path}: momentum of {p.name} has the wrong shape or type")
+        for arr, is_momentum in ((m, False), (mom, True)):
+            limit, what = stored_value_range(p, momentum=is_momentum)
+            if arr is not None and arr.size and (int(arr.min()) < -limit or int(arr.max()) > limit):
+                raise CheckpointError(f"{path}: {p.name} holds values outside [{-limit}, {limit}] ({what})")
         restored.append((p, m, scale, mom, entry))
     for p, m, scale, mom, entry in restored:
         p.assign(QTensor(m.copy(), scale))

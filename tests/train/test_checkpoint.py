@@ -127,3 +127,23 @@ def test_state_round_trip_keeps_scales_momentum_and_rows(digits, tmp_path):
     assert state == {"kind": "x", "n": 3} and arrays["buf"].tolist() == [0, 1, 2, 3, 4]
     assert bits(other) == bits(model)
     assert other.parameters()[-1].trainable_rows.tolist() == [1, 3]
+
+
+def test_the_same_state_gives_the_same_bytes(digits, tmp_path):
+    """Metadata key order must not depend on the process (safetensors writes it in hash order)."""
+    model = new_model(digits)
+    state = {"kind": "x", "b": 1, "a": {"z": 2, "y": 3}}
+    first = save_training_state(tmp_path / "a.safetensors", model, state).read_bytes()
+    second = save_training_state(tmp_path / "b.safetensors", model, dict(reversed(list(state.items())))).read_bytes()
+    assert first == second
+
+
+def test_weights_outside_the_int8_domain_are_refused(digits, tmp_path):
+    """A state file is checked like a model file: -128 weights never reach training."""
+    model = new_model(digits)
+    weight = next(p for p in model.parameters() if p.kind != "bias")
+    assert weight.value.m.dtype == np.int8
+    weight.value.m.flat[0] = -128
+    path = save_training_state(tmp_path / "s.safetensors", model, {"kind": "x"})
+    with pytest.raises(CheckpointError, match="outside"):
+        load_training_state(path, new_model(digits))
