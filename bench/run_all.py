@@ -39,6 +39,8 @@ BENCHMARKS = {
     "memory_plan": ["memory_plan.py"],
     "drift": ["drift.py", "--updates", "full"],
     "drift_last1": ["drift.py", "--updates", "last:1", "--name", "drift_last1"],
+    "interop_import": ["interop_import.py"],
+    "transfer": ["transfer.py"],
     "mcu": ["mcu.py"],
 }
 

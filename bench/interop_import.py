@@ -1,0 +1,79 @@
+"""Import with one calibration batch: float source vs imported integer model, per-layer SQNR.
+
+The float models are the ones the interop tests train (`tests/interop/conftest.py`: an MLP, a
+LeNet-class CNN with a BatchNorm to fold, a depthwise-separable CNN with three BatchNorms), trained
+in PyTorch on sklearn digits, exported to ONNX in memory and imported by `tintin.interop.import_model`
+with one calibration batch. onnxruntime is the float oracle.
+
+    .venv/bin/python bench/interop_import.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+MODELS = {"mlp": "MLP 64-64-10", "lenet": "LeNet-class CNN (BatchNorm folded)",
+          "dscnn": "DS-CNN (depthwise, 3 BatchNorms)"}
+
+
+def _test_models():
+    """The float model builders and trainer of the interop tests (one definition for both)."""
+    spec = importlib.util.spec_from_file_location("interop_models", HERE.parent / "tests" / "interop" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calib-samples", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the calibration sample draw")
+    ap.add_argument("--name", default="interop_import")
+    args = ap.parse_args(argv)
+
+    from _common import markdown_table, write_results
+
+    from tintin import data, interop
+
+    t0 = time.perf_counter()
+    models = _test_models()
+    ds = data.load("digits")
+    rows, records = [], []
+    for key, label in MODELS.items():
+        net = models._train(models.BUILDERS[key](), ds, epochs=models.EPOCHS.get(key, 10))
+        rep = interop.import_model(net, ds, calib_samples=args.calib_samples, seed=args.seed).report
+        w = [r.weight_sqnr_db for r in rep.layers if r.weight_sqnr_db is not None]
+        a = [r.activation_sqnr_db for r in rep.layers if r.activation_sqnr_db is not None]
+        rec = {"model": key, "float_accuracy": rep.float_accuracy, "int_accuracy": rep.int_accuracy,
+               "agreement": rep.agreement, "min_weight_sqnr_db": min(w), "min_activation_sqnr_db": min(a),
+               "layers": [{"name": r.name, "op": r.op, "weight_sqnr_db": r.weight_sqnr_db,
+                           "activation_sqnr_db": r.activation_sqnr_db} for r in rep.layers]}
+        records.append(rec)
+        rows.append([label, f"{100 * rep.float_accuracy:.2f}", f"{100 * rep.int_accuracy:.2f}",
+                     f"{100 * (rep.int_accuracy - rep.float_accuracy):+.2f}", f"{100 * rep.agreement:.2f}",
+                     f"{min(w):.1f}", f"{min(a):.1f}"])
+        print(f"{key}: float {100 * rep.float_accuracy:.2f}%  integer {100 * rep.int_accuracy:.2f}%", flush=True)
+    md = "\n".join([
+        "# Import with one calibration batch (ONNX from PyTorch, digits)",
+        "",
+        f"Float models trained in PyTorch on sklearn digits (the interop tests' models), imported with one "
+        f"calibration batch of {args.calib_samples} training samples (compound scales, int8 weights); accuracy "
+        f"on the {len(ds.y_test)} test samples, the float model run in onnxruntime. SQNR: the lowest over the "
+        "layers, weights and activations against the float model.",
+        "",
+        markdown_table(["model", "float %", "integer %", "integer - float", "argmax agreement %",
+                        "lowest weight SQNR dB", "lowest activation SQNR dB"], rows),
+        "",
+        f"Run time {time.perf_counter() - t0:.0f} s.",
+    ])
+    write_results(args.name, {"calib_samples": args.calib_samples, "seed": args.seed, "models": records}, md)
+
+
+if __name__ == "__main__":
+    main()
