@@ -39,7 +39,8 @@ from . import RUNTIME_DIR
 CFLAGS = ("-std=c99", "-O3", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared")
 LIBRARY_NAME = "libtintin_runtime.so"
 
-STATUS_NAMES = {0: "TT_OK", 1: "TT_ERR_SHAPE", 2: "TT_ERR_OVERFLOW", 3: "TT_ERR_ARG", 4: "TT_ERR_RANGE"}
+STATUS_NAMES = {0: "TT_OK", 1: "TT_ERR_SHAPE", 2: "TT_ERR_OVERFLOW", 3: "TT_ERR_ARG", 4: "TT_ERR_RANGE", 5: "TT_ERR_IO",
+                6: "TT_ERR_NO_STATE"}
 TT_OK, TT_ERR_SHAPE, TT_ERR_OVERFLOW, TT_ERR_ARG, TT_ERR_RANGE = range(5)
 
 _ROUNDING = {Rounding.NEAREST: 0, Rounding.STOCHASTIC: 1, Rounding.PSEUDO_STOCHASTIC: 2}

@@ -160,7 +160,8 @@ def plan_eval(eval_program, train_program, train_plan) -> EvalLayout:
 # -- rendering --------------------------------------------------------------------------------------
 
 class _Renderer:
-    def __init__(self, model, program, plan, eval_program):
+    def __init__(self, model, program, plan, eval_program, checkpoint: bool = False):
+        self.checkpoint = checkpoint
         unsupported = sorted({s.op for s in program.steps} - set(SUPPORTED_OPS))
         if unsupported:
             raise CodegenError(f"no C code generation for op(s) {', '.join(unsupported)}")
@@ -288,6 +289,7 @@ class _Renderer:
             "#define TT_MODEL_H",
             "",
             '#include "tt_runtime.h"',
+            *(['#include "tt_checkpoint.h"'] if self.checkpoint else []),
             "",
             "#ifdef __cplusplus",
             'extern "C" {',
@@ -373,6 +375,7 @@ class _Renderer:
             "uint32_t tt_params_checksum(void);",
             "/* Training steps done since tt_init (or the step given to tt_set_stream). */",
             "uint32_t tt_step_count(void);",
+            *(self.checkpoint_api() if self.checkpoint else []),
             "",
             "#ifdef __cplusplus",
             "}",
@@ -499,6 +502,8 @@ class _Renderer:
             "static tt_sgd_config_t tt_cfg;",
             "static tt_stream_t tt_stream;",
             "static uint32_t tt_steps_done;",
+            *(["static uint32_t tt_epoch; /* the schedule position (tt_set_epoch), part of the saved state */"]
+              if self.checkpoint else []),
             "static tt_scale_t tt_loss_scale;",
             "",
             comment("learning rate (as a scale) and NITI mu from each epoch on: "
@@ -523,6 +528,7 @@ class _Renderer:
             "void tt_set_epoch(uint32_t epoch)",
             "{",
             "    tt_schedule_at(epoch);",
+            *(["    tt_epoch = epoch;"] if self.checkpoint else []),
             "}",
             "",
             "void tt_set_stream(uint32_t seed, uint32_t step)",
@@ -575,6 +581,7 @@ class _Renderer:
             "    tt_schedule_at(0);",
             "    tt_loss_scale.S = 0; tt_loss_scale.U = 0; tt_loss_scale.D = 0;",
             "    tt_set_stream(seed, 0);",
+            *(["    tt_epoch = 0;"] if self.checkpoint else []),
             "}",
             "",
             "uint32_t tt_step_count(void)",
@@ -747,9 +754,64 @@ class _Renderer:
                   "    }",
                   "    return h;",
                   "}", ""]
+        if self.checkpoint:
+            lines += self.checkpoint_functions()
         text = "\n".join(lines)
         self._internal = internal
         return text
+
+    # -- power-loss-safe checkpoints ---------------------------------------------------------------
+    def checkpoint_regions(self) -> list:
+        """The training state as the checkpoint saves it (:func:`tintin.codegen.checkpoint.state_regions`)."""
+        from .checkpoint import state_regions
+
+        return state_regions(self.param_entries(), lambda name: f"(void *){self.bufmacro(name)}")
+
+    def checkpoint_hash(self) -> int:
+        from .checkpoint import model_hash
+
+        return model_hash(self.p, self.plan, self.checkpoint_regions())
+
+    def checkpoint_api(self) -> list[str]:
+        regions = self.checkpoint_regions()
+        return [
+            "",
+            "/* Power-loss-safe training state in flash (tt_checkpoint.h, docs/field.md). The state: trained",
+            " * parameters, momentum, parameter scales, rounding stream, step count and epoch. */",
+            f"#define TT_MODEL_HASH 0x{self.checkpoint_hash():08X}UL /* architecture, plan and settings */",
+            f"#define TT_CHECKPOINT_PAYLOAD_BYTES {sum(r.nbytes for r in regions)}UL",
+            "/* Save the state into the newest slot of the region (copy-on-write: the previous state stays",
+            " * valid until the commit record is written). TT_ERR_IO: a flash call failed. */",
+            "tt_status_t tt_checkpoint_save(const tt_flash_ops_t *flash);",
+            "/* Load the newest valid state of this model. TT_ERR_NO_STATE: none (nothing changed);",
+            " * TT_ERR_IO: a read failed, the state may be partly loaded: call tt_init. */",
+            "tt_status_t tt_checkpoint_restore(const tt_flash_ops_t *flash);",
+            "/* The state's TT_CHECKPOINT_PAYLOAD_BYTES bytes, as a save writes them. */",
+            "void tt_checkpoint_state(uint8_t *dst);",
+            "/* The epoch last given to tt_set_epoch (0 after tt_init). */",
+            "uint32_t tt_current_epoch(void);",
+        ]
+
+    def checkpoint_functions(self) -> list[str]:
+        regions = self.checkpoint_regions()
+        scales = next(r for r in regions if r.name == "scales")
+        lines = ["/* the training state, in the order a checkpoint stores it */",
+                 f"static const tt_ckpt_region_t tt_ckpt_regions[{len(regions)}] = {{"]
+        lines += [f"    {{{r.c_expr}, {r.nbytes}UL}}, /* {r.name} */" for r in regions]
+        lines += ["};", "/* the scales are packed int16 triples on every target */",
+                  f"typedef char tt_ckpt_scales_packed[(sizeof(tt_pscale) == {scales.nbytes}u) ? 1 : -1];", "",
+                  "tt_status_t tt_checkpoint_save(const tt_flash_ops_t *flash)", "{",
+                  f"    return tt_ckpt_save(flash, TT_MODEL_HASH, tt_ckpt_regions, {len(regions)}u);", "}", "",
+                  "tt_status_t tt_checkpoint_restore(const tt_flash_ops_t *flash)", "{",
+                  f"    tt_status_t st = tt_ckpt_restore(flash, TT_MODEL_HASH, tt_ckpt_regions, {len(regions)}u);",
+                  "    if (st == TT_OK) {", "        tt_schedule_at(tt_epoch);", "    }", "    return st;", "}", "",
+                  "void tt_checkpoint_state(uint8_t *dst)", "{", "    uint32_t r, k;",
+                  f"    for (r = 0; r < {len(regions)}u; ++r) {{",
+                  "        const uint8_t *src = (const uint8_t *)tt_ckpt_regions[r].data;",
+                  "        for (k = 0; k < tt_ckpt_regions[r].bytes; ++k) {", "            *dst++ = src[k];",
+                  "        }", "    }", "}", "",
+                  "uint32_t tt_current_epoch(void)", "{", "    return tt_epoch;", "}", ""]
+        return lines
 
     def render_internal(self, entries) -> str:
         p, plan = self.p, self.plan
@@ -807,15 +869,16 @@ def _insert_step_hooks(lines: list[str]) -> list[str]:
     return out
 
 
-def render_model_sources(model, program, plan, eval_program=None) -> ModelSources:
+def render_model_sources(model, program, plan, eval_program=None, checkpoint: bool = False) -> ModelSources:
     """Render ``tt_model.h``, ``tt_model.c``, ``tt_model_params.c`` and ``tt_model_internal.h``.
 
     ``eval_program``: the batch-1 program whose forward steps ``tt_forward`` runs (default: the
-    training program, which must then have batch size 1)."""
+    training program, which must then have batch size 1). ``checkpoint``: also emit
+    ``tt_checkpoint_save`` / ``tt_checkpoint_restore`` (:mod:`tintin.codegen.checkpoint`)."""
     eval_program = eval_program if eval_program is not None else program
     if eval_program.batch_size != 1:
         raise CodegenError("the evaluation program must have batch size 1")
-    r = _Renderer(model, program, plan, eval_program)
+    r = _Renderer(model, program, plan, eval_program, checkpoint)
     src = r.render()
     files = dict(src.files)
     files["tt_model_internal.h"] = r._internal

@@ -64,6 +64,7 @@ class Project:
     eval_program: object
     model: ModelSources
     runtime_files: tuple
+    checkpoint: bool = False  #: the project has tt_checkpoint_save / tt_checkpoint_restore
 
 
 def compile_for_codegen(model, update: str | None = "full", batch_size: int = 1, optim=None, options=None,
@@ -84,13 +85,15 @@ def compile_for_codegen(model, update: str | None = "full", batch_size: int = 1,
 
 def generate_project(model, out_dir, *, update: str | None = "full", batch_size: int = 1, optim=None,
                      options=None, planner: str = "greedy", program=None, plan=None, eval_program=None,
-                     target: str = "host", example: bool = True) -> Project:
+                     target: str = "host", example: bool = True, checkpoint: bool = False) -> Project:
     """Write the C project of ``model`` trained with ``update`` at ``batch_size`` into ``out_dir``.
 
     A given ``program`` (and ``plan``, ``eval_program``) is used as is; otherwise the model is
     compiled with ``update``, ``batch_size``, ``optim`` (:class:`tintin.optim.OptimConfig`) and
     ``options`` (:class:`tintin.compile.CompileOptions`). ``target`` is the Makefile's default
-    ``TARGET``. Raises :class:`CodegenError` for models or ops the generator cannot handle.
+    ``TARGET``. ``checkpoint`` adds power-loss-safe training state in flash
+    (``tt_checkpoint_save`` / ``tt_checkpoint_restore``, runtime ``tt_checkpoint.c``; see
+    ``docs/field.md``). Raises :class:`CodegenError` for models or ops the generator cannot handle.
 
     >>> from tintin.codegen import generate_project
     >>> from tintin.nn import build_model
@@ -118,7 +121,7 @@ def generate_project(model, out_dir, *, update: str | None = "full", batch_size:
                 eval_program = compile_program(model, update=None if program.update == "model" else program.update,
                                                batch_size=1, optim=program.optim,
                                                options=CompileOptions(**program.options))
-    sources = render_model_sources(model, program, plan, eval_program)
+    sources = render_model_sources(model, program, plan, eval_program, checkpoint=checkpoint)
     out = Path(out_dir)
     rt = out / "runtime"
     rt.mkdir(parents=True, exist_ok=True)
@@ -136,7 +139,7 @@ def generate_project(model, out_dir, *, update: str | None = "full", batch_size:
         (out / "example_main.c").write_text(render_example(program, sources))
     c_files = [out / "tt_model.c", out / "tt_model_params.c"] + [rt / f for f in files if f.endswith(".c")]
     return Project(out, tuple(c_files), (out, rt), program, plan, eval_program, sources,
-                   tuple(files))
+                   tuple(files), checkpoint)
 
 
 def render_makefile(program, target: str) -> str:

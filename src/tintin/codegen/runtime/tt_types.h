@@ -21,7 +21,9 @@ typedef enum {
     TT_ERR_SHAPE = 1,    /* a size is zero where it must not be, or breaks an accumulator bound */
     TT_ERR_OVERFLOW = 2, /* a value left its documented range (the result is saturated) */
     TT_ERR_ARG = 3,      /* NULL pointer, unknown enum value, bad label or parameter */
-    TT_ERR_RANGE = 4     /* a scale ratio needs more than TT_MAX_FACTOR_STEPS u/d steps */
+    TT_ERR_RANGE = 4,    /* a scale ratio needs more than TT_MAX_FACTOR_STEPS u/d steps */
+    TT_ERR_IO = 5,       /* a flash operation failed (tt_checkpoint_save / tt_checkpoint_restore) */
+    TT_ERR_NO_STATE = 6  /* no valid training state of this model in the flash region */
 } tt_status_t;
 
 /* How an integer right shift is rounded (tintin.numerics.rounding.Rounding). */
