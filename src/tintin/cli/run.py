@@ -44,6 +44,11 @@ def run_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="print tool output on errors"),
     register: bool = typer.Option(False, "--register", help="record the model and the measured count per step in "
                                   "the registry (`tintin registry`; $TINTIN_REGISTRY)"),
+    power_cuts: Optional[int] = typer.Option(None, "--power-cuts", help="instead: sweep power cuts over N checkpoint "
+                                             "saves (every flash operation cut before, after and torn; docs/field.md)"),
+    save_every: int = typer.Option(2, "--save-every", help="with --power-cuts: training steps between saves"),
+    cut_stride: Optional[int] = typer.Option(None, "--cut-stride", help="with --power-cuts: cut every K-th flash "
+                                             "operation of a save (default 1 on the host, 4 on an emulator)"),
 ):
     """Train MODEL on an emulated microcontroller and prove it bit-exact against the simulator.
 
@@ -51,6 +56,9 @@ def run_command(
     --dataset embedded in flash, evaluates test samples at batch 1, and compares every loss,
     prediction and final weight with the simulator; reports instructions (AVR: cycles) per step,
     memory and, with --compare-float, the float32 reference C on the same core.
+
+    With --power-cuts N: save the training state to a simulated flash every --save-every steps, N
+    times, cut power at the flash operations of every save, restore and train on (docs/field.md).
 
     Exit status: 0 when bit-exact, 2 when not."""
     from ..targets import run_on_target, select_samples
@@ -62,6 +70,13 @@ def run_command(
     if timeout <= 0:
         raise opt.OptionError(f"--timeout must be positive, got {timeout}")
     tgt = opt.resolve_target(target)
+    if power_cuts is not None:
+        opt.check_positive("--power-cuts", power_cuts)
+        opt.check_positive("--save-every", save_every)
+        if cut_stride is not None:
+            opt.check_positive("--cut-stride", cut_stride)
+        if compare_float or profile or register:
+            raise opt.OptionError("--power-cuts cannot be combined with --compare-float, --profile or --register")
     ok, reason = targets_api.toolchain_status(tgt.name)
     if not ok:
         raise CliError(reason if "make toolchains" in reason else f"{reason} (install with `make toolchains`)")
@@ -84,6 +99,13 @@ def run_command(
     if progress is not None:
         progress.print(f"building {model.name} for {tgt.name}, {steps} steps of batch {batch_size} on {ds.name} ...")
     report = ref = None
+    if power_cuts is not None:
+        from .power_cuts import run_power_cut_sweep
+
+        return run_power_cut_sweep(model, ds, tgt, saves=power_cuts, every=save_every, stride=cut_stride,
+                                   update=update, batch_size=batch_size, optim=optim, options=options, seed=seed,
+                                   work=work, timeout=timeout, opt_flag=opt_flag,
+                                   as_json=as_json, source=source)
     try:
         report = run_on_target(model, tgt.name, x_samples=x, y_samples=y, order=o, steps=steps,
                                work_dir=work, batch_size=batch_size, update=update, optim=optim, options=options,

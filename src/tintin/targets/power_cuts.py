@@ -125,6 +125,29 @@ def _parse(text: str, report: PowerCutReport) -> list[list[int]]:
     return saves
 
 
+def sweep_ram_bytes(arena_bytes: int, region_bytes: int, payload_bytes: int) -> int:
+    """RAM the sweep program needs beyond the stack: the arena, the simulated flash and two
+    images of it, and three copies of the state."""
+    return arena_bytes + 3 * region_bytes + 3 * payload_bytes
+
+
+def _check_sweep_fits(project, tgt, region: int, payload: int) -> None:
+    from tintin.targets.errors import DoesNotFitError
+
+    if tgt.family == "host":
+        return
+    ram = tgt.ram_bytes or max((m.ram_bytes or 0 for m in tgt.machines), default=0)
+    if not ram:
+        return
+    stack = tgt.default_stack_bytes or 0
+    need = sweep_ram_bytes(project.plan.arena_bytes, region, payload) + stack
+    if need > ram:
+        raise DoesNotFitError(f"the power-cut sweep of {project.program.model_name} (update {project.program.update}) "
+                              f"needs {need:,} B of RAM on {tgt.name} (arena, simulated flash {region:,} B and its "
+                              f"images, state copies, stack), which has {ram:,} B; try --update last:1 or "
+                              "--target host")
+
+
 def run_power_cuts(model, dataset, *, target: str = "host", saves: int = 4, every: int = 2, tail: int = 2,
                    stride: int = 1, flips: int = 16, page_size: int = 1024, write_align: int = 4, slots: int = 2,
                    update: str | None = "full", batch_size: int = 1, optim=None, options=None, seed: int = 0,
@@ -168,6 +191,7 @@ def _sweep(model, dataset, tgt, work: Path, saves, every, tail, stride, flips, p
     payload = sum(r.nbytes for r in state_regions(project.model.params, str))
     lay = layout(0, page_size, write_align, payload)
     region = slots * lay.slot_bytes
+    _check_sweep_fits(project, tgt, region, payload)
     order, starts = training_order(len(dataset.x_train), steps, batch_size, seed)
     x, y, o = select_samples(dataset.x_train, dataset.y_train, order, steps, batch_size)
     drv = render_driver(project.model, x_samples=x, y_samples=y, order=o, steps=steps, batch_size=batch_size,
