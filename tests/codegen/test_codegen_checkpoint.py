@@ -3,6 +3,7 @@ builds for every target; projects without it carry no checkpoint code."""
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,27 @@ def test_checkpoint_projects_build_warning_free(tmp_path, target):
     proc = subprocess.run(["make", "-C", str(tmp_path), "check"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "warning" not in proc.stderr
+
+
+def test_the_firmware_example_resumes_across_reboots_bit_for_bit(tmp_path):
+    """examples/checkpoint/firmware_main.c keeps its flash in a file: a run stopped after step 7
+    and booted again ends with the same parameters as one uninterrupted run."""
+    require("host")
+    root = Path(__file__).resolve().parents[2]
+    project = generate_project(build_model("mlp", (1, 8, 8), 10, seed=0), tmp_path / "fw", checkpoint=True)
+    exe = tmp_path / "firmware"
+    cmd = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", *(f"-I{d}" for d in project.include_dirs),
+           str(root / "examples" / "checkpoint" / "firmware_main.c"), *map(str, project.sources), "-o", str(exe)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+
+    def boot(steps, where):
+        where.mkdir(exist_ok=True)
+        return subprocess.run([str(exe), str(steps)], cwd=where, capture_output=True, text=True, check=True,
+                              timeout=60).stdout
+
+    first = boot(7, tmp_path / "a")
+    assert "training from the start" in first
+    resumed = boot(13, tmp_path / "a")
+    assert "restored the state of step 6" in resumed  # saved every 3 steps: step 7 was not saved
+    straight = boot(13, tmp_path / "b")
+    assert resumed.splitlines()[-1] == straight.splitlines()[-1] and "checksum 0x" in straight

@@ -25,6 +25,8 @@ def export_command(
     batch_size: int = opt.DEVICE_BATCH_SIZE,
     seed: int = opt.SEED,
     as_json: bool = opt.JSON,
+    checkpoint: bool = typer.Option(False, "--checkpoint", help="add tt_checkpoint_save / tt_checkpoint_restore: "
+                                    "power-loss-safe training state in flash (docs/field.md)"),
 ):
     """Write the C99 training project of MODEL (sources, runtime, Makefile, README) into --out.
 
@@ -41,7 +43,7 @@ def export_command(
     optim = optimiser.config(zoo_name(model_spec), batch_size)
     on_interrupt(f"{out} may hold a partial project")
     project = generate_project(model, out, update=compilation.update, batch_size=batch_size, optim=optim, options=options,
-                               target=tgt.name)
+                               target=tgt.name, checkpoint=checkpoint)
     check_fit(project, tgt, model_spec=model_spec)
     on_interrupt(f"the project is complete in {out}")
     files = sorted(str(p.relative_to(project.out_dir)) for p in project.out_dir.rglob("*") if p.is_file()
@@ -53,7 +55,7 @@ def export_command(
             "eval_arena_bytes": project.model.eval_layout.bytes if project.model.eval_layout.mode == "separate" else 0,
             "parameters": [{"name": e.name, "dtype": e.dtype, "count": e.count,
                             "role": ROLE_NAMES[e.role]} for e in project.model.params],
-            "runtime_files": list(project.runtime_files), "files": files}
+            "runtime_files": list(project.runtime_files), "files": files, "checkpoint": project.checkpoint}
     if as_json:
         print_json(info)
         return
