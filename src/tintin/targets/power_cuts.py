@@ -131,12 +131,19 @@ def sweep_ram_bytes(arena_bytes: int, region_bytes: int, payload_bytes: int) -> 
     return arena_bytes + 3 * region_bytes + 3 * payload_bytes
 
 
+def _sweep_ram(tgt) -> int | None:
+    """RAM the sweep program may use: the largest emulated board's (the program is a test, not
+    firmware: it may need more RAM than the part, e.g. the mps2-an385 board for Cortex-M0)."""
+    rams = [m.ram_bytes for m in tgt.machines if m.ram_bytes]
+    return max(rams) if rams else tgt.ram_bytes
+
+
 def _check_sweep_fits(project, tgt, region: int, payload: int) -> None:
     from tintin.targets.errors import DoesNotFitError
 
     if tgt.family == "host":
         return
-    ram = tgt.ram_bytes or max((m.ram_bytes or 0 for m in tgt.machines), default=0)
+    ram = _sweep_ram(tgt)
     if not ram:
         return
     stack = tgt.default_stack_bytes or 0
@@ -205,8 +212,12 @@ def _sweep(model, dataset, tgt, work: Path, saves, every, tail, stride, flips, p
                "TT_SWEEP_FLIPS": f"{flips}UL", "TT_SWEEP_PAGE": f"{page_size}UL", "TT_SWEEP_ALIGN": f"{write_align}UL",
                "TT_SWEEP_REGION": f"{region}UL"}
     cflags = list(EXTRA_CFLAGS) + list(TARGET_CFLAGS.get(tgt.name, ()))
+    limits = {}
+    if tgt.family != "host" and _sweep_ram(tgt):
+        limits = {"ram_bytes": _sweep_ram(tgt),
+                  "flash_bytes": max([m.flash_bytes for m in tgt.machines if m.flash_bytes] or [tgt.flash_bytes])}
     built = build(tgt.name, sources, work / "build", include_dirs=[*project.include_dirs, ddir], defines=defines,
-                  opt=opt, name="power_cuts", extra_cflags=cflags)
+                  opt=opt, name="power_cuts", extra_cflags=cflags, **limits)
     res = run(tgt.name, built, timeout_s=timeout_s)
     report = PowerCutReport(target=tgt.name, machine=res.machine, model=program.model_name, update=program.update,
                             saves=saves, steps=steps, stride=stride, payload_bytes=payload,
