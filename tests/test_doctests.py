@@ -20,13 +20,15 @@ MODULES = [
     "tintin.io.model_file",      # save_model, load_model
     "tintin.online.learner",     # OnlineLearner (learn_one / predict_one)
     "tintin.interop.importer",   # import_model
+    "tintin.codegen.checkpoint",  # crc32 of the flash slots
+    "tintin.targets.power_cuts",  # run_power_cuts
 ]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    if name == "tintin.targets.ondevice":
+    if name in ("tintin.targets.ondevice", "tintin.targets.power_cuts"):
         from tintin.targets import toolchain_status
         ok, reason = toolchain_status("host")
         if not ok:
