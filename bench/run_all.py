@@ -42,6 +42,7 @@ BENCHMARKS = {
     "interop_import": ["interop_import.py"],
     "transfer": ["transfer.py"],
     "mcu": ["mcu.py"],
+    "checkpoint": ["checkpoint.py"],
 }
 
 
