@@ -4,22 +4,7 @@ import json
 
 import pytest
 
-from tintin.cli import main
 from tintin.targets import toolchain_status
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, out, err) -> str:
-    assert code != 0
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:") and "Traceback" not in err
-    return lines[0]
 
 
 def require(target):
@@ -28,10 +13,10 @@ def require(target):
         pytest.skip(reason)
 
 
-def test_the_default_sweep_on_the_host_cuts_at_least_1000_points(capsys, tmp_path):
+def test_the_default_sweep_on_the_host_cuts_at_least_1000_points(run_cli, tmp_path):
     require("host")
-    code, out, err = run(capsys, "run", "mlp", "-d", "digits", "--target", "host", "--power-cuts", 4, "--json",
-                         "--out", tmp_path)
+    code, out, err = run_cli("run", "mlp", "-d", "digits", "--target", "host", "--power-cuts", 4, "--json",
+                             "--out", tmp_path)
     assert code == 0, err
     r = json.loads(out)
     assert r["cut_points"] >= 1000
@@ -43,10 +28,10 @@ def test_the_default_sweep_on_the_host_cuts_at_least_1000_points(capsys, tmp_pat
     assert r["page_erases_per_save"] * r["page_size"] == r["slot_bytes"]
 
 
-def test_a_table_without_json(capsys, tmp_path):
+def test_a_table_without_json(run_cli, tmp_path):
     require("host")
-    code, out, err = run(capsys, "run", "mlp", "-d", "digits", "-t", "host", "--power-cuts", 1, "--update", "bias",
-                         "--out", tmp_path)
+    code, out, err = run_cli("run", "mlp", "-d", "digits", "-t", "host", "--power-cuts", 1, "--update", "bias",
+                             "--out", tmp_path)
     assert code == 0, err
     assert "cut points" in out and "corrupt restores" in out
 
@@ -59,12 +44,12 @@ def test_a_table_without_json(capsys, tmp_path):
     (["--power-cuts", "2", "--profile"], "cannot be combined"),
     (["--power-cuts", "2", "--target", "z80"], "unknown target"),
 ])
-def test_one_line_errors(capsys, args, words):
+def test_one_line_errors(run_cli, error_line, args, words):
     argv = ["run", "mlp", "-d", "digits"] + (["--target", "host"] if "--target" not in args else []) + args
-    assert words in one_line_error(*run(capsys, *argv))
+    assert words in error_line(*run_cli(*argv))
 
 
-def test_a_target_that_cannot_run_the_sweep(capsys):
+def test_a_target_that_cannot_run_the_sweep(run_cli, error_line):
     require("atmega328p")
-    line = one_line_error(*run(capsys, "run", "mlp", "-d", "digits", "-t", "atmega328p", "--power-cuts", 2))
+    line = error_line(*run_cli("run", "mlp", "-d", "digits", "-t", "atmega328p", "--power-cuts", 2))
     assert "atmega328p" in line and "RAM" in line

@@ -169,27 +169,27 @@ static tt_status_t scan(const tt_flash_ops_t *flash, const tt_ckpt_layout_t *lay
     }
 }
 
-static uint32_t regions_bytes(const tt_ckpt_region_t *regions, uint32_t count)
-{
-    uint32_t i, total = 0;
-    for (i = 0; i < count; ++i) {
-        total += regions[i].bytes;
-    }
-    return total;
-}
-
-static tt_status_t check_regions(const tt_ckpt_region_t *regions, uint32_t count)
+/* Check the regions, lay out the slots for their bytes (*payload) and scan the flash. */
+static tt_status_t prepare(const tt_flash_ops_t *flash, uint32_t model_hash, const tt_ckpt_region_t *regions,
+                           uint32_t count, uint32_t *payload, tt_ckpt_layout_t *lay, tt_ckpt_scan_t *s)
 {
     uint32_t i;
+    tt_status_t st;
     if (regions == NULL && count != 0u) {
         return TT_ERR_ARG;
     }
+    *payload = 0;
     for (i = 0; i < count; ++i) {
         if (regions[i].data == NULL && regions[i].bytes != 0u) {
             return TT_ERR_ARG;
         }
+        *payload += regions[i].bytes;
     }
-    return TT_OK;
+    st = tt_ckpt_layout(flash, *payload, lay);
+    if (st != TT_OK) {
+        return st;
+    }
+    return scan(flash, lay, model_hash, *payload, s);
 }
 
 tt_status_t tt_ckpt_newest(const tt_flash_ops_t *flash, uint32_t model_hash, uint32_t payload_bytes,
@@ -231,16 +231,7 @@ tt_status_t tt_ckpt_save(const tt_flash_ops_t *flash, uint32_t model_hash, const
     tt_ckpt_layout_t lay;
     tt_ckpt_scan_t s;
     uint32_t payload, slot, at, seq, crc = 0, hcrc, i, r, k, fill, pos;
-    tt_status_t st = check_regions(regions, count);
-    if (st != TT_OK) {
-        return st;
-    }
-    payload = regions_bytes(regions, count);
-    st = tt_ckpt_layout(flash, payload, &lay);
-    if (st != TT_OK) {
-        return st;
-    }
-    st = scan(flash, &lay, model_hash, payload, &s);
+    tt_status_t st = prepare(flash, model_hash, regions, count, &payload, &lay, &s);
     if (st != TT_OK) {
         return st;
     }
@@ -310,16 +301,7 @@ tt_status_t tt_ckpt_restore(const tt_flash_ops_t *flash, uint32_t model_hash, co
     tt_ckpt_layout_t lay;
     tt_ckpt_scan_t s;
     uint32_t payload, at, seq, want, got;
-    tt_status_t st = check_regions(regions, count);
-    if (st != TT_OK) {
-        return st;
-    }
-    payload = regions_bytes(regions, count);
-    st = tt_ckpt_layout(flash, payload, &lay);
-    if (st != TT_OK) {
-        return st;
-    }
-    st = scan(flash, &lay, model_hash, payload, &s);
+    tt_status_t st = prepare(flash, model_hash, regions, count, &payload, &lay, &s);
     if (st != TT_OK) {
         return st;
     }
