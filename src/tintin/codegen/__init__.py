@@ -9,6 +9,9 @@
 * :mod:`tintin.codegen.driver`: the ``main()`` of a measurement run (embedded samples, training
   steps, batch-1 evaluations, parameter dumps); building, running and comparing it with the
   simulator is :mod:`tintin.targets` (``run_model``). This package knows no emulator.
+* :mod:`tintin.codegen.checkpoint`: the training state a project generated with ``checkpoint=True``
+  saves to flash (``tt_checkpoint_save`` / ``tt_checkpoint_restore``, runtime ``tt_checkpoint.c``),
+  its model hash and the slot format; the power-cut sweep is :mod:`tintin.targets.power_cuts`.
 * :mod:`tintin.codegen.float_ref`: the same training step in C with binary32 reals, for measuring
   what integers save.
 * :mod:`tintin.codegen.tables`: renders the runtime's constant tables from the Python specification.
