@@ -68,6 +68,17 @@ def state_regions(entries, address) -> list[StateRegion]:
     return out
 
 
+def state_payload(entries, values: dict, *, seed: int, steps: int, epoch: int) -> bytes:
+    """The payload a device saves, built from the host's state: ``values`` maps each table entry's
+    index to ``(scale (S, U, D) or None, little-endian bytes)`` (as
+    :func:`tintin.targets.compare.simulate` returns them), the rounding stream is ``(seed, steps)``
+    after ``steps`` training steps, at ``epoch``."""
+    out = [values[e.index][1] for e in entries if e.role in (ROLE_TRAINED, ROLE_MOMENTUM)]
+    out += [struct.pack("<hhh", *values[e.index][0]) for e in entries if e.role in (ROLE_TRAINED, ROLE_FROZEN)]
+    out.append(struct.pack("<IIII", seed & 0xFFFFFFFF, steps & 0xFFFFFFFF, steps & 0xFFFFFFFF, epoch & 0xFFFFFFFF))
+    return b"".join(out)
+
+
 def model_hash(program, plan, regions) -> int:
     """CRC-32 of the canonical description of what a saved state belongs to: the model's name,
     input shape and loss, the update selection, batch size, scale mode and optimiser settings,

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tintin.codegen import compile_for_codegen, generate_project
-from tintin.codegen.checkpoint import layout, state_regions
+from tintin.codegen.checkpoint import layout, state_payload, state_regions
 from tintin.codegen.driver import render_driver
 from tintin.codegen.project import EXTRA_CFLAGS, MAKE_TARGETS, TARGET_CFLAGS
 from tintin.targets.build import build
@@ -240,6 +240,15 @@ def _sweep(model, dataset, tgt, work: Path, saves, every, tail, stride, flips, p
     ref = simulate(model, project, x_samples=x, y_samples=y, order=o, steps=steps, seed=seed, epoch_starts=starts,
                    eval_x=None)
     report.mismatches += compare(dev, ref, project, steps=steps, n_eval=0, classifier=program.loss == "cross_entropy")
+    # the state the device saves is the host's training state, byte for byte
+    epoch = max([e for s, e in starts.items() if s < steps] or [0])
+    want = state_payload(project.model.params, ref.entries, seed=seed, steps=steps, epoch=epoch)
+    got = bytes.fromhex("".join(line.split()[2] for line in res.stdout.splitlines()
+                                if line.startswith("T ") and len(line.split()) == 3))
+    if got != want:
+        first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        report.mismatches.append(f"the saved state differs from the simulator's at byte {first} "
+                                 f"({len(got)} bytes on the device, {len(want)} expected)")
     report.final_bit_exact = not report.mismatches
     report.resume_bit_exact = report.final_bit_exact and report.resumes_exact == report.resumes
     report.seconds = time.perf_counter() - t0

@@ -16,6 +16,7 @@
  *   K <save> <step> <ops> <erases> <programs> <bytes programmed> <save status> <restore ok>
  *   X <save> <cut points> <new> <previous> <none> <corrupt> <lost> <resumes> <resumes exact>
  *   F <save> <flips> <new> <previous> <none> <corrupt> <lost>
+ *   T 0 <hex>                       the final training state as a save writes it, 32 bytes a line
  *   P / H / C records of the final parameters (as tt_driver.c), then END
  * tt_bench_mark() brackets the clean save and the clean restore of every save (counts 4i, 4i+2).
  */
@@ -185,12 +186,31 @@ static uint8_t back_to_saved(void)
     return restore_outcome() == 0 ? 1u : 0u;
 }
 
+/* "<tag> <entry> <hex>" lines of 32 bytes */
+static void put_hex_lines(char tag, uint32_t entry, const uint8_t *data, uint32_t nbytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint32_t i;
+    for (i = 0; i < nbytes; ++i) {
+        if (i % 32u == 0u) {
+            if (i != 0u) {
+                tt_putc('\n');
+            }
+            tt_putc(tag); put_sp(entry); tt_putc(' ');
+        }
+        tt_putc(hex[data[i] >> 4]);
+        tt_putc(hex[data[i] & 15u]);
+    }
+    if (nbytes != 0u) {
+        tt_putc('\n');
+    }
+}
+
 static void print_params(void)
 {
     static const uint8_t dtype_bytes[5] = {0, 1, 2, 4, 8};
-    static const char hex[] = "0123456789abcdef";
     tt_param_info_t info;
-    uint32_t j, i;
+    uint32_t j;
     for (j = 0; j < TT_PARAM_COUNT; ++j) {
         tt_scale_t zero = {0, 0, 0};
         const uint8_t *data;
@@ -204,19 +224,7 @@ static void print_params(void)
         tt_putc(' ');
         tt_put_hex32(tt_fnv1a_u32(0x811C9DC5UL, data, nbytes));
         tt_putc('\n');
-        for (i = 0; i < nbytes; ++i) {
-            if (i % 32u == 0u) {
-                if (i != 0u) {
-                    tt_putc('\n');
-                }
-                tt_putc('H'); put_sp(j); tt_putc(' ');
-            }
-            tt_putc(hex[data[i] >> 4]);
-            tt_putc(hex[data[i] & 15u]);
-        }
-        if (nbytes != 0u) {
-            tt_putc('\n');
-        }
+        put_hex_lines('H', j, data, nbytes);
     }
     tt_putc('C'); tt_putc(' '); tt_put_hex32(tt_params_checksum()); tt_putc('\n');
 }
@@ -332,6 +340,8 @@ int main(void)
         copy_bytes(state_prev, state_cur, TT_CHECKPOINT_PAYLOAD_BYTES);
     }
     train_to(TT_RUN_STEPS, 1);
+    tt_checkpoint_state(state_tmp);
+    put_hex_lines('T', 0, state_tmp, TT_CHECKPOINT_PAYLOAD_BYTES);
     print_params();
     tt_puts("END\n");
     return 0;
