@@ -266,6 +266,29 @@ def test_tiled_update_rank1(rt, seed, n, k, data):
     assert_same(cv, cm, pv, pm)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_tiled_update_rank1_row_overflow_in_either_run(rt, seed):
+    """Rows leave the int8 range in the positive-input run or in the negative-input run: each such
+    row is undone exactly (the deltas it applied are added back) and the tensor rescales."""
+    from tintin.optim import OptimConfig
+    from tintin.numerics import ScaleMode
+
+    rng = np.random.default_rng(seed)
+    e = np.array([90, -90, 60, -60, 0, 127], np.int8)
+    x = rng.choice(np.array([-127, -40, 0, 30, 127], np.int8), 9)
+    x[0], x[1] = 127, -127  # both runs are present
+    w = rng.integers(-120, 121, (6, 9)).astype(np.int8)
+    w[rng.integers(0, 6), rng.integers(0, 9)] = 127 if seed % 2 else -127
+    value = QTensor(w, Scale(-7))
+    grad = QTensor(np.outer(e.astype(np.int32), x.astype(np.int32)).astype(np.int32), Scale(-14))
+    cfg = OptimConfig(rule="aligned", lr=1.7, rounding=Rounding.STOCHASTIC, momentum_shift=0, weight_rescale=True)
+    pv, pm, key, opt = python_step("weight", value, 8, grad, cfg, ScaleMode.COMPOUND, 1, seed)
+    cv, cm = rt.sgd_update_tiled(value, grad, rt.SgdConfig.from_optimizer(opt), key, tile_rows=1,
+                                 rank1=(e, x))
+    assert_same(cv, cm, pv, pm)
+    assert pv.scale != value.scale  # the case does rescale
+
+
 @pytest.mark.parametrize("rounding", ROUNDINGS)
 def test_tiled_update_edge_weights_rescale(rt, rounding):
     """Weights at the range's edge and a large gradient: some tiles fit, others force a grid rescale."""

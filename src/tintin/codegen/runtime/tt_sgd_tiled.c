@@ -57,9 +57,6 @@ static tt_status_t tile_gradient(const tt_tiled_update_t *u, tile_rule_t *r, con
 TT_NOINLINE static uint32_t row_fast_s8_stochastic(int8_t *w, int32_t *t, size_t cols, int32_t m, uint8_t n, uint32_t draw_x,
                                                     uint8_t saturate, int32_t limit)
 {
-    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
-    TT_OPAQUE(m1);
-    TT_OPAQUE(m2);
     uint32_t amax = 0;
     size_t k;
     for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
@@ -68,7 +65,7 @@ TT_NOINLINE static uint32_t row_fast_s8_stochastic(int8_t *w, int32_t *t, size_t
             int32_t p = g * m, sm = -(int32_t)((uint32_t)p >> 31);
             uint32_t mag = (uint32_t)((p ^ sm) - sm), q, a;
             /* from n = 32 on a magnitude below 2**(n-32) rounds to 0 whatever the draw */
-            q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u : tt_sr_mag32(mag, n, tt_mix32_with(draw_x, m1, m2));
+            q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u : tt_sr_mag32(mag, n, draw_x);
             nw -= ((int32_t)q ^ sm) - sm;
             a = tt_mag32(nw);
             if (a > amax) {
@@ -119,7 +116,7 @@ static uint64_t tile_new_values(const tt_tiled_update_t *u, const tile_rule_t *r
                 int32_t nw;
                 uint32_t a;
                 if (r->d.rounding == TT_ROUND_STOCHASTIC) {
-                    d = tt_rs32_stochastic(g, n, tt_mix32_inline(draw_x));
+                    d = tt_rs32_stochastic(g, n, draw_x);
                 } else if (r->d.rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
                     d = tt_rs32_pseudo(g, n);
                 } else {
@@ -177,119 +174,158 @@ static void commit_tile(const tt_tiled_update_t *u, size_t r0, size_t cnt)
     }
 }
 
-/* One row of a batch-1 fully connected layer (see rank1_update_s8): w[k] -= round(em * x[k] / 2**n)
- * with the stochastic draw of index `draw_x` (advancing by TT_GOLDEN32 per element). The sign is
- * handled with masks (no branch, no shift of a negative number). Without saturation the old values
- * go to backup and the largest |new value| above `limit` is returned (0: the row fits). */
-TT_NOINLINE static uint32_t rank1_row_s8(int8_t *w, const int8_t *x, size_t cols, int32_t em, uint32_t draw_x,
-                                         uint8_t n, int32_t limit, int8_t *backup)
+/* ---- batch-1 fully connected layer: the gradient is the outer product err x ------------------ */
+
+/* The nonzero inputs, once per update: values xs[j] at columns ks[j], the positive ones first
+ * (returned in *npos). Every row skips the zero inputs (their gradient is 0: the weight cannot
+ * change, whatever its draw); within a group the sign of the gradient is the row's. */
+static size_t rank1_nonzero(const int8_t *x, size_t cols, int8_t *xs, uint16_t *ks, size_t *npos)
 {
-    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
-    TT_OPAQUE(m1);
-    TT_OPAQUE(m2);
-    uint32_t over = 0, span = 2u * (uint32_t)limit;
-    size_t k;
-    if (n < 32u) {
-        uint8_t sh = (uint8_t)(32u - n);
-        for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
-            int32_t xk = x[k];
-            if (xk != 0) {
-                int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31), nw;
-                uint32_t q = ((uint32_t)((p ^ sm) - sm) + (tt_mix32_with(draw_x, m1, m2) >> sh)) >> n;
-                int8_t old = w[k];
-                nw = (int32_t)old - (((int32_t)q ^ sm) - sm);
-                backup[k] = old;
-                w[k] = (int8_t)nw;
-                if ((uint32_t)(nw + limit) > span) {
-                    uint32_t a = tt_mag32(nw);
-                    over = a > over ? a : over;
-                }
+    size_t k, nnz = 0;
+    uint8_t neg;
+    for (neg = 0; neg < 2u; ++neg) {
+        for (k = 0; k < cols; ++k) {
+            if (neg ? x[k] < 0 : x[k] > 0) {
+                xs[nnz] = x[k];
+                ks[nnz] = (uint16_t)k;
+                ++nnz;
             }
         }
-        return over;
-    }
-    for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
-        int32_t xk = x[k];
-        if (xk != 0) {
-            int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31), nw;
-            uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
-            int8_t old;
-            if ((mag >> (n - 32u)) == 0) {
-                continue; /* from n = 32 on this rounds to 0 whatever the draw */
-            }
-            q = tt_sr_mag32(mag, n, tt_mix32_with(draw_x, m1, m2));
-            old = w[k];
-            nw = (int32_t)old - (((int32_t)q ^ sm) - sm);
-            backup[k] = old;
-            w[k] = (int8_t)nw;
-            if ((uint32_t)(nw + limit) > span) {
-                uint32_t a = tt_mag32(nw);
-                over = a > over ? a : over;
-            }
+        if (!neg) {
+            *npos = nnz;
         }
     }
-    return over;
+    return nnz;
 }
 
-TT_NOINLINE static void rank1_row_sat_s8(int8_t *w, const int8_t *x, size_t cols, int32_t em, uint32_t draw_x,
-                                         uint8_t n, int32_t limit)
+/* delta = round(p / 2**n), p = em * x, stochastic with the weyl32 draw u, 1 <= n <= 31 and
+ * |p| <= 2**30 (|p| + r < 2**32): sign-magnitude with masks, no shift of a negative number. */
+static inline int32_t rank1_delta(int32_t p, uint32_t u, uint8_t n)
 {
-    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
-    TT_OPAQUE(m1);
-    TT_OPAQUE(m2);
-    size_t k;
-    for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
-        int32_t xk = x[k];
-        if (xk != 0) {
-            int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31);
-            uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
-            if (n >= 32u && (mag >> (n - 32u)) == 0) {
-                continue;
-            }
-            q = tt_sr_mag32(mag, n, tt_mix32_with(draw_x, m1, m2));
-            w[k] = (int8_t)tt_clip32((int32_t)w[k] - (((int32_t)q ^ sm) - sm), limit);
+    int32_t sm = -(int32_t)((uint32_t)p >> 31);
+    uint32_t q = ((uint32_t)((p ^ sm) - sm) + (u >> (32u - n))) >> n;
+    return ((int32_t)q ^ sm) - sm;
+}
+
+/* A run of one row's nonzero inputs whose gradients share a sign, 1 <= n <= 31: the magnitude of
+ * element j is mag_m * xs[j] >= 0, its rounded step q = (mag + (u >> (32 - n))) >> n (u = rowkey +
+ * ks[j] * G) is subtracted (_sub: positive gradients) or added (_add). Stops at the first new value
+ * out of the int8 range (stored wrapped) and returns its position in xs; `end` when all fit. */
+#define TT_RANK1_RUN(NAME, OP)                                                                               \
+    TT_NOINLINE static size_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
+                                   uint32_t rowkey, uint8_t n)                                               \
+    {                                                                                                        \
+        uint8_t sh = (uint8_t)(32u - n);                                                                     \
+        size_t j;                                                                                            \
+        for (j = 0; j < cnt; ++j) {                                                                          \
+            uint32_t k = ks[j];                                                                              \
+            uint32_t q = ((uint32_t)(mag_m * xs[j]) + ((rowkey + k * (uint32_t)TT_GOLDEN32) >> sh)) >> n;    \
+            int32_t nw = (int32_t)w[k] OP (int32_t)q;                                                        \
+            w[k] = (int8_t)nw;                                                                               \
+            if ((uint32_t)(nw + 127) > 254u) { /* |nw| > 127, the int8 weight limit */                       \
+                break;                                                                                       \
+            }                                                                                                \
+        }                                                                                                    \
+        return j;                                                                                            \
+    }
+TT_RANK1_RUN(rank1_run_sub_s8, -)
+TT_RANK1_RUN(rank1_run_add_s8, +)
+
+/* One row: the positive inputs xs[0..npos), then the negative ones, each as one run. Returns the
+ * position in xs of the first new value out of range, or nnz when the row fits. */
+static size_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos, size_t nnz, const uint16_t *ks,
+                           uint32_t rowkey, uint8_t n)
+{
+    int32_t aem = em < 0 ? -em : em;
+    size_t stop;
+    /* positive inputs: the gradient has em's sign; negative inputs: the opposite */
+    stop = em > 0 ? rank1_run_sub_s8(aem, w, xs, npos, ks, rowkey, n) : rank1_run_add_s8(aem, w, xs, npos, ks, rowkey, n);
+    if (stop != npos) {
+        return stop;
+    }
+    return npos + (em < 0 ? rank1_run_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n)
+                          : rank1_run_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n));
+}
+
+/* After rank1_row_s8 stopped at element `stop`: the old values of elements 0..stop back (the same
+ * deltas added, exact through the int8 wrap-around), and max |w - delta| over the row's new
+ * values out of range. */
+TT_NOINLINE static uint32_t rank1_row_undo_s8(int32_t em, int8_t *w, const int8_t *xs, size_t nnz, size_t stop,
+                                              const uint16_t *ks, uint32_t rowkey, uint8_t n)
+{
+    uint32_t amax = 0;
+    size_t j;
+    for (j = 0; j < nnz; ++j) {
+        uint32_t k = ks[j];
+        int32_t d = rank1_delta(em * xs[j], rowkey + k * (uint32_t)TT_GOLDEN32, n), nw;
+        if (j <= stop) {
+            w[k] = (int8_t)((uint32_t)(int32_t)w[k] + (uint32_t)d);
         }
+        nw = (int32_t)w[k] - d;
+        if ((uint32_t)(nw + 127) > 254u) {
+            uint32_t a = tt_mag32(nw);
+            amax = a > amax ? a : amax;
+        }
+    }
+    return amax;
+}
+
+/* Saturating row, 1 <= n <= 62 (from n = 32 on the result is 0 or +-1: tt_sr_mag32). */
+TT_NOINLINE static void rank1_row_sat_s8(int8_t *w, const int8_t *xs, const uint16_t *ks, size_t nnz, int32_t em,
+                                         uint32_t rowkey, uint8_t n, int32_t limit)
+{
+    size_t j;
+    for (j = 0; j < nnz; ++j) {
+        uint32_t k = ks[j];
+        int32_t p = em * xs[j], sm = -(int32_t)((uint32_t)p >> 31);
+        uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
+        if (n >= 32u && (mag >> (n - 32u)) == 0) {
+            continue; /* from n = 32 on this rounds to 0 whatever the draw */
+        }
+        q = tt_sr_mag32(mag, n, rowkey + k * (uint32_t)TT_GOLDEN32);
+        w[k] = (int8_t)tt_clip32((int32_t)w[k] - (((int32_t)q ^ sm) - sm), limit);
     }
 }
 
 /* Batch-1 fully connected layer, int8 weights, aligned rule with stochastic rounding, no momentum,
- * 1 <= n <= 31: the gradient of element (r, k) is e[r] * x[k] (|g| <= 16129, so |g| * M < 2**30 and
- * 32-bit arithmetic gives the general result). Rows with e[r] == 0 and elements with x[k] == 0 do
- * not change (whatever their draws). Each row is written at once, its old values kept in `backup`;
- * a row with a value out of range is restored and left for the rescale pass. Returns max |w - delta|
- * over the values out of range (0 when every value fits). */
+ * 1 <= n <= 62 (1 <= n <= 31 unless saturating), at most 65535 columns: the gradient of element
+ * (r, k) is e[r] * x[k] (|g| <= 16129, so |g| * M < 2**30 and 32-bit arithmetic gives the general
+ * result). Rows with e[r] == 0 and elements with x[k] == 0 do not change (whatever their draws).
+ * Each row is written at once; a row with a value out of range is undone and left for the rescale
+ * pass. `work` holds 3 * cols bytes. Returns max |w - delta| over the values out of range (0 when
+ * every value fits). */
 static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r, size_t nrows, uint8_t saturate,
-                                int32_t limit, int8_t *backup, uint8_t *row_ok)
+                                int32_t limit, void *work, uint8_t *row_ok)
 {
-    const int8_t *x = u->rank1_x;
-    size_t j, k, cols = u->cols;
+    size_t j, cols = u->cols;
+    uint16_t *ks = (uint16_t *)work;
+    int8_t *xs = (int8_t *)(ks + cols);
+    size_t npos = 0, nnz = rank1_nonzero(u->rank1_x, cols, xs, ks, &npos);
+    uint8_t n = (uint8_t)r->d.mult.n;
     uint64_t amax = 0;
     for (j = 0; j < nrows; ++j) {
         size_t row = tt_selected_row(u->rows, j);
         int32_t em = (int32_t)u->rank1_err[row] * r->d.mult.m;
         int8_t *w = u->w8 + row * cols;
-        uint32_t draw_x = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32, over;
-        if (em == 0) {
+        uint32_t rowkey = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32, over;
+        size_t stop;
+        if (em == 0 || nnz == 0) {
             if (row_ok != NULL) {
                 row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
             }
             continue;
         }
         if (saturate) {
-            rank1_row_sat_s8(w, x, cols, em, draw_x, (uint8_t)r->d.mult.n, limit);
+            rank1_row_sat_s8(w, xs, ks, nnz, em, rowkey, n, limit);
             continue;
         }
-        over = rank1_row_s8(w, x, cols, em, draw_x, (uint8_t)r->d.mult.n, limit, backup);
-        if (over == 0) {
+        stop = rank1_row_s8(em, w, xs, npos, nnz, ks, rowkey, n);
+        if (stop == nnz) {
             row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
             continue;
         }
-        /* keep this row for the rescale pass: its old values back */
-        for (k = 0; k < cols; ++k) {
-            if (x[k] != 0) {
-                w[k] = backup[k];
-            }
-        }
+        /* out of range: the row is left for the rescale pass */
+        over = rank1_row_undo_s8(em, w, xs, nnz, stop, ks, rowkey, n);
         if (over > amax) {
             amax = over;
         }
@@ -302,7 +338,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
     tile_rule_t r;
     tt_status_t st;
     size_t tiles, t, nrows, trows;
-    uint8_t saturate, bits, cached = 0;
+    uint8_t saturate, bits, cached = 0, rank1 = 0;
     int32_t limit;
     uint64_t amax_new = 0;
     if (u == NULL || cfg == NULL || u->w_scale == NULL || u->grad == NULL || u->tile == NULL ||
@@ -373,7 +409,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         if (st != TT_OK) {
             return st;
         }
-        if (r.d.mult.n >= 1 && r.d.mult.n <= 62) {
+        if (r.d.mult.n >= 1 && (r.d.mult.n <= 31 || (saturate && r.d.mult.n <= 62)) && u->cols <= 0xFFFFu) {
             /* rows are the units written at once (tile_flags holds ceil(nrows / 8) bytes) */
             trows = 1;
             tiles = nrows;
@@ -382,8 +418,9 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
                     u->tile_flags[t] = 0;
                 }
             }
-            amax_new = rank1_update_s8(u, &r, nrows, saturate, limit, (int8_t *)(void *)u->tile,
+            amax_new = rank1_update_s8(u, &r, nrows, saturate, limit, (void *)u->tile,
                                        saturate ? NULL : u->tile_flags);
+            rank1 = 1;
             if (saturate || amax_new == 0) {
                 return TT_OK;
             }
@@ -452,6 +489,19 @@ rescale:
                         for (k = 0; k < u->cols; ++k) {
                             w[k] = lut[w[k] + 127];
                         }
+                    }
+                    continue;
+                }
+                if (!committed && rank1) {
+                    /* a row left by rank1_update_s8: its new values from err and x directly */
+                    int8_t *w = u->w8 + tt_selected_row(u->rows, t) * u->cols;
+                    int32_t em = (int32_t)u->rank1_err[tt_selected_row(u->rows, t)] * r.d.mult.m;
+                    uint32_t rowkey = key + (uint32_t)(t * u->cols) * (uint32_t)TT_GOLDEN32;
+                    for (k = 0; k < u->cols; ++k) {
+                        int32_t x = u->rank1_x[k];
+                        int32_t d = x != 0 ? rank1_delta(em * x, rowkey + (uint32_t)k * (uint32_t)TT_GOLDEN32,
+                                                         (uint8_t)r.d.mult.n) : 0;
+                        w[k] = (int8_t)tt_grid_rescale_one((int32_t)w[k] - d, mult, limit);
                     }
                     continue;
                 }
