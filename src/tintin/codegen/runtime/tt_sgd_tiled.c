@@ -176,26 +176,30 @@ static void commit_tile(const tt_tiled_update_t *u, size_t r0, size_t cnt)
 
 /* ---- batch-1 fully connected layer: the gradient is the outer product err x ------------------ */
 
-/* The nonzero inputs, once per update: values xs[j] at columns ks[j], the positive ones first
- * (returned in *npos). Every row skips the zero inputs (their gradient is 0: the weight cannot
- * change, whatever its draw); within a group the sign of the gradient is the row's. */
-static size_t rank1_nonzero(const int8_t *x, size_t cols, int8_t *xs, uint16_t *ks, size_t *npos)
+/* The nonzero inputs, once per update: values xs[j] at columns ks[j], the positive ones from the
+ * front (returned: their count) and the negative ones from the back of xs[0..nnz). Every row
+ * skips the zero inputs (their gradient is 0: the weight cannot change, whatever its draw); within
+ * one group the sign of the gradient is the row's. */
+static size_t rank1_nonzero(const int8_t *x, size_t cols, int8_t *xs, uint16_t *ks, size_t *nnz)
 {
-    size_t k, nnz = 0;
-    uint8_t neg;
-    for (neg = 0; neg < 2u; ++neg) {
-        for (k = 0; k < cols; ++k) {
-            if (neg ? x[k] < 0 : x[k] > 0) {
-                xs[nnz] = x[k];
-                ks[nnz] = (uint16_t)k;
-                ++nnz;
-            }
-        }
-        if (!neg) {
-            *npos = nnz;
+    size_t k, lo = 0, hi = cols;
+    for (k = 0; k < cols; ++k) {
+        int8_t v = x[k];
+        if (v > 0) {
+            xs[lo] = v;
+            ks[lo++] = (uint16_t)k;
+        } else if (v < 0) {
+            xs[--hi] = v;
+            ks[hi] = (uint16_t)k;
         }
     }
-    return nnz;
+    /* move the negative group next to the positive one */
+    for (k = hi; k < cols; ++k) {
+        xs[lo + k - hi] = xs[k];
+        ks[lo + k - hi] = ks[k];
+    }
+    *nnz = lo + cols - hi;
+    return lo;
 }
 
 /* delta = round(p / 2**n), p = em * x, stochastic with the weyl32 draw u, 1 <= n <= 31 and
@@ -209,59 +213,53 @@ static inline int32_t rank1_delta(int32_t p, uint32_t u, uint8_t n)
 
 /* A run of one row's nonzero inputs whose gradients share a sign, 1 <= n <= 31: the magnitude of
  * element j is mag_m * xs[j] >= 0, its rounded step q = (mag + (u >> (32 - n))) >> n (u = rowkey +
- * ks[j] * G) is subtracted (_sub: positive gradients) or added (_add). Stops at the first new value
- * out of the int8 range (stored wrapped) and returns its position in xs; `end` when all fit. */
-#define TT_RANK1_RUN(NAME, OP)                                                                               \
-    TT_NOINLINE static size_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
-                                   uint32_t rowkey, uint8_t n)                                               \
+ * ks[j] * G) is subtracted (_sub: positive gradients, values can only fall below -127) or added
+ * (_add: they can only rise above 127). New values are stored wrapped to int8; the result is
+ * negative when one of them left the range (OUT_OF_RANGE < 0 for it). */
+#define TT_RANK1_RUN(NAME, OP, OUT_OF_RANGE)                                                                 \
+    TT_NOINLINE static int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
+                                    uint32_t rowkey, uint8_t n)                                              \
     {                                                                                                        \
         uint8_t sh = (uint8_t)(32u - n);                                                                     \
+        int32_t flags = 0;                                                                                   \
         size_t j;                                                                                            \
         for (j = 0; j < cnt; ++j) {                                                                          \
             uint32_t k = ks[j];                                                                              \
             uint32_t q = ((uint32_t)(mag_m * xs[j]) + ((rowkey + k * (uint32_t)TT_GOLDEN32) >> sh)) >> n;    \
             int32_t nw = (int32_t)w[k] OP (int32_t)q;                                                        \
             w[k] = (int8_t)nw;                                                                               \
-            if ((uint32_t)(nw + 127) > 254u) { /* |nw| > 127, the int8 weight limit */                       \
-                break;                                                                                       \
-            }                                                                                                \
+            flags |= OUT_OF_RANGE;                                                                           \
         }                                                                                                    \
-        return j;                                                                                            \
+        return flags;                                                                                        \
     }
-TT_RANK1_RUN(rank1_run_sub_s8, -)
-TT_RANK1_RUN(rank1_run_add_s8, +)
+TT_RANK1_RUN(rank1_run_sub_s8, -, nw + 127)
+TT_RANK1_RUN(rank1_run_add_s8, +, 127 - nw)
 
-/* One row: the positive inputs xs[0..npos), then the negative ones, each as one run. Returns the
- * position in xs of the first new value out of range, or nnz when the row fits. */
-static size_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos, size_t nnz, const uint16_t *ks,
-                           uint32_t rowkey, uint8_t n)
+/* One row: the positive inputs xs[0..npos), then the negative ones, each as one run. Returns 1
+ * when a new value left the int8 range (the row is then undone by rank1_row_undo_s8). */
+static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos, size_t nnz, const uint16_t *ks,
+                            uint32_t rowkey, uint8_t n)
 {
-    int32_t aem = em < 0 ? -em : em;
-    size_t stop;
+    int32_t aem = em < 0 ? -em : em, flags;
     /* positive inputs: the gradient has em's sign; negative inputs: the opposite */
-    stop = em > 0 ? rank1_run_sub_s8(aem, w, xs, npos, ks, rowkey, n) : rank1_run_add_s8(aem, w, xs, npos, ks, rowkey, n);
-    if (stop != npos) {
-        return stop;
-    }
-    return npos + (em < 0 ? rank1_run_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n)
-                          : rank1_run_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n));
+    flags = em > 0 ? rank1_run_sub_s8(aem, w, xs, npos, ks, rowkey, n) : rank1_run_add_s8(aem, w, xs, npos, ks, rowkey, n);
+    flags |= em < 0 ? rank1_run_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n)
+                    : rank1_run_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n);
+    return flags < 0;
 }
 
-/* After rank1_row_s8 stopped at element `stop`: the old values of elements 0..stop back (the same
- * deltas added, exact through the int8 wrap-around), and max |w - delta| over the row's new
- * values out of range. */
-TT_NOINLINE static uint32_t rank1_row_undo_s8(int32_t em, int8_t *w, const int8_t *xs, size_t nnz, size_t stop,
+/* Undo rank1_row_s8 (the same deltas added back: exact through the int8 wrap-around); returns
+ * max |w - delta| over the row's new values out of range. */
+TT_NOINLINE static uint32_t rank1_row_undo_s8(int32_t em, int8_t *w, const int8_t *xs, size_t nnz,
                                               const uint16_t *ks, uint32_t rowkey, uint8_t n)
 {
     uint32_t amax = 0;
     size_t j;
     for (j = 0; j < nnz; ++j) {
         uint32_t k = ks[j];
-        int32_t d = rank1_delta(em * xs[j], rowkey + k * (uint32_t)TT_GOLDEN32, n), nw;
-        if (j <= stop) {
-            w[k] = (int8_t)((uint32_t)(int32_t)w[k] + (uint32_t)d);
-        }
-        nw = (int32_t)w[k] - d;
+        int32_t d = rank1_delta(em * xs[j], rowkey + k * (uint32_t)TT_GOLDEN32, n);
+        int32_t old = (int8_t)((uint32_t)(int32_t)w[k] + (uint32_t)d), nw = old - d;
+        w[k] = (int8_t)old;
         if ((uint32_t)(nw + 127) > 254u) {
             uint32_t a = tt_mag32(nw);
             amax = a > amax ? a : amax;
@@ -300,7 +298,7 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
     size_t j, cols = u->cols;
     uint16_t *ks = (uint16_t *)work;
     int8_t *xs = (int8_t *)(ks + cols);
-    size_t npos = 0, nnz = rank1_nonzero(u->rank1_x, cols, xs, ks, &npos);
+    size_t nnz = 0, npos = rank1_nonzero(u->rank1_x, cols, xs, ks, &nnz);
     uint8_t n = (uint8_t)r->d.mult.n;
     uint64_t amax = 0;
     for (j = 0; j < nrows; ++j) {
@@ -308,7 +306,6 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
         int32_t em = (int32_t)u->rank1_err[row] * r->d.mult.m;
         int8_t *w = u->w8 + row * cols;
         uint32_t rowkey = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32, over;
-        size_t stop;
         if (em == 0 || nnz == 0) {
             if (row_ok != NULL) {
                 row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
@@ -319,13 +316,12 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
             rank1_row_sat_s8(w, xs, ks, nnz, em, rowkey, n, limit);
             continue;
         }
-        stop = rank1_row_s8(em, w, xs, npos, nnz, ks, rowkey, n);
-        if (stop == nnz) {
+        if (!rank1_row_s8(em, w, xs, npos, nnz, ks, rowkey, n)) {
             row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
             continue;
         }
         /* out of range: the row is left for the rescale pass */
-        over = rank1_row_undo_s8(em, w, xs, nnz, stop, ks, rowkey, n);
+        over = rank1_row_undo_s8(em, w, xs, nnz, ks, rowkey, n);
         if (over > amax) {
             amax = over;
         }
@@ -405,7 +401,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
     }
     if (u->rank1_err != NULL && u->rank1_x != NULL && u->w8 != NULL && !r.d.niti && !r.d.momentum &&
         r.d.rounding == TT_ROUND_STOCHASTIC) {
-        st = tile_gradient(u, &r, cfg, 0, 1); /* the multiplier (from the gradient scale) */
+        st = tile_gradient(u, &r, cfg, 0, 0); /* the multiplier (from the gradient scale), no rows */
         if (st != TT_OK) {
             return st;
         }
