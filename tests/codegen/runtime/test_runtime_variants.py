@@ -266,6 +266,35 @@ def test_tiled_update_rank1(rt, seed, n, k, data):
     assert_same(cv, cm, pv, pm)
 
 
+@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(2, 8), n=st.integers(1, 6), k=st.integers(1, 12),
+       data=st.data())
+def test_tiled_update_small_batch(rt, seed, batch, n, k, data):
+    """A fully connected layer at batch 2..8: the update sums the batch's outer products itself
+    (rows without an error and columns without an input skipped), bit-identical to the update of
+    the materialised gradient, with and without rescale, sparse rows and large errors."""
+    from tintin.optim import OptimConfig
+
+    rng = np.random.default_rng(seed)
+    emax = data.draw(st.sampled_from([3, 40, 127]))
+    e = (rng.integers(-emax, emax + 1, (batch, n)) * rng.integers(0, 2, (batch, n))).astype(np.int8)
+    x = (rng.integers(-127, 128, (batch, k)) * rng.integers(0, 2, (batch, k))).astype(np.int8)
+    wmax = data.draw(st.sampled_from([3, 64, 127]))
+    value = QTensor(rng.integers(-wmax, wmax + 1, (n, k)).astype(np.int8),
+                    data.draw(st.builds(Scale, st.integers(-12, -2), st.integers(0, 2), st.integers(0, 2))))
+    grad = QTensor(e.astype(np.int32).T @ x.astype(np.int32),
+                   data.draw(st.builds(Scale, st.integers(-22, -6), st.integers(-3, 3), st.integers(-3, 3))))
+    cfg = OptimConfig(rule="aligned", lr=data.draw(st.sampled_from([0.01, 0.1, 0.5, 1.7])), rounding=Rounding.STOCHASTIC,
+                      momentum_shift=0, weight_rescale=data.draw(st.booleans()))
+    mode = data.draw(st.sampled_from(MODES))
+    rows = None
+    if data.draw(st.booleans()):
+        rows = np.array(data.draw(st.lists(st.integers(0, n - 1), unique=True, min_size=1, max_size=n)), np.int64)
+    pv, pm, key, opt = python_step("weight", value, 8, grad, cfg, mode, batch, seed, rows=rows)
+    cv, cm = rt.sgd_update_tiled(value, grad, rt.SgdConfig.from_optimizer(opt), key, rows=rows,
+                                 tile_rows=data.draw(st.integers(1, n)), rank1=(e, x))
+    assert_same(cv, cm, pv, pm)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_tiled_update_rank1_row_overflow_in_either_run(rt, seed):
     """Rows leave the int8 range in the positive-input run or in the negative-input run: each such

@@ -329,6 +329,185 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
     return amax;
 }
 
+/* ---- small batch (2..TT_RANK_BATCH_MAX): the gradient is a sum of B outer products ------------ */
+
+/* One sample's share of a row's gradient: its error in the row (times M, or not) and its inputs. */
+typedef struct {
+    int32_t e;       /* err[b, row] * M (or err[b, row]) */
+    const int8_t *x; /* x[b, 0..cols) */
+} rank_term_t;
+
+/* g * M (or g) of column k of a row: sum_i t[i].e * t[i].x[k] over the nb samples whose error in
+ * this row is not 0, two at a time. */
+static inline int32_t rankb_product(uint32_t k, const rank_term_t *t, size_t nb)
+{
+    int32_t p = 0;
+    size_t i;
+    for (i = 0; i + 1u < nb; i += 2u) {
+        p += t[i].e * (int32_t)t[i].x[k] + t[i + 1u].e * (int32_t)t[i + 1u].x[k];
+    }
+    if (i < nb) {
+        p += t[i].e * (int32_t)t[i].x[k];
+    }
+    return p;
+}
+
+/* One row, 1 <= n <= 31, |g| * M <= 2**30 for every element (so the sum of the terms is exact in
+ * 32 bits): w[k] -= round(g[k] * M / 2**n) over the columns ks[0..nk) with a nonzero input. New
+ * values are stored wrapped to int8; returns 1 when one left the range (the row is then undone). */
+TT_NOINLINE static uint8_t rankb_row_s8(int8_t *w, const rank_term_t *t, size_t nb, const uint16_t *ks, size_t nk,
+                                        uint32_t rowkey, uint8_t n)
+{
+    int32_t flags = 0;
+    size_t j;
+    if (nb <= 2u) { /* one or two samples with an error in this row: the products in registers */
+        const int8_t *x0 = t[0].x, *x1 = nb == 2u ? t[1].x : t[0].x;
+        int32_t em0 = t[0].e, em1 = nb == 2u ? t[1].e : 0;
+        for (j = 0; j < nk; ++j) {
+            uint32_t k = ks[j];
+            int32_t p = em0 * (int32_t)x0[k] + em1 * (int32_t)x1[k], nw;
+            if (p != 0) {
+                nw = (int32_t)w[k] - rank1_delta(p, rowkey + k * (uint32_t)TT_GOLDEN32, n);
+                w[k] = (int8_t)nw;
+                flags |= (nw + 127) | (127 - nw); /* negative when |nw| > 127 */
+            }
+        }
+        return flags < 0;
+    }
+    for (j = 0; j < nk; ++j) {
+        uint32_t k = ks[j];
+        int32_t p = rankb_product(k, t, nb), nw;
+        if (p != 0) {
+            nw = (int32_t)w[k] - rank1_delta(p, rowkey + k * (uint32_t)TT_GOLDEN32, n);
+            w[k] = (int8_t)nw;
+            flags |= (nw + 127) | (127 - nw); /* negative when |nw| > 127 */
+        }
+    }
+    return flags < 0;
+}
+
+/* Undo rankb_row_s8 (the same deltas added back, exact through the int8 wrap-around); returns
+ * max |w - delta| over the row's new values out of range. */
+TT_NOINLINE static uint32_t rankb_row_undo_s8(int8_t *w, const rank_term_t *t, size_t nb, const uint16_t *ks,
+                                              size_t nk, uint32_t rowkey, uint8_t n)
+{
+    uint32_t amax = 0;
+    size_t j;
+    for (j = 0; j < nk; ++j) {
+        uint32_t k = ks[j];
+        int32_t p = rankb_product(k, t, nb), d, old, nw;
+        if (p == 0) {
+            continue;
+        }
+        d = rank1_delta(p, rowkey + k * (uint32_t)TT_GOLDEN32, n);
+        old = (int8_t)((uint32_t)(int32_t)w[k] + (uint32_t)d);
+        nw = old - d;
+        w[k] = (int8_t)old;
+        if ((uint32_t)(nw + 127) > 254u) {
+            uint32_t a = tt_mag32(nw);
+            amax = a > amax ? a : amax;
+        }
+    }
+    return amax;
+}
+
+/* A row whose products may exceed 32 bits, or a saturating update: the general element step on
+ * g = sum_b err[b, row] * x[b, k] (|g| <= 8 * 16129). Returns max |w - delta| above `limit` when not
+ * saturating (the new values are then not written: the row is left for the rescale pass). */
+static uint64_t rankb_row_general_s8(int8_t *w, const rank_term_t *t, size_t nb, const uint16_t *ks, size_t nk,
+                                     const tile_rule_t *r, uint32_t index0, uint8_t saturate, int32_t limit)
+{
+    uint64_t amax = 0;
+    uint8_t pass;
+    size_t j;
+    for (pass = saturate ? 1u : 0u; pass < 2u && amax == 0; ++pass) { /* pass 0: check the range, 1: write */
+        for (j = 0; j < nk; ++j) {
+            uint32_t k = ks[j];
+            int32_t g = rankb_product(k, t, nb);
+            int64_t nw;
+            uint64_t a;
+            if (g == 0) {
+                continue;
+            }
+            nw = tt_sub_wrap64(w[k], tt_delta_at(&r->d, g, NULL, index0 + k));
+            a = tt_mag64(nw);
+            if (pass == 1u) {
+                w[k] = (int8_t)tt_clip64(nw, limit);
+            } else if (a > (uint64_t)limit && a > amax) {
+                amax = a;
+            }
+        }
+    }
+    return amax;
+}
+
+/* Batch 2..TT_RANK_BATCH_MAX fully connected layer, int8 weights, aligned rule with stochastic
+ * rounding, no momentum, 1 <= n <= 31 (1 <= n <= 62 when saturating), at most 65535 columns. Rows
+ * whose errors are all 0 and columns whose inputs are all 0 do not change. `work` holds 2 * cols
+ * bytes. Returns max |w - delta| over the values out of range (0 when every value fits). */
+static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r, size_t nrows, uint8_t saturate,
+                                int32_t limit, void *work, uint8_t *row_ok)
+{
+    size_t j, b, k, cols = u->cols, batch = u->rank_batch, nk = 0;
+    uint16_t *ks = (uint16_t *)work;
+    const int8_t *x = u->rank1_x;
+    uint8_t n = (uint8_t)r->d.mult.n;
+    uint32_t xmax = 0;
+    uint64_t amax = 0;
+    for (k = 0; k < cols; ++k) {
+        uint32_t a = 0;
+        for (b = 0; b < batch; ++b) {
+            uint32_t v = tt_mag32(x[b * cols + k]);
+            a = v > a ? v : a;
+        }
+        if (a != 0) {
+            ks[nk++] = (uint16_t)k;
+            xmax = a > xmax ? a : xmax;
+        }
+    }
+    for (j = 0; j < nrows; ++j) {
+        size_t row = tt_selected_row(u->rows, j);
+        int8_t *w = u->w8 + row * cols;
+        uint32_t index0 = (uint32_t)(j * cols), rowkey = r->d.key + index0 * (uint32_t)TT_GOLDEN32, esum = 0;
+        uint64_t over;
+        rank_term_t e[TT_RANK_BATCH_MAX], em[TT_RANK_BATCH_MAX];
+        size_t nb = 0;
+        for (b = 0; b < batch; ++b) { /* the samples with an error in this row */
+            int32_t eb = u->rank1_err[b * u->row_count + row];
+            if (eb != 0) {
+                e[nb].e = eb;
+                em[nb].e = eb * r->d.mult.m;
+                e[nb].x = em[nb].x = x + b * cols;
+                ++nb;
+                esum += tt_mag32(eb);
+            }
+        }
+        if (nb == 0 || nk == 0) {
+            if (row_ok != NULL) {
+                row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
+            }
+            continue;
+        }
+        /* |g| * M <= esum * xmax * M <= 2**30: 32-bit products (esum * xmax <= B * 16129 < 2**19) */
+        if (saturate || n > 31u || (uint64_t)esum * xmax * (uint32_t)r->d.mult.m > ((uint64_t)1 << 30)) {
+            over = rankb_row_general_s8(w, e, nb, ks, nk, r, index0, saturate, limit);
+        } else if (rankb_row_s8(w, em, nb, ks, nk, rowkey, n)) {
+            over = rankb_row_undo_s8(w, em, nb, ks, nk, rowkey, n);
+        } else {
+            over = 0;
+        }
+        if (saturate) {
+            continue;
+        }
+        if (over == 0) {
+            row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
+        } else if (over > amax) {
+            amax = over;
+        }
+    }
+    return amax;
+}
+
 tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key)
 {
     tile_rule_t r;
@@ -400,7 +579,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         }
     }
     if (u->rank1_err != NULL && u->rank1_x != NULL && u->w8 != NULL && !r.d.niti && !r.d.momentum &&
-        r.d.rounding == TT_ROUND_STOCHASTIC) {
+        r.d.rounding == TT_ROUND_STOCHASTIC && u->rank_batch <= TT_RANK_BATCH_MAX) {
         st = tile_gradient(u, &r, cfg, 0, 0); /* the multiplier (from the gradient scale), no rows */
         if (st != TT_OK) {
             return st;
@@ -414,8 +593,10 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
                     u->tile_flags[t] = 0;
                 }
             }
-            amax_new = rank1_update_s8(u, &r, nrows, saturate, limit, (void *)u->tile,
-                                       saturate ? NULL : u->tile_flags);
+            amax_new = u->rank_batch > 1u ? rankb_update_s8(u, &r, nrows, saturate, limit, (void *)u->tile,
+                                                            saturate ? NULL : u->tile_flags)
+                                          : rank1_update_s8(u, &r, nrows, saturate, limit, (void *)u->tile,
+                                                            saturate ? NULL : u->tile_flags);
             rank1 = 1;
             if (saturate || amax_new == 0) {
                 return TT_OK;
@@ -489,15 +670,18 @@ rescale:
                     continue;
                 }
                 if (!committed && rank1) {
-                    /* a row left by rank1_update_s8: its new values from err and x directly */
-                    int8_t *w = u->w8 + tt_selected_row(u->rows, t) * u->cols;
-                    int32_t em = (int32_t)u->rank1_err[tt_selected_row(u->rows, t)] * r.d.mult.m;
-                    uint32_t rowkey = key + (uint32_t)(t * u->cols) * (uint32_t)TT_GOLDEN32;
+                    /* a row left by the outer-product update: its new values from err and x directly */
+                    size_t row = tt_selected_row(u->rows, t), batch = u->rank_batch > 1u ? u->rank_batch : 1u, b;
+                    int8_t *w = u->w8 + row * u->cols;
+                    rank_term_t e[TT_RANK_BATCH_MAX];
+                    for (b = 0; b < batch; ++b) {
+                        e[b].e = u->rank1_err[b * u->row_count + row];
+                        e[b].x = u->rank1_x + b * u->cols;
+                    }
                     for (k = 0; k < u->cols; ++k) {
-                        int32_t x = u->rank1_x[k];
-                        int32_t d = x != 0 ? rank1_delta(em * x, rowkey + (uint32_t)k * (uint32_t)TT_GOLDEN32,
-                                                         (uint8_t)r.d.mult.n) : 0;
-                        w[k] = (int8_t)tt_grid_rescale_one((int32_t)w[k] - d, mult, limit);
+                        int32_t g = rankb_product((uint32_t)k, e, batch);
+                        int64_t d = g != 0 ? tt_delta_at(&r.d, g, NULL, (uint32_t)(t * u->cols + k)) : 0;
+                        w[k] = (int8_t)tt_grid_rescale_one(tt_sub_wrap64(w[k], d), mult, limit);
                     }
                     continue;
                 }
