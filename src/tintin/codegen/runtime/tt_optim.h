@@ -92,7 +92,8 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
 /* ---- row-tiled weight update (tt_sgd_tiled.c; tintin.compile.update.fused_weight_update) -------- */
 
 /* Gradient of the selected rows first .. first + count - 1 (positions in the selection) into
- * grad (count * cols int32), and its scale (the same for every tile). */
+ * grad (count * cols int32), and its scale (the same for every tile; count may be 0: the scale
+ * only). */
 typedef tt_status_t (*tt_grad_rows_fn)(const void *ctx, size_t first, size_t count, int32_t *grad,
                                        tt_scale_t *grad_scale);
 
