@@ -31,8 +31,6 @@ BENCHMARKS = {
     "ablation_lenet5_mnist5k": ["ablation.py", "--model", "lenet5", "--dataset", "mnist5k", "--seeds", "2",
                                 "--epochs", "10"],
     "throughput": ["throughput.py", "--models", "mlp:mnist5k", "--batch-sizes", "32,64,128", "--repeats", "5"],
-    "throughput_2threads": ["throughput.py", "--models", "mlp:mnist5k", "--batch-sizes", "32,128",
-                            "--repeats", "5", "--threads", "2", "--name", "throughput_2threads"],
     # LeNet-5's first conv sums batch x 784 products per weight gradient: batch <= 84 (accumulator bound)
     "throughput_lenet5": ["throughput.py", "--models", "lenet5:mnist5k", "--batch-sizes", "1,32,64",
                           "--repeats", "5", "--samples", "1024", "--name", "throughput_lenet5"],

@@ -1,7 +1,10 @@
 """Host training throughput: the integer simulator vs PyTorch float32, same model, same batch size,
-same data, measured in one run (interleaved repeats, median ratio).
+same data, measured in one run (interleaved repeats, median ratio), one thread against one thread
+(OpenBLAS / OpenMP / MKL threads = 1 and ``torch.set_num_threads(1)``): on a shared machine a
+second thread measures the neighbours' load, not the library (an earlier two-thread table showed
+PyTorch slower with two threads than with one and was withdrawn).
 
-    .venv/bin/python bench/throughput.py [--models mlp:mnist5k] [--batch-sizes 32,128] [--threads 1]
+    .venv/bin/python bench/throughput.py [--models mlp:mnist5k] [--batch-sizes 32,128]
 
 The integer side runs with both weight-update backends: ``numpy`` (pure numpy) and ``c`` (the C
 runtime's update through ctypes; bit-identical, see tests/codegen/test_fast_update.py).
@@ -23,13 +26,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="mlp:mnist5k")
     ap.add_argument("--batch-sizes", default="32,128")
-    ap.add_argument("--threads", type=int, default=1, help="BLAS / torch threads for both sides")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--samples", type=int, default=4000, help="training samples per timed repeat")
     ap.add_argument("--name", default="throughput")
     args = ap.parse_args()
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+        os.environ[var] = "1"
 
     import numpy as np
     import torch
@@ -41,7 +43,7 @@ def main() -> None:
     from tintin.codegen.fast_update import c_update_kernel
     from tintin.train import TrainConfig, fit
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)
     rows, records = [], []
     for spec in args.models.split(","):
         model_name, ds_name = spec.split(":")
@@ -76,7 +78,7 @@ def main() -> None:
                     times["float32"].append(tf)
                     for backend, t in run_times.items():
                         times[backend].append(t)
-            rec = {"model": model_name, "dataset": ds_name, "batch_size": bs, "threads": args.threads,
+            rec = {"model": model_name, "dataset": ds_name, "batch_size": bs, "threads": 1,
                    "float32_samples_per_s": n / statistics.median(times["float32"])}
             cells = []
             for backend in ("numpy", "c"):
@@ -87,13 +89,13 @@ def main() -> None:
                 cells += [f"{rec[f'integer_{backend}_samples_per_s']:,.0f}",
                           f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"]
             records.append(rec)
-            rows.append([model_name, ds_name, bs, args.threads, f"{rec['float32_samples_per_s']:,.0f}", *cells])
+            rows.append([model_name, ds_name, bs, f"{rec['float32_samples_per_s']:,.0f}", *cells])
             print(rows[-1], flush=True)
     md = ("## Host training throughput: integer simulator vs PyTorch float32\n\n"
-          "Same model, data and batch size; one epoch of "
+          "Same model, data and batch size, one thread each; one epoch of "
           f"{args.samples} samples per repeat, {args.repeats} interleaved repeats; ratio = integer / float "
           "samples per second (median, range).\n\n"
-          + markdown_table(["model", "data", "batch", "threads", "float32 samples/s",
+          + markdown_table(["model", "data", "batch", "float32 samples/s",
                             "integer (numpy) samples/s", "numpy / float32", "integer (C update) samples/s",
                             "C update / float32"], rows))
     write_results(args.name, {"results": records}, md)

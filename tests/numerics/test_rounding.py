@@ -49,7 +49,9 @@ def test_stochastic_is_deterministic_per_key():
     x = np.arange(-5000, 5000, dtype=np.int64) * 37
     a = shift_round(x, 7, Rounding.STOCHASTIC, 1234)
     b = shift_round(x, 7, Rounding.STOCHASTIC, 1234)
-    c = shift_round(x, 7, Rounding.STOCHASTIC, 1235)
+    # keys are hashes (RoundingStream.key): neighbouring integers never occur as the keys of two
+    # calls, and under the weyl32 draw they would shift every draw by only 1 / 2**32
+    c = shift_round(x, 7, Rounding.STOCHASTIC, RoundingStream(1).key(0))
     assert (a == b).all() and (a != c).any()
 
 
@@ -87,12 +89,49 @@ def test_floor_shift_would_be_biased_on_negatives():
     assert abs((shift_round(x, 3, Rounding.NEAREST) - x / 8).mean()) < 0.07
 
 
-def test_draw_bits_matches_scalar_mix32():
+def test_draw_bits_is_the_weyl32_sequence():
+    # the draw is part of the specification (the C runtime walks it with one addition per element)
     key = 0xDEADBEEF
     bits = draw_bits(key, 100)
-    ref = [mix32((key + i * 0x9E3779B9) & 0xFFFFFFFF) for i in range(100)]
-    assert bits.tolist() == ref
+    assert bits.tolist() == [(key + i * 0x9E3779B9) & 0xFFFFFFFF for i in range(100)]
     assert bits.dtype == np.uint32
+    assert draw_bits(7, 4).tolist() == [0x00000007, 0x9E3779C0, 0x3C6EF379, 0xDAA66D32]
+
+
+def test_draws_depend_only_on_key_and_flat_index():
+    # order independence: a slice of a call starting at element o equals the call keyed key + o * G
+    key, o = 0x1234567, 37
+    assert np.array_equal(draw_bits(key, 100)[o:], draw_bits((key + o * 0x9E3779B9) & 0xFFFFFFFF, 100 - o))
+
+
+@given(values=st.lists(st.integers(-(2**30), 2**30), min_size=1, max_size=30), n=st.integers(1, 16),
+       key=st.integers(0, 2**32 - 1))
+def test_stochastic_rounding_is_exactly_unbiased_over_the_keys(values, n, key):
+    """E[round(x)] = x / 2**n exactly: over the 2**n keys key + j * 2**(32-n) every element's top n draw
+    bits take each value in [0, 2**n) once, so the rounded values sum to exactly x (Hermite's identity)
+    for every element, on both signs. A uniform key is a uniform mixture of such sets."""
+    x = np.array(values, dtype=np.int64)
+    total = np.zeros_like(x)
+    for j in range(2**n):
+        total += shift_round(x, n, Rounding.STOCHASTIC, (key + (j << (32 - n))) & 0xFFFFFFFF)
+    assert total.tolist() == x.tolist()
+
+
+@pytest.mark.parametrize("n", [1, 5, 12, 20, 31, 32])
+def test_stochastic_rounding_is_exactly_unbiased_for_every_shift_used(n):
+    # the same identity over all sizes of shift the update uses, on int32 and int64 arrays
+    rng = np.random.default_rng(n)
+    for dtype in (np.int32, np.int64) if n <= 31 else (np.int64,):
+        x = rng.integers(-(2**30), 2**30, size=64).astype(dtype)
+        reps = min(2**n, 4096)  # a subset of keys whose top bits also cover [0, 2**n) evenly when reps | 2**n
+        step = 2**32 // reps
+        total = np.zeros(x.shape, dtype=np.int64)
+        for j in range(reps):
+            total += shift_round(x, n, Rounding.STOCHASTIC, (12345 + j * step) & 0xFFFFFFFF)
+        if reps == 2**n:
+            assert total.tolist() == x.tolist()
+        else:  # reps keys spaced 2**32 / reps apart: the mean equals x / 2**n up to 1 / reps
+            assert np.all(np.abs(total / reps - x / 2.0**n) <= 1.0 / reps + 1e-12)
 
 
 def test_mix32_and_stream_keys_are_pinned():

@@ -122,7 +122,8 @@ class CTiledUpdate(ctypes.Structure):
                 ("row_count", ctypes.c_size_t), ("cols", ctypes.c_size_t), ("rows", ctypes.c_void_p),
                 ("nrows", ctypes.c_size_t), ("momentum", ctypes.c_void_p), ("tile", ctypes.c_void_p),
                 ("tile_rows", ctypes.c_size_t), ("tile_flags", ctypes.c_void_p), ("grad", GRAD_ROWS_FN),
-                ("grad_ctx", ctypes.c_void_p), ("rank1_err", ctypes.c_void_p), ("rank1_x", ctypes.c_void_p)]
+                ("grad_ctx", ctypes.c_void_p), ("rank1_err", ctypes.c_void_p), ("rank1_x", ctypes.c_void_p),
+                ("rank_batch", ctypes.c_size_t)]
 
 
 _P = ctypes.c_void_p
@@ -1162,8 +1163,9 @@ def sgd_update_tiled(value: QTensor, grad: QTensor, config: SgdConfig, key: int,
                      momentum: np.ndarray | None = None, rows: np.ndarray | None = None, *, tile_rows: int = 1,
                      rank1: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[QTensor, np.ndarray | None]:
     """:func:`sgd_update` of a weight through ``tt_sgd_update_tiled``: the kernel asks for the
-    (selected) gradient ``tile_rows`` rows at a time. ``rank1 = (err, x)`` (int8 vectors with
-    ``grad == outer(err, x)``: a fully connected layer at batch 1) lets it skip the tiles."""
+    (selected) gradient ``tile_rows`` rows at a time. ``rank1 = (err, x)`` (int8 arrays of shapes
+    ``(B, rows)`` and ``(B, cols)``, or vectors for ``B = 1``, with ``grad == err.T @ x``: a fully
+    connected layer at batch ``B``) lets it skip the tiles."""
     if value.m.dtype not in (np.int8, np.int16):
         raise TypeError(f"weights are int8 or int16, got {value.m.dtype}")
     vm = np.ascontiguousarray(value.m).copy()
@@ -1192,9 +1194,10 @@ def sgd_update_tiled(value: QTensor, grad: QTensor, config: SgdConfig, key: int,
     fn = GRAD_ROWS_FN(tiles)
     ws = c_scale(value.scale)
     e1, x1 = (None, None) if rank1 is None else (_array(rank1[0], np.int8, "err"), _array(rank1[1], np.int8, "x"))
+    batch = 0 if e1 is None else (1 if e1.ndim == 1 else e1.shape[0])
     u = CTiledUpdate(_ptr(vm) if vm.dtype == np.int8 else None, _ptr(vm) if vm.dtype == np.int16 else None,
                      ctypes.pointer(ws), row_count, cols, _ptr(r), nrows, _ptr(mom), _ptr(tile), int(tile_rows),
-                     _ptr(flags), fn, None, _ptr(e1), _ptr(x1))
+                     _ptr(flags), fn, None, _ptr(e1), _ptr(x1), batch)
     cfg = config.to_c()
     _call("tt_sgd_update_tiled", ctypes.byref(u), ctypes.byref(cfg), int(key) & 0xFFFFFFFF)
     return QTensor(vm, py_scale(ws)), mom

@@ -19,6 +19,8 @@ from ..compile.lower_conv import geom2d, pad2d
 from .cgen import CTYPE, CodegenError, c_size, comment
 
 _MODE = {"pow2": "TT_SCALE_POW2", "compound": "TT_SCALE_COMPOUND"}
+#: the largest batch whose fully connected update forms its gradient itself (TT_RANK_BATCH_MAX)
+RANK_BATCH_MAX = 8
 
 
 def _size(shape) -> int:
@@ -482,7 +484,9 @@ class StepEmitter:
         nrows = row_count if rows is None else rows.size
         tile_rows = int(a["tile_rows"])
         fn = self._grad_callback(s)
-        rank1 = a["grad_op"] == "linear_backward_weight_s32" and self.shape(s.inputs[0])[0] == 1
+        # a fully connected layer at a small batch: the update forms the gradient itself
+        batch = self.shape(s.inputs[0])[0]
+        rank1 = a["grad_op"] == "linear_backward_weight_s32" and batch <= RANK_BATCH_MAX
         w8 = self.buf(pbuf) if b.dtype == "int8" else "NULL"
         w16 = self.buf(pbuf) if b.dtype == "int16" else "NULL"
         mom = self.buf(s.mutates[1]) if len(s.mutates) > 1 else "NULL"
@@ -504,6 +508,7 @@ class StepEmitter:
                 "    u.grad_ctx = sc;",
                 f"    u.rank1_err = {self.buf(s.inputs[0]) if rank1 else 'NULL'};",
                 f"    u.rank1_x = {self.buf(s.inputs[1]) if rank1 else 'NULL'};",
+                f"    u.rank_batch = {c_size(batch if rank1 else 0)};",
                 f"    TT_CALL(tt_sgd_update_tiled(&u, &tt_cfg, {self._key(pname)}));",
                 "}"]
 

@@ -13,7 +13,7 @@ row tiles.
     three points that make tiling exact:
 
     * *Stochastic rounding by offset.* The draw of flat element ``i`` is
-      ``mix32(key + i * GOLDEN32)``; a tile starting at flat element ``o`` uses the key
+      ``key + i * GOLDEN32`` (mod 2**32, the ``weyl32`` draw); a tile starting at flat element ``o`` uses the key
       ``key + o * GOLDEN32`` (mod 2**32) and gets exactly the draws of the whole-tensor call.
     * *Global decisions in passes.* NITI's shift needs ``max|g|`` over the whole (selected)
       gradient: a first pass computes every tile only for its maximum (twice the gradient MACs,

@@ -240,30 +240,58 @@ def test_tiled_update(rt, case, data):
     assert_same(cv, None if cm is None else cm.reshape(np.shape(pm)), pv, pm)
 
 
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), k=st.integers(1, 12), data=st.data())
-def test_tiled_update_rank1(rt, seed, n, k, data):
-    """A fully connected layer at batch 1: the gradient is outer(err, x) and the tiled update takes
-    each row from err and x directly (zero errors and zero inputs skipped)."""
+@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 8), n=st.integers(1, 6), k=st.integers(1, 12),
+       data=st.data())
+def test_tiled_update_outer_product(rt, seed, batch, n, k, data):
+    """A fully connected layer at batch 1..8: the gradient is err.T @ x and the tiled update forms
+    each row from err and x itself (rows without an error and columns without an input skipped),
+    bit-identical to the update of the materialised gradient, with and without rescale, sparse
+    rows and large errors. Batch 1 passes vectors."""
+    from tintin.optim import OptimConfig
+
     rng = np.random.default_rng(seed)
-    e = rng.integers(-127, 128, n).astype(np.int8) * rng.integers(0, 2, n).astype(np.int8)
-    x = rng.integers(-127, 128, k).astype(np.int8) * rng.integers(0, 2, k).astype(np.int8)
+    emax = data.draw(st.sampled_from([3, 40, 127]))
+    e = (rng.integers(-emax, emax + 1, (batch, n)) * rng.integers(0, 2, (batch, n))).astype(np.int8)
+    x = (rng.integers(-127, 128, (batch, k)) * rng.integers(0, 2, (batch, k))).astype(np.int8)
     wmax = data.draw(st.sampled_from([3, 64, 127]))
     value = QTensor(rng.integers(-wmax, wmax + 1, (n, k)).astype(np.int8),
                     data.draw(st.builds(Scale, st.integers(-12, -2), st.integers(0, 2), st.integers(0, 2))))
-    grad = QTensor(np.outer(e.astype(np.int32), x.astype(np.int32)).astype(np.int32),
-                   data.draw(st.builds(Scale, st.integers(-20, -6), st.integers(-3, 3), st.integers(-3, 3))))
-    from tintin.optim import OptimConfig
-
+    grad = QTensor(e.astype(np.int32).T @ x.astype(np.int32),
+                   data.draw(st.builds(Scale, st.integers(-22, -6), st.integers(-3, 3), st.integers(-3, 3))))
     cfg = OptimConfig(rule="aligned", lr=data.draw(st.sampled_from([0.01, 0.1, 0.5, 1.7])), rounding=Rounding.STOCHASTIC,
                       momentum_shift=0, weight_rescale=data.draw(st.booleans()))
     mode = data.draw(st.sampled_from(MODES))
     rows = None
     if data.draw(st.booleans()):
         rows = np.array(data.draw(st.lists(st.integers(0, n - 1), unique=True, min_size=1, max_size=n)), np.int64)
-    pv, pm, key, opt = python_step("weight", value, 8, grad, cfg, mode, 1, seed, rows=rows)
+    pv, pm, key, opt = python_step("weight", value, 8, grad, cfg, mode, batch, seed, rows=rows)
     cv, cm = rt.sgd_update_tiled(value, grad, rt.SgdConfig.from_optimizer(opt), key, rows=rows,
-                                 tile_rows=data.draw(st.integers(1, n)), rank1=(e, x))
+                                 tile_rows=data.draw(st.integers(1, n)),
+                                 rank1=(e[0], x[0]) if batch == 1 else (e, x))
     assert_same(cv, cm, pv, pm)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tiled_update_rank1_row_overflow_in_either_run(rt, seed):
+    """Rows leave the int8 range in the positive-input run or in the negative-input run: each such
+    row is undone exactly (the deltas it applied are added back) and the tensor rescales."""
+    from tintin.optim import OptimConfig
+    from tintin.numerics import ScaleMode
+
+    rng = np.random.default_rng(seed)
+    e = np.array([90, -90, 60, -60, 0, 127], np.int8)
+    x = rng.choice(np.array([-127, -40, 0, 30, 127], np.int8), 9)
+    x[0], x[1] = 127, -127  # both runs are present
+    w = rng.integers(-120, 121, (6, 9)).astype(np.int8)
+    w[rng.integers(0, 6), rng.integers(0, 9)] = 127 if seed % 2 else -127
+    value = QTensor(w, Scale(-7))
+    grad = QTensor(np.outer(e.astype(np.int32), x.astype(np.int32)).astype(np.int32), Scale(-14))
+    cfg = OptimConfig(rule="aligned", lr=1.7, rounding=Rounding.STOCHASTIC, momentum_shift=0, weight_rescale=True)
+    pv, pm, key, opt = python_step("weight", value, 8, grad, cfg, ScaleMode.COMPOUND, 1, seed)
+    cv, cm = rt.sgd_update_tiled(value, grad, rt.SgdConfig.from_optimizer(opt), key, tile_rows=1,
+                                 rank1=(e, x))
+    assert_same(cv, cm, pv, pm)
+    assert pv.scale != value.scale  # the case does rescale
 
 
 @pytest.mark.parametrize("rounding", ROUNDINGS)

@@ -195,25 +195,6 @@ static inline int64_t tt_delta_at(const tt_delta_rule_t *r, int32_t g, int64_t *
 
 /* ---- shared by the kernel variants of several ops ------------------------------------------- */
 
-/* ARMv6-M tuning expands a multiplication by a constant into a chain of shifts and adds (20
- * instructions for the second mix32 constant): hide the constants so that one MULS remains. */
-#if defined(__GNUC__) && defined(__ARM_ARCH_6M__)
-#define TT_OPAQUE(v) __asm__("" : "+r"(v))
-#else
-#define TT_OPAQUE(v) ((void)0)
-#endif
-
-/* mix32 with its two multipliers passed in (see TT_OPAQUE) */
-static inline uint32_t tt_mix32_with(uint32_t x, uint32_t m1, uint32_t m2)
-{
-    x ^= x >> 16;
-    x *= m1;
-    x ^= x >> 15;
-    x *= m2;
-    x ^= x >> 16;
-    return x;
-}
-
 /* hot loops stay separate functions: inlined into the update driver they lose their registers */
 #if defined(__GNUC__)
 #define TT_NOINLINE __attribute__((noinline))

@@ -30,7 +30,8 @@ uint32_t tt_mix32(uint32_t x)
 
 uint32_t tt_draw_bits(uint32_t key, uint32_t index)
 {
-    return tt_mix32((uint32_t)(key + (uint32_t)(index * (uint32_t)TT_GOLDEN32)));
+    /* weyl32: one addition per element when walked in order (see tintin.numerics.rounding) */
+    return (uint32_t)(key + (uint32_t)(index * (uint32_t)TT_GOLDEN32));
 }
 
 void tt_stream_init(tt_stream_t *stream, uint32_t seed, uint32_t step)

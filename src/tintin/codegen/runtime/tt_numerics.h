@@ -24,8 +24,8 @@ tt_scale_t tt_scale_div(tt_scale_t a, tt_scale_t b);
 
 /* 32-bit hash (xorshift-multiply, lowbias32 constants): mix32. */
 uint32_t tt_mix32(uint32_t x);
-/* The stochastic-rounding draw of element `index` under stream key `key`:
- * mix32(key + index * 0x9E3779B9) (draw_bits). */
+/* The stochastic-rounding draw of element `index` under stream key `key`, weyl32:
+ * (key + index * 0x9E3779B9) mod 2**32 (draw_bits); its top n bits round a shift by n. */
 uint32_t tt_draw_bits(uint32_t key, uint32_t index);
 /* RoundingStream(seed, step). */
 void tt_stream_init(tt_stream_t *stream, uint32_t seed, uint32_t step);

@@ -92,7 +92,8 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
 /* ---- row-tiled weight update (tt_sgd_tiled.c; tintin.compile.update.fused_weight_update) -------- */
 
 /* Gradient of the selected rows first .. first + count - 1 (positions in the selection) into
- * grad (count * cols int32), and its scale (the same for every tile). */
+ * grad (count * cols int32), and its scale (the same for every tile; count may be 0: the scale
+ * only). */
 typedef tt_status_t (*tt_grad_rows_fn)(const void *ctx, size_t first, size_t count, int32_t *grad,
                                        tt_scale_t *grad_scale);
 
@@ -109,11 +110,16 @@ typedef struct {
     uint8_t *tile_flags;    /* scratch: ceil(nrows / 8) bytes (which tiles or rows are written) */
     tt_grad_rows_fn grad;   /* computes gradient tiles */
     const void *grad_ctx;
-    /* Optional, a fully connected layer at batch 1: gradient row r is rank1_err[r] * rank1_x[0..cols),
+    /* Optional, a fully connected layer at batch B = rank_batch (0 or 1: batch 1; at most
+     * TT_RANK_BATCH_MAX): gradient row r is sum_b rank1_err[b * row_count + r] * rank1_x[b * cols + k],
      * so rows are updated in one pass without a gradient tile (NULL: use grad). */
     const int8_t *rank1_err;
     const int8_t *rank1_x;
+    size_t rank_batch;
 } tt_tiled_update_t;
+
+/* the largest batch of the fused outer-product update (larger batches use gradient tiles) */
+#define TT_RANK_BATCH_MAX 8u
 
 /* IntegerSGD.update of a weight from its gradient computed tile by tile: the result (weights,
  * scale, momentum) equals tt_sgd_update_weight_s8/_s16 (rows == NULL) or

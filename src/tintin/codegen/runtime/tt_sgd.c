@@ -107,14 +107,14 @@ static int64_t delta_at(const delta_rule_t *r, int32_t g, int64_t *v, uint32_t i
     if (r->fast64) {                                                                                         \
         int64_t m64 = (int64_t)m;                                                                            \
         if (r->d.rounding == TT_ROUND_STOCHASTIC) {                                                            \
-            TT_FAST_UPDATE(W, T, tt_rs64_stochastic((int64_t)grad[i] * m64, n, tt_mix32_inline(draw_x)))   \
+            TT_FAST_UPDATE(W, T, tt_rs64_stochastic((int64_t)grad[i] * m64, n, draw_x))   \
         } else if (r->d.rounding == TT_ROUND_PSEUDO_STOCHASTIC) {                                              \
             TT_FAST_UPDATE(W, T, tt_rs64_pseudo((int64_t)grad[i] * m64, n))                                \
         } else {                                                                                             \
             TT_FAST_UPDATE(W, T, tt_rs64_nearest((int64_t)grad[i] * m64, n))                               \
         }                                                                                                    \
     } else if (r->d.rounding == TT_ROUND_STOCHASTIC) {                                                         \
-        TT_FAST_UPDATE(W, T, tt_rs32_stochastic(grad[i] * m, n, tt_mix32_inline(draw_x)))                    \
+        TT_FAST_UPDATE(W, T, tt_rs32_stochastic(grad[i] * m, n, draw_x))                    \
     } else if (r->d.rounding == TT_ROUND_PSEUDO_STOCHASTIC) {                                                  \
         TT_FAST_UPDATE(W, T, tt_rs32_pseudo(grad[i] * m, n))                                                 \
     } else {                                                                                                 \
@@ -361,7 +361,7 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
     for (i = 0; i < count; ++i) {
         int32_t p = grad[i] * mult.m, d;
         if (cfg->rounding == TT_ROUND_STOCHASTIC) {
-            d = tt_rs32_stochastic(p, (uint8_t)mult.n, tt_mix32_inline(key + (uint32_t)i * (uint32_t)TT_GOLDEN32));
+            d = tt_rs32_stochastic(p, (uint8_t)mult.n, key + (uint32_t)i * (uint32_t)TT_GOLDEN32);
         } else if (cfg->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
             d = tt_rs32_pseudo(p, (uint8_t)mult.n);
         } else {
@@ -377,9 +377,6 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
 tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
                                           tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
 {
-    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
-    TT_OPAQUE(m1);
-    TT_OPAQUE(m2);
     tt_multiplier_t m, mult;
     uint64_t amax = 0;
     uint32_t gmax, span = 2u * 127u;
@@ -412,7 +409,7 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
                 int32_t p = g * mult.m, sm = -(int32_t)((uint32_t)p >> 31);
                 uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
                 q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u
-                    : tt_sr_mag32(mag, n, tt_mix32_with(key + (uint32_t)i * (uint32_t)TT_GOLDEN32, m1, m2));
+                    : tt_sr_mag32(mag, n, key + (uint32_t)i * (uint32_t)TT_GOLDEN32);
                 nw -= ((int32_t)q ^ sm) - sm;
             } else {
                 nw -= tt_apply_multiplier_scalar(g, mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1);

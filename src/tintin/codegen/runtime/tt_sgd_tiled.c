@@ -57,9 +57,6 @@ static tt_status_t tile_gradient(const tt_tiled_update_t *u, tile_rule_t *r, con
 TT_NOINLINE static uint32_t row_fast_s8_stochastic(int8_t *w, int32_t *t, size_t cols, int32_t m, uint8_t n, uint32_t draw_x,
                                                     uint8_t saturate, int32_t limit)
 {
-    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
-    TT_OPAQUE(m1);
-    TT_OPAQUE(m2);
     uint32_t amax = 0;
     size_t k;
     for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
@@ -68,7 +65,7 @@ TT_NOINLINE static uint32_t row_fast_s8_stochastic(int8_t *w, int32_t *t, size_t
             int32_t p = g * m, sm = -(int32_t)((uint32_t)p >> 31);
             uint32_t mag = (uint32_t)((p ^ sm) - sm), q, a;
             /* from n = 32 on a magnitude below 2**(n-32) rounds to 0 whatever the draw */
-            q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u : tt_sr_mag32(mag, n, tt_mix32_with(draw_x, m1, m2));
+            q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u : tt_sr_mag32(mag, n, draw_x);
             nw -= ((int32_t)q ^ sm) - sm;
             a = tt_mag32(nw);
             if (a > amax) {
@@ -119,7 +116,7 @@ static uint64_t tile_new_values(const tt_tiled_update_t *u, const tile_rule_t *r
                 int32_t nw;
                 uint32_t a;
                 if (r->d.rounding == TT_ROUND_STOCHASTIC) {
-                    d = tt_rs32_stochastic(g, n, tt_mix32_inline(draw_x));
+                    d = tt_rs32_stochastic(g, n, draw_x);
                 } else if (r->d.rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
                     d = tt_rs32_pseudo(g, n);
                 } else {
@@ -177,120 +174,334 @@ static void commit_tile(const tt_tiled_update_t *u, size_t r0, size_t cnt)
     }
 }
 
-/* One row of a batch-1 fully connected layer (see rank1_update_s8): w[k] -= round(em * x[k] / 2**n)
- * with the stochastic draw of index `draw_x` (advancing by TT_GOLDEN32 per element). The sign is
- * handled with masks (no branch, no shift of a negative number). Without saturation the old values
- * go to backup and the largest |new value| above `limit` is returned (0: the row fits). */
-TT_NOINLINE static uint32_t rank1_row_s8(int8_t *w, const int8_t *x, size_t cols, int32_t em, uint32_t draw_x,
-                                         uint8_t n, int32_t limit, int8_t *backup)
+/* ---- batch-1 fully connected layer: the gradient is the outer product err x ------------------ */
+
+/* The nonzero inputs, once per update: values xs[j] at columns ks[j], the positive ones from the
+ * front (returned: their count) and the negative ones from the back of xs[0..nnz). Every row
+ * skips the zero inputs (their gradient is 0: the weight cannot change, whatever its draw); within
+ * one group the sign of the gradient is the row's. */
+static size_t rank1_nonzero(const int8_t *x, size_t cols, int8_t *xs, uint16_t *ks, size_t *nnz)
 {
-    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
-    TT_OPAQUE(m1);
-    TT_OPAQUE(m2);
-    uint32_t over = 0, span = 2u * (uint32_t)limit;
-    size_t k;
-    if (n < 32u) {
-        uint8_t sh = (uint8_t)(32u - n);
-        for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
-            int32_t xk = x[k];
-            if (xk != 0) {
-                int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31), nw;
-                uint32_t q = ((uint32_t)((p ^ sm) - sm) + (tt_mix32_with(draw_x, m1, m2) >> sh)) >> n;
-                int8_t old = w[k];
-                nw = (int32_t)old - (((int32_t)q ^ sm) - sm);
-                backup[k] = old;
-                w[k] = (int8_t)nw;
-                if ((uint32_t)(nw + limit) > span) {
-                    uint32_t a = tt_mag32(nw);
-                    over = a > over ? a : over;
-                }
-            }
-        }
-        return over;
-    }
-    for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
-        int32_t xk = x[k];
-        if (xk != 0) {
-            int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31), nw;
-            uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
-            int8_t old;
-            if ((mag >> (n - 32u)) == 0) {
-                continue; /* from n = 32 on this rounds to 0 whatever the draw */
-            }
-            q = tt_sr_mag32(mag, n, tt_mix32_with(draw_x, m1, m2));
-            old = w[k];
-            nw = (int32_t)old - (((int32_t)q ^ sm) - sm);
-            backup[k] = old;
-            w[k] = (int8_t)nw;
-            if ((uint32_t)(nw + limit) > span) {
-                uint32_t a = tt_mag32(nw);
-                over = a > over ? a : over;
-            }
+    size_t k, lo = 0, hi = cols;
+    for (k = 0; k < cols; ++k) {
+        int8_t v = x[k];
+        if (v > 0) {
+            xs[lo] = v;
+            ks[lo++] = (uint16_t)k;
+        } else if (v < 0) {
+            xs[--hi] = v;
+            ks[hi] = (uint16_t)k;
         }
     }
-    return over;
+    /* move the negative group next to the positive one */
+    for (k = hi; k < cols; ++k) {
+        xs[lo + k - hi] = xs[k];
+        ks[lo + k - hi] = ks[k];
+    }
+    *nnz = lo + cols - hi;
+    return lo;
 }
 
-TT_NOINLINE static void rank1_row_sat_s8(int8_t *w, const int8_t *x, size_t cols, int32_t em, uint32_t draw_x,
-                                         uint8_t n, int32_t limit)
+/* delta = round(p / 2**n), p = em * x, stochastic with the weyl32 draw u, 1 <= n <= 31 and
+ * |p| <= 2**30 (|p| + r < 2**32): sign-magnitude with masks, no shift of a negative number. */
+static inline int32_t rank1_delta(int32_t p, uint32_t u, uint8_t n)
 {
-    uint32_t m1 = (uint32_t)TT_MIX_MUL1, m2 = (uint32_t)TT_MIX_MUL2;
-    TT_OPAQUE(m1);
-    TT_OPAQUE(m2);
-    size_t k;
-    for (k = 0; k < cols; ++k, draw_x += (uint32_t)TT_GOLDEN32) {
-        int32_t xk = x[k];
-        if (xk != 0) {
-            int32_t p = em * xk, sm = -(int32_t)((uint32_t)p >> 31);
-            uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
-            if (n >= 32u && (mag >> (n - 32u)) == 0) {
-                continue;
-            }
-            q = tt_sr_mag32(mag, n, tt_mix32_with(draw_x, m1, m2));
-            w[k] = (int8_t)tt_clip32((int32_t)w[k] - (((int32_t)q ^ sm) - sm), limit);
+    int32_t sm = -(int32_t)((uint32_t)p >> 31);
+    uint32_t q = ((uint32_t)((p ^ sm) - sm) + (u >> (32u - n))) >> n;
+    return ((int32_t)q ^ sm) - sm;
+}
+
+/* A run of one row's nonzero inputs whose gradients share a sign, 1 <= n <= 31: the magnitude of
+ * element j is mag_m * xs[j] >= 0, its rounded step q = (mag + (u >> (32 - n))) >> n (u = rowkey +
+ * ks[j] * G) is subtracted (_sub: positive gradients, values can only fall below -127) or added
+ * (_add: they can only rise above 127). New values are stored wrapped to int8; the result is
+ * negative when one of them left the range (OUT_OF_RANGE < 0 for it). */
+#define TT_RANK1_RUN(NAME, OP, OUT_OF_RANGE)                                                                 \
+    TT_NOINLINE static int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
+                                    uint32_t rowkey, uint8_t n)                                              \
+    {                                                                                                        \
+        uint8_t sh = (uint8_t)(32u - n);                                                                     \
+        int32_t flags = 0;                                                                                   \
+        size_t j;                                                                                            \
+        for (j = 0; j < cnt; ++j) {                                                                          \
+            uint32_t k = ks[j];                                                                              \
+            uint32_t q = ((uint32_t)(mag_m * xs[j]) + ((rowkey + k * (uint32_t)TT_GOLDEN32) >> sh)) >> n;    \
+            int32_t nw = (int32_t)w[k] OP (int32_t)q;                                                        \
+            w[k] = (int8_t)nw;                                                                               \
+            flags |= OUT_OF_RANGE;                                                                           \
+        }                                                                                                    \
+        return flags;                                                                                        \
+    }
+TT_RANK1_RUN(rank1_run_sub_s8, -, nw + 127)
+TT_RANK1_RUN(rank1_run_add_s8, +, 127 - nw)
+
+/* One row: the positive inputs xs[0..npos), then the negative ones, each as one run. Returns 1
+ * when a new value left the int8 range (the row is then undone by rank1_row_undo_s8). */
+static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos, size_t nnz, const uint16_t *ks,
+                            uint32_t rowkey, uint8_t n)
+{
+    int32_t aem = em < 0 ? -em : em, flags;
+    /* positive inputs: the gradient has em's sign; negative inputs: the opposite */
+    flags = em > 0 ? rank1_run_sub_s8(aem, w, xs, npos, ks, rowkey, n) : rank1_run_add_s8(aem, w, xs, npos, ks, rowkey, n);
+    flags |= em < 0 ? rank1_run_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n)
+                    : rank1_run_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n);
+    return flags < 0;
+}
+
+/* Undo rank1_row_s8 (the same deltas added back: exact through the int8 wrap-around); returns
+ * max |w - delta| over the row's new values out of range. */
+TT_NOINLINE static uint32_t rank1_row_undo_s8(int32_t em, int8_t *w, const int8_t *xs, size_t nnz,
+                                              const uint16_t *ks, uint32_t rowkey, uint8_t n)
+{
+    uint32_t amax = 0;
+    size_t j;
+    for (j = 0; j < nnz; ++j) {
+        uint32_t k = ks[j];
+        int32_t d = rank1_delta(em * xs[j], rowkey + k * (uint32_t)TT_GOLDEN32, n);
+        int32_t old = (int8_t)((uint32_t)(int32_t)w[k] + (uint32_t)d), nw = old - d;
+        w[k] = (int8_t)old;
+        if ((uint32_t)(nw + 127) > 254u) {
+            uint32_t a = tt_mag32(nw);
+            amax = a > amax ? a : amax;
         }
+    }
+    return amax;
+}
+
+/* Saturating row, 1 <= n <= 62 (from n = 32 on the result is 0 or +-1: tt_sr_mag32). */
+TT_NOINLINE static void rank1_row_sat_s8(int8_t *w, const int8_t *xs, const uint16_t *ks, size_t nnz, int32_t em,
+                                         uint32_t rowkey, uint8_t n, int32_t limit)
+{
+    size_t j;
+    for (j = 0; j < nnz; ++j) {
+        uint32_t k = ks[j];
+        int32_t p = em * xs[j], sm = -(int32_t)((uint32_t)p >> 31);
+        uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
+        if (n >= 32u && (mag >> (n - 32u)) == 0) {
+            continue; /* from n = 32 on this rounds to 0 whatever the draw */
+        }
+        q = tt_sr_mag32(mag, n, rowkey + k * (uint32_t)TT_GOLDEN32);
+        w[k] = (int8_t)tt_clip32((int32_t)w[k] - (((int32_t)q ^ sm) - sm), limit);
     }
 }
 
 /* Batch-1 fully connected layer, int8 weights, aligned rule with stochastic rounding, no momentum,
- * 1 <= n <= 31: the gradient of element (r, k) is e[r] * x[k] (|g| <= 16129, so |g| * M < 2**30 and
- * 32-bit arithmetic gives the general result). Rows with e[r] == 0 and elements with x[k] == 0 do
- * not change (whatever their draws). Each row is written at once, its old values kept in `backup`;
- * a row with a value out of range is restored and left for the rescale pass. Returns max |w - delta|
- * over the values out of range (0 when every value fits). */
+ * 1 <= n <= 62 (1 <= n <= 31 unless saturating), at most 65535 columns: the gradient of element
+ * (r, k) is e[r] * x[k] (|g| <= 16129, so |g| * M < 2**30 and 32-bit arithmetic gives the general
+ * result). Rows with e[r] == 0 and elements with x[k] == 0 do not change (whatever their draws).
+ * Each row is written at once; a row with a value out of range is undone and left for the rescale
+ * pass. `work` holds 3 * cols bytes. Returns max |w - delta| over the values out of range (0 when
+ * every value fits). */
 static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r, size_t nrows, uint8_t saturate,
-                                int32_t limit, int8_t *backup, uint8_t *row_ok)
+                                int32_t limit, void *work, uint8_t *row_ok)
 {
-    const int8_t *x = u->rank1_x;
-    size_t j, k, cols = u->cols;
+    size_t j, cols = u->cols;
+    uint16_t *ks = (uint16_t *)work;
+    int8_t *xs = (int8_t *)(ks + cols);
+    size_t nnz = 0, npos = rank1_nonzero(u->rank1_x, cols, xs, ks, &nnz);
+    uint8_t n = (uint8_t)r->d.mult.n;
     uint64_t amax = 0;
     for (j = 0; j < nrows; ++j) {
         size_t row = tt_selected_row(u->rows, j);
         int32_t em = (int32_t)u->rank1_err[row] * r->d.mult.m;
         int8_t *w = u->w8 + row * cols;
-        uint32_t draw_x = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32, over;
-        if (em == 0) {
+        uint32_t rowkey = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32, over;
+        if (em == 0 || nnz == 0) {
             if (row_ok != NULL) {
                 row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
             }
             continue;
         }
         if (saturate) {
-            rank1_row_sat_s8(w, x, cols, em, draw_x, (uint8_t)r->d.mult.n, limit);
+            rank1_row_sat_s8(w, xs, ks, nnz, em, rowkey, n, limit);
             continue;
         }
-        over = rank1_row_s8(w, x, cols, em, draw_x, (uint8_t)r->d.mult.n, limit, backup);
-        if (over == 0) {
+        if (!rank1_row_s8(em, w, xs, npos, nnz, ks, rowkey, n)) {
             row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
             continue;
         }
-        /* keep this row for the rescale pass: its old values back */
-        for (k = 0; k < cols; ++k) {
-            if (x[k] != 0) {
-                w[k] = backup[k];
+        /* out of range: the row is left for the rescale pass */
+        over = rank1_row_undo_s8(em, w, xs, nnz, ks, rowkey, n);
+        if (over > amax) {
+            amax = over;
+        }
+    }
+    return amax;
+}
+
+/* ---- small batch (2..TT_RANK_BATCH_MAX): the gradient is a sum of B outer products ------------ */
+
+/* One sample's share of a row's gradient: its error in the row (times M, or not) and its inputs. */
+typedef struct {
+    int32_t e;       /* err[b, row] * M (or err[b, row]) */
+    const int8_t *x; /* x[b, 0..cols) */
+} rank_term_t;
+
+/* g * M (or g) of column k of a row: sum_i t[i].e * t[i].x[k] over the nb samples whose error in
+ * this row is not 0, two at a time. */
+static inline int32_t rankb_product(uint32_t k, const rank_term_t *t, size_t nb)
+{
+    int32_t p = 0;
+    size_t i;
+    for (i = 0; i + 1u < nb; i += 2u) {
+        p += t[i].e * (int32_t)t[i].x[k] + t[i + 1u].e * (int32_t)t[i + 1u].x[k];
+    }
+    if (i < nb) {
+        p += t[i].e * (int32_t)t[i].x[k];
+    }
+    return p;
+}
+
+/* One row, 1 <= n <= 31, |g| * M <= 2**30 for every element (so the sum of the terms is exact in
+ * 32 bits): w[k] -= round(g[k] * M / 2**n) over the columns ks[0..nk) with a nonzero input. New
+ * values are stored wrapped to int8; returns 1 when one left the range (the row is then undone). */
+TT_NOINLINE static uint8_t rankb_row_s8(int8_t *w, const rank_term_t *t, size_t nb, const uint16_t *ks, size_t nk,
+                                        uint32_t rowkey, uint8_t n)
+{
+    int32_t flags = 0;
+    size_t j;
+    if (nb <= 2u) { /* one or two samples with an error in this row: the products in registers */
+        const int8_t *x0 = t[0].x, *x1 = nb == 2u ? t[1].x : t[0].x;
+        int32_t em0 = t[0].e, em1 = nb == 2u ? t[1].e : 0;
+        for (j = 0; j < nk; ++j) {
+            uint32_t k = ks[j];
+            int32_t p = em0 * (int32_t)x0[k] + em1 * (int32_t)x1[k], nw;
+            if (p != 0) {
+                nw = (int32_t)w[k] - rank1_delta(p, rowkey + k * (uint32_t)TT_GOLDEN32, n);
+                w[k] = (int8_t)nw;
+                flags |= (nw + 127) | (127 - nw); /* negative when |nw| > 127 */
             }
         }
-        if (over > amax) {
+        return flags < 0;
+    }
+    for (j = 0; j < nk; ++j) {
+        uint32_t k = ks[j];
+        int32_t p = rankb_product(k, t, nb), nw;
+        if (p != 0) {
+            nw = (int32_t)w[k] - rank1_delta(p, rowkey + k * (uint32_t)TT_GOLDEN32, n);
+            w[k] = (int8_t)nw;
+            flags |= (nw + 127) | (127 - nw); /* negative when |nw| > 127 */
+        }
+    }
+    return flags < 0;
+}
+
+/* Undo rankb_row_s8 (the same deltas added back, exact through the int8 wrap-around); returns
+ * max |w - delta| over the row's new values out of range. */
+TT_NOINLINE static uint32_t rankb_row_undo_s8(int8_t *w, const rank_term_t *t, size_t nb, const uint16_t *ks,
+                                              size_t nk, uint32_t rowkey, uint8_t n)
+{
+    uint32_t amax = 0;
+    size_t j;
+    for (j = 0; j < nk; ++j) {
+        uint32_t k = ks[j];
+        int32_t p = rankb_product(k, t, nb), d, old, nw;
+        if (p == 0) {
+            continue;
+        }
+        d = rank1_delta(p, rowkey + k * (uint32_t)TT_GOLDEN32, n);
+        old = (int8_t)((uint32_t)(int32_t)w[k] + (uint32_t)d);
+        nw = old - d;
+        w[k] = (int8_t)old;
+        if ((uint32_t)(nw + 127) > 254u) {
+            uint32_t a = tt_mag32(nw);
+            amax = a > amax ? a : amax;
+        }
+    }
+    return amax;
+}
+
+/* A row whose products may exceed 32 bits, or a saturating update: the general element step on
+ * g = sum_b err[b, row] * x[b, k] (|g| <= 8 * 16129). Returns max |w - delta| above `limit` when not
+ * saturating (the new values are then not written: the row is left for the rescale pass). */
+static uint64_t rankb_row_general_s8(int8_t *w, const rank_term_t *t, size_t nb, const uint16_t *ks, size_t nk,
+                                     const tile_rule_t *r, uint32_t index0, uint8_t saturate, int32_t limit)
+{
+    uint64_t amax = 0;
+    uint8_t pass;
+    size_t j;
+    for (pass = saturate ? 1u : 0u; pass < 2u && amax == 0; ++pass) { /* pass 0: check the range, 1: write */
+        for (j = 0; j < nk; ++j) {
+            uint32_t k = ks[j];
+            int32_t g = rankb_product(k, t, nb);
+            int64_t nw;
+            uint64_t a;
+            if (g == 0) {
+                continue;
+            }
+            nw = tt_sub_wrap64(w[k], tt_delta_at(&r->d, g, NULL, index0 + k));
+            a = tt_mag64(nw);
+            if (pass == 1u) {
+                w[k] = (int8_t)tt_clip64(nw, limit);
+            } else if (a > (uint64_t)limit && a > amax) {
+                amax = a;
+            }
+        }
+    }
+    return amax;
+}
+
+/* Batch 2..TT_RANK_BATCH_MAX fully connected layer, int8 weights, aligned rule with stochastic
+ * rounding, no momentum, 1 <= n <= 31 (1 <= n <= 62 when saturating), at most 65535 columns. Rows
+ * whose errors are all 0 and columns whose inputs are all 0 do not change. `work` holds 2 * cols
+ * bytes. Returns max |w - delta| over the values out of range (0 when every value fits). */
+static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r, size_t nrows, uint8_t saturate,
+                                int32_t limit, void *work, uint8_t *row_ok)
+{
+    size_t j, b, k, cols = u->cols, batch = u->rank_batch, nk = 0;
+    uint16_t *ks = (uint16_t *)work;
+    const int8_t *x = u->rank1_x;
+    uint8_t n = (uint8_t)r->d.mult.n;
+    uint32_t xmax = 0;
+    uint64_t amax = 0;
+    for (k = 0; k < cols; ++k) {
+        uint32_t a = 0;
+        for (b = 0; b < batch; ++b) {
+            uint32_t v = tt_mag32(x[b * cols + k]);
+            a = v > a ? v : a;
+        }
+        if (a != 0) {
+            ks[nk++] = (uint16_t)k;
+            xmax = a > xmax ? a : xmax;
+        }
+    }
+    for (j = 0; j < nrows; ++j) {
+        size_t row = tt_selected_row(u->rows, j);
+        int8_t *w = u->w8 + row * cols;
+        uint32_t index0 = (uint32_t)(j * cols), rowkey = r->d.key + index0 * (uint32_t)TT_GOLDEN32, esum = 0;
+        uint64_t over;
+        rank_term_t e[TT_RANK_BATCH_MAX], em[TT_RANK_BATCH_MAX];
+        size_t nb = 0;
+        for (b = 0; b < batch; ++b) { /* the samples with an error in this row */
+            int32_t eb = u->rank1_err[b * u->row_count + row];
+            if (eb != 0) {
+                e[nb].e = eb;
+                em[nb].e = eb * r->d.mult.m;
+                e[nb].x = em[nb].x = x + b * cols;
+                ++nb;
+                esum += tt_mag32(eb);
+            }
+        }
+        if (nb == 0 || nk == 0) {
+            if (row_ok != NULL) {
+                row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
+            }
+            continue;
+        }
+        /* |g| * M <= esum * xmax * M <= 2**30: 32-bit products (esum * xmax <= B * 16129 < 2**19) */
+        if (saturate || n > 31u || (uint64_t)esum * xmax * (uint32_t)r->d.mult.m > ((uint64_t)1 << 30)) {
+            over = rankb_row_general_s8(w, e, nb, ks, nk, r, index0, saturate, limit);
+        } else if (rankb_row_s8(w, em, nb, ks, nk, rowkey, n)) {
+            over = rankb_row_undo_s8(w, em, nb, ks, nk, rowkey, n);
+        } else {
+            over = 0;
+        }
+        if (saturate) {
+            continue;
+        }
+        if (over == 0) {
+            row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
+        } else if (over > amax) {
             amax = over;
         }
     }
@@ -302,7 +513,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
     tile_rule_t r;
     tt_status_t st;
     size_t tiles, t, nrows, trows;
-    uint8_t saturate, bits, cached = 0;
+    uint8_t saturate, bits, cached = 0, rank1 = 0;
     int32_t limit;
     uint64_t amax_new = 0;
     if (u == NULL || cfg == NULL || u->w_scale == NULL || u->grad == NULL || u->tile == NULL ||
@@ -368,12 +579,12 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         }
     }
     if (u->rank1_err != NULL && u->rank1_x != NULL && u->w8 != NULL && !r.d.niti && !r.d.momentum &&
-        r.d.rounding == TT_ROUND_STOCHASTIC) {
-        st = tile_gradient(u, &r, cfg, 0, 1); /* the multiplier (from the gradient scale) */
+        r.d.rounding == TT_ROUND_STOCHASTIC && u->rank_batch <= TT_RANK_BATCH_MAX) {
+        st = tile_gradient(u, &r, cfg, 0, 0); /* the multiplier (from the gradient scale), no rows */
         if (st != TT_OK) {
             return st;
         }
-        if (r.d.mult.n >= 1 && r.d.mult.n <= 62) {
+        if (r.d.mult.n >= 1 && (r.d.mult.n <= 31 || (saturate && r.d.mult.n <= 62)) && u->cols <= 0xFFFFu) {
             /* rows are the units written at once (tile_flags holds ceil(nrows / 8) bytes) */
             trows = 1;
             tiles = nrows;
@@ -382,8 +593,11 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
                     u->tile_flags[t] = 0;
                 }
             }
-            amax_new = rank1_update_s8(u, &r, nrows, saturate, limit, (int8_t *)(void *)u->tile,
-                                       saturate ? NULL : u->tile_flags);
+            amax_new = u->rank_batch > 1u ? rankb_update_s8(u, &r, nrows, saturate, limit, (void *)u->tile,
+                                                            saturate ? NULL : u->tile_flags)
+                                          : rank1_update_s8(u, &r, nrows, saturate, limit, (void *)u->tile,
+                                                            saturate ? NULL : u->tile_flags);
+            rank1 = 1;
             if (saturate || amax_new == 0) {
                 return TT_OK;
             }
@@ -452,6 +666,22 @@ rescale:
                         for (k = 0; k < u->cols; ++k) {
                             w[k] = lut[w[k] + 127];
                         }
+                    }
+                    continue;
+                }
+                if (!committed && rank1) {
+                    /* a row left by the outer-product update: its new values from err and x directly */
+                    size_t row = tt_selected_row(u->rows, t), batch = u->rank_batch > 1u ? u->rank_batch : 1u, b;
+                    int8_t *w = u->w8 + row * u->cols;
+                    rank_term_t e[TT_RANK_BATCH_MAX];
+                    for (b = 0; b < batch; ++b) {
+                        e[b].e = u->rank1_err[b * u->row_count + row];
+                        e[b].x = u->rank1_x + b * u->cols;
+                    }
+                    for (k = 0; k < u->cols; ++k) {
+                        int32_t g = rankb_product((uint32_t)k, e, batch);
+                        int64_t d = g != 0 ? tt_delta_at(&r.d, g, NULL, (uint32_t)(t * u->cols + k)) : 0;
+                        w[k] = (int8_t)tt_grid_rescale_one(tt_sub_wrap64(w[k], d), mult, limit);
                     }
                     continue;
                 }

@@ -29,7 +29,7 @@ typedef enum {
 /* How an integer right shift is rounded (tintin.numerics.rounding.Rounding). */
 typedef enum {
     TT_ROUND_NEAREST = 0,          /* half away from zero */
-    TT_ROUND_STOCHASTIC = 1,       /* mix32 counter hash draw */
+    TT_ROUND_STOCHASTIC = 1,       /* weyl32 draw of a hashed key */
     TT_ROUND_PSEUDO_STOCHASTIC = 2 /* NITI: discarded bits are the draw */
 } tt_rounding_t;
 
