@@ -93,6 +93,9 @@ def stream_command(
     compare_float: bool = typer.Option(True, "--float/--no-float", help="float32 PyTorch online learner"),
     compare_river: bool = typer.Option(True, "--river/--no-river", help="river online learner"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of windowed accuracy with drift points"),
+    target: Optional[str] = typer.Option(None, "--target", "-t",
+                                         help="also run the stream on this target (host, cortex-m0, ...; "
+                                              "see `tintin devices`) and compare it bit for bit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ):
@@ -105,6 +108,15 @@ def stream_command(
         raise CliError(f"--window must be in [1, --length), got {window}")
     if replay < 0:
         raise CliError(f"--replay must be >= 0, got {replay}")
+    if target is not None:
+        from ..targets import get_target, toolchain_status
+
+        get_target(target)  # an unknown target fails before any work
+        ok, reason = toolchain_status(target)
+        if not ok:
+            raise CliError(reason)
+        if replay:
+            raise CliError("--replay does not run on a target yet: use --replay 0 with --target")
     with opt.config_values():
         optim = OptimConfig(lr=lr, momentum_shift=momentum_shift)
     from .common import load_dataset
@@ -125,6 +137,17 @@ def stream_command(
             raise CliError(f"no float twin: {exc}") from None
     d = result.to_dict()
     d["planned_sram_bytes"] = sram
+    if target is not None:
+        from ..online.device import stream_on_target
+
+        if not quiet:
+            err_console.print(f"running the stream on {target} ...")
+        dev = stream_on_target(model, stream, target, update=update, optim=optim, seed=seed,
+                               learner_predictions=result.scores["integer"].predictions, model_spec=model_spec)
+        d["bit_exact"] = dev["bit_exact"]
+        d["instructions_per_sample"] = dev["instructions_per_sample"]
+        d["count_unit"] = dev["count_unit"]
+        d["device"] = dev
     d["replay_bytes"] = replay * (stream.x[0].nbytes + 1)
     d.update(model=model_spec, model_source=source, dataset=dataset, drift=drift, lr=lr, seed=seed)
     if plot is not None:
@@ -182,6 +205,17 @@ def _print(d: dict) -> None:
     sram = ", ".join(f"{k}: {v:,} B" for k, v in d["planned_sram_bytes"].items())
     out_console.print(f"planned SRAM per training step (batch 1): {sram}"
                       + (f"; replay buffer {d['replay_bytes']:,} B" if d["replay_bytes"] else ""))
+    if "device" in d:
+        dev = d["device"]
+        line = f"on {dev['target']} ({dev['machine']}): {'bit-exact' if dev['bit_exact'] else 'NOT bit-exact'}"
+        if dev["instructions_per_sample"] is not None:
+            line += (f", {dev['instructions_per_sample']:,.0f} {dev['count_unit']} per sample (prediction "
+                     f"{dev['instructions_per_prediction']:,.0f}"
+                     + (f", training step {dev['instructions_per_learn']:,.0f}" if dev["instructions_per_learn"] else "")
+                     + ")")
+        out_console.print(line)
+        for m in dev["mismatches"][:5]:
+            out_console.print(f"  {m}")
     if d.get("plot"):
         out_console.print(f"plot: {d['plot']}")
 
