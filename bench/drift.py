@@ -27,7 +27,8 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default="cnn1d")
     ap.add_argument("--updates", default="full,last:1")
     ap.add_argument("--length", type=int, default=2400)
-    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="online learning rate (default: tintin.online.online_lr, pretraining lr / batch size)")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--window", type=int, default=100)
@@ -39,7 +40,7 @@ def main(argv=None) -> None:
     from tintin.cli.stream import planned_sram
     from tintin.data import load
     from tintin.nn import build_model, training_defaults
-    from tintin.online import make_stream
+    from tintin.online import make_stream, online_lr
     from tintin.online.plot import plot_windowed_accuracy
     from tintin.online.prequential import compare_on_stream
     from tintin.optim import OptimConfig
@@ -48,6 +49,9 @@ def main(argv=None) -> None:
     options = {"length": args.window_samples} if args.dataset == "bearing" else {}
     ds = load(args.dataset, **options)
     d = training_defaults(args.model)
+    lr_rule = args.lr is None
+    if lr_rule:
+        args.lr = online_lr(d.lr, d.batch_size)
     optim = OptimConfig(lr=args.lr)
     records, rows = [], []
     for scenario in args.scenarios.split(","):
@@ -80,8 +84,10 @@ def main(argv=None) -> None:
     md = (f"# Online learning under drift ({args.dataset}"
           f"{f', {args.window_samples}-sample windows' if options else ''}, {args.model}, SYNTHETIC data)\n\n"
           f"Prequential (test-then-train) accuracy over {args.length}-sample streams, seed {args.seed}; "
-          f"{args.model} pretrained {args.pretrain_epochs} epochs on concept A; online learning at batch 1, "
-          f"lr {args.lr}; recovery window {args.window} samples. Claim: integer online > frozen and within "
+          f"{args.model} pretrained {args.pretrain_epochs} epochs on concept A (lr {d.lr}, batch {d.batch_size}); "
+          f"online learning at batch 1, lr {args.lr:g}"
+          + (f" (the documented rule: pretraining lr / batch size = {d.lr} / {d.batch_size})" if lr_rule else "")
+          + f"; recovery window {args.window} samples. Claim: integer online > frozen and within "
           f"1.0 point of float32 online (same update mode). Plots: "
           + ", ".join(f"[{s}]({args.name}_{s}.png)" for s in args.scenarios.split(",")) + "\n\n"
           + markdown_table(headers, rows))

@@ -85,7 +85,8 @@ def stream_command(
     length: int = typer.Option(2400, "--length", "-n", help="samples in the stream"),
     label_rate: float = typer.Option(1.0, "--label-rate", help="fraction of samples whose label arrives"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the stream, the model and the rounding stream"),
-    lr: float = typer.Option(0.01, "--lr", help="online learning rate (batch 1)"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="online learning rate (batch 1); default: zoo models "
+                                       "their pretraining rate / batch size, model files 0.01"),
     momentum_shift: int = typer.Option(0, "--momentum-shift", help="integer momentum beta = 1 - 2^-k (0: off)"),
     replay: int = typer.Option(0, "--replay", help="int8 replay buffer capacity in samples (0: none)"),
     window: int = typer.Option(100, "--window", "-w", help="window of the windowed accuracy (samples)"),
@@ -117,6 +118,13 @@ def stream_command(
             raise CliError(reason)
         if replay:
             raise CliError("--replay does not run on a target yet: use --replay 0 with --target")
+    if lr is None:
+        from ..nn import model_names, training_defaults
+        from ..online.learner import FALLBACK_ONLINE_LR, online_lr
+
+        is_zoo = model_spec in model_names() and not Path(model_spec).is_file()
+        d = training_defaults(model_spec) if is_zoo else None
+        lr = online_lr(d.lr, d.batch_size) if d is not None else FALLBACK_ONLINE_LR
     with opt.config_values():
         optim = OptimConfig(lr=lr, momentum_shift=momentum_shift)
     from .common import load_dataset
