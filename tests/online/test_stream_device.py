@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 
-from tintin.cli import main
 from tintin.codegen import CodegenError, compile_for_codegen, generate_project
 from tintin.codegen.driver import render_stream_driver
 from tintin.data import load
@@ -20,6 +19,7 @@ from tintin.online.stream import StreamError
 from tintin.optim import OptimConfig
 from tintin.targets import TargetError, toolchain_status
 from tintin.targets.stream import run_stream_on_target
+from test_stream_cli import one_line_error, run  # noqa: E402  (tests/online is on sys.path)
 
 
 def require_toolchain(target: str) -> None:
@@ -35,18 +35,6 @@ def digits():
 
 def _mlp(ds, seed=0):
     return build_model("mlp", ds.sample_shape, ds.num_classes, seed=seed, input_exponent=ds.input_exponent)
-
-
-def run(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err):
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert code != 0 and len(lines) == 1 and lines[0].startswith("error:"), err
-    return lines[0]
 
 
 def test_stream_cli_on_the_host_is_bit_exact_with_unlabelled_samples(capsys):
