@@ -6,9 +6,12 @@ choices full / bias / last:1 / last:2:
 * ``naive``: the unoptimised program (whole int32 weight gradients, no in-place steps, int8 ReLU
   outputs kept) with every buffer in its own space;
 * ``naive planner``: the optimised program, every buffer in its own space;
-* ``planned``: the optimised program, lifetime-aware greedy planner (the default);
-* ``planned, acc. recomputed``: the same with int32 accumulators above 8 KiB recomputed instead of
-  stored (``accumulator_budget=8192``: twice the MACs of those steps);
+* ``planned``: the optimised program with the default options, lifetime-aware greedy planner: sparse
+  updates recompute the int32 accumulators the default rule selects (at least 4 KiB and 1 byte per
+  16 extra MACs, :mod:`tintin.compile.compiler`), the full update stores them;
+* ``acc. stored``: the same program with every accumulator stored (``recompute_bytes_per_mac=None``);
+* ``planned, acc. recomputed``: int32 accumulators above 8 KiB recomputed instead of stored
+  (``accumulator_budget=8192``: twice the MACs of those steps);
 * ``lower bound``: the largest sum of bytes live at one step.
 
 Writes ``bench/results/memory_plan.{json,md,png}``.
@@ -42,12 +45,15 @@ def measure(name: str, shape, update: str) -> dict:
     program = compile_program(model, update, BATCH, options=options)
     baseline = compile_program(model, update, BATCH, options=unoptimised_options(options))
     recompute = compile_program(model, update, BATCH, accumulator_budget=RECOMPUTE_BUDGET)
+    stored = compile_program(model, update, BATCH, recompute_bytes_per_mac=None)
     planned = plan_memory(program, "greedy")
     return {
         "model": name, "input_shape": list(shape), "update": update, "batch_size": BATCH,
         "naive_bytes": plan_memory(baseline, "naive").arena_bytes,
         "naive_planner_bytes": plan_memory(program, "naive").arena_bytes,
         "planned_bytes": planned.arena_bytes,
+        "stored_bytes": plan_memory(stored, "greedy").arena_bytes,
+        "macs_per_sample_stored": program_cost(stored).macs_per_sample,
         "planned_recompute_bytes": plan_memory(recompute, "greedy").arena_bytes,
         "lower_bound_bytes": planned.lower_bound_bytes,
         "trained_parameter_bytes": sum(program.buffers[n].nbytes for n in planned.trained_parameters),
@@ -65,18 +71,19 @@ def chart(rows: list[dict], path: Path) -> None:
 
     labels = [f"{r['model']} {'x'.join(map(str, r['input_shape'][1:]))}\n{r['update']}" for r in rows]
     series = [("naive", "naive_bytes", "#bab0ac"), ("naive planner", "naive_planner_bytes", "#76b7b2"),
-              ("planned", "planned_bytes", "#4e79a7"), ("planned, acc. recomputed", "planned_recompute_bytes", "#59a14f")]
+              ("planned, acc. stored", "stored_bytes", "#f28e2b"), ("planned (default)", "planned_bytes", "#4e79a7"),
+              ("planned, acc. > 8 KiB recomputed", "planned_recompute_bytes", "#59a14f")]
     x = np.arange(len(rows))
-    width = 0.2
+    width = 0.16
     fig, ax = plt.subplots(figsize=(14, 5))
     for i, (label, key, colour) in enumerate(series):
-        ax.bar(x + (i - 1.5) * width, [r[key] / 1024 for r in rows], width, label=label, color=colour)
+        ax.bar(x + (i - 2) * width, [r[key] / 1024 for r in rows], width, label=label, color=colour)
     ax.set_yscale("log")
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("peak SRAM of one training step (KiB, log scale)")
     ax.set_title(f"Training-step SRAM, batch size {BATCH}: naive vs planned")
     ax.grid(axis="y", alpha=0.3)
-    fig.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.legend(loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -84,14 +91,15 @@ def chart(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     rows = [measure(name, shape, update) for name, shape, _ in MODELS for update in UPDATES]
-    headers = ["model", "input", "update", "naive B", "naive planner B", "planned B", "planned/naive",
-               "planned, acc. recomputed B", "lower bound B", "trained params B", "MACs/sample",
-               "MACs/sample, acc. recomputed"]
+    headers = ["model", "input", "update", "naive B", "naive planner B", "planned B (default)", "planned/naive",
+               "acc. stored B", "default extra MACs", "planned, acc. > 8 KiB recomputed B", "lower bound B",
+               "trained params B", "MACs/sample (default)", "MACs/sample, acc. > 8 KiB recomputed"]
     table = []
     for r in rows:
         table.append([r["model"], "x".join(map(str, r["input_shape"])), r["update"], f"{r['naive_bytes']:,}",
                       f"{r['naive_planner_bytes']:,}", f"{r['planned_bytes']:,}",
-                      f"{r['planned_bytes'] / r['naive_bytes']:.3f}", f"{r['planned_recompute_bytes']:,}",
+                      f"{r['planned_bytes'] / r['naive_bytes']:.3f}", f"{r['stored_bytes']:,}",
+                      f"{r['macs_per_sample'] - r['macs_per_sample_stored']:+,.0f}", f"{r['planned_recompute_bytes']:,}",
                       f"{r['lower_bound_bytes']:,}", f"{r['trained_parameter_bytes']:,}", f"{r['macs_per_sample']:,.0f}",
                       f"{r['macs_per_sample_recompute']:,.0f}"])
     by = {(r["model"], tuple(r["input_shape"]), r["update"]): r for r in rows}
@@ -100,6 +108,8 @@ def main() -> None:
         "lenet5_full_planned_over_naive": lenet_full["planned_bytes"] / lenet_full["naive_bytes"],
         "lenet5_full_planned_over_naive_planner": lenet_full["planned_bytes"] / lenet_full["naive_planner_bytes"],
         "lenet5_bias_over_full_planned": lenet_bias["planned_bytes"] / lenet_full["planned_bytes"],
+        "lenet5_bias_over_full_stored": lenet_bias["stored_bytes"] / lenet_full["stored_bytes"],
+        "lenet5_bias_default_extra_macs": lenet_bias["macs_per_sample"] - lenet_bias["macs_per_sample_stored"],
         "lenet5_bias_over_full_planned_recompute": lenet_bias["planned_recompute_bytes"]
         / lenet_full["planned_recompute_bytes"],
     }
@@ -110,13 +120,18 @@ def main() -> None:
         f"# Peak SRAM of one training step (batch size {BATCH})", "",
         "naive: unoptimised program (whole int32 weight gradients, no in-place steps, int8 ReLU outputs kept), "
         "every buffer its own space. naive planner: the optimised program, every buffer its own space. planned: "
-        "optimised program, lifetime-aware greedy first-fit. acc. recomputed: int32 accumulators above "
-        f"{RECOMPUTE_BUDGET} B recomputed instead of stored. Tensors only (no stack, no runtime state).", "",
+        "optimised program with the default options, lifetime-aware greedy first-fit (sparse updates recompute "
+        "int32 accumulators of at least 4 KiB and 1 byte per 16 extra MACs; the full update stores them). "
+        "acc. stored: every accumulator stored. default extra MACs: what the default recomputation adds per "
+        f"sample. acc. > 8 KiB recomputed: int32 accumulators above {RECOMPUTE_BUDGET} B recomputed instead of "
+        "stored. Tensors only (no stack, no runtime state).", "",
         markdown_table(headers, table), "",
         f"- LeNet-5 full update: planned / naive = {checks['lenet5_full_planned_over_naive']:.3f} "
         f"(planned / naive planner on the same program = {checks['lenet5_full_planned_over_naive_planner']:.3f})",
-        f"- LeNet-5 bias-only / full, planned: {checks['lenet5_bias_over_full_planned']:.3f}; "
-        f"with large accumulators recomputed: {checks['lenet5_bias_over_full_planned_recompute']:.3f}",
+        f"- LeNet-5 bias-only / full, planned by default: {checks['lenet5_bias_over_full_planned']:.3f} "
+        f"({checks['lenet5_bias_default_extra_macs']:+,.0f} MACs per sample); every accumulator stored: "
+        f"{checks['lenet5_bias_over_full_stored']:.3f}; accumulators above 8 KiB recomputed: "
+        f"{checks['lenet5_bias_over_full_planned_recompute']:.3f}",
         "", f"![chart]({png.name})",
     ])
     write_results("memory_plan", {"batch_size": BATCH, "recompute_budget": RECOMPUTE_BUDGET, "rows": rows,

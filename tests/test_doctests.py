@@ -15,6 +15,7 @@ MODULES = [
     "tintin.compile.compiler",   # compile_program
     "tintin.codegen.project",    # generate_project
     "tintin.targets.ondevice",   # run_model
+    "tintin.targets.stream",     # run_stream_on_target
     "tintin.checks.layers",      # check_layer
     "tintin.data.dataset",       # Dataset.from_arrays
     "tintin.io.model_file",      # save_model, load_model
@@ -28,7 +29,7 @@ MODULES = [
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    if name in ("tintin.targets.ondevice", "tintin.targets.power_cuts"):
+    if name in ("tintin.targets.ondevice", "tintin.targets.power_cuts", "tintin.targets.stream"):
         from tintin.targets import toolchain_status
         ok, reason = toolchain_status("host")
         if not ok:

@@ -68,3 +68,24 @@ def test_stream_rejects_a_model_for_other_data(capsys, tmp_path):
     model = json.loads(out)["model_path"]
     code, out, err = run(capsys, "stream", model, "-d", "mnist5k", "--length", "60", "-w", "10")
     assert "shape" in one_line_error(code, err)
+
+
+def test_stream_default_lr_follows_the_documented_rule(capsys):
+    """Zoo models learn online at their pretraining rate / batch size (the linear scaling rule)."""
+    from tintin.nn import training_defaults
+    from tintin.online import online_lr
+
+    code, out, err = run(capsys, "stream", "mlp", "-d", "digits", "--drift", "sensor_gain", "--length", "40",
+                         "--pretrain-epochs", "1", "--window", "10", "--no-float", "--no-river", "--json")
+    assert code == 0, err
+    d = training_defaults("mlp")
+    assert json.loads(out)["lr"] == online_lr(d.lr, d.batch_size) == d.lr / d.batch_size
+
+
+def test_online_lr_refuses_nonsense():
+    from tintin.online import StreamError, online_lr
+
+    with pytest.raises(StreamError):
+        online_lr(0.0, 32)
+    with pytest.raises(StreamError):
+        online_lr(0.05, 0)

@@ -122,6 +122,12 @@ def _print_report(report, source: str, show_buffers: bool, show_schedule: bool, 
     s.add_row("  frozen / trained initial / tables", f"{f.frozen_parameters:,} / {f.trained_initial_values:,} / {f.tables:,} B")
     s.add_row("  code (estimate)", f"{f.code_estimate:,} B")
     s.add_row("MACs per sample", f"{report.cost.macs_per_sample:,.0f}")
+    from ..compile.report import recomputed_accumulators
+
+    recomputed = recomputed_accumulators(prog)
+    if recomputed:
+        s.add_row("  recomputed accumulators", ", ".join(f"{r['layer']} {r['bytes_saved']:,} B" for r in recomputed)
+                  + f": +{sum(r['extra_macs'] for r in recomputed) / prog.batch_size:,.0f} MACs")
     from ..compile.cost import phase_summary
 
     for phase, macs, traffic in phase_summary(report.cost):
@@ -147,7 +153,7 @@ def _print_report(report, source: str, show_buffers: bool, show_schedule: bool, 
             t.add_column(col)
         for row in summarise_options(list(report.options)):
             budget = row["accumulator_budget"]
-            acc = "stored" if budget is None else "recomputed" if budget == 0 else f"recomputed > {budget} B"
+            acc = "default rule" if budget is None else "recomputed" if budget == 0 else f"recomputed > {budget} B"
             t.add_row(row["update"], acc, str(row["max_batch_size"] or "-"), f"{row['sram_bytes_at_batch_1']:,}",
                       f"{row['flash_bytes']:,}", f"{row['missing_sram']:,} / {row['missing_flash']:,}")
         console.print(t)

@@ -85,7 +85,8 @@ def stream_command(
     length: int = typer.Option(2400, "--length", "-n", help="samples in the stream"),
     label_rate: float = typer.Option(1.0, "--label-rate", help="fraction of samples whose label arrives"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the stream, the model and the rounding stream"),
-    lr: float = typer.Option(0.01, "--lr", help="online learning rate (batch 1)"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="online learning rate (batch 1); default: zoo models "
+                                       "their pretraining rate / batch size, model files 0.01"),
     momentum_shift: int = typer.Option(0, "--momentum-shift", help="integer momentum beta = 1 - 2^-k (0: off)"),
     replay: int = typer.Option(0, "--replay", help="int8 replay buffer capacity in samples (0: none)"),
     window: int = typer.Option(100, "--window", "-w", help="window of the windowed accuracy (samples)"),
@@ -93,6 +94,9 @@ def stream_command(
     compare_float: bool = typer.Option(True, "--float/--no-float", help="float32 PyTorch online learner"),
     compare_river: bool = typer.Option(True, "--river/--no-river", help="river online learner"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of windowed accuracy with drift points"),
+    target: Optional[str] = typer.Option(None, "--target", "-t",
+                                         help="also run the stream on this target (host, cortex-m0, ...; "
+                                              "see `tintin devices`) and compare it bit for bit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ):
@@ -105,6 +109,22 @@ def stream_command(
         raise CliError(f"--window must be in [1, --length), got {window}")
     if replay < 0:
         raise CliError(f"--replay must be >= 0, got {replay}")
+    if target is not None:
+        from ..targets import get_target, toolchain_status
+
+        get_target(target)  # an unknown target fails before any work
+        ok, reason = toolchain_status(target)
+        if not ok:
+            raise CliError(reason)
+        if replay:
+            raise CliError("--replay does not run on a target yet: use --replay 0 with --target")
+    if lr is None:
+        from ..nn import model_names, training_defaults
+        from ..online.learner import FALLBACK_ONLINE_LR, online_lr
+
+        is_zoo = model_spec in model_names() and not Path(model_spec).is_file()
+        d = training_defaults(model_spec) if is_zoo else None
+        lr = online_lr(d.lr, d.batch_size) if d is not None else FALLBACK_ONLINE_LR
     with opt.config_values():
         optim = OptimConfig(lr=lr, momentum_shift=momentum_shift)
     from .common import load_dataset
@@ -125,6 +145,17 @@ def stream_command(
             raise CliError(f"no float twin: {exc}") from None
     d = result.to_dict()
     d["planned_sram_bytes"] = sram
+    if target is not None:
+        from ..online.device import stream_on_target
+
+        if not quiet:
+            err_console.print(f"running the stream on {target} ...")
+        dev = stream_on_target(model, stream, target, update=update, optim=optim, seed=seed,
+                               learner_predictions=result.scores["integer"].predictions, model_spec=model_spec)
+        d["bit_exact"] = dev["bit_exact"]
+        d["instructions_per_sample"] = dev["instructions_per_sample"]
+        d["count_unit"] = dev["count_unit"]
+        d["device"] = dev
     d["replay_bytes"] = replay * (stream.x[0].nbytes + 1)
     d.update(model=model_spec, model_source=source, dataset=dataset, drift=drift, lr=lr, seed=seed)
     if plot is not None:
@@ -182,6 +213,17 @@ def _print(d: dict) -> None:
     sram = ", ".join(f"{k}: {v:,} B" for k, v in d["planned_sram_bytes"].items())
     out_console.print(f"planned SRAM per training step (batch 1): {sram}"
                       + (f"; replay buffer {d['replay_bytes']:,} B" if d["replay_bytes"] else ""))
+    if "device" in d:
+        dev = d["device"]
+        line = f"on {dev['target']} ({dev['machine']}): {'bit-exact' if dev['bit_exact'] else 'NOT bit-exact'}"
+        if dev["instructions_per_sample"] is not None:
+            line += (f", {dev['instructions_per_sample']:,.0f} {dev['count_unit']} per sample (prediction "
+                     f"{dev['instructions_per_prediction']:,.0f}"
+                     + (f", training step {dev['instructions_per_learn']:,.0f}" if dev["instructions_per_learn"] else "")
+                     + ")")
+        out_console.print(line)
+        for m in dev["mismatches"][:5]:
+            out_console.print(f"  {m}")
     if d.get("plot"):
         out_console.print(f"plot: {d['plot']}")
 

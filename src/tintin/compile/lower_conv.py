@@ -80,9 +80,9 @@ class ConvLowering:
         w = b.kernel_weight(layer.weight, layer.name, Phase.FORWARD, "fwd")
         inputs = (x, w) + ((b.param(layer.bias),) if layer.bias is not None else ())
         y = b.add_buffer(f"{layer.name}.out", BufferKind.ACTIVATION, "int8", (B, *out_shape), layer=layer.name)
-        acc, passes = b.accumulator(f"{layer.name}.acc", (B, *out_shape), layer.name)
-        ws = acc + self._im2col(b, layer, out_shape, "fwd")
         macs = B * layer.out_channels * positions * layer.fan_in
+        acc, passes = b.accumulator(f"{layer.name}.acc", (B, *out_shape), layer.name, macs)
+        ws = acc + self._im2col(b, layer, out_shape, "fwd")
         b.add_step(Phase.FORWARD, "conv_forward_s8", layer.name, inputs, (y,), workspace=ws,
                    attrs={**attrs, "accumulator_passes": passes},
                    macs=passes * macs, elementwise=B * _size(out_shape) * 4)
@@ -113,7 +113,7 @@ class ConvLowering:
         if need_input_error:
             w = b.kernel_weight(layer.weight, layer.name, Phase.BACKWARD, "bwd")
             e_in = b.add_buffer(f"{layer.name}.err_in", BufferKind.ERROR, "int8", (B, *in_shape), layer=layer.name)
-            acc, passes = b.accumulator(f"{layer.name}.acc_in", (B, *in_shape), layer.name)
+            acc, passes = b.accumulator(f"{layer.name}.acc_in", (B, *in_shape), layer.name, macs)
             b.add_step(Phase.BACKWARD, "conv_backward_input_s8", layer.name, (err, w), (e_in,), workspace=acc,
                        attrs={**attrs, "accumulator_passes": passes}, macs=passes * macs, elementwise=B * _size(in_shape) * 3)
         if b.trained(layer.weight):
@@ -370,7 +370,7 @@ class ChannelScaleLowering:
         w = b.kernel_weight(layer.weight, layer.name, Phase.FORWARD, "fwd")
         inputs = (x, w) + ((b.param(layer.bias),) if layer.bias is not None else ())
         y = b.add_buffer(f"{layer.name}.out", BufferKind.ACTIVATION, "int8", shape, layer=layer.name)
-        acc, passes = b.accumulator(f"{layer.name}.acc", shape, layer.name)
+        acc, passes = b.accumulator(f"{layer.name}.acc", shape, layer.name, _size(shape))
         b.add_step(Phase.FORWARD, "channel_scale_forward_s8", layer.name, inputs, (y,), workspace=acc,
                    attrs={"accumulator_passes": passes}, macs=passes * _size(shape), elementwise=_size(shape) * 4)
         b.remember(layer, "x", x)
@@ -383,7 +383,7 @@ class ChannelScaleLowering:
         if need_input_error:
             w = b.kernel_weight(layer.weight, layer.name, Phase.BACKWARD, "bwd")
             e_in = b.add_buffer(f"{layer.name}.err_in", BufferKind.ERROR, "int8", shape, layer=layer.name)
-            acc, passes = b.accumulator(f"{layer.name}.acc_in", shape, layer.name)
+            acc, passes = b.accumulator(f"{layer.name}.acc_in", shape, layer.name, _size(shape))
             b.add_step(Phase.BACKWARD, "channel_scale_backward_input_s8", layer.name, (err, w), (e_in,),
                        workspace=acc, attrs={"accumulator_passes": passes}, macs=passes * _size(shape), elementwise=_size(shape) * 3)
         if b.trained(layer.weight):

@@ -34,7 +34,7 @@ class LinearLowering:
         w = b.kernel_weight(layer.weight, layer.name, Phase.FORWARD, "fwd")
         inputs = (x, w) + ((b.param(layer.bias),) if layer.bias is not None else ())
         y = b.add_buffer(f"{layer.name}.out", BufferKind.ACTIVATION, "int8", (B, N), layer=layer.name)
-        acc, passes = b.accumulator(f"{layer.name}.acc", (B, N), layer.name)
+        acc, passes = b.accumulator(f"{layer.name}.acc", (B, N), layer.name, B * N * K)
         b.add_step(Phase.FORWARD, "linear_forward_s8", layer.name, inputs, (y,), workspace=acc,
                    attrs={"accumulator_passes": passes}, macs=passes * B * N * K, elementwise=B * N * 4)
         b.remember(layer, "x", x)
@@ -47,7 +47,7 @@ class LinearLowering:
         if need_input_error:
             w = b.kernel_weight(layer.weight, layer.name, Phase.BACKWARD, "bwd")
             e_in = b.add_buffer(f"{layer.name}.err_in", BufferKind.ERROR, "int8", (B, K), layer=layer.name)
-            acc, passes = b.accumulator(f"{layer.name}.acc_in", (B, K), layer.name)
+            acc, passes = b.accumulator(f"{layer.name}.acc_in", (B, K), layer.name, B * N * K)
             b.add_step(Phase.BACKWARD, "linear_backward_input_s8", layer.name, (err, w), (e_in,), workspace=acc,
                        attrs={"accumulator_passes": passes}, macs=passes * B * N * K, elementwise=B * K * 3)
         if b.trained(layer.weight):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from .compiler import CompileOptions, compile_program
 from .cost import FlashEstimate, LatencyEstimate, ProgramCost, estimate_latency, flash_estimate, phase_summary, program_cost
 from .fit import FitOption, FitReport, check_fit, fit_options, summarise_options
@@ -24,7 +26,20 @@ def unoptimised_options(options: CompileOptions | None = None) -> CompileOptions
     """``options`` without the compiler's memory work: whole gradients, no in-place steps, no ReLU
     bit masks, every accumulator stored."""
     return replace(options or CompileOptions(), grad_tile_bytes=None, inplace=False, relu_mask=False,
-                   accumulator_budget=None)
+                   accumulator_budget=None, recompute_bytes_per_mac=None)
+
+
+def recomputed_accumulators(program: TrainingProgram) -> list[dict]:
+    """The int32 accumulators the program recomputes instead of storing (see
+    :mod:`tintin.compile.compiler`): per step, the bytes it does not store and the MACs it adds
+    (whole batch)."""
+    out = []
+    for s in program.steps:
+        if s.attrs.get("accumulator_passes") == 2:
+            elements = int(np.prod(program.buffers[s.outputs[0]].shape, dtype=np.int64))
+            out.append({"step": s.index, "op": s.op, "layer": s.layer, "bytes_saved": 4 * elements,
+                        "extra_macs": s.macs // 2})
+    return out
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,9 @@ class PlanReport:
             "traffic_bytes_per_sample": self.cost.traffic_bytes / prog.batch_size,
             "steps": len(prog.steps),
         }
+        recomputed = recomputed_accumulators(prog)
+        d["recomputed_accumulators"] = recomputed
+        d["recompute_extra_macs_per_sample"] = sum(r["extra_macs"] for r in recomputed) / prog.batch_size
         if self.latency is not None:
             d["estimate"] = self.latency.to_dict()
         if self.fit is not None:

@@ -51,6 +51,25 @@ DRAW_SALT = 0x5BD1E995
 UPDATE_MODES = ("full", "bias", "last:1", "last:2", "tinyol")
 
 
+#: the batch-1 learning rate of a model file whose pretraining settings are unknown
+FALLBACK_ONLINE_LR = 0.01
+
+
+def online_lr(pretrain_lr: float, pretrain_batch_size: int) -> float:
+    """The batch-1 online learning rate that keeps the per-sample step of pretraining (the linear
+    scaling rule, lr proportional to batch size): ``pretrain_lr / pretrain_batch_size``, with the
+    pretraining's base rate (before any decay) and no momentum. cnn1d pretrained at 0.05 with batch
+    32 learns online at 0.05 / 32 = 0.0015625.
+
+    >>> online_lr(0.05, 32)
+    0.0015625
+    """
+    if not pretrain_lr > 0 or pretrain_batch_size < 1:
+        raise StreamError(f"online_lr needs a positive learning rate and batch size, got {pretrain_lr}, "
+                          f"{pretrain_batch_size}")
+    return float(pretrain_lr) / int(pretrain_batch_size)
+
+
 def selection_of(update: str) -> str:
     """The update selection string of a mode (``tinyol`` -> ``last:1``)."""
     return "last:1" if update == "tinyol" else update

@@ -30,12 +30,15 @@ RECOVERY_TOLERANCE = 0.02
 
 
 def prequential(stream: Stream, predict_one: Callable, learn_one: Callable | None,
-                progress: Callable[[int], None] | None = None) -> np.ndarray:
+                progress: Callable[[int], None] | None = None, predictions: np.ndarray | None = None) -> np.ndarray:
     """Test-then-train over ``stream``: bool ``(N,)`` of correct predictions. ``learn_one=None``
-    only predicts (a frozen model)."""
+    only predicts (a frozen model). ``predictions`` (int ``(N,)``, optional) receives every prediction."""
     correct = np.zeros(len(stream), dtype=bool)
     for i, (x, label) in enumerate(stream):
-        correct[i] = predict_one(x) == stream.y[i]
+        p = predict_one(x)
+        correct[i] = p == stream.y[i]
+        if predictions is not None:
+            predictions[i] = p
         if learn_one is not None and label is not None:
             learn_one(x, label)
         if progress is not None:
@@ -89,6 +92,7 @@ class LearnerScore:
     drift_points: tuple[int, ...]
     concept: np.ndarray
     seconds: float = 0.0
+    predictions: np.ndarray | None = None  #: every prediction (the integer learner's)
 
     @property
     def accuracy(self) -> float:
@@ -150,7 +154,8 @@ def compare_on_stream(model, stream: Stream, update: str = "full", optim=None, s
             correct = prequential(stream, frozen.predict_one, None, tick)
         elif name == "integer":
             learner = OnlineLearner(copy.deepcopy(model), update, optim, seed, replay, known_classes=known)
-            correct = prequential(stream, learner.predict_one, learner.learn_one, tick)
+            predictions = np.zeros(len(stream), dtype=np.int64)
+            correct = prequential(stream, learner.predict_one, learner.learn_one, tick, predictions)
         elif name == "float":
             twin_of = copy.deepcopy(model)
             from ..compile.selection import apply_update_selection
@@ -172,5 +177,5 @@ def compare_on_stream(model, stream: Stream, update: str = "full", optim=None, s
         else:
             raise ValueError(f"unknown learner {name!r}")
         result.scores[name] = LearnerScore(name, correct, window, stream.drift_points, stream.concept,
-                                           time.perf_counter() - t0)
+                                           time.perf_counter() - t0, predictions if name == "integer" else None)
     return result

@@ -7,8 +7,9 @@ run a model's training on a target compared bit for bit with the simulator.
 
 :func:`run_model` (:mod:`tintin.targets.ondevice`) trains in the trainer's seeded order and
 evaluates test samples at batch 1; :func:`run_on_target` takes the embedded samples and order
-from the caller; :mod:`tintin.targets.compare` parses the device output and compares it with the
-simulator; :mod:`tintin.targets.float_reference` runs the float32 reference C on a target.
+from the caller; :func:`tintin.targets.stream.run_stream_on_target` runs a stream test-then-train
+at batch 1 (predict, then learn when labelled); :mod:`tintin.targets.compare` parses the device
+output and compares it with the simulator; :mod:`tintin.targets.float_reference` runs the float32 reference C on a target.
 
 Targets (``TARGETS``): ``host`` (system gcc), ``cortex-m0`` / ``cortex-m3`` / ``cortex-m4`` /
 ``cortex-m4f`` (QEMU, exact instruction counts) and ``atmega328p`` (simavr, exact cycle counts).

@@ -117,6 +117,24 @@ def simulate(model, project: Project, *, x_samples, y_samples, order, steps: int
         preds = [] if res.predictions is None else [int(v) for v in res.predictions]
         ref_steps.append((int(res.loss.total), res.loss.scale.as_tuple(), preds))
     ex.store(m)
+    entries = reference_entries(ex, m, project)
+    evals = []
+    if eval_x is not None and len(eval_x):
+        ctx_eval = Context(mode=program.scale_mode, training=False)
+        for j in range(len(eval_x)):
+            out = m.forward(QTensor(np.asarray(eval_x[j:j + 1], dtype=np.int8), Scale(m.input_exponent)), ctx_eval)
+            if program.loss == "cross_entropy":
+                evals.append(int(np.argmax(out.m[0])))
+            else:
+                evals.append((out.scale.as_tuple(), [int(v) for v in np.asarray(out.m).ravel()]))
+    return Reference(ref_steps, evals, entries, program.macs)
+
+
+def reference_entries(ex, m, project: Project) -> dict:
+    """Every parameter-table entry of ``project`` as the simulator holds it after a run: ``{index:
+    (scale or None, little-endian bytes)}`` (trained buffers from the executor ``ex``, frozen ones
+    from the model ``m``)."""
+    program = project.program
     entries = {}
     for e in project.model.params:
         if e.role == ROLE_MOMENTUM:
@@ -134,16 +152,7 @@ def simulate(model, project: Project, *, x_samples, y_samples, order, steps: int
                 value = p.forward_view(program.scale_mode)
             arr, scale = np.ascontiguousarray(value.m), value.scale.as_tuple()
         entries[e.index] = (scale, arr.astype(np.dtype(b.dtype).newbyteorder("<")).tobytes())
-    evals = []
-    if eval_x is not None and len(eval_x):
-        ctx_eval = Context(mode=program.scale_mode, training=False)
-        for j in range(len(eval_x)):
-            out = m.forward(QTensor(np.asarray(eval_x[j:j + 1], dtype=np.int8), Scale(m.input_exponent)), ctx_eval)
-            if program.loss == "cross_entropy":
-                evals.append(int(np.argmax(out.m[0])))
-            else:
-                evals.append((out.scale.as_tuple(), [int(v) for v in np.asarray(out.m).ravel()]))
-    return Reference(ref_steps, evals, entries, program.macs)
+    return entries
 
 
 def compare(dev: DeviceOutput, ref: Reference, project: Project, *, steps: int, n_eval: int,

@@ -146,6 +146,49 @@ def check_fit(project: Project, target, *, ram_bytes: int | None = None, stack_b
             f"{total - ram:,} B missing; see `tintin plan {spec} --update bias` for what fits")
 
 
+def prepare_project(model, target: str, work: Path, *, update, batch_size: int, optim, options,
+                    stack_bytes: int | None = None, model_spec: str | None = None):
+    """``(target, project)``: the model's training program compiled, generated as a C project under
+    ``work/project`` and checked against the target's RAM (:func:`check_fit`)."""
+    tgt = get_target(target)
+    ok, reason = toolchain_status(target)
+    if not ok:
+        raise ToolchainMissingError(reason)
+    program, plan, eval_program = compile_for_codegen(model, update, batch_size, optim, options)
+    project = generate_project(model, work / "project", program=program, plan=plan, eval_program=eval_program,
+                               target=target if target in MAKE_TARGETS else "host",
+                               example=False)
+    check_fit(project, tgt, stack_bytes=stack_bytes, model_spec=model_spec)
+    return tgt, project
+
+
+def build_driver_program(project: Project, target: str, driver_files: dict, work: Path, *, opt: str = "-O2",
+                         extra_cflags=(), stack_bytes: int | None = None, sanitize: bool = False,
+                         model_spec: str | None = None):
+    """Write ``driver_files`` (a rendered driver of :mod:`tintin.codegen.driver`) beside the project and
+    build both for ``target``; a program too large for the target raises :class:`DoesNotFitError`."""
+    ddir = work / "project" / "driver"
+    ddir.mkdir(parents=True, exist_ok=True)
+    for name, text in driver_files.items():
+        (ddir / name).write_text(text)
+    sources = [*project.sources, ddir / "tt_driver.c", ddir / "tt_driver_data.c"]
+    cflags = list(EXTRA_CFLAGS) + list(TARGET_CFLAGS.get(target, ())) + list(extra_cflags)
+    kwargs = {}
+    if stack_bytes is not None:
+        kwargs["stack_bytes"] = stack_bytes
+    if sanitize:
+        kwargs["sanitize"] = True
+    try:
+        return build(target, sources, work / "build", include_dirs=[*project.include_dirs, ddir],
+                     opt=opt, name="train", extra_cflags=cflags, **kwargs)
+    except BuildError as exc:
+        if "memory overflow" in str(exc) or "will not fit" in str(exc) or "overflowed" in str(exc):
+            spec = model_spec or project.program.model_name
+            raise DoesNotFitError(f"{project.program.model_name} does not fit {target}: {exc}; see `tintin plan "
+                                  f"{spec}` (fewer trained layers, fewer embedded samples)") from exc
+        raise
+
+
 def run_on_target(model, target: str, *, x_samples, y_samples, order, steps: int, work_dir,
                   batch_size: int = 1, update: str | None = "full", optim=None, options=None, seed: int = 0,
                   eval_x=None, eval_y=None, epoch_starts: dict | None = None, opt: str = "-O2",
@@ -159,43 +202,18 @@ def run_on_target(model, target: str, *, x_samples, y_samples, order, steps: int
     one by one after training. ``profile`` adds a mark after every program step (per-kernel counts
     in ``report.profile``). Raises :class:`DoesNotFitError`, :class:`CodegenError`, and the
     build / run / toolchain errors of :mod:`tintin.targets` (every one a ``TintinError``)."""
-    tgt = get_target(target)
-    ok, reason = toolchain_status(target)
-    if not ok:
-        raise ToolchainMissingError(reason)
     work = Path(work_dir)
     t0 = time.perf_counter()
-    program, plan, eval_program = compile_for_codegen(model, update, batch_size, optim, options)
-    project = generate_project(model, work / "project", program=program, plan=plan, eval_program=eval_program,
-                               target=target if target in MAKE_TARGETS else "host",
-                               example=False)
-    check_fit(project, tgt, stack_bytes=stack_bytes, model_spec=model_spec)
+    tgt, project = prepare_project(model, target, work, update=update, batch_size=batch_size, optim=optim,
+                                   options=options, stack_bytes=stack_bytes, model_spec=model_spec)
+    program, plan = project.program, project.plan
     n_eval = 0 if eval_x is None else len(eval_x)
     drv = render_driver(project.model, x_samples=x_samples, y_samples=y_samples, order=order, steps=steps,
                         batch_size=program.batch_size, epoch_starts=epoch_starts, eval_x=eval_x, seed=seed,
                         dump=dump)
-    ddir = work / "project" / "driver"
-    ddir.mkdir(parents=True, exist_ok=True)
-    for name, text in drv.items():
-        (ddir / name).write_text(text)
-    sources = [*project.sources, ddir / "tt_driver.c", ddir / "tt_driver_data.c"]
-    cflags = list(EXTRA_CFLAGS) + list(TARGET_CFLAGS.get(target, ())) + list(extra_cflags)
-    if profile:
-        cflags.append("-DTT_STEP_HOOK=tt_bench_mark")
-    kwargs = {}
-    if stack_bytes is not None:
-        kwargs["stack_bytes"] = stack_bytes
-    if sanitize:
-        kwargs["sanitize"] = True
-    try:
-        built = build(target, sources, work / "build", include_dirs=[*project.include_dirs, ddir],
-                              opt=opt, name="train", extra_cflags=cflags, **kwargs)
-    except BuildError as exc:
-        if "memory overflow" in str(exc) or "will not fit" in str(exc) or "overflowed" in str(exc):
-            spec = model_spec or program.model_name
-            raise DoesNotFitError(f"{program.model_name} does not fit {target}: {exc}; see `tintin plan {spec}` "
-                                  "(fewer trained layers, fewer embedded steps)") from exc
-        raise
+    cflags = ["-DTT_STEP_HOOK=tt_bench_mark"] if profile else []
+    built = build_driver_program(project, target, drv, work, opt=opt, extra_cflags=[*cflags, *extra_cflags],
+                                 stack_bytes=stack_bytes, sanitize=sanitize, model_spec=model_spec)
     build_s = time.perf_counter() - t0
     softfloat = check_no_softfloat(built) if tgt.family != "host" else []
     arena = symbol_size(built.elf_path, "tt_arena", getattr(tgt, "nm", None))
