@@ -60,6 +60,19 @@ def dscnn_net():
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
+def transfer_dscnn_net():
+    """The depthwise-separable CNN of the transfer bench (bench/transfer.py): no BatchNorm, an
+    average pool before the classifier."""
+    import torch
+
+    torch.manual_seed(5)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(),      # depthwise
+                         nn.Conv2d(8, 16, 1), nn.ReLU(),                          # pointwise
+                         nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16 * 16, 10))
+
+
 def res_net():
     """Stem conv, one residual block with an identity shortcut, mean over positions, linear head."""
     import torch
@@ -81,7 +94,8 @@ def res_net():
 
 
 EPOCHS = {"dscnn": 25}
-BUILDERS = {"mlp": mlp_net, "lenet": lenet_net, "dscnn": dscnn_net, "res": res_net}
+BUILDERS = {"mlp": mlp_net, "lenet": lenet_net, "dscnn": dscnn_net, "transfer_dscnn": transfer_dscnn_net,
+            "res": res_net}
 
 
 @pytest.fixture(scope="session")
