@@ -9,25 +9,16 @@ import numpy as np
 import pytest
 
 from tintin.interop import UnsupportedOpError, import_model, to_tflite  # noqa: E402
-from tintin.interop.tflite_export import tflite_input  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def quantized_by_google(lenet_import, digits, tmp_path_factory):
     """A full-int8 file from ai-edge-quantizer (static_wi8_ai8: per-channel weights, asymmetric
     activations with zero points), quantising a float .tflite of the LeNet-class model."""
-    aeq = pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer makes the asymmetric int8 fixture")
-    from ai_edge_quantizer import quantizer, recipe
+    pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer makes the asymmetric int8 fixture")
+    from quantized_fixtures import quantize_with_ai_edge
 
-    d = tmp_path_factory.mktemp("aeq")
-    (d / "float.tflite").write_bytes(to_tflite(lenet_import.model, float_model=True))
-    q = quantizer.Quantizer(str(d / "float.tflite"))
-    q.load_quantization_recipe(recipe.static_wi8_ai8())
-    xs = tflite_input(lenet_import.model, digits.x_train[:64]).astype(np.float32) * 2.0**digits.input_exponent
-    cal = q.calibrate({"serving_default": [{"input": xs[i:i + 1]} for i in range(len(xs))]}, num_threads=1)
-    q.quantize(cal, enable_progress_report=False).export_model(str(d / "int8.tflite"), overwrite=True)
-    del aeq
-    return d / "int8.tflite"
+    return quantize_with_ai_edge(lenet_import.model, digits.x_train[:64], tmp_path_factory.mktemp("aeq"))
 
 
 def test_asymmetric_per_channel_file_imported(quantized_by_google, digits):

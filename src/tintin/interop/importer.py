@@ -190,9 +190,12 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
 
     int_acts = trace(model, data.calib_q)
     tensors = sorted({fl.tensor for fl in origin.values()} | {graph.output_name})
-    if proto is not None:  # onnxruntime is the float oracle
-        float_acts = float_activations(proto, tensors, data.calib_real)
-        float_out = run_session(ort_session(proto.SerializeToString()), data.eval_real)[0]
+    if proto is not None:  # onnxruntime is the float oracle (a QDQ source: its int8 activations)
+        ref = {t: graph.reference_tensors.get(t, t) for t in tensors}
+        acts = float_activations(proto, sorted(set(ref.values())), data.calib_real, qdq_fusion=not graph.quantized)
+        float_acts = {t: acts[r] for t, r in ref.items()}
+        float_out = run_session(ort_session(proto.SerializeToString(), qdq_fusion=not graph.quantized),
+                                data.eval_real)[0]
     else:  # the source int8 model in its own runtime
         float_acts = oracle.run(data.calib_real, tensors)
         float_out = oracle.run(data.eval_real, [graph.output_name])[graph.output_name]
