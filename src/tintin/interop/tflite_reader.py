@@ -16,7 +16,8 @@ columns reordered to tintin's ``(C, H, W)``.
 Operators: CONV_2D, DEPTHWISE_CONV_2D (``PAD`` before them or ``SAME`` padding that is symmetric),
 FULLY_CONNECTED, RELU (also fused), MAX_POOL_2D / AVERAGE_POOL_2D (``VALID``), MEAN over the
 spatial axes, RESHAPE to ``(1, features)``, ADD of two computed tensors (a residual block),
-QUANTIZE on the input and DEQUANTIZE / SOFTMAX on the output (dropped). Anything else raises
+QUANTIZE on the input and DEQUANTIZE / SOFTMAX on the output (dropped), QUANTIZE between
+layers (an int8 requantisation: tintin rescales at run time). Anything else raises
 :class:`UnsupportedOpError` naming the operator and its output tensor.
 """
 
@@ -257,6 +258,9 @@ class _TFLiteReader(_Reader):
                 self.flat_from = src[1:]
                 self.hwc_flat[out] = src[1:]
             layers.append(FloatLayer("Flatten", name, out, op=op))
+            return out
+        if op == "QUANTIZE" and layers:  # int8 -> int8 requantisation: tintin rescales at run time
+            layers[-1].tensor = out
             return out
         if op in ("DEQUANTIZE", "SOFTMAX") and out == self.output_name:
             self.dropped.append(name)
