@@ -20,7 +20,6 @@ batch of 32. Every check runs on the 360 test samples.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -28,17 +27,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-TESTS = HERE.parent / "tests" / "interop"
 MODELS = {"mlp": "MLP 64-64-10", "lenet": "LeNet-class CNN (BatchNorm folded)",
           "dscnn": "DS-CNN (depthwise, 3 BatchNorms)", "transfer_dscnn": "DS-CNN of the transfer bench (avg pool)",
           "res": "residual CNN (undertrained)"}
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"interop_{name}", TESTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv=None) -> None:
@@ -49,13 +40,14 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     from _common import markdown_table, write_results
+    from interop_import import interop_test_module
 
     from tintin import data, interop
     from tintin.interop.onnx_export import to_onnx, verify_onnx
     from tintin.interop.tflite_export import to_tflite, verify_tflite
 
     t0 = time.perf_counter()
-    models, fixtures = _load("conftest"), _load("quantized_fixtures")
+    models, fixtures = interop_test_module(), interop_test_module("quantized_fixtures")
     ds = data.load("digits")
     onnx_rows, tflite_rows, records = [], [], []
     for key in args.models.split(","):

@@ -26,9 +26,10 @@ MODELS = {"mlp": "MLP 64-64-10", "lenet": "LeNet-class CNN (BatchNorm folded)",
 ALT_MODELS = ("dscnn", "transfer_dscnn")
 
 
-def _test_models():
-    """The float model builders and trainer of the interop tests (one definition for both)."""
-    spec = importlib.util.spec_from_file_location("interop_models", HERE.parent / "tests" / "interop" / "conftest.py")
+def interop_test_module(name: str = "conftest"):
+    """A module of the interop tests (``conftest``: the float model builders and trainer;
+    ``quantized_fixtures``: the int8 file makers), one definition for the tests and the benches."""
+    spec = importlib.util.spec_from_file_location(f"interop_{name}", HERE.parent / "tests" / "interop" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -48,7 +49,7 @@ def main(argv=None) -> None:
     from tintin.nn import QuantConfig
 
     t0 = time.perf_counter()
-    models = _test_models()
+    models = interop_test_module()
     ds = data.load("digits")
     rows, records, alt_rows, alt_records = [], [], [], []
     for key, label in MODELS.items():
