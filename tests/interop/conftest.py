@@ -109,6 +109,25 @@ def trained(digits):
     return get
 
 
+class _Series:
+    """Digits as float series of 8 channels by 8 steps (the rows of each image), for 1-D models."""
+
+    def __init__(self, ds):
+        self.x_train, self.y_train, self.real = ds.x_train.reshape(-1, 8, 8), ds.y_train, ds.real
+
+
+@pytest.fixture(scope="session")
+def trained_conv1d(digits):
+    """A 1-D CNN (conv, max pool, depthwise conv, linear) trained on the digits series."""
+    import torch
+
+    torch.manual_seed(6)
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv1d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2),
+                        nn.Conv1d(16, 16, 3, padding=1, groups=16), nn.ReLU(), nn.Flatten(), nn.Linear(64, 10))
+    return _train(net, _Series(digits), epochs=10)
+
+
 @pytest.fixture(scope="session")
 def lenet_import(trained, digits):
     from tintin.interop import import_model

@@ -72,29 +72,13 @@ def test_unsupported_tflite_op_names_itself(lenet_import, digits):
         import_model(bytes(b.Output()), digits)
 
 
-def test_conv1d_model_from_ai_edge_quantizer_imports_as_conv1d(digits, tmp_path):
+def test_conv1d_model_from_ai_edge_quantizer_imports_as_conv1d(trained_conv1d, digits, tmp_path):
     """A 1-D CNN (digits rows as an 8-channel series of length 8) quantised by ai-edge-quantizer: TFLite
     holds it as height-1 CONV_2D / MAX_POOL_2D on a (1, 1, L, C) input; it comes back as Conv1d."""
     pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer makes the int8 fixture")
-    import torch
-
-    from conftest import _train
     from quantized_fixtures import quantize_with_ai_edge
 
-    class Series:  # digits as (8 channels, length 8) series, float values
-        x_train = digits.x_train.reshape(-1, 8, 8)
-
-        @staticmethod
-        def real(x):
-            return digits.real(x)
-
-        y_train = digits.y_train
-
-    torch.manual_seed(6)
-    nn = torch.nn
-    net = _train(nn.Sequential(nn.Conv1d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2),
-                               nn.Conv1d(16, 16, 3, padding=1, groups=16), nn.ReLU(), nn.Flatten(),
-                               nn.Linear(64, 10)), Series, epochs=10)
+    net = trained_conv1d
     data = (digits.real(digits.x_test).reshape(-1, 8, 8), digits.y_test)  # calibration and accuracy
     source = import_model(net, data, calib_samples=32).model
     path = quantize_with_ai_edge(source, source_samples(source, data), tmp_path)
