@@ -237,28 +237,14 @@ class _ExactBuilder:
         rank = len(shape)
         if isinstance(layer, Linear):
             w = layer.weight.forward_view(self.model.config.scale_mode)
-            acc = self.op("MatMul", st.x, self.const(w.m.astype(np.float64).T))
-            acc_st = self.times_scale(st, w)
-            if layer.bias is not None:
-                acc = self.add(acc, self.aligned_bias(layer.bias, acc_st, (1, w.m.shape[0]), layer.name))
-            return self.rescale(acc, acc_st, 2)
+            return self.accumulated(layer, self.op("MatMul", st.x, self.const(w.m.astype(np.float64).T)), st, w, 2)
         if isinstance(layer, (Conv1d, Conv2d)):
             w = layer.weight.forward_view(self.model.config.scale_mode)
-            acc = self.conv_f32(st.x, w.m.astype(np.float32), layer, shape)
-            acc_st = self.times_scale(st, w)
-            if layer.bias is not None:
-                acc = self.add(acc, self.aligned_bias(layer.bias, acc_st, (1, w.m.shape[0]) + (1,) * (rank - 2),
-                                                      layer.name))
-            return self.rescale(acc, acc_st, rank)
+            return self.accumulated(layer, self.conv_f32(st.x, w.m.astype(np.float32), layer, shape), st, w, rank)
         if isinstance(layer, ChannelScale):
             g = layer.weight.forward_view(self.model.config.scale_mode)
             gamma = self.const(g.m.astype(np.float64).reshape((1, -1) + (1,) * (rank - 2)))
-            acc = self.mul(st.x, gamma)
-            acc_st = self.times_scale(st, g)
-            if layer.bias is not None:
-                acc = self.add(acc, self.aligned_bias(layer.bias, acc_st, (1, g.m.shape[0]) + (1,) * (rank - 2),
-                                                      layer.name))
-            return self.rescale(acc, acc_st, rank)
+            return self.accumulated(layer, self.mul(st.x, gamma), st, g, rank)
         if isinstance(layer, ReLU):
             return _State(self.op("Relu", st.x), st.S, st.U, st.D, st.u, st.d)
         if isinstance(layer, (MaxPool1d, MaxPool2d)):
@@ -283,6 +269,14 @@ class _ExactBuilder:
             short, _ = self.layers(layer.shortcut, st, shape) if layer.shortcut else (st, shape)
             return self.residual_add(body, short, rank)
         raise InteropError(f"layer {layer.name} ({layer.spec()['type']}) has no exact ONNX form")
+
+    def accumulated(self, layer, acc: str, st: _State, w, rank: int) -> _State:
+        """An accumulator at ``s_x * s_w`` plus the layer's aligned bias, rescaled."""
+        acc_st = self.times_scale(st, w)
+        if layer.bias is not None:
+            shape = (1, w.m.shape[0]) + (1,) * (rank - 2)
+            acc = self.add(acc, self.aligned_bias(layer.bias, acc_st, shape, layer.name))
+        return self.rescale(acc, acc_st, rank)
 
     def averaged(self, sums: str, st: _State, window: int, rank: int) -> _State:
         m, n = avgpool_multiplier(window)
