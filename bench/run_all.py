@@ -38,6 +38,7 @@ BENCHMARKS = {
     "drift": ["drift.py", "--updates", "full"],
     "drift_last1": ["drift.py", "--updates", "last:1", "--name", "drift_last1"],
     "interop_import": ["interop_import.py"],
+    "interop_export": ["interop_export.py"],
     "transfer": ["transfer.py"],
     "mcu": ["mcu.py"],
     "checkpoint": ["checkpoint.py"],

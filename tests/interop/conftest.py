@@ -60,6 +60,19 @@ def dscnn_net():
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
+def transfer_dscnn_net():
+    """The depthwise-separable CNN of the transfer bench (bench/transfer.py): no BatchNorm, an
+    average pool before the classifier."""
+    import torch
+
+    torch.manual_seed(5)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(),      # depthwise
+                         nn.Conv2d(8, 16, 1), nn.ReLU(),                          # pointwise
+                         nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16 * 16, 10))
+
+
 def res_net():
     """Stem conv, one residual block with an identity shortcut, mean over positions, linear head."""
     import torch
@@ -81,7 +94,8 @@ def res_net():
 
 
 EPOCHS = {"dscnn": 25}
-BUILDERS = {"mlp": mlp_net, "lenet": lenet_net, "dscnn": dscnn_net, "res": res_net}
+BUILDERS = {"mlp": mlp_net, "lenet": lenet_net, "dscnn": dscnn_net, "transfer_dscnn": transfer_dscnn_net,
+            "res": res_net}
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +107,25 @@ def trained(digits):
             cache[name] = _train(BUILDERS[name](), digits, epochs=EPOCHS.get(name, 10))
         return cache[name]
     return get
+
+
+class _Series:
+    """Digits as float series of 8 channels by 8 steps (the rows of each image), for 1-D models."""
+
+    def __init__(self, ds):
+        self.x_train, self.y_train, self.real = ds.x_train.reshape(-1, 8, 8), ds.y_train, ds.real
+
+
+@pytest.fixture(scope="session")
+def trained_conv1d(digits):
+    """A 1-D CNN (conv, max pool, depthwise conv, linear) trained on the digits series."""
+    import torch
+
+    torch.manual_seed(6)
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv1d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2),
+                        nn.Conv1d(16, 16, 3, padding=1, groups=16), nn.ReLU(), nn.Flatten(), nn.Linear(64, 10))
+    return _train(net, _Series(digits), epochs=10)
 
 
 @pytest.fixture(scope="session")

@@ -38,8 +38,17 @@ def test_fine_tuning_changed_the_weights(fine_tuned, lenet_import):
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
 
 
-def test_float_export_same_argmax_on_the_whole_test_set(fine_tuned, digits, tmp_path):
+def test_exact_export_after_fine_tuning_same_argmax_on_the_whole_test_set(fine_tuned, digits, tmp_path):
+    """The round trip: import -> integer fine-tune -> convert (default form) -> onnxruntime gives the
+    simulator's predictions on every test sample."""
     summary = convert_model(fine_tuned, "onnx", tmp_path / "m.onnx", data=digits)
+    v = summary["verification"]
+    assert summary["form"] == "exact" and v["samples"] == len(digits.x_test)
+    assert v["argmax_agreement"] == 1.0 and v["bit_exact"]
+
+
+def test_float_form_within_documented_tolerance(fine_tuned, digits, tmp_path):
+    summary = convert_model(fine_tuned, "onnx", tmp_path / "m.onnx", data=digits, form="float")
     v = summary["verification"]
     assert v["samples"] == len(digits.x_test) and v["simulator_batch"] == 1
     # float activations against tintin's int8 ones: the argmax may differ only where the simulator
@@ -102,7 +111,11 @@ def test_cli_import_then_convert_json(trained, digits, tmp_path, capsys):
     assert main(["convert", rep["model_path"], "--to", "onnx", "--out", str(tmp_path / "back.onnx"),
                  "--calib", "digits", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["verification"]["argmax_agreement"] >= FLOAT_MIN_AGREEMENT and (tmp_path / "back.onnx").is_file()
+    assert out["form"] == "exact" and out["verification"]["bit_exact"] and (tmp_path / "back.onnx").is_file()
+    assert main(["convert", rep["model_path"], "--to", "onnx", "--form", "float", "--out",
+                 str(tmp_path / "float.onnx"), "--calib", "digits", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["form"] == "float" and out["verification"]["argmax_agreement"] >= FLOAT_MIN_AGREEMENT
     assert main(["convert", rep["model_path"], "--to", "keras", "--out", str(tmp_path / "x")]) == 1
     assert "unknown conversion target" in capsys.readouterr().err
 

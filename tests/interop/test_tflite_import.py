@@ -9,25 +9,16 @@ import numpy as np
 import pytest
 
 from tintin.interop import UnsupportedOpError, import_model, to_tflite  # noqa: E402
-from tintin.interop.tflite_export import tflite_input  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def quantized_by_google(lenet_import, digits, tmp_path_factory):
     """A full-int8 file from ai-edge-quantizer (static_wi8_ai8: per-channel weights, asymmetric
     activations with zero points), quantising a float .tflite of the LeNet-class model."""
-    aeq = pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer makes the asymmetric int8 fixture")
-    from ai_edge_quantizer import quantizer, recipe
+    pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer makes the asymmetric int8 fixture")
+    from quantized_fixtures import quantize_with_ai_edge
 
-    d = tmp_path_factory.mktemp("aeq")
-    (d / "float.tflite").write_bytes(to_tflite(lenet_import.model, float_model=True))
-    q = quantizer.Quantizer(str(d / "float.tflite"))
-    q.load_quantization_recipe(recipe.static_wi8_ai8())
-    xs = tflite_input(lenet_import.model, digits.x_train[:64]).astype(np.float32) * 2.0**digits.input_exponent
-    cal = q.calibrate({"serving_default": [{"input": xs[i:i + 1]} for i in range(len(xs))]}, num_threads=1)
-    q.quantize(cal, enable_progress_report=False).export_model(str(d / "int8.tflite"), overwrite=True)
-    del aeq
-    return d / "int8.tflite"
+    return quantize_with_ai_edge(lenet_import.model, digits.x_train[:64], tmp_path_factory.mktemp("aeq"))
 
 
 def test_asymmetric_per_channel_file_imported(quantized_by_google, digits):
@@ -79,3 +70,28 @@ def test_unsupported_tflite_op_names_itself(lenet_import, digits):
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     with pytest.raises(UnsupportedOpError, match="TANH at node 'relu1'"):
         import_model(bytes(b.Output()), digits)
+
+
+def test_conv1d_model_from_ai_edge_quantizer_imports_as_conv1d(trained_conv1d, digits, tmp_path):
+    """A 1-D CNN (digits rows as an 8-channel series of length 8) quantised by ai-edge-quantizer: TFLite
+    holds it as height-1 CONV_2D / MAX_POOL_2D on a (1, 1, L, C) input; it comes back as Conv1d."""
+    pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer makes the int8 fixture")
+    from quantized_fixtures import quantize_with_ai_edge
+
+    net = trained_conv1d
+    data = (digits.real(digits.x_test).reshape(-1, 8, 8), digits.y_test)  # calibration and accuracy
+    source = import_model(net, data, calib_samples=32).model
+    path = quantize_with_ai_edge(source, source_samples(source, data), tmp_path)
+    res = import_model(path, data, calib_samples=32)
+    types = [layer.spec()["type"] for layer in res.model.layers]
+    assert types == ["Conv1d", "ReLU", "MaxPool1d", "Conv1d", "ReLU", "Flatten", "Linear"]
+    assert res.model.input_shape == (8, 8)
+    rep = res.report
+    assert abs(rep.int_accuracy - rep.float_accuracy) <= 0.01 and rep.float_accuracy > 0.8
+    assert all(row.weight_sqnr_db > 30 for row in rep.layers if row.weight_sqnr_db is not None)
+    assert all(row.activation_sqnr_db is not None and row.activation_sqnr_db > 10 for row in rep.layers)
+
+
+def source_samples(model, data):
+    """The first 64 training samples quantised at the model's input exponent (int8)."""
+    return np.clip(np.round(data[0][:64] / 2.0**model.input_exponent), -127, 127).astype(np.int8)

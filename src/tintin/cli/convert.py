@@ -1,4 +1,4 @@
-"""``tintin convert``: a tintin model file out to ONNX (float or QDQ int8) or TFLite int8, checked in their runtimes."""
+"""``tintin convert``: a tintin model file out to ONNX (exact integer, float or QDQ int8) or TFLite int8, checked in their runtimes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def convert_command(
     model_file: Path = typer.Argument(..., metavar="MODEL_FILE", help="tintin model file (.safetensors)"),
     to: str = typer.Option("onnx", "--to", help="output format: onnx | tflite (int8, needs --calib)"),
     out: Path = typer.Option(..., "--out", "-o", help="output file"),
-    qdq: bool = typer.Option(False, "--qdq", help="int8 QDQ graph instead of float (needs --calib)"),
+    form: str = typer.Option("exact", "--form", help="ONNX form: exact (the simulator's integers, bit for bit) | "
+                             "float (dequantised) | qdq (int8, needs --calib)"),
+    qdq: bool = typer.Option(False, "--qdq", help="same as --form qdq"),
     calib: Optional[str] = typer.Option(None, "--calib", "-c", help="data (name or .npz): QDQ activation scales from "
                                         "its training samples; onnxruntime checked against the simulator on its "
                                         "test samples"),
@@ -25,7 +27,7 @@ def convert_command(
     from ..interop import convert_model
 
     model, _ = load_model_file(str(model_file))
-    summary = convert_model(model, to, out, qdq=qdq, data=calib)
+    summary = convert_model(model, to, out, form="qdq" if qdq else form, data=calib)
     if as_json:
         print_json(summary)
         return
@@ -33,13 +35,13 @@ def convert_command(
         out_console.print(f"wrote {summary['out']} (TFLite int8, {summary['bytes']:,} bytes)")
         checks = summary["verification"]
     else:
-        kind = "QDQ int8" if qdq else "float"
+        kind = {"exact": "exact integer", "float": "float", "qdq": "QDQ int8"}[summary["form"]]
         out_console.print(f"wrote {summary['out']} ({kind} ONNX, opset {summary['opset']}, {summary['bytes']:,} bytes)")
         checks = [summary["verification"]] if summary["verification"] else []
     for v in checks:
         out_console.print(f"{v['runtime']} vs simulator on {v['samples']} samples of {v['data']}: argmax agreement "
                           f"{100 * v['argmax_agreement']:.2f}%, largest output difference {v['max_abs_diff']:.4g} "
-                          f"({v['max_abs_diff_steps']:.2f} output steps)")
+                          f"({v['max_abs_diff_steps']:.2f} output steps)" + (", bit-exact" if v.get("bit_exact") else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -22,6 +22,10 @@ def import_command(
     input_exponent: Optional[int] = typer.Option(None, "--input-exponent",
                                                  help="input scale 2^E for a .npz file (default: chosen from the data)"),
     seed: int = typer.Option(0, "--seed", "-s", help="seed of the calibration sample draw"),
+    threshold_train: int = typer.Option(0, "--threshold-train", min=0,
+                                        help="STEPS of log2 weight-threshold training (PyTorch, Adam, straight-"
+                                             "through estimator) on the calibration batch before the integer model "
+                                             "is fixed (0: the static rule only)"),
     as_json: bool = opt.JSON,
 ):
     """Import MODEL_FILE into tintin: one calibration batch, per-layer SQNR, a tintin model file.
@@ -33,7 +37,7 @@ def import_command(
     config = opt.quantisation(scale_mode, weight_bits)
     opt.check_writable_dir(out)
     res = import_model(model_file, calib, calib_samples=calib_samples, out=out, config=config,
-                       input_exponent=input_exponent, seed=seed)
+                       input_exponent=input_exponent, seed=seed, threshold_train=threshold_train)
     rep = res.report
     if as_json:
         print_json(rep.to_dict())
@@ -50,6 +54,10 @@ def import_command(
                       "" if row.weight_sqnr_db is None else f"{row.weight_sqnr_db:.1f}",
                       "" if row.activation_sqnr_db is None else f"{row.activation_sqnr_db:.1f}")
     out_console.print(table)
+    if rep.threshold_train_steps:
+        moved = sum(t["static_scale"] != t["trained_scale"] for t in rep.thresholds)
+        out_console.print(f"threshold training: {rep.threshold_train_steps} steps, {moved} of {len(rep.thresholds)} "
+                          "weight scales moved")
     if rep.float_accuracy is not None:
         source = "source int8 (LiteRT)" if rep.format == "tflite" else "float"
         out_console.print(f"accuracy on {rep.eval_samples} samples: {source} {100 * rep.float_accuracy:.2f}%, "

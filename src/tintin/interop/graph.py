@@ -40,3 +40,6 @@ class FloatGraph:
     output_name: str
     format: str  #: "onnx" or "pytorch"
     dropped: list[str] = field(default_factory=list)  #: source nodes left out (final Softmax, Dropout)
+    #: a layer tensor -> the source tensor to compare it with (QDQ graphs: the int8 activation)
+    reference_tensors: dict[str, str] = field(default_factory=dict)
+    quantized: bool = False  #: the source is an int8 QDQ graph (its QDQ pairs folded)

@@ -54,6 +54,8 @@ class ImportReport:
     eval_samples: int
     dropped_nodes: list[str]
     seconds: float = 0.0
+    threshold_train_steps: int = 0  #: Adam steps of log2 threshold training (0: the static rule only)
+    thresholds: list[dict] | None = None  #: per weight tensor: static and trained scale, clipped weights
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,7 +139,7 @@ def _onnx_model_of(source, fmt: str, sample_shape: tuple[int, ...]):
 
 def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLike | None = None,
                  config: QuantConfig | None = None, input_exponent: int | None = None, seed: int = 0,
-                 name: str = "imported") -> ImportResult:
+                 name: str = "imported", threshold_train: int = 0) -> ImportResult:
     """Import a float ONNX model (path, bytes, ``onnx.ModelProto``), a PyTorch ``nn.Module`` or a TFLite
     int8 file (path or bytes) into tintin. For TFLite the "float" reference is the source int8 model
     in LiteRT (TFLite Micro when LiteRT is missing): ``float_accuracy`` is the source model's accuracy.
@@ -146,7 +148,9 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
     arrays (see :mod:`tintin.interop.calib_data`); ``calib_samples`` of its training samples form the
     one calibration batch. ``config``: the model's :class:`QuantConfig` (default: compound scales,
     int8 weights). ``out``: a directory; ``model.safetensors`` (a normal tintin model file) and
-    ``import.json`` (the report) are written there atomically.
+    ``import.json`` (the report) are written there atomically. ``threshold_train``: Adam steps of
+    log2 weight-threshold training on the calibration batch after the static rule
+    (:mod:`tintin.interop.threshold_train`; 0: none).
 
     Returns an :class:`ImportResult` (the model, the :class:`ImportReport`, the data used).
 
@@ -188,11 +192,19 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
             and data.num_classes > classes:
         raise InteropError(f"the data has labels up to {data.num_classes - 1} but the model predicts {classes} classes")
 
+    thresholds = None
+    if threshold_train:
+        from .threshold_train import train_thresholds
+
+        thresholds = train_thresholds(model, origin, data.calib_real, threshold_train, seed)
     int_acts = trace(model, data.calib_q)
     tensors = sorted({fl.tensor for fl in origin.values()} | {graph.output_name})
-    if proto is not None:  # onnxruntime is the float oracle
-        float_acts = float_activations(proto, tensors, data.calib_real)
-        float_out = run_session(ort_session(proto.SerializeToString()), data.eval_real)[0]
+    if proto is not None:  # onnxruntime is the float oracle (a QDQ source: its int8 activations)
+        ref = {t: graph.reference_tensors.get(t, t) for t in tensors}
+        acts = float_activations(proto, sorted(set(ref.values())), data.calib_real, qdq_fusion=not graph.quantized)
+        float_acts = {t: acts[r] for t, r in ref.items()}
+        float_out = run_session(ort_session(proto.SerializeToString(), qdq_fusion=not graph.quantized),
+                                data.eval_real)[0]
     else:  # the source int8 model in its own runtime
         float_acts = oracle.run(data.calib_real, tensors)
         float_out = oracle.run(data.eval_real, [graph.output_name])[graph.output_name]
@@ -212,7 +224,7 @@ def import_model(source, calib, *, calib_samples: int = 32, out: str | os.PathLi
         input_shape=list(sample_shape), input_exponent=data.input_exponent,
         scale_mode=config.scale_mode.value, weight_bits=config.weight_bits, layers=rows,
         float_accuracy=float_acc, int_accuracy=int_acc, agreement=agreement, eval_samples=int(len(data.eval_q)),
-        dropped_nodes=list(graph.dropped))
+        dropped_nodes=list(graph.dropped), threshold_train_steps=int(threshold_train), thresholds=thresholds)
     report.seconds = round(time.perf_counter() - t0, 3)
     if out is not None:
         save_import(model, report, out)

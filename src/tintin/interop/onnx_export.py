@@ -1,5 +1,8 @@
 """A tintin model -> ONNX: float (dequantised) or QDQ int8, and its check with onnxruntime.
 
+The default form, the exact integer graph, is built by :mod:`tintin.interop.onnx_exact`;
+:func:`to_onnx` chooses between the three.
+
 * **Float**: every parameter dequantised (``m * scale`` in float32: exact for int8 / int16
   mantissas and tintin's scales), activations in float. Input: real values ``x * 2**input_exponent``,
   shape ``(batch, *input_shape)``; output: the logits (no softmax), ``(batch, classes)``.
@@ -169,14 +172,28 @@ def activation_scales(model: Sequential, x_ref: np.ndarray) -> dict[str, Scale]:
     return {name: q.scale for name, q in trace(model, x_ref).items()}
 
 
-def to_onnx(model: Sequential, qdq: bool = False, x_ref: np.ndarray | None = None):
-    """The ONNX ``ModelProto`` of ``model``: float, or QDQ int8 with activation scales from ``x_ref``."""
+#: the ONNX forms of a model: ``exact`` (the simulator's integers, default), ``float`` (dequantised
+#: parameters, float activations), ``qdq`` (int8 QDQ with fixed activation scales)
+FORMS = ("exact", "float", "qdq")
+
+
+def to_onnx(model: Sequential, qdq: bool = False, x_ref: np.ndarray | None = None, form: str | None = None):
+    """The ONNX ``ModelProto`` of ``model`` in ``form`` (default ``"exact"``; ``qdq=True`` is
+    ``form="qdq"``): exact integer graph (:mod:`tintin.interop.onnx_exact`), dequantised float, or
+    QDQ int8 with activation scales from ``x_ref``."""
+    form = "qdq" if qdq and form is None else (form or "exact")
+    if form not in FORMS:
+        raise InteropError(f"unknown ONNX form {form!r} (forms: {', '.join(FORMS)})")
+    if form == "exact":
+        from .onnx_exact import to_exact_onnx
+
+        return to_exact_onnx(model)
     scales = None
-    if qdq:
+    if form == "qdq":
         if x_ref is None:
             raise InteropError("a QDQ export needs reference data to fix the activation scales")
         scales = activation_scales(model, x_ref)
-    return _Builder(model, qdq, scales).build()
+    return _Builder(model, form == "qdq", scales).build()
 
 
 def simulator_logits(model: Sequential, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
@@ -210,6 +227,7 @@ def verify_onnx(model: Sequential, proto, x: np.ndarray, batch_size: int | None 
     margin = (sim.max(1) - sim[np.arange(len(sim)), np.argmax(got, 1)])[differ] / step if len(x) else np.zeros(0)
     return {"samples": int(len(x)),
             "argmax_agreement": float(np.mean(~differ)) if len(x) else None,
+            "bit_exact": bool(np.array_equal(got, sim.astype(np.float32))),
             "disagreements": int(differ.sum()),
             "max_disagreement_margin_steps": float(margin.max()) if margin.size else 0.0,
             "max_abs_diff": float(diff.max()) if diff.size else 0.0,

@@ -86,6 +86,14 @@ class _Reader:
                 arr = onnx.numpy_helper.to_array(a["value"])
                 self.const[node.output[0]] = arr.astype(np.float64) if arr.dtype.kind == "f" else arr
         self.nodes = [n for n in self.nodes if n.op_type != "Constant"]
+        if len(graph.output) != 1:
+            raise InteropError(f"the model must have exactly one output, it has {len(graph.output)}")
+        self.output_name = graph.output[0].name
+        #: QDQ graphs: a layer tensor -> the source tensor holding its int8 value (dequantised)
+        self.reference: dict[str, str] = {}
+        self.quantized = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in self.nodes)
+        if self.quantized:
+            self.fold_qdq(graph)
         self.consumers: dict[str, list] = {}
         for node in self.nodes:
             for name in node.input:
@@ -96,10 +104,122 @@ class _Reader:
             raise InteropError(f"the model must have exactly one input, it has {len(inputs)} "
                                f"({', '.join(i.name for i in inputs)})")
         self.input = inputs[0]
-        if len(graph.output) != 1:
-            raise InteropError(f"the model must have exactly one output, it has {len(graph.output)}")
-        self.output_name = graph.output[0].name
         self.dropped: list[str] = []
+
+    # -- QDQ graphs -----------------------------------------------------------------------------
+    def qparams(self, node) -> tuple[np.ndarray, np.ndarray, int]:
+        a = _attrs(node)
+        if int(a.get("block_size", 0)):
+            raise UnsupportedOpError(node.op_type, self.name_of(node), "blocked quantisation")
+        scale = np.asarray(self.constant(node, 1, "the scale"), dtype=np.float64)
+        zero = (np.asarray(self.constant(node, 2, "the zero point"), dtype=np.float64)
+                if len(node.input) > 2 and node.input[2] else np.zeros_like(scale))
+        return scale, zero, int(a.get("axis", 1))
+
+    @staticmethod
+    def _along(v: np.ndarray, axis: int, ndim: int) -> np.ndarray:
+        if v.ndim == 0 or ndim == 0:
+            return v
+        shape = [1] * ndim
+        shape[axis % ndim] = v.size
+        return v.reshape(shape)
+
+    def fold_qdq(self, graph) -> None:
+        """Fold a QDQ graph into its float form, keeping what its quantisation says:
+
+        * ``DequantizeLinear`` of a constant (int8 weights, int32 biases, per tensor or per channel
+          along ``axis``) becomes the dequantised constant ``(q - zero) * scale`` (a ``QuantizeLinear``
+          of a constant first is applied as well);
+        * a ``QuantizeLinear`` -> ``DequantizeLinear`` pair on a computed tensor is removed; where its
+          int8 range clamps negative values (``(qmin - zero) * scale >= 0``, how quantisers fold a
+          ReLU into the activation range) and the tensor may be negative, a ``Relu`` takes its place.
+          The pair's output is kept as the reference of the layer tensor (the source model's int8
+          activation, to report what tintin's scales cost against it). A pair on the graph input (or
+          on the input only flattened or pooled) adds no ``Relu``: tintin quantises inputs by its own
+          rule."""
+        onnx = self.onnx
+        copies = []
+        for node in self.nodes:  # the caller's ModelProto stays as it is
+            copy = onnx.NodeProto()
+            copy.CopyFrom(node)
+            copies.append(copy)
+        self.nodes = copies
+        consumers: dict[str, list] = {}
+        for n in self.nodes:
+            for name in n.input:
+                consumers.setdefault(name, []).append(n)
+        nonneg = set()
+        from_input = {self.input_name(graph)}  # the input, reshaped or pooled
+        rename: dict[str, str] = {}
+        kept = []
+        removed = set()
+        for node in self.nodes:
+            if id(node) in removed:
+                continue
+            for i, name in enumerate(node.input):
+                if name in rename:
+                    node.input[i] = rename[name]
+            if node.op_type == "DequantizeLinear" and node.input[0] in self.const:
+                q = np.asarray(self.const[node.input[0]], dtype=np.float64)
+                scale, zero, axis = self.qparams(node)
+                self.const[node.output[0]] = (q - self._along(zero, axis, q.ndim)) * self._along(scale, axis, q.ndim)
+                continue
+            if node.op_type == "QuantizeLinear" and node.input[0] in self.const:
+                x = np.asarray(self.const[node.input[0]], dtype=np.float64)
+                scale, zero, axis = self.qparams(node)
+                z = self._along(zero, axis, x.ndim)
+                info = np.iinfo(np.int8 if self.zero_is_int8(node) else np.uint8)
+                q = np.clip(np.round(x / self._along(scale, axis, x.ndim)) + z, info.min, info.max)
+                self.const[node.output[0]] = q
+                continue
+            if node.op_type == "QuantizeLinear":
+                outs = consumers.get(node.output[0], [])
+                if not outs or any(c.op_type != "DequantizeLinear" for c in outs):
+                    raise UnsupportedOpError(node.op_type, self.name_of(node), "a QuantizeLinear not followed by "
+                                             "DequantizeLinear (only QDQ graphs are supported)")
+                scale, zero, axis = self.qparams(node)
+                if scale.size != 1:
+                    raise UnsupportedOpError(node.op_type, self.name_of(node), "per-channel activation quantisation")
+                qmin = -128 if self.zero_is_int8(node) else 0
+                x = node.input[0]
+                clamps = (qmin - float(zero.reshape(-1)[0])) * float(scale.reshape(-1)[0]) >= 0
+                target = x
+                if clamps and x not in nonneg and x not in from_input:
+                    target = f"{x}_clamp"
+                    relu = onnx.helper.make_node("Relu", [x], [target], name=f"{self.name_of(node)}_relu")
+                    kept.append(relu)
+                if x in from_input:
+                    from_input.add(target)
+                for dq in outs:
+                    removed.add(id(dq))
+                    rename[dq.output[0]] = target
+                    self.reference[target] = dq.output[0]
+                    if dq.output[0] == self.output_name:
+                        self.output_name = target
+                if clamps or x in nonneg:  # the input's own range is left to tintin's input quantisation
+                    nonneg.add(target)
+                continue
+            if node.op_type == "DequantizeLinear":
+                raise UnsupportedOpError(node.op_type, self.name_of(node), "a DequantizeLinear of a computed tensor "
+                                         "without its QuantizeLinear")
+            reshaping = node.op_type in ("MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Squeeze")
+            if node.op_type == "Relu" or (reshaping and node.input and node.input[0] in nonneg):
+                nonneg.add(node.output[0])
+            if reshaping and node.input and node.input[0] in from_input:
+                from_input.add(node.output[0])
+            kept.append(node)
+        self.nodes = kept
+
+    @staticmethod
+    def input_name(graph) -> str:
+        names = {i.name for i in graph.initializer}
+        inputs = [i.name for i in graph.input if i.name not in names]
+        return inputs[0] if inputs else ""
+
+    def zero_is_int8(self, node) -> bool:
+        """Whether a QuantizeLinear produces int8 (its zero point's type; uint8 without one)."""
+        name = node.input[2] if len(node.input) > 2 else ""
+        return bool(name) and name in self.const and self.const[name].dtype == np.int8
 
     # -- helpers --------------------------------------------------------------------------------
     def name_of(self, node) -> str:
@@ -130,7 +250,8 @@ class _Reader:
         dims = self.input.type.tensor_type.shape.dim
         if len(dims) >= 2 and all(d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]):
             shape = tuple(int(d.dim_value) for d in dims[1:])
-        return FloatGraph(layers, self.input.name, shape, self.output_name, "onnx", self.dropped)
+        return FloatGraph(layers, self.input.name, shape, self.output_name, "onnx", self.dropped,
+                          reference_tensors=dict(self.reference), quantized=self.quantized)
 
     def chain(self, tensor: str, inside_branch: bool):
         """Layers from ``tensor`` on until the graph output or (in a branch) a residual merge."""

@@ -48,8 +48,9 @@ def run_session(session, x: np.ndarray, outputs: list[str] | None = None, batch:
     return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))] if parts else []
 
 
-def float_activations(model_proto, tensors: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
-    """Values of the named tensors of an ONNX float model on ``x`` (onnxruntime)."""
+def float_activations(model_proto, tensors: list[str], x: np.ndarray, qdq_fusion: bool = True) -> dict[str, np.ndarray]:
+    """Values of the named tensors of an ONNX model on ``x`` (onnxruntime; ``qdq_fusion`` as for
+    :func:`ort_session`)."""
     onnx = require("onnx", "onnx", "reading ONNX models")
     m = onnx.ModelProto()
     m.CopyFrom(model_proto)
@@ -58,7 +59,7 @@ def float_activations(model_proto, tensors: list[str], x: np.ndarray) -> dict[st
         if name not in have:
             m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
             have.add(name)
-    session = ort_session(m.SerializeToString())
+    session = ort_session(m.SerializeToString(), qdq_fusion)
     values = run_session(session, x, list(tensors))
     return dict(zip(tensors, values))
 

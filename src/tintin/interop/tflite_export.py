@@ -186,10 +186,17 @@ class _Writer:
             sh, sw = (1, layer.stride[0]) if one_d else layer.stride
             avg = isinstance(layer, (AvgPool1d, AvgPool2d))
             out_scale = self.out_scale(name) if avg else scale
-            y = self.act_tensor(name, self.nhwc(out_shape), out_scale)
+            # TFLite Micro's int8 average pool needs equal input and output scales: pool at the
+            # input scale, then requantise (int8 QUANTIZE) to the scale tintin's pool ends at
+            requantise = avg and out_scale != scale
+            y = self.act_tensor(f"{name}.pooled" if requantise else name, self.nhwc(out_shape),
+                                scale if requantise else out_scale)
             opt = s.Pool2DOptionsT()
             opt.padding, opt.strideH, opt.strideW, opt.filterHeight, opt.filterWidth = s.Padding.VALID, sh, sw, kh, kw
             self.op("AVERAGE_POOL_2D" if avg else "MAX_POOL_2D", [x], [y], "Pool2DOptions", opt)
+            if requantise:
+                pooled, y = y, self.act_tensor(name, self.nhwc(out_shape), out_scale)
+                self.op("QUANTIZE", [pooled], [y])
             return y, out_shape, out_scale
         if isinstance(layer, GlobalAvgPool):
             axes = np.array([1, 2], dtype=np.int32)

@@ -16,7 +16,10 @@ columns reordered to tintin's ``(C, H, W)``.
 Operators: CONV_2D, DEPTHWISE_CONV_2D (``PAD`` before them or ``SAME`` padding that is symmetric),
 FULLY_CONNECTED, RELU (also fused), MAX_POOL_2D / AVERAGE_POOL_2D (``VALID``), MEAN over the
 spatial axes, RESHAPE to ``(1, features)``, ADD of two computed tensors (a residual block),
-QUANTIZE on the input and DEQUANTIZE / SOFTMAX on the output (dropped). Anything else raises
+a ``(1, 1, L, C)`` input whose convolutions and pools all have height 1 becomes a 1-D model
+(``Conv1d``, ``MaxPool1d``, ``AvgPool1d``, samples ``(C, L)``),
+QUANTIZE on the input and DEQUANTIZE / SOFTMAX on the output (dropped), QUANTIZE between
+layers (an int8 requantisation: tintin rescales at run time). Anything else raises
 :class:`UnsupportedOpError` naming the operator and its output tensor.
 """
 
@@ -93,6 +96,7 @@ class _TFLiteReader(_Reader):
         self.dropped = []
         self.flat_from = None
         self.pending_pad = None
+        self.one_d = False  # set by read(): a height-1 2-D graph read as a 1-D model
         #: flattened tensors in TFLite's (H, W, C) order: tensor name -> (H, W, C)
         self.hwc_flat: dict[str, tuple[int, ...]] = {}
 
@@ -145,7 +149,11 @@ class _TFLiteReader(_Reader):
             start = cons[0].output[0]
         layers, tensor, _ = self.chain(start, inside_branch=False)
         shape = self.shape(self.input_name)
-        if len(shape) == 4:
+        if len(shape) == 4 and shape[1] == 1 and _height_one(layers):
+            _to_1d(layers)  # a 1-D model stored as height-1 2-D convolutions (how TFLite holds Conv1d)
+            self.one_d = True
+            sample = (shape[3], shape[2])
+        elif len(shape) == 4:
             sample = (shape[3], shape[1], shape[2])
         elif len(shape) == 2:
             sample = (shape[1],)
@@ -258,12 +266,39 @@ class _TFLiteReader(_Reader):
                 self.hwc_flat[out] = src[1:]
             layers.append(FloatLayer("Flatten", name, out, op=op))
             return out
+        if op == "QUANTIZE" and layers:  # int8 -> int8 requantisation: tintin rescales at run time
+            layers[-1].tensor = out
+            return out
         if op in ("DEQUANTIZE", "SOFTMAX") and out == self.output_name:
             self.dropped.append(name)
             if layers:
                 layers[-1].tensor = x if op == "SOFTMAX" else layers[-1].tensor
             return out
         raise UnsupportedOpError(op, name)
+
+
+def _spatial(layers):
+    for layer in layers:
+        if layer.kind in ("Conv", "MaxPool", "AvgPool"):
+            yield layer
+        yield from _spatial(layer.body)
+        yield from _spatial(layer.shortcut)
+
+
+def _height_one(layers) -> bool:
+    """Every convolution and pool works along the width only (kernel, stride and padding of height 1/1/0)."""
+    return all(layer.attrs["kernel"][0] == 1 and layer.attrs["stride"][0] == 1
+               and (layer.kind != "Conv" or layer.attrs["padding"][0] == 0) for layer in _spatial(layers))
+
+
+def _to_1d(layers) -> None:
+    """Height-1 2-D layers -> 1-D ones: (Cout, Cin/g, 1, k) weights -> (Cout, Cin/g, k)."""
+    for layer in _spatial(layers):
+        layer.attrs["kernel"] = layer.attrs["kernel"][1:]
+        layer.attrs["stride"] = layer.attrs["stride"][1:]
+        if layer.kind == "Conv":
+            layer.attrs["padding"] = layer.attrs["padding"][1:]
+            layer.weight = layer.weight[:, :, 0, :]
 
 
 class TFLiteOracle:
@@ -280,7 +315,12 @@ class TFLiteOracle:
 
     def _inputs(self, x_real: np.ndarray) -> np.ndarray:
         x = np.asarray(x_real, dtype=np.float64)
-        x = x.transpose(0, 2, 3, 1) if x.ndim == 4 else x.reshape(len(x), -1)
+        if x.ndim == 3:  # a 1-D model: tintin (C, L) -> TFLite (1, L, C)
+            x = x.transpose(0, 2, 1)[:, None]
+        elif x.ndim == 4:  # images: (C, H, W) -> (H, W, C)
+            x = x.transpose(0, 2, 3, 1)
+        else:
+            x = x.reshape(len(x), -1)
         if self.in_float:
             return x.astype(np.float32)
         return np.clip(np.floor(x / self.in_scale + 0.5) + self.in_zero, -128, 127).astype(np.int8)
@@ -295,7 +335,10 @@ class TFLiteOracle:
         hwc = self.reader.hwc_flat.get(self.reader.tname[index])
         if hwc is not None:  # a flatten of (H, W, C) -> tintin's (C, H, W) order
             return v.reshape((len(v),) + tuple(hwc)).transpose(0, 3, 1, 2).reshape(len(v), -1)
-        return v.transpose(0, 3, 1, 2) if v.ndim == 4 else v  # tintin's channels-first layout
+        if v.ndim == 4:  # tintin's channels-first layout (a 1-D model: (C, L))
+            v = v.transpose(0, 3, 1, 2)
+            return v[:, :, 0, :] if self.reader.one_d else v
+        return v
 
     def run(self, x_real: np.ndarray, tensors: list[str]) -> dict[str, np.ndarray]:
         idx = [int(n[1:]) for n in tensors]
