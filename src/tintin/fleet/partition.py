@@ -131,7 +131,7 @@ def _disjoint_dirichlet(y: np.ndarray, num_classes: int, clients: int, alpha: fl
         if min(len(s) for s in shards) > 0:
             return shards
     raise FleetError(f"dirichlet:{alpha:g} left a device without samples in {MAX_REDRAWS} draws: use fewer "
-                     f"clients, a larger alpha or samples_per_device")
+                     f"clients, a larger alpha or --samples-per-device")
 
 
 def _sampled(y: np.ndarray, num_classes: int, clients: int, per_device: int, scheme: Scheme, rng) -> list[np.ndarray]:
@@ -178,7 +178,7 @@ def partition_dataset(dataset, clients: int, scheme: str = "iid", seed: int = 0,
     else:
         if clients > len(y):
             raise FleetError(f"{clients} clients but only {len(y)} training samples in {dataset.name}: use fewer "
-                             f"clients or samples_per_device")
+                             f"clients or draw samples per device (--samples-per-device)")
         if parsed.kind == "iid":
             shards = _disjoint_iid(len(y), clients, rng)
         else:
