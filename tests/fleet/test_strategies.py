@@ -1,0 +1,163 @@
+"""The Flower strategies equal the in-process reference functions, bit for bit.
+
+The replies are built by the ClientApp's own training function (real devices trained with the
+simulator) and carried in real Flower messages; the strategies aggregate them; the reference
+trains the same devices directly and calls :func:`tintin.fleet.aggregate` /
+:func:`tintin.fleet.reptile_step` (or, for top-P% updates, the rational reference)."""
+
+from __future__ import annotations
+
+import copy
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flwr")
+
+from flwr.app import Message, MetricRecord, RecordDict  # noqa: E402
+
+from tintin import data  # noqa: E402
+from tintin.fleet import FleetConfig, aggregate, reptile_step  # noqa: E402
+from tintin.fleet.aggregate import scale_value  # noqa: E402
+from tintin.fleet.client import train_integer_devices  # noqa: E402
+from tintin.fleet.codec import arrays_model, dense_bytes, from_record, to_record, top_positions  # noqa: E402
+from tintin.fleet.local import device_seed, get_params, set_params, tensor_specs, train_device  # noqa: E402
+from tintin.fleet.run import build_spec  # noqa: E402
+from tintin.fleet.strategies import initial_arrays, make_strategy  # noqa: E402
+from tintin.numerics import Scale  # noqa: E402
+
+from .rational import ref_round, ref_weight_result  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits")
+
+
+@pytest.fixture(autouse=True)
+def flower_identity():
+    """Outside a Flower process messages need the identity a ServerApp or node sets."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
+    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = 1, 1, 1
+    yield
+    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = saved
+
+
+def _spec(digits, **kw):
+    cfg = dict(dataset=digits, clients=5, rounds=2, local_steps=4, batch_size=4, lr=0.1, seed=3)
+    cfg.update(kw)
+    return build_spec(FleetConfig(**cfg))[0]
+
+
+def _run_round(spec, strategy, arrays, server_round, nodes=(11, 22), states=None):
+    """One round through the strategy with the ClientApp's training function on every node."""
+    strategy.node_ids = list(nodes)
+    messages = list(strategy.configure_train(server_round, arrays, None, grid=None))
+    replies = []
+    for msg in reversed(messages):  # arrival order must not matter
+        config = msg.content["config"]
+        state = None if states is None else states.setdefault(msg.metadata.dst_node_id, RecordDict())
+        reply, metrics = train_integer_devices(spec, from_record(msg.content["arrays"]),
+                                               [int(d) for d in config["devices"]], server_round, state)
+        replies.append(Message(RecordDict({"arrays": to_record(reply), "metrics": MetricRecord(metrics)}),
+                               reply_to=msg))
+    return strategy.aggregate_train(server_round, replies)
+
+
+def _device_models(spec, global_params, devices, server_round):
+    out, weights = [], []
+    for d in devices:
+        model = copy.deepcopy(spec.template)
+        set_params(model, global_params)
+        x, y = spec.source.device_train(d)
+        train_device(model, x, y, spec.plan, device_seed(spec.seed, server_round, d))
+        out.append(get_params(model))
+        weights.append(len(x))
+    return out, weights
+
+
+@pytest.mark.parametrize("strategy_name", ["fedavg", "reptile"])
+def test_strategy_equals_the_reference_over_two_rounds(digits, strategy_name):
+    spec = _spec(digits, strategy=strategy_name, fraction=0.6, meta_lr=0.25)
+    strategy = make_strategy(spec)
+    specs = tensor_specs(spec.template)
+    arrays = initial_arrays(spec, "integer")
+    ref = get_params(spec.template)
+    for r in (1, 2):
+        arrays, metrics = _run_round(spec, strategy, arrays, r)
+        devices = spec.sampled_devices(r)
+        assert len(devices) == 3 and int(metrics["devices"]) == 3
+        models, weights = _device_models(spec, ref, devices, r)
+        ref = (aggregate(models, weights, specs, "compound") if strategy_name == "fedavg"
+               else reptile_step(ref, models, weights, specs, "compound", 0.25))
+        got = arrays_model(from_record(arrays), [t.name for t in specs])
+        for name in ref:
+            assert got[name][1] == ref[name][1]
+            assert got[name][0].dtype == ref[name][0].dtype
+            assert np.array_equal(got[name][0], ref[name][0])
+        assert int(metrics["bytes_up"]) == 3 * dense_bytes(get_params(spec.template))
+        assert int(metrics["bytes_down"]) == int(metrics["bytes_up"])
+
+
+def test_top_p_with_a_personal_layer_equals_the_rational_reference(digits):
+    spec = _spec(digits, strategy="fedavg", top_p=10.0, personal=("fc2",), clients=3)
+    strategy = make_strategy(spec)
+    arrays = initial_arrays(spec, "integer")
+    received = get_params(spec.template)
+    new, metrics = _run_round(spec, strategy, arrays, 1, states={})
+    got = arrays_model(from_record(new), [t.name for t in tensor_specs(spec.template)])
+    models, weights = _device_models(spec, received, range(3), 1)
+    # the personal layer never left the devices: the global copy is unchanged
+    for name in ("fc2.weight", "fc2.bias"):
+        assert np.array_equal(got[name][0], received[name][0]) and got[name][1] == received[name][1]
+    name = "fc1.bias"
+    rm, rs = received[name]
+    rebuilt = []
+    for model in models:
+        m, s = model[name]
+        vals = [Fraction(int(v)) * scale_value(rs) for v in rm.ravel()]
+        for i in top_positions(m, s, rm, rs, 10.0):
+            vals[i] = Fraction(int(m.ravel()[i])) * scale_value(s)
+        rebuilt.append(vals)
+    W = sum(weights)
+    mean = [sum(v[i] * w for v, w in zip(rebuilt, weights)) / W for i in range(rm.size)]
+    finest = min([rs] + [m[name][1] for m in models], key=scale_value)
+    want = [ref_round(v / scale_value(finest)) for v in mean]
+    assert got[name][1] == finest and got[name][0].tolist() == want
+    # exact bytes per device: fc1.weight 4096 int8 -> 410 positions of 2-byte index + 1-byte value,
+    # fc1.bias 64 int32 -> 7 positions of 1 + 4 bytes; a 4-byte count and 3 scale bytes per tensor;
+    # 4 bytes of sample count per message
+    assert int(metrics["bytes_up"]) == 3 * ((4 + 410 * 3 + 3) + (4 + 7 * 5 + 3) + 4)
+    dense = dense_bytes({k: v for k, v in received.items() if not k.startswith("fc2")})
+    assert int(metrics["bytes_down"]) == 3 * dense
+
+
+def test_personal_parts_stay_in_the_node_state(digits):
+    spec = _spec(digits, strategy="fedavg", personal=("fc2",), clients=2)
+    strategy = make_strategy(spec)
+    states = {}
+    arrays = initial_arrays(spec, "integer")
+    _run_round(spec, strategy, arrays, 1, nodes=(5,), states=states)
+    state = states[5]
+    assert set(state.keys()) == {"personal.0", "personal.1"}
+    kept = from_record(state["personal.0"])
+    assert set(kept) == {"fc2.weight", "fc2.weight.scale", "fc2.bias", "fc2.bias.scale"}
+    assert not np.array_equal(kept["fc2.weight"], get_params(spec.template)["fc2.weight"][0])
+
+
+def test_a_failed_device_is_one_line(digits):
+    from flwr.app import Error
+
+    from tintin.fleet import FleetError
+
+    spec = _spec(digits)
+    strategy = make_strategy(spec)
+    strategy.node_ids = [1]
+    sent = list(strategy.configure_train(1, initial_arrays(spec, "integer"), None, grid=None))
+    failed = Message(Error(code=0, reason="Traceback (most recent call last):\n  ...\nValueError: boom\n"),
+                     reply_to=sent[0])
+    with pytest.raises(FleetError, match="ValueError: boom"):
+        strategy.aggregate_train(1, [failed])
