@@ -61,8 +61,9 @@ def main(argv=None) -> None:
     ap.add_argument("--parts", default="accuracy,dirichlet,topp,scale")
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--clients", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--lr", type=float, default=0.2)
+    ap.add_argument("--local-steps", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--top-p", type=float, default=5.0)
     ap.add_argument("--scale-devices", default="100,1000,10000")
@@ -77,10 +78,12 @@ def main(argv=None) -> None:
     parts = [p for p in args.parts.split(",") if p]
     log = sys.stderr
     common = ["--dataset", args.dataset, "--clients", str(args.clients), "--rounds", str(args.rounds),
-              "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+              "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--local-steps", str(args.local_steps),
+              "--seed", str(args.seed)]
     out: dict = {"settings": vars(args), "runs": {}}
     md = [f"# Fleets on Flower ({args.dataset}, {args.clients} devices, {args.rounds} rounds, lr {args.lr}, "
-          f"batch {args.batch_size}, one local pass per round, seed {args.seed})", ""]
+          f"batch {args.batch_size}, {args.local_steps} local steps per round, seed {args.seed}; Flower 1.42 "
+          f"simulation on Ray with 2 CPUs)", ""]
 
     rows = []
     for part, partition in (("accuracy", "iid"), ("dirichlet", "dirichlet:0.3")):
@@ -123,7 +126,7 @@ def main(argv=None) -> None:
             try:
                 d = fleet(["--dataset", args.dataset, "--clients", str(n), "--rounds", str(args.scale_rounds),
                            "--samples-per-device", str(args.scale_samples), "--lr", str(args.lr),
-                           "--batch-size", str(args.batch_size), "--seed", str(args.seed)], log)
+                           "--batch-size", str(args.batch_size), "--seed", str(args.seed)], log)  # one local pass
             except SystemExit as exc:
                 out["runs"][f"scale_{n}"] = {"error": str(exc)}
                 rows.append([f"{n:,}", "failed", "-", "-", "-", "-", "-", str(exc)[:80]])

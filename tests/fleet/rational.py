@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from tintin.fleet.aggregate import scale_value
+from tintin.fleet.aggregation import scale_value
 from tintin.numerics import Scale
 from tintin.numerics.rescale import grid_steps
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from tintin.fleet.aggregate import (BIAS_LIMIT, EPS_SHIFT, ExactSum, TensorSpec, aggregate, eps_fraction,
+from tintin.fleet.aggregation import (BIAS_LIMIT, EPS_SHIFT, ExactSum, TensorSpec, aggregate, eps_fraction,
                                     reptile_step, round_half_away, scale_value)
 from tintin.fleet.codec import add_sparse, top_positions
 from tintin.fleet.errors import AggregationError

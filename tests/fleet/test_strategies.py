@@ -2,7 +2,7 @@
 
 The replies are built by the ClientApp's own training function (real devices trained with the
 simulator) and carried in real Flower messages; the strategies aggregate them; the reference
-trains the same devices directly and calls :func:`tintin.fleet.aggregate` /
+trains the same devices directly and calls :func:`tintin.fleet.aggregation` /
 :func:`tintin.fleet.reptile_step` (or, for top-P% updates, the rational reference)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from flwr.app import Message, MetricRecord, RecordDict  # noqa: E402
 
 from tintin import data  # noqa: E402
 from tintin.fleet import FleetConfig, aggregate, reptile_step  # noqa: E402
-from tintin.fleet.aggregate import scale_value  # noqa: E402
+from tintin.fleet.aggregation import scale_value  # noqa: E402
 from tintin.fleet.client import train_integer_devices  # noqa: E402
 from tintin.fleet.codec import arrays_model, dense_bytes, from_record, to_record, top_positions  # noqa: E402
 from tintin.fleet.local import device_seed, get_params, set_params, tensor_specs, train_device  # noqa: E402
@@ -161,3 +161,87 @@ def test_a_failed_device_is_one_line(digits):
                      reply_to=sent[0])
     with pytest.raises(FleetError, match="ValueError: boom"):
         strategy.aggregate_train(1, [failed])
+
+
+class SineDevices:
+    """SYNTHETIC: device i samples y = a_i sin(x + p_i) (a small regression source for the tests)."""
+
+    name = "sine-test"
+    task = "regression"
+    num_classes = 1
+    sample_shape = (1,)
+    input_exponent = -5
+    target_exponent = -5
+    synthetic = True
+
+    def __init__(self, n: int = 4, seed: int = 0):
+        self.num_devices = n
+        rng = np.random.default_rng(seed)
+        self.amp = rng.uniform(0.5, 2.0, n)
+        self.phase = rng.uniform(0, np.pi, n)
+
+    def _draw(self, i, k, salt):
+        rng = np.random.default_rng([i, salt])
+        x = rng.uniform(-3.5, 3.5, k)
+        y = self.amp[i] * np.sin(x + self.phase[i])
+        q = lambda v: np.clip(np.round(v * 2 ** 5), -127, 127).astype(np.int8)  # noqa: E731
+        return q(x).reshape(k, 1), q(y).reshape(k, 1)
+
+    def device_train(self, i):
+        return self._draw(i, 20, 0)
+
+    def device_test(self, i):
+        return self._draw(i, 10, 1)
+
+    def global_test(self):
+        parts = [self._draw(i, 10, 2) for i in range(self.num_devices)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def test_a_regression_source_trains_an_mse_model_and_aggregates_exactly():
+    from tintin.fleet import DeviceSource
+    from tintin.fleet.server import evaluate_global
+
+    source = SineDevices()
+    assert isinstance(source, DeviceSource)
+    spec = build_spec(FleetConfig(source=source, strategy="reptile", rounds=1, local_steps=5, batch_size=4,
+                                  lr=0.05, meta_lr=0.5))[0]
+    assert spec.template.loss == "mse" and spec.template.output_shape_ == (1,)
+    strategy = make_strategy(spec)
+    arrays, _ = _run_round(spec, strategy, initial_arrays(spec, "integer"), 1)
+    specs = tensor_specs(spec.template)
+    models, weights = [], []
+    for d in range(4):
+        model = copy.deepcopy(spec.template)
+        x, y = source.device_train(d)
+        train_device(model, x, y, spec.plan, device_seed(spec.seed, 1, d), source.target_exponent)
+        models.append(get_params(model))
+        weights.append(len(x))
+    ref = reptile_step(get_params(spec.template), models, weights, specs, "compound", 0.5)
+    got = arrays_model(from_record(arrays), [t.name for t in specs])
+    for name in ref:
+        assert got[name][1] == ref[name][1] and np.array_equal(got[name][0], ref[name][0])
+    mse = evaluate_global(spec, from_record(arrays), "integer")["mse"]
+    assert np.isfinite(mse) and mse >= 0
+
+
+def test_a_source_that_is_not_one_is_refused():
+    from tintin.fleet import FleetError
+
+    class Half:
+        name = "half"
+
+    with pytest.raises(FleetError, match="not a device source"):
+        build_spec(FleetConfig(source=Half()))
+    with pytest.raises(FleetError, match="either a data set"):
+        build_spec(FleetConfig())
+
+
+def test_fleet_docstring_examples_run():
+    import doctest
+
+    import tintin.fleet.aggregation
+    import tintin.fleet.partition
+
+    for module in (tintin.fleet.aggregation, tintin.fleet.partition):
+        assert doctest.testmod(module).failed == 0

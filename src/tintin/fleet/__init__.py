@@ -3,7 +3,7 @@ Flower (see docs/fleet.md).
 
 Flower and Ray are imported only when a fleet runs (the ``fleet`` extra)."""
 
-from .aggregate import ExactSum, aggregate, reptile_step
+from .aggregation import ExactSum, aggregate, reptile_step
 from .devices import DeviceSource, check_source
 from .errors import AggregationError, FleetError
 from .partition import PartitionedDataset, parse_scheme, partition_dataset

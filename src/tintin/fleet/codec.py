@@ -14,7 +14,7 @@ index first) as ``<param>.idx`` (int32 flat indices, every device's concatenated
 ``<param>.val`` (the trained mantissas there, the parameter's dtype), ``<param>.count`` (int32,
 positions per device) and ``<param>.scale``. The server rebuilds each device's tensor exactly: the
 received model everywhere else, the sent values at the sent positions (two exact terms of the
-integer sum, :meth:`tintin.fleet.aggregate.ExactSum.add`).
+integer sum, :meth:`tintin.fleet.aggregation.ExactSum.add`).
 
 **Bytes** (what a device would transmit, exactly): per tensor, dense ``n * itemsize + 3`` (three
 int8 scale exponents); sparse ``4 + k * (index_bytes + itemsize) + 3`` (a uint32 count; indices in
@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from ..numerics import Scale
-from .aggregate import ExactSum, _exponents, _factor
+from .aggregation import ExactSum, _exponents, _factor
 from .errors import FleetError
 
 SCALE_BYTES = 3

@@ -25,7 +25,7 @@ from ..numerics import QTensor, RoundingStream, Scale
 from ..optim import IntegerSGD, OptimConfig
 from ..train import evaluate
 from ..train.step import train_step
-from .aggregate import ClientTensors, TensorSpec
+from .aggregation import ClientTensors, TensorSpec
 from .errors import FleetError
 
 

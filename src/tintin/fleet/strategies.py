@@ -8,10 +8,10 @@ All are :class:`flwr.serverapp.strategy.Strategy` subclasses, so they run under 
                       them by SuperNode (device ``d`` on the ``d % nodes``-th node in node-id
                       order) and sends every node the global model and its device list;
 ``aggregate_train``   decodes every device's tensors from the replies and aggregates them with
-                      :class:`tintin.fleet.aggregate.ExactSum`:
+                      :class:`tintin.fleet.aggregation.ExactSum`:
 
 - ``fedavg``: the exact weighted mean (weights: the devices' sample counts);
-- ``reptile``: ``meta + eps * (mean - meta)`` (:func:`tintin.fleet.aggregate.reptile_sum`);
+- ``reptile``: ``meta + eps * (mean - meta)`` (:func:`tintin.fleet.aggregation.reptile_sum`);
 - top-P% replies are rebuilt exactly on the received model (:func:`tintin.fleet.codec.add_sparse`);
 - personal parameters are never sent and keep their global value.
 
@@ -29,7 +29,7 @@ import logging
 import numpy as np
 
 from ..numerics import Scale
-from .aggregate import ExactSum, eps_fraction, reptile_sum
+from .aggregation import ExactSum, eps_fraction, reptile_sum
 from .codec import (add_sparse, arrays_model, dense_bytes, from_record, model_arrays, sparse_bytes, to_record)
 from .errors import FleetError
 from .local import get_params, tensor_specs
