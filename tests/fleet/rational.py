@@ -1,10 +1,13 @@
-"""An independent reference of the aggregation rule in exact rationals (``fractions.Fraction``)."""
+"""The in-process references: the aggregation rule in exact rationals (``fractions.Fraction``),
+and devices trained directly with the simulator, without Flower."""
 
 from __future__ import annotations
 
+import copy
 from fractions import Fraction
 
 from tintin.fleet.aggregation import scale_value
+from tintin.fleet.local import device_seed, get_params, set_params, train_device
 from tintin.numerics import Scale
 from tintin.numerics.rescale import grid_steps
 
@@ -37,3 +40,16 @@ def ref_weight_result(mean: list[Fraction], limit: int, mode, scales) -> tuple[l
                     best = (q, t)
                 break
     return best
+
+
+def device_models(spec, global_params, devices, server_round, target_exponent=None):
+    """Each device of ``devices`` trained from ``global_params`` as in a round: ``(models, weights)``."""
+    out, weights = [], []
+    for d in devices:
+        model = copy.deepcopy(spec.template)
+        set_params(model, global_params)
+        x, y = spec.source.device_train(d)
+        train_device(model, x, y, spec.plan, device_seed(spec.seed, server_round, d), target_exponent)
+        out.append(get_params(model))
+        weights.append(len(x))
+    return out, weights

@@ -138,7 +138,7 @@ def test_reptile_with_eps_one_is_fedavg():
 def test_a_sparse_update_rebuilds_the_device_tensor_exactly(data, top_p):
     shape, tensors, weights = data
     received = tensors[0]
-    acc, ref = ExactSum(shape), []
+    acc = ExactSum(shape)
     rebuilt = []
     for (m, s), w in zip(tensors[1:] or tensors, weights[1:] or weights):
         idx = top_positions(m, s, *received, top_p)

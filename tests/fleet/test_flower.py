@@ -3,7 +3,6 @@ in-process reference, the float comparison in the same simulation, no stray proc
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
@@ -18,8 +17,10 @@ pytest.importorskip("ray")
 from tintin import data  # noqa: E402
 from tintin.fleet import FleetConfig, aggregate, run_fleet  # noqa: E402
 from tintin.fleet.codec import arrays_model  # noqa: E402
-from tintin.fleet.local import device_seed, get_params, set_params, tensor_specs, train_device  # noqa: E402
+from tintin.fleet.local import get_params, tensor_specs  # noqa: E402
 from tintin.fleet.run import build_spec  # noqa: E402
+
+from .rational import device_models  # noqa: E402
 
 
 def _descendants(pid: int) -> list[int]:
@@ -66,14 +67,7 @@ def test_a_small_flower_fleet_equals_the_reference_and_leaves_nothing_running():
     specs = tensor_specs(spec.template)
     params = get_params(spec.template)
     for r in (1, 2):
-        models, weights = [], []
-        for dev in range(3):
-            model = copy.deepcopy(spec.template)
-            set_params(model, params)
-            x, y = spec.source.device_train(dev)
-            train_device(model, x, y, spec.plan, device_seed(spec.seed, r, dev))
-            models.append(get_params(model))
-            weights.append(len(x))
+        models, weights = device_models(spec, params, range(3), r)
         params = aggregate(models, weights, specs, "compound")
     got = arrays_model(result.arrays, [t.name for t in specs])
     for name, (m, s) in params.items():

@@ -7,7 +7,6 @@ trains the same devices directly and calls :func:`tintin.fleet.aggregation` /
 
 from __future__ import annotations
 
-import copy
 from fractions import Fraction
 
 import numpy as np
@@ -22,12 +21,11 @@ from tintin.fleet import FleetConfig, aggregate, reptile_step  # noqa: E402
 from tintin.fleet.aggregation import scale_value  # noqa: E402
 from tintin.fleet.client import train_integer_devices  # noqa: E402
 from tintin.fleet.codec import arrays_model, dense_bytes, from_record, to_record, top_positions  # noqa: E402
-from tintin.fleet.local import device_seed, get_params, set_params, tensor_specs, train_device  # noqa: E402
+from tintin.fleet.local import get_params, tensor_specs  # noqa: E402
 from tintin.fleet.run import build_spec  # noqa: E402
 from tintin.fleet.strategies import initial_arrays, make_strategy  # noqa: E402
-from tintin.numerics import Scale  # noqa: E402
 
-from .rational import ref_round, ref_weight_result  # noqa: E402
+from .rational import device_models, ref_round  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +65,6 @@ def _run_round(spec, strategy, arrays, server_round, nodes=(11, 22), states=None
     return strategy.aggregate_train(server_round, replies)
 
 
-def _device_models(spec, global_params, devices, server_round):
-    out, weights = [], []
-    for d in devices:
-        model = copy.deepcopy(spec.template)
-        set_params(model, global_params)
-        x, y = spec.source.device_train(d)
-        train_device(model, x, y, spec.plan, device_seed(spec.seed, server_round, d))
-        out.append(get_params(model))
-        weights.append(len(x))
-    return out, weights
-
-
 @pytest.mark.parametrize("strategy_name", ["fedavg", "reptile"])
 def test_strategy_equals_the_reference_over_two_rounds(digits, strategy_name):
     spec = _spec(digits, strategy=strategy_name, fraction=0.6, meta_lr=0.25)
@@ -90,7 +76,7 @@ def test_strategy_equals_the_reference_over_two_rounds(digits, strategy_name):
         arrays, metrics = _run_round(spec, strategy, arrays, r)
         devices = spec.sampled_devices(r)
         assert len(devices) == 3 and int(metrics["devices"]) == 3
-        models, weights = _device_models(spec, ref, devices, r)
+        models, weights = device_models(spec, ref, devices, r)
         ref = (aggregate(models, weights, specs, "compound") if strategy_name == "fedavg"
                else reptile_step(ref, models, weights, specs, "compound", 0.25))
         got = arrays_model(from_record(arrays), [t.name for t in specs])
@@ -109,7 +95,7 @@ def test_top_p_with_a_personal_layer_equals_the_rational_reference(digits):
     received = get_params(spec.template)
     new, metrics = _run_round(spec, strategy, arrays, 1, states={})
     got = arrays_model(from_record(new), [t.name for t in tensor_specs(spec.template)])
-    models, weights = _device_models(spec, received, range(3), 1)
+    models, weights = device_models(spec, received, range(3), 1)
     # the personal layer never left the devices: the global copy is unchanged
     for name in ("fc2.weight", "fc2.bias"):
         assert np.array_equal(got[name][0], received[name][0]) and got[name][1] == received[name][1]
@@ -210,13 +196,7 @@ def test_a_regression_source_trains_an_mse_model_and_aggregates_exactly():
     strategy = make_strategy(spec)
     arrays, _ = _run_round(spec, strategy, initial_arrays(spec, "integer"), 1)
     specs = tensor_specs(spec.template)
-    models, weights = [], []
-    for d in range(4):
-        model = copy.deepcopy(spec.template)
-        x, y = source.device_train(d)
-        train_device(model, x, y, spec.plan, device_seed(spec.seed, 1, d), source.target_exponent)
-        models.append(get_params(model))
-        weights.append(len(x))
+    models, weights = device_models(spec, get_params(spec.template), range(4), 1, source.target_exponent)
     ref = reptile_step(get_params(spec.template), models, weights, specs, "compound", 0.5)
     got = arrays_model(from_record(arrays), [t.name for t in specs])
     for name in ref:

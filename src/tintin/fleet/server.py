@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 import time
 
-import numpy as np
-
 from .codec import arrays_model, from_record
 from .errors import FleetError
 from .local import evaluate_device, evaluate_float, set_params
