@@ -61,14 +61,15 @@ def main(argv=None) -> None:
     ap.add_argument("--parts", default="accuracy,dirichlet,topp,scale")
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--clients", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--lr", type=float, default=0.2)
     ap.add_argument("--local-steps", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--top-p", type=float, default=5.0)
     ap.add_argument("--scale-devices", default="100,1000,10000")
     ap.add_argument("--scale-samples", type=int, default=10, help="samples per device in the scale runs")
-    ap.add_argument("--scale-rounds", type=int, default=2)
+    ap.add_argument("--scale-rounds", default="2,2,1", help="rounds of each scale run (round 1 includes Ray "
+                    "starting its workers; with one round that start is in the figure)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="fleet")
     args = ap.parse_args(argv)
@@ -85,6 +86,10 @@ def main(argv=None) -> None:
           f"batch {args.batch_size}, {args.local_steps} local steps per round, seed {args.seed}; Flower 1.42 "
           f"simulation on Ray with 2 CPUs)", ""]
 
+    def save(final: bool = False) -> None:
+        note = [] if final else ["", "(partial: the benchmark was still running)"]
+        write_results(args.name, out, "\n".join(md + note))
+
     rows = []
     for part, partition in (("accuracy", "iid"), ("dirichlet", "dirichlet:0.3")):
         if part not in parts:
@@ -95,6 +100,7 @@ def main(argv=None) -> None:
         rows.append([partition, pct(d["test_accuracy"]), pct(d["float_test_accuracy"]), f"{gap:+.2f} pt",
                      f"{d['bytes_up_per_round']:,.0f}", f"{d['float_bytes_up_per_round']:,.0f}",
                      f"{steady_seconds(d):.1f}"])
+        save()
     if rows:
         md += ["## Integer FedAvg vs float32 FedAvg (same simulation, same devices and samples)", "",
                markdown_table(["partition", "integer FedAvg", "float32 FedAvg", "float - integer",
@@ -119,29 +125,35 @@ def main(argv=None) -> None:
                + ("met" if cut >= 4 and loss <= 1.0 else "NOT met") + ".", ""]
         out["topp_cut"] = cut
         out["topp_accuracy_loss_points"] = loss
+        save()
 
     if "scale" in parts:
         rows = []
-        for n in [int(v) for v in args.scale_devices.split(",") if v]:
+        sizes = [int(v) for v in args.scale_devices.split(",") if v]
+        scale_rounds = [int(v) for v in args.scale_rounds.split(",")]
+        scale_rounds += [scale_rounds[-1]] * (len(sizes) - len(scale_rounds))
+        head = ["devices", "rounds", "Flower nodes", "s / round (after round 1 when rounds > 1)", "ms / device-round",
+                "driver peak MB", "bytes up / round", "bytes down / round", "test accuracy"]
+        title = [f"## Scale ({args.scale_samples} samples per device drawn with replacement, every device trains "
+                 "every round, one local pass)", ""]
+        for n, rounds in zip(sizes, scale_rounds):
             try:
-                d = fleet(["--dataset", args.dataset, "--clients", str(n), "--rounds", str(args.scale_rounds),
+                d = fleet(["--dataset", args.dataset, "--clients", str(n), "--rounds", str(rounds),
                            "--samples-per-device", str(args.scale_samples), "--lr", str(args.lr),
                            "--batch-size", str(args.batch_size), "--seed", str(args.seed)], log)  # one local pass
             except SystemExit as exc:
                 out["runs"][f"scale_{n}"] = {"error": str(exc)}
-                rows.append([f"{n:,}", "failed", "-", "-", "-", "-", "-", str(exc)[:80]])
+                rows.append([f"{n:,}", rounds, "failed", "-", "-", "-", "-", "-", str(exc)[:80]])
                 continue
             out["runs"][f"scale_{n}"] = d
             per_client = steady_seconds(d) / n
-            rows.append([f"{n:,}", d["nodes"], f"{steady_seconds(d):.1f}", f"{1000 * per_client:.1f}",
+            rows.append([f"{n:,}", rounds, d["nodes"], f"{steady_seconds(d):.1f}", f"{1000 * per_client:.1f}",
                          f"{d['driver_max_rss_mb']:.0f}", f"{d['bytes_up_per_round']:,.0f}",
                          f"{d['bytes_down_per_round']:,.0f}", pct(d["test_accuracy"])])
-        md += [f"## Scale ({args.scale_samples} samples per device drawn with replacement, "
-               f"{args.scale_rounds} rounds, every device trains every round)", "",
-               markdown_table(["devices", "Flower nodes", "s / round (after round 1)", "ms / device-round",
-                               "driver peak MB", "bytes up / round", "bytes down / round", "test accuracy"], rows),
-               ""]
-    write_results(args.name, out, "\n".join(md))
+            write_results(args.name, out, "\n".join(md + title + [markdown_table(head, rows), "",
+                                                                   "(partial: the benchmark was still running)"]))
+        md += title + [markdown_table(head, rows), ""]
+    save(final=True)
 
 
 if __name__ == "__main__":
