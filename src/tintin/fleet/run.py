@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -34,6 +35,8 @@ from .spec import STRATEGIES, FleetSpec
 
 #: SuperNodes when ``nodes`` is not given: one per device up to this many
 DEFAULT_MAX_NODES = 100
+#: after Ctrl-C, how long Flower may take to end the round in flight before the process goes on
+STOP_GRACE_SECONDS = 30.0
 
 
 @dataclass
@@ -261,22 +264,44 @@ def run_fleet(config: FleetConfig, on_round: Callable[[str, dict], None] | None 
     from .server import make_server_app
 
     out: dict = {}
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def simulate() -> None:
+        try:
+            run_simulation(
+                server_app=make_server_app(spec, out, config.compare_float, on_round, stop),
+                client_app=make_client_app(spec),
+                num_supernodes=spec.nodes,
+                backend_name="ray",
+                backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                                "init_args": {"num_cpus": int(config.num_cpus), "include_dashboard": False,
+                                              "log_to_driver": False, "logging_level": logging.ERROR}},
+            )
+        except BaseException as exc:  # re-raised in the caller's thread
+            failures.append(exc)
+
     saved = _quiet_logs()
     t0 = time.perf_counter()
+    # Flower runs in a daemon thread (its own threads inherit that), so Ctrl-C reaches this thread
+    # at once: the stop event ends the ServerApp, Flower winds down, Ray is shut down
+    runner = threading.Thread(target=simulate, name="flower-simulation", daemon=True)
     try:
-        run_simulation(
-            server_app=make_server_app(spec, out, config.compare_float, on_round),
-            client_app=make_client_app(spec),
-            num_supernodes=spec.nodes,
-            backend_name="ray",
-            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                            "init_args": {"num_cpus": int(config.num_cpus), "include_dashboard": False,
-                                          "log_to_driver": False, "logging_level": logging.ERROR}},
-        )
+        runner.start()
+        while runner.is_alive():
+            runner.join(0.2)
+    except BaseException:
+        stop.set()
+        logging.getLogger("flwr").setLevel(logging.CRITICAL)
+        runner.join(STOP_GRACE_SECONDS)
+        raise
     finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
+        if not stop.is_set():
+            for name, level in saved.items():
+                logging.getLogger(name).setLevel(level)
         _shutdown_ray()
+    if failures:
+        raise failures[0]
     seconds = time.perf_counter() - t0
     if "error" in out:
         raise out["error"]
