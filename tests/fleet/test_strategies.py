@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 pytest.importorskip("flwr")
 
@@ -24,6 +25,7 @@ from tintin.fleet.codec import arrays_model, dense_bytes, from_record, to_record
 from tintin.fleet.local import get_params, tensor_specs  # noqa: E402
 from tintin.fleet.run import build_spec  # noqa: E402
 from tintin.fleet.strategies import initial_arrays, make_strategy  # noqa: E402
+from tintin.numerics import Scale  # noqa: E402
 
 from .rational import device_models, ref_round  # noqa: E402
 
@@ -89,7 +91,7 @@ def test_strategy_equals_the_reference_over_two_rounds(digits, strategy_name):
 
 
 def test_top_p_with_a_personal_layer_equals_the_rational_reference(digits):
-    spec = _spec(digits, strategy="fedavg", top_p=10.0, personal=("fc2",), clients=3)
+    spec = _spec(digits, strategy="fedavg", top_p=10.0, personal=("fc2",), clients=3, error_feedback=False)
     strategy = make_strategy(spec)
     arrays = initial_arrays(spec, "integer")
     received = get_params(spec.template)
@@ -225,3 +227,31 @@ def test_fleet_docstring_examples_run():
 
     for module in (tintin.fleet.aggregation, tintin.fleet.partition):
         assert doctest.testmod(module).failed == 0
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(1.0, 60.0), st.booleans())
+@settings(max_examples=25)
+def test_error_feedback_keeps_exactly_what_was_not_sent(seed, top_p, with_residual):
+    from tintin.fleet.codec import sparse_update
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    local = rng.integers(-127, 128, shape).astype(np.int8)
+    recv = rng.integers(-127, 128, shape).astype(np.int8)
+    ls, rs = Scale(int(rng.integers(-9, -5)), int(rng.integers(0, 3)), 0), Scale(int(rng.integers(-9, -5)))
+    residual = (rng.integers(-300, 300, shape).astype(np.int16), Scale(-12, 0, 1)) if with_residual else None
+    idx, val, vs, (em, es) = sparse_update(local, ls, recv, rs, residual, top_p, "weight", 8, "compound")
+    assert np.abs(np.asarray(val, dtype=np.int64)).max() <= 127 and em.dtype == np.int16
+    v = [Fraction(int(a)) * scale_value(ls) - Fraction(int(b)) * scale_value(rs)
+         + (Fraction(int(residual[0].ravel()[i])) * scale_value(residual[1]) if residual else 0)
+         for i, (a, b) in enumerate(zip(local.ravel(), recv.ravel()))]
+    sent_delta = [Fraction(0)] * len(v)
+    for j, i in enumerate(idx):
+        sent_delta[i] = Fraction(int(val[j])) * scale_value(vs) - Fraction(int(recv.ravel()[i])) * scale_value(rs)
+    # what is kept is what was not sent, up to the int16 storage rounding (half a step of its scale)
+    for i in range(len(v)):
+        kept = Fraction(int(em.ravel()[i])) * scale_value(es)
+        assert abs(kept - (v[i] - sent_delta[i])) <= scale_value(es) / 2
+    # the sent positions are the largest |v| (ties: lower index first)
+    order = sorted(range(len(v)), key=lambda i: (-abs(v[i]), i))
+    assert sorted(idx.tolist()) == sorted(order[:len(idx)])

@@ -36,6 +36,8 @@ def fleet_command(
     fraction: float = typer.Option(1.0, "--fraction", help="share of the devices that train in a round"),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="devices send the top P% of their update "
                                           "magnitudes (indices + int8 values + scales)"),
+    error_feedback: bool = typer.Option(True, "--error-feedback/--no-error-feedback", help="with --top-p: "
+                                        "devices keep what they did not send and add it to the next update"),
     personal: Optional[List[str]] = typer.Option(None, "--personal", help="layer or parameter that never leaves "
                                                  "a device (repeatable, e.g. --personal fc2)"),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="samples per local training step"),
@@ -63,8 +65,8 @@ def fleet_command(
     ds = data_files.load(dataset or "digits")
     config = FleetConfig(dataset=ds, partition=partition, clients=clients, samples_per_device=samples_per_device,
                          model=model, rounds=rounds, strategy=strategy, fraction=fraction, top_p=top_p,
-                         personal=tuple(personal or ()), batch_size=batch_size, local_steps=local_steps, lr=lr,
-                         meta_lr=meta_lr, seed=seed, compare_float=compare_float, nodes=nodes, num_cpus=cpus)
+                         error_feedback=error_feedback, personal=tuple(personal or ()), batch_size=batch_size,
+                         local_steps=local_steps, lr=lr, meta_lr=meta_lr, seed=seed, compare_float=compare_float, nodes=nodes, num_cpus=cpus)
     build_spec(config)  # bad input fails here, before Ray starts
     show = not (quiet or as_json)
     if show:

@@ -19,7 +19,7 @@ import copy
 
 import numpy as np
 
-from .codec import arrays_model, from_record, model_arrays, to_record, top_positions
+from .codec import arrays_model, from_record, model_arrays, sparse_update, to_record, top_positions
 from .local import (device_seed, evaluate_device, evaluate_float, float_arrays, get_params, load_float,
                     set_params, train_device, train_float_device)
 from .spec import FleetSpec
@@ -43,6 +43,10 @@ def _personal_key(device: int) -> str:
     return f"personal.{device}"
 
 
+def _residual_key(device: int) -> str:
+    return f"residual.{device}"
+
+
 def device_model(spec: FleetSpec, received: dict, device: int, state):
     """The model a device starts a round from: the received shared part, its own personal part."""
     model = copy.deepcopy(spec.template)
@@ -55,6 +59,7 @@ def device_model(spec: FleetSpec, received: dict, device: int, state):
 def train_integer_devices(spec: FleetSpec, arrays: dict, devices: list[int], server_round: int, state=None):
     """Train ``devices`` from the global ``arrays``; the reply arrays and metrics (no Flower)."""
     received = arrays_model(arrays, spec.shared_names)
+    params_by_name = {p.name: p for p in spec.template.parameters()}
     out: dict[str, list] = {}
     weights, losses = [], []
     for d in devices:
@@ -66,16 +71,31 @@ def train_integer_devices(spec: FleetSpec, arrays: dict, devices: list[int], ser
         local = get_params(model)
         if spec.personal and state is not None:
             state[_personal_key(d)] = to_record(model_arrays({n: local[n] for n in spec.personal}))
+        feedback = spec.top_p is not None and spec.error_feedback and state is not None
+        residual = {}
+        if feedback and _residual_key(d) in state:
+            residual = arrays_model(from_record(state[_residual_key(d)]), spec.shared_names)
+        new_residual = {}
         for name in spec.shared_names:
             m, s = local[name]
-            out.setdefault(name + ".scale", []).append(np.array(s.as_tuple(), dtype=np.int32))
             if spec.top_p is None:
                 out.setdefault(name, []).append(m)
+            elif feedback:
+                p = params_by_name[name]
+                idx, val, s, new_residual[name] = sparse_update(
+                    m, s, *received[name], residual.get(name), spec.top_p, p.kind, p.bits,
+                    spec.template.config.scale_mode)
+                out.setdefault(name + ".idx", []).append(idx)
+                out.setdefault(name + ".val", []).append(np.asarray(val).astype(m.dtype))
+                out.setdefault(name + ".count", []).append(np.int32(idx.size))
             else:
                 idx = top_positions(m, s, *received[name], spec.top_p)
                 out.setdefault(name + ".idx", []).append(idx)
                 out.setdefault(name + ".val", []).append(m.ravel()[idx])
                 out.setdefault(name + ".count", []).append(np.int32(idx.size))
+            out.setdefault(name + ".scale", []).append(np.array(s.as_tuple(), dtype=np.int32))
+        if feedback:
+            state[_residual_key(d)] = to_record(model_arrays(new_residual))
     reply = {}
     for key, parts in out.items():
         reply[key] = np.concatenate(parts) if key.endswith((".idx", ".val")) else np.stack(parts)

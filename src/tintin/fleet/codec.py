@@ -16,6 +16,14 @@ positions per device) and ``<param>.scale``. The server rebuilds each device's t
 received model everywhere else, the sent values at the sent positions (two exact terms of the
 integer sum, :meth:`tintin.fleet.aggregation.ExactSum.add`).
 
+**Error feedback** (on by default with top-P%, as in top-k sparsified SGD): what a device does not
+send is not lost. It keeps a residual ``e`` (int16 mantissas and a grid scale per shared tensor,
+2 bytes per parameter on the device) and selects on ``v = (local - received) + e``; it sends the
+absolute values ``received + v`` at the selected positions, requantised once to the finest grid
+scale where they fit the parameter's range (rounded half away from zero), and keeps ``e' = v -
+(sent - received)`` (exact, then stored at the finest int16 grid scale) for the next round
+(:func:`sparse_update`).
+
 **Bytes** (what a device would transmit, exactly): per tensor, dense ``n * itemsize + 3`` (three
 int8 scale exponents); sparse ``4 + k * (index_bytes + itemsize) + 3`` (a uint32 count; indices in
 1, 2 or 4 bytes as ``n`` needs); plus 4 bytes per message for the device's sample count. Float
@@ -112,6 +120,41 @@ def top_positions(local: np.ndarray, local_scale: Scale, received: np.ndarray, r
     order = sorted(range(diff.size), key=lambda i: (-diff[i], i)) if diff.dtype == object else \
         np.lexsort((np.arange(diff.size), -diff))
     return np.sort(np.asarray(order[:k], dtype=np.int64)).astype(np.int32)
+
+
+def _exact(terms, shape) -> ExactSum:
+    """The exact sum of ``(mantissas, scale)`` terms (weight 1 each; its mean is the sum)."""
+    acc = ExactSum(shape)
+    for m, sc in terms:
+        acc.add(np.asarray(m).astype(np.int64), sc, 1)
+    acc.weight = 1
+    return acc
+
+
+def sparse_update(local: np.ndarray, local_scale: Scale, received: np.ndarray, received_scale: Scale,
+                  residual: tuple[np.ndarray, Scale] | None, top_p: float, kind: str, bits: int, mode):
+    """A top-P% update with error feedback: ``(idx, values, values_scale, new_residual)`` (see the
+    module docstring). ``residual=None``: none kept yet (zero)."""
+    flat_l, flat_r = local.ravel(), received.ravel()
+    terms = [(flat_l, local_scale), (-flat_r.astype(np.int64), received_scale)]
+    if residual is not None:
+        terms.append((residual[0].ravel(), residual[1]))
+    v = _exact(terms, flat_l.shape).total
+    mag = np.abs(v)
+    k = top_count(mag.size, top_p)
+    order = sorted(range(mag.size), key=lambda i: (-mag[i], i)) if mag.dtype == object else \
+        np.lexsort((np.arange(mag.size), -mag))
+    idx = np.sort(np.asarray(order[:k], dtype=np.int64))
+    sent = [(flat_l[idx], local_scale)] + ([] if residual is None else [(residual[0].ravel()[idx], residual[1])])
+    values, values_scale = _exact(sent, idx.shape).result(kind, bits, mode)
+    # e' = (local + e - received) everywhere, minus (sent - received) where sent
+    kept = flat_r.astype(np.int64).copy()
+    kept[idx] = 0
+    back = np.zeros(flat_l.size, dtype=np.int64)
+    back[idx] = values
+    new = _exact(terms[:1] + terms[2:] + [(-kept, received_scale), (-back, values_scale)], flat_l.shape)
+    res_m, res_s = new.result("weight", 16, mode)
+    return idx.astype(np.int32), values, values_scale, (res_m.reshape(local.shape), res_s)
 
 
 def add_sparse(acc: ExactSum, received: np.ndarray, received_scale: Scale, idx: np.ndarray, val: np.ndarray,

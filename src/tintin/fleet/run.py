@@ -47,7 +47,8 @@ class FleetConfig:
 
     ``model``: zoo name or a :class:`tintin.nn.Sequential`; ``strategy``: ``fedavg``, ``reptile``
     or ``fedavg-float``; ``fraction``: devices sampled per round; ``top_p``: percent of each tensor
-    a device sends (None: dense); ``personal``: parameter or layer names kept on the devices;
+    a device sends (None: dense); ``error_feedback``: devices keep what they did not send and
+    add it to the next update (top-P% only); ``personal``: parameter or layer names kept on the devices;
     ``batch_size``, ``local_steps`` (None: one pass over the device's samples), ``lr``: local
     training; ``meta_lr``: Reptile's eps; ``compare_float``: also run float FedAvg in the same
     simulation; ``nodes``: Flower SuperNodes (default ``min(clients, 100)``; several devices per
@@ -63,6 +64,7 @@ class FleetConfig:
     strategy: str = "fedavg"
     fraction: float = 1.0
     top_p: float | None = None
+    error_feedback: bool = True
     personal: tuple[str, ...] = ()
     batch_size: int = 8
     local_steps: int | None = None
@@ -131,7 +133,8 @@ class FleetResult:
         c = self.config
         d = {"engine": "flower", "clients": c["clients"], "rounds": c["rounds"], "strategy": c["strategy"],
              "dataset": c["dataset"], "partition": c["partition"], "model": c["model"], "fraction": c["fraction"],
-             "top_p": c["top_p"], "personal": list(c["personal"]), "nodes": c["nodes"], "seed": c["seed"],
+             "top_p": c["top_p"], "error_feedback": c["error_feedback"], "personal": list(c["personal"]),
+             "nodes": c["nodes"], "seed": c["seed"],
              "task": self.task}
         if self.task == "classification":
             d["test_accuracy"] = self.test_accuracy
@@ -229,7 +232,8 @@ def build_spec(config: FleetConfig) -> tuple[FleetSpec, dict]:
     n = int(source.num_devices)
     nodes = min(n, config.nodes or DEFAULT_MAX_NODES)
     spec = FleetSpec(source=source, template=template, plan=plan, strategy=config.strategy, rounds=config.rounds,
-                     fraction=config.fraction, top_p=config.top_p, personal=personal, meta_lr=config.meta_lr,
+                     fraction=config.fraction, top_p=config.top_p, error_feedback=config.error_feedback,
+                     personal=personal, meta_lr=config.meta_lr,
                      seed=config.seed, nodes=nodes, device_eval=config.device_eval)
     return spec, describe
 
@@ -313,7 +317,8 @@ def run_fleet(config: FleetConfig, on_round: Callable[[str, dict], None] | None 
               "dataset": describe["name"] if config.source is not None else str(getattr(config.dataset, "name", config.dataset)),
               "partition": config.partition if config.source is None else None,
               "model": config.model if isinstance(config.model, str) else config.model.name,
-              "fraction": config.fraction, "top_p": config.top_p, "personal": spec.personal, "nodes": spec.nodes,
+              "fraction": config.fraction, "top_p": config.top_p,
+              "error_feedback": bool(config.error_feedback and config.top_p is not None), "personal": spec.personal, "nodes": spec.nodes,
               "seed": config.seed}
     return FleetResult(config=record, task=spec.task, history=main["history"],
                        float_history=None if floats is None else floats["history"], arrays=main["arrays"],

@@ -18,7 +18,8 @@ class FleetSpec:
     """Everything a node needs to train any device (picklable: it travels to the Ray workers).
 
     ``template``: the initial model; ``personal``: parameter names that never leave a device;
-    ``top_p``: percent of each shared tensor a device sends (None: dense); ``meta_lr``: Reptile's
+    ``top_p``: percent of each shared tensor a device sends (None: dense), with a residual kept on
+    the device when ``error_feedback``; ``meta_lr``: Reptile's
     ``eps``; ``fraction``: devices sampled per round; ``nodes``: Flower SuperNodes, device ``d``
     lives on node ``d % nodes`` (a node trains its sampled devices one after the other)."""
 
@@ -29,6 +30,7 @@ class FleetSpec:
     rounds: int = 3
     fraction: float = 1.0
     top_p: float | None = None
+    error_feedback: bool = True
     personal: tuple[str, ...] = ()
     meta_lr: float = 0.5
     seed: int = 0
