@@ -21,7 +21,7 @@ def literal(text: str) -> str:
 
 #: command modules of this package; each defines ``register(app)``
 COMMAND_MODULES = ("train", "evaluate", "datasets", "plan", "devices", "export", "run", "stream", "import_",
-                   "convert", "registry")
+                   "convert", "registry", "fleet")
 
 
 class CliError(TintinError):

@@ -1,0 +1,183 @@
+"""Fleets on Flower: integer FedAvg against float32 FedAvg (IID and Dirichlet label skew), top-P%
+sparse updates, and scale (time per round, driver memory, bytes) with 100, 1,000 and 10,000
+simulated devices on this machine.
+
+Every run is one ``tintin fleet ... --json`` process (Flower's simulation engine on Ray, 2 CPUs),
+so the driver's peak memory is per run. Claims checked:
+
+- integer FedAvg on an IID digits fleet of 100 devices ends within 1.0 point of float32 FedAvg
+  after the same rounds (float FedAvg runs in the same simulation, on the same devices and samples);
+- on Dirichlet(0.3) the gap is stated as measured;
+- top-P% updates cut bytes up at least 4x for at most 1.0 point;
+- the scale runs report seconds per round, driver peak RSS and bytes.
+
+    .venv/bin/python bench/fleet.py --parts accuracy,dirichlet,topp,scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = "import sys; from tintin.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+#: runs of an earlier results file, by their exact arguments (reused, not rerun)
+CACHE: dict[tuple, dict] = {}
+
+
+def fleet(args: list[str], log) -> dict:
+    """One ``tintin fleet --json`` run in its own process (or its earlier result with the same
+    arguments, from the results file)."""
+    if tuple(args) in CACHE:
+        print(f"  {' '.join(args)}: reused from the results file", file=log, flush=True)
+        return CACHE[tuple(args)]
+    cmd = [sys.executable, "-c", CLI, "fleet", *args, "--json"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"tintin fleet {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+    d = json.loads(proc.stdout)
+    d["wall_seconds"] = wall
+    d["args"] = args
+    print(f"  {' '.join(args)}: {wall:.0f} s", file=log, flush=True)
+    return d
+
+
+def pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def steady_seconds(d: dict) -> float:
+    """Seconds per round without round 1 (Ray starts its workers then), when there are several."""
+    rounds = [r["seconds"] for r in d["history"][1:]]
+    return sum(rounds[1:]) / len(rounds[1:]) if len(rounds) > 1 else rounds[0]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--parts", default="accuracy,dirichlet,topp,scale")
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--lr", type=float, default=0.2)
+    ap.add_argument("--local-steps", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--top-p", default="5,7.5", help="percentages to try, comma-separated")
+    ap.add_argument("--scale-devices", default="100,1000,10000")
+    ap.add_argument("--scale-samples", type=int, default=10, help="samples per device in the scale runs")
+    ap.add_argument("--scale-rounds", default="2,2,1", help="rounds of each scale run (round 1 includes Ray "
+                    "starting its workers; with one round that start is in the figure)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--name", default="fleet")
+    ap.add_argument("--rerun", action="store_true", help="rerun every run (default: reuse the runs of the "
+                    "results file with identical arguments)")
+    args = ap.parse_args(argv)
+
+    from _common import RESULTS, markdown_table, write_results
+
+    old = RESULTS / f"{args.name}.json"
+    if old.is_file() and not args.rerun:
+        for d in json.loads(old.read_text()).get("runs", {}).values():
+            if "args" in d:
+                CACHE[tuple(d["args"])] = d
+
+    parts = [p for p in args.parts.split(",") if p]
+    log = sys.stderr
+    common = ["--dataset", args.dataset, "--clients", str(args.clients), "--rounds", str(args.rounds),
+              "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--local-steps", str(args.local_steps),
+              "--seed", str(args.seed)]
+    out: dict = {"settings": vars(args), "runs": {}}
+    md = [f"# Fleets on Flower ({args.dataset}, {args.clients} devices, {args.rounds} rounds, lr {args.lr}, "
+          f"batch {args.batch_size}, {args.local_steps} local steps per round, seed {args.seed}; Flower 1.42 "
+          f"simulation on Ray with 2 CPUs)", ""]
+
+    def save(final: bool = False) -> None:
+        note = [] if final else ["", "(partial: the benchmark was still running)"]
+        write_results(args.name, out, "\n".join(md + note))
+
+    rows = []
+    for part, partition in (("accuracy", "iid"), ("dirichlet", "dirichlet:0.3")):
+        if part not in parts:
+            continue
+        d = fleet(common + ["--partition", partition, "--strategy", "fedavg", "--compare-float"], log)
+        out["runs"][part] = d
+        gap = 100 * (d["float_test_accuracy"] - d["test_accuracy"])
+        rows.append([partition, pct(d["test_accuracy"]), pct(d["float_test_accuracy"]), f"{gap:+.2f} pt",
+                     f"{d['bytes_up_per_round']:,.0f}", f"{d['float_bytes_up_per_round']:,.0f}",
+                     f"{steady_seconds(d):.1f}"])
+        save()
+    if rows:
+        md += ["## Integer FedAvg vs float32 FedAvg (same simulation, same devices and samples)", "",
+               markdown_table(["partition", "integer FedAvg", "float32 FedAvg", "float - integer",
+                               "bytes up / round (int8)", "bytes up / round (float32)", "s / round"], rows), "",
+               "Claim: IID within 1.0 point: " + ("met" if "accuracy" in out["runs"] and
+               abs(out["runs"]["accuracy"]["float_test_accuracy"] - out["runs"]["accuracy"]["test_accuracy"]) <= 0.01
+               else "NOT met" if "accuracy" in out["runs"] else "not run") + ".", ""]
+
+    if "topp" in parts:
+        dense = out["runs"].get("accuracy") or fleet(common + ["--partition", "iid", "--strategy", "fedavg",
+                                                                "--compare-float"], log)
+        rows = [["dense int8", pct(dense["test_accuracy"]), "-", f"{dense['bytes_up_per_round']:,.0f}", "1.00x"]]
+        met = []
+        for p in [float(v) for v in args.top_p.split(",") if v]:
+            plain = fleet(common + ["--strategy", "fedavg", "--top-p", str(p), "--no-error-feedback"], log)
+            sparse = fleet(common + ["--strategy", "fedavg", "--top-p", str(p)], log)
+            out["runs"][f"topp_{p:g}_no_feedback"] = plain
+            out["runs"][f"topp_{p:g}"] = sparse
+            for label, d in ((f"top {p:g}%, no error feedback", plain), (f"top {p:g}%, error feedback", sparse)):
+                cut = dense["bytes_up_per_round"] / d["bytes_up_per_round"]
+                loss = 100 * (dense["test_accuracy"] - d["test_accuracy"])
+                rows.append([label, pct(d["test_accuracy"]), f"{loss:+.2f}", f"{d['bytes_up_per_round']:,.0f}",
+                             f"{cut:.2f}x"])
+                out[f"topp_{p:g}{'' if d is sparse else '_no_feedback'}"] = {"cut": cut, "points_lost": loss}
+                if cut >= 4 and loss <= 1.0:
+                    met.append(label)
+            save()
+        md += ["## Top-P% sparse updates (IID; bytes down stay dense)", "",
+               markdown_table(["updates", "test accuracy", "points lost", "bytes up / round", "cut"], rows), "",
+               "Bytes are exact: indices + int8 values + scales. Claim (>= 4x for <= 1 point): "
+               + (f"met by {', '.join(met)}" if met else "NOT met") + ".", ""]
+        save()
+
+    if "scale" in parts:
+        rows = []
+        sizes = [int(v) for v in args.scale_devices.split(",") if v]
+        scale_rounds = [int(v) for v in args.scale_rounds.split(",")]
+        scale_rounds += [scale_rounds[-1]] * (len(sizes) - len(scale_rounds))
+        head = ["devices", "rounds", "Flower nodes", "s / round (after round 1 when rounds > 1)", "ms / device-round",
+                "driver peak MB", "bytes up / round", "bytes down / round", "test accuracy"]
+        title = [f"## Scale ({args.scale_samples} samples per device drawn with replacement, every device trains "
+                 "every round, one local pass)", ""]
+        for n, rounds in zip(sizes, scale_rounds):
+            try:
+                d = fleet(["--dataset", args.dataset, "--clients", str(n), "--rounds", str(rounds),
+                           "--samples-per-device", str(args.scale_samples), "--lr", str(args.lr),
+                           "--batch-size", str(args.batch_size), "--seed", str(args.seed)], log)  # one local pass
+            except SystemExit as exc:
+                out["runs"][f"scale_{n}"] = {"error": str(exc)}
+                rows.append([f"{n:,}", rounds, "failed", "-", "-", "-", "-", "-", str(exc)[:80]])
+                continue
+            out["runs"][f"scale_{n}"] = d
+            per_client = steady_seconds(d) / n
+            rows.append([f"{n:,}", rounds, d["nodes"], f"{steady_seconds(d):.1f}", f"{1000 * per_client:.1f}",
+                         f"{d['driver_max_rss_mb']:.0f}", f"{d['bytes_up_per_round']:,.0f}",
+                         f"{d['bytes_down_per_round']:,.0f}", pct(d["test_accuracy"])])
+            write_results(args.name, out, "\n".join(md + title + [markdown_table(head, rows), "",
+                                                                   "(partial: the benchmark was still running)"]))
+        md += title + [markdown_table(head, rows), ""]
+    save(final=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""A real Flower simulation (Ray backend): a few devices, 2 rounds, the integer result equal to the
+in-process reference, the float comparison in the same simulation, no stray process left."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flwr")
+pytest.importorskip("ray")
+
+from tintin import data  # noqa: E402
+from tintin.fleet import FleetConfig, aggregate, run_fleet  # noqa: E402
+from tintin.fleet.codec import arrays_model  # noqa: E402
+from tintin.fleet.local import get_params, tensor_specs  # noqa: E402
+from tintin.fleet.run import build_spec  # noqa: E402
+
+from .rational import device_models  # noqa: E402
+
+
+def _descendants(pid: int) -> list[int]:
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _no_stray_processes():
+    deadline = time.monotonic() + 30
+    while _descendants(os.getpid()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return _descendants(os.getpid())
+
+
+def test_a_small_flower_fleet_equals_the_reference_and_leaves_nothing_running():
+    ds = data.load("digits")
+    config = FleetConfig(dataset=ds, clients=3, rounds=2, strategy="fedavg", local_steps=3, batch_size=4, lr=0.1,
+                         seed=1, nodes=2, compare_float=True)
+    rounds_seen = []
+    result = run_fleet(config, on_round=lambda kind, r: rounds_seen.append((kind, r["round"])))
+    assert rounds_seen == [("integer", 1), ("integer", 2), ("float", 1), ("float", 2)]
+    d = result.to_dict()
+    for key in ("engine", "clients", "rounds", "strategy", "test_accuracy", "float_test_accuracy",
+                "bytes_up_per_round", "bytes_down_per_round", "seconds_per_round", "history"):
+        assert key in d
+    assert d["engine"] == "flower" and d["clients"] == 3 and d["rounds"] == 2 and len(d["history"]) == 3
+    assert 0 <= d["test_accuracy"] <= 1 and 0 <= d["float_test_accuracy"] <= 1
+    assert all(v.dtype.kind == "i" for v in result.arrays.values())  # integers only, never floats
+
+    # the same two rounds in-process: train each device directly, aggregate with the reference
+    spec, _ = build_spec(config)
+    specs = tensor_specs(spec.template)
+    params = get_params(spec.template)
+    for r in (1, 2):
+        models, weights = device_models(spec, params, range(3), r)
+        params = aggregate(models, weights, specs, "compound")
+    got = arrays_model(result.arrays, [t.name for t in specs])
+    for name, (m, s) in params.items():
+        assert got[name][1] == s and np.array_equal(got[name][0], m)
+
+    import ray
+
+    assert not ray.is_initialized()
+    assert _no_stray_processes() == []
+
+
+def test_the_command_prints_one_json_object(capsys):
+    from tintin.cli.app import main
+
+    status = main(["fleet", "--clients", "2", "--rounds", "2", "--local-steps", "2", "--strategy", "reptile",
+                   "--partition", "dirichlet:0.5", "--top-p", "5", "--json"])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    d = json.loads(out.out)
+    assert d["engine"] == "flower" and d["strategy"] == "reptile" and d["clients"] == 2 and d["rounds"] == 2
+    assert d["partition"] == "dirichlet:0.5" and d["top_p"] == 5.0
+    assert d["bytes_up_per_round"] * 4 <= d["bytes_down_per_round"]
+    assert "float_test_accuracy" not in d and [r["round"] for r in d["history"]] == [0, 1, 2]
+    assert _no_stray_processes() == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "fedprox"], "unknown strategy"),
+    (["--clients", "0"], "--clients must be at least 1"),
+    (["--partition", "dirichlet:-2"], "bad partition"),
+    (["--fraction", "0"], "--fraction"),
+    (["--top-p", "150"], "--top-p"),
+    (["--rounds", "0"], "--rounds"),
+    (["--personal", "fc9"], "--personal fc9"),
+    (["--model", "nope"], "unknown model"),
+    (["--strategy", "fedavg-float", "--top-p", "5"], "integer strategies"),
+])
+def test_bad_input_is_one_line_before_ray_starts(capsys, args, message):
+    from tintin.cli.app import main
+
+    status = main(["fleet", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status != 0 and len(err) == 1 and err[0].startswith("error:") and message in err[0]
