@@ -81,6 +81,28 @@ def test_host_c_client_equals_the_simulator_regression_with_momentum(sine, sine_
     assert same_parameters(got, want) == []
 
 
+@pytest.fixture(scope="module")
+def batch_client(bearing):
+    _host_or_skip()
+    return HostProgramClient(bearing.build_model(0), optim=OptimConfig(lr=0.05), batch_size=4)
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), steps=st.integers(1, 12), weights=st.integers(0, 1000))
+def test_host_c_client_at_batch_four_with_a_given_order(bearing, batch_client, seed, steps, weights):
+    start = _perturbed(bearing.build_model(0), weights)
+    x, y = bearing.device_train(0)
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(x)) for _ in range(3)])[:steps * 4]
+    got = batch_client.local_update(start, x, y, steps=steps, seed=seed, order=order)
+    want = simulate_local_update(start, x, y, steps=steps, seed=seed, optim=OptimConfig(lr=0.05), order=order,
+                                 batch_size=4)
+    assert same_parameters(got, want) == []
+    default = batch_client.local_update(start, x, y, steps=steps, seed=seed)
+    assert same_parameters(default, simulate_local_update(start, x, y, steps=steps, seed=seed, batch_size=4,
+                                                          optim=OptimConfig(lr=0.05))) == []
+
+
 def test_rounds_chain_and_order_is_honoured(bearing, bearing_client):
     model = bearing.build_model(0)
     x, y = bearing.device_train(0)
@@ -118,6 +140,7 @@ def test_local_order_is_the_trainers_permutations():
     order = local_order(5, 12, seed=3)
     perms = list(epoch_order(5, 3, 3))
     assert np.array_equal(order, np.concatenate(perms)[:12])
+    assert np.array_equal(local_order(5, 3, seed=3, batch_size=4), np.concatenate(perms)[:12])
 
 
 def test_simulated_update_leaves_the_input_alone(sine):
@@ -133,7 +156,9 @@ def test_simulated_update_leaves_the_input_alone(sine):
     (lambda b, s: simulate_local_update(b.build_model(0), *b.device_train(0), steps=3, order=[0, 99, 1]),
      "outside [0, 24)"),
     (lambda b, s: simulate_local_update(b.build_model(0), *b.device_train(0), steps=3, order=[0]),
-     "3 steps need 3 sample indices"),
+     "3 steps of batch 1 need 3 sample indices"),
+    (lambda b, s: simulate_local_update(b.build_model(0), *b.device_train(0), steps=3, batch_size=0),
+     "batch_size must be an integer >= 1"),
     (lambda b, s: simulate_local_update(s.build_model(0), *s.device_train(0), steps=3), "give target_exponent"),
     (lambda b, s: simulate_local_update(b.build_model(0), b.device_train(0)[0], np.full(24, 9), steps=3),
      "class indices in [0, 4)"),

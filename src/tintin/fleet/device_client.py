@@ -2,10 +2,10 @@
 emulated microcontroller: the same bits from each.
 
 One *local update* (what a device does in a federated round): start from the weights it received,
-take ``steps`` integer training steps at batch 1 on its own samples in a seeded order, and return
-its weights. Three executors:
+take ``steps`` integer training steps of ``batch_size`` samples (default 1) on its own samples in
+a seeded order, and return its weights. Three executors:
 
-``simulate_local_update``   the specification: :func:`tintin.train.train_step` at batch 1.
+``simulate_local_update``   the specification: :func:`tintin.train.train_step`.
 ``HostProgramClient``       the model's generated C project (:func:`tintin.codegen.generate_project`)
                             built once as a host shared library and called through ``ctypes``:
                             the received weights are written into the program's parameters
@@ -17,9 +17,9 @@ its weights. Three executors:
                             see ``tintin devices``) with the weights and samples embedded, run in
                             its emulator (QEMU, simavr), the final weights read from its output.
 
-The sample order: step ``s`` trains on sample ``order[s]``; by default ``order`` is
+The sample order: step ``s`` trains on samples ``order[s*B:(s+1)*B]``; by default ``order`` is
 :func:`tintin.targets.ondevice.training_order` for ``seed`` (the trainer's seeded permutation per
-pass over the samples). The rounding stream starts at ``(seed, step 0)``; the optimiser starts
+pass over the samples); any order can be given (e.g. a federated client's own). The rounding stream starts at ``(seed, step 0)``; the optimiser starts
 without momentum; the learning rate is ``optim``'s of epoch 0.
 
     from tintin.fleet.device_client import HostProgramClient, simulate_local_update
@@ -85,28 +85,34 @@ class _CParamInfo(ctypes.Structure):
 
 # -- the order and the specification ------------------------------------------------------------------
 
-def local_order(n: int, steps: int, seed: int) -> np.ndarray:
-    """Which of ``n`` samples each of ``steps`` batch-1 steps trains on: the trainer's seeded
-    permutations (:func:`tintin.train.epoch_order`), concatenated."""
+def local_order(n: int, steps: int, seed: int, batch_size: int = 1) -> np.ndarray:
+    """Which of ``n`` samples ``steps`` steps of ``batch_size`` train on (step ``s``: entries
+    ``s*B .. s*B+B-1``): the trainer's seeded permutations (:func:`tintin.train.epoch_order`),
+    concatenated."""
     from ..targets.ondevice import training_order
 
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise DeviceClientError(f"steps must be an integer >= 1, got {steps!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DeviceClientError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if n < 1:
         raise DeviceClientError("a local update needs at least one sample")
-    return training_order(int(n), int(steps), 1, int(seed))[0]
+    return training_order(int(n), int(steps), int(batch_size), int(seed))[0]
 
 
-def _checked(model: Sequential, x, y, steps: int, seed: int, order):
+def _checked(model: Sequential, x, y, steps: int, seed: int, order, batch_size: int = 1):
     x = check_samples(model, x, "local samples")
     y = check_labels(model, y, len(x), "local labels")
     if order is None:
-        order = local_order(len(x), steps, seed)
+        order = local_order(len(x), steps, seed, batch_size)
     else:
+        local_order(1, steps, 0, batch_size)  # the same checks of steps and batch size
+        need = steps * batch_size
         order = np.asarray(order, dtype=np.int64).ravel()
-        if len(order) < steps:
-            raise DeviceClientError(f"{steps} steps need {steps} sample indices, the order has {len(order)}")
-        order = order[:steps]
+        if len(order) < need:
+            raise DeviceClientError(f"{steps} steps of batch {batch_size} need {need} sample indices, the order "
+                                    f"has {len(order)}")
+        order = order[:need]
         if order.size and (order.min() < 0 or order.max() >= len(x)):
             raise DeviceClientError(f"the order refers to samples outside [0, {len(x)})")
     return x, y, order
@@ -119,11 +125,12 @@ def _target_exponent(model: Sequential, target_exponent: int | None) -> int:
 
 
 def simulate_local_update(model: Sequential, x, y, *, steps: int, seed: int = 0, optim: OptimConfig | None = None,
-                          update: str = "full", target_exponent: int | None = None, order=None) -> Sequential:
+                          update: str = "full", target_exponent: int | None = None, order=None,
+                          batch_size: int = 1) -> Sequential:
     """The local update on the simulator (the specification): a copy of ``model`` after ``steps``
-    batch-1 :func:`tintin.train.train_step` calls on ``x[order[s]], y[order[s]]``. ``model`` is
-    not changed."""
-    x, y, order = _checked(model, x, y, steps, seed, order)
+    :func:`tintin.train.train_step` calls, step ``s`` on the samples ``order[s*B:(s+1)*B]``
+    (``B = batch_size``). ``model`` is not changed."""
+    x, y, order = _checked(model, x, y, steps, seed, order, batch_size)
     te = _target_exponent(model, target_exponent)
     m = copy.deepcopy(model)
     for p in m.parameters():
@@ -131,8 +138,9 @@ def simulate_local_update(model: Sequential, x, y, *, steps: int, seed: int = 0,
     apply_update_selection(m, parse_update(update))
     sgd = IntegerSGD(m.parameters(), optim or OptimConfig(), m.config.scale_mode)
     ctx = Context(mode=m.config.scale_mode, training=True, stream=RoundingStream(int(seed)))
-    for j in order:
-        train_step(m, sgd, x[j:j + 1], y[j:j + 1], ctx, target_exponent=te)
+    for s in range(steps):
+        idx = order[s * batch_size:(s + 1) * batch_size]
+        train_step(m, sgd, x[idx], y[idx], ctx, target_exponent=te)
     return m
 
 
@@ -195,8 +203,10 @@ class HostProgramClient:
     :class:`tintin.targets.TargetError` when no host C compiler works."""
 
     def __init__(self, model: Sequential, *, optim: OptimConfig | None = None, update: str = "full",
-                 target_exponent: int | None = None, cache_dir=None):
+                 target_exponent: int | None = None, batch_size: int = 1, cache_dir=None):
         parse_update(update)
+        local_order(1, 1, 0, batch_size)  # checks batch_size
+        self.batch_size = int(batch_size)
         self.template = copy.deepcopy(model)
         self.optim = optim or OptimConfig()
         self.update = update
@@ -222,7 +232,7 @@ class HostProgramClient:
             return
         self.generated += 1
         project = generate_project(model, self.work_dir / f"project-{self.generated}", update=self.update,
-                                   batch_size=1, optim=self.optim, options=self.options, example=False)
+                                   batch_size=self.batch_size, optim=self.optim, options=self.options, example=False)
         flags = [*EXTRA_CFLAGS, *TARGET_CFLAGS.get("host", ())]
         digest = hashlib.sha256(" ".join(flags).encode())
         for f in sorted(project.out_dir.rglob("*.[ch]")):
@@ -260,13 +270,13 @@ class HostProgramClient:
         return info
 
     def local_update(self, model: Sequential, x, y, *, steps: int, seed: int = 0, order=None) -> Sequential:
-        """A copy of ``model`` after ``steps`` batch-1 steps of the C program (the bits of
-        :func:`simulate_local_update` with this client's settings). ``model`` must have the
-        architecture the client was made for."""
+        """A copy of ``model`` after ``steps`` steps of the C program at the client's batch size
+        (the bits of :func:`simulate_local_update` with this client's settings). ``model`` must
+        have the architecture the client was made for."""
         if _architecture(model) != _architecture(self.template):
             raise DeviceClientError(f"model {model.name!r} has another architecture than the client's "
                                     f"{self.template.name!r}")
-        x, y, order = _checked(model, x, y, steps, seed, order)
+        x, y, order = _checked(model, x, y, steps, seed, order, self.batch_size)
         with _LIBRARY_LOCK:
             self._build(model)
             lib = self._lib
@@ -285,8 +295,10 @@ class HostProgramClient:
             lib.tt_set_stream(ctypes.c_uint32(int(seed) & 0xFFFFFFFF), 0)
             xs = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.int8)
             ys = np.ascontiguousarray(np.asarray(y).reshape(len(x), -1), dtype=self._label_dtype)
-            for s, j in enumerate(order):
-                status = lib.tt_train_step(xs[j].ctypes.data, ys[j].ctypes.data)
+            for s in range(steps):
+                idx = order[s * self.batch_size:(s + 1) * self.batch_size]
+                xb, yb = np.ascontiguousarray(xs[idx]), np.ascontiguousarray(ys[idx])
+                status = lib.tt_train_step(xb.ctypes.data, yb.ctypes.data)
                 if status not in (_TT_OK, _TT_ERR_OVERFLOW):
                     raise DeviceClientError(f"tt_train_step returned status {status} at step {s}")
             values = {}
@@ -306,7 +318,7 @@ class HostProgramClient:
 
 def local_update_on_target(model: Sequential, x, y, *, target: str, steps: int, seed: int = 0,
                            optim: OptimConfig | None = None, update: str = "full",
-                           target_exponent: int | None = None, order=None, work_dir=None,
+                           target_exponent: int | None = None, order=None, batch_size: int = 1, work_dir=None,
                            timeout_s: float = 300.0) -> Sequential:
     """The local update run on ``target`` (e.g. ``"cortex-m0"`` in QEMU): the program of ``model``
     with its weights and the samples the steps read embedded, built, run, and the final trained
@@ -321,21 +333,22 @@ def local_update_on_target(model: Sequential, x, y, *, target: str, steps: int, 
     from ..targets.ondevice import select_samples
     from ..targets.toolchain import toolchain_status
 
-    x, y, order = _checked(model, x, y, steps, seed, order)
+    x, y, order = _checked(model, x, y, steps, seed, order, batch_size)
     ok, reason = toolchain_status(target)
     if not ok:
         raise ToolchainMissingError(reason)
-    xs, ys, local = select_samples(x, y, order, steps, 1)
+    xs, ys, local = select_samples(x, y, order, steps, batch_size)
     m = copy.deepcopy(model)
     for p in m.parameters():
         p.momentum = None
     optim = optim or OptimConfig()
     with tempfile.TemporaryDirectory(prefix="tintin-client-") as tmp:
         work = Path(work_dir if work_dir is not None else tmp)
-        program, plan, eval_program = compile_for_codegen(m, update, 1, optim, _program_options(m, target_exponent))
+        program, plan, eval_program = compile_for_codegen(m, update, batch_size, optim,
+                                                          _program_options(m, target_exponent))
         project = generate_project(m, work / "project", program=program, plan=plan, eval_program=eval_program,
                                    target=target if target in MAKE_TARGETS else "host", example=False)
-        drv = render_driver(project.model, x_samples=xs, y_samples=ys, order=local, steps=steps, batch_size=1,
+        drv = render_driver(project.model, x_samples=xs, y_samples=ys, order=local, steps=steps, batch_size=batch_size,
                             seed=int(seed), dump=True)
         ddir = work / "project" / "driver"
         ddir.mkdir(parents=True, exist_ok=True)
