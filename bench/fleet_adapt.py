@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +43,41 @@ def final_model(result, template):
     return model
 
 
+def _train_and_save(name: str, strategy: str, seed: int, fleet_args: dict, path: str) -> None:
+    """In a child process (Ray's state dies with it): train the fleet, save the final model."""
+    from tintin.fleet import FleetConfig, run_fleet
+    from tintin.fleet.workloads import get_workload
+    from tintin.io.model_file import save_model
+
+    fleet = get_workload(name, devices=fleet_args.pop("devices"), seed=seed)
+    template = fleet.build_model(seed)
+    result = run_fleet(FleetConfig(source=fleet, model=template, strategy=strategy, seed=seed, **fleet_args))
+    save_model(final_model(result, template), path)
+
+
+def train_fleet_model(name: str, strategy: str, seed: int, fleet_args: dict, cache: Path, timeout_s: float):
+    """The final model of one fleet run, trained in a fresh process (or read from ``cache``)."""
+    import multiprocessing
+
+    from tintin.io.model_file import load_model
+
+    path = cache / f"{name}-{strategy}-seed{seed}.safetensors"
+    if not path.exists():
+        t0 = time.perf_counter()
+        proc = multiprocessing.get_context("spawn").Process(
+            target=_train_and_save, args=(name, strategy, seed, dict(fleet_args), str(path)))
+        proc.start()
+        proc.join(timeout_s)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+            raise SystemExit(f"error: {name} {strategy} seed {seed}: the fleet run took over {timeout_s:.0f} s")
+        if proc.exitcode != 0 or not path.exists():
+            raise SystemExit(f"error: {name} {strategy} seed {seed}: the fleet run failed (exit {proc.exitcode})")
+        print(f"{name} seed {seed}: {strategy} trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    return load_model(path)[0]
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workloads", default="bearing-fleet,sine")
@@ -57,10 +93,13 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--passes", type=int, default=None, help="adaptation passes over the K samples")
     ap.add_argument("--name", default="fleet_adapt")
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "tintin-fleet-adapt"),
+                    help="final fleet models are kept here (model files); a rerun reuses them")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed for one fleet run")
     args = ap.parse_args(argv)
 
     try:
-        from tintin.fleet import FleetConfig, run_fleet
+        import tintin.fleet.run  # noqa: F401  (run_fleet, FleetConfig)
     except ImportError as exc:
         raise SystemExit(f"error: this benchmark needs tintin.fleet.run_fleet and FleetConfig (the Flower "
                          f"fleet), which this installation lacks ({exc})") from None
@@ -79,20 +118,14 @@ def main(argv=None) -> None:
         defaults = DEFAULT_CONFIG[base.task]
         config = AdaptConfig(passes=args.passes or defaults.passes, lr=defaults.lr)
         lr = args.lr if args.lr is not None else config.lr
-        trained = {}
+        fleet_args = {"devices": args.devices, "rounds": args.rounds, "fraction": args.fraction,
+                      "local_steps": args.local_steps, "batch_size": args.batch_size, "lr": lr,
+                      "meta_lr": args.meta_lr}
+        cache = Path(args.cache)
+        cache.mkdir(parents=True, exist_ok=True)
 
-        def fleet_model(strategy, seed, _name=name):
-            key = (strategy, seed)
-            if key not in trained:
-                fleet = get_workload(_name, devices=args.devices, seed=seed)
-                template = fleet.build_model(seed)
-                t0 = time.perf_counter()
-                result = run_fleet(FleetConfig(source=fleet, model=template, strategy=strategy, rounds=args.rounds,
-                                               fraction=args.fraction, local_steps=args.local_steps,
-                                               batch_size=args.batch_size, lr=lr, meta_lr=args.meta_lr, seed=seed))
-                print(f"{_name} seed {seed}: {strategy} trained in {time.perf_counter() - t0:.0f} s", flush=True)
-                trained[key] = final_model(result, template)
-            return trained[key]
+        def fleet_model(strategy, seed, _name=name, _fleet_args=fleet_args):
+            return train_fleet_model(_name, strategy, seed, _fleet_args, cache, args.timeout)
 
         # the unseen devices are those of the seed-0 fleet: the same devices for every seed and model
         table = adaptation_table(
