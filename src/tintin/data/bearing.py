@@ -134,11 +134,15 @@ def _load_zone(t: np.ndarray, freq: np.ndarray, depth: np.ndarray, phase: np.nda
 def simulate_bearing(rng: np.random.Generator, labels: np.ndarray, length: int,
                      snr_choices: list[float],
                      geometry: BearingGeometry = BEARING_6205,
-                     nominal_rpm: float = NOMINAL_RPM) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                     nominal_rpm: float = NOMINAL_RPM,
+                     resonance_hz: tuple[float, float] = (2000.0, 4000.0)) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Generate one window per label (0 normal, 1 inner, 2 outer, 3 ball) as float64 ``(N, 1, length)``.
 
     ``nominal_rpm`` is the shaft speed the per-window speeds scatter around (1 % spread); the
     default is the data set's 1797 rpm, other values model a machine running at another speed.
+    ``resonance_hz``: the range ``(low, high)`` of the uniform draw of ``f_n`` (default the data
+    set's 2-4 kHz; a narrower band models one machine's structural resonance). Its bounds change no
+    other draw.
 
     Returns the windows and per-window metadata arrays ``snr_db``, ``shaft_rpm``, ``resonance_hz``.
     The model is described in the module docstring; draws come from ``rng`` in a fixed order.
@@ -153,7 +157,7 @@ def simulate_bearing(rng: np.random.Generator, labels: np.ndarray, length: int,
     snr_db = rng.choice(np.asarray(snr_choices, dtype=np.float64), n)
     amp = np.stack([rng.uniform(0.1, 0.5, n), rng.uniform(0.05, 0.25, n), rng.uniform(0.0, 0.1, n)], 1)
     phi = rng.uniform(0.0, 2.0 * np.pi, (n, 3))
-    f_n = rng.uniform(2000.0, 4000.0, n)
+    f_n = rng.uniform(float(resonance_hz[0]), float(resonance_hz[1]), n)
     zeta = rng.uniform(0.04, 0.10, n)
     depth = rng.uniform(0.5, 0.9, n)
     psi = rng.uniform(0.0, 2.0 * np.pi, n)
