@@ -13,6 +13,9 @@ Variants (``--variants``, comma-separated; tokens joined with ``/``):
 
 * ``int8``: int8 weights, the model's default quantisation; ``int16``: int16 master weights;
 * ``wide=fc3+fc4``: int16 masters only for the named layers (``QuantConfig.wide_layers``);
+* ``ef=fc1+fc2`` (``ef=*``: every layer): error feedback, an int8 remainder per weight of the
+  named layers (``OptimConfig.error_feedback``; simulator only, so its SRAM is the plan of the same
+  model without it plus one byte per remainder, marked ``+r``);
 * ``const``: no learning-rate decay (constant lr);
 * ``float``: the float32 twin (built from the int8 model's initial weights).
 
@@ -49,7 +52,7 @@ def parse_args(argv=None):
 
 
 def parse_variant(text: str) -> dict:
-    out = {"float": False, "weight_bits": 8, "wide_layers": (), "decay": True}
+    out = {"float": False, "weight_bits": 8, "wide_layers": (), "decay": True, "error_feedback": ()}
     for tok in text.split("/"):
         if tok == "float":
             out["float"] = True
@@ -57,10 +60,12 @@ def parse_variant(text: str) -> dict:
             out["weight_bits"] = int(tok[3:])
         elif tok.startswith("wide="):
             out["wide_layers"] = tuple(t for t in tok[5:].split("+") if t)
+        elif tok.startswith("ef="):
+            out["error_feedback"] = tuple(t for t in tok[3:].split("+") if t)
         elif tok == "const":
             out["decay"] = False
         else:
-            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, const, float)")
+            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, const, float)")
     return out
 
 
@@ -81,18 +86,26 @@ def train_config(model_name, seed, args, variant):
     d = training_defaults(model_name)
     sched = d.lr_schedule(args.epochs) if variant["decay"] else ()
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-                       optim=OptimConfig(lr=d.lr, lr_schedule=sched, momentum_shift=d.momentum_shift),
+                       optim=OptimConfig(lr=d.lr, lr_schedule=sched, momentum_shift=d.momentum_shift,
+                                         error_feedback=variant["error_feedback"]),
                        eval_each_epoch=False)
 
 
-def training_sram(model_name, ds, args, variant) -> int | None:
-    """The planner's arena for one full training step at batch 1 (None for the float twin)."""
+def training_sram(model_name, ds, args, variant) -> str:
+    """The planner's arena for one full training step at batch 1 ("-" for the float twin); with
+    error feedback the plan without it plus one byte per remainder (``+r``)."""
     if variant["float"]:
-        return None
+        return "-"
     from tintin.compile import compile_program, plan_memory
+    from tintin.optim import OptimConfig
 
     model = build(model_name, ds, 0, args, variant)
-    return plan_memory(compile_program(model, "full", 1)).arena_bytes
+    arena = plan_memory(compile_program(model, "full", 1)).arena_bytes
+    if not variant["error_feedback"]:
+        return f"{arena:,}"
+    feedback = OptimConfig(error_feedback=variant["error_feedback"])
+    extra = sum(p.value.m.size for p in model.parameters() if feedback.feeds_back(p.name, p.kind))
+    return f"{arena + extra:,} (+r)"
 
 
 def run(model_name, ds, seed, args, variant, x, y) -> float:
@@ -165,15 +178,14 @@ def write(args, runs, sram, models, variants) -> None:
             s = summary(runs, model_name, v)
             cells[f"{model_name}:{v}"] = s
             if s is None:
-                rows.append([model_name, v, "not run", "", "", "", f"{sram[f'{model_name}:{v}']:,}"
-                             if sram.get(f"{model_name}:{v}") else "-"])
+                rows.append([model_name, v, "not run", "", "", "", sram[f"{model_name}:{v}"]])
                 continue
             fref = summary(runs, model_name, "float/const" if "const" in v.split("/") else "float")
             gap = f"{fref['mean'] - s['mean']:+.2f}" if fref and not parse_variant(v)["float"] else ""
             mark = "" if s["n"] >= args.seeds else f" (incomplete: {s['n']} of {args.seeds} seeds)"
             rows.append([model_name, v, f"{s['mean']:.2f} ± {s['std']:.2f}{mark}", ", ".join(f"{a:.2f}" for a in s["runs"]),
                          gap, "yes" if model_name == "mlp" and s["mean"] >= NITRO_D_FASHION and not
-                         parse_variant(v)["float"] else "", f"{sram[f'{model_name}:{v}']:,}" if sram.get(f"{model_name}:{v}") else "-"])
+                         parse_variant(v)["float"] else "", sram[f"{model_name}:{v}"]])
     mlp_desc = f"mlp = {args.hidden.replace(',', '-')} hidden (784-{args.hidden.replace(',', '-')}-10)"
     md = (f"## Long runs on {args.dataset}: test accuracy (%) after {args.epochs} epochs, batch {args.batch_size}, "
           f"{args.seeds} seeds asked\n\n"
