@@ -7,7 +7,7 @@ import pytest
 from tintin.io import load_model, save_model
 from tintin.io.model_file import ModelFileError, model_file_bytes
 from tintin.nn import QuantConfig, build_model, model_names, training_defaults
-from tintin.nn.zoo import DECAY_AT, DECAY_FACTOR
+from tintin.nn.zoo import DECAY_AT, DECAY_FACTOR, DECAY_MIN_EPOCHS
 
 
 def test_mlp_with_several_hidden_layers():
@@ -85,3 +85,5 @@ def test_every_zoo_model_decays_by_the_one_rule(name):
     sched = d.lr_schedule(30, 0.5)
     assert [e for e, _ in sched] == [15, 24]
     assert [round(v, 6) for _, v in sched] == [0.1, 0.02]
+    assert d.lr_schedule(10, 0.5) == ((5, 0.1), (8, 0.1 * DECAY_FACTOR))
+    assert d.lr_schedule(DECAY_MIN_EPOCHS - 1, 0.5) == ()  # short runs keep a constant rate

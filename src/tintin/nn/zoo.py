@@ -46,6 +46,9 @@ def mlp(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, rng
 #: int8_diagnostics.md, accuracy_long.md)
 DECAY_AT = (0.5, 0.8)
 DECAY_FACTOR = 0.2
+#: runs shorter than this keep a constant rate: they stop before converging, where a decay only slows
+#: them down (a 5-epoch run on a small set loses accuracy to it)
+DECAY_MIN_EPOCHS = 10
 
 
 @dataclass(frozen=True)
@@ -54,17 +57,20 @@ class TrainingDefaults:
 
     ``decay_at``: fractions of the run after which the learning rate is multiplied by
     ``decay_factor`` (the default :data:`DECAY_AT` with 30 epochs: epochs 15 and 24); ``()`` keeps it
-    constant."""
+    constant, and so do runs of fewer than ``decay_min_epochs`` epochs."""
 
     lr: float = 0.5
     momentum_shift: int = 0
     decay_at: tuple[float, ...] = DECAY_AT
     decay_factor: float = DECAY_FACTOR
+    decay_min_epochs: int = DECAY_MIN_EPOCHS
     epochs: int = 30
     batch_size: int = 32
 
     def lr_schedule(self, epochs: int, lr: float | None = None) -> tuple[tuple[int, float], ...]:
         base = self.lr if lr is None else lr
+        if epochs < self.decay_min_epochs:
+            return ()
         out, value = [], base
         for frac in self.decay_at:
             value *= self.decay_factor
