@@ -13,7 +13,8 @@ def params_equal(a, b):
                and p.value.m.dtype == q.value.m.dtype for p, q in zip(a.parameters(), b.parameters()))
 
 
-@pytest.mark.parametrize("qconf", [QuantConfig(), QuantConfig(scale_mode="pow2", weight_bits=16)])
+@pytest.mark.parametrize("qconf", [QuantConfig(), QuantConfig(scale_mode="pow2", weight_bits=16),
+                                   QuantConfig(wide_layers=("fc2",))])
 def test_round_trip(tmp_path, qconf):
     model = build_model("mlp", (1, 8, 8), 10, qconf, seed=5, input_exponent=-7)
     model.parameters()[0].trainable = False

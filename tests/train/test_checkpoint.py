@@ -47,6 +47,9 @@ CONFIGS = [
                 optim=OptimConfig(lr=0.5, lr_schedule=((1, 0.25), (2, 0.1)), momentum_shift=3)),
     TrainConfig(epochs=2, batch_size=7, seed=1, eval_each_epoch=False,
                 optim=OptimConfig(rule="niti", mu_schedule=((1, 3),))),
+    # error feedback: the int8 remainders are training state too
+    TrainConfig(epochs=2, batch_size=16, seed=2, eval_each_epoch=False,
+                optim=OptimConfig(lr=0.5, lr_schedule=((1, 0.02),), error_feedback=("fc1",))),
 ]
 
 

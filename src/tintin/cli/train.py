@@ -76,6 +76,11 @@ def write_history(out: Path, history: dict, title: str):
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
+def _names(text: Optional[str]) -> tuple[str, ...]:
+    """``"fc1,fc2"`` -> ``("fc1", "fc2")`` (None or empty: no layer)."""
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
 def _resume_settings(run_dir: Path, dataset: str | None, model: str | None) -> dict:
     """The command-line settings of the interrupted run in ``run_dir`` (stored in its checkpoint)."""
     from ..train.checkpoint import read_training_state
@@ -112,6 +117,10 @@ def train_command(
                                               "(default: the model's decay steps, scaled to --epochs)"),
     mu_schedule: Optional[str] = typer.Option(None, "--mu-schedule", help="NITI rule: EPOCH:MU,... e.g. 10:3,20:2"),
     upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
+    wide_layers: Optional[str] = typer.Option(None, "--wide-layers", help="LAYER,...: int16 master weights only for "
+                                              "these layers (docs/learning-quality.md)"),
+    error_feedback: Optional[str] = typer.Option(None, "--error-feedback", help="LAYER,... or '*': keep an int8 "
+                                                 "remainder of sub-step updates (simulator only)"),
     backend: str = typer.Option("numpy", "--backend", help="weight-update backend: numpy | c (the C "
                                 "runtime's update through ctypes: the same bits) | auto (c when a C compiler works)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
@@ -157,8 +166,8 @@ def train_command(
     opt.check_positive("--batch-size", batch_size)
     out = out or Path("runs") / f"{ds.name}-{model}{'-finetune' if init is not None else ''}-s{seed}"
     check_output_dir(out, force)
-    qconf = quantisation.config(upscale_init=upscale_init)
-    oconf = optimiser.config(model, batch_size,
+    qconf = quantisation.config(upscale_init=upscale_init, wide_layers=_names(wide_layers))
+    oconf = optimiser.config(model, batch_size, error_feedback=_names(error_feedback),
                              lr_schedule=parse_schedule(lr_schedule) if lr_schedule
                              else defaults.lr_schedule(epochs, opt.resolved_lr(optimiser.lr, model, batch_size)),
                              mu_schedule=parse_schedule(mu_schedule, int))
@@ -178,6 +187,15 @@ def train_command(
         _torch()
     net = init_net if init is not None else \
         build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
+    if init is not None and wide_layers:
+        raise opt.OptionError("--wide-layers sets the widths of a new zoo model; --init keeps the file's")
+    layers = {p.name.rsplit(".", 1)[0] for p in net.parameters() if p.kind == "weight"}
+    for option, names in (("--wide-layers", qconf.wide_layers),
+                          ("--error-feedback", oconf.error_feedback)):
+        unknown = sorted(set(names) - layers - ({"*"} if option == "--error-feedback" else set()))
+        if unknown:
+            raise opt.OptionError(f"{option}: the model has no weight layer {unknown[0]!r} "
+                                  f"(its weight layers: {', '.join(sorted(layers))})")
     from .init_model import select_update
     selection = select_update(net, update)
     kernel, backend_used = update_backend(backend)

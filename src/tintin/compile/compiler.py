@@ -383,6 +383,10 @@ def compile_program(model, update: str | None = "full", batch_size: int = 1, opt
         raise CompileError(f"batch size must be a positive integer, got {batch_size!r}")
     batch_size = int(batch_size)
     optim = optim if optim is not None else OptimConfig()
+    if optim.error_feedback:
+        raise CompileError("error feedback (OptimConfig.error_feedback) trains in the simulator only: compiled "
+                           "programs and the C runtime do not keep the remainder; for the same resolution on a "
+                           "device name the layers in QuantConfig.wide_layers (int16 masters)")
     options = options or CompileOptions()
     if option_overrides:
         options = CompileOptions(**{**asdict(options), **option_overrides})

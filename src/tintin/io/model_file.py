@@ -3,7 +3,8 @@
 A model file is a safetensors file (no pickle: safe to open when untrusted):
 
 * tensors: for every parameter ``<name>`` its mantissas (int8 / int16 weights, int32 biases);
-  optional ``<name>.momentum`` (int64) for optimiser state.
+  optional ``<name>.momentum`` (int64) and ``<name>.remainder`` (int8, the error-feedback
+  remainder of :mod:`tintin.optim.sgd`) for optimiser state.
 * metadata (``__metadata__``, strings): ``format`` = ``"tintin-model"``, ``format_version`` =
   ``"1"`` (:data:`FORMAT_VERSION`), and ``tintin`` = a JSON document with the model ``spec``
   (layers, input shape, loss, quantisation config, input exponent), every parameter's scale
@@ -63,7 +64,8 @@ TENSOR_DTYPES = {"I8": np.dtype("<i1"), "I16": np.dtype("<i2"), "I32": np.dtype(
 _DTYPE_NAMES = {np.dtype(np.int8): "I8", np.dtype(np.int16): "I16", np.dtype(np.int32): "I32",
                 np.dtype(np.int64): "I64"}
 
-_CONFIG_KEYS = {"scale_mode": str, "weight_bits": int, "upscale_init": bool, "init_headroom_bits": int}
+_CONFIG_KEYS = {"scale_mode": str, "weight_bits": int, "upscale_init": bool, "init_headroom_bits": int,
+                "wide_layers": list}
 #: layer description keys holding text, flags or nested layers; every other key holds integers
 _LAYER_TEXT_KEYS = ("type", "name", "init")
 _LAYER_NESTED_KEYS = ("body", "shortcut")
@@ -107,6 +109,8 @@ def model_file_bytes(model: Sequential, info: dict | None = None, include_optimi
                           "trainable_rows": None if p.trainable_rows is None else [int(r) for r in p.trainable_rows]}
         if include_optimizer_state and p.momentum is not None:
             tensors[f"{p.name}.momentum"] = np.ascontiguousarray(p.momentum.astype(np.int64))
+        if include_optimizer_state and p.remainder is not None:
+            tensors[f"{p.name}.remainder"] = np.ascontiguousarray(p.remainder.astype(np.int8))
     meta = {"spec": model.spec(), "parameters": params, "info": info or {}}
     try:
         doc = json.dumps(meta, sort_keys=True)
@@ -299,7 +303,10 @@ class _Reader:
         if not isinstance(config, dict) or not set(config) <= set(_CONFIG_KEYS) or not all(
                 type(config[k]) is t for k, t in _CONFIG_KEYS.items() if k in config):
             raise self.fail(f"config must be an object with the keys {', '.join(_CONFIG_KEYS)} "
-                            f"(text, integer, true/false, integer)")
+                            f"(text, integer, true/false, integer, list of layer names)")
+        wide = config.get("wide_layers", [])
+        if len(wide) > MAX_LAYERS or not all(isinstance(n, str) and 0 < len(n) <= 200 for n in wide):
+            raise self.fail("config wide_layers must list layer names of 1 to 200 characters")
         try:
             qconf = QuantConfig.from_dict(config)
             model = Sequential([build_layer(s, qconf, PLACEHOLDER) for s in layers], tuple(shape), qconf,
@@ -440,7 +447,15 @@ def _load(fh, label) -> tuple[Sequential, dict]:
                 raise reader.fail(f"tensor {momentum} has shape {m_shape} {_DTYPE_NAMES.get(m_dtype)}, "
                                   f"the optimiser needs {want} I64")
             expected.add(momentum)
-        plan.append((p, scale, trainable, rows, momentum if momentum in entries else None))
+        remainder = f"{p.name}.remainder"
+        if remainder in entries:
+            r_dtype, r_shape = entries[remainder][:2]
+            if p.kind != "weight" or r_dtype != np.dtype(np.int8) or r_shape != shape:
+                raise reader.fail(f"tensor {remainder} has shape {r_shape} {_DTYPE_NAMES.get(r_dtype)}, "
+                                  f"the error feedback needs {shape} I8 (weights only)")
+            expected.add(remainder)
+        plan.append((p, scale, trainable, rows, momentum if momentum in entries else None,
+                     remainder if remainder in entries else None))
     extra = sorted(set(entries) - expected)
     if extra:
         raise reader.fail(f"holds a tensor {extra[0][:60]!r} that the model does not have")
@@ -455,7 +470,7 @@ def _load(fh, label) -> tuple[Sequential, dict]:
         arr = arr if arr.flags.aligned else arr.copy()
         return arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder not in "=|" else arr
 
-    for p, scale, trainable, rows, momentum in plan:
+    for p, scale, trainable, rows, momentum, remainder in plan:
         m = tensor(p.name)
         reader.values(p.name, m, *stored_value_range(p))
         p.assign(QTensor(m, scale))
@@ -466,4 +481,5 @@ def _load(fh, label) -> tuple[Sequential, dict]:
             v = tensor(momentum)
             reader.values(momentum, v, *stored_value_range(p, momentum=True))
             p.momentum = v
+        p.remainder = None if remainder is None else tensor(remainder).copy()
     return model, doc.get("info", {})

@@ -176,12 +176,13 @@ def rescnn(input_shape: tuple[int, ...], num_classes: int, config: QuantConfig, 
     return Sequential(layers, input_shape, config, name="rescnn")
 
 
-# settings measured with plain SGD (docs/cnn.md, bench/results/): lr 0.5 (the MLP's) diverges here
+# settings measured with plain SGD (docs/cnn.md, bench/results/): lr 0.5 (the MLP's) diverges here;
+# every model decays by the zoo's one rule (tintin.nn.zoo.DECAY_AT)
 _TRAINING = {
-    "lenet5": TrainingDefaults(lr=0.1, decay_at=(0.5, 0.8), epochs=20),
-    "cnn1d": TrainingDefaults(lr=0.05, momentum_shift=3, decay_at=(0.5, 0.8), epochs=30),
-    "dscnn": TrainingDefaults(lr=0.05, momentum_shift=3, decay_at=(0.5, 0.8), epochs=20),
-    "rescnn": TrainingDefaults(lr=0.05, decay_at=(0.5, 0.8), epochs=20),
+    "lenet5": TrainingDefaults(lr=0.1, epochs=20),
+    "cnn1d": TrainingDefaults(lr=0.05, momentum_shift=3, epochs=30),
+    "dscnn": TrainingDefaults(lr=0.05, momentum_shift=3, epochs=20),
+    "rescnn": TrainingDefaults(lr=0.05, epochs=20),
 }
 for _name, _builder in (("lenet5", lenet5), ("cnn1d", cnn1d), ("dscnn", dscnn), ("rescnn", rescnn)):
     register_model(_name, _builder, _TRAINING[_name])

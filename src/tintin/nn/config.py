@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from ..numerics import ScaleMode
 
@@ -17,6 +17,9 @@ class QuantConfig:
     * ``scale_mode``: ``pow2`` (NITI) or ``compound`` (Tin-Tin 2**S*u**U*d**D) for every rescale.
     * ``weight_bits``: 8 (int8 weights) or 16 (int16 master weights; forward and backward use an
       int8 view rescaled from them after every update).
+    * ``wide_layers``: names of layers whose weights keep int16 master copies while the others keep
+      ``weight_bits`` (mixed per-layer widths: the extra byte per weight only where small updates
+      matter, e.g. ``("fc3", "fc4")``). Ignored when ``weight_bits`` is 16.
     * ``upscale_init``: True (Tin-Tin initial weight upscaling): the initial weights use the full
       mantissa range at the finest scale the mode can express. False: a power-of-two scale leaving
       ``init_headroom_bits`` unused bits (max mantissa in (2**(b-1-h-1), 2**(b-1-h)]).
@@ -26,17 +29,34 @@ class QuantConfig:
     weight_bits: int = 8
     upscale_init: bool = True
     init_headroom_bits: int = 2
+    wide_layers: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "scale_mode", ScaleMode(self.scale_mode))
+        if isinstance(self.wide_layers, str) or not all(isinstance(n, str) for n in self.wide_layers):
+            raise ValueError(f"wide_layers must be a list of layer names, got {self.wide_layers!r}")
+        object.__setattr__(self, "wide_layers", tuple(self.wide_layers))
         if self.weight_bits not in (8, 16):
             raise ValueError(f"weight_bits must be 8 or 16, got {self.weight_bits}")
         if not 0 <= self.init_headroom_bits <= 5:
             raise ValueError("init_headroom_bits must be in 0..5")
 
+    def bits_of(self, layer_name: str) -> int:
+        """The master width of the weights of layer ``layer_name`` (8 or 16)."""
+        return 16 if layer_name in self.wide_layers else self.weight_bits
+
+    def for_layer(self, layer_name: str) -> "QuantConfig":
+        """This configuration with ``weight_bits`` set to the width of layer ``layer_name``."""
+        bits = self.bits_of(layer_name)
+        return self if bits == self.weight_bits else replace(self, weight_bits=bits, wide_layers=())
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["scale_mode"] = self.scale_mode.value
+        if not self.wide_layers:  # files of models without mixed widths keep their exact bytes
+            del d["wide_layers"]
+        else:
+            d["wide_layers"] = list(self.wide_layers)
         return d
 
     @classmethod

@@ -77,7 +77,7 @@ class _ConvNd(Module):
         check_terms(self.fan_in, f"{name}: {t} fan-in")
         overlap = math.prod(-(-k // s) for k, s in zip(self.kernel_size, self.stride))
         check_terms(self.out_channels // self.groups * overlap, f"{name}: {t} input-error sum")
-        config = config or QuantConfig()
+        config = (config or QuantConfig()).for_layer(name)
         rng = rng if rng is not None else np.random.default_rng(0)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         gain = math.sqrt(6.0) if init == "he" else 1.0  # he: U(+-sqrt(6 / fan_in)), same draws

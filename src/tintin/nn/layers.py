@@ -25,7 +25,7 @@ class Linear(Module):
         check_terms(out_features, f"{name}: Linear input-error sum")
         self.name = name
         self.in_features, self.out_features, self.has_bias = in_features, out_features, bias
-        config = config or QuantConfig()
+        config = (config or QuantConfig()).for_layer(name)
         rng = rng if rng is not None else np.random.default_rng(0)
         self.weight = Parameter(f"{name}.weight", "weight",
                                 initial_weight(rng, (out_features, in_features), in_features, config),

@@ -31,7 +31,7 @@ class Parameter:
     """A trainable tensor: master mantissas (int8 / int16 weights, int32 biases) and its scale."""
 
     __slots__ = ("name", "kind", "value", "bits", "trainable", "trainable_rows", "grad", "momentum",
-                 "_view", "_view_mode")
+                 "remainder", "_view", "_view_mode")
 
     def __init__(self, name: str, kind: str, value: QTensor, bits: int, trainable: bool = True):
         self.name = name
@@ -43,6 +43,8 @@ class Parameter:
         self.trainable_rows: np.ndarray | None = None
         self.grad: QTensor | None = None
         self.momentum: np.ndarray | None = None
+        #: error feedback: int8 remainder in 2**-8 weight steps (tintin.optim.sgd), None when unused
+        self.remainder: np.ndarray | None = None
         self._view: QTensor | None = None
         self._view_mode = None
 

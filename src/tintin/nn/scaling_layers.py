@@ -37,7 +37,7 @@ class ChannelScale(Module):
         self.name = name
         self.channels = int(channels)
         self.has_bias = bool(bias)
-        config = config or QuantConfig()
+        config = (config or QuantConfig()).for_layer(name)
         # gamma = 1 exactly: mantissa 2**(bits-2) (64 for int8) at scale 2**-(bits-2)
         one = 1 << (config.weight_bits - 2)
         if isinstance(rng, Placeholder):

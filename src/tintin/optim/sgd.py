@@ -22,7 +22,17 @@ mode, a halving in pow2 mode); without, weights saturate. The new weight scale s
 Optional integer momentum (aligned rule): ``v <- v - round(v / 2**k) + delta_fine`` with
 ``beta = 1 - 2**-k``, where ``v`` holds the step in 1/256 weight units; ``delta = round(v / 256)``.
 
-Stochastic rounding keys: site ``4 * i`` (update) of parameter ``i`` in ``model.parameters()`` order.
+Optional error feedback (``error_feedback``, aligned rule, weights of the named layers): the weight
+keeps an int8 *remainder* ``r`` next to its int8 (or int16) mantissa ``w``, in units of 2**-8 of a
+weight step, so the master value is ``W = 256 * w + r`` (an int16 master whose high byte the forward
+pass reads directly). The update in those units, ``fine = round(g * M / 2**(n - 8))`` (stochastic,
+site ``4 * i + 1``; with momentum ``fine = v``), is subtracted from ``W``; then
+``w = (W + 128) >> 8`` and ``r = W - 256 * w`` in ``[-128, 127]``. Updates smaller than one weight
+step are delayed until they add up, not lost or left to chance. A weight rescale rounds ``W`` to
+the new scale (nearest) and splits it again. One byte per weight (the remainder), no int8 view.
+
+Stochastic rounding keys: site ``4 * i`` (update) of parameter ``i`` in ``model.parameters()`` order;
+site ``4 * i + 1``: the error-feedback update (used instead of site ``4 * i`` for those weights).
 """
 
 from __future__ import annotations
@@ -39,6 +49,9 @@ from ..numerics.scale import divide_multiplier
 from ..nn.module import Context, Parameter
 
 MOMENTUM_FRAC_BITS = 8
+#: fraction bits of the error-feedback remainder (one int8 byte per weight)
+FEEDBACK_FRAC_BITS = 8
+FEEDBACK_HALF = 1 << (FEEDBACK_FRAC_BITS - 1)
 MOMENTUM_LIMIT = 1 << 40
 BIAS_LIMIT = 1 << 30
 
@@ -64,8 +77,13 @@ class OptimConfig:
     rounding: Rounding = Rounding.STOCHASTIC
     momentum_shift: int = 0
     weight_rescale: bool = True
+    error_feedback: tuple[str, ...] = ()
 
     def __post_init__(self):
+        if isinstance(self.error_feedback, str) or not all(isinstance(n, str) for n in self.error_feedback):
+            raise ValueError(f"error_feedback must be a list of layer names ('*': every layer), "
+                             f"got {self.error_feedback!r}")
+        object.__setattr__(self, "error_feedback", tuple(self.error_feedback))
         object.__setattr__(self, "rounding", Rounding(self.rounding))
         object.__setattr__(self, "lr_schedule", tuple((int(e), float(v)) for e, v in self.lr_schedule))
         object.__setattr__(self, "mu_schedule", tuple((int(e), int(v)) for e, v in self.mu_schedule))
@@ -77,6 +95,13 @@ class OptimConfig:
             raise ValueError(f"mu must be in 1..8, got {self.mu}")
         if not 0 <= self.momentum_shift <= 8:
             raise ValueError("momentum_shift must be in 0..8 (0 = no momentum)")
+        if self.error_feedback and self.rule != "aligned":
+            raise ValueError("error feedback works with the aligned rule only")
+
+    def feeds_back(self, param_name: str, kind: str) -> bool:
+        """Whether the weight ``param_name`` keeps an error-feedback remainder."""
+        return kind == "weight" and bool(self.error_feedback) and (
+            "*" in self.error_feedback or param_name.rsplit(".", 1)[0] in self.error_feedback)
 
     def lr_at(self, epoch: int) -> float:
         return _scheduled(self.lr, self.lr_schedule, epoch)
@@ -87,6 +112,10 @@ class OptimConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["rounding"] = self.rounding.value
+        if not self.error_feedback:  # settings without it are written as before
+            del d["error_feedback"]
+        else:
+            d["error_feedback"] = list(self.error_feedback)
         return d
 
     @classmethod
@@ -128,7 +157,8 @@ class IntegerSGD:
         g = p.grad
         if g is None:
             return
-        if self.update_kernel is not None:
+        feedback = self.config.feeds_back(p.name, p.kind)
+        if self.update_kernel is not None and not feedback:
             self.update_kernel(self, p, ctx.stream.key(self.site[id(p)]))
             p.grad = None
             return
@@ -136,6 +166,10 @@ class IntegerSGD:
         if rows is not None and len(np.unique(rows)) != len(rows):
             raise ValueError(f"{p.name}: trainable_rows must not repeat a row")
         gm = g.m if rows is None else g.m[rows]
+        if feedback:
+            self._update_with_feedback(p, gm, g.scale, rows, ctx.stream.key(self.site[id(p)] + 1))
+            p.grad = None
+            return
         key = ctx.stream.key(self.site[id(p)])
         if self.config.rule == "niti" and p.kind == "weight":
             shift = self.niti_shift(max_abs(gm))
@@ -149,6 +183,64 @@ class IntegerSGD:
             else:
                 self._apply_rows(p, rows, delta)
         p.grad = None
+
+    # -- error feedback ------------------------------------------------------------------------
+    def feedback_fine(self, g: np.ndarray, mult: tuple[int, int], key: int,
+                      momentum: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(fine, new momentum)``: the update in 2**-8 weight steps (int64). Without momentum
+        ``round(g * M / 2**(n - 8))`` (the configured rounding, ``key``); with momentum the momentum
+        ``v`` itself (it already holds the step in 2**-8 units)."""
+        m, n = mult
+        if not self.config.momentum_shift:
+            return apply_multiplier(g, (m, n - FEEDBACK_FRAC_BITS), self.config.rounding, key), None
+        fine = apply_multiplier(g, (m, n - MOMENTUM_FRAC_BITS), Rounding.NEAREST)
+        v = momentum if momentum is not None else np.zeros(g.shape, dtype=np.int64)
+        v = v - shift_round(v, self.config.momentum_shift, Rounding.NEAREST) + fine
+        clip_inplace(v, MOMENTUM_LIMIT)
+        return v.copy(), v
+
+    @staticmethod
+    def split_master(master: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``W -> (w, r)`` with ``W = 256 * w + r``, ``r`` in ``[-128, 127]`` (int64, int8)."""
+        w = (master + FEEDBACK_HALF) >> FEEDBACK_FRAC_BITS
+        return w, (master - (w << FEEDBACK_FRAC_BITS)).astype(np.int8)
+
+    def _update_with_feedback(self, p: Parameter, gm: np.ndarray, grad_scale: Scale, rows: np.ndarray | None,
+                              key: int) -> None:
+        value = p.value
+        if p.remainder is None:
+            p.remainder = np.zeros(value.m.shape, dtype=np.int8)
+        mom = p.momentum
+        fine, p.momentum = self.feedback_fine(gm, self.aligned_multiplier(grad_scale, value.scale), key, mom)
+        limit = limit_for_bits(p.bits)
+        wide_limit = (limit << FEEDBACK_FRAC_BITS) + FEEDBACK_HALF - 1
+        if rows is not None:  # sparse: saturate, frozen rows stay bit-identical
+            sub = (value.m[rows].astype(np.int64) << FEEDBACK_FRAC_BITS) + p.remainder[rows] - fine
+            clip_inplace(sub, wide_limit)
+            w, r = self.split_master(sub)
+            m = value.m.copy()
+            m[rows] = w.astype(m.dtype)
+            rem = p.remainder.copy()
+            rem[rows] = r
+            p.remainder = rem
+            p.assign(type(value)(m, value.scale))
+            return
+        master = (value.m.astype(np.int64) << FEEDBACK_FRAC_BITS) + p.remainder - fine
+        w, r = self.split_master(master)
+        choice = (choose_grid_rescale(max_abs(w), value.scale, p.bits, self.mode)
+                  if self.config.weight_rescale else None)
+        if choice is None:
+            clip_inplace(master, wide_limit)
+            w, r = self.split_master(master)
+            p.remainder = r
+            p.assign(type(value)(w.astype(value.m.dtype), value.scale))
+            return
+        new_scale, mult = choice
+        w, r = self.split_master(apply_multiplier(master, mult, Rounding.NEAREST, limit=wide_limit))
+        if p.momentum is not None:
+            p.momentum = apply_multiplier(p.momentum, mult, Rounding.NEAREST)
+        p.remainder = r
+        p.assign(type(value)(w.astype(value.m.dtype), new_scale))
 
     def _apply_rows(self, p: Parameter, rows: np.ndarray, delta: np.ndarray) -> None:
         value = p.value

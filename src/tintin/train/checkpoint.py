@@ -4,7 +4,8 @@ A *training-state file* (``.safetensors``, no pickle) holds everything a run nee
 if it had never stopped:
 
 * tensors ``param:<name>`` (the master mantissas: int8 / int16 weights, int32 biases) and
-  ``momentum:<name>`` (int64, when integer momentum is on), plus free ``array:<name>`` tensors of
+  ``momentum:<name>`` (int64, when integer momentum is on), ``remainder:<name>`` (int8, the
+  error-feedback remainder of :mod:`tintin.optim.sgd`, when it is on), plus free ``array:<name>`` tensors of
   the owner (e.g. the online learner's replay buffer);
 * metadata ``format`` = ``"tintin-training-state"``, ``format_version`` = ``1`` and ``tintin`` = JSON
   with the model ``spec``, every parameter's scale ``[S, U, D]``, bits and trainable rows, and the
@@ -84,6 +85,8 @@ def save_training_state(path: str | os.PathLike, model, state: dict,
         tensors[f"param:{p.name}"] = np.ascontiguousarray(p.value.m)
         if p.momentum is not None:
             tensors[f"momentum:{p.name}"] = np.ascontiguousarray(p.momentum.astype(np.int64))
+        if p.remainder is not None:
+            tensors[f"remainder:{p.name}"] = np.ascontiguousarray(p.remainder.astype(np.int8))
         params[p.name] = {"scale": list(p.value.scale.as_tuple()), "bits": p.bits, "trainable": p.trainable,
                           "trainable_rows": None if p.trainable_rows is None else [int(r) for r in p.trainable_rows]}
     for name, arr in (arrays or {}).items():
@@ -147,14 +150,18 @@ def load_training_state(path: str | os.PathLike, model) -> tuple[dict, dict[str,
         mom = tensors.get(f"momentum:{p.name}")
         if mom is not None and (mom.shape != m.shape or mom.dtype != np.int64):
             raise CheckpointError(f"{path}: momentum of {p.name} has the wrong shape or type")
+        rem = tensors.get(f"remainder:{p.name}")
+        if rem is not None and (rem.shape != m.shape or rem.dtype != np.int8):
+            raise CheckpointError(f"{path}: error-feedback remainder of {p.name} has the wrong shape or type")
         for arr, is_momentum in ((m, False), (mom, True)):
             limit, what = stored_value_range(p, momentum=is_momentum)
             if arr is not None and arr.size and (int(arr.min()) < -limit or int(arr.max()) > limit):
                 raise CheckpointError(f"{path}: {p.name} holds values outside [{-limit}, {limit}] ({what})")
-        restored.append((p, m, scale, mom, entry))
-    for p, m, scale, mom, entry in restored:
+        restored.append((p, m, scale, mom, rem, entry))
+    for p, m, scale, mom, rem, entry in restored:
         p.assign(QTensor(m.copy(), scale))
         p.momentum = None if mom is None else mom.copy()
+        p.remainder = None if rem is None else rem.copy()
         p.trainable = bool(entry.get("trainable", True))
         rows = entry.get("trainable_rows")
         p.trainable_rows = None if rows is None else np.asarray(rows, dtype=np.int64)

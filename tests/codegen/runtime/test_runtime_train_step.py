@@ -72,6 +72,7 @@ CASES = [
     (QuantConfig(upscale_init=False), OptimConfig(rule="niti", mu=5)),
     (QuantConfig(weight_bits=16), OptimConfig(lr=2.0, rounding="nearest", weight_rescale=False)),
     (QuantConfig(scale_mode="pow2"), OptimConfig(lr=1.7, rounding="stochastic", momentum_shift=1)),
+    (QuantConfig(wide_layers=("fc2",)), OptimConfig(lr=1.0)),  # mixed widths: int8 fc1, int16 master fc2
 ]
 
 

@@ -1,0 +1,203 @@
+"""Long runs on Fashion-MNIST: integer training (int8 weights with the zoo's recipe, int16 master
+weights, and any ablation variant) against the float32 twin trained with the same schedule, same
+initial weights and data order; several seeds; the training SRAM of each recipe (the planner's
+figure for one training step at batch 1) beside its accuracy.
+
+    .venv/bin/python bench/accuracy_long.py --models mlp,lenet5 --seeds 3 --epochs 30
+
+Results are written after every finished run (``bench/results/<name>.json`` / ``.md``), and a
+rerun of the same command skips the runs already recorded there, so an interrupted grid is
+finished by running the command again. The table marks cells that have fewer seeds than asked.
+
+Variants (``--variants``, comma-separated; tokens joined with ``/``):
+
+* ``int8``: int8 weights, the model's default quantisation; ``int16``: int16 master weights;
+* ``wide=fc3+fc4``: int16 masters only for the named layers (``QuantConfig.wide_layers``);
+* ``ef=fc1+fc2`` (``ef=*``: every layer): error feedback, an int8 remainder per weight of the
+  named layers (``OptimConfig.error_feedback``; simulator only, so its SRAM is the plan of the same
+  model without it plus one byte per remainder, marked ``+r``);
+* ``const``: no learning-rate decay (constant lr);
+* ``float``: the float32 twin (built from the int8 model's initial weights).
+
+The MLP is the 784-200-100-50-10 network of NITRO-D's Fashion-MNIST runs (``--hidden``); LeNet-5 is
+the zoo's ``lenet5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+NITRO_D_FASHION = 87.69  # NITRO-D's own code, same MLP and data, 30 epochs, batch 64 (issue 14)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="mlp,lenet5")
+    ap.add_argument("--dataset", default="fashion")
+    ap.add_argument("--hidden", default="200,100,50", help="hidden widths of the mlp")
+    ap.add_argument("--variants", default="int8,float,int16")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--train-samples", type=int, default=0, help="use the first N training samples (0: all)")
+    ap.add_argument("--name", default="accuracy_long")
+    return ap.parse_args(argv)
+
+
+def parse_variant(text: str) -> dict:
+    out = {"float": False, "weight_bits": 8, "wide_layers": (), "decay": True, "error_feedback": ()}
+    for tok in text.split("/"):
+        if tok == "float":
+            out["float"] = True
+        elif tok in ("int8", "int16"):
+            out["weight_bits"] = int(tok[3:])
+        elif tok.startswith("wide="):
+            out["wide_layers"] = tuple(t for t in tok[5:].split("+") if t)
+        elif tok.startswith("ef="):
+            out["error_feedback"] = tuple(t for t in tok[3:].split("+") if t)
+        elif tok == "const":
+            out["decay"] = False
+        else:
+            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, const, float)")
+    return out
+
+
+def build(model_name, ds, seed, args, variant):
+    from tintin.nn import QuantConfig, build_model
+
+    options = {"hidden": tuple(int(h) for h in args.hidden.split(","))} if model_name == "mlp" else {}
+    config = QuantConfig(weight_bits=variant["weight_bits"], wide_layers=variant["wide_layers"])
+    return build_model(model_name, ds.sample_shape, ds.num_classes, config, seed=seed,
+                       input_exponent=ds.input_exponent, **options)
+
+
+def train_config(model_name, seed, args, variant):
+    from tintin.nn import training_defaults
+    from tintin.optim import OptimConfig
+    from tintin.train import TrainConfig
+
+    d = training_defaults(model_name)
+    sched = d.lr_schedule(args.epochs) if variant["decay"] else ()
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                       optim=OptimConfig(lr=d.lr, lr_schedule=sched, momentum_shift=d.momentum_shift,
+                                         error_feedback=variant["error_feedback"]),
+                       eval_each_epoch=False)
+
+
+def training_sram(model_name, ds, args, variant) -> str:
+    """The planner's arena for one full training step at batch 1 ("-" for the float twin); with
+    error feedback the plan without it plus one byte per remainder (``+r``)."""
+    if variant["float"]:
+        return "-"
+    from tintin.compile import compile_program, plan_memory
+    from tintin.optim import OptimConfig
+
+    model = build(model_name, ds, 0, args, variant)
+    arena = plan_memory(compile_program(model, "full", 1)).arena_bytes
+    if not variant["error_feedback"]:
+        return f"{arena:,}"
+    feedback = OptimConfig(error_feedback=variant["error_feedback"])
+    extra = sum(p.value.m.size for p in model.parameters() if feedback.feeds_back(p.name, p.kind))
+    return f"{arena + extra:,} (+r)"
+
+
+def run(model_name, ds, seed, args, variant, x, y) -> float:
+    from tintin.reference import train_float
+    from tintin.train import fit
+
+    tconf = train_config(model_name, seed, args, variant)
+    if variant["float"]:
+        init = build(model_name, ds, seed, args, {**variant, "weight_bits": 8, "wide_layers": ()})
+        return 100 * train_float(init, x, y, tconf, ds.x_test, ds.y_test, threads=1).test_accuracy
+    model = build(model_name, ds, seed, args, variant)
+    return 100 * fit(model, x, y, tconf, ds.x_test, ds.y_test, progress=False).test_accuracy
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from _common import RESULTS
+
+    from tintin.data import load
+
+    ds = load(args.dataset)
+    n = args.train_samples or len(ds.x_train)
+    x, y = ds.x_train[:n], ds.y_train[:n]
+    path = RESULTS / f"{args.name}.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    done = {(r["model"], r["variant"], r["seed"]): r for r in old.get("runs", [])
+            if r.get("epochs") == args.epochs and r.get("batch_size") == args.batch_size
+            and r.get("train_samples") == n and r.get("dataset") == args.dataset}
+    runs = list(done.values())
+    sram = dict(old.get("sram", {}))
+    variants = args.variants.split(",")
+    models = args.models.split(",")
+    for model_name in models:
+        for v in variants:
+            key = f"{model_name}:{v}"
+            if key not in sram:
+                sram[key] = training_sram(model_name, ds, args, parse_variant(v))
+    for seed in range(args.seeds):
+        for model_name in models:
+            for v in variants:
+                if (model_name, v, seed) in done:
+                    continue
+                t0 = time.time()
+                acc = run(model_name, ds, seed, args, parse_variant(v), x, y)
+                rec = {"model": model_name, "variant": v, "seed": seed, "test_accuracy": acc, "epochs": args.epochs,
+                       "batch_size": args.batch_size, "train_samples": n, "dataset": args.dataset,
+                       "seconds": time.time() - t0}
+                runs.append(rec)
+                done[(model_name, v, seed)] = rec
+                print(f"{model_name} {v} seed {seed}: {acc:.2f}%  ({rec['seconds']:.0f} s)", flush=True)
+                write(args, runs, sram, models, variants)
+    write(args, runs, sram, models, variants)
+
+
+def summary(runs, model_name, variant):
+    accs = [r["test_accuracy"] for r in sorted(runs, key=lambda r: r["seed"])
+            if r["model"] == model_name and r["variant"] == variant]
+    if not accs:
+        return None
+    return {"mean": statistics.mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "n": len(accs),
+            "runs": accs}
+
+
+def write(args, runs, sram, models, variants) -> None:
+    from _common import markdown_table, write_results
+
+    rows, cells = [], {}
+    for model_name in models:
+        for v in variants:
+            s = summary(runs, model_name, v)
+            cells[f"{model_name}:{v}"] = s
+            if s is None:
+                rows.append([model_name, v, "not run", "", "", "", sram[f"{model_name}:{v}"]])
+                continue
+            fref = summary(runs, model_name, "float/const" if "const" in v.split("/") else "float")
+            gap = f"{fref['mean'] - s['mean']:+.2f}" if fref and not parse_variant(v)["float"] else ""
+            mark = "" if s["n"] >= args.seeds else f" (incomplete: {s['n']} of {args.seeds} seeds)"
+            rows.append([model_name, v, f"{s['mean']:.2f} ± {s['std']:.2f}{mark}", ", ".join(f"{a:.2f}" for a in s["runs"]),
+                         gap, "yes" if model_name == "mlp" and s["mean"] >= NITRO_D_FASHION and not
+                         parse_variant(v)["float"] else "", sram[f"{model_name}:{v}"]])
+    mlp_desc = f"mlp = {args.hidden.replace(',', '-')} hidden (784-{args.hidden.replace(',', '-')}-10)"
+    md = (f"## Long runs on {args.dataset}: test accuracy (%) after {args.epochs} epochs, batch {args.batch_size}, "
+          f"{args.seeds} seeds asked\n\n"
+          f"{mlp_desc}; lenet5 = the zoo's LeNet-5. Every run uses the model's default lr and the zoo's decay rule "
+          "(x0.2 at 50% and 80% of the epochs) unless the variant says `const`; `float` is the float32 twin "
+          "(PyTorch, one thread) from the same initial weights with the same schedule and data order. "
+          "float - integer: the gap to that twin. Training SRAM: the planner's arena for one full training step "
+          f"at batch 1. NITRO-D on the same MLP and data: {NITRO_D_FASHION} %.\n\n"
+          + markdown_table(["model", "variant", "test accuracy", "per seed", "float - integer",
+                            f">= NITRO-D {NITRO_D_FASHION}", "training SRAM B"], rows))
+    write_results(args.name, {"runs": runs, "sram": sram, "summary": cells, "seeds_asked": args.seeds}, md)
+
+
+if __name__ == "__main__":
+    main()
