@@ -370,7 +370,7 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
                                         int8_t *cols, int8_t *y, tt_scale_t *y_scale)
 {
     const tt_conv2d_shape_t *s = shape;
-    size_t out_h, out_w, cin_g, cout_g, fan, b, g, p, q, o, ci, i, jj;
+    size_t out_h, out_w, cin_g, cout_g, fan, b, g, p, q, o, ci, i, jj, rows = 1;
     tt_scale_t acc_scale = tt_scale_mul(x_scale, w_scale);
     tt_multiplier_t bias_mult = {0, 0};
     tt_rescale_t choice;
@@ -429,20 +429,35 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
                             }
                         }
                     }
-                    for (o = g * cout_g; o < (g + 1u) * cout_g; ++o) {
+                    /* four output channels at a time share the loads of a window (tt_dot_s8_rows4) */
+                    for (o = g * cout_g; o < (g + 1u) * cout_g; o += rows) {
                         const int8_t *wo = weight + o * fan;
-                        int32_t bo = bias == NULL ? 0 : tt_align_bias_one(bias[o], bias_mult);
-                        size_t base = ((b * s->out_channels + o) * out_h + p) * out_w;
+                        int32_t bo[4], v[4];
+                        size_t r;
+                        rows = (g + 1u) * cout_g - o >= 4u ? 4u : 1u;
+                        for (r = 0; r < rows; ++r) {
+                            bo[r] = bias == NULL ? 0 : tt_align_bias_one(bias[o + r], bias_mult);
+                        }
                         for (q = 0; q < out_w; ++q) {
-                            int32_t v = tt_dot_s8_x4(bo, wo, cols + q * fan, fan);
-                            if (pass == 0) {
-                                uint32_t a = tt_mag32(v);
-                                amax = a > amax ? a : amax;
-                                if (acc != NULL) {
-                                    acc[base + q] = v;
+                            if (rows == 4u) {
+                                tt_dot_s8_rows4(cols + q * fan, wo, fan, fan, v);
+                                for (r = 0; r < 4u; ++r) {
+                                    v[r] = tt_add_sat32(bo[r], v[r]);
                                 }
                             } else {
-                                y[base + q] = (int8_t)(change ? tt_rescale_apply(v, &choice, 127, TT_ROUND_NEAREST, 0, 0) : v);
+                                v[0] = tt_dot_s8_x4(bo[0], wo, cols + q * fan, fan);
+                            }
+                            for (r = 0; r < rows; ++r) {
+                                size_t at = ((b * s->out_channels + o + r) * out_h + p) * out_w + q;
+                                if (pass == 0) {
+                                    uint32_t a = tt_mag32(v[r]);
+                                    amax = a > amax ? a : amax;
+                                    if (acc != NULL) {
+                                        acc[at] = v[r];
+                                    }
+                                } else {
+                                    y[at] = (int8_t)(change ? tt_rescale_apply(v[r], &choice, 127, TT_ROUND_NEAREST, 0, 0) : v[r]);
+                                }
                             }
                         }
                     }

@@ -1,5 +1,6 @@
 /* tt_internal.c - out-of-line helpers of tt_internal.h shared by the kernel variants of several ops
- * (linear and convolution dot products and bias alignment, grid rescales of the updates). Hot loops
+ * (bias alignment of the linear and convolution kernels, grid rescales of the updates; their dot
+ * products are in tt_dot.c). Hot loops
  * call them from two passes, so they stay separate functions. */
 #include "tt_internal.h"
 
@@ -12,29 +13,6 @@ int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
         return x < 0 ? -(int32_t)q : (int32_t)q;
     }
     return (int32_t)tt_apply_multiplier_scalar(x, mult, TT_ROUND_NEAREST, 0, 0, limit);
-}
-
-int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k)
-{
-    int32_t s = 0;
-    const int8_t *end8 = a + (k & ~(size_t)7u), *end4 = a + (k & ~(size_t)3u), *end = a + k;
-    while (a != end8) {
-        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
-        int32_t p4 = a[4] * b[4], p5 = a[5] * b[5], p6 = a[6] * b[6], p7 = a[7] * b[7];
-        s += p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7;
-        a += 8;
-        b += 8;
-    }
-    while (a != end4) {
-        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
-        s += p0 + p1 + p2 + p3;
-        a += 4;
-        b += 4;
-    }
-    while (a != end) {
-        s += *a++ * *b++;
-    }
-    return tt_add_sat32(init, s);
 }
 
 int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)

@@ -257,6 +257,18 @@ static inline int32_t tt_add_sat32(int32_t a, int32_t b)
  * behaviour. */
 int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k);
 
+/* The other product loops of tt_dot.c (DSP, AVR and portable variants, the same exact sums; the
+ * same bounds as tt_dot_s8_x4: at most TT_ACC_TERMS_LIMIT products per sum):
+ * out[r] = sum_i x[i] * w[r * stride + i] for the four rows r < 4, i < k */
+void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, int32_t out[4]);
+/* row[i] += e0 * w0[i] + e1 * w1[i], i < count (|e0|, |e1| <= 128) */
+void tt_axpy2_s8(int32_t *row, int32_t e0, const int8_t *w0, int32_t e1, const int8_t *w1, size_t count);
+/* out[k] = sum_n e[n * e_step] * w[n * count + k] for k < count, n < rows (a vector times a
+ * row-major matrix: the input error of a dense layer, or a weight-gradient row over the batch) */
+void tt_dot_s8_columns(const int8_t *e, size_t e_step, const int8_t *w, size_t rows, size_t count, int32_t *out);
+/* sum_i a[i] * b[i * b_step], i < k (no saturation: k <= TT_ACC_TERMS_LIMIT) */
+int32_t tt_dot_s8_strided(const int8_t *a, const int8_t *b, size_t b_step, size_t k);
+
 /* align_bias of one value: round(b * M / 2**n) (nearest) clipped to +-2**30, as
  * tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT). The product
  * |b| * M < 2**46 is formed in two 32-bit halves (no 64-bit arithmetic: cheap on AVR and ARMv6-M). */
