@@ -17,6 +17,14 @@ int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
 
 int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
 {
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
+    /* cores with a 32x32->64 multiply (UMULL): the product |b| * M < 2**46 in one instruction */
+    if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
+        uint64_t q = ((uint64_t)tt_mag32(b) * (uint32_t)mult.m + ((uint32_t)1 << (mult.n - 1))) >> mult.n;
+        uint32_t c = q > (uint64_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : (uint32_t)q;
+        return b < 0 ? -(int32_t)c : (int32_t)c;
+    }
+#endif
     if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
         uint32_t a = tt_mag32(b), m = (uint32_t)mult.m, c;
         uint32_t hi = (a >> 16) * m;                                /* < 2**30 */

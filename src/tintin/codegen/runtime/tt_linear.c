@@ -268,41 +268,48 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
         }
     }
     /* pass 0: accumulators (stored, or only their range); pass 1 (without acc): recomputed.
-     * Four output rows at a time share the loads of x (tt_dot_s8_rows4), then the rest one by one. */
+     * Four output rows at a time share the loads of x (tt_dot_s8_rows4), then the rest one by one;
+     * with acc the sums land in it directly and its range is taken at the end. */
     change = 0;
     for (pass = 0; pass < (acc != NULL ? 1u : 2u); ++pass) {
         for (n = 0; n < out_features; n += rows) {
             const int8_t *wn = weight + n * in_features;
-            int32_t bn[4], v[4];
+            int32_t bn[4], tmp[4];
             size_t r;
             rows = out_features - n >= 4u ? 4u : 1u;
             for (r = 0; r < rows; ++r) {
                 bn[r] = bias == NULL ? 0 : tt_align_bias_one(bias[n + r], bias_mult);
             }
             for (b = 0; b < batch; ++b) {
+                int32_t *v = acc != NULL ? acc + b * out_features + n : tmp;
                 if (rows == 4u) {
                     tt_dot_s8_rows4(x + b * in_features, wn, in_features, in_features, v);
-                    for (r = 0; r < 4u; ++r) {
-                        v[r] = tt_add_sat32(bn[r], v[r]);
+                    if (bias != NULL) {
+                        for (r = 0; r < 4u; ++r) {
+                            v[r] = tt_add_sat32(bn[r], v[r]);
+                        }
                     }
                 } else {
                     v[0] = tt_dot_s8_x4(bn[0], x + b * in_features, wn, in_features);
                 }
+                if (acc != NULL) {
+                    continue;
+                }
                 for (r = 0; r < rows; ++r) {
-                    size_t i = b * out_features + n + r;
                     if (pass == 0) {
                         uint32_t a = tt_mag32(v[r]);
                         amax = a > amax ? a : amax;
-                        if (acc != NULL) {
-                            acc[i] = v[r];
-                        }
                     } else {
-                        y[i] = (int8_t)(change ? tt_rescale_apply(v[r], &choice, 127, TT_ROUND_NEAREST, 0, 0) : v[r]);
+                        y[b * out_features + n + r] =
+                            (int8_t)(change ? tt_rescale_apply(v[r], &choice, 127, TT_ROUND_NEAREST, 0, 0) : v[r]);
                     }
                 }
             }
         }
         if (pass == 0) {
+            if (acc != NULL) {
+                amax = tt_max_abs_s32(acc, batch * out_features);
+            }
             change = tt_choose_rescale(amax, 8, mode, &choice);
         }
     }
