@@ -1,7 +1,7 @@
 """Differential property tests of the product loops of ``tt_dot.c`` on every instruction-set variant.
 
 ``tt_dot.c`` compiles to one of three loops: SXTB16 + SMLAD on cores with the DSP extension
-(Cortex-M4, M4F, M33), 8x8->16 products in 24-bit partial sums on AVR, portable C elsewhere. Each
+(Cortex-M4, M4F, M33: tested on cortex-m4 and cortex-m33), 8x8->16 products in 24-bit partial sums on AVR, portable C elsewhere. Each
 example writes a C program that calls the kernels built on them (linear forward with and without
 the accumulator, input error, weight gradient over a batch, convolution forward by im2col) on random
 shapes, chosen to hit every tail (a row count that is not a multiple of 4, a length that is not a
@@ -167,6 +167,13 @@ def test_portable_product_loops_on_the_host(tmp_path_factory, case):
 @given(case=cases(small=False))
 def test_dsp_product_loops_on_cortex_m4(tmp_path_factory, case):
     check("cortex-m4", tmp_path_factory, case)
+
+
+@pytest.mark.emulator
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(small=False))
+def test_dsp_product_loops_on_cortex_m33(tmp_path_factory, case):
+    check("cortex-m33", tmp_path_factory, case)
 
 
 @pytest.mark.emulator

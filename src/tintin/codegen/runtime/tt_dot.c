@@ -15,11 +15,17 @@
  * 24-bit partial sum) can overflow. */
 #include "tt_internal.h"
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
+/* the compiler's builtins behind the ACLE intrinsics __sxtb16 and __smlad (GCC and clang), so that
+ * the runtime includes no header beyond stdint.h and stddef.h */
 #define TT_DOT_DSP 1
+#define TT_DOT_AVR 0
 #elif defined(__AVR__)
+#define TT_DOT_DSP 0
 #define TT_DOT_AVR 1
+#else
+#define TT_DOT_DSP 0
+#define TT_DOT_AVR 0
 #endif
 
 #if TT_DOT_DSP
@@ -41,12 +47,12 @@ static inline uint32_t sxtb16_odd(uint32_t w)
 
 static inline uint32_t sxtb16_even(uint32_t w)
 {
-    return (uint32_t)__sxtb16((int8x4_t)w);
+    return (uint32_t)__builtin_arm_sxtb16((int32_t)w);
 }
 
 static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc)
 {
-    return __smlad((int16x2_t)a, (int16x2_t)b, acc);
+    return __builtin_arm_smlad((int32_t)a, (int32_t)b, acc);
 }
 
 /* low halfword of lo, low halfword of hi in the top half (PKHBT) */
