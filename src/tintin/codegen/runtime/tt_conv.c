@@ -434,17 +434,20 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
                         const int8_t *wo = weight + o * fan;
                         int32_t bo[4], v[4];
                         size_t r;
-                        rows = (g + 1u) * cout_g - o >= 4u ? 4u : 1u;
+                        rows = TT_DOT_ROWS == 4u && (g + 1u) * cout_g - o >= 4u ? 4u : 1u;
                         for (r = 0; r < rows; ++r) {
                             bo[r] = bias == NULL ? 0 : tt_align_bias_one(bias[o + r], bias_mult);
                         }
                         for (q = 0; q < out_w; ++q) {
+#if TT_DOT_ROWS == 4u
                             if (rows == 4u) {
                                 tt_dot_s8_rows4(cols + q * fan, wo, fan, fan, v);
                                 for (r = 0; r < 4u; ++r) {
                                     v[r] = tt_add_sat32(bo[r], v[r]);
                                 }
-                            } else {
+                            } else
+#endif
+                            {
                                 v[0] = tt_dot_s8_x4(bo[0], wo, cols + q * fan, fan);
                             }
                             for (r = 0; r < rows; ++r) {

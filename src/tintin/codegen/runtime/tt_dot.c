@@ -15,18 +15,9 @@
  * 24-bit partial sum) can overflow. */
 #include "tt_internal.h"
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
-/* the compiler's builtins behind the ACLE intrinsics __sxtb16 and __smlad (GCC and clang), so that
- * the runtime includes no header beyond stdint.h and stddef.h */
-#define TT_DOT_DSP 1
-#define TT_DOT_AVR 0
-#elif defined(__AVR__)
-#define TT_DOT_DSP 0
-#define TT_DOT_AVR 1
-#else
-#define TT_DOT_DSP 0
-#define TT_DOT_AVR 0
-#endif
+/* TT_DOT_DSP and TT_DOT_AVR (tt_internal.h) select the loops; the DSP ones use the compiler's
+ * builtins behind the ACLE intrinsics __sxtb16 and __smlad (GCC and clang), so that the runtime
+ * includes no header beyond stdint.h and stddef.h */
 
 #if TT_DOT_DSP
 /* one word of four int8 values (any alignment: ARMv7-M loads unaligned words) */
@@ -172,25 +163,25 @@ int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k)
     "sxtb16 %[xe], %[t]\n\t"               \
     "sxtb16 %[xo], %[t], ror #8\n\t"       \
     TT_DOT_ROW4("w0", "s0") TT_DOT_ROW4("w1", "s1") TT_DOT_ROW4("w2", "s2") TT_DOT_ROW4("w3", "s3")
-/* The loop in assembly: fourteen live registers, more than the compiler keeps out of the stack. */
+/* The loop in assembly: thirteen live registers, more than the compiler keeps out of the stack;
+ * the end pointer stays in memory (one load per 32 products), so that the loop also fits when the
+ * frame pointer is reserved (-O0, -fno-omit-frame-pointer). */
 #define TT_DOT_ROWS4_OPERANDS                                                                          \
     : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [s0] "+r"(s0),        \
       [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xe] "=&r"(xe), [xo] "=&r"(xo), [t] "=&r"(t),       \
       [u] "=&r"(u)                                                                                     \
-    : [end] "r"(end)                                                                                   \
+    : [end] "m"(end)                                                                                   \
     : "cc", "memory"
-#endif
 
 void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, int32_t out[4])
 {
-#if TT_DOT_DSP
-    /* the four rows share every load and sign extension of x: 48 instructions per 32 products */
+    /* the four rows share every load and sign extension of x: 49 instructions per 32 products */
     const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
     const int8_t *end = x + (k & ~(size_t)7u);
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     uint32_t xe, xo, t, u;
     if (x != end) {
-        __asm__("1:\n\t" TT_DOT_ROWS4_STEP TT_DOT_ROWS4_STEP "cmp %[x], %[end]\n\tbne 1b\n\t"
+        __asm__("1:\n\t" TT_DOT_ROWS4_STEP TT_DOT_ROWS4_STEP "ldr %[u], %[end]\n\tcmp %[x], %[u]\n\tbne 1b\n\t"
                 TT_DOT_ROWS4_OPERANDS);
     }
     if (k & 4u) {
@@ -208,28 +199,23 @@ void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, 
     out[1] = s1;
     out[2] = s2;
     out[3] = s3;
-#else
-    size_t r;
-    for (r = 0; r < 4u; ++r) {
-        out[r] = tt_dot_s8_x4(0, x, w + r * stride, k);
-    }
-#endif
 }
+#endif
 
-/* row[i] += e * w[i], i < count */
-static void axpy_s8(int32_t *row, int32_t e, const int8_t *w, size_t count)
+/* row[i] += e * w[i], i < count (|e| <= 128: each product is an int16, an 8x8 MUL on AVR) */
+static void axpy_s8(int32_t *row, int16_t e, const int8_t *w, size_t count)
 {
     int32_t *end4 = row + (count & ~(size_t)3u), *end = row + count;
     while (row != end4) {
-        row[0] += e * w[0];
-        row[1] += e * w[1];
-        row[2] += e * w[2];
-        row[3] += e * w[3];
+        row[0] += (int16_t)(e * w[0]);
+        row[1] += (int16_t)(e * w[1]);
+        row[2] += (int16_t)(e * w[2]);
+        row[3] += (int16_t)(e * w[3]);
         row += 4;
         w += 4;
     }
     while (row != end) {
-        *row++ += e * *w++;
+        *row++ += (int16_t)(e * *w++);
     }
 }
 
@@ -254,8 +240,8 @@ void tt_axpy2_s8(int32_t *row, int32_t e0, const int8_t *w0, int32_t e1, const i
         *row++ += e0 * *w0++ + e1 * *w1++;
     }
 #else
-    axpy_s8(row, e0, w0, count);
-    axpy_s8(row, e1, w1, count);
+    axpy_s8(row, (int16_t)e0, w0, count);
+    axpy_s8(row, (int16_t)e1, w1, count);
 #endif
 }
 
@@ -290,6 +276,6 @@ void tt_dot_s8_columns(const int8_t *e, size_t e_step, const int8_t *w, size_t r
         }
     }
     if (e_pending != 0) {
-        axpy_s8(out, e_pending, w + pending * count, count);
+        axpy_s8(out, (int16_t)e_pending, w + pending * count, count);
     }
 }

@@ -27,16 +27,17 @@ int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
 #endif
     if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
         uint32_t a = tt_mag32(b), m = (uint32_t)mult.m, c;
-        uint32_t hi = (a >> 16) * m;                                /* < 2**30 */
-        uint32_t lo = (a & 0xFFFFu) * m + ((uint32_t)1 << (mult.n - 1)); /* < 2**31 + 2**30 */
+        /* 16x16->32 products (one libgcc __umulhisi3 each on AVR, not a 32x32 __mulsi3) */
+        uint32_t hi = (uint32_t)(uint16_t)(a >> 16) * (uint16_t)m;                          /* < 2**30 */
+        uint32_t lo = (uint32_t)(uint16_t)a * (uint16_t)m + ((uint32_t)1 << (mult.n - 1)); /* < 2**31 + 2**30 */
         uint8_t n = (uint8_t)mult.n;
         if (n >= 16) {
             /* floor((hi * 2**16 + lo) / 2**n) = floor((hi + floor(lo / 2**16)) / 2**(n - 16)) */
-            c = (hi + (lo >> 16)) >> (n - 16);
-        } else if (hi > ((uint32_t)TT_BIAS_ALIGN_LIMIT >> (16 - n))) {
+            c = tt_shr32(hi + (lo >> 16), (uint8_t)(n - 16));
+        } else if (hi > tt_shr32((uint32_t)TT_BIAS_ALIGN_LIMIT, (uint8_t)(16 - n))) {
             c = (uint32_t)TT_BIAS_ALIGN_LIMIT; /* clipped anyway */
         } else {
-            c = (hi << (16 - n)) + (lo >> n);
+            c = (hi << (16 - n)) + tt_shr32(lo, n);
         }
         c = c > (uint32_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : c;
         return b < 0 ? -(int32_t)c : (int32_t)c;

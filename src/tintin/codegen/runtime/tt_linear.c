@@ -276,12 +276,13 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
             const int8_t *wn = weight + n * in_features;
             int32_t bn[4], tmp[4];
             size_t r;
-            rows = out_features - n >= 4u ? 4u : 1u;
+            rows = TT_DOT_ROWS == 4u && out_features - n >= 4u ? 4u : 1u;
             for (r = 0; r < rows; ++r) {
                 bn[r] = bias == NULL ? 0 : tt_align_bias_one(bias[n + r], bias_mult);
             }
             for (b = 0; b < batch; ++b) {
                 int32_t *v = acc != NULL ? acc + b * out_features + n : tmp;
+#if TT_DOT_ROWS == 4u
                 if (rows == 4u) {
                     tt_dot_s8_rows4(x + b * in_features, wn, in_features, in_features, v);
                     if (bias != NULL) {
@@ -289,7 +290,9 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
                             v[r] = tt_add_sat32(bn[r], v[r]);
                         }
                     }
-                } else {
+                } else
+#endif
+                {
                     v[0] = tt_dot_s8_x4(bn[0], x + b * in_features, wn, in_features);
                 }
                 if (acc != NULL) {
