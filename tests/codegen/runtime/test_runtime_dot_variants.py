@@ -21,14 +21,7 @@ from tintin.ops import linear_backward_input_s8, linear_backward_weight_s32, lin
 from tintin.ops.conv import conv2d_forward_s8
 from tintin.targets import build, run, toolchain_status
 
-
-def c_array(ctype: str, name: str, values, const: bool = True) -> str:
-    vals = ", ".join(str(int(v)) + ("L" if ctype == "int32_t" else "") for v in np.asarray(values).ravel())
-    return f"static {'const ' if const else ''}{ctype} {name}[] = {{{vals}}};\n"
-
-
-def c_scale(s: Scale) -> str:
-    return f"{{{s.S}, {s.U}, {s.D}}}"
+from test_runtime_emulator import PRINT_HELPERS_C, c_array, c_scale, parse
 
 
 def program(case) -> str:
@@ -54,17 +47,7 @@ def program(case) -> str:
 static int8_t y[B * N], ein[B * K], cy[CY], cols[COLS];
 static int32_t acc[(B * K > B * N ? B * K : B * N) > CY ? (B * K > B * N ? B * K : B * N) : CY], g[R * K];
 
-static void put(const char *name, tt_scale_t s, const int32_t *v32, const int8_t *v8, size_t count)
-{{
-    size_t i;
-    tt_puts(name); tt_putc(':');
-    tt_put_i32(s.S); tt_putc(','); tt_put_i32(s.U); tt_putc(','); tt_put_i32(s.D); tt_putc(':');
-    for (i = 0; i < count; ++i) {{ tt_put_i32(v32 ? v32[i] : v8[i]); tt_putc(','); }}
-    tt_putc('\\n');
-}}
-
-static void ok(tt_status_t st) {{ if (st != TT_OK) {{ tt_puts("status "); tt_put_i32(st); tt_putc('\\n'); tt_exit(3); }} }}
-
+{PRINT_HELPERS_C}
 int main(void)
 {{
     tt_scale_t xs = {c_scale(x.scale)}, ws = {c_scale(w.scale)}, bs = {c_scale(b.scale)}, es = {c_scale(err.scale)};
@@ -86,15 +69,6 @@ int main(void)
     return 0;
 }}
 """
-
-
-def parse(stdout: str) -> dict:
-    out = {}
-    for line in stdout.splitlines():
-        if line.count(":") == 2:
-            name, sc, vals = line.split(":")
-            out[name] = (Scale(*(int(v) for v in sc.split(","))), [int(v) for v in vals.split(",") if v])
-    return out
 
 
 def python_side(case) -> dict:
@@ -163,17 +137,11 @@ def test_portable_product_loops_on_the_host(tmp_path_factory, case):
 
 
 @pytest.mark.emulator
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m33"])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases(small=False))
-def test_dsp_product_loops_on_cortex_m4(tmp_path_factory, case):
-    check("cortex-m4", tmp_path_factory, case)
-
-
-@pytest.mark.emulator
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=cases(small=False))
-def test_dsp_product_loops_on_cortex_m33(tmp_path_factory, case):
-    check("cortex-m33", tmp_path_factory, case)
+def test_dsp_product_loops(tmp_path_factory, target, case):
+    check(target, tmp_path_factory, case)
 
 
 @pytest.mark.emulator
