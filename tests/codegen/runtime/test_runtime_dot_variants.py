@@ -66,6 +66,8 @@ int main(void)
     put("g", gs, g, NULL, R * K);
     ok(tt_conv2d_forward_im2col_s8(cx, cxs, cw, cws, cb, cbs, &cs, {m}, acc, cols, cy, &cys));
     put("cy", cys, NULL, cy, CY);
+    ok(tt_conv2d_forward_im2col_s8(cx, cxs, cw, cws, cb, cbs, &cs, {m}, NULL, cols, cy, &cys));
+    put("cy_recomputed", cys, NULL, cy, CY);
     return 0;
 }}
 """
@@ -80,7 +82,8 @@ def python_side(case) -> dict:
     return {"y": flat(y), "y_recomputed": flat(y),
             "ein": flat(linear_backward_input_s8(err, w, ScaleMode.COMPOUND)),
             "g": (g.scale, [int(v) for v in g.m[np.asarray(rows, dtype=np.int64)].ravel()]),
-            "cy": flat(conv2d_forward_s8(cx, cw, cb, stride, pad, mode=ScaleMode.COMPOUND))}
+            "cy": flat(conv2d_forward_s8(cx, cw, cb, stride, pad, mode=ScaleMode.COMPOUND)),
+            "cy_recomputed": flat(conv2d_forward_s8(cx, cw, cb, stride, pad, mode=ScaleMode.COMPOUND))}
 
 
 def _s8(rng, shape, zeros: float = 0.0, full: bool = False) -> np.ndarray:
