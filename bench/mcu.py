@@ -46,6 +46,9 @@ from tintin.train.loop import epoch_order  # noqa: E402
 
 CORES = ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m33", "atmega328p"]
 LR = 0.05  # batch 1 (online) learning rate
+#: float / integer goals per (core, model)
+GOALS = {("cortex-m4f", "mlp"): 2.0, ("cortex-m4f", "lenet5"): 4.0, ("atmega328p", "tiny"): 3.0,
+         ("cortex-m3", "mlp"): 10.0, ("cortex-m0", "mlp"): 12.0}
 PHASE = {"forward": "forward", "loss": "loss", "backward": "backward", "update": "update"}
 
 
@@ -194,7 +197,14 @@ def main() -> None:
             "notes": ["instructions from QEMU's counting plugin (Cortex-M), cycles from simavr (ATmega328P)",
                       "float32 reference: the same network and SGD in float C, from the dequantised initial "
                       "weights, the integer optimiser's effective learning rate; soft float except cortex-m4f",
-                      "integer program on cortex-m4f: the same integer code built with the hard-float ABI"]}
+                      "integer program on cortex-m4f: the same integer code built with the hard-float ABI",
+                      "cortex-m4/m4f/m33 product loops (tt_dot.c): 49 instructions per 32 MACs for four rows "
+                      "against one input (1.53 per MAC); the rest of a kernel's figure is per-output work (bias "
+                      "alignment, rescale, stores) and, for convolutions, building the windows (im2col)",
+                      "ATmega328P: a bigger benchmark MLP (16-20-10 and up) fits the 2 KB SRAM with smaller "
+                      "gradient tiles but not the 32 KB flash (the training program's code is about 29 KB), so "
+                      "the 16-8-10 model stays; float reference programs that do not fit 2 KB run on simavr's "
+                      "ATmega1284P (the same core)"]}
     write_results("mcu", data, render(data))
 
 
@@ -223,6 +233,13 @@ def render(d: dict) -> str:
                                                                "board of the same core)")])
     lines += [markdown_table(head, rows), ""]
     lines += ["Integer step: mean over the run (weight rescales included); median and first step in the JSON.", ""]
+    goals = [(r, GOALS[(r["core"], r["model"])]) for r in d["rows"] if (r["core"], r["model"]) in GOALS]
+    if goals:
+        lines += ["Goals (float / integer per step): "
+                  + "; ".join(f"{r['core']} {r['model']} >= {g:g}x: {r['float_over_int']:.2f}x "
+                              f"({'reached' if r['float_over_int'] >= g else 'not reached'})" for r, g in goals)
+                  + ". The weight update (its own kernels) is most of a small model's step: see the phase "
+                  "table below.", ""]
     if d["per_mac"]:
         before = d.get("per_mac_before") or {}
         lines += ["## Instructions (cycles) per MAC, by kernel (mean over every step of the run)", ""]
