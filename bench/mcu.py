@@ -1,6 +1,6 @@
 """Training on emulated microcontrollers: integer vs float32 C, per core.
 
-For every core (Cortex-M0, M3, M4 with soft float, M4F with its FPU, ATmega328P) this builds the
+For every core (Cortex-M0, M3, M4 with soft float, M4F with its FPU, M33, ATmega328P) this builds the
 generated integer training program and the float32 reference C (same network, schedule, data and
 order), runs both in the emulator and reports:
 
@@ -14,12 +14,16 @@ order), runs both in the emulator and reports:
   then the whole test set evaluated on the device, compared with the simulator.
 
 Every integer run is checked bit-exact against the simulator (all losses, predictions and final
-weights). Writes ``bench/results/mcu.json`` and ``.md``. ``--quick`` runs fewer steps.
+weights). Writes ``bench/results/mcu.json`` and ``.md``. ``--quick`` runs fewer steps. ``--cores``
+measures some cores only; with ``--baseline`` (an earlier ``mcu.json``) the rows of the other cores
+are carried over from it (marked so), and the per-kernel table shows the baseline's figure next to
+the new one ("before" / "after").
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -40,8 +44,11 @@ from tintin.nn import build_model  # noqa: E402
 from tintin.optim import OptimConfig  # noqa: E402
 from tintin.train.loop import epoch_order  # noqa: E402
 
-CORES = ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m4f", "atmega328p"]
+CORES = ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m33", "atmega328p"]
 LR = 0.05  # batch 1 (online) learning rate
+#: float / integer goals per (core, model)
+GOALS = {("cortex-m4f", "mlp"): 2.0, ("cortex-m4f", "lenet5"): 4.0, ("atmega328p", "tiny"): 3.0,
+         ("cortex-m3", "mlp"): 10.0, ("cortex-m0", "mlp"): 12.0}
 PHASE = {"forward": "forward", "loss": "loss", "backward": "backward", "update": "update"}
 
 
@@ -152,7 +159,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     ap.add_argument("--cores", default=",".join(CORES))
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="an earlier mcu.json: rows of cores not measured now are carried over, and its "
+                         "per-kernel figures are shown as 'before'")
     args = ap.parse_args()
+    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     cores = [c for c in args.cores.split(",") if c]
     missing = [c for c in cores if not targets.toolchain_status(c)[0]]
     if missing:
@@ -170,11 +181,30 @@ def main() -> None:
                     profiles[f"{core}/{name}"] = per_mac(row.pop("profile"))
                 rows.append(row)
         acc = accuracy_on_m0(1 if args.quick else 2, work) if "cortex-m0" in cores else None
-    data = {"lr": LR, "batch_size": 1, "rows": rows, "per_mac": profiles, "accuracy_cortex_m0": acc,
+    before = {}
+    if baseline is not None:
+        before = baseline.get("per_mac", {})
+        for r in baseline.get("rows", []):
+            if r["core"] not in cores:
+                rows.append({**r, "carried_over": True})
+                if f"{r['core']}/{r['model']}" in before:
+                    profiles.setdefault(f"{r['core']}/{r['model']}", before[f"{r['core']}/{r['model']}"])
+        if acc is None:
+            acc = baseline.get("accuracy_cortex_m0")
+        rows.sort(key=lambda r: (CORES.index(r["core"]) if r["core"] in CORES else len(CORES), r["model"]))
+    data = {"lr": LR, "batch_size": 1, "rows": rows, "per_mac": profiles, "per_mac_before": before,
+            "accuracy_cortex_m0": acc,
             "notes": ["instructions from QEMU's counting plugin (Cortex-M), cycles from simavr (ATmega328P)",
                       "float32 reference: the same network and SGD in float C, from the dequantised initial "
                       "weights, the integer optimiser's effective learning rate; soft float except cortex-m4f",
-                      "integer program on cortex-m4f: the same integer code built with the hard-float ABI"]}
+                      "integer program on cortex-m4f: the same integer code built with the hard-float ABI",
+                      "cortex-m4/m4f/m33 product loops (tt_dot.c): 49 instructions per 32 MACs for four rows "
+                      "against one input (1.53 per MAC); the rest of a kernel's figure is per-output work (bias "
+                      "alignment, rescale, stores) and, for convolutions, building the windows (im2col)",
+                      "ATmega328P: a bigger benchmark MLP (16-20-10 and up) fits the 2 KB SRAM with smaller "
+                      "gradient tiles but not the 32 KB flash (the training program's code is about 29 KB), so "
+                      "the 16-8-10 model stays; float reference programs that do not fit 2 KB run on simavr's "
+                      "ATmega1284P (the same core)"]}
     write_results("mcu", data, render(data))
 
 
@@ -192,22 +222,37 @@ def render(d: dict) -> str:
     for r in d["rows"]:
         label = {"mlp": "MLP 64-64-10 digits", "lenet5": "LeNet-5 MNIST-5k", "tiny": "MLP 16-8-10 digits 4x4"}[r["model"]]
         unit = " cyc" if r["unit"] == "cycles" else ""
-        rows.append([r["core"], label, r["steps"], r["machine"], fmt(r["int_per_step"], unit),
+        rows.append([r["core"] + (" (earlier run)" if r.get("carried_over") else ""), label, r["steps"],
+                     r["machine"], fmt(r["int_per_step"], unit),
                      fmt(r["float_per_step"], unit), f"{r['float_over_int']:.2f}x", r["bit_exact"],
                      f"{r['int_text']:,}/{r['int_data']:,}/{r['int_bss']:,}",
                      f"{r['arena_bytes']:,} = {r['planned_arena_bytes']:,}" if r["arena_bytes"] == r["planned_arena_bytes"]
                      else f"{r['arena_bytes']} != {r['planned_arena_bytes']}",
                      f"{r['float_text']:,}/{r['float_data']:,}/{r['float_bss']:,}"
-                     + ("" if r["float_fits_target_ram"] else " (exceeds the core's 264 KB SRAM)")])
+                     + ("" if r["float_fits_target_ram"] else " (exceeds the core's SRAM; run on a bigger "
+                                                               "board of the same core)")])
     lines += [markdown_table(head, rows), ""]
     lines += ["Integer step: mean over the run (weight rescales included); median and first step in the JSON.", ""]
+    goals = [(r, GOALS[(r["core"], r["model"])]) for r in d["rows"] if (r["core"], r["model"]) in GOALS]
+    if goals:
+        lines += ["Goals (float / integer per step): "
+                  + "; ".join(f"{r['core']} {r['model']} >= {g:g}x: {r['float_over_int']:.2f}x "
+                              f"({'reached' if r['float_over_int'] >= g else 'not reached'})" for r, g in goals)
+                  + ". The weight update (its own kernels) is most of a small model's step: see the phase "
+                  "table below.", ""]
     if d["per_mac"]:
+        before = d.get("per_mac_before") or {}
         lines += ["## Instructions (cycles) per MAC, by kernel (mean over every step of the run)", ""]
-        head = ["core / model", "kernel", "per MAC", "MACs / step"]
+        if before:
+            lines += ["'before': the baseline run given with `--baseline` (the same table of the earlier "
+                      "results); a core without a 'before' figure was not in it.", ""]
+        head = ["core / model", "kernel", "per MAC"] + (["before"] if before else []) + ["MACs / step"]
         rows = []
         for key, p in d["per_mac"].items():
             for label, v in p["kernels"].items():
-                rows.append([key, label, f"{v['per_mac']:.2f}", f"{v['macs']:,}"])
+                old = before.get(key, {}).get("kernels", {}).get(label)
+                rows.append([key, label, f"{v['per_mac']:.2f}"] + ([f"{old['per_mac']:.2f}" if old else ""]
+                                                                    if before else []) + [f"{v['macs']:,}"])
         lines += [markdown_table(head, rows), ""]
         head = ["core / model", "phase", "count / step", "MACs / step", "per MAC"]
         rows = []

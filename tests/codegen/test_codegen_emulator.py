@@ -18,7 +18,7 @@ from tintin.optim import OptimConfig
 pytestmark = pytest.mark.emulator
 
 
-@pytest.mark.parametrize("target", ["cortex-m0", "cortex-m3", "cortex-m4"])
+@pytest.mark.parametrize("target", ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m33"])
 def test_mlp_digits_100_steps_bit_exact(tmp_path, target):
     require(target)
     ds = digits()

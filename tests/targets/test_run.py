@@ -214,3 +214,33 @@ int main(void) { tt_platform_init(); tt_put_i32(big + 1); return 0; }
     with pytest.raises(RunError, match="sanitizer"):
         run("host", b)
     assert run("host", build("host", [src], tmp_path / "plain")).exit_code == 0
+
+
+BIG_BSS = """
+static volatile uint8_t big[6000];
+int main(void)
+{
+    uint16_t i;
+    uint32_t s = 0;
+    tt_platform_init();
+    for (i = 0; i < sizeof big; ++i) big[i] = (uint8_t)i;
+    for (i = 0; i < sizeof big; ++i) s += big[i];
+    tt_put_u32(s); tt_putc('\\n');
+    return 0;
+}
+"""
+
+
+def test_avr_program_over_2kb_runs_on_the_atmega1284p_machine(tmp_path):
+    """A program linked for more SRAM than the ATmega328P has (a float reference) runs on simavr's
+    ATmega1284P, the same core, with its stack at that part's RAMEND."""
+    require_toolchain("atmega328p")
+    src = write_c(tmp_path, "big.c", BIG_BSS)
+    b = build("atmega328p", [src], tmp_path / "out", ram_bytes=16 * 1024, flash_bytes=128 * 1024,
+              extra_cflags=("-Wl,--defsym=__stack=0x40FF",))
+    r = run("atmega328p", b, timeout_s=60)
+    assert r.machine == "simavr-atmega1284p"
+    assert r.stdout.split() == [str(sum(i & 0xFF for i in range(6000)))]
+    small = build("atmega328p", [write_c(tmp_path, "spin.c", "int main(void) { tt_platform_init(); return 0; }")],
+                  tmp_path / "small")
+    assert run("atmega328p", small, timeout_s=60).machine == "simavr"

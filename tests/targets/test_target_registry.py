@@ -7,8 +7,19 @@ from tintin.targets.build import COMMON_CFLAGS, MCU_CFLAGS
 
 
 def test_all_required_targets_are_registered():
-    assert set(TARGETS) == {"host", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m4f",
+    assert set(TARGETS) == {"host", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m33",
                             "atmega328p"}
+
+
+def test_cortex_m33_links_for_the_secure_aliases_of_mps2_an505():
+    """The M33 starts in secure state with its vector table at 0x10000000: code and RAM are linked
+    at the secure aliases; every other Cortex-M target keeps 0x00000000 / 0x20000000."""
+    t = get_target("cortex-m33")
+    assert (t.flash_origin, t.ram_origin) == (0x10000000, 0x38000000)
+    assert [m.name for m in t.machines] == ["mps2-an505"]
+    assert "-mcpu=cortex-m33" in t.arch_flags
+    assert all((TARGETS[n].flash_origin, TARGETS[n].ram_origin) == (0, 0x20000000)
+               for n in ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m4f"))
 
 
 def test_get_target_returns_target_and_passes_targets_through():

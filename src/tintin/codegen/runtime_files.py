@@ -9,7 +9,7 @@ therefore follows the symbols, not the program's ops:
 >>> [f for f in runtime_files_for(["st = tt_relu_forward_s8(x, 4, y);"]) if f.endswith(".c")]
 ['tt_activation.c', 'tt_numerics.c', 'tt_tables.c']
 >>> [f for f in runtime_files_for(["st = tt_linear_forward_x4_s8(...);"]) if f.endswith(".c")]
-['tt_internal.c', 'tt_linear.c', 'tt_numerics.c', 'tt_tables.c']
+['tt_dot.c', 'tt_internal.c', 'tt_linear.c', 'tt_numerics.c', 'tt_tables.c']
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ C_TOOLCHAINS: dict[str, CToolchain] = {
         "-mfpu=fpv4-sp-d16",
         "-ffp-contract=off",  # no fused multiply-add: bit-exact float32 like numpy
     )),
+    "cortex-m33": CToolchain(*_ARM, ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=soft")),
     "atmega328p": CToolchain("avr-gcc", "avr-", ("-mmcu=atmega328p", "-DF_CPU=16000000UL"),
                              program_flags=("-mcall-prologues",)),
 }

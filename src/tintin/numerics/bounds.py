@@ -13,6 +13,12 @@ one product is at most 127 * 127 = 16129 in magnitude and K products at most ``K
 
 Layers check their sizes against these bounds at construction (:func:`check_terms`).
 
+The sums are exact, so the bounds hold for any order and grouping of the terms: a partial sum is a
+sum of a subset of them. The C product loops (``tt_dot.c``) rely on this: the Cortex-M4/M33 loop adds
+two products at a time to a 32-bit sum (``SMLAD``), and the AVR loop sums at most
+``INT24_PARTIAL_TERMS = 511`` products in a 24-bit register before adding them to the 32-bit total
+(``511 * 128 * 128 < 2**23``: safe even for -128 operands).
+
 The bound needs every int8 operand inside the **int8 domain** ``[-127, 127]``
 (:data:`INT8_DOMAIN_MIN`, :data:`INT8_DOMAIN_MAX`): ``-128 * -128 = 16384`` would break it. tintin's
 own arithmetic never produces -128 (every rescale saturates symmetrically), so the domain is enforced
@@ -38,6 +44,7 @@ PRODUCT_MAX = 127 * 127
 INT32_SAFE_TERMS = (2**31 - 1) // PRODUCT_MAX
 ACC_TERMS_LIMIT = 2**30 // PRODUCT_MAX
 FLOAT32_EXACT_TERMS = (2**24 - 1) // PRODUCT_MAX
+INT24_PARTIAL_TERMS = (2**23 - 1) // (128 * 128)
 BIAS_ALIGN_LIMIT = 2**30
 
 #: the int8 domain of every operand: symmetric, -128 excluded (so |product| <= PRODUCT_MAX)

@@ -192,7 +192,8 @@ def _linker_script(target: Target, out_dir: Path, name: str, flash: int, ram: in
         raise BuildError(f"stack_bytes ({stack}) must be smaller than ram_bytes ({ram})")
     template = (FILES_DIR / "cortex_m.ld").read_text()
     text = (template.replace("@FLASH_BYTES@", str(flash)).replace("@RAM_BYTES@", str(ram))
-            .replace("@STACK_BYTES@", str(stack)))
+            .replace("@STACK_BYTES@", str(stack)).replace("@FLASH_ORIGIN@", f"0x{target.flash_origin:08X}")
+            .replace("@RAM_ORIGIN@", f"0x{target.ram_origin:08X}"))
     path = out_dir / f"{name}.ld"
     path.write_text(text)
     return path

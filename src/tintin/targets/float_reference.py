@@ -38,7 +38,7 @@ class ReferenceReport:
     losses: list = field(default_factory=list)  #: summed loss per step (nats)
     predictions: list = field(default_factory=list)
     checksum: int | None = None
-    fits_target_ram: bool = True  #: False: linked for the emulator's 4 MB because the target's SRAM is too small
+    fits_target_ram: bool = True  #: False: linked for a bigger emulated memory (Cortex-M0: 4 MB; ATmega328P: an ATmega1284P's 16 KB) because the target's SRAM is too small
     build_seconds: float = 0.0
     run_seconds: float = 0.0
 
@@ -89,14 +89,18 @@ def run_reference_on_target(model, target: str, *, x_samples, y_samples, order, 
         built = build(target, srcs, work / "reference-build", include_dirs=[pdir, RUNTIME_DIR], opt=opt,
                               name="reference", extra_cflags=flags)
     except BuildError as exc:
-        if "memory overflow" not in str(exc) or target != "cortex-m0":
+        if "memory overflow" not in str(exc) or target not in ("cortex-m0", "atmega328p"):
             raise
         # the float model does not fit the target's SRAM (RP2040 class: 264 KB); count its
         # instructions anyway, linked for the 4 MB of the emulated mps2-an385 board
+        # (ATmega328P: linked for the 16 KB of an ATmega1284P, the same core under simavr, with
+        # the stack at that part's RAMEND 0x40FF)
         fits = False
+        big = get_target(target).machines[-1]
+        extra = ["-Wl,--defsym=__stack=0x40FF"] if target == "atmega328p" else []
         built = build(target, srcs, work / "reference-build", include_dirs=[pdir, RUNTIME_DIR], opt=opt,
-                              name="reference", ram_bytes=4 * 1024 * 1024, flash_bytes=4 * 1024 * 1024,
-                              extra_cflags=flags)
+                              name="reference", ram_bytes=big.ram_bytes, flash_bytes=big.flash_bytes,
+                              extra_cflags=flags + extra)
     build_s = time.perf_counter() - t0
     tgt = get_target(target)
     soft = check_no_softfloat(built) if tgt.family != "host" else []

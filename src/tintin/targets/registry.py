@@ -59,6 +59,8 @@ class Target:
         clock_hz: emulated core clock in Hz (AVR only: simavr times peripherals with it).
         hard_float: True when floats compile to FPU instructions (Cortex-M4F).
         apt_packages: Debian packages that provide the tools (for the install hint).
+        flash_origin, ram_origin: Cortex-M only: where the linker places code and RAM (the
+            machines' memory maps: 0x00000000 / 0x20000000 except on mps2-an505).
     """
 
     name: str
@@ -75,6 +77,8 @@ class Target:
     clock_hz: int | None = None
     hard_float: bool = False
     apt_packages: tuple[str, ...] = ()
+    flash_origin: int = 0x00000000
+    ram_origin: int = 0x20000000
 
     @property
     def nm(self) -> str:
@@ -90,6 +94,7 @@ class Target:
 _ARM_APT = ("gcc-arm-none-eabi", "qemu-system-arm")
 _AN385 = Machine("mps2-an385", "cortex-m3", flash_bytes=4 * MIB, ram_bytes=4 * MIB)
 _AN386 = Machine("mps2-an386", "cortex-m4", flash_bytes=4 * MIB, ram_bytes=4 * MIB)
+_AN505 = Machine("mps2-an505", "cortex-m33", flash_bytes=4 * MIB, ram_bytes=4 * MIB)
 
 def _compiler(name: str) -> dict:
     tc = C_TOOLCHAINS[name]
@@ -98,11 +103,12 @@ def _compiler(name: str) -> dict:
 
 def _cortex_m(name: str, description: str, *, machines: tuple[Machine, ...],
               flash_bytes: int = 4 * MIB, ram_bytes: int = 4 * MIB, default_stack_bytes: int = 8 * KIB,
-              hard_float: bool = False) -> Target:
+              hard_float: bool = False, flash_origin: int = 0x00000000, ram_origin: int = 0x20000000) -> Target:
     """A Cortex-M target: arm-none-eabi-gcc, instruction counts from the QEMU plugin."""
     return Target(name=name, description=description, family="cortex-m", **_compiler(name), machines=machines,
                   count_unit="instructions", flash_bytes=flash_bytes, ram_bytes=ram_bytes,
-                  default_stack_bytes=default_stack_bytes, hard_float=hard_float, apt_packages=_ARM_APT)
+                  default_stack_bytes=default_stack_bytes, hard_float=hard_float, apt_packages=_ARM_APT,
+                  flash_origin=flash_origin, ram_origin=ram_origin)
 
 
 TARGETS: dict[str, Target] = {
@@ -141,12 +147,20 @@ TARGETS: dict[str, Target] = {
             machines=(_AN386,),
             hard_float=True,
         ),
+        _cortex_m("cortex-m33", "ARMv8-M Mainline Cortex-M33 with the DSP extension, soft-float ABI, on QEMU "
+                  "mps2-an505 (secure state)", machines=(_AN505,), flash_origin=0x10000000, ram_origin=0x38000000),
         Target(
             name="atmega328p",
             description="AVR ATmega328P at 16 MHz on simavr (cycle-accurate), USART0 console",
             family="avr",
             **_compiler("atmega328p"),
-            machines=(Machine("simavr", "atmega328p", flash_bytes=32 * KIB, ram_bytes=2 * KIB),),
+            machines=(
+                Machine("simavr", "atmega328p", flash_bytes=32 * KIB, ram_bytes=2 * KIB),
+                # the same AVRe+ core and instruction timings with 16 KB SRAM: runs float reference
+                # programs that do not fit 2 KB (built with the stack at its RAMEND, see
+                # tintin.targets.float_reference), as mps2-an385 does for the Cortex-M0
+                Machine("simavr-atmega1284p", "atmega1284p", flash_bytes=128 * KIB, ram_bytes=16 * KIB),
+            ),
             count_unit="cycles",
             flash_bytes=32 * KIB,
             ram_bytes=2 * KIB,

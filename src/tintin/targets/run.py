@@ -27,7 +27,6 @@ from tintin.targets.errors import RunError, TargetError
 from tintin.targets.registry import Machine, Target
 from tintin.targets.toolchain import qemu_plugin_path, require_toolchain, simavr_runner_path
 
-CM_RAM_BASE = 0x20000000
 FAULT_EXIT_CODE = 99
 """Exit status of a Cortex-M program stopped by a fault handler (``startup_cm.c``)."""
 
@@ -111,7 +110,8 @@ def _symbol_at(build: BuildResult, address: int) -> str:
 
 def _choose_machine(t: Target, build: BuildResult, requested: str | None) -> Machine:
     flash_end = build.symbols.get("_tt_flash_end", 0)
-    ram_end = build.symbols.get("_tt_ram_end", CM_RAM_BASE) - CM_RAM_BASE
+    ram_end = build.symbols.get("_tt_ram_end", t.ram_origin) - t.ram_origin
+    flash_end -= t.flash_origin if flash_end else 0
     names = [m.name for m in t.machines]
 
     def fits(m: Machine) -> bool:
@@ -221,9 +221,11 @@ def _run_qemu(t: Target, build: BuildResult, timeout_s: float, check: bool,
 
 def _run_simavr(t: Target, build: BuildResult, timeout_s: float, check: bool,
                 max_cycles: int | None) -> RunResult:
-    m = t.machines[0]
-    runner = simavr_runner_path()
     sym = build.symbols
+    # .data and .bss start at 0x800100: the first machine whose SRAM holds them
+    ram_end = (sym.get("_end", sym.get("__bss_end", 0x100)) & 0xFFFF) - 0x100
+    m = next((mm for mm in t.machines if mm.ram_bytes is None or ram_end <= mm.ram_bytes), t.machines[0])
+    runner = simavr_runner_path()
     exits = [sym[n] for n in ("tt_exit", "exit", "_exit") if n in sym]
     if not exits:
         raise RunError(f"{t.name}: no tt_exit or exit symbol in {build.elf_path.name}")
@@ -231,7 +233,7 @@ def _run_simavr(t: Target, build: BuildResult, timeout_s: float, check: bool,
     cmd = [str(runner), str(build.elf_path), m.cpu, str(t.clock_hz),
            f"{sym.get('tt_bench_mark', 0):x}", ",".join(f"{a:x}" for a in sorted(set(exits))),
            str(max_cycles or 0), f"{floor:x}"]
-    what = f"{t.name} on simavr"
+    what = f"{t.name} on simavr" + (f" ({m.cpu})" if m is not t.machines[0] else "")
     rc, out, err, dt = _execute(cmd, timeout_s, what)
     marks = [int(v) for v in re.findall(r"^tt-mark (\d+)$", err, re.M)]
     stack_m = re.search(r"^tt-stack (\d+) (\d+)$", err, re.M)

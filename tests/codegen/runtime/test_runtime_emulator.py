@@ -31,6 +31,21 @@ def c_scale(s: Scale) -> str:
     return f"{{{s.S}, {s.U}, {s.D}}}"
 
 
+#: C helpers of the kernel programs: put() prints "name:S,U,D:v0,v1,...," (see parse), ok() exits
+#: with status 3 on an error status
+PRINT_HELPERS_C = """static void put(const char *name, tt_scale_t s, const int32_t *v32, const int8_t *v8, size_t count)
+{
+    size_t i;
+    tt_puts(name); tt_putc(':');
+    tt_put_i32(s.S); tt_putc(','); tt_put_i32(s.U); tt_putc(','); tt_put_i32(s.D); tt_putc(':');
+    for (i = 0; i < count; ++i) { tt_put_i32(v32 ? v32[i] : v8[i]); tt_putc(','); }
+    tt_putc('\\n');
+}
+
+static void ok(tt_status_t st) { if (st != TT_OK) { tt_puts("status "); tt_put_i32(st); tt_putc('\\n'); tt_exit(3); } }
+"""
+
+
 def program(case) -> str:
     x, w, b, labels, mode, rounding, lr, key = case
     bsz, k = x.m.shape
@@ -47,17 +62,7 @@ def program(case) -> str:
 static int8_t w[N * K], y[B * N], err[B * N], ein[B * K];
 static int32_t b[N], acc[B * K > B * N ? B * K : B * N], gw[N * K], gb[N];
 
-static void put(const char *name, tt_scale_t s, const int32_t *v32, const int8_t *v8, size_t count)
-{{
-    size_t i;
-    tt_puts(name); tt_putc(':');
-    tt_put_i32(s.S); tt_putc(','); tt_put_i32(s.U); tt_putc(','); tt_put_i32(s.D); tt_putc(':');
-    for (i = 0; i < count; ++i) {{ tt_put_i32(v32 ? v32[i] : v8[i]); tt_putc(','); }}
-    tt_putc('\\n');
-}}
-
-static void ok(tt_status_t st) {{ if (st != TT_OK) {{ tt_puts("status "); tt_put_i32(st); tt_putc('\\n'); tt_exit(3); }} }}
-
+{PRINT_HELPERS_C}
 int main(void)
 {{
     tt_scale_t xs = {c_scale(x.scale)}, ws = {c_scale(w.scale)}, bs = {c_scale(b.scale)}, ys, es, eis, gws, gbs;

@@ -370,7 +370,8 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
                                         int8_t *cols, int8_t *y, tt_scale_t *y_scale)
 {
     const tt_conv2d_shape_t *s = shape;
-    size_t out_h, out_w, cin_g, cout_g, fan, b, g, p, q, o, ci, i, jj;
+    size_t out_h, out_w, cin_g, cout_g, fan, b, g, p, q, o, ci, i, jj, rows = 1;
+    uint8_t by_position;
     tt_scale_t acc_scale = tt_scale_mul(x_scale, w_scale);
     tt_multiplier_t bias_mult = {0, 0};
     tt_rescale_t choice;
@@ -396,6 +397,7 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
     cin_g = s->in_channels / s->groups;
     cout_g = s->out_channels / s->groups;
     fan = cin_g * s->kernel_h * s->kernel_w;
+    by_position = (uint8_t)(TT_DOT_ROWS == 4u && cout_g % 4u != 0u);
     /* pass 0: accumulators (stored, or only their range); pass 1 (without acc): recomputed */
     for (pass = 0; pass < (acc != NULL ? 1u : 2u); ++pass) {
         for (b = 0; b < s->batch; ++b) {
@@ -422,27 +424,68 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
                                 {
                                     const int8_t *xr = xc + (p * s->stride_h + i - s->pad_h) * s->in_w;
                                     size_t col0 = q * s->stride_w; /* input column of tap jj: col0 + jj - pw */
-                                    for (jj = 0; jj < s->kernel_w; ++jj) {
-                                        cr[jj] = (jj >= j_lo && jj < j_hi) ? xr[col0 + jj - s->pad_w] : 0;
+                                    /* zeros left and right of the input, a plain copy in between */
+                                    for (jj = 0; jj < j_lo; ++jj) {
+                                        cr[jj] = 0;
+                                    }
+                                    if (j_lo < j_hi) {
+                                        const int8_t *src = xr + (col0 + j_lo - s->pad_w);
+                                        for (; jj < j_hi; ++jj) {
+                                            cr[jj] = *src++;
+                                        }
+                                    }
+                                    for (; jj < s->kernel_w; ++jj) {
+                                        cr[jj] = 0;
                                     }
                                 }
                             }
                         }
                     }
-                    for (o = g * cout_g; o < (g + 1u) * cout_g; ++o) {
+                    /* four dot products at a time share the loads of one operand (tt_dot_s8_rows4):
+                     * four output channels against one window, or, when the channels do not come in
+                     * fours, one channel against four windows */
+                    for (o = g * cout_g; o < (g + 1u) * cout_g; o += rows) {
                         const int8_t *wo = weight + o * fan;
-                        int32_t bo = bias == NULL ? 0 : tt_align_bias_one(bias[o], bias_mult);
-                        size_t base = ((b * s->out_channels + o) * out_h + p) * out_w;
-                        for (q = 0; q < out_w; ++q) {
-                            int32_t v = tt_dot_s8_x4(bo, wo, cols + q * fan, fan);
-                            if (pass == 0) {
-                                uint32_t a = tt_mag32(v);
-                                amax = a > amax ? a : amax;
-                                if (acc != NULL) {
-                                    acc[base + q] = v;
+                        int32_t bo[4], v[4];
+                        size_t r, step_q;
+                        rows = TT_DOT_ROWS == 4u && !by_position && (g + 1u) * cout_g - o >= 4u ? 4u : 1u;
+                        for (r = 0; r < rows; ++r) {
+                            bo[r] = bias == NULL ? 0 : tt_align_bias_one(bias[o + r], bias_mult);
+                        }
+                        for (q = 0; q < out_w; q += step_q) {
+                            size_t n_out = rows, at_step = out_h * out_w;
+                            size_t at0 = ((b * s->out_channels + o) * out_h + p) * out_w + q;
+                            step_q = 1;
+#if TT_DOT_ROWS == 4u
+                            if (rows == 4u) {
+                                tt_dot_s8_rows4(cols + q * fan, wo, fan, fan, v);
+                                for (r = 0; r < 4u; ++r) {
+                                    v[r] = tt_add_sat32(bo[r], v[r]);
                                 }
-                            } else {
-                                y[base + q] = (int8_t)(change ? tt_rescale_apply(v, &choice, 127, TT_ROUND_NEAREST, 0, 0) : v);
+                            } else if (by_position && out_w - q >= 4u) {
+                                tt_dot_s8_rows4(wo, cols + q * fan, fan, fan, v);
+                                for (r = 0; r < 4u; ++r) {
+                                    v[r] = tt_add_sat32(bo[0], v[r]);
+                                }
+                                n_out = 4u;
+                                at_step = 1u;
+                                step_q = 4u;
+                            } else
+#endif
+                            {
+                                v[0] = tt_dot_s8_x4(bo[0], wo, cols + q * fan, fan);
+                            }
+                            for (r = 0; r < n_out; ++r) {
+                                size_t at = at0 + r * at_step;
+                                if (pass == 0) {
+                                    uint32_t a = tt_mag32(v[r]);
+                                    amax = a > amax ? a : amax;
+                                    if (acc != NULL) {
+                                        acc[at] = v[r];
+                                    }
+                                } else {
+                                    y[at] = (int8_t)(change ? tt_rescale_apply(v[r], &choice, 127, TT_ROUND_NEAREST, 0, 0) : v[r]);
+                                }
                             }
                         }
                     }

@@ -1,5 +1,6 @@
 /* tt_internal.c - out-of-line helpers of tt_internal.h shared by the kernel variants of several ops
- * (linear and convolution dot products and bias alignment, grid rescales of the updates). Hot loops
+ * (bias alignment of the linear and convolution kernels, grid rescales of the updates; their dot
+ * products are in tt_dot.c). Hot loops
  * call them from two passes, so they stay separate functions. */
 #include "tt_internal.h"
 
@@ -14,43 +15,29 @@ int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
     return (int32_t)tt_apply_multiplier_scalar(x, mult, TT_ROUND_NEAREST, 0, 0, limit);
 }
 
-int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k)
-{
-    int32_t s = 0;
-    const int8_t *end8 = a + (k & ~(size_t)7u), *end4 = a + (k & ~(size_t)3u), *end = a + k;
-    while (a != end8) {
-        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
-        int32_t p4 = a[4] * b[4], p5 = a[5] * b[5], p6 = a[6] * b[6], p7 = a[7] * b[7];
-        s += p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7;
-        a += 8;
-        b += 8;
-    }
-    while (a != end4) {
-        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
-        s += p0 + p1 + p2 + p3;
-        a += 4;
-        b += 4;
-    }
-    while (a != end) {
-        s += *a++ * *b++;
-    }
-    return tt_add_sat32(init, s);
-}
-
 int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
 {
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
+    /* cores with a 32x32->64 multiply (UMULL): the product |b| * M < 2**46 in one instruction */
+    if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
+        uint64_t q = ((uint64_t)tt_mag32(b) * (uint32_t)mult.m + ((uint32_t)1 << (mult.n - 1))) >> mult.n;
+        uint32_t c = q > (uint64_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : (uint32_t)q;
+        return b < 0 ? -(int32_t)c : (int32_t)c;
+    }
+#endif
     if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
         uint32_t a = tt_mag32(b), m = (uint32_t)mult.m, c;
-        uint32_t hi = (a >> 16) * m;                                /* < 2**30 */
-        uint32_t lo = (a & 0xFFFFu) * m + ((uint32_t)1 << (mult.n - 1)); /* < 2**31 + 2**30 */
+        /* 16x16->32 products (one libgcc __umulhisi3 each on AVR, not a 32x32 __mulsi3) */
+        uint32_t hi = (uint32_t)(uint16_t)(a >> 16) * (uint16_t)m;                          /* < 2**30 */
+        uint32_t lo = (uint32_t)(uint16_t)a * (uint16_t)m + ((uint32_t)1 << (mult.n - 1)); /* < 2**31 + 2**30 */
         uint8_t n = (uint8_t)mult.n;
         if (n >= 16) {
             /* floor((hi * 2**16 + lo) / 2**n) = floor((hi + floor(lo / 2**16)) / 2**(n - 16)) */
-            c = (hi + (lo >> 16)) >> (n - 16);
-        } else if (hi > ((uint32_t)TT_BIAS_ALIGN_LIMIT >> (16 - n))) {
+            c = tt_shr32(hi + (lo >> 16), (uint8_t)(n - 16));
+        } else if (hi > tt_shr32((uint32_t)TT_BIAS_ALIGN_LIMIT, (uint8_t)(16 - n))) {
             c = (uint32_t)TT_BIAS_ALIGN_LIMIT; /* clipped anyway */
         } else {
-            c = (hi << (16 - n)) + (lo >> n);
+            c = (hi << (16 - n)) + tt_shr32(lo, n);
         }
         c = c > (uint32_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : c;
         return b < 0 ? -(int32_t)c : (int32_t)c;

@@ -38,6 +38,38 @@ static inline int64_t tt_shl64_wrap(int64_t x, uint8_t s)
     return s >= 64 ? 0 : (int64_t)((uint64_t)x << s);
 }
 
+/* ---- 32-bit helpers that stay cheap on 8-bit cores ------------------------------------------ */
+
+/* x * m for x < 2**23 and m < 2**8: on AVR three 8x8->16 MULs (byte by byte) instead of a libgcc
+ * 32x32 __mulsi3 */
+static inline uint32_t tt_mul_u23_u8(uint32_t x, uint32_t m)
+{
+#if defined(__AVR__)
+    unsigned mm = (uint8_t)m; /* unsigned: 16 bits on AVR, so each product is an unsigned 8x8->16 MUL */
+    unsigned p0 = (unsigned)(uint8_t)x * mm, p1 = (unsigned)(uint8_t)(x >> 8) * mm;
+    unsigned p2 = (unsigned)(uint8_t)(x >> 16) * mm;
+    return (uint32_t)p0 + ((uint32_t)p1 << 8) + ((uint32_t)p2 << 16);
+#else
+    return x * m;
+#endif
+}
+
+/* x >> n for n < 32: on AVR by 16 and 8 first (constant shifts: byte moves), at most 7 turns of
+ * the one-bit loop that a variable shift compiles to */
+static inline uint32_t tt_shr32(uint32_t x, uint8_t n)
+{
+#if defined(__AVR__)
+    if (n & 16u) {
+        x >>= 16;
+    }
+    if (n & 8u) {
+        x >>= 8;
+    }
+    n &= 7u;
+#endif
+    return x >> n;
+}
+
 /* ---- inline 32-bit rounding for element loops (same results as tt_shift_round_*_s32) ---------- */
 
 static inline uint32_t tt_mix32_inline(uint32_t x)
@@ -237,6 +269,35 @@ static inline int32_t tt_add_sat32(int32_t a, int32_t b)
  * [-127, 127]) nothing saturates and the result is exact; outside it there is no undefined
  * behaviour. */
 int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k);
+
+/* The loops of tt_dot.c: SXTB16/SMLAD where the DSP extension is (Cortex-M4, M4F, M33), 24-bit
+ * partial sums on AVR, portable C elsewhere. TT_DOT_ROWS: output rows per call that the kernels
+ * hand to the product loop (4 with tt_dot_s8_rows4 on DSP cores, else 1: no gain, more code). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
+#define TT_DOT_DSP 1
+#define TT_DOT_AVR 0
+#define TT_DOT_ROWS 4u
+#elif defined(__AVR__)
+#define TT_DOT_DSP 0
+#define TT_DOT_AVR 1
+#define TT_DOT_ROWS 1u
+#else
+#define TT_DOT_DSP 0
+#define TT_DOT_AVR 0
+#define TT_DOT_ROWS 1u
+#endif
+
+/* The other product loops of tt_dot.c (the same exact sums in every variant; the same bounds as
+ * tt_dot_s8_x4: at most TT_ACC_TERMS_LIMIT products per sum).
+ * DSP cores only (TT_DOT_ROWS == 4): out[r] = sum_i x[i] * w[r * stride + i], rows r < 4, i < k */
+void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, int32_t out[4]);
+/* row[i] += e0 * w0[i] + e1 * w1[i], i < count (|e0|, |e1| <= 128) */
+void tt_axpy2_s8(int32_t *row, int32_t e0, const int8_t *w0, int32_t e1, const int8_t *w1, size_t count);
+/* out[k] = sum_n e[n * e_step] * w[n * count + k] for k < count, n < rows (a vector times a
+ * row-major matrix: the input error of a dense layer, or a weight-gradient row over the batch) */
+void tt_dot_s8_columns(const int8_t *e, size_t e_step, const int8_t *w, size_t rows, size_t count, int32_t *out);
+/* sum_i a[i] * b[i * b_step], i < k (no saturation: k <= TT_ACC_TERMS_LIMIT) */
+int32_t tt_dot_s8_strided(const int8_t *a, const int8_t *b, size_t b_step, size_t k);
 
 /* align_bias of one value: round(b * M / 2**n) (nearest) clipped to +-2**30, as
  * tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT). The product

@@ -254,7 +254,7 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
     tt_rescale_t choice;
     uint32_t amax = 0;
     uint8_t change, pass;
-    size_t b, n;
+    size_t b, n, rows = 1;
     if (x == NULL || weight == NULL || y == NULL || y_scale == NULL) {
         return TT_ERR_ARG;
     }
@@ -267,26 +267,52 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
             return st;
         }
     }
-    /* pass 0: accumulators (stored, or only their range); pass 1 (without acc): recomputed */
+    /* pass 0: accumulators (stored, or only their range); pass 1 (without acc): recomputed.
+     * Four output rows at a time share the loads of x (tt_dot_s8_rows4), then the rest one by one;
+     * with acc the sums land in it directly and its range is taken at the end. */
     change = 0;
     for (pass = 0; pass < (acc != NULL ? 1u : 2u); ++pass) {
-        for (n = 0; n < out_features; ++n) {
+        for (n = 0; n < out_features; n += rows) {
             const int8_t *wn = weight + n * in_features;
-            int32_t bn = bias == NULL ? 0 : tt_align_bias_one(bias[n], bias_mult);
+            int32_t bn[4], tmp[4];
+            size_t r;
+            rows = TT_DOT_ROWS == 4u && out_features - n >= 4u ? 4u : 1u;
+            for (r = 0; r < rows; ++r) {
+                bn[r] = bias == NULL ? 0 : tt_align_bias_one(bias[n + r], bias_mult);
+            }
             for (b = 0; b < batch; ++b) {
-                int32_t v = tt_dot_s8_x4(bn, x + b * in_features, wn, in_features);
-                if (pass == 0) {
-                    uint32_t a = tt_mag32(v);
-                    amax = a > amax ? a : amax;
-                    if (acc != NULL) {
-                        acc[b * out_features + n] = v;
+                int32_t *v = acc != NULL ? acc + b * out_features + n : tmp;
+#if TT_DOT_ROWS == 4u
+                if (rows == 4u) {
+                    tt_dot_s8_rows4(x + b * in_features, wn, in_features, in_features, v);
+                    if (bias != NULL) {
+                        for (r = 0; r < 4u; ++r) {
+                            v[r] = tt_add_sat32(bn[r], v[r]);
+                        }
                     }
-                } else {
-                    y[b * out_features + n] = (int8_t)(change ? tt_rescale_apply(v, &choice, 127, TT_ROUND_NEAREST, 0, 0) : v);
+                } else
+#endif
+                {
+                    v[0] = tt_dot_s8_x4(bn[0], x + b * in_features, wn, in_features);
+                }
+                if (acc != NULL) {
+                    continue;
+                }
+                for (r = 0; r < rows; ++r) {
+                    if (pass == 0) {
+                        uint32_t a = tt_mag32(v[r]);
+                        amax = a > amax ? a : amax;
+                    } else {
+                        y[b * out_features + n + r] =
+                            (int8_t)(change ? tt_rescale_apply(v[r], &choice, 127, TT_ROUND_NEAREST, 0, 0) : v[r]);
+                    }
                 }
             }
         }
         if (pass == 0) {
+            if (acc != NULL) {
+                amax = tt_max_abs_s32(acc, batch * out_features);
+            }
             change = tt_choose_rescale(amax, 8, mode, &choice);
         }
     }
@@ -295,23 +321,6 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
     }
     *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
     return TT_OK;
-}
-
-/* row[k] += e * w[k] for k < count */
-static void axpy_x4(int32_t *row, int32_t e, const int8_t *w, size_t count)
-{
-    int32_t *end4 = row + (count & ~(size_t)3u), *end = row + count;
-    while (row != end4) {
-        row[0] += e * w[0];
-        row[1] += e * w[1];
-        row[2] += e * w[2];
-        row[3] += e * w[3];
-        row += 4;
-        w += 4;
-    }
-    while (row != end) {
-        *row++ += e * *w++;
-    }
 }
 
 tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
@@ -324,7 +333,7 @@ tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_sca
     const size_t batch = shape->batch;
     const size_t in_features = shape->in_features;
     const size_t out_features = shape->out_features;
-    size_t b, n, k;
+    size_t b;
     uint32_t amax;
     uint8_t change;
     tt_rescale_t choice;
@@ -334,18 +343,9 @@ tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_sca
     if (in_features == 0 || out_features == 0 || tt_size_above(out_features, TT_ACC_TERMS_LIMIT)) {
         return TT_ERR_SHAPE;
     }
-    /* row-wise: acc[b, :] += err[b, n] * W[n, :]; partial sums of at most out_features products */
+    /* acc[b, :] = err[b, :] @ W; partial sums of at most out_features products */
     for (b = 0; b < batch; ++b) {
-        int32_t *row = acc + b * in_features;
-        for (k = 0; k < in_features; ++k) {
-            row[k] = 0;
-        }
-        for (n = 0; n < out_features; ++n) {
-            int32_t e = err[b * out_features + n];
-            if (e != 0) {
-                axpy_x4(row, e, weight + n * in_features, in_features);
-            }
-        }
+        tt_dot_s8_columns(err + b * out_features, 1u, weight, out_features, in_features, acc + b * in_features);
     }
     amax = tt_max_abs_s32(acc, batch * in_features);
     change = tt_choose_rescale(amax, 8, mode, &choice);
@@ -368,7 +368,7 @@ tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
     const uint16_t *const rows = select->rows;
     const size_t first = select->first;
     const size_t count = select->count;
-    size_t j, b, k;
+    size_t j, k;
     if (err == NULL || x == NULL || grad == NULL || grad_scale == NULL) {
         return TT_ERR_ARG;
     }
@@ -383,6 +383,11 @@ tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
         size_t row = tt_selected_row(rows, first + j);
         int32_t *g = grad + j * in_features;
         int16_t e = err[row];
+        if (batch > 1u) {
+            /* two batch rows per step (tt_axpy2_s8), or one dot product per column on AVR */
+            tt_dot_s8_columns(err + row, out_features, x, batch, in_features, g);
+            continue;
+        }
         if (e == 0) {
             for (k = 0; k < in_features; ++k) {
                 g[k] = 0;
@@ -390,16 +395,6 @@ tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
         } else {
             for (k = 0; k < in_features; ++k) {
                 g[k] = (int16_t)(e * (int16_t)x[k]);
-            }
-        }
-        for (b = 1; b < batch; ++b) {
-            const int8_t *xb = x + b * in_features;
-            e = err[b * out_features + row];
-            if (e == 0) {
-                continue;
-            }
-            for (k = 0; k < in_features; ++k) {
-                g[k] += (int16_t)(e * (int16_t)xb[k]);
             }
         }
     }

@@ -415,8 +415,12 @@ uint8_t tt_choose_rescale(uint32_t amax, uint8_t bits, tt_scale_mode_t mode, tt_
             uint8_t s;
             st = fine_step(mode, i);
             s = (uint8_t)(st.p + k + j);
-            /* amax * m < 2**40: nearest rounding of a non-negative value */
-            if ((((uint64_t)amax * st.m + ((uint64_t)1 << (s - 1))) >> s) <= limit) {
+            /* amax * m < 2**40: nearest rounding of a non-negative value (in 32 bits when
+             * amax < 2**23: m < 2**8) */
+            uint32_t fit = amax < ((uint32_t)1 << 23)
+                               ? tt_shr32(tt_mul_u23_u8(amax, st.m) + ((uint32_t)1 << (s - 1)), s)
+                               : (uint32_t)(((uint64_t)amax * st.m + ((uint64_t)1 << (s - 1))) >> s);
+            if (fit <= limit) {
                 choice->m = st.m;
                 choice->p = st.p;
                 choice->a = st.a;
@@ -486,11 +490,16 @@ void tt_rescale_write_s8(const int32_t *acc, size_t count, uint8_t change, const
         int32_t x = acc[i];
         uint32_t a = tt_mag32(x), q;
         if (m == 1) {
-            q = (a + half) >> n; /* a <= 2**31, half <= 2**30 */
+            q = tt_shr32(a + half, n); /* a <= 2**31, half <= 2**30 */
         } else if (a < ((uint32_t)1 << 23)) {
-            q = (a * m + half) >> n;
+            q = tt_shr32(tt_mul_u23_u8(a, m) + half, n);
+        } else if (n >= 16u) {
+            /* a * m < 2**39 in two 32-bit halves: floor((hi * 2**16 + lo) / 2**n) =
+             * floor((hi + floor(lo / 2**16)) / 2**(n - 16)), hi = (a >> 16) * m < 2**24,
+             * lo = (a & 0xFFFF) * m + half < 2**31 (no 64-bit arithmetic in the loop) */
+            q = tt_shr32((a >> 16) * m + (((a & 0xFFFFu) * m + half) >> 16), (uint8_t)(n - 16u));
         } else {
-            q = (uint32_t)(((uint64_t)a * m + half) >> n);
+            q = 127u; /* a * m / 2**n >= 2**23 / 2**15: clipped */
         }
         q = q > 127u ? 127u : q;
         out[i] = (int8_t)(x < 0 ? -(int32_t)q : (int32_t)q);

@@ -1,0 +1,281 @@
+/* tt_dot.c - the int8 product loops of the linear and convolution kernels, one variant per
+ * instruction set:
+ *
+ * - ARMv7E-M / ARMv8-M Mainline with the DSP extension (Cortex-M4, M4F, M7, M33; __ARM_FEATURE_DSP):
+ *   four int8 values are loaded as one word, sign-extended in pairs to two int16x2 words (SXTB16,
+ *   SXTB16 ROR #8) and multiplied-accumulated two at a time (SMLAD: acc + lo*lo + hi*hi);
+ * - AVR: one 8x8->16 MULS per product, summed in a 24-bit partial sum (__int24) that is added to
+ *   the 32-bit total every TT_DOT_AVR_CHUNK products;
+ * - portable C99 (every other core and the host): the reference the others are tested against.
+ *
+ * Every variant computes the same exact integer sums. Each product of two int8 values has
+ * |p| <= 2**14, a sum of k <= TT_ACC_TERMS_LIMIT of them stays below 2**31 (66572 * 16384 < 2**31),
+ * and a partial sum is a sum of a subset of the terms, so it obeys the same bound: the order and the
+ * pairing of the terms do not change the result, and no intermediate (SMLAD's 32-bit sum, the AVR
+ * 24-bit partial sum) can overflow. */
+#include "tt_internal.h"
+
+/* TT_DOT_DSP and TT_DOT_AVR (tt_internal.h) select the loops; the DSP ones use the compiler's
+ * builtins behind the ACLE intrinsics __sxtb16 and __smlad (GCC and clang), so that the runtime
+ * includes no header beyond stdint.h and stddef.h */
+
+#if TT_DOT_DSP
+/* one word of four int8 values (any alignment: ARMv7-M loads unaligned words) */
+static inline uint32_t load4(const int8_t *p)
+{
+    uint32_t w;
+    __builtin_memcpy(&w, p, 4);
+    return w;
+}
+
+/* (int16)byte1 | (int16)byte3 << 16: SXTB16 of the word rotated right by 8 */
+static inline uint32_t sxtb16_odd(uint32_t w)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
+    return r;
+}
+
+static inline uint32_t sxtb16_even(uint32_t w)
+{
+    return (uint32_t)__builtin_arm_sxtb16((int32_t)w);
+}
+
+static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    return __builtin_arm_smlad((int32_t)a, (int32_t)b, acc);
+}
+
+/* low halfword of lo, low halfword of hi in the top half (PKHBT) */
+static inline uint32_t pack_low(uint32_t lo, uint32_t hi)
+{
+    return (lo & 0xFFFFu) | (hi << 16);
+}
+
+/* top halfword of lo in the low half, top halfword of hi (PKHTB) */
+static inline uint32_t pack_high(uint32_t lo, uint32_t hi)
+{
+    return (lo >> 16) | (hi & 0xFFFF0000u);
+}
+#endif
+
+#if TT_DOT_AVR
+/* 8x8->16 products summed in 24 bits: 511 * 16384 < 2**23 */
+#define TT_DOT_AVR_CHUNK 511u
+
+/* sum a[i] * b[i], i < k, for k <= TT_DOT_AVR_CHUNK */
+static __int24 dot_avr_chunk(const int8_t *a, const int8_t *b, size_t k)
+{
+    __int24 s = 0;
+    while (k--) {
+        s += (int16_t)(*a++ * *b++);
+    }
+    return s;
+}
+
+/* the same with a and b read every a_step and b_step values */
+static __int24 dot_avr_chunk_strided(const int8_t *a, size_t a_step, const int8_t *b, size_t b_step, size_t k)
+{
+    __int24 s = 0;
+    while (k--) {
+        s += (int16_t)(*a * *b);
+        a += a_step;
+        b += b_step;
+    }
+    return s;
+}
+
+/* sum a[i * a_step] * b[i * b_step], i < k */
+static int32_t dot_avr(const int8_t *a, size_t a_step, const int8_t *b, size_t b_step, size_t k)
+{
+    int32_t s = 0;
+    while (k > 0) {
+        size_t n = k < TT_DOT_AVR_CHUNK ? k : TT_DOT_AVR_CHUNK;
+        s += a_step == 1u && b_step == 1u ? dot_avr_chunk(a, b, n) : dot_avr_chunk_strided(a, a_step, b, b_step, n);
+        a += n * a_step;
+        b += n * b_step;
+        k -= n;
+    }
+    return s;
+}
+#endif
+
+#if !TT_DOT_DSP && !TT_DOT_AVR
+/* sum a[i] * b[i], i < k, portable */
+static int32_t dot_portable(const int8_t *a, const int8_t *b, size_t k)
+{
+    int32_t s = 0;
+    const int8_t *end8 = a + (k & ~(size_t)7u), *end4 = a + (k & ~(size_t)3u), *end = a + k;
+    while (a != end8) {
+        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
+        int32_t p4 = a[4] * b[4], p5 = a[5] * b[5], p6 = a[6] * b[6], p7 = a[7] * b[7];
+        s += p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7;
+        a += 8;
+        b += 8;
+    }
+    while (a != end4) {
+        int32_t p0 = a[0] * b[0], p1 = a[1] * b[1], p2 = a[2] * b[2], p3 = a[3] * b[3];
+        s += p0 + p1 + p2 + p3;
+        a += 4;
+        b += 4;
+    }
+    while (a != end) {
+        s += *a++ * *b++;
+    }
+    return s;
+}
+#endif
+
+int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k)
+{
+#if TT_DOT_DSP
+    int32_t s = 0;
+    const int8_t *end4 = a + (k & ~(size_t)3u), *end = a + k;
+    while (a != end4) {
+        uint32_t wa = load4(a), wb = load4(b);
+        s = smlad(sxtb16_even(wa), sxtb16_even(wb), s);
+        s = smlad(sxtb16_odd(wa), sxtb16_odd(wb), s);
+        a += 4;
+        b += 4;
+    }
+    while (a != end) {
+        s += *a++ * *b++;
+    }
+    return tt_add_sat32(init, s);
+#elif TT_DOT_AVR
+    return tt_add_sat32(init, dot_avr(a, 1u, b, 1u, k));
+#else
+    return tt_add_sat32(init, dot_portable(a, b, k));
+#endif
+}
+
+#if TT_DOT_DSP
+/* Four products of one weight row: load its word, sign-extend it in pairs, two SMLADs. */
+#define TT_DOT_ROW4(w, s)                       \
+    "ldr %[t], [%[" w "]], #4\n\t"              \
+    "sxtb16 %[u], %[t]\n\t"                    \
+    "sxtb16 %[t], %[t], ror #8\n\t"            \
+    "smlad %[" s "], %[xe], %[u], %[" s "]\n\t" \
+    "smlad %[" s "], %[xo], %[t], %[" s "]\n\t"
+/* Sixteen products: four input values against four rows (23 instructions). */
+#define TT_DOT_ROWS4_STEP                  \
+    "ldr %[t], [%[x]], #4\n\t"             \
+    "sxtb16 %[xe], %[t]\n\t"               \
+    "sxtb16 %[xo], %[t], ror #8\n\t"       \
+    TT_DOT_ROW4("w0", "s0") TT_DOT_ROW4("w1", "s1") TT_DOT_ROW4("w2", "s2") TT_DOT_ROW4("w3", "s3")
+/* The loop in assembly: thirteen live registers, more than the compiler keeps out of the stack;
+ * the end pointer stays in memory (one load per 32 products), so that the loop also fits when the
+ * frame pointer is reserved (-O0, -fno-omit-frame-pointer). */
+#define TT_DOT_ROWS4_OPERANDS                                                                          \
+    : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [s0] "+r"(s0),        \
+      [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xe] "=&r"(xe), [xo] "=&r"(xo), [t] "=&r"(t),       \
+      [u] "=&r"(u)                                                                                     \
+    : [end] "m"(end)                                                                                   \
+    : "cc", "memory"
+
+void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, int32_t out[4])
+{
+    /* the four rows share every load and sign extension of x: 49 instructions per 32 products */
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
+    const int8_t *end = x + (k & ~(size_t)7u);
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    uint32_t xe, xo, t, u;
+    if (x != end) {
+        __asm__("1:\n\t" TT_DOT_ROWS4_STEP TT_DOT_ROWS4_STEP "ldr %[u], %[end]\n\tcmp %[x], %[u]\n\tbne 1b\n\t"
+                TT_DOT_ROWS4_OPERANDS);
+    }
+    if (k & 4u) {
+        __asm__(TT_DOT_ROWS4_STEP TT_DOT_ROWS4_OPERANDS);
+    }
+    end = x + (k & 3u);
+    while (x != end) {
+        int32_t v = *x++;
+        s0 += v * *w0++;
+        s1 += v * *w1++;
+        s2 += v * *w2++;
+        s3 += v * *w3++;
+    }
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = s2;
+    out[3] = s3;
+}
+#endif
+
+/* row[i] += e * w[i], i < count (|e| <= 128: each product is an int16, an 8x8 MUL on AVR) */
+static void axpy_s8(int32_t *row, int16_t e, const int8_t *w, size_t count)
+{
+    int32_t *end4 = row + (count & ~(size_t)3u), *end = row + count;
+    while (row != end4) {
+        row[0] += (int16_t)(e * w[0]);
+        row[1] += (int16_t)(e * w[1]);
+        row[2] += (int16_t)(e * w[2]);
+        row[3] += (int16_t)(e * w[3]);
+        row += 4;
+        w += 4;
+    }
+    while (row != end) {
+        *row++ += (int16_t)(e * *w++);
+    }
+}
+
+void tt_axpy2_s8(int32_t *row, int32_t e0, const int8_t *w0, int32_t e1, const int8_t *w1, size_t count)
+{
+#if TT_DOT_DSP
+    /* (e1:e0) times (w1[i]:w0[i]) with one SMLAD per element: 22 instructions per 8 products */
+    uint32_t e = pack_low((uint32_t)e0, (uint32_t)e1);
+    int32_t *end4 = row + (count & ~(size_t)3u), *end = row + count;
+    while (row != end4) {
+        uint32_t a = load4(w0), b = load4(w1);
+        uint32_t ae = sxtb16_even(a), ao = sxtb16_odd(a), be = sxtb16_even(b), bo = sxtb16_odd(b);
+        row[0] = smlad(e, pack_low(ae, be), row[0]);
+        row[1] = smlad(e, pack_low(ao, bo), row[1]);
+        row[2] = smlad(e, pack_high(ae, be), row[2]);
+        row[3] = smlad(e, pack_high(ao, bo), row[3]);
+        row += 4;
+        w0 += 4;
+        w1 += 4;
+    }
+    while (row != end) {
+        *row++ += e0 * *w0++ + e1 * *w1++;
+    }
+#else
+    axpy_s8(row, (int16_t)e0, w0, count);
+    axpy_s8(row, (int16_t)e1, w1, count);
+#endif
+}
+
+void tt_dot_s8_columns(const int8_t *e, size_t e_step, const int8_t *w, size_t rows, size_t count, int32_t *out)
+{
+    size_t n, k, pending = 0;
+    int32_t e_pending = 0;
+#if TT_DOT_AVR
+    if (rows >= 4u) {
+        /* one 24-bit dot product per column: no 32-bit load, add and store per product */
+        for (k = 0; k < count; ++k) {
+            out[k] = dot_avr(e, e_step, w + k, count, rows);
+        }
+        return;
+    }
+#endif
+    for (k = 0; k < count; ++k) {
+        out[k] = 0;
+    }
+    /* row by row, the rows with a non-zero factor two at a time */
+    for (n = 0; n < rows; ++n) {
+        int32_t en = e[n * e_step];
+        if (en == 0) {
+            continue;
+        }
+        if (e_pending == 0) {
+            pending = n;
+            e_pending = en;
+        } else {
+            tt_axpy2_s8(out, e_pending, w + pending * count, en, w + n * count, count);
+            e_pending = 0;
+        }
+    }
+    if (e_pending != 0) {
+        axpy_s8(out, (int16_t)e_pending, w + pending * count, count);
+    }
+}
