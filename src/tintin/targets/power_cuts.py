@@ -133,7 +133,11 @@ def sweep_ram_bytes(arena_bytes: int, region_bytes: int, payload_bytes: int) -> 
 
 def _sweep_ram(tgt) -> int | None:
     """RAM the sweep program may use: the largest emulated board's (the program is a test, not
-    firmware: it may need more RAM than the part, e.g. the mps2-an385 board for Cortex-M0)."""
+    firmware: it may need more RAM than the part, e.g. the mps2-an385 board for Cortex-M0). An AVR
+    program is linked for the part itself (its stack at the part's RAMEND), so there only the part's
+    RAM counts, whatever bigger boards run float reference programs."""
+    if tgt.family == "avr":
+        return tgt.ram_bytes
     rams = [m.ram_bytes for m in tgt.machines if m.ram_bytes]
     return max(rams) if rams else tgt.ram_bytes
 
