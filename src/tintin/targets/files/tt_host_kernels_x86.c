@@ -1,0 +1,585 @@
+/* tt_host_kernels_x86.c - vectorised host kernels of the native backend (x86-64 hosts only).
+ *
+ * Never part of an MCU build. The native backend (tintin.targets.native) compiles the runtime
+ * with the kernels below renamed tt_portable_<name> and links this file, which defines the
+ * public names: with AVX2 (built with -march=native on a CPU that has it) the int8 products and
+ * the weight update run eight int32 lanes at a time; anything the vector code does not cover
+ * (other shapes of arguments, other update rules, a weight tensor that outgrows its range) and
+ * every build without AVX2 (or with -DTT_HOST_PORTABLE) calls the portable kernel.
+ *
+ * Same bits as the portable kernels, hence as the simulator: every sum is an exact int32 sum of
+ * int8 x int8 products (int16 pairs through vpmaddwd: no saturation, no rounding), whose order
+ * does not matter because the documented bounds keep every partial sum below 2**31; the update
+ * evaluates the fast path of tt_sgd_tiled.c (the same 32-bit formula and draws) lane by lane.
+ * tests/targets/test_native_kernels.py checks it against the simulator over random shapes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tt_runtime.h"
+#include "tt_internal.h"
+
+#if defined(__AVX2__) && !defined(TT_HOST_PORTABLE)
+#define TT_HOST_AVX2 1
+#include <immintrin.h>
+#else
+#define TT_HOST_AVX2 0
+#endif
+
+tt_status_t tt_portable_tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
+                                                tt_scale_t w_scale, const int32_t *bias, tt_scale_t bias_scale,
+                                                const tt_dense_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                                int8_t *y, tt_scale_t *y_scale);
+tt_status_t tt_portable_tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                                       tt_scale_t w_scale, const tt_dense_shape_t *shape,
+                                                       tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                                       tt_scale_t *err_in_scale);
+tt_status_t tt_portable_tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                                           tt_scale_t x_scale, const tt_dense_shape_t *shape,
+                                                           const tt_row_select_t *select, int32_t *grad,
+                                                           tt_scale_t *grad_scale);
+tt_status_t tt_portable_tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key);
+
+/* 1 when the vector kernels are compiled in (the Python side reports it) */
+int tt_host_simd_level(void)
+{
+    return TT_HOST_AVX2 ? 2 : 0;
+}
+
+#if TT_HOST_AVX2
+
+/* A scratch buffer that grows (host only; the kernels are not reentrant across threads). */
+typedef struct {
+    void *p;
+    size_t bytes;
+} scratch_t;
+
+static void *scratch(scratch_t *s, size_t bytes)
+{
+    if (bytes > s->bytes) {
+        void *p = NULL;
+        size_t want = (bytes + 63u) & ~(size_t)63u;
+        if (posix_memalign(&p, 64, want) != 0) {
+            return NULL;
+        }
+        free(s->p);
+        s->p = p;
+        s->bytes = want;
+    }
+    return s->p;
+}
+
+static scratch_t g_xs16, g_ws16, g_pairs, g_epairs, g_grad, g_neww, g_tmp;
+
+static inline int32_t hsum8(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* int8 -> int16, rows of k values padded with zeros to kp (a multiple of 16) */
+static void widen_rows(const int8_t *src, size_t rows, size_t k, size_t kp, int16_t *dst)
+{
+    size_t r, i;
+    for (r = 0; r < rows; ++r) {
+        const int8_t *s = src + r * k;
+        int16_t *d = dst + r * kp;
+        for (i = 0; i + 16u <= k; i += 16u) {
+            _mm256_storeu_si256((__m256i *)(void *)(d + i), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(s + i))));
+        }
+        for (; i < k; ++i) {
+            d[i] = s[i];
+        }
+        for (; i < kp; ++i) {
+            d[i] = 0;
+        }
+    }
+}
+
+/* out[b * ldo + n] = sum_i a[b, i] * w[n, i] for b < nb, n < nn (a, w: int16 rows of kp) */
+static void gemm_nt_s16(const int16_t *a, size_t nb, const int16_t *w, size_t nn, size_t kp, int32_t *out, size_t ldo)
+{
+    size_t b, n, i;
+    for (n = 0; n + 4u <= nn; n += 4u) {
+        const int16_t *w0 = w + n * kp, *w1 = w0 + kp, *w2 = w1 + kp, *w3 = w2 + kp;
+        for (b = 0; b + 2u <= nb; b += 2u) {
+            const int16_t *a0 = a + b * kp, *a1 = a0 + kp;
+            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s02 = s00, s03 = s00;
+            __m256i s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+            for (i = 0; i < kp; i += 16u) {
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(a0 + i));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(a1 + i));
+                __m256i v0 = _mm256_loadu_si256((const __m256i *)(const void *)(w0 + i));
+                __m256i v1 = _mm256_loadu_si256((const __m256i *)(const void *)(w1 + i));
+                __m256i v2 = _mm256_loadu_si256((const __m256i *)(const void *)(w2 + i));
+                __m256i v3 = _mm256_loadu_si256((const __m256i *)(const void *)(w3 + i));
+                s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(x0, v0));
+                s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(x0, v1));
+                s02 = _mm256_add_epi32(s02, _mm256_madd_epi16(x0, v2));
+                s03 = _mm256_add_epi32(s03, _mm256_madd_epi16(x0, v3));
+                s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(x1, v0));
+                s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(x1, v1));
+                s12 = _mm256_add_epi32(s12, _mm256_madd_epi16(x1, v2));
+                s13 = _mm256_add_epi32(s13, _mm256_madd_epi16(x1, v3));
+            }
+            out[b * ldo + n] = hsum8(s00);
+            out[b * ldo + n + 1] = hsum8(s01);
+            out[b * ldo + n + 2] = hsum8(s02);
+            out[b * ldo + n + 3] = hsum8(s03);
+            out[(b + 1) * ldo + n] = hsum8(s10);
+            out[(b + 1) * ldo + n + 1] = hsum8(s11);
+            out[(b + 1) * ldo + n + 2] = hsum8(s12);
+            out[(b + 1) * ldo + n + 3] = hsum8(s13);
+        }
+        for (; b < nb; ++b) {
+            const int16_t *a0 = a + b * kp;
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+            for (i = 0; i < kp; i += 16u) {
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(a0 + i));
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(x0, _mm256_loadu_si256((const __m256i *)(const void *)(w0 + i))));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(x0, _mm256_loadu_si256((const __m256i *)(const void *)(w1 + i))));
+                s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(x0, _mm256_loadu_si256((const __m256i *)(const void *)(w2 + i))));
+                s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(x0, _mm256_loadu_si256((const __m256i *)(const void *)(w3 + i))));
+            }
+            out[b * ldo + n] = hsum8(s0);
+            out[b * ldo + n + 1] = hsum8(s1);
+            out[b * ldo + n + 2] = hsum8(s2);
+            out[b * ldo + n + 3] = hsum8(s3);
+        }
+    }
+    for (; n < nn; ++n) {
+        const int16_t *w0 = w + n * kp;
+        for (b = 0; b < nb; ++b) {
+            const int16_t *a0 = a + b * kp;
+            __m256i s0 = _mm256_setzero_si256();
+            for (i = 0; i < kp; i += 16u) {
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(a0 + i)),
+                                                             _mm256_loadu_si256((const __m256i *)(const void *)(w0 + i))));
+            }
+            out[b * ldo + n] = hsum8(s0);
+        }
+    }
+}
+
+tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                    const int32_t *bias, tt_scale_t bias_scale, const tt_dense_shape_t *shape,
+                                    tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
+{
+    size_t batch, in_f, out_f, kp, b, n;
+    tt_scale_t acc_scale;
+    tt_multiplier_t bias_mult = {0, 0};
+    tt_rescale_t choice;
+    uint8_t change;
+    int16_t *xs, *ws;
+    if (shape == NULL || acc == NULL || x == NULL || weight == NULL || y == NULL || y_scale == NULL ||
+        shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
+        tt_size_above(shape->in_features, TT_ACC_TERMS_LIMIT)) {
+        return tt_portable_tt_linear_forward_x4_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y,
+                                                   y_scale);
+    }
+    batch = shape->batch;
+    in_f = shape->in_features;
+    out_f = shape->out_features;
+    kp = (in_f + 15u) & ~(size_t)15u;
+    acc_scale = tt_scale_mul(x_scale, w_scale);
+    if (bias != NULL) {
+        tt_status_t st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    xs = (int16_t *)scratch(&g_xs16, batch * kp * sizeof(int16_t));
+    ws = (int16_t *)scratch(&g_ws16, out_f * kp * sizeof(int16_t));
+    if (xs == NULL || ws == NULL) {
+        return tt_portable_tt_linear_forward_x4_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y,
+                                                   y_scale);
+    }
+    widen_rows(x, batch, in_f, kp, xs);
+    widen_rows(weight, out_f, in_f, kp, ws);
+    gemm_nt_s16(xs, batch, ws, out_f, kp, acc, out_f);
+    if (bias != NULL) {
+        for (n = 0; n < out_f; ++n) {
+            int32_t bn = tt_align_bias_one(bias[n], bias_mult);
+            for (b = 0; b < batch; ++b) {
+                acc[b * out_f + n] = tt_add_sat32(bn, acc[b * out_f + n]);
+            }
+        }
+    }
+    change = tt_choose_rescale(tt_max_abs_s32(acc, batch * out_f), 8, mode, &choice);
+    tt_rescale_write_s8(acc, batch * out_f, change, &choice, y);
+    *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+    return TT_OK;
+}
+
+tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                           tt_scale_t w_scale, const tt_dense_shape_t *shape, tt_scale_mode_t mode,
+                                           int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
+{
+    /* acc[b, i] = sum_n err[b, n] * W[n, i]: W transposed once, then the forward's product */
+    size_t batch, in_f, out_f, np_, b, n, i;
+    int16_t *es, *wt;
+    uint8_t change;
+    tt_rescale_t choice;
+    tt_scale_t s;
+    if (shape == NULL || acc == NULL || err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL ||
+        shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
+        tt_size_above(shape->out_features, TT_ACC_TERMS_LIMIT)) {
+        return tt_portable_tt_linear_backward_input_x4_s8(err, err_scale, weight, w_scale, shape, mode, acc, err_in,
+                                                          err_in_scale);
+    }
+    batch = shape->batch;
+    in_f = shape->in_features;
+    out_f = shape->out_features;
+    np_ = (out_f + 15u) & ~(size_t)15u;
+    es = (int16_t *)scratch(&g_xs16, batch * np_ * sizeof(int16_t));
+    wt = (int16_t *)scratch(&g_ws16, in_f * np_ * sizeof(int16_t));
+    if (es == NULL || wt == NULL) {
+        return tt_portable_tt_linear_backward_input_x4_s8(err, err_scale, weight, w_scale, shape, mode, acc, err_in,
+                                                          err_in_scale);
+    }
+    widen_rows(err, batch, out_f, np_, es);
+    for (i = 0; i < in_f; ++i) {
+        int16_t *d = wt + i * np_;
+        for (n = 0; n < out_f; ++n) {
+            d[n] = weight[n * in_f + i];
+        }
+        for (; n < np_; ++n) {
+            d[n] = 0;
+        }
+    }
+    gemm_nt_s16(es, batch, wt, in_f, np_, acc, in_f);
+    (void)b;
+    change = tt_choose_rescale(tt_max_abs_s32(acc, batch * in_f), 8, mode, &choice);
+    tt_rescale_write_s8(acc, batch * in_f, change, &choice, err_in);
+    s = tt_scale_mul(err_scale, w_scale);
+    *err_in_scale = change ? tt_rescaled_scale(s, &choice) : s;
+    return TT_OK;
+}
+
+/* x as int16 pairs of batch rows: pairs[p * kp2 + k] = (x[2p, k], x[2p+1, k]) (zero past the batch
+ * and past k), kp2 a multiple of 8 */
+static void pair_rows(const int8_t *x, size_t batch, size_t k, size_t kp2, int16_t *pairs)
+{
+    size_t p, i, np_ = (batch + 1u) / 2u;
+    for (p = 0; p < np_; ++p) {
+        const int8_t *r0 = x + 2u * p * k, *r1 = 2u * p + 1u < batch ? r0 + k : NULL;
+        int16_t *d = pairs + 2u * p * kp2;
+        i = 0;
+        if (r1 != NULL) {
+            for (; i + 16u <= k; i += 16u) {
+                __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(r0 + i)));
+                __m256i c = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(r1 + i)));
+                __m256i lo = _mm256_unpacklo_epi16(a, c), hi = _mm256_unpackhi_epi16(a, c);
+                _mm256_storeu_si256((__m256i *)(void *)(d + 2u * i), _mm256_permute2x128_si256(lo, hi, 0x20));
+                _mm256_storeu_si256((__m256i *)(void *)(d + 2u * i + 16u), _mm256_permute2x128_si256(lo, hi, 0x31));
+            }
+        }
+        for (; i < k; ++i) {
+            d[2u * i] = r0[i];
+            d[2u * i + 1u] = r1 != NULL ? r1[i] : 0;
+        }
+        for (; i < kp2; ++i) {
+            d[2u * i] = 0;
+            d[2u * i + 1u] = 0;
+        }
+    }
+}
+
+tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                               tt_scale_t x_scale, const tt_dense_shape_t *shape,
+                                               const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale)
+{
+    /* grad[j, k] = sum_b err[b, row_j] * x[b, k]: int16 pairs of batch rows against pairs of errors */
+    size_t batch, in_f, out_f, kp2, np_, j, p, k;
+    int16_t *pairs;
+    int32_t *ep;
+    if (shape == NULL || select == NULL || err == NULL || x == NULL || grad == NULL || grad_scale == NULL ||
+        shape->batch < 2u || shape->in_features == 0 || shape->out_features == 0 ||
+        tt_size_above(shape->batch, TT_ACC_TERMS_LIMIT) ||
+        tt_check_selection(select->rows, select->first, select->count, shape->out_features) != TT_OK) {
+        return tt_portable_tt_linear_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
+                                                              grad_scale);
+    }
+    batch = shape->batch;
+    in_f = shape->in_features;
+    out_f = shape->out_features;
+    kp2 = (in_f + 7u) & ~(size_t)7u;
+    np_ = (batch + 1u) / 2u;
+    pairs = (int16_t *)scratch(&g_pairs, np_ * 2u * kp2 * sizeof(int16_t));
+    ep = (int32_t *)scratch(&g_epairs, np_ * sizeof(int32_t) * 4u);
+    if (pairs == NULL || ep == NULL) {
+        return tt_portable_tt_linear_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
+                                                              grad_scale);
+    }
+    pair_rows(x, batch, in_f, kp2, pairs);
+    for (j = 0; j < select->count; j += 4u) {
+        size_t nr = select->count - j < 4u ? select->count - j : 4u, r;
+        int32_t *g[4];
+        for (r = 0; r < 4u; ++r) {
+            /* rows past the selection repeat its last row (computed, not stored) */
+            size_t jr = j + (r < nr ? r : nr - 1u), row = tt_selected_row(select->rows, select->first + jr);
+            g[r] = grad + jr * in_f;
+            for (p = 0; p < np_; ++p) {
+                uint16_t e0 = (uint16_t)(int16_t)err[2u * p * out_f + row];
+                uint16_t e1 = 2u * p + 1u < batch ? (uint16_t)(int16_t)err[(2u * p + 1u) * out_f + row] : 0u;
+                ep[4u * p + r] = (int32_t)((uint32_t)e0 | ((uint32_t)e1 << 16));
+            }
+        }
+        for (k = 0; k < kp2; k += 16u) {
+            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
+            __m256i s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            int32_t tmp[16];
+            for (p = 0; p < np_; ++p) {
+                const int16_t *d = pairs + 2u * p * kp2 + 2u * k;
+                const int32_t *e = ep + 4u * p;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)d);
+                __m256i x1 = kp2 - k >= 16u ? _mm256_loadu_si256((const __m256i *)(const void *)(d + 16))
+                                            : _mm256_setzero_si256();
+                __m256i e0 = _mm256_set1_epi32(e[0]), e1 = _mm256_set1_epi32(e[1]);
+                __m256i e2 = _mm256_set1_epi32(e[2]), e3 = _mm256_set1_epi32(e[3]);
+                s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(x0, e0));
+                s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(x1, e0));
+                s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(x0, e1));
+                s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(x1, e1));
+                s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(x0, e2));
+                s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(x1, e2));
+                s30 = _mm256_add_epi32(s30, _mm256_madd_epi16(x0, e3));
+                s31 = _mm256_add_epi32(s31, _mm256_madd_epi16(x1, e3));
+            }
+            if (k + 16u <= in_f) {
+                _mm256_storeu_si256((__m256i *)(void *)(g[0] + k), s00);
+                _mm256_storeu_si256((__m256i *)(void *)(g[0] + k + 8), s01);
+                if (nr > 1u) {
+                    _mm256_storeu_si256((__m256i *)(void *)(g[1] + k), s10);
+                    _mm256_storeu_si256((__m256i *)(void *)(g[1] + k + 8), s11);
+                }
+                if (nr > 2u) {
+                    _mm256_storeu_si256((__m256i *)(void *)(g[2] + k), s20);
+                    _mm256_storeu_si256((__m256i *)(void *)(g[2] + k + 8), s21);
+                }
+                if (nr > 3u) {
+                    _mm256_storeu_si256((__m256i *)(void *)(g[3] + k), s30);
+                    _mm256_storeu_si256((__m256i *)(void *)(g[3] + k + 8), s31);
+                }
+                continue;
+            }
+            {
+                __m256i lo[4], hi[4];
+                size_t q;
+                lo[0] = s00; hi[0] = s01; lo[1] = s10; hi[1] = s11;
+                lo[2] = s20; hi[2] = s21; lo[3] = s30; hi[3] = s31;
+                for (r = 0; r < nr; ++r) {
+                    _mm256_storeu_si256((__m256i *)(void *)tmp, lo[r]);
+                    _mm256_storeu_si256((__m256i *)(void *)(tmp + 8), hi[r]);
+                    for (q = 0; q < 16u && k + q < in_f; ++q) {
+                        g[r][k + q] = tmp[q];
+                    }
+                }
+            }
+        }
+    }
+    *grad_scale = tt_scale_mul(err_scale, x_scale);
+    return TT_OK;
+}
+
+/* New values of one row under the fast path of tt_sgd_tiled.c (row_fast_s8_stochastic):
+ * q = stochastic round(|g * m| / 2**n) with the draw key + index * golden, w - sign(g) * q.
+ * Saturating: written clipped into w; else into nw (int8-truncated) and max |w - delta| returned. */
+static uint32_t row_update_avx2(int8_t *w, int8_t *nw, const int32_t *g, size_t cols, int32_t m, uint8_t n,
+                                uint32_t draw, uint8_t saturate, int32_t limit)
+{
+    const __m256i golden8 = _mm256_set1_epi32((int32_t)(uint32_t)(8u * (uint32_t)TT_GOLDEN32));
+    const __m256i mm = _mm256_set1_epi32(m);
+    const __m256i lim = _mm256_set1_epi32(limit), nlim = _mm256_set1_epi32(-limit);
+    const __m128i sh_n = _mm_cvtsi32_si128(n < 32u ? n : 0), sh_d = _mm_cvtsi32_si128(n < 32u ? 32 - n : 0);
+    const __m128i sh_a = _mm_cvtsi32_si128(n >= 32u ? n - 32 : 0);
+    __m256i dr = _mm256_add_epi32(_mm256_set1_epi32((int32_t)draw),
+                                  _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                     _mm256_set1_epi32((int32_t)(uint32_t)TT_GOLDEN32)));
+    __m256i amax = _mm256_setzero_si256();
+    size_t k = 0;
+    uint32_t out = 0;
+    for (; k + 8u <= cols; k += 8u) {
+        __m256i gv = _mm256_loadu_si256((const __m256i *)(const void *)(g + k));
+        __m256i p = _mm256_mullo_epi32(gv, mm);
+        __m256i sm = _mm256_srai_epi32(p, 31);
+        __m256i mag = _mm256_abs_epi32(p), q, wv, d;
+        if (n < 32u) {
+            q = _mm256_srl_epi32(_mm256_add_epi32(mag, _mm256_srl_epi32(dr, sh_d)), sh_n);
+        } else {
+            /* the carry of a + draw (a = mag >> (n - 32)) */
+            __m256i a = _mm256_srl_epi32(mag, sh_a), s = _mm256_add_epi32(a, dr);
+            __m256i c = _mm256_or_si256(_mm256_and_si256(a, dr), _mm256_andnot_si256(s, _mm256_or_si256(a, dr)));
+            q = _mm256_srli_epi32(c, 31);
+        }
+        d = _mm256_sub_epi32(_mm256_xor_si256(q, sm), sm);
+        wv = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(w + k)));
+        wv = _mm256_sub_epi32(wv, d);
+        if (saturate) {
+            wv = _mm256_max_epi32(_mm256_min_epi32(wv, lim), nlim);
+        } else {
+            amax = _mm256_max_epu32(amax, _mm256_abs_epi32(wv));
+        }
+        {
+            /* 8 int32 -> 8 int8 (values in int8 range when saturating; truncated otherwise, and
+             * then only kept when every |value| <= limit) */
+            __m256i t16 = _mm256_packs_epi32(wv, wv);
+            __m128i lo = _mm256_castsi256_si128(t16), hi = _mm256_extracti128_si256(t16, 1);
+            __m128i p16 = _mm_unpacklo_epi64(lo, hi);
+            __m128i p8 = _mm_packs_epi16(p16, p16);
+            _mm_storel_epi64((__m128i *)(void *)((saturate ? w : nw) + k), p8);
+        }
+        dr = _mm256_add_epi32(dr, golden8);
+    }
+    {
+        uint32_t lanes[8];
+        size_t q;
+        _mm256_storeu_si256((__m256i *)(void *)lanes, amax);
+        for (q = 0; q < 8u; ++q) {
+            out = lanes[q] > out ? lanes[q] : out;
+        }
+    }
+    draw += (uint32_t)k * (uint32_t)TT_GOLDEN32;
+    for (; k < cols; ++k, draw += (uint32_t)TT_GOLDEN32) {
+        int32_t gk = g[k], v = w[k];
+        if (gk != 0) {
+            int32_t p = gk * m, sm = -(int32_t)((uint32_t)p >> 31);
+            uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
+            q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u : tt_sr_mag32(mag, n, draw);
+            v -= ((int32_t)q ^ sm) - sm;
+        }
+        if (saturate) {
+            w[k] = (int8_t)tt_clip32(v, limit);
+        } else {
+            uint32_t a = tt_mag32(v);
+            out = a > out ? a : out;
+            nw[k] = (int8_t)v;
+        }
+    }
+    return out;
+}
+
+/* The tiled update where the fast path of tt_sgd_tiled.c holds for the whole tensor: int8
+ * weights, aligned rule, stochastic rounding, no momentum, no outer-product form. The gradient
+ * comes in chunks of rows through u->grad; new values go to a side buffer and are committed when
+ * they all fit the weight range. Anything else (including a tensor that needs a grid rescale)
+ * runs the portable kernel from the unchanged weights. */
+tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    size_t nrows, cols, chunk, r0, j;
+    uint8_t saturate;
+    int32_t limit;
+    tt_multiplier_t mult = {0, 0};
+    uint32_t amax = 0;
+    int32_t *g;
+    int8_t *nw;
+    if (u == NULL || cfg == NULL || u->w8 == NULL || u->w16 != NULL || u->w_scale == NULL || u->grad == NULL ||
+        u->cols == 0 || cfg->rule != TT_RULE_ALIGNED || cfg->momentum_shift != 0 ||
+        cfg->rounding != TT_ROUND_STOCHASTIC || cfg->batch_size == 0 || cfg->mode > TT_SCALE_COMPOUND ||
+        (u->rank1_err != NULL && u->rank1_x != NULL) ||
+        (u->rows != NULL && tt_check_selection(u->rows, 0, u->nrows, u->row_count) != TT_OK)) {
+        return tt_portable_tt_sgd_update_tiled(u, cfg, key);
+    }
+    nrows = u->rows != NULL ? u->nrows : u->row_count;
+    if (nrows == 0) {
+        return TT_OK;
+    }
+    cols = u->cols;
+    saturate = u->rows != NULL || !cfg->weight_rescale;
+    if (!saturate && u->tile_flags == NULL) {
+        return TT_ERR_ARG;
+    }
+    limit = tt_limit_for_bits(8);
+    chunk = cols >= 16384u ? 1u : 16384u / cols;
+    chunk = chunk > nrows ? nrows : chunk;
+    g = (int32_t *)scratch(&g_grad, chunk * cols * sizeof(int32_t));
+    nw = saturate ? NULL : (int8_t *)scratch(&g_neww, nrows * cols);
+    if (g == NULL || (!saturate && nw == NULL)) {
+        return tt_portable_tt_sgd_update_tiled(u, cfg, key);
+    }
+    if (saturate) {
+        /* saturating updates write rows as they go: check the whole gradient first */
+        int32_t *all = (int32_t *)scratch(&g_tmp, nrows * cols * sizeof(int32_t));
+        if (all == NULL) {
+            return tt_portable_tt_sgd_update_tiled(u, cfg, key);
+        }
+        g = all;
+        chunk = nrows;
+    }
+    for (r0 = 0; r0 < nrows; r0 += chunk) {
+        size_t cnt = nrows - r0 < chunk ? nrows - r0 : chunk;
+        tt_scale_t gs;
+        uint32_t gmax;
+        tt_status_t st = u->grad(u->grad_ctx, r0, cnt, g, &gs);
+        if (st != TT_OK) {
+            return st;
+        }
+        if (r0 == 0) {
+            tt_multiplier_t m0;
+            st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, gs), *u->w_scale), &m0);
+            if (st == TT_OK) {
+                st = tt_divide_multiplier(m0, cfg->batch_size, &mult);
+            }
+            if (st != TT_OK) {
+                return st;
+            }
+            if (mult.n < 1 || mult.n > 62 || mult.m <= 0) {
+                return tt_portable_tt_sgd_update_tiled(u, cfg, key);
+            }
+        }
+        gmax = tt_max_abs_s32(g, cnt * cols);
+        if (gmax > ((uint32_t)1 << 30) / (uint32_t)mult.m) {
+            return tt_portable_tt_sgd_update_tiled(u, cfg, key); /* nothing written yet */
+        }
+        for (j = 0; j < cnt; ++j) {
+            size_t row = tt_selected_row(u->rows, r0 + j);
+            uint32_t index = (uint32_t)((r0 + j) * cols);
+            uint32_t a = row_update_avx2(u->w8 + row * cols, saturate ? NULL : nw + (r0 + j) * cols, g + j * cols,
+                                         cols, mult.m, (uint8_t)mult.n, key + index * (uint32_t)TT_GOLDEN32,
+                                         saturate, limit);
+            amax = a > amax ? a : amax;
+        }
+    }
+    if (saturate) {
+        return TT_OK;
+    }
+    if (amax > (uint32_t)limit) {
+        return tt_portable_tt_sgd_update_tiled(u, cfg, key); /* a grid rescale: weights still unchanged */
+    }
+    memcpy(u->w8, nw, nrows * cols);
+    return TT_OK;
+}
+
+#else /* portable build: the runtime's kernels under their own names */
+
+tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                    const int32_t *bias, tt_scale_t bias_scale, const tt_dense_shape_t *shape,
+                                    tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
+{
+    return tt_portable_tt_linear_forward_x4_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y,
+                                               y_scale);
+}
+
+tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                           tt_scale_t w_scale, const tt_dense_shape_t *shape, tt_scale_mode_t mode,
+                                           int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
+{
+    return tt_portable_tt_linear_backward_input_x4_s8(err, err_scale, weight, w_scale, shape, mode, acc, err_in,
+                                                      err_in_scale);
+}
+
+tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                               tt_scale_t x_scale, const tt_dense_shape_t *shape,
+                                               const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale)
+{
+    return tt_portable_tt_linear_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad, grad_scale);
+}
+
+tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    return tt_portable_tt_sgd_update_tiled(u, cfg, key);
+}
+
+#endif
