@@ -39,6 +39,14 @@ tt_status_t tt_portable_tt_linear_backward_weight_rows_s32(const int8_t *err, tt
                                                            const tt_row_select_t *select, int32_t *grad,
                                                            tt_scale_t *grad_scale);
 tt_status_t tt_portable_tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key);
+tt_status_t tt_portable_tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
+                                                    tt_scale_t w_scale, const int32_t *bias, tt_scale_t bias_scale,
+                                                    const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                                    int8_t *cols, int8_t *y, tt_scale_t *y_scale);
+tt_status_t tt_portable_tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                                           tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
+                                                           const tt_row_select_t *select, int32_t *grad,
+                                                           tt_scale_t *grad_scale);
 
 /* 1 when the vector kernels are compiled in (the Python side reports it) */
 int tt_host_simd_level(void)
@@ -384,6 +392,262 @@ tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
     return TT_OK;
 }
 
+/* ---- convolution (groups == 1) as int16 matrix products ----------------------------------------- */
+
+/* Input coordinate of output position p, tap i: p * stride + i - pad; -1 when outside [0, in). */
+static inline long conv_coord(size_t p, size_t i, size_t stride, size_t pad, size_t in)
+{
+    long c = (long)(p * stride + i) - (long)pad;
+    return c >= 0 && c < (long)in ? c : -1;
+}
+
+static uint8_t conv_vector_ok(const tt_conv2d_shape_t *s, size_t *out_h, size_t *out_w)
+{
+    size_t overlap;
+    if (s == NULL || s->groups != 1u || s->batch == 0 || s->in_channels == 0 || s->out_channels == 0 ||
+        s->stride_h == 0 || s->stride_w == 0 || tt_conv2d_output_hw(s, out_h, out_w) != TT_OK) {
+        return 0;
+    }
+    overlap = tt_ceil_div(s->kernel_h, s->stride_h) * tt_ceil_div(s->kernel_w, s->stride_w);
+    return !tt_size_above(s->in_channels * s->kernel_h * s->kernel_w, TT_ACC_TERMS_LIMIT) &&
+           !tt_size_above(s->out_channels * overlap, TT_ACC_TERMS_LIMIT);
+}
+
+/* Tap (i, jj) of channel image xc seen from output row p: d[q * dstride] = x[p*sh + i - ph,
+ * q*sw + jj - pw] for q < out_w, zero outside the input. */
+static void shifted_row(const int8_t *xc, const tt_conv2d_shape_t *s, size_t p, size_t i, size_t jj, size_t out_w,
+                        int16_t *d, size_t dstride)
+{
+    long r = conv_coord(p, i, s->stride_h, s->pad_h, s->in_h);
+    size_t q, q_lo, q_hi, sw = s->stride_w, pw = s->pad_w;
+    const int8_t *xr;
+    if (r < 0) {
+        for (q = 0; q < out_w; ++q) {
+            d[q * dstride] = 0;
+        }
+        return;
+    }
+    xr = xc + (size_t)r * s->in_w;
+    q_lo = jj >= pw ? 0u : (pw - jj + sw - 1u) / sw;
+    q_hi = s->in_w + pw > jj ? (s->in_w + pw - jj - 1u) / sw + 1u : 0u;
+    q_hi = q_hi > out_w ? out_w : q_hi;
+    q_lo = q_lo > q_hi ? q_hi : q_lo;
+    for (q = 0; q < q_lo; ++q) {
+        d[q * dstride] = 0;
+    }
+    if (sw == 1u) {
+        const int8_t *src = xr + (q_lo + jj - pw);
+        for (; q < q_hi; ++q) {
+            d[q * dstride] = *src++;
+        }
+    } else {
+        for (; q < q_hi; ++q) {
+            d[q * dstride] = xr[q * sw + jj - pw];
+        }
+    }
+    for (; q < out_w; ++q) {
+        d[q * dstride] = 0;
+    }
+}
+
+/* Sample xb's taps as pairs of shifted images: P[u * 2 * npp + 2 * pos + (t & 1)] for tap t = 2u or
+ * 2u + 1, output position pos (zero past the taps and past npos; npp >= npos, a multiple of 16). */
+static void shifted_pairs(const int8_t *xb, const tt_conv2d_shape_t *s, size_t out_h, size_t out_w, size_t npp,
+                          int16_t *P)
+{
+    size_t kk = s->kernel_h * s->kernel_w, taps = s->in_channels * kk, nu = (taps + 1u) / 2u, t, p, npos = out_h * out_w;
+    for (t = 0; t < 2u * nu; ++t) {
+        int16_t *d = P + (t / 2u) * 2u * npp + (t & 1u);
+        if (t < taps) {
+            size_t ci = t / kk, i = (t % kk) / s->kernel_w, jj = t % s->kernel_w;
+            const int8_t *xc = xb + ci * s->in_h * s->in_w;
+            for (p = 0; p < out_h; ++p) {
+                shifted_row(xc, s, p, i, jj, out_w, d + 2u * p * out_w, 2u);
+            }
+            p = npos;
+        } else {
+            p = 0;
+        }
+        for (; p < npp; ++p) {
+            d[2u * p] = 0;
+        }
+    }
+}
+
+/* out[o * ldo + pos] = sum_u madd(wp[o * nu + u], P[u, pos]) for o < nw, pos < npos */
+static void gemm_pairs(const int32_t *wp, size_t nw, size_t nu, const int16_t *P, size_t npp, size_t npos, int32_t *out,
+                       size_t ldo)
+{
+    size_t o, pos, u, r;
+    for (o = 0; o < nw; o += 4u) {
+        size_t nr = nw - o < 4u ? nw - o : 4u;
+        const int32_t *w[4];
+        for (r = 0; r < 4u; ++r) {
+            w[r] = wp + (o + (r < nr ? r : nr - 1u)) * nu;
+        }
+        for (pos = 0; pos < npos; pos += 16u) {
+            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
+            __m256i s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            for (u = 0; u < nu; ++u) {
+                const int16_t *d = P + u * 2u * npp + 2u * pos;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)d);
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(d + 16));
+                __m256i e0 = _mm256_set1_epi32(w[0][u]), e1 = _mm256_set1_epi32(w[1][u]);
+                __m256i e2 = _mm256_set1_epi32(w[2][u]), e3 = _mm256_set1_epi32(w[3][u]);
+                s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(x0, e0));
+                s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(x1, e0));
+                s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(x0, e1));
+                s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(x1, e1));
+                s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(x0, e2));
+                s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(x1, e2));
+                s30 = _mm256_add_epi32(s30, _mm256_madd_epi16(x0, e3));
+                s31 = _mm256_add_epi32(s31, _mm256_madd_epi16(x1, e3));
+            }
+            {
+                __m256i lo[4], hi[4];
+                int32_t tmp[16];
+                size_t q;
+                lo[0] = s00; hi[0] = s01; lo[1] = s10; hi[1] = s11;
+                lo[2] = s20; hi[2] = s21; lo[3] = s30; hi[3] = s31;
+                for (r = 0; r < nr; ++r) {
+                    int32_t *dst = out + (o + r) * ldo + pos;
+                    if (pos + 16u <= npos) {
+                        _mm256_storeu_si256((__m256i *)(void *)dst, lo[r]);
+                        _mm256_storeu_si256((__m256i *)(void *)(dst + 8), hi[r]);
+                        continue;
+                    }
+                    _mm256_storeu_si256((__m256i *)(void *)tmp, lo[r]);
+                    _mm256_storeu_si256((__m256i *)(void *)(tmp + 8), hi[r]);
+                    for (q = 0; pos + q < npos; ++q) {
+                        dst[q] = tmp[q];
+                    }
+                }
+            }
+        }
+    }
+}
+
+tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
+                                        tt_scale_t w_scale, const int32_t *bias, tt_scale_t bias_scale,
+                                        const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                        int8_t *cols, int8_t *y, tt_scale_t *y_scale)
+{
+    /* acc[b, o, pos] = sum_t W[o, t] * x shifted by tap t at pos: pairs of taps through vpmaddwd */
+    size_t out_h, out_w, fan, nu, npos, npp, cout, b, o, i;
+    tt_scale_t acc_scale;
+    tt_multiplier_t bias_mult = {0, 0};
+    tt_rescale_t choice;
+    uint8_t change;
+    int16_t *P;
+    int32_t *wp;
+    if (cols == NULL || x == NULL || weight == NULL || y == NULL || y_scale == NULL || acc == NULL ||
+        !conv_vector_ok(shape, &out_h, &out_w)) {
+        return tt_portable_tt_conv2d_forward_im2col_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc,
+                                                       cols, y, y_scale);
+    }
+    acc_scale = tt_scale_mul(x_scale, w_scale);
+    if (bias != NULL) {
+        tt_status_t st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    cout = shape->out_channels;
+    fan = shape->in_channels * shape->kernel_h * shape->kernel_w;
+    nu = (fan + 1u) / 2u;
+    npos = out_h * out_w;
+    npp = (npos + 15u) & ~(size_t)15u;
+    P = (int16_t *)scratch(&g_xs16, nu * 2u * npp * sizeof(int16_t));
+    wp = (int32_t *)scratch(&g_ws16, cout * nu * sizeof(int32_t));
+    if (P == NULL || wp == NULL) {
+        return tt_portable_tt_conv2d_forward_im2col_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc,
+                                                       cols, y, y_scale);
+    }
+    for (o = 0; o < cout; ++o) {
+        for (i = 0; i < nu; ++i) {
+            uint16_t w0 = (uint16_t)(int16_t)weight[o * fan + 2u * i];
+            uint16_t w1 = 2u * i + 1u < fan ? (uint16_t)(int16_t)weight[o * fan + 2u * i + 1u] : 0u;
+            wp[o * nu + i] = (int32_t)((uint32_t)w0 | ((uint32_t)w1 << 16));
+        }
+    }
+    for (b = 0; b < shape->batch; ++b) {
+        int32_t *ab = acc + b * cout * npos;
+        shifted_pairs(x + b * shape->in_channels * shape->in_h * shape->in_w, shape, out_h, out_w, npp, P);
+        gemm_pairs(wp, cout, nu, P, npp, npos, ab, npos);
+        if (bias != NULL) {
+            for (o = 0; o < cout; ++o) {
+                int32_t bo = tt_align_bias_one(bias[o], bias_mult);
+                for (i = 0; i < npos; ++i) {
+                    ab[o * npos + i] = tt_add_sat32(bo, ab[o * npos + i]);
+                }
+            }
+        }
+    }
+    change = tt_choose_rescale(tt_max_abs_s32(acc, shape->batch * cout * npos), 8, mode, &choice);
+    tt_rescale_write_s8(acc, shape->batch * cout * npos, change, &choice, y);
+    *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+    return TT_OK;
+}
+
+tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                               tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
+                                               const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale)
+{
+    /* grad[j, t] = sum_(b, pos) err[b, row_j, pos] * window(b, pos)[t]: the selected error rows
+     * against the taps' shifted images, both laid out along (b, pos) */
+    size_t out_h, out_w, npos, kdim, kp, taps, kk, cout, b, j, t, p;
+    int16_t *es, *xt;
+    const tt_conv2d_shape_t *s = shape;
+    if (select == NULL || err == NULL || x == NULL || grad == NULL || grad_scale == NULL ||
+        !conv_vector_ok(shape, &out_h, &out_w) ||
+        tt_size_above(shape->batch * out_h * out_w, TT_ACC_TERMS_LIMIT) ||
+        tt_check_selection(select->rows, select->first, select->count, shape->out_channels) != TT_OK) {
+        return tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
+                                                              grad_scale);
+    }
+    cout = s->out_channels;
+    npos = out_h * out_w;
+    kdim = s->batch * npos;
+    kp = (kdim + 15u) & ~(size_t)15u;
+    kk = s->kernel_h * s->kernel_w;
+    taps = s->in_channels * kk;
+    es = (int16_t *)scratch(&g_pairs, select->count * kp * sizeof(int16_t));
+    xt = (int16_t *)scratch(&g_tmp, taps * kp * sizeof(int16_t));
+    if (es == NULL || xt == NULL) {
+        return tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
+                                                              grad_scale);
+    }
+    for (j = 0; j < select->count; ++j) {
+        size_t o = tt_selected_row(select->rows, select->first + j);
+        int16_t *d = es + j * kp;
+        for (b = 0; b < s->batch; ++b) {
+            const int8_t *eo = err + (b * cout + o) * npos;
+            for (p = 0; p < npos; ++p) {
+                d[b * npos + p] = eo[p];
+            }
+        }
+        for (p = kdim; p < kp; ++p) {
+            d[p] = 0;
+        }
+    }
+    for (t = 0; t < taps; ++t) {
+        size_t ci = t / kk, i = (t % kk) / s->kernel_w, jj = t % s->kernel_w;
+        int16_t *d = xt + t * kp;
+        for (b = 0; b < s->batch; ++b) {
+            const int8_t *xc = x + (b * s->in_channels + ci) * s->in_h * s->in_w;
+            for (p = 0; p < out_h; ++p) {
+                shifted_row(xc, s, p, i, jj, out_w, d + b * npos + p * out_w, 1u);
+            }
+        }
+        for (p = kdim; p < kp; ++p) {
+            d[p] = 0;
+        }
+    }
+    gemm_nt_s16(es, select->count, xt, taps, kp, grad, taps);
+    *grad_scale = tt_scale_mul(err_scale, x_scale);
+    return TT_OK;
+}
+
 /* New values of one row under the fast path of tt_sgd_tiled.c (row_fast_s8_stochastic):
  * q = stochastic round(|g * m| / 2**n) with the draw key + index * golden, w - sign(g) * q.
  * Saturating: written clipped into w; else into nw (int8-truncated) and max |w - delta| returned. */
@@ -580,6 +844,22 @@ tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
 tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key)
 {
     return tt_portable_tt_sgd_update_tiled(u, cfg, key);
+}
+
+tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
+                                        tt_scale_t w_scale, const int32_t *bias, tt_scale_t bias_scale,
+                                        const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                        int8_t *cols, int8_t *y, tt_scale_t *y_scale)
+{
+    return tt_portable_tt_conv2d_forward_im2col_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc,
+                                                   cols, y, y_scale);
+}
+
+tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
+                                               tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
+                                               const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale)
+{
+    return tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad, grad_scale);
 }
 
 #endif
