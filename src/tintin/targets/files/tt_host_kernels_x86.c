@@ -589,61 +589,110 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
     return TT_OK;
 }
 
+/* Stride 1: dot products on the padded grid. With Wp = in_w + 2 pw, grid position m = p * Wp + q
+ * (q < Wp; the errors are zero for q >= out_w), tap (ci, i, jj) reads the padded image of channel ci
+ * at m + i * Wp + jj: grad[o, t] = sum_b sum_m E[b, o, m] * X[b, ci, m + i * Wp + jj]. */
+static void conv_weight_grad_grid(const int8_t *err, const int8_t *x, const tt_conv2d_shape_t *s, size_t out_h,
+                                  size_t out_w, const tt_row_select_t *select, int32_t *grad, int16_t *ebuf,
+                                  int16_t *xbuf)
+{
+    const size_t hp = s->in_h + 2u * s->pad_h, wp = s->in_w + 2u * s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
+    const size_t len = ((out_h * wp) + 15u) & ~(size_t)15u, xlen = hp * wp + len + 16u;
+    const size_t npos = out_h * out_w, cin = s->in_channels, taps = cin * kh * kw, nsel = select->count;
+    size_t b, j, ci, i, jj, m, p, q;
+    for (j = 0; j < nsel * taps; ++j) {
+        grad[j] = 0;
+    }
+    for (b = 0; b < s->batch; ++b) {
+        /* errors of the selected rows on the grid, the padded images of the sample */
+        for (j = 0; j < nsel; ++j) {
+            const int8_t *eo = err + (b * s->out_channels + tt_selected_row(select->rows, select->first + j)) * npos;
+            int16_t *d = ebuf + j * len;
+            memset(d, 0, len * sizeof(int16_t));
+            for (p = 0; p < out_h; ++p) {
+                for (q = 0; q < out_w; ++q) {
+                    d[p * wp + q] = eo[p * out_w + q];
+                }
+            }
+        }
+        for (ci = 0; ci < cin; ++ci) {
+            const int8_t *xc = x + (b * cin + ci) * s->in_h * s->in_w;
+            int16_t *d = xbuf + ci * xlen;
+            memset(d, 0, xlen * sizeof(int16_t));
+            for (p = 0; p < s->in_h; ++p) {
+                int16_t *dr = d + (p + s->pad_h) * wp + s->pad_w;
+                for (q = 0; q < s->in_w; ++q) {
+                    dr[q] = xc[p * s->in_w + q];
+                }
+            }
+        }
+        for (j = 0; j < nsel; j += 2u) {
+            const int16_t *e0 = ebuf + j * len, *e1 = ebuf + (j + 1u < nsel ? j + 1u : j) * len;
+            for (ci = 0; ci < cin; ++ci) {
+                for (i = 0; i < kh; ++i) {
+                    for (jj = 0; jj < kw; jj += 4u) {
+                        const int16_t *xr = xbuf + ci * xlen + i * wp + jj;
+                        size_t nt = kw - jj < 4u ? kw - jj : 4u, t;
+                        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+                        __m256i c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+                        for (m = 0; m < len; m += 16u) {
+                            __m256i ev0 = _mm256_loadu_si256((const __m256i *)(const void *)(e0 + m));
+                            __m256i ev1 = _mm256_loadu_si256((const __m256i *)(const void *)(e1 + m));
+                            __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m));
+                            __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 1));
+                            __m256i x2 = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 2));
+                            __m256i x3 = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 3));
+                            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(ev0, x0));
+                            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(ev0, x1));
+                            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(ev0, x2));
+                            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(ev0, x3));
+                            c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(ev1, x0));
+                            c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(ev1, x1));
+                            c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(ev1, x2));
+                            c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(ev1, x3));
+                        }
+                        {
+                            int32_t sa[4], sc[4];
+                            int32_t *g0 = grad + j * taps + (ci * kh + i) * kw + jj;
+                            sa[0] = hsum8(a0); sa[1] = hsum8(a1); sa[2] = hsum8(a2); sa[3] = hsum8(a3);
+                            sc[0] = hsum8(c0); sc[1] = hsum8(c1); sc[2] = hsum8(c2); sc[3] = hsum8(c3);
+                            for (t = 0; t < nt; ++t) {
+                                g0[t] += sa[t];
+                                if (j + 1u < nsel) {
+                                    g0[taps + t] += sc[t];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
                                                tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
                                                const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale)
 {
-    /* grad[j, t] = sum_(b, pos) err[b, row_j, pos] * window(b, pos)[t]: the selected error rows
-     * against the taps' shifted images, both laid out along (b, pos) */
-    size_t out_h, out_w, npos, kdim, kp, taps, kk, cout, b, j, t, p;
-    int16_t *es, *xt;
+    size_t out_h, out_w, len, xlen;
+    int16_t *es, *xs;
     const tt_conv2d_shape_t *s = shape;
     if (select == NULL || err == NULL || x == NULL || grad == NULL || grad_scale == NULL ||
-        !conv_vector_ok(shape, &out_h, &out_w) ||
+        !conv_vector_ok(shape, &out_h, &out_w) || s->stride_h != 1u || s->stride_w != 1u ||
         tt_size_above(shape->batch * out_h * out_w, TT_ACC_TERMS_LIMIT) ||
         tt_check_selection(select->rows, select->first, select->count, shape->out_channels) != TT_OK) {
         return tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
                                                               grad_scale);
     }
-    cout = s->out_channels;
-    npos = out_h * out_w;
-    kdim = s->batch * npos;
-    kp = (kdim + 15u) & ~(size_t)15u;
-    kk = s->kernel_h * s->kernel_w;
-    taps = s->in_channels * kk;
-    es = (int16_t *)scratch(&g_pairs, select->count * kp * sizeof(int16_t));
-    xt = (int16_t *)scratch(&g_tmp, taps * kp * sizeof(int16_t));
-    if (es == NULL || xt == NULL) {
+    len = ((out_h * (s->in_w + 2u * s->pad_w)) + 15u) & ~(size_t)15u;
+    xlen = (s->in_h + 2u * s->pad_h) * (s->in_w + 2u * s->pad_w) + len + 16u;
+    es = (int16_t *)scratch(&g_pairs, (select->count + 1u) * len * sizeof(int16_t));
+    xs = (int16_t *)scratch(&g_tmp, s->in_channels * xlen * sizeof(int16_t));
+    if (es == NULL || xs == NULL) {
         return tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
                                                               grad_scale);
     }
-    for (j = 0; j < select->count; ++j) {
-        size_t o = tt_selected_row(select->rows, select->first + j);
-        int16_t *d = es + j * kp;
-        for (b = 0; b < s->batch; ++b) {
-            const int8_t *eo = err + (b * cout + o) * npos;
-            for (p = 0; p < npos; ++p) {
-                d[b * npos + p] = eo[p];
-            }
-        }
-        for (p = kdim; p < kp; ++p) {
-            d[p] = 0;
-        }
-    }
-    for (t = 0; t < taps; ++t) {
-        size_t ci = t / kk, i = (t % kk) / s->kernel_w, jj = t % s->kernel_w;
-        int16_t *d = xt + t * kp;
-        for (b = 0; b < s->batch; ++b) {
-            const int8_t *xc = x + (b * s->in_channels + ci) * s->in_h * s->in_w;
-            for (p = 0; p < out_h; ++p) {
-                shifted_row(xc, s, p, i, jj, out_w, d + b * npos + p * out_w, 1u);
-            }
-        }
-        for (p = kdim; p < kp; ++p) {
-            d[p] = 0;
-        }
-    }
-    gemm_nt_s16(es, select->count, xt, taps, kp, grad, taps);
+    conv_weight_grad_grid(err, x, s, out_h, out_w, select, grad, es, xs);
     *grad_scale = tt_scale_mul(err_scale, x_scale);
     return TT_OK;
 }
