@@ -1,7 +1,7 @@
 """Compile a generated training program for the host CPU into a cached shared library.
 
-The library holds the program (``tt_model.c``, ``tt_model_params.c``), the runtime files it uses,
-the host loop :file:`targets/files/tt_host_train_loop.c` and the vectorised host kernels
+The library holds the program (``tt_model.c``, ``tt_model_params.c``), the whole runtime, the
+host loop :file:`targets/files/tt_host_train_loop.c` and the vectorised host kernels
 :file:`targets/files/tt_host_kernels_x86.c`, all built with ``-O3 -march=native``. The runtime's
 portable definitions of the kernels the host file accelerates are renamed ``tt_portable_<name>``
 (``-D<name>=tt_portable_<name>`` on the runtime files only): the program calls the host kernel,
@@ -10,7 +10,8 @@ the portable C alone (the same bits, slower).
 
 Libraries live in ``$TINTIN_CACHE/native`` (else ``~/.cache/tintin/native``), keyed by a hash of
 every source, the flags, the compiler's version and the CPU's feature flags, so a second run of
-the same program loads at once and a changed source or machine rebuilds.
+the same program loads at once and a changed source or machine rebuilds. The runtime's objects
+are compiled once and shared by every program; a new program compiles only its own files.
 """
 
 from __future__ import annotations
@@ -91,24 +92,54 @@ def _compile(cmd: list[str], what: str) -> None:
         raise BuildError(f"native: {what} does not compile on the host: {lines[0].strip()}", details=proc.stderr)
 
 
-def build_library(program_sources: list[Path], runtime_sources: list[Path], include_dirs: list[Path],
-                  key_extra: bytes = b"", simd: bool | None = None, hashed: list[Path] | None = None) -> Path:
-    """The cached shared library of a program: ``program_sources`` (generated, compiled as they are),
-    ``runtime_sources`` (with the accelerated kernels renamed), the host loop and host kernels.
+def _runtime_objects(cc: str, flags: tuple[str, ...], version: str) -> list[Path]:
+    """Objects of the whole runtime (accelerated kernels renamed) and the host kernels, compiled
+    once per runtime, flags, compiler and CPU into the cache and shared by every program."""
+    from tintin.codegen import RUNTIME_DIR
+
+    sources = sorted(RUNTIME_DIR.glob("*.c")) + [KERNEL_SOURCE]
+    h = hashlib.sha256()
+    for f in [*sources, *sorted(RUNTIME_DIR.glob("*.h"))]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    h.update(" ".join(flags).encode() + version.encode() + _cpu_flags().encode())
+    out_dir = cache_root() / f"runtime-{h.hexdigest()[:24]}"
+    objects = [out_dir / f"{src.stem}.o" for src in sources]
+    if all(o.exists() for o in objects):
+        return objects
+    cache_root().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".runtime-", dir=cache_root()))
+    try:
+        renames = [f"-D{name}=tt_portable_{name}" for name in ACCELERATED]
+        for src in sources:
+            extra = renames if src != KERNEL_SOURCE else []
+            _compile([cc, *flags, f"-I{RUNTIME_DIR}", *extra, "-c", str(src), "-o", str(tmp / f"{src.stem}.o")],
+                     src.name)
+        try:
+            os.replace(tmp, out_dir)  # atomic: a concurrent build either wins or finds it complete
+        except OSError:
+            if not all(o.exists() for o in objects):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return objects
+
+
+def build_library(program_sources: list[Path], include_dirs: list[Path], key_extra: bytes = b"",
+                  simd: bool | None = None, hashed: list[Path] | None = None) -> Path:
+    """The cached shared library of a program: ``program_sources`` (the generated files) with the
+    host loop, linked against the cached runtime objects (:func:`_runtime_objects`).
     ``key_extra``: bytes that also distinguish the build (e.g. frozen parameter values);
     ``hashed``: the program sources that name the build (default: all of them; a source left out
     must not change what the library computes once its state is loaded)."""
     cc = host_compiler()
     simd = simd_enabled() if simd is None else simd
     flags = CFLAGS + (() if simd else ("-DTT_HOST_PORTABLE",))
+    version = _compiler_version(cc)
+    runtime = _runtime_objects(cc, flags, version)
     h = hashlib.sha256()
-    for group in (program_sources if hashed is None else hashed, runtime_sources, [LOOP_SOURCE, KERNEL_SOURCE]):
-        for f in group:
-            h.update(Path(f).name.encode() + b"\0" + Path(f).read_bytes())
-    for d in include_dirs:
-        for f in sorted(Path(d).glob("*.h")):
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
-    h.update(" ".join(flags).encode() + _compiler_version(cc).encode() + _cpu_flags().encode() + key_extra)
+    for f in [*(program_sources if hashed is None else hashed), LOOP_SOURCE]:
+        h.update(Path(f).name.encode() + b"\0" + Path(f).read_bytes())
+    h.update(" ".join(str(o.parent.name) for o in runtime[:1]).encode() + key_extra)
     out_dir = cache_root() / h.hexdigest()[:24]
     lib = out_dir / LIBRARY_NAME
     if lib.exists():
@@ -116,14 +147,12 @@ def build_library(program_sources: list[Path], runtime_sources: list[Path], incl
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".build-", dir=out_dir) as tmp:
         incs = [f"-I{d}" for d in include_dirs]
-        renames = [f"-D{name}=tt_portable_{name}" for name in ACCELERATED]
         objects = []
-        for i, src in enumerate([*program_sources, LOOP_SOURCE, KERNEL_SOURCE, *runtime_sources]):
+        for i, src in enumerate([*program_sources, LOOP_SOURCE]):
             obj = str(Path(tmp) / f"{i}_{Path(src).stem}.o")
-            extra = renames if src in runtime_sources else []
-            _compile([cc, *flags, *incs, *extra, "-c", str(src), "-o", obj], Path(src).name)
+            _compile([cc, *flags, *incs, "-c", str(src), "-o", obj], Path(src).name)
             objects.append(obj)
         tmp_lib = str(Path(tmp) / LIBRARY_NAME)
-        _compile([cc, "-shared", *flags, "-o", tmp_lib, *objects], "the native library")
+        _compile([cc, "-shared", *flags, "-o", tmp_lib, *objects, *(str(o) for o in runtime)], "the native library")
         os.replace(tmp_lib, lib)  # atomic: a concurrent run never loads a partial library
     return lib

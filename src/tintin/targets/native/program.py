@@ -20,7 +20,7 @@ import numpy as np
 from tintin.codegen import CodegenError, compile_for_codegen, generate_project
 from tintin.codegen.host import CScale, c_scale, py_scale
 from tintin.codegen.model_c import ROLE_FROZEN, ROLE_MOMENTUM, ROLE_TRAINED
-from tintin.targets.errors import TargetError
+from tintin.targets.errors import BuildError, TargetError
 from tintin.targets.native.build import build_library
 
 _LABEL_DTYPES = {"uint8_t": np.uint8, "uint16_t": np.uint16, "int8_t": np.int8, "int16_t": np.int16}
@@ -71,14 +71,15 @@ class NativeProgram:
                 if e.role == ROLE_FROZEN:
                     key.update(e.name.encode() + np.ascontiguousarray(params[e.name].value.m).tobytes())
             program_sources = [s for s in project.sources if s.parent == project.out_dir]
-            runtime_sources = [s for s in project.sources if s.parent != project.out_dir]
-            lib = build_library(program_sources, runtime_sources, list(project.include_dirs),
-                                key_extra=key.digest(), hashed=[s for s in program_sources
-                                                                if s.name != "tt_model_params.c"])
+            lib = build_library(program_sources, list(project.include_dirs), key_extra=key.digest(),
+                                hashed=[s for s in program_sources if s.name != "tt_model_params.c"])
             # a private copy: dlopen of one path twice would share the arena of two programs
             own = Path(tmp) / "libprogram.so"
             shutil.copyfile(lib, own)
-            self.lib = ctypes.CDLL(str(own))
+            try:
+                self.lib = ctypes.CDLL(str(own))
+            except OSError as exc:
+                raise BuildError(f"native: the built library does not load: {str(exc).splitlines()[0]}") from None
         self._declare()
         if self.lib.tt_host_batch_size() != self.batch_size or self.lib.tt_host_input_size() != self.input_size:
             raise CodegenError("the native library does not match its program (batch or input size)")

@@ -1,0 +1,149 @@
+"""``fit`` on the native host backend: the same run as :func:`tintin.train.fit`, bit for bit.
+
+The full batches of every epoch run in the compiled program (:class:`NativeProgram`), a chunk of
+batches per ctypes call; a last, smaller batch of an epoch runs in the simulator
+(:func:`tintin.train.train_step`) between two state transfers, as do the evaluations. Losses,
+accuracies, parameters, momentum and the rounding stream equal the simulator's.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from tintin.numerics import RoundingStream, Scale
+from tintin.targets.errors import TargetError
+
+
+class NativeUnsupportedError(TargetError):
+    """A training setting the native backend does not run (use ``--backend numpy``)."""
+
+
+#: samples per ctypes call: short enough for progress and Ctrl-C, long enough to amortise the call
+CHUNK_SAMPLES = 1024
+
+
+def check_supported(config) -> None:
+    """Raise :class:`NativeUnsupportedError` for settings only the simulator runs."""
+    if config.optim.error_feedback:
+        raise NativeUnsupportedError("the native backend has no error feedback (--error-feedback): use --backend numpy")
+
+
+def fit_native(model, x_train: np.ndarray, y_train: np.ndarray, config, x_test: np.ndarray | None = None,
+               y_test: np.ndarray | None = None, progress="auto", checkpointer=None, program=None):
+    """:func:`tintin.train.fit` on the native backend: same arguments, same result, same bits.
+
+    ``program``: a :class:`~tintin.targets.native.program.NativeProgram` of ``model`` at
+    ``config.batch_size`` to reuse (built here otherwise; the first build of a model takes a few
+    seconds, later ones load from the cache). The parameters' ``trainable`` flags (``tintin train
+    --update``) select what the program trains.
+
+    >>> from tintin import data
+    >>> from tintin.nn import build_model
+    >>> from tintin.optim import OptimConfig
+    >>> from tintin.train import TrainConfig
+    >>> from tintin.targets.native import fit_native
+    >>> ds = data.load("digits")
+    >>> model = build_model("mlp", ds.sample_shape, ds.num_classes, seed=0,
+    ...                     input_exponent=ds.input_exponent)
+    >>> config = TrainConfig(epochs=2, batch_size=32, seed=0, optim=OptimConfig(lr=0.5))
+    >>> result = fit_native(model, ds.x_train, ds.y_train, config, ds.x_test, ds.y_test, progress=False)
+    >>> len(result.history), result.test_accuracy > 0.8
+    (2, True)
+    """
+    from tintin.nn import Context
+    from tintin.optim import IntegerSGD
+    from tintin.train.checkpoint import FitPosition
+    from tintin.train.errors import TrainingDataError
+    from tintin.train.loop import EpochRecord, TrainResult, epoch_order
+    from tintin.train.progress import resolve_progress
+    from tintin.train.step import check_batch_bounds, check_labels, check_samples, evaluate, train_step
+    from tintin.targets.native.program import NativeProgram
+
+    check_supported(config)
+    x_train = check_samples(model, x_train, "training inputs")
+    y_train = check_labels(model, y_train, len(x_train), "training labels")
+    if len(x_train) == 0:
+        raise TrainingDataError("no training samples")
+    if x_test is not None:
+        x_test = check_samples(model, x_test, "test inputs")
+        y_test = check_labels(model, y_test, len(x_test), "test labels")
+    check_batch_bounds(model, config.batch_size)
+    bs = config.batch_size
+    prog = program if program is not None else NativeProgram(model, bs, config.optim, update=None)
+    progress = resolve_progress(progress)
+    optimizer = IntegerSGD(model.parameters(), config.optim, model.config.scale_mode)
+    ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(config.seed))
+    steps = -(-len(x_train) // bs)
+    full = len(x_train) // bs
+    pos = (checkpointer.begin(model, optimizer, ctx, config) if checkpointer else None) or FitPosition()
+    xs, ys = prog.prepare_data(x_train, y_train)
+    prog.load_state(config.seed, ctx.stream.step, pos.epoch)
+    progress.start(config.epochs, steps, model.name)
+    history, train_seconds, samples = pos.history, pos.train_seconds, pos.samples
+    chunk_steps = max(1, CHUNK_SAMPLES // bs)
+    try:
+        for epoch, order in enumerate(epoch_order(len(x_train), config.epochs, config.seed)):
+            if epoch < pos.epoch:
+                continue
+            optimizer.set_epoch(epoch)
+            prog.set_epoch(epoch)
+            resumed = epoch == pos.epoch
+            loss_sum, correct, seen, t_epoch = (pos.loss_sum, pos.correct, pos.seen, pos.epoch_seconds) if resumed \
+                else (0.0, 0, 0, 0.0)
+            step = pos.step if resumed else 0
+
+            def position(step_done: int) -> FitPosition:
+                return FitPosition(epoch, step_done, loss_sum, correct, seen, t_epoch, history, train_seconds, samples)
+
+            while step < full:
+                n = min(chunk_steps, full - step)
+                if checkpointer is not None and checkpointer.every:
+                    n = min(n, checkpointer.every - ctx.stream.step % checkpointer.every)
+                t0 = time.perf_counter()
+                totals, scales, hits, _ = prog.train_steps(xs, ys, order[step * bs:(step + n) * bs])
+                t_epoch += time.perf_counter() - t0
+                for total, (s, u, d), c in zip(totals.tolist(), scales.tolist(), hits.tolist()):
+                    loss_sum += float(total) * Scale(s, u, d).to_float()  # LossValue.to_float, step by step
+                    correct += c
+                    seen += bs
+                step += n
+                ctx.stream.step = (ctx.stream.step + n) & 0xFFFFFFFF
+                progress.step(epoch, step - 1, loss_sum / seen, correct / seen)
+                if checkpointer is not None and (checkpointer.stop_requested or
+                                                 (checkpointer.every and ctx.stream.step % checkpointer.every == 0)):
+                    prog.store_state()
+                    checkpointer.step_done(position(step))
+            if step < steps:  # the epoch's last, smaller batch: in the simulator
+                prog.store_state()
+                idx = order[full * bs:]
+                t0 = time.perf_counter()
+                res = train_step(model, optimizer, x_train[idx], y_train[idx], ctx)
+                t_epoch += time.perf_counter() - t0
+                loss_sum += res.loss.to_float()
+                correct += res.correct
+                seen += res.count
+                step += 1
+                prog.load_state(config.seed, ctx.stream.step, epoch)
+                progress.step(epoch, step - 1, loss_sum / seen, correct / seen)
+                if checkpointer is not None:
+                    checkpointer.step_done(position(step))
+            train_seconds += t_epoch
+            samples += seen
+            prog.store_state()
+            test_acc = test_loss = None
+            if x_test is not None and (config.eval_each_epoch or epoch == config.epochs - 1):
+                ev = evaluate(model, x_test, y_test)
+                test_acc, test_loss = ev.accuracy, ev.loss
+            rec = EpochRecord(epoch, loss_sum / seen, correct / seen, test_acc, test_loss, t_epoch)
+            history.append(rec)
+            metrics = {"loss": rec.train_loss, "train_acc": rec.train_accuracy}
+            if test_acc is not None:
+                metrics["test_acc"] = test_acc
+            progress.epoch_end(epoch, metrics)
+    finally:
+        progress.close()
+        if checkpointer:
+            checkpointer.close()
+    return TrainResult(history, train_seconds, samples)
