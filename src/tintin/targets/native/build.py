@@ -156,3 +156,24 @@ def build_library(program_sources: list[Path], include_dirs: list[Path], key_ext
         _compile([cc, "-shared", *flags, "-o", tmp_lib, *objects, *(str(o) for o in runtime)], "the native library")
         os.replace(tmp_lib, lib)  # atomic: a concurrent run never loads a partial library
     return lib
+
+
+def kernel_library(simd: bool | None = None) -> Path:
+    """The runtime with the host kernels as one cached shared library, without a program: the
+    vectorised kernels under the runtime's names and the portable ones as ``tt_portable_<name>``
+    (what the property tests compare)."""
+    cc = host_compiler()
+    simd = simd_enabled() if simd is None else simd
+    flags = CFLAGS + (() if simd else ("-DTT_HOST_PORTABLE",))
+    runtime = _runtime_objects(cc, flags, _compiler_version(cc))
+    lib = runtime[0].parent / "libtintin_host_kernels.so"
+    if not lib.exists():
+        fd, tmp = tempfile.mkstemp(prefix=".link-", suffix=".so", dir=runtime[0].parent)
+        os.close(fd)
+        try:
+            _compile([cc, "-shared", *flags, "-o", tmp, *(str(o) for o in runtime)], "the host kernels")
+            os.replace(tmp, lib)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return lib
