@@ -71,6 +71,8 @@ def fit_native(model, x_train: np.ndarray, y_train: np.ndarray, config, x_test: 
         y_test = check_labels(model, y_test, len(x_test), "test labels")
     check_batch_bounds(model, config.batch_size)
     bs = config.batch_size
+    if program is not None and (program.model is not model or program.batch_size != bs):
+        raise ValueError("the native program was built for another model or batch size")
     prog = program if program is not None else NativeProgram(model, bs, config.optim, update=None)
     progress = resolve_progress(progress)
     optimizer = IntegerSGD(model.parameters(), config.optim, model.config.scale_mode)
