@@ -48,7 +48,15 @@ tt_status_t tt_portable_tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt
                                                            const tt_row_select_t *select, int32_t *grad,
                                                            tt_scale_t *grad_scale);
 
-/* 1 when the vector kernels are compiled in (the Python side reports it) */
+/* calls the vector kernels handed to the portable ones (tt_host_portable_calls: a diagnostic) */
+static unsigned long g_portable_calls;
+
+unsigned long tt_host_portable_calls(void)
+{
+    return g_portable_calls;
+}
+
+/* 2 when the AVX2 kernels are compiled in, 0 for the portable C (the Python side reports it) */
 int tt_host_simd_level(void)
 {
     return TT_HOST_AVX2 ? 2 : 0;
@@ -184,7 +192,7 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
     if (shape == NULL || acc == NULL || x == NULL || weight == NULL || y == NULL || y_scale == NULL ||
         shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
         tt_size_above(shape->in_features, TT_ACC_TERMS_LIMIT)) {
-        return tt_portable_tt_linear_forward_x4_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y,
+        return ++g_portable_calls, tt_portable_tt_linear_forward_x4_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y,
                                                    y_scale);
     }
     batch = shape->batch;
@@ -201,7 +209,7 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
     xs = (int16_t *)scratch(&g_xs16, batch * kp * sizeof(int16_t));
     ws = (int16_t *)scratch(&g_ws16, out_f * kp * sizeof(int16_t));
     if (xs == NULL || ws == NULL) {
-        return tt_portable_tt_linear_forward_x4_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y,
+        return ++g_portable_calls, tt_portable_tt_linear_forward_x4_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y,
                                                    y_scale);
     }
     widen_rows(x, batch, in_f, kp, xs);
@@ -234,7 +242,7 @@ tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_sca
     if (shape == NULL || acc == NULL || err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL ||
         shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
         tt_size_above(shape->out_features, TT_ACC_TERMS_LIMIT)) {
-        return tt_portable_tt_linear_backward_input_x4_s8(err, err_scale, weight, w_scale, shape, mode, acc, err_in,
+        return ++g_portable_calls, tt_portable_tt_linear_backward_input_x4_s8(err, err_scale, weight, w_scale, shape, mode, acc, err_in,
                                                           err_in_scale);
     }
     batch = shape->batch;
@@ -244,7 +252,7 @@ tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_sca
     es = (int16_t *)scratch(&g_xs16, batch * np_ * sizeof(int16_t));
     wt = (int16_t *)scratch(&g_ws16, in_f * np_ * sizeof(int16_t));
     if (es == NULL || wt == NULL) {
-        return tt_portable_tt_linear_backward_input_x4_s8(err, err_scale, weight, w_scale, shape, mode, acc, err_in,
+        return ++g_portable_calls, tt_portable_tt_linear_backward_input_x4_s8(err, err_scale, weight, w_scale, shape, mode, acc, err_in,
                                                           err_in_scale);
     }
     widen_rows(err, batch, out_f, np_, es);
@@ -307,7 +315,7 @@ tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
         shape->batch < 2u || shape->in_features == 0 || shape->out_features == 0 ||
         tt_size_above(shape->batch, TT_ACC_TERMS_LIMIT) ||
         tt_check_selection(select->rows, select->first, select->count, shape->out_features) != TT_OK) {
-        return tt_portable_tt_linear_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
+        return ++g_portable_calls, tt_portable_tt_linear_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
                                                               grad_scale);
     }
     batch = shape->batch;
@@ -318,7 +326,7 @@ tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
     pairs = (int16_t *)scratch(&g_pairs, np_ * 2u * kp2 * sizeof(int16_t));
     ep = (int32_t *)scratch(&g_epairs, np_ * sizeof(int32_t) * 4u);
     if (pairs == NULL || ep == NULL) {
-        return tt_portable_tt_linear_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
+        return ++g_portable_calls, tt_portable_tt_linear_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
                                                               grad_scale);
     }
     pair_rows(x, batch, in_f, kp2, pairs);
@@ -542,7 +550,7 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
     int32_t *wp;
     if (cols == NULL || x == NULL || weight == NULL || y == NULL || y_scale == NULL || acc == NULL ||
         !conv_vector_ok(shape, &out_h, &out_w)) {
-        return tt_portable_tt_conv2d_forward_im2col_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc,
+        return ++g_portable_calls, tt_portable_tt_conv2d_forward_im2col_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc,
                                                        cols, y, y_scale);
     }
     acc_scale = tt_scale_mul(x_scale, w_scale);
@@ -560,7 +568,7 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
     P = (int16_t *)scratch(&g_xs16, nu * 2u * npp * sizeof(int16_t));
     wp = (int32_t *)scratch(&g_ws16, cout * nu * sizeof(int32_t));
     if (P == NULL || wp == NULL) {
-        return tt_portable_tt_conv2d_forward_im2col_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc,
+        return ++g_portable_calls, tt_portable_tt_conv2d_forward_im2col_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc,
                                                        cols, y, y_scale);
     }
     for (o = 0; o < cout; ++o) {
@@ -681,7 +689,7 @@ tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
         !conv_vector_ok(shape, &out_h, &out_w) || s->stride_h != 1u || s->stride_w != 1u ||
         tt_size_above(shape->batch * out_h * out_w, TT_ACC_TERMS_LIMIT) ||
         tt_check_selection(select->rows, select->first, select->count, shape->out_channels) != TT_OK) {
-        return tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
+        return ++g_portable_calls, tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
                                                               grad_scale);
     }
     len = ((out_h * (s->in_w + 2u * s->pad_w)) + 15u) & ~(size_t)15u;
@@ -689,7 +697,7 @@ tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
     es = (int16_t *)scratch(&g_pairs, (select->count + 1u) * len * sizeof(int16_t));
     xs = (int16_t *)scratch(&g_tmp, s->in_channels * xlen * sizeof(int16_t));
     if (es == NULL || xs == NULL) {
-        return tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
+        return ++g_portable_calls, tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad,
                                                               grad_scale);
     }
     conv_weight_grad_grid(err, x, s, out_h, out_w, select, grad, es, xs);
@@ -699,10 +707,12 @@ tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
 
 /* New values of one row under the fast path of tt_sgd_tiled.c (row_fast_s8_stochastic):
  * q = stochastic round(|g * m| / 2**n) with the draw key + index * golden, w - sign(g) * q.
- * Saturating: written clipped into w; else into nw (int8-truncated) and max |w - delta| returned. */
-static uint32_t row_update_avx2(int8_t *w, int8_t *nw, const int32_t *g, size_t cols, int32_t m, uint8_t n,
-                                uint32_t draw, uint8_t saturate, int32_t limit)
+ * Saturating: written clipped into w; else into nw and max |w - delta| returned. */
+static uint32_t row_update_avx2(int8_t *w, int32_t *nw, const int32_t *g, size_t cols, int32_t m, uint8_t n,
+                                uint32_t draw, uint8_t saturate, int32_t limit, uint8_t wide)
 {
+    const __m256i m64 = _mm256_set1_epi64x(m), even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    const __m128i sh_r = _mm_cvtsi32_si128(n < 32u ? 32 - n : n - 32), sh_n64 = _mm_cvtsi32_si128(n);
     const __m256i golden8 = _mm256_set1_epi32((int32_t)(uint32_t)(8u * (uint32_t)TT_GOLDEN32));
     const __m256i mm = _mm256_set1_epi32(m);
     const __m256i lim = _mm256_set1_epi32(limit), nlim = _mm256_set1_epi32(-limit);
@@ -717,9 +727,27 @@ static uint32_t row_update_avx2(int8_t *w, int8_t *nw, const int32_t *g, size_t 
     for (; k + 8u <= cols; k += 8u) {
         __m256i gv = _mm256_loadu_si256((const __m256i *)(const void *)(g + k));
         __m256i p = _mm256_mullo_epi32(gv, mm);
-        __m256i sm = _mm256_srai_epi32(p, 31);
+        __m256i sm = _mm256_srai_epi32(wide ? gv : p, 31);
         __m256i mag = _mm256_abs_epi32(p), q, wv, d;
-        if (n < 32u) {
+        if (wide) {
+            /* the general path: |g| * m in 64 bits (< 2**46), plus the draw's top n bits (n < 32)
+             * or the draw shifted left by n - 32, shifted right by n; q < 2**29 (checked) */
+            __m256i ga = _mm256_abs_epi32(gv), ql, qh;
+            __m256i pl = _mm256_mul_epu32(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(ga)), m64);
+            __m256i ph = _mm256_mul_epu32(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(ga, 1)), m64);
+            __m256i dl = _mm256_cvtepu32_epi64(_mm256_castsi256_si128(dr));
+            __m256i dh = _mm256_cvtepu32_epi64(_mm256_extracti128_si256(dr, 1));
+            if (n < 32u) {
+                dl = _mm256_srl_epi64(dl, sh_r);
+                dh = _mm256_srl_epi64(dh, sh_r);
+            } else {
+                dl = _mm256_sll_epi64(dl, sh_r);
+                dh = _mm256_sll_epi64(dh, sh_r);
+            }
+            ql = _mm256_permutevar8x32_epi32(_mm256_srl_epi64(_mm256_add_epi64(pl, dl), sh_n64), even);
+            qh = _mm256_permutevar8x32_epi32(_mm256_srl_epi64(_mm256_add_epi64(ph, dh), sh_n64), even);
+            q = _mm256_permute2x128_si256(ql, qh, 0x20);
+        } else if (n < 32u) {
             q = _mm256_srl_epi32(_mm256_add_epi32(mag, _mm256_srl_epi32(dr, sh_d)), sh_n);
         } else {
             /* the carry of a + draw (a = mag >> (n - 32)) */
@@ -735,14 +763,14 @@ static uint32_t row_update_avx2(int8_t *w, int8_t *nw, const int32_t *g, size_t 
         } else {
             amax = _mm256_max_epu32(amax, _mm256_abs_epi32(wv));
         }
-        {
-            /* 8 int32 -> 8 int8 (values in int8 range when saturating; truncated otherwise, and
-             * then only kept when every |value| <= limit) */
+        if (saturate) {
+            /* 8 int32 in [-limit, limit] -> 8 int8 */
             __m256i t16 = _mm256_packs_epi32(wv, wv);
             __m128i lo = _mm256_castsi256_si128(t16), hi = _mm256_extracti128_si256(t16, 1);
             __m128i p16 = _mm_unpacklo_epi64(lo, hi);
-            __m128i p8 = _mm_packs_epi16(p16, p16);
-            _mm_storel_epi64((__m128i *)(void *)((saturate ? w : nw) + k), p8);
+            _mm_storel_epi64((__m128i *)(void *)(w + k), _mm_packs_epi16(p16, p16));
+        } else {
+            _mm256_storeu_si256((__m256i *)(void *)(nw + k), wv);
         }
         dr = _mm256_add_epi32(dr, golden8);
     }
@@ -757,7 +785,12 @@ static uint32_t row_update_avx2(int8_t *w, int8_t *nw, const int32_t *g, size_t 
     draw += (uint32_t)k * (uint32_t)TT_GOLDEN32;
     for (; k < cols; ++k, draw += (uint32_t)TT_GOLDEN32) {
         int32_t gk = g[k], v = w[k];
-        if (gk != 0) {
+        if (gk != 0 && wide) {
+            int64_t pr = (int64_t)gk * m, sm = pr < 0 ? -1 : 0;
+            uint64_t mag = (uint64_t)(pr < 0 ? -pr : pr);
+            uint64_t r = n < 32u ? (uint64_t)(draw >> (32u - n)) : (uint64_t)draw << (n - 32u);
+            v -= (int32_t)((((int64_t)((mag + r) >> n)) ^ sm) - sm);
+        } else if (gk != 0) {
             int32_t p = gk * m, sm = -(int32_t)((uint32_t)p >> 31);
             uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
             q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u : tt_sr_mag32(mag, n, draw);
@@ -768,7 +801,7 @@ static uint32_t row_update_avx2(int8_t *w, int8_t *nw, const int32_t *g, size_t 
         } else {
             uint32_t a = tt_mag32(v);
             out = a > out ? a : out;
-            nw[k] = (int8_t)v;
+            nw[k] = v;
         }
     }
     return out;
@@ -776,50 +809,43 @@ static uint32_t row_update_avx2(int8_t *w, int8_t *nw, const int32_t *g, size_t 
 
 /* The tiled update where the fast path of tt_sgd_tiled.c holds for the whole tensor: int8
  * weights, aligned rule, stochastic rounding, no momentum, no outer-product form. The gradient
- * comes in chunks of rows through u->grad; new values go to a side buffer and are committed when
- * they all fit the weight range. Anything else (including a tensor that needs a grid rescale)
+ * comes in chunks of rows through u->grad; the new values w - delta go to a side buffer and are
+ * written when they all fit the weight range, or else moved to a coarser grid: then every element
+ * of the portable kernel, committed or not, ends as tt_grid_rescale_one(w - delta). Anything else
  * runs the portable kernel from the unchanged weights. */
 tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key)
 {
-    size_t nrows, cols, chunk, r0, j;
-    uint8_t saturate;
+    size_t nrows, cols, chunk, r0, j, i, total;
+    uint8_t saturate, wide;
     int32_t limit;
     tt_multiplier_t mult = {0, 0};
     uint32_t amax = 0;
-    int32_t *g;
-    int8_t *nw;
+    int32_t *g, *nw;
     if (u == NULL || cfg == NULL || u->w8 == NULL || u->w16 != NULL || u->w_scale == NULL || u->grad == NULL ||
         u->cols == 0 || cfg->rule != TT_RULE_ALIGNED || cfg->momentum_shift != 0 ||
         cfg->rounding != TT_ROUND_STOCHASTIC || cfg->batch_size == 0 || cfg->mode > TT_SCALE_COMPOUND ||
         (u->rank1_err != NULL && u->rank1_x != NULL) ||
         (u->rows != NULL && tt_check_selection(u->rows, 0, u->nrows, u->row_count) != TT_OK)) {
-        return tt_portable_tt_sgd_update_tiled(u, cfg, key);
+        return ++g_portable_calls, tt_portable_tt_sgd_update_tiled(u, cfg, key);
     }
     nrows = u->rows != NULL ? u->nrows : u->row_count;
     if (nrows == 0) {
         return TT_OK;
     }
     cols = u->cols;
+    total = nrows * cols;
     saturate = u->rows != NULL || !cfg->weight_rescale;
     if (!saturate && u->tile_flags == NULL) {
         return TT_ERR_ARG;
     }
     limit = tt_limit_for_bits(8);
-    chunk = cols >= 16384u ? 1u : 16384u / cols;
+    /* saturating updates write rows as they go: the whole gradient is checked first */
+    chunk = saturate ? nrows : (cols >= 16384u ? 1u : 16384u / cols);
     chunk = chunk > nrows ? nrows : chunk;
     g = (int32_t *)scratch(&g_grad, chunk * cols * sizeof(int32_t));
-    nw = saturate ? NULL : (int8_t *)scratch(&g_neww, nrows * cols);
+    nw = saturate ? NULL : (int32_t *)scratch(&g_neww, total * sizeof(int32_t));
     if (g == NULL || (!saturate && nw == NULL)) {
-        return tt_portable_tt_sgd_update_tiled(u, cfg, key);
-    }
-    if (saturate) {
-        /* saturating updates write rows as they go: check the whole gradient first */
-        int32_t *all = (int32_t *)scratch(&g_tmp, nrows * cols * sizeof(int32_t));
-        if (all == NULL) {
-            return tt_portable_tt_sgd_update_tiled(u, cfg, key);
-        }
-        g = all;
-        chunk = nrows;
+        return ++g_portable_calls, tt_portable_tt_sgd_update_tiled(u, cfg, key);
     }
     for (r0 = 0; r0 < nrows; r0 += chunk) {
         size_t cnt = nrows - r0 < chunk ? nrows - r0 : chunk;
@@ -839,19 +865,22 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
                 return st;
             }
             if (mult.n < 1 || mult.n > 62 || mult.m <= 0) {
-                return tt_portable_tt_sgd_update_tiled(u, cfg, key);
+                return ++g_portable_calls, tt_portable_tt_sgd_update_tiled(u, cfg, key);
             }
         }
         gmax = tt_max_abs_s32(g, cnt * cols);
-        if (gmax > ((uint32_t)1 << 30) / (uint32_t)mult.m) {
-            return tt_portable_tt_sgd_update_tiled(u, cfg, key); /* nothing written yet */
+        /* |g| * M <= 2**30: the 32-bit fast path; else the 64-bit general one while every step
+         * |delta| stays below 2**29 (|g| * M < 2**(n + 29)), so that w - delta is an int32 */
+        wide = gmax > ((uint32_t)1 << 30) / (uint32_t)mult.m;
+        if (wide && mult.n + 29 < 64 && ((uint64_t)gmax * (uint64_t)mult.m) >> (mult.n + 29) != 0) {
+            return ++g_portable_calls, tt_portable_tt_sgd_update_tiled(u, cfg, key); /* nothing written yet */
         }
         for (j = 0; j < cnt; ++j) {
             size_t row = tt_selected_row(u->rows, r0 + j);
             uint32_t index = (uint32_t)((r0 + j) * cols);
             uint32_t a = row_update_avx2(u->w8 + row * cols, saturate ? NULL : nw + (r0 + j) * cols, g + j * cols,
                                          cols, mult.m, (uint8_t)mult.n, key + index * (uint32_t)TT_GOLDEN32,
-                                         saturate, limit);
+                                         saturate, limit, wide);
             amax = a > amax ? a : amax;
         }
     }
@@ -859,9 +888,23 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         return TT_OK;
     }
     if (amax > (uint32_t)limit) {
-        return tt_portable_tt_sgd_update_tiled(u, cfg, key); /* a grid rescale: weights still unchanged */
+        tt_scale_t new_scale;
+        tt_multiplier_t gm;
+        uint8_t changed = 0;
+        tt_status_t st = tt_choose_grid_rescale(amax, *u->w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed,
+                                                &new_scale, &gm);
+        if (st != TT_OK || !changed) {
+            return ++g_portable_calls, tt_portable_tt_sgd_update_tiled(u, cfg, key); /* weights still unchanged */
+        }
+        for (i = 0; i < total; ++i) {
+            u->w8[i] = (int8_t)tt_grid_rescale_one(nw[i], gm, limit);
+        }
+        *u->w_scale = new_scale;
+        return TT_OK;
     }
-    memcpy(u->w8, nw, nrows * cols);
+    for (i = 0; i < total; ++i) {
+        u->w8[i] = (int8_t)nw[i];
+    }
     return TT_OK;
 }
 
