@@ -535,6 +535,70 @@ static void gemm_pairs(const int32_t *wp, size_t nw, size_t nu, const int16_t *P
     }
 }
 
+/* The channels of sample xb as zero-padded int16 images of hp x wp (plus zeros up to xlen each). */
+static void pad_images(const int8_t *xb, const tt_conv2d_shape_t *s, size_t xlen, int16_t *xbuf)
+{
+    const size_t wp = s->in_w + 2u * s->pad_w;
+    size_t ci, p, q;
+    for (ci = 0; ci < s->in_channels; ++ci) {
+        const int8_t *xc = xb + ci * s->in_h * s->in_w;
+        int16_t *d = xbuf + ci * xlen;
+        memset(d, 0, xlen * sizeof(int16_t));
+        for (p = 0; p < s->in_h; ++p) {
+            int16_t *dr = d + (p + s->pad_h) * wp + s->pad_w;
+            for (q = 0; q < s->in_w; ++q) {
+                dr[q] = xc[p * s->in_w + q];
+            }
+        }
+    }
+}
+
+/* Stride 1 forward on the padded grid: out[o * len + m] = sum over pairs of horizontally adjacent
+ * taps (ci, i, jj), (ci, i, jj + 1) of madd((W[o, t0], W[o, t1]), (X[ci, m + off], X[ci, m + off + 1]))
+ * with off = i * wp + jj; position m = p * wp + q (only q < out_w is kept by the caller). wp2[o * nu + u]
+ * holds the weight pairs (zero past the kernel row), offs[u] = ci * xlen + off. */
+static void conv_forward_grid(const int16_t *xbuf, const int32_t *wp2, const size_t *offs, size_t nu, size_t cout,
+                              size_t len, int32_t *out)
+{
+    size_t o, m, u, r;
+    for (o = 0; o < cout; o += 4u) {
+        size_t nr = cout - o < 4u ? cout - o : 4u;
+        const int32_t *w[4];
+        for (r = 0; r < 4u; ++r) {
+            w[r] = wp2 + (o + (r < nr ? r : nr - 1u)) * nu;
+        }
+        for (m = 0; m < len; m += 16u) {
+            __m256i l0 = _mm256_setzero_si256(), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
+            for (u = 0; u < nu; ++u) {
+                const int16_t *xr = xbuf + offs[u] + m;
+                __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)xr);
+                __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(xr + 1));
+                __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+                __m256i e0 = _mm256_set1_epi32(w[0][u]), e1 = _mm256_set1_epi32(w[1][u]);
+                __m256i e2 = _mm256_set1_epi32(w[2][u]), e3 = _mm256_set1_epi32(w[3][u]);
+                l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(lo, e0));
+                h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(hi, e0));
+                l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(lo, e1));
+                h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(hi, e1));
+                l2 = _mm256_add_epi32(l2, _mm256_madd_epi16(lo, e2));
+                h2 = _mm256_add_epi32(h2, _mm256_madd_epi16(hi, e2));
+                l3 = _mm256_add_epi32(l3, _mm256_madd_epi16(lo, e3));
+                h3 = _mm256_add_epi32(h3, _mm256_madd_epi16(hi, e3));
+            }
+            {
+                /* lo holds positions 0-3 and 8-11, hi 4-7 and 12-15 */
+                __m256i lv[4], hv[4];
+                lv[0] = l0; hv[0] = h0; lv[1] = l1; hv[1] = h1; lv[2] = l2; hv[2] = h2; lv[3] = l3; hv[3] = h3;
+                for (r = 0; r < nr; ++r) {
+                    int32_t *dst = out + (o + r) * len + m;
+                    _mm256_storeu_si256((__m256i *)(void *)dst, _mm256_permute2x128_si256(lv[r], hv[r], 0x20));
+                    _mm256_storeu_si256((__m256i *)(void *)(dst + 8), _mm256_permute2x128_si256(lv[r], hv[r], 0x31));
+                }
+            }
+        }
+    }
+}
+
 tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
                                         tt_scale_t w_scale, const int32_t *bias, tt_scale_t bias_scale,
                                         const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
@@ -578,7 +642,52 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
             wp[o * nu + i] = (int32_t)((uint32_t)w0 | ((uint32_t)w1 << 16));
         }
     }
-    for (b = 0; b < shape->batch; ++b) {
+    if (shape->stride_h == 1u && shape->stride_w == 1u) {
+        const size_t kh = shape->kernel_h, kw = shape->kernel_w, pw = (kw + 1u) / 2u, wpad = shape->in_w + 2u * shape->pad_w;
+        const size_t len = ((out_h * wpad) + 15u) & ~(size_t)15u;
+        const size_t xlen = (shape->in_h + 2u * shape->pad_h) * wpad + len + 32u;
+        const size_t ng = shape->in_channels * kh * pw;
+        int16_t *xbuf = (int16_t *)scratch(&g_tmp, shape->in_channels * xlen * sizeof(int16_t));
+        int32_t *grid = (int32_t *)scratch(&g_grad, cout * len * sizeof(int32_t));
+        int32_t *wg = (int32_t *)scratch(&g_epairs, cout * ng * sizeof(int32_t));
+        size_t *offs = (size_t *)scratch(&g_neww, ng * sizeof(size_t));
+        if (xbuf == NULL || grid == NULL || wg == NULL || offs == NULL) {
+            return ++g_portable_calls, tt_portable_tt_conv2d_forward_im2col_s8(x, x_scale, weight, w_scale, bias,
+                                                                               bias_scale, shape, mode, acc, cols, y,
+                                                                               y_scale);
+        }
+        for (i = 0; i < ng; ++i) {
+            size_t ci = i / (kh * pw), ki = (i / pw) % kh, jj = 2u * (i % pw);
+            offs[i] = ci * xlen + ki * wpad + jj;
+            for (o = 0; o < cout; ++o) {
+                const int8_t *wr = weight + o * fan + (ci * kh + ki) * kw;
+                uint16_t w0 = (uint16_t)(int16_t)wr[jj], w1 = jj + 1u < kw ? (uint16_t)(int16_t)wr[jj + 1u] : 0u;
+                wg[o * ng + i] = (int32_t)((uint32_t)w0 | ((uint32_t)w1 << 16));
+            }
+        }
+        for (b = 0; b < shape->batch; ++b) {
+            int32_t *ab = acc + b * cout * npos;
+            size_t p, q;
+            pad_images(x + b * shape->in_channels * shape->in_h * shape->in_w, shape, xlen, xbuf);
+            conv_forward_grid(xbuf, wg, offs, ng, cout, len, grid);
+            for (o = 0; o < cout; ++o) {
+                int32_t bo = bias != NULL ? tt_align_bias_one(bias[o], bias_mult) : 0;
+                for (p = 0; p < out_h; ++p) {
+                    const int32_t *gr = grid + o * len + p * wpad;
+                    int32_t *ar = ab + o * npos + p * out_w;
+                    if (bias != NULL) {
+                        for (q = 0; q < out_w; ++q) {
+                            ar[q] = tt_add_sat32(bo, gr[q]);
+                        }
+                    } else {
+                        memcpy(ar, gr, out_w * sizeof(int32_t));
+                    }
+                }
+            }
+        }
+        b = shape->batch; /* every sample done */
+    }
+    for (b = b == shape->batch ? b : 0; b < shape->batch; ++b) {
         int32_t *ab = acc + b * cout * npos;
         shifted_pairs(x + b * shape->in_channels * shape->in_h * shape->in_w, shape, out_h, out_w, npp, P);
         gemm_pairs(wp, cout, nu, P, npp, npos, ab, npos);
@@ -623,17 +732,7 @@ static void conv_weight_grad_grid(const int8_t *err, const int8_t *x, const tt_c
                 }
             }
         }
-        for (ci = 0; ci < cin; ++ci) {
-            const int8_t *xc = x + (b * cin + ci) * s->in_h * s->in_w;
-            int16_t *d = xbuf + ci * xlen;
-            memset(d, 0, xlen * sizeof(int16_t));
-            for (p = 0; p < s->in_h; ++p) {
-                int16_t *dr = d + (p + s->pad_h) * wp + s->pad_w;
-                for (q = 0; q < s->in_w; ++q) {
-                    dr[q] = xc[p * s->in_w + q];
-                }
-            }
-        }
+        pad_images(x + b * cin * s->in_h * s->in_w, s, xlen, xbuf);
         for (j = 0; j < nsel; j += 2u) {
             const int16_t *e0 = ebuf + j * len, *e1 = ebuf + (j + 1u < nsel ? j + 1u : j) * len;
             for (ci = 0; ci < cin; ++ci) {
