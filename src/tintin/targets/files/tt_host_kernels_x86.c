@@ -714,7 +714,7 @@ static void conv_weight_grad_grid(const int8_t *err, const int8_t *x, const tt_c
                                   int16_t *xbuf)
 {
     const size_t hp = s->in_h + 2u * s->pad_h, wp = s->in_w + 2u * s->pad_w, kh = s->kernel_h, kw = s->kernel_w;
-    const size_t len = ((out_h * wp) + 15u) & ~(size_t)15u, xlen = hp * wp + len + 16u;
+    const size_t len = ((out_h * wp) + 15u) & ~(size_t)15u, xlen = hp * wp + len + 32u;
     const size_t npos = out_h * out_w, cin = s->in_channels, taps = cin * kh * kw, nsel = select->count;
     size_t b, j, ci, i, jj, m, p, q;
     for (j = 0; j < nsel * taps; ++j) {
@@ -737,32 +737,38 @@ static void conv_weight_grad_grid(const int8_t *err, const int8_t *x, const tt_c
             const int16_t *e0 = ebuf + j * len, *e1 = ebuf + (j + 1u < nsel ? j + 1u : j) * len;
             for (ci = 0; ci < cin; ++ci) {
                 for (i = 0; i < kh; ++i) {
-                    for (jj = 0; jj < kw; jj += 4u) {
+                    for (jj = 0; jj < kw; jj += 5u) {
+                        /* five taps of the kernel row against two error channels: ten accumulators */
                         const int16_t *xr = xbuf + ci * xlen + i * wp + jj;
-                        size_t nt = kw - jj < 4u ? kw - jj : 4u, t;
-                        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-                        __m256i c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+                        size_t nt = kw - jj < 5u ? kw - jj : 5u, t;
+                        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;
+                        __m256i c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0;
                         for (m = 0; m < len; m += 16u) {
                             __m256i ev0 = _mm256_loadu_si256((const __m256i *)(const void *)(e0 + m));
                             __m256i ev1 = _mm256_loadu_si256((const __m256i *)(const void *)(e1 + m));
-                            __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m));
-                            __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 1));
-                            __m256i x2 = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 2));
-                            __m256i x3 = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 3));
-                            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(ev0, x0));
-                            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(ev0, x1));
-                            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(ev0, x2));
-                            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(ev0, x3));
-                            c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(ev1, x0));
-                            c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(ev1, x1));
-                            c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(ev1, x2));
-                            c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(ev1, x3));
+                            __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m));
+                            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(ev0, xv));
+                            c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(ev1, xv));
+                            xv = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 1));
+                            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(ev0, xv));
+                            c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(ev1, xv));
+                            xv = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 2));
+                            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(ev0, xv));
+                            c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(ev1, xv));
+                            xv = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 3));
+                            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(ev0, xv));
+                            c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(ev1, xv));
+                            xv = _mm256_loadu_si256((const __m256i *)(const void *)(xr + m + 4));
+                            a4 = _mm256_add_epi32(a4, _mm256_madd_epi16(ev0, xv));
+                            c4 = _mm256_add_epi32(c4, _mm256_madd_epi16(ev1, xv));
                         }
                         {
-                            int32_t sa[4], sc[4];
+                            int32_t sa[5], sc[5];
                             int32_t *g0 = grad + j * taps + (ci * kh + i) * kw + jj;
                             sa[0] = hsum8(a0); sa[1] = hsum8(a1); sa[2] = hsum8(a2); sa[3] = hsum8(a3);
+                            sa[4] = hsum8(a4);
                             sc[0] = hsum8(c0); sc[1] = hsum8(c1); sc[2] = hsum8(c2); sc[3] = hsum8(c3);
+                            sc[4] = hsum8(c4);
                             for (t = 0; t < nt; ++t) {
                                 g0[t] += sa[t];
                                 if (j + 1u < nsel) {
@@ -792,7 +798,7 @@ tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
                                                               grad_scale);
     }
     len = ((out_h * (s->in_w + 2u * s->pad_w)) + 15u) & ~(size_t)15u;
-    xlen = (s->in_h + 2u * s->pad_h) * (s->in_w + 2u * s->pad_w) + len + 16u;
+    xlen = (s->in_h + 2u * s->pad_h) * (s->in_w + 2u * s->pad_w) + len + 32u;
     es = (int16_t *)scratch(&g_pairs, (select->count + 1u) * len * sizeof(int16_t));
     xs = (int16_t *)scratch(&g_tmp, s->in_channels * xlen * sizeof(int16_t));
     if (es == NULL || xs == NULL) {
