@@ -1001,14 +1001,29 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         if (st != TT_OK || !changed) {
             return ++g_portable_calls, tt_portable_tt_sgd_update_tiled(u, cfg, key); /* weights still unchanged */
         }
-        for (i = 0; i < total; ++i) {
-            u->w8[i] = (int8_t)tt_grid_rescale_one(nw[i], gm, limit);
+        {
+            int8_t *w8 = u->w8;
+            for (i = 0; i < total; ++i) {
+                w8[i] = (int8_t)tt_grid_rescale_one(nw[i], gm, limit);
+            }
         }
         *u->w_scale = new_scale;
         return TT_OK;
     }
-    for (i = 0; i < total; ++i) {
-        u->w8[i] = (int8_t)nw[i];
+    {
+        /* every |value| <= 127: pack 32 int32 to int8 at a time */
+        int8_t *w8 = u->w8;
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for (i = 0; i + 32u <= total; i += 32u) {
+            __m256i a = _mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(nw + i)),
+                                           _mm256_loadu_si256((const __m256i *)(const void *)(nw + i + 8)));
+            __m256i b = _mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(nw + i + 16)),
+                                           _mm256_loadu_si256((const __m256i *)(const void *)(nw + i + 24)));
+            _mm256_storeu_si256((__m256i *)(void *)(w8 + i), _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), order));
+        }
+        for (; i < total; ++i) {
+            w8[i] = (int8_t)nw[i];
+        }
     }
     return TT_OK;
 }
