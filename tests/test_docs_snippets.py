@@ -31,7 +31,8 @@ def test_the_extractor_finds_blocks():
 def test_python_blocks_run(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "examples").symlink_to(ROOT / "examples")  # the docs' commands run from a checkout
-    target = {"README.md": "host", "api.md": "host", "on-device.md": "host", "targets.md": "cortex-m4"}.get(path.name)
+    target = {"README.md": "host", "api.md": "host", "on-device.md": "host", "targets.md": "cortex-m4",
+              "native.md": "host"}.get(path.name)
     if target is not None:
         from tintin.targets import toolchain_status
         ok, reason = toolchain_status(target)

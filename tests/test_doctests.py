@@ -23,13 +23,15 @@ MODULES = [
     "tintin.interop.importer",   # import_model
     "tintin.codegen.checkpoint",  # crc32 of the flash slots
     "tintin.targets.power_cuts",  # run_power_cuts
+    "tintin.targets.native.fit",  # fit_native
 ]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    if name in ("tintin.targets.ondevice", "tintin.targets.power_cuts", "tintin.targets.stream"):
+    if name in ("tintin.targets.ondevice", "tintin.targets.power_cuts", "tintin.targets.stream",
+                "tintin.targets.native.fit"):
         from tintin.targets import toolchain_status
         ok, reason = toolchain_status("host")
         if not ok:
