@@ -103,6 +103,35 @@ def batches(order: np.ndarray, batch_size: int):
         yield order[i:i + batch_size]
 
 
+def check_fit_data(model: Sequential, x_train, y_train, x_test, y_test, batch_size: int):
+    """``(x_train, y_train, x_test, y_test)`` checked for :func:`fit` (one-line errors for bad data,
+    the batch against the accumulator bound)."""
+    x_train = check_samples(model, x_train, "training inputs")
+    y_train = check_labels(model, y_train, len(x_train), "training labels")
+    if len(x_train) == 0:
+        raise TrainingDataError("no training samples")
+    if x_test is not None:
+        x_test = check_samples(model, x_test, "test inputs")
+        y_test = check_labels(model, y_test, len(x_test), "test labels")
+    check_batch_bounds(model, batch_size)
+    return x_train, y_train, x_test, y_test
+
+
+def finish_epoch(model: Sequential, config: TrainConfig, epoch: int, loss_sum: float, correct: int, seen: int,
+                 seconds: float, x_test, y_test, progress) -> EpochRecord:
+    """The record of a finished epoch of :func:`fit`: the test set evaluated when due, progress told."""
+    test_acc = test_loss = None
+    if x_test is not None and (config.eval_each_epoch or epoch == config.epochs - 1):
+        ev = evaluate(model, x_test, y_test)
+        test_acc, test_loss = ev.accuracy, ev.loss
+    rec = EpochRecord(epoch, loss_sum / seen, correct / seen, test_acc, test_loss, seconds)
+    metrics = {"loss": rec.train_loss, "train_acc": rec.train_accuracy}
+    if test_acc is not None:
+        metrics["test_acc"] = test_acc
+    progress.epoch_end(epoch, metrics)
+    return rec
+
+
 def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: TrainConfig,
         x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
         progress: ProgressSetting = "auto", update_kernel=None, checkpointer=None) -> TrainResult:
@@ -132,14 +161,7 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
     >>> len(result.history), result.test_accuracy > 0.8
     (2, True)
     """
-    x_train = check_samples(model, x_train, "training inputs")
-    y_train = check_labels(model, y_train, len(x_train), "training labels")
-    if len(x_train) == 0:
-        raise TrainingDataError("no training samples")
-    if x_test is not None:
-        x_test = check_samples(model, x_test, "test inputs")
-        y_test = check_labels(model, y_test, len(x_test), "test labels")
-    check_batch_bounds(model, config.batch_size)
+    x_train, y_train, x_test, y_test = check_fit_data(model, x_train, y_train, x_test, y_test, config.batch_size)
     tune_allocator()
     progress = resolve_progress(progress)
     optimizer = IntegerSGD(model.parameters(), config.optim, model.config.scale_mode, update_kernel)
@@ -172,16 +194,8 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, config: Tra
                                                        train_seconds, samples))
             train_seconds += t_epoch
             samples += seen
-            test_acc = test_loss = None
-            if x_test is not None and (config.eval_each_epoch or epoch == config.epochs - 1):
-                ev = evaluate(model, x_test, y_test)
-                test_acc, test_loss = ev.accuracy, ev.loss
-            rec = EpochRecord(epoch, loss_sum / seen, correct / seen, test_acc, test_loss, t_epoch)
-            history.append(rec)
-            metrics = {"loss": rec.train_loss, "train_acc": rec.train_accuracy}
-            if test_acc is not None:
-                metrics["test_acc"] = test_acc
-            progress.epoch_end(epoch, metrics)
+            history.append(finish_epoch(model, config, epoch, loss_sum, correct, seen, t_epoch, x_test, y_test,
+                                        progress))
     finally:
         progress.close()
         if checkpointer:

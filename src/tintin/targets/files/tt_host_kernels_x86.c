@@ -95,6 +95,19 @@ static inline int32_t hsum8(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
+/* acc[2r] += madd(a, e_r), acc[2r + 1] += madd(b, e_r) for four int16 pairs e_r broadcast: one
+ * step of the kernels that update four output rows from the same two vectors */
+static inline __attribute__((always_inline)) void madd_rows4(__m256i acc[8], __m256i a, __m256i b, int32_t e0,
+                                                             int32_t e1, int32_t e2, int32_t e3)
+{
+    const __m256i e[4] = {_mm256_set1_epi32(e0), _mm256_set1_epi32(e1), _mm256_set1_epi32(e2), _mm256_set1_epi32(e3)};
+    size_t r;
+    for (r = 0; r < 4u; ++r) {
+        acc[2u * r] = _mm256_add_epi32(acc[2u * r], _mm256_madd_epi16(a, e[r]));
+        acc[2u * r + 1u] = _mm256_add_epi32(acc[2u * r + 1u], _mm256_madd_epi16(b, e[r]));
+    }
+}
+
 /* int8 -> int16, rows of k values padded with zeros to kp (a multiple of 16) */
 static void widen_rows(const int8_t *src, size_t rows, size_t k, size_t kp, int16_t *dst)
 {
@@ -344,54 +357,30 @@ tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
             }
         }
         for (k = 0; k < kp2; k += 16u) {
-            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
-            __m256i s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            __m256i acc[8];
             int32_t tmp[16];
+            for (r = 0; r < 8u; ++r) {
+                acc[r] = _mm256_setzero_si256();
+            }
             for (p = 0; p < np_; ++p) {
                 const int16_t *d = pairs + 2u * p * kp2 + 2u * k;
                 const int32_t *e = ep + 4u * p;
                 __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)d);
                 __m256i x1 = kp2 - k >= 16u ? _mm256_loadu_si256((const __m256i *)(const void *)(d + 16))
                                             : _mm256_setzero_si256();
-                __m256i e0 = _mm256_set1_epi32(e[0]), e1 = _mm256_set1_epi32(e[1]);
-                __m256i e2 = _mm256_set1_epi32(e[2]), e3 = _mm256_set1_epi32(e[3]);
-                s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(x0, e0));
-                s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(x1, e0));
-                s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(x0, e1));
-                s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(x1, e1));
-                s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(x0, e2));
-                s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(x1, e2));
-                s30 = _mm256_add_epi32(s30, _mm256_madd_epi16(x0, e3));
-                s31 = _mm256_add_epi32(s31, _mm256_madd_epi16(x1, e3));
+                madd_rows4(acc, x0, x1, e[0], e[1], e[2], e[3]);
             }
-            if (k + 16u <= in_f) {
-                _mm256_storeu_si256((__m256i *)(void *)(g[0] + k), s00);
-                _mm256_storeu_si256((__m256i *)(void *)(g[0] + k + 8), s01);
-                if (nr > 1u) {
-                    _mm256_storeu_si256((__m256i *)(void *)(g[1] + k), s10);
-                    _mm256_storeu_si256((__m256i *)(void *)(g[1] + k + 8), s11);
-                }
-                if (nr > 2u) {
-                    _mm256_storeu_si256((__m256i *)(void *)(g[2] + k), s20);
-                    _mm256_storeu_si256((__m256i *)(void *)(g[2] + k + 8), s21);
-                }
-                if (nr > 3u) {
-                    _mm256_storeu_si256((__m256i *)(void *)(g[3] + k), s30);
-                    _mm256_storeu_si256((__m256i *)(void *)(g[3] + k + 8), s31);
-                }
-                continue;
-            }
-            {
-                __m256i lo[4], hi[4];
+            for (r = 0; r < nr; ++r) {
                 size_t q;
-                lo[0] = s00; hi[0] = s01; lo[1] = s10; hi[1] = s11;
-                lo[2] = s20; hi[2] = s21; lo[3] = s30; hi[3] = s31;
-                for (r = 0; r < nr; ++r) {
-                    _mm256_storeu_si256((__m256i *)(void *)tmp, lo[r]);
-                    _mm256_storeu_si256((__m256i *)(void *)(tmp + 8), hi[r]);
-                    for (q = 0; q < 16u && k + q < in_f; ++q) {
-                        g[r][k + q] = tmp[q];
-                    }
+                if (k + 16u <= in_f) {
+                    _mm256_storeu_si256((__m256i *)(void *)(g[r] + k), acc[2u * r]);
+                    _mm256_storeu_si256((__m256i *)(void *)(g[r] + k + 8), acc[2u * r + 1u]);
+                    continue;
+                }
+                _mm256_storeu_si256((__m256i *)(void *)tmp, acc[2u * r]);
+                _mm256_storeu_si256((__m256i *)(void *)(tmp + 8), acc[2u * r + 1u]);
+                for (q = 0; q < 16u && k + q < in_f; ++q) {
+                    g[r][k + q] = tmp[q];
                 }
             }
         }
@@ -494,38 +483,28 @@ static void gemm_pairs(const int32_t *wp, size_t nw, size_t nu, const int16_t *P
             w[r] = wp + (o + (r < nr ? r : nr - 1u)) * nu;
         }
         for (pos = 0; pos < npos; pos += 16u) {
-            __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
-            __m256i s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            __m256i acc[8];
+            int32_t tmp[16];
+            size_t q;
+            for (r = 0; r < 8u; ++r) {
+                acc[r] = _mm256_setzero_si256();
+            }
             for (u = 0; u < nu; ++u) {
                 const int16_t *d = P + u * 2u * npp + 2u * pos;
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)d);
-                __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(d + 16));
-                __m256i e0 = _mm256_set1_epi32(w[0][u]), e1 = _mm256_set1_epi32(w[1][u]);
-                __m256i e2 = _mm256_set1_epi32(w[2][u]), e3 = _mm256_set1_epi32(w[3][u]);
-                s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(x0, e0));
-                s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(x1, e0));
-                s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(x0, e1));
-                s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(x1, e1));
-                s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(x0, e2));
-                s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(x1, e2));
-                s30 = _mm256_add_epi32(s30, _mm256_madd_epi16(x0, e3));
-                s31 = _mm256_add_epi32(s31, _mm256_madd_epi16(x1, e3));
+                madd_rows4(acc, _mm256_loadu_si256((const __m256i *)(const void *)d),
+                           _mm256_loadu_si256((const __m256i *)(const void *)(d + 16)), w[0][u], w[1][u], w[2][u],
+                           w[3][u]);
             }
             {
-                __m256i lo[4], hi[4];
-                int32_t tmp[16];
-                size_t q;
-                lo[0] = s00; hi[0] = s01; lo[1] = s10; hi[1] = s11;
-                lo[2] = s20; hi[2] = s21; lo[3] = s30; hi[3] = s31;
                 for (r = 0; r < nr; ++r) {
                     int32_t *dst = out + (o + r) * ldo + pos;
                     if (pos + 16u <= npos) {
-                        _mm256_storeu_si256((__m256i *)(void *)dst, lo[r]);
-                        _mm256_storeu_si256((__m256i *)(void *)(dst + 8), hi[r]);
+                        _mm256_storeu_si256((__m256i *)(void *)dst, acc[2u * r]);
+                        _mm256_storeu_si256((__m256i *)(void *)(dst + 8), acc[2u * r + 1u]);
                         continue;
                     }
-                    _mm256_storeu_si256((__m256i *)(void *)tmp, lo[r]);
-                    _mm256_storeu_si256((__m256i *)(void *)(tmp + 8), hi[r]);
+                    _mm256_storeu_si256((__m256i *)(void *)tmp, acc[2u * r]);
+                    _mm256_storeu_si256((__m256i *)(void *)(tmp + 8), acc[2u * r + 1u]);
                     for (q = 0; pos + q < npos; ++q) {
                         dst[q] = tmp[q];
                     }
@@ -568,31 +547,25 @@ static void conv_forward_grid(const int16_t *xbuf, const int32_t *wp2, const siz
             w[r] = wp2 + (o + (r < nr ? r : nr - 1u)) * nu;
         }
         for (m = 0; m < len; m += 16u) {
-            __m256i l0 = _mm256_setzero_si256(), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
+            __m256i acc[8];
+            for (r = 0; r < 8u; ++r) {
+                acc[r] = _mm256_setzero_si256();
+            }
             for (u = 0; u < nu; ++u) {
                 const int16_t *xr = xbuf + offs[u] + m;
                 __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)xr);
                 __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(xr + 1));
-                __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
-                __m256i e0 = _mm256_set1_epi32(w[0][u]), e1 = _mm256_set1_epi32(w[1][u]);
-                __m256i e2 = _mm256_set1_epi32(w[2][u]), e3 = _mm256_set1_epi32(w[3][u]);
-                l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(lo, e0));
-                h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(hi, e0));
-                l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(lo, e1));
-                h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(hi, e1));
-                l2 = _mm256_add_epi32(l2, _mm256_madd_epi16(lo, e2));
-                h2 = _mm256_add_epi32(h2, _mm256_madd_epi16(hi, e2));
-                l3 = _mm256_add_epi32(l3, _mm256_madd_epi16(lo, e3));
-                h3 = _mm256_add_epi32(h3, _mm256_madd_epi16(hi, e3));
+                madd_rows4(acc, _mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b), w[0][u], w[1][u], w[2][u],
+                           w[3][u]);
             }
             {
-                /* lo holds positions 0-3 and 8-11, hi 4-7 and 12-15 */
-                __m256i lv[4], hv[4];
-                lv[0] = l0; hv[0] = h0; lv[1] = l1; hv[1] = h1; lv[2] = l2; hv[2] = h2; lv[3] = l3; hv[3] = h3;
+                /* the unpacked low halves hold positions 0-3 and 8-11, the high halves 4-7 and 12-15 */
                 for (r = 0; r < nr; ++r) {
                     int32_t *dst = out + (o + r) * len + m;
-                    _mm256_storeu_si256((__m256i *)(void *)dst, _mm256_permute2x128_si256(lv[r], hv[r], 0x20));
-                    _mm256_storeu_si256((__m256i *)(void *)(dst + 8), _mm256_permute2x128_si256(lv[r], hv[r], 0x31));
+                    _mm256_storeu_si256((__m256i *)(void *)dst,
+                                        _mm256_permute2x128_si256(acc[2u * r], acc[2u * r + 1u], 0x20));
+                    _mm256_storeu_si256((__m256i *)(void *)(dst + 8),
+                                        _mm256_permute2x128_si256(acc[2u * r], acc[2u * r + 1u], 0x31));
                 }
             }
         }

@@ -55,21 +55,13 @@ def fit_native(model, x_train: np.ndarray, y_train: np.ndarray, config, x_test: 
     from tintin.nn import Context
     from tintin.optim import IntegerSGD
     from tintin.train.checkpoint import FitPosition
-    from tintin.train.errors import TrainingDataError
-    from tintin.train.loop import EpochRecord, TrainResult, epoch_order
+    from tintin.train.loop import TrainResult, check_fit_data, epoch_order, finish_epoch
     from tintin.train.progress import resolve_progress
-    from tintin.train.step import check_batch_bounds, check_labels, check_samples, evaluate, train_step
+    from tintin.train.step import train_step
     from tintin.targets.native.program import NativeProgram
 
     check_supported(config)
-    x_train = check_samples(model, x_train, "training inputs")
-    y_train = check_labels(model, y_train, len(x_train), "training labels")
-    if len(x_train) == 0:
-        raise TrainingDataError("no training samples")
-    if x_test is not None:
-        x_test = check_samples(model, x_test, "test inputs")
-        y_test = check_labels(model, y_test, len(x_test), "test labels")
-    check_batch_bounds(model, config.batch_size)
+    x_train, y_train, x_test, y_test = check_fit_data(model, x_train, y_train, x_test, y_test, config.batch_size)
     bs = config.batch_size
     if program is not None and (program.model is not model or program.batch_size != bs):
         raise ValueError("the native program was built for another model or batch size")
@@ -134,16 +126,8 @@ def fit_native(model, x_train: np.ndarray, y_train: np.ndarray, config, x_test: 
             train_seconds += t_epoch
             samples += seen
             prog.store_state()
-            test_acc = test_loss = None
-            if x_test is not None and (config.eval_each_epoch or epoch == config.epochs - 1):
-                ev = evaluate(model, x_test, y_test)
-                test_acc, test_loss = ev.accuracy, ev.loss
-            rec = EpochRecord(epoch, loss_sum / seen, correct / seen, test_acc, test_loss, t_epoch)
-            history.append(rec)
-            metrics = {"loss": rec.train_loss, "train_acc": rec.train_accuracy}
-            if test_acc is not None:
-                metrics["test_acc"] = test_acc
-            progress.epoch_end(epoch, metrics)
+            history.append(finish_epoch(model, config, epoch, loss_sum, correct, seen, t_epoch, x_test, y_test,
+                                        progress))
     finally:
         progress.close()
         if checkpointer:
