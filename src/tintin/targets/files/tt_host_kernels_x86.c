@@ -471,11 +471,16 @@ static void shifted_pairs(const int8_t *xb, const tt_conv2d_shape_t *s, size_t o
     }
 }
 
-/* out[o * ldo + pos] = sum_u madd(wp[o * nu + u], P[u, pos]) for o < nw, pos < npos */
-static void gemm_pairs(const int32_t *wp, size_t nw, size_t nu, const int16_t *P, size_t npp, size_t npos, int32_t *out,
-                       size_t ldo)
+/* out[o * ldo + pos] = sum_u madd(wp[o * nu + u], pair u at pos) for o < nw, pos < npos, the pairs
+ * of int16 values either
+ * - laid out as P[u * 2 * npp + 2 * pos + (0 or 1)] (offs == NULL: shifted_pairs), or
+ * - read from the padded grid of a stride-1 convolution (offs != NULL): pair u of taps (ci, i, jj),
+ *   (ci, i, jj + 1) at grid position pos is (X[offs[u] + pos], X[offs[u] + pos + 1]) with
+ *   offs[u] = ci * xlen + i * wp + jj, pos = p * wp + q (the caller keeps q < out_w). */
+static void pair_products(const int32_t *wp, size_t nw, size_t nu, const int16_t *P, const size_t *offs, size_t npp,
+                          size_t npos, int32_t *out, size_t ldo)
 {
-    size_t o, pos, u, r;
+    size_t o, pos, u, r, q;
     for (o = 0; o < nw; o += 4u) {
         size_t nr = nw - o < 4u ? nw - o : 4u;
         const int32_t *w[4];
@@ -483,31 +488,44 @@ static void gemm_pairs(const int32_t *wp, size_t nw, size_t nu, const int16_t *P
             w[r] = wp + (o + (r < nr ? r : nr - 1u)) * nu;
         }
         for (pos = 0; pos < npos; pos += 16u) {
-            __m256i acc[8];
+            __m256i acc[8], lo, hi;
             int32_t tmp[16];
-            size_t q;
             for (r = 0; r < 8u; ++r) {
                 acc[r] = _mm256_setzero_si256();
             }
             for (u = 0; u < nu; ++u) {
-                const int16_t *d = P + u * 2u * npp + 2u * pos;
-                madd_rows4(acc, _mm256_loadu_si256((const __m256i *)(const void *)d),
-                           _mm256_loadu_si256((const __m256i *)(const void *)(d + 16)), w[0][u], w[1][u], w[2][u],
-                           w[3][u]);
+                if (offs == NULL) {
+                    const int16_t *d = P + u * 2u * npp + 2u * pos;
+                    madd_rows4(acc, _mm256_loadu_si256((const __m256i *)(const void *)d),
+                               _mm256_loadu_si256((const __m256i *)(const void *)(d + 16)), w[0][u], w[1][u],
+                               w[2][u], w[3][u]);
+                } else {
+                    const int16_t *xr = P + offs[u] + pos;
+                    __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)xr);
+                    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(xr + 1));
+                    madd_rows4(acc, _mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b), w[0][u], w[1][u],
+                               w[2][u], w[3][u]);
+                }
             }
-            {
-                for (r = 0; r < nr; ++r) {
-                    int32_t *dst = out + (o + r) * ldo + pos;
-                    if (pos + 16u <= npos) {
-                        _mm256_storeu_si256((__m256i *)(void *)dst, acc[2u * r]);
-                        _mm256_storeu_si256((__m256i *)(void *)(dst + 8), acc[2u * r + 1u]);
-                        continue;
-                    }
-                    _mm256_storeu_si256((__m256i *)(void *)tmp, acc[2u * r]);
-                    _mm256_storeu_si256((__m256i *)(void *)(tmp + 8), acc[2u * r + 1u]);
-                    for (q = 0; pos + q < npos; ++q) {
-                        dst[q] = tmp[q];
-                    }
+            for (r = 0; r < nr; ++r) {
+                int32_t *dst = out + (o + r) * ldo + pos;
+                lo = acc[2u * r];
+                hi = acc[2u * r + 1u];
+                if (offs != NULL) {
+                    /* unpacked low halves hold positions 0-3 and 8-11, the high halves 4-7 and 12-15 */
+                    __m256i t = _mm256_permute2x128_si256(lo, hi, 0x20);
+                    hi = _mm256_permute2x128_si256(lo, hi, 0x31);
+                    lo = t;
+                }
+                if (pos + 16u <= npos) {
+                    _mm256_storeu_si256((__m256i *)(void *)dst, lo);
+                    _mm256_storeu_si256((__m256i *)(void *)(dst + 8), hi);
+                    continue;
+                }
+                _mm256_storeu_si256((__m256i *)(void *)tmp, lo);
+                _mm256_storeu_si256((__m256i *)(void *)(tmp + 8), hi);
+                for (q = 0; pos + q < npos; ++q) {
+                    dst[q] = tmp[q];
                 }
             }
         }
@@ -527,46 +545,6 @@ static void pad_images(const int8_t *xb, const tt_conv2d_shape_t *s, size_t xlen
             int16_t *dr = d + (p + s->pad_h) * wp + s->pad_w;
             for (q = 0; q < s->in_w; ++q) {
                 dr[q] = xc[p * s->in_w + q];
-            }
-        }
-    }
-}
-
-/* Stride 1 forward on the padded grid: out[o * len + m] = sum over pairs of horizontally adjacent
- * taps (ci, i, jj), (ci, i, jj + 1) of madd((W[o, t0], W[o, t1]), (X[ci, m + off], X[ci, m + off + 1]))
- * with off = i * wp + jj; position m = p * wp + q (only q < out_w is kept by the caller). wp2[o * nu + u]
- * holds the weight pairs (zero past the kernel row), offs[u] = ci * xlen + off. */
-static void conv_forward_grid(const int16_t *xbuf, const int32_t *wp2, const size_t *offs, size_t nu, size_t cout,
-                              size_t len, int32_t *out)
-{
-    size_t o, m, u, r;
-    for (o = 0; o < cout; o += 4u) {
-        size_t nr = cout - o < 4u ? cout - o : 4u;
-        const int32_t *w[4];
-        for (r = 0; r < 4u; ++r) {
-            w[r] = wp2 + (o + (r < nr ? r : nr - 1u)) * nu;
-        }
-        for (m = 0; m < len; m += 16u) {
-            __m256i acc[8];
-            for (r = 0; r < 8u; ++r) {
-                acc[r] = _mm256_setzero_si256();
-            }
-            for (u = 0; u < nu; ++u) {
-                const int16_t *xr = xbuf + offs[u] + m;
-                __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)xr);
-                __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(xr + 1));
-                madd_rows4(acc, _mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b), w[0][u], w[1][u], w[2][u],
-                           w[3][u]);
-            }
-            {
-                /* the unpacked low halves hold positions 0-3 and 8-11, the high halves 4-7 and 12-15 */
-                for (r = 0; r < nr; ++r) {
-                    int32_t *dst = out + (o + r) * len + m;
-                    _mm256_storeu_si256((__m256i *)(void *)dst,
-                                        _mm256_permute2x128_si256(acc[2u * r], acc[2u * r + 1u], 0x20));
-                    _mm256_storeu_si256((__m256i *)(void *)(dst + 8),
-                                        _mm256_permute2x128_si256(acc[2u * r], acc[2u * r + 1u], 0x31));
-                }
             }
         }
     }
@@ -642,7 +620,7 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
             int32_t *ab = acc + b * cout * npos;
             size_t p, q;
             pad_images(x + b * shape->in_channels * shape->in_h * shape->in_w, shape, xlen, xbuf);
-            conv_forward_grid(xbuf, wg, offs, ng, cout, len, grid);
+            pair_products(wg, cout, ng, xbuf, offs, 0, len, grid, len);
             for (o = 0; o < cout; ++o) {
                 int32_t bo = bias != NULL ? tt_align_bias_one(bias[o], bias_mult) : 0;
                 for (p = 0; p < out_h; ++p) {
@@ -663,7 +641,7 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
     for (b = b == shape->batch ? b : 0; b < shape->batch; ++b) {
         int32_t *ab = acc + b * cout * npos;
         shifted_pairs(x + b * shape->in_channels * shape->in_h * shape->in_w, shape, out_h, out_w, npp, P);
-        gemm_pairs(wp, cout, nu, P, npp, npos, ab, npos);
+        pair_products(wp, cout, nu, P, NULL, npp, npos, ab, npos);
         if (bias != NULL) {
             for (o = 0; o < cout; ++o) {
                 int32_t bo = tt_align_bias_one(bias[o], bias_mult);
