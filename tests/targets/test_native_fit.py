@@ -70,6 +70,14 @@ def test_lenet5_training_is_the_simulators(batch):
     assert _same(sa, sb) and ha == hb
 
 
+@pytest.mark.parametrize("name,dataset", [("cnn1d", "basicmotions"), ("dscnn", "mnist5k"), ("rescnn", "mnist5k")])
+def test_other_zoo_models_train_as_in_the_simulator(name, dataset):
+    ds = load(dataset)
+    config = TrainConfig(epochs=1, batch_size=16, seed=0, optim=OptimConfig())
+    (sa, ha, _), (sb, hb, _) = _runs(name, ds, min(72, len(ds.x_train)), config, test=False)
+    assert _same(sa, sb) and ha == hb
+
+
 def test_checkpointed_native_run_saves_the_simulators_state(tmp_path):
     ds = load("digits")
     config = TrainConfig(epochs=2, batch_size=32, seed=0, optim=OptimConfig(lr=0.5), eval_each_epoch=False)
