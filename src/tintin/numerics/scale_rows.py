@@ -30,10 +30,11 @@ The integer rules (the C runtime follows them bit for bit):
 * **renormalisation** (:func:`renormalise_rows`) after every update, per row: a row whose maximum
   exceeds 127 is shifted right (nearest) by the fewest bits that fit and its exponent lowered; a
   nonzero row whose maximum is at most 63 is shifted left (exactly) until its maximum is in
-  [64, 127] or its exponent reaches the limit. If an exponent would go below 0 the tensor scale
-  doubles as often as needed (``S`` grows, ``U``/``D`` unchanged) and every exponent grows by the
-  same amount (rows pushed beyond the limit are shifted right, nearest); if every exponent is
-  above 0 the tensor scale is made finer the same way, exactly. Each row is rounded at most once.
+  [64, 127]. Then the tensor scale moves by the smallest of these wanted exponents ``lo`` (``S``
+  becomes ``S - lo``, ``U``/``D`` unchanged) and every exponent by ``-lo``, so the smallest is 0;
+  exponents beyond the limit are set to the limit (a refined row shifts less; a row pushed there
+  by a coarser tensor scale is shifted right, nearest). Each row is rounded at most once, and a
+  second renormalisation changes nothing.
 
 A tensor whose row exponents are all 0 computes exactly what the per-tensor kernels compute
 (forward, input error and the update's rounding); only the renormalisation differs.
@@ -169,11 +170,11 @@ def renormalise_rows(new: np.ndarray, scale: Scale, row_exp: np.ndarray, limit: 
         jj = bl - top.bit_length()
         jj += _shift_right_nearest(amax[over], jj) > top
         j[over] = jj
-    # small nonzero rows: exact left shifts up to the limit
-    refine = (amax > 0) & (amax <= (top >> 1)) & (e < limit)
+    # small nonzero rows: exact left shifts (capped at the limit below, after the tensor scale moved)
+    refine = (amax > 0) & (amax <= (top >> 1))
     if refine.any():
         bl = np.array([int(a).bit_length() for a in amax[refine]], dtype=np.int64)
-        j[refine] = -np.minimum(limit - e[refine], top.bit_length() - bl)
+        j[refine] = bl - top.bit_length()
     target = e - j  # may leave [0, limit]: the tensor scale moves by the smallest
     lo = int(target.min()) if target.size else 0
     scale = Scale(scale.S - lo, scale.U, scale.D)
