@@ -387,6 +387,10 @@ def compile_program(model, update: str | None = "full", batch_size: int = 1, opt
         raise CompileError("error feedback (OptimConfig.error_feedback) trains in the simulator only: compiled "
                            "programs and the C runtime do not keep the remainder; for the same resolution on a "
                            "device name the layers in QuantConfig.wide_layers (int16 masters)")
+    rowed = [p.name for p in model.parameters() if getattr(p, "row_exp", None) is not None]
+    if rowed:
+        raise CompileError(f"per-row weight scales (QuantConfig.row_scales, {rowed[0]}) train in the simulator "
+                           "only: compiled programs and the generated C do not keep row exponents yet")
     options = options or CompileOptions()
     if option_overrides:
         options = CompileOptions(**{**asdict(options), **option_overrides})
