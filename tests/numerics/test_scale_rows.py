@@ -105,7 +105,8 @@ def test_renormalise_rows_keeps_the_values_and_uses_the_rows_bits(n, k, limit, s
         if new_step[r] <= old_step[r]:  # a finer or equal step: exact
             assert np.array_equal(m[r] * new_step[r], exact)
         else:  # nearest rounding at the coarser step
-            assert np.abs(m[r] * new_step[r] - exact).max() <= new_step[r] / 2
+            # one nearest rounding, or two (stage 2 beyond the limit): within 3/4 of the new step
+            assert np.abs(m[r] * new_step[r] - exact).max() <= 0.75 * new_step[r]
         # every nonzero row uses its bits: max in [64, 127] unless the exponent is at the limit
         if amax[r]:
             assert amax[r] >= 64 or e2[r] == limit

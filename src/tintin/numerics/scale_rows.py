@@ -27,14 +27,17 @@ The integer rules (the C runtime follows them bit for bit):
   ``lr * s_g / s / B``, row ``r`` uses ``delta = round(g * M / 2**(n - e[r]))`` (stochastic: the
   draw of element ``i`` is the top ``n - e[r]`` bits of the same ``weyl32`` value as without row
   scales; a left shift when ``n - e[r] <= 0``).
-* **renormalisation** (:func:`renormalise_rows`) after every update, per row: a row whose maximum
-  exceeds 127 is shifted right (nearest) by the fewest bits that fit and its exponent lowered; a
-  nonzero row whose maximum is at most 63 is shifted left (exactly) until its maximum is in
-  [64, 127]. Then the tensor scale moves by the smallest of these wanted exponents ``lo`` (``S``
-  becomes ``S - lo``, ``U``/``D`` unchanged) and every exponent by ``-lo``, so the smallest is 0;
-  exponents beyond the limit are set to the limit (a refined row shifts less; a row pushed there
-  by a coarser tensor scale is shifted right, nearest). Each row is rounded at most once, and a
-  second renormalisation changes nothing.
+* **renormalisation** (:func:`renormalise_rows`) after every update, in two stages. Stage 1, each
+  row alone: a row whose maximum exceeds 127 is shifted right (nearest) by the fewest bits ``j``
+  that fit; a nonzero row whose maximum is at most 63 is shifted left (exactly) until its maximum
+  is in [64, 127]; its exponent becomes ``e[r] - j`` (it may leave ``[0, limit]`` for a moment).
+  Stage 2: the tensor scale moves by the smallest exponent ``lo`` (``S`` becomes ``S - lo``,
+  ``U``/``D`` unchanged) and every exponent by ``-lo``, so the smallest is 0; a row whose exponent
+  is then above the limit is shifted right (nearest) by the excess and set to the limit (exact
+  for a row that was refined in stage 1; a second rounding only for a row whose exponents spread
+  by more than the limit). Stage 1 needs only the row at hand, so a device renormalises while it
+  streams the gradient rows (no second pass over the gradient); stage 2 touches int8 weights
+  only. A second renormalisation changes nothing.
 
 A tensor whose row exponents are all 0 computes exactly what the per-tensor kernels compute
 (forward, input error and the update's rounding); only the renormalisation differs.
@@ -175,16 +178,20 @@ def renormalise_rows(new: np.ndarray, scale: Scale, row_exp: np.ndarray, limit: 
     if refine.any():
         bl = np.array([int(a).bit_length() for a in amax[refine]], dtype=np.int64)
         j[refine] = bl - top.bit_length()
-    target = e - j  # may leave [0, limit]: the tensor scale moves by the smallest
+    # stage 1, each row alone: one rounding (right shift) or an exact left shift, exponent e - j
+    target = e - j
+    wide = new.astype(np.int64, copy=False)
+    jb = _per_axis(j, wide.ndim, 0)
+    out = np.where(jb <= 0, wide << np.maximum(-jb, 0), _shift_right_nearest(wide, np.maximum(jb, 0)))
+    np.clip(out, -top, top, out=out)
+    # stage 2: the tensor scale moves by the smallest exponent; rows beyond the limit shift right
     lo = int(target.min()) if target.size else 0
     scale = Scale(scale.S - lo, scale.U, scale.D)
-    final = np.minimum(target - lo, limit)
-    net = final + lo - e  # > 0: exact left shift; < 0: nearest right shift (row step 2**(S - e) -> 2**(S - lo - final))
-    target = final
-    wide = new.astype(np.int64, copy=False)
-    netb = _per_axis(net, wide.ndim, 0)
-    out = np.where(netb >= 0, wide << np.maximum(netb, 0), _shift_right_nearest(wide, np.maximum(-netb, 0)))
-    np.clip(out, -top, top, out=out)
+    target = target - lo
+    extra = np.maximum(target - limit, 0)
+    if extra.any():
+        out = _shift_right_nearest(out, _per_axis(extra, out.ndim, 0))
+        target = target - extra
     return out.astype(np.int8 if bits <= 8 else np.int16), scale, target.astype(np.int8)
 
 

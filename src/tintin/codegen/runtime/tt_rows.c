@@ -148,17 +148,37 @@ static int8_t rows_wanted_shift(uint64_t amax)
     return 0;
 }
 
-static uint64_t rows_amax(const int32_t *v, size_t cols)
+/* Stage 1 of the renormalisation of one row: new values v (int32, saturated) -> int8 mantissas
+ * (one nearest right shift, or an exact left shift); returns the row's exponent e - j. */
+static int32_t rows_stage1(const int32_t *v, int8_t *w, size_t cols, int32_t e, uint64_t amax)
 {
-    uint64_t a = 0;
+    int8_t j = rows_wanted_shift(amax);
     size_t k;
     for (k = 0; k < cols; ++k) {
-        uint64_t m = tt_mag32(v[k]);
-        if (m > a) {
-            a = m;
-        }
+        int64_t q = j <= 0 ? tt_shl64_wrap(v[k], (uint8_t)(-j)) : rows_nearest(v[k], (uint8_t)j);
+        w[k] = (int8_t)tt_clip64(q, 127);
     }
-    return a;
+    return e - j;
+}
+
+/* Stage 2: the tensor scale moves by the smallest exponent; rows beyond the limit shift right. The
+ * stage-1 exponents are in row_exp (they fit int8: e - j is in [-33, 21]). */
+static void rows_stage2(int8_t *weight, tt_scale_t *w_scale, int8_t *row_exp, size_t rows, size_t cols,
+                        int32_t lo, uint8_t row_limit)
+{
+    size_t r, k;
+    for (r = 0; r < rows; ++r) {
+        int32_t t = (int32_t)row_exp[r] - lo;
+        if (t > (int32_t)row_limit) {
+            int8_t *w = weight + r * cols;
+            for (k = 0; k < cols; ++k) {
+                w[k] = (int8_t)rows_nearest(w[k], (uint8_t)(t - (int32_t)row_limit));
+            }
+            t = (int32_t)row_limit;
+        }
+        row_exp[r] = (int8_t)t;
+    }
+    w_scale->S = (int16_t)(w_scale->S - lo);
 }
 
 tt_status_t tt_sgd_update_weight_rows_scaled_s8(int8_t *weight, tt_scale_t *w_scale, int8_t *row_exp, size_t rows,
@@ -189,7 +209,7 @@ tt_status_t tt_sgd_update_weight_rows_scaled_s8(int8_t *weight, tt_scale_t *w_sc
     if (st != TT_OK) {
         return st;
     }
-    /* pass 1: new = w - delta into grad (int32-saturated), the smallest wanted exponent */
+    /* one pass over the rows: new = w - delta (int32-saturated into grad), then stage 1 */
     for (r = 0; r < rows; ++r) {
         int32_t *g = grad + r * cols;
         int8_t *w = weight + r * cols;
@@ -214,28 +234,15 @@ tt_status_t tt_sgd_update_weight_rows_scaled_s8(int8_t *weight, tt_scale_t *w_sc
             }
         }
         if (cfg->weight_rescale) {
-            int32_t target = (int32_t)row_exp[r] - rows_wanted_shift(amax);
-            if (r == 0 || target < lo) {
-                lo = target;
+            int32_t t = rows_stage1(g, w, cols, row_exp[r], amax);
+            row_exp[r] = (int8_t)t;
+            if (r == 0 || t < lo) {
+                lo = t;
             }
         }
     }
-    if (!cfg->weight_rescale) {
-        return saturated ? TT_ERR_OVERFLOW : TT_OK;
+    if (cfg->weight_rescale) {
+        rows_stage2(weight, w_scale, row_exp, rows, cols, lo, row_limit);
     }
-    /* pass 2: the tensor scale moves by lo; each row shifts once (left exactly, right nearest) */
-    for (r = 0; r < rows; ++r) {
-        const int32_t *g = grad + r * cols;
-        int8_t *w = weight + r * cols;
-        int32_t target = (int32_t)row_exp[r] - rows_wanted_shift(rows_amax(g, cols));
-        int32_t final = target - lo > (int32_t)row_limit ? (int32_t)row_limit : target - lo;
-        int32_t net = final + lo - (int32_t)row_exp[r];
-        for (k = 0; k < cols; ++k) {
-            int64_t v = net >= 0 ? tt_shl64_wrap(g[k], (uint8_t)net) : rows_nearest(g[k], (uint8_t)(-net));
-            w[k] = (int8_t)tt_clip64(v, 127);
-        }
-        row_exp[r] = (int8_t)final;
-    }
-    w_scale->S = (int16_t)(w_scale->S - lo);
     return saturated ? TT_ERR_OVERFLOW : TT_OK;
 }
