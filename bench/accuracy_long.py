@@ -17,8 +17,7 @@ Variants (``--variants``, comma-separated; tokens joined with ``/``):
   named layers (``OptimConfig.error_feedback``; simulator only, so its SRAM is the plan of the same
   model without it plus one byte per remainder, marked ``+r``);
 * ``rows``: per-row (per-output-channel) power-of-two weight scales on the int8 layers
-  (``QuantConfig.row_scales``; the C runtime does not run them yet, so the SRAM is the plan of the
-  same model without them plus one byte per row exponent, marked ``+e``);
+  (``QuantConfig.row_scales``; the plan holds one byte per row exponent);
 * ``const``: no learning-rate decay (constant lr);
 * ``float``: the float32 twin (built from the int8 model's initial weights).
 
@@ -106,17 +105,13 @@ def training_sram(model_name, ds, args, variant) -> str:
     from tintin.compile import compile_program, plan_memory
     from tintin.optim import OptimConfig
 
-    model = build(model_name, ds, 0, args, {**variant, "row_scales": False})
+    model = build(model_name, ds, 0, args, variant)
     arena = plan_memory(compile_program(model, "full", 1)).arena_bytes
-    rows = 0
-    if variant["row_scales"]:  # one int8 exponent per output row of every int8 weight
-        rows = sum(p.row_exp.size for p in build(model_name, ds, 0, args, variant).parameters()
-                   if p.row_exp is not None)
     if not variant["error_feedback"]:
-        return f"{arena + rows:,}" + (" (+e)" if rows else "")
+        return f"{arena:,}"
     feedback = OptimConfig(error_feedback=variant["error_feedback"])
     extra = sum(p.value.m.size for p in model.parameters() if feedback.feeds_back(p.name, p.kind))
-    return f"{arena + extra + rows:,} (+r)" + ("(+e)" if rows else "")
+    return f"{arena + extra:,} (+r)"
 
 
 def run(model_name, ds, seed, args, variant, x, y) -> float:

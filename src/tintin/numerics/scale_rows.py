@@ -162,6 +162,13 @@ def renormalise_rows(new: np.ndarray, scale: Scale, row_exp: np.ndarray, limit: 
     """After an update: ``(int8 mantissas, tensor scale, row exponents)`` (see the module docstring).
 
     ``new`` is the updated int64 ``(N, ...)`` mantissas at ``scale * 2**-row_exp[r]``."""
+    out, target = renormalise_rows_stage1(new, row_exp, bits)
+    return renormalise_rows_stage2(out, scale, target, limit)
+
+
+def renormalise_rows_stage1(new: np.ndarray, row_exp: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 1 on some rows: ``(mantissas clipped to the range (int64), exponents e - j (int64))``;
+    each row needs only itself, so a device applies it to a tile of rows at a time."""
     top = (1 << (bits - 1)) - 1
     amax = row_amax(new)
     e = row_exp.astype(np.int64)
@@ -173,21 +180,27 @@ def renormalise_rows(new: np.ndarray, scale: Scale, row_exp: np.ndarray, limit: 
         jj = bl - top.bit_length()
         jj += _shift_right_nearest(amax[over], jj) > top
         j[over] = jj
-    # small nonzero rows: exact left shifts (capped at the limit below, after the tensor scale moved)
+    # small nonzero rows: exact left shifts (limited in stage 2, after the tensor scale moved)
     refine = (amax > 0) & (amax <= (top >> 1))
     if refine.any():
         bl = np.array([int(a).bit_length() for a in amax[refine]], dtype=np.int64)
         j[refine] = bl - top.bit_length()
-    # stage 1, each row alone: one rounding (right shift) or an exact left shift, exponent e - j
-    target = e - j
     wide = new.astype(np.int64, copy=False)
     jb = _per_axis(j, wide.ndim, 0)
     out = np.where(jb <= 0, wide << np.maximum(-jb, 0), _shift_right_nearest(wide, np.maximum(jb, 0)))
     np.clip(out, -top, top, out=out)
-    # stage 2: the tensor scale moves by the smallest exponent; rows beyond the limit shift right
+    return out, e - j
+
+
+def renormalise_rows_stage2(m: np.ndarray, scale: Scale, target: np.ndarray, limit: int,
+                            bits: int = 8) -> tuple[np.ndarray, Scale, np.ndarray]:
+    """Stage 2 on the whole tensor: the tensor scale moves by the smallest stage-1 exponent, rows
+    beyond ``limit`` shift right (nearest). Returns ``(mantissas, scale, row exponents (int8))``."""
+    target = np.asarray(target, dtype=np.int64)
     lo = int(target.min()) if target.size else 0
     scale = Scale(scale.S - lo, scale.U, scale.D)
     target = target - lo
+    out = np.asarray(m, dtype=np.int64)
     extra = np.maximum(target - limit, 0)
     if extra.any():
         out = _shift_right_nearest(out, _per_axis(extra, out.ndim, 0))
