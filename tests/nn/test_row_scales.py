@@ -169,3 +169,20 @@ def test_sparse_rows_saturate_and_frozen_rows_keep_their_bits(digits):
     assert np.array_equal(w.value.m[frozen], before[0][frozen])
     assert np.array_equal(w.row_exp, before[1]) and w.value.scale == before[2]
     assert np.all(w.value.m[[2, 5]] == 127)
+
+
+def test_exports_and_fleets_refuse_row_scales(digits):
+    from tintin.fleet.local import fleet_model
+    from tintin.interop.errors import InteropError
+    from tintin.interop.onnx_export import to_onnx
+    from tintin.interop.tflite_export import to_tflite
+
+    model = mlp(digits)
+    with pytest.raises(InteropError, match="per-row weight scales"):
+        to_onnx(model)
+    with pytest.raises(InteropError, match="per-row weight scales"):
+        to_tflite(model, float_model=True)
+    from tintin.fleet.errors import FleetError
+
+    with pytest.raises(FleetError, match="per-row weight scales"):
+        fleet_model(model, digits)
