@@ -54,15 +54,21 @@ def _row_exp(row_exp, rows: int) -> np.ndarray:
     return e
 
 
+def _dense(a: QTensor, name: str, weight: QTensor, row_exp, along_rows: bool):
+    """``(a, weight, row_exp, batch, in_features, out_features)`` checked for a dense kernel whose
+    operand ``a`` is (batch, out_features) when ``along_rows`` (an error), else (batch, in_features)."""
+    am, wm = _array(a.m, np.int8, name), _array(weight.m, np.int8, "weight")
+    batch, width = _shape2(am, name)
+    n, k = _shape2(wm, "weight")
+    if width != (n if along_rows else k):
+        raise ValueError(f"{name} has {width} features but the weight expects {n if along_rows else k}")
+    return am, wm, _row_exp(row_exp, n), batch, k, n
+
+
 def linear_forward_rows_s8(x: QTensor, weight: QTensor, bias: QTensor | None, mode, row_exp) -> QTensor:
     """:func:`tintin.ops.linear_forward_s8` with ``row_exp`` (``tt_linear_forward_rows_s8``)."""
     _lib()
-    xm, wm = _array(x.m, np.int8, "x"), _array(weight.m, np.int8, "weight")
-    batch, k = _shape2(xm, "x")
-    n, kw = _shape2(wm, "weight")
-    if kw != k:
-        raise ValueError(f"x has {k} features but the weight expects {kw}")
-    e = _row_exp(row_exp, n)
+    xm, wm, e, batch, k, n = _dense(x, "x", weight, row_exp, False)
     bm, bscale = (None, Scale()) if bias is None else (_array(bias.m, np.int32, "bias"), bias.scale)
     acc = np.empty((batch, n), dtype=np.int32)
     y = np.empty((batch, n), dtype=np.int8)
@@ -75,12 +81,7 @@ def linear_forward_rows_s8(x: QTensor, weight: QTensor, bias: QTensor | None, mo
 def linear_backward_input_rows_s8(err: QTensor, weight: QTensor, mode, row_exp) -> QTensor:
     """:func:`tintin.ops.linear_backward_input_s8` with ``row_exp``."""
     _lib()
-    em, wm = _array(err.m, np.int8, "err"), _array(weight.m, np.int8, "weight")
-    batch, n = _shape2(em, "err")
-    nw, k = _shape2(wm, "weight")
-    if nw != n:
-        raise ValueError(f"err has {n} outputs but the weight has {nw}")
-    e = _row_exp(row_exp, n)
+    em, wm, e, batch, k, n = _dense(err, "err", weight, row_exp, True)
     acc = np.empty((batch, k), dtype=np.int32)
     out = np.empty((batch, k), dtype=np.int8)
     cs = CScale()
