@@ -26,7 +26,7 @@ from ..ops.conv import (conv1d_backward_bias_s32, conv1d_backward_input_s8, conv
                         im2col_shape)
 from .config import QuantConfig
 from .init import initial_bias, initial_weight_rows, quantize_bias, quantize_weight
-from .module import Context, Module, Parameter, ShapeError
+from .module import Context, Module, Parameter, ShapeError, row_args
 
 
 def _tuple(v, dims: int, what: str, layer: str) -> tuple[int, ...]:
@@ -166,14 +166,14 @@ class Conv2d(_ConvNd):
                 cols = conv2d_im2col(x.m, self.kernel_size, self.stride, self.padding, self.groups, out=buf)
                 self._cache_cols = cols
         return conv2d_forward_s8(x, self.weight.forward_view(ctx.mode), b, self.stride, self.padding,
-                                 self.groups, ctx.mode, cols, self.weight.row_exp)
+                                 self.groups, ctx.mode, cols, *row_args(self.weight))
 
     def backward(self, err: QTensor, ctx: Context, need_input_error: bool) -> QTensor | None:
         x = self._cache_x
         e_in = None
         if need_input_error:
             e_in = conv2d_backward_input_s8(err, self.weight.forward_view(ctx.mode), x.m.shape[2:], self.stride,
-                                            self.padding, self.groups, ctx.mode, self.weight.row_exp)
+                                            self.padding, self.groups, ctx.mode, *row_args(self.weight))
         if self.weight.trainable:
             self.weight.grad = conv2d_backward_weight_s32(err, x, self.kernel_size, self.stride, self.padding,
                                                           self.groups, self._cache_cols)
@@ -199,7 +199,7 @@ class Conv1d(_ConvNd):
                 cols = conv1d_im2col(x.m, k, s, p, self.groups, out=buf)
                 self._cache_cols = cols
         return conv1d_forward_s8(x, self.weight.forward_view(ctx.mode), b, s, p, self.groups, ctx.mode, cols,
-                                 self.weight.row_exp)
+                                 *row_args(self.weight))
 
     def backward(self, err: QTensor, ctx: Context, need_input_error: bool) -> QTensor | None:
         x = self._cache_x
@@ -207,7 +207,7 @@ class Conv1d(_ConvNd):
         e_in = None
         if need_input_error:
             e_in = conv1d_backward_input_s8(err, self.weight.forward_view(ctx.mode), x.m.shape[2], s, p,
-                                            self.groups, ctx.mode, self.weight.row_exp)
+                                            self.groups, ctx.mode, *row_args(self.weight))
         if self.weight.trainable:
             self.weight.grad = conv1d_backward_weight_s32(err, x, k, s, p, self.groups, self._cache_cols)
         if self.bias is not None and self.bias.trainable:

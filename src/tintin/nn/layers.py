@@ -10,7 +10,7 @@ from ..ops import (linear_backward_bias_s32, linear_backward_input_s8, linear_ba
                    linear_forward_s8, relu_backward_s8, relu_forward_s8)
 from .config import QuantConfig
 from .init import initial_bias, initial_weight_rows
-from .module import Context, Module, Parameter, ShapeError
+from .module import Context, Module, Parameter, ShapeError, row_args
 
 
 class Linear(Module):
@@ -43,11 +43,11 @@ class Linear(Module):
         if ctx.training:
             self._cache_x = x
         b = self.bias.value if self.bias is not None else None
-        return linear_forward_s8(x, self.weight.forward_view(ctx.mode), b, ctx.mode, self.weight.row_exp)
+        return linear_forward_s8(x, self.weight.forward_view(ctx.mode), b, ctx.mode, *row_args(self.weight))
 
     def backward(self, err: QTensor, ctx: Context, need_input_error: bool) -> QTensor | None:
         x = self._cache_x
-        e_in = (linear_backward_input_s8(err, self.weight.forward_view(ctx.mode), ctx.mode, self.weight.row_exp)
+        e_in = (linear_backward_input_s8(err, self.weight.forward_view(ctx.mode), ctx.mode, *row_args(self.weight))
                 if need_input_error else None)
         if self.weight.trainable:
             self.weight.grad = linear_backward_weight_s32(err, x)

@@ -73,6 +73,12 @@ class Parameter:
         return f"Parameter({self.name}, {self.value!r}, trainable={self.trainable})"
 
 
+def row_args(p: Parameter) -> tuple:
+    """``(p.row_exp,)`` for a weight with per-row scales, else ``()``: the kernels of a tensor with one
+    scale are called exactly as before (and can be swapped for kernels of the same signature)."""
+    return () if p.row_exp is None else (p.row_exp,)
+
+
 @dataclass
 class Context:
     """What a training or evaluation pass needs besides the tensors."""
