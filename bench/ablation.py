@@ -25,6 +25,7 @@ VARIANTS = {
     "nearest rounding of updates": ({}, {"rounding": "nearest"}),
     "pseudo-stochastic rounding": ({}, {"rounding": "pseudo_stochastic"}),
     "no weight rescaling (saturate)": ({}, {"weight_rescale": False}),
+    "per-row weight scales": ({"row_scales": True}, {}),
 }
 
 

@@ -16,6 +16,8 @@ Variants (``--variants``, comma-separated; tokens joined with ``/``):
 * ``ef=fc1+fc2`` (``ef=*``: every layer): error feedback, an int8 remainder per weight of the
   named layers (``OptimConfig.error_feedback``; simulator only, so its SRAM is the plan of the same
   model without it plus one byte per remainder, marked ``+r``);
+* ``rows``: per-row (per-output-channel) power-of-two weight scales on the int8 layers
+  (``QuantConfig.row_scales``; the plan holds one byte per row exponent);
 * ``const``: no learning-rate decay (constant lr);
 * ``float``: the float32 twin (built from the int8 model's initial weights).
 
@@ -52,7 +54,8 @@ def parse_args(argv=None):
 
 
 def parse_variant(text: str) -> dict:
-    out = {"float": False, "weight_bits": 8, "wide_layers": (), "decay": True, "error_feedback": ()}
+    out = {"float": False, "weight_bits": 8, "wide_layers": (), "decay": True, "error_feedback": (),
+           "row_scales": False}
     for tok in text.split("/"):
         if tok == "float":
             out["float"] = True
@@ -64,8 +67,10 @@ def parse_variant(text: str) -> dict:
             out["error_feedback"] = tuple(t for t in tok[3:].split("+") if t)
         elif tok == "const":
             out["decay"] = False
+        elif tok == "rows":
+            out["row_scales"] = True
         else:
-            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, const, float)")
+            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, rows, const, float)")
     return out
 
 
@@ -73,7 +78,8 @@ def build(model_name, ds, seed, args, variant):
     from tintin.nn import QuantConfig, build_model
 
     options = {"hidden": tuple(int(h) for h in args.hidden.split(","))} if model_name == "mlp" else {}
-    config = QuantConfig(weight_bits=variant["weight_bits"], wide_layers=variant["wide_layers"])
+    config = QuantConfig(weight_bits=variant["weight_bits"], wide_layers=variant["wide_layers"],
+                         row_scales=variant["row_scales"])
     return build_model(model_name, ds.sample_shape, ds.num_classes, config, seed=seed,
                        input_exponent=ds.input_exponent, **options)
 
@@ -114,7 +120,7 @@ def run(model_name, ds, seed, args, variant, x, y) -> float:
 
     tconf = train_config(model_name, seed, args, variant)
     if variant["float"]:
-        init = build(model_name, ds, seed, args, {**variant, "weight_bits": 8, "wide_layers": ()})
+        init = build(model_name, ds, seed, args, {**variant, "weight_bits": 8, "wide_layers": (), "row_scales": False})
         return 100 * train_float(init, x, y, tconf, ds.x_test, ds.y_test, threads=1).test_accuracy
     model = build(model_name, ds, seed, args, variant)
     return 100 * fit(model, x, y, tconf, ds.x_test, ds.y_test, progress=False).test_accuracy

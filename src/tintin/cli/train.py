@@ -131,6 +131,8 @@ def train_command(
                                               "these layers (docs/learning-quality.md)"),
     error_feedback: Optional[str] = typer.Option(None, "--error-feedback", help="LAYER,... or '*': keep an int8 "
                                                  "remainder of sub-step updates (simulator only)"),
+    row_scales: bool = typer.Option(False, "--row-scales", help="one power-of-two scale per output row of the "
+                                    "int8 weights (docs/learning-quality.md)"),
     backend: str = typer.Option("numpy", "--backend", help="numpy (the simulator) | native (the whole step in C "
                                 "built for this CPU: the same bits, faster) | c (only the update in C) | auto "
                                 "(native when a host compiler works and the model compiles)"),
@@ -177,7 +179,8 @@ def train_command(
     opt.check_positive("--batch-size", batch_size)
     out = out or Path("runs") / f"{ds.name}-{model}{'-finetune' if init is not None else ''}-s{seed}"
     check_output_dir(out, force)
-    qconf = quantisation.config(upscale_init=upscale_init, wide_layers=_names(wide_layers))
+    qconf = quantisation.config(upscale_init=upscale_init, wide_layers=_names(wide_layers),
+                                **({"row_scales": True} if row_scales else {}))
     oconf = optimiser.config(model, batch_size, error_feedback=_names(error_feedback),
                              lr_schedule=parse_schedule(lr_schedule) if lr_schedule
                              else defaults.lr_schedule(epochs, opt.resolved_lr(optimiser.lr, model, batch_size)),
@@ -200,6 +203,8 @@ def train_command(
         build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
     if init is not None and wide_layers:
         raise opt.OptionError("--wide-layers sets the widths of a new zoo model; --init keeps the file's")
+    if init is not None and row_scales:
+        raise opt.OptionError("--row-scales sets the scales of a new zoo model; --init keeps the file's")
     layers = {p.name.rsplit(".", 1)[0] for p in net.parameters() if p.kind == "weight"}
     for option, names in (("--wide-layers", qconf.wide_layers),
                           ("--error-feedback", oconf.error_feedback)):

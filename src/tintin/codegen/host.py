@@ -1224,6 +1224,22 @@ def _weight_view(param, mode) -> QTensor:
     return weight_view_s8(param.value, mode) if param.bits == 16 else param.value
 
 
+def _linear_forward(act: QTensor, weight, bias: QTensor | None, mode) -> QTensor:
+    if weight.row_exp is None:
+        return linear_forward_s8(act, _weight_view(weight, mode), bias, mode)
+    from .host_rows import linear_forward_rows_s8
+
+    return linear_forward_rows_s8(act, weight.value, bias, mode, weight.row_exp)
+
+
+def _linear_backward_input(err: QTensor, view: QTensor, weight, mode) -> QTensor:
+    if weight.row_exp is None:
+        return linear_backward_input_s8(err, view, mode)
+    from .host_rows import linear_backward_input_rows_s8
+
+    return linear_backward_input_rows_s8(err, view, mode, weight.row_exp)
+
+
 def _check_dense(model) -> None:
     from ..nn.layers import Flatten, Linear, ReLU
 
@@ -1242,7 +1258,7 @@ def forward(model, x: np.ndarray) -> QTensor:
     for layer in model.layers:
         if isinstance(layer, Linear):
             b = layer.bias.value if layer.bias is not None else None
-            act = linear_forward_s8(act, _weight_view(layer.weight, mode), b, mode)
+            act = _linear_forward(act, layer.weight, b, mode)
         elif isinstance(layer, ReLU):
             act = relu_forward_s8(act)
         else:
@@ -1272,7 +1288,7 @@ def train_step(model, optimizer, x: np.ndarray, y: np.ndarray, ctx, target_expon
             view = _weight_view(layer.weight, mode)
             b = layer.bias.value if layer.bias is not None else None
             saved.append((act, view))
-            act = linear_forward_s8(act, view, b, mode)
+            act = _linear_forward(act, layer.weight, b, mode)
         elif isinstance(layer, ReLU):
             act = relu_forward_s8(act)
             saved.append(act)
@@ -1291,6 +1307,15 @@ def train_step(model, optimizer, x: np.ndarray, y: np.ndarray, ctx, target_expon
 
     def update(p) -> None:
         key = ctx.stream.key(site[id(p)])
+        if p.row_exp is not None:  # per-row weight scales (tt_rows.c)
+            from .host_rows import sgd_update_rows_scaled
+
+            if p.trainable_rows is not None:
+                raise ValueError(f"{p.name}: the host runtime updates row-scaled weights on every row")
+            value, p.row_exp = sgd_update_rows_scaled(p.value, p.row_exp, p.grad, config, key, p.row_limit)
+            p.assign(value)
+            p.grad = None
+            return
         value, mom = sgd_update(p.kind, p.value, p.grad, config, key, p.momentum, p.trainable_rows)
         if mom is not None:
             p.momentum = mom
@@ -1303,7 +1328,7 @@ def train_step(model, optimizer, x: np.ndarray, y: np.ndarray, ctx, target_expon
         need_input_error = i > stop
         if isinstance(layer, Linear):
             x_in, view = saved[i]
-            e_in = linear_backward_input_s8(err, view, mode) if need_input_error else None
+            e_in = _linear_backward_input(err, view, layer.weight, mode) if need_input_error else None
             if layer.weight.trainable:
                 layer.weight.grad = linear_backward_weight_s32(err, x_in)
             if layer.bias is not None and layer.bias.trainable:

@@ -167,6 +167,10 @@ class _Renderer:
             raise CodegenError(f"no C code generation for op(s) {', '.join(unsupported)}")
         if program.loss not in ("cross_entropy", "mse"):
             raise CodegenError(f"unsupported loss {program.loss!r}")
+        rowed = sorted(n for n in program.buffers if n.endswith(".row_exp"))
+        if rowed:  # the runtime has the kernels (tt_rows.h); the emitter does not place row exponents yet
+            raise CodegenError(f"{rowed[0][:-len('.row_exp')]}: generated programs do not keep per-row weight "
+                               "scales yet (the simulator, compiled programs and tintin.codegen.host train them)")
         self.model = model
         self.p = program
         self.plan = plan

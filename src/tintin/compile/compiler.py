@@ -188,6 +188,18 @@ class ProgramBuilder:
                                 persistent=True)
         return p.name
 
+    def row_exp(self, p) -> str | None:
+        """The buffer of the per-row exponents of weight ``p`` (``None`` without row scales): int8,
+        one per output row, persistent, in SRAM when ``p`` is trained (the update changes it), else
+        in flash."""
+        if getattr(p, "row_exp", None) is None:
+            return None
+        name = f"{p.name}.row_exp"
+        if name not in self._buffers:
+            self.add_buffer(name, BufferKind.PARAMETER, "int8", (p.value.m.shape[0],), layer=p.name.rsplit(".", 1)[0],
+                            param=p.name, memory=Memory.SRAM if self.trained(p) else Memory.FLASH, persistent=True)
+        return name
+
     def kernel_weight(self, p, layer: str, phase: Phase, tag: str) -> str:
         """The buffer holding the int8 weights the kernels read. For trained int16 weights a
         ``weight_view_s8`` step recomputes the int8 view (nearest rescale) right before its use."""
@@ -224,7 +236,10 @@ class ProgramBuilder:
         row_len = int(np.prod(p.value.m.shape[1:], dtype=np.int64))
         pbuf = self.param(p)
         mom = self._momentum(p)
-        mutates = (pbuf,) + ((mom,) if mom else ())
+        rexp = self.row_exp(p)
+        mutates = (pbuf,) + ((mom,) if mom else ()) + ((rexp,) if rexp else ())
+        if rexp:  # per-row weight scales: the update kernels find the exponents by name
+            attrs.update(row_exp=rexp, row_limit=int(p.row_limit))
         macs = grad_macs * r // n
         grad_bytes = r * row_len * 4
         tile = self.options.grad_tile_bytes
@@ -236,7 +251,9 @@ class ProgramBuilder:
             self.add_step(Phase.BACKWARD, grad_op, layer, grad_inputs, (g,), workspace=ws, attrs={**attrs, "rows": rows},
                           macs=macs, elementwise=r * row_len)
             self.add_step(Phase.UPDATE, "sgd_update", layer, (g,), (), mutates=mutates,
-                          attrs={"param": p.name, "rows": rows}, elementwise=update_ops)
+                          attrs={"param": p.name, "rows": rows,
+                                 **({"row_exp": rexp, "row_limit": int(p.row_limit)} if rexp else {})},
+                          elementwise=update_ops)
             return
         tile_rows = max(1, tile // (row_len * 4))
         n_tiles = -(-r // tile_rows)
@@ -356,6 +373,23 @@ class ProgramBuilder:
         return alias
 
 
+def check_row_scales(model, optim) -> None:
+    """Per-row weight scales compile for fully connected layers with the aligned rule, without
+    momentum or error feedback (what the simulator trains them with)."""
+    from ..nn.layers import Linear
+
+    rowed = {p.name for p in model.parameters() if getattr(p, "row_exp", None) is not None}
+    if not rowed:
+        return
+    dense = {layer.weight.name for layer in model.layers if isinstance(layer, Linear)}
+    other = sorted(rowed - dense)
+    if other:
+        raise CompileError(f"{other[0]}: compiled programs keep per-row weight scales for Linear layers only "
+                           "(convolutions train them in the simulator)")
+    if optim.rule != "aligned" or optim.momentum_shift:
+        raise CompileError("per-row weight scales train with the aligned rule without momentum")
+
+
 def compile_program(model, update: str | None = "full", batch_size: int = 1, optim=None,
                     options: CompileOptions | None = None, **option_overrides) -> TrainingProgram:
     """Compile one integer training step of ``model`` (a :class:`tintin.nn.Sequential`).
@@ -387,6 +421,7 @@ def compile_program(model, update: str | None = "full", batch_size: int = 1, opt
         raise CompileError("error feedback (OptimConfig.error_feedback) trains in the simulator only: compiled "
                            "programs and the C runtime do not keep the remainder; for the same resolution on a "
                            "device name the layers in QuantConfig.wide_layers (int16 masters)")
+    check_row_scales(model, optim)
     options = options or CompileOptions()
     if option_overrides:
         options = CompileOptions(**{**asdict(options), **option_overrides})

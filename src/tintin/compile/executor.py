@@ -177,6 +177,13 @@ class ProgramExecutor:
             mom = self.program.buffers.get(f"{p.name}.momentum")
             if mom is not None:
                 self.view(mom.name)[...] = 0 if p.momentum is None else p.momentum
+            rexp = self.program.buffers.get(f"{p.name}.row_exp")
+            if rexp is not None:  # per-row weight scales: persistent, beside the weights
+                if rexp.memory is Memory.FLASH:
+                    off = self.plan.flash_offsets[rexp.name]
+                    self._flash_rw[off:off + rexp.nbytes].view(np.int8)[...] = p.row_exp
+                else:
+                    self.view(rexp.name)[...] = p.row_exp
         self.shims = {p.name: Parameter(p.name, p.kind, p.value, p.bits, trainable=p.name in self.program.trained)
                       for p in params}
         self.optimizer = self._optim_cls([self.shims[n] for n in self.program.param_order], self.program.optim,
@@ -193,6 +200,9 @@ class ProgramExecutor:
             mom = self.program.buffers.get(f"{p.name}.momentum")
             if mom is not None:
                 p.momentum = self.view(mom.name).copy()
+            rexp = self.program.buffers.get(f"{p.name}.row_exp")
+            if rexp is not None:
+                p.row_exp = self.view(rexp.name).copy()
 
     # -- running --------------------------------------------------------------------------------
     def step(self, x: np.ndarray, y: np.ndarray, ctx: Context, epoch: int = 0) -> ProgramResult:

@@ -4,7 +4,9 @@ Buffers per layer (B = batch size):
 
 * Linear (K -> N): output ``<name>.out`` int8 (B, N); forward workspace ``<name>.acc`` int32 (B, N);
   input error ``<name>.err_in`` int8 (B, K) with workspace ``<name>.acc_in`` int32 (B, K); the
-  weight gradient int32 (rows, K) or a row tile of it; the bias gradient int32 (rows,).
+  weight gradient int32 (rows, K) or a row tile of it; the bias gradient int32 (rows,). With
+  per-row weight scales, ``<name>.weight.row_exp`` int8 (N,), persistent (one byte per row), read
+  by the forward and input-error steps and changed by the update.
   The input is kept for the backward pass only if the weight is trained.
 * ReLU: output in place over its input when nothing else reads the input; the backward pass reads
   the output, or, when the output is not kept for anything else, a 1-bit mask ``<name>.mask``
@@ -33,10 +35,12 @@ class LinearLowering:
         B, K, N = b.batch_size, layer.in_features, layer.out_features
         w = b.kernel_weight(layer.weight, layer.name, Phase.FORWARD, "fwd")
         inputs = (x, w) + ((b.param(layer.bias),) if layer.bias is not None else ())
+        rexp = b.row_exp(layer.weight)
         y = b.add_buffer(f"{layer.name}.out", BufferKind.ACTIVATION, "int8", (B, N), layer=layer.name)
         acc, passes = b.accumulator(f"{layer.name}.acc", (B, N), layer.name, B * N * K)
-        b.add_step(Phase.FORWARD, "linear_forward_s8", layer.name, inputs, (y,), workspace=acc,
-                   attrs={"accumulator_passes": passes}, macs=passes * B * N * K, elementwise=B * N * 4)
+        b.add_step(Phase.FORWARD, "linear_forward_s8", layer.name, inputs + ((rexp,) if rexp else ()), (y,),
+                   workspace=acc, attrs={"accumulator_passes": passes, **({"row_exp": rexp} if rexp else {})},
+                   macs=passes * B * N * K, elementwise=B * N * 4)
         b.remember(layer, "x", x)
         return y
 
@@ -48,8 +52,11 @@ class LinearLowering:
             w = b.kernel_weight(layer.weight, layer.name, Phase.BACKWARD, "bwd")
             e_in = b.add_buffer(f"{layer.name}.err_in", BufferKind.ERROR, "int8", (B, K), layer=layer.name)
             acc, passes = b.accumulator(f"{layer.name}.acc_in", (B, K), layer.name, B * N * K)
-            b.add_step(Phase.BACKWARD, "linear_backward_input_s8", layer.name, (err, w), (e_in,), workspace=acc,
-                       attrs={"accumulator_passes": passes}, macs=passes * B * N * K, elementwise=B * K * 3)
+            rexp = b.row_exp(layer.weight)
+            b.add_step(Phase.BACKWARD, "linear_backward_input_s8", layer.name, (err, w) + ((rexp,) if rexp else ()),
+                       (e_in,), workspace=acc,
+                       attrs={"accumulator_passes": passes, **({"row_exp": rexp} if rexp else {})},
+                       macs=passes * B * N * K, elementwise=B * K * 3)
         if b.trained(layer.weight):
             b.update_parameter(layer.weight, layer.name, "linear_backward_weight_s32", (err, x), grad_macs=B * N * K)
         if b.trained(layer.bias):
@@ -109,13 +116,21 @@ register_lowering(Flatten, FlattenLowering())
 @register_kernel("linear_forward_s8")
 def _linear_forward(step, io, env):
     x, w = io.read(step.inputs[0]), io.read(step.inputs[1])
-    bias = io.read(step.inputs[2]) if len(step.inputs) > 2 else None
-    io.write(step.outputs[0], linear_forward_s8(x, w, bias, env.mode))
+    rexp = _row_exp(step, io)
+    bias = io.read(step.inputs[2]) if len(step.inputs) > 2 + (rexp is not None) else None
+    io.write(step.outputs[0], linear_forward_s8(x, w, bias, env.mode, rexp))
+
+
+def _row_exp(step, io) -> np.ndarray | None:
+    """The per-row exponents a step reads (its last input, named by ``attrs["row_exp"]``)."""
+    name = step.attrs.get("row_exp")
+    return None if name is None else io.array(name).copy()
 
 
 @register_kernel("linear_backward_input_s8")
 def _linear_backward_input(step, io, env):
-    io.write(step.outputs[0], linear_backward_input_s8(io.read(step.inputs[0]), io.read(step.inputs[1]), env.mode))
+    io.write(step.outputs[0], linear_backward_input_s8(io.read(step.inputs[0]), io.read(step.inputs[1]), env.mode,
+                                                       _row_exp(step, io)))
 
 
 @register_gradient_rows("linear_backward_weight_s32")

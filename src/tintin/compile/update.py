@@ -31,6 +31,7 @@ import numpy as np
 from ..numerics import QTensor, Rounding, apply_multiplier, limit_for_bits, max_abs
 from ..numerics.rescale import choose_grid_rescale
 from ..numerics.rounding import GOLDEN32, MASK32
+from ..numerics.scale_rows import apply_multiplier_rows, renormalise_rows_stage1, renormalise_rows_stage2
 from .registry import gradient_rows_for, register_kernel
 
 
@@ -44,9 +45,12 @@ def sgd_update(step, io, env) -> None:
     pname = step.attrs["param"]
     rows = step.attrs.get("rows")
     pbuf = step.mutates[0]
-    mom = step.mutates[1] if len(step.mutates) > 1 else None
+    rexp = step.attrs.get("row_exp")
+    mom = step.mutates[1] if len(step.mutates) > 1 and step.mutates[1] != rexp else None
     p = env.shim(pname)
     p.assign(QTensor(io.array(pbuf).copy(), io.scale(pbuf)))
+    if rexp is not None:
+        p.row_exp, p.row_limit = io.array(rexp).copy(), int(step.attrs["row_limit"])
     g = io.read(step.inputs[0])
     if rows is not None:
         full = np.zeros(p.value.m.shape, dtype=g.m.dtype)
@@ -57,6 +61,8 @@ def sgd_update(step, io, env) -> None:
     p.momentum = io.array(mom).copy() if mom is not None else None
     env.optimizer.update(p, env.ctx)
     io.write(pbuf, p.value)
+    if rexp is not None:
+        io.array(rexp)[...] = p.row_exp
     if mom is not None:
         io.array(mom)[...] = p.momentum
 
@@ -70,7 +76,8 @@ def fused_weight_update(step, io, env) -> None:
     pbuf = step.mutates[0]
     w = io.array(pbuf)
     w_scale = io.scale(pbuf)
-    v = io.array(step.mutates[1]) if len(step.mutates) > 1 else None
+    rexp = a.get("row_exp")
+    v = io.array(step.mutates[1]) if len(step.mutates) > 1 and step.mutates[1] != rexp else None
     rows = a.get("rows")
     n_sel = w.shape[0] if rows is None else len(rows)
     row_len = int(np.prod(w.shape[1:], dtype=np.int64))
@@ -94,6 +101,9 @@ def fused_weight_update(step, io, env) -> None:
         tile_buf[: r1 - r0] = g.m
         return tile_buf[: r1 - r0].copy(), g.scale
 
+    if rexp is not None:
+        _fused_row_scaled(step, io, opt, w, w_scale, io.array(rexp), rows, n_tiles, span, gradient, key, row_len)
+        return
     cached = {}
     if cfg.rule == "niti":
         amax = 0
@@ -158,3 +168,31 @@ def fused_weight_update(step, io, env) -> None:
         if v is not None:
             v[r0:r1] = apply_multiplier(vn, mult, Rounding.NEAREST)
     io.set_scale(pbuf, new_scale)
+
+
+def _fused_row_scaled(step, io, opt, w, w_scale, row_exp, rows, n_tiles, span, gradient, key, row_len) -> None:
+    """The tiled update of a weight with per-row exponents: every tile is renormalised row by row
+    as it is applied (stage 1), then the tensor scale and the rows beyond the limit (stage 2);
+    sparse rows and updates without rescaling saturate, as :meth:`IntegerSGD.update`."""
+    cfg = opt.config
+    old_exp = row_exp.copy()
+    targets = np.zeros(len(old_exp) if rows is None else len(rows), dtype=np.int64)
+    mult = None
+    for t in range(n_tiles):
+        r0, r1, idx = span(t)
+        gm, gs = gradient(t)
+        if mult is None:
+            mult = opt.aligned_multiplier(gs, w_scale)
+        e = old_exp[idx]
+        delta = apply_multiplier_rows(gm, mult, e, cfg.rounding, offset_key(key, r0 * row_len))
+        new = w[idx].astype(np.int64) - delta
+        if rows is not None or not cfg.weight_rescale:
+            w[idx] = np.clip(new, -127, 127).astype(w.dtype)
+            continue
+        w[idx], targets[r0:r1] = renormalise_rows_stage1(new, e)
+    if rows is not None or not cfg.weight_rescale:
+        return
+    m, scale, e = renormalise_rows_stage2(w, w_scale, targets, int(step.attrs["row_limit"]))
+    w[...] = m
+    row_exp[...] = e
+    io.set_scale(step.mutates[0], scale)

@@ -33,6 +33,9 @@ def fleet_model(model: str | Sequential, source, seed: int = 0, config=None) -> 
     """The initial model of a fleet: a zoo model name built for the source's samples (a classifier,
     or with an MSE head and one output per target for regression), or a given model checked
     against the source."""
+    if getattr(config, "row_scales", False) or isinstance(model, Sequential) and any(
+            p.row_exp is not None for p in model.parameters()):
+        raise FleetError("fleets aggregate one scale per weight tensor: per-row weight scales are not supported")
     if isinstance(model, Sequential):
         if tuple(model.input_shape) != tuple(source.sample_shape):
             raise FleetError(f"the model expects samples of shape {tuple(model.input_shape)} but {source.name} "

@@ -177,10 +177,18 @@ def activation_scales(model: Sequential, x_ref: np.ndarray) -> dict[str, Scale]:
 FORMS = ("exact", "float", "qdq")
 
 
+def refuse_row_scales(model: Sequential, what: str) -> None:
+    """Exports write one scale per weight tensor: a model with per-row weight scales is refused."""
+    rowed = [p.name for p in model.parameters() if getattr(p, "row_exp", None) is not None]
+    if rowed:
+        raise InteropError(f"{rowed[0]}: {what} export of models with per-row weight scales is not supported yet")
+
+
 def to_onnx(model: Sequential, qdq: bool = False, x_ref: np.ndarray | None = None, form: str | None = None):
     """The ONNX ``ModelProto`` of ``model`` in ``form`` (default ``"exact"``; ``qdq=True`` is
     ``form="qdq"``): exact integer graph (:mod:`tintin.interop.onnx_exact`), dequantised float, or
     QDQ int8 with activation scales from ``x_ref``."""
+    refuse_row_scales(model, "ONNX")
     form = "qdq" if qdq and form is None else (form or "exact")
     if form not in FORMS:
         raise InteropError(f"unknown ONNX form {form!r} (forms: {', '.join(FORMS)})")

@@ -256,8 +256,9 @@ def to_tflite(model: Sequential, x_ref: np.ndarray | None = None, float_model: b
     """The TFLite int8 flatbuffer of ``model``; activation scales from ``x_ref`` (int8) as one batch.
     ``float_model=True``: a float32 file instead (dequantised parameters, float activations; the
     input takes real values), e.g. to hand to a TFLite quantiser."""
-    from .onnx_export import activation_scales
+    from .onnx_export import activation_scales, refuse_row_scales
 
+    refuse_row_scales(model, "TFLite")
     if float_model:
         return _Writer(model, None, True).build()
     if x_ref is None:

@@ -4,7 +4,9 @@ A model file is a safetensors file (no pickle: safe to open when untrusted):
 
 * tensors: for every parameter ``<name>`` its mantissas (int8 / int16 weights, int32 biases);
   optional ``<name>.momentum`` (int64) and ``<name>.remainder`` (int8, the error-feedback
-  remainder of :mod:`tintin.optim.sgd`) for optimiser state.
+  remainder of :mod:`tintin.optim.sgd`) for optimiser state; ``<name>.row_exp`` (int8, one per
+  output row, in ``[0, the layer's row limit]``) for the weights of a model with per-row scales
+  (``QuantConfig.row_scales``, :mod:`tintin.numerics.scale_rows`), required exactly for them.
 * metadata (``__metadata__``, strings): ``format`` = ``"tintin-model"``, ``format_version`` =
   ``"1"`` (:data:`FORMAT_VERSION`), and ``tintin`` = a JSON document with the model ``spec``
   (layers, input shape, loss, quantisation config, input exponent), every parameter's scale
@@ -65,7 +67,7 @@ _DTYPE_NAMES = {np.dtype(np.int8): "I8", np.dtype(np.int16): "I16", np.dtype(np.
                 np.dtype(np.int64): "I64"}
 
 _CONFIG_KEYS = {"scale_mode": str, "weight_bits": int, "upscale_init": bool, "init_headroom_bits": int,
-                "wide_layers": list}
+                "wide_layers": list, "row_scales": bool}
 #: layer description keys holding text, flags or nested layers; every other key holds integers
 _LAYER_TEXT_KEYS = ("type", "name", "init")
 _LAYER_NESTED_KEYS = ("body", "shortcut")
@@ -111,6 +113,8 @@ def model_file_bytes(model: Sequential, info: dict | None = None, include_optimi
             tensors[f"{p.name}.momentum"] = np.ascontiguousarray(p.momentum.astype(np.int64))
         if include_optimizer_state and p.remainder is not None:
             tensors[f"{p.name}.remainder"] = np.ascontiguousarray(p.remainder.astype(np.int8))
+        if p.row_exp is not None:
+            tensors[f"{p.name}.row_exp"] = np.ascontiguousarray(p.row_exp.astype(np.int8))
     meta = {"spec": model.spec(), "parameters": params, "info": info or {}}
     try:
         doc = json.dumps(meta, sort_keys=True)
@@ -303,7 +307,7 @@ class _Reader:
         if not isinstance(config, dict) or not set(config) <= set(_CONFIG_KEYS) or not all(
                 type(config[k]) is t for k, t in _CONFIG_KEYS.items() if k in config):
             raise self.fail(f"config must be an object with the keys {', '.join(_CONFIG_KEYS)} "
-                            f"(text, integer, true/false, integer, list of layer names)")
+                            f"(text, integer, true/false, integer, list of layer names, true/false)")
         wide = config.get("wide_layers", [])
         if len(wide) > MAX_LAYERS or not all(isinstance(n, str) and 0 < len(n) <= 200 for n in wide):
             raise self.fail("config wide_layers must list layer names of 1 to 200 characters")
@@ -454,8 +458,17 @@ def _load(fh, label) -> tuple[Sequential, dict]:
                 raise reader.fail(f"tensor {remainder} has shape {r_shape} {_DTYPE_NAMES.get(r_dtype)}, "
                                   f"the error feedback needs {shape} I8 (weights only)")
             expected.add(remainder)
+        row_exp = f"{p.name}.row_exp"
+        if p.row_exp is not None:  # the model's config gives this weight per-row exponents
+            if row_exp not in entries:
+                raise reader.fail(f"tensor {row_exp} is missing (the model has per-row weight scales)")
+            e_dtype, e_shape = entries[row_exp][:2]
+            if e_dtype != np.dtype(np.int8) or e_shape != shape[:1]:
+                raise reader.fail(f"tensor {row_exp} has shape {e_shape} {_DTYPE_NAMES.get(e_dtype)}, "
+                                  f"the per-row scales need {shape[:1]} I8")
+            expected.add(row_exp)
         plan.append((p, scale, trainable, rows, momentum if momentum in entries else None,
-                     remainder if remainder in entries else None))
+                     remainder if remainder in entries else None, row_exp if p.row_exp is not None else None))
     extra = sorted(set(entries) - expected)
     if extra:
         raise reader.fail(f"holds a tensor {extra[0][:60]!r} that the model does not have")
@@ -470,8 +483,14 @@ def _load(fh, label) -> tuple[Sequential, dict]:
         arr = arr if arr.flags.aligned else arr.copy()
         return arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder not in "=|" else arr
 
-    for p, scale, trainable, rows, momentum, remainder in plan:
+    for p, scale, trainable, rows, momentum, remainder, row_exp in plan:
         m = tensor(p.name)
+        if row_exp is not None:
+            e = tensor(row_exp)
+            if e.size and (int(e.min()) < 0 or int(e.max()) > p.row_limit):
+                raise reader.fail(f"tensor {row_exp} holds values in [{int(e.min())}, {int(e.max())}]; row "
+                                  f"exponents of {p.name} must lie in [0, {p.row_limit}]")
+            p.row_exp = e.copy()
         reader.values(p.name, m, *stored_value_range(p))
         p.assign(QTensor(m, scale))
         p.trainable = trainable

@@ -20,6 +20,9 @@ class QuantConfig:
     * ``wide_layers``: names of layers whose weights keep int16 master copies while the others keep
       ``weight_bits`` (mixed per-layer widths: the extra byte per weight only where small updates
       matter, e.g. ``("fc3", "fc4")``). Ignored when ``weight_bits`` is 16.
+    * ``row_scales``: int8 weights of ``Linear`` and convolution layers keep one power-of-two
+      exponent per output row (channel) besides the tensor scale (per-channel scales, see
+      :mod:`tintin.numerics.scale_rows`); int16 (wide) weights keep one scale per tensor.
     * ``upscale_init``: True (Tin-Tin initial weight upscaling): the initial weights use the full
       mantissa range at the finest scale the mode can express. False: a power-of-two scale leaving
       ``init_headroom_bits`` unused bits (max mantissa in (2**(b-1-h-1), 2**(b-1-h)]).
@@ -30,12 +33,15 @@ class QuantConfig:
     upscale_init: bool = True
     init_headroom_bits: int = 2
     wide_layers: tuple[str, ...] = ()
+    row_scales: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "scale_mode", ScaleMode(self.scale_mode))
         if isinstance(self.wide_layers, str) or not all(isinstance(n, str) for n in self.wide_layers):
             raise ValueError(f"wide_layers must be a list of layer names, got {self.wide_layers!r}")
         object.__setattr__(self, "wide_layers", tuple(self.wide_layers))
+        if not isinstance(self.row_scales, bool):
+            raise ValueError(f"row_scales must be True or False, got {self.row_scales!r}")
         if self.weight_bits not in (8, 16):
             raise ValueError(f"weight_bits must be 8 or 16, got {self.weight_bits}")
         if not 0 <= self.init_headroom_bits <= 5:
@@ -44,6 +50,10 @@ class QuantConfig:
     def bits_of(self, layer_name: str) -> int:
         """The master width of the weights of layer ``layer_name`` (8 or 16)."""
         return 16 if layer_name in self.wide_layers else self.weight_bits
+
+    def rows_of(self, layer_name: str) -> bool:
+        """Whether the weights of layer ``layer_name`` keep per-row exponents (int8 weights only)."""
+        return self.row_scales and self.bits_of(layer_name) == 8
 
     def for_layer(self, layer_name: str) -> "QuantConfig":
         """This configuration with ``weight_bits`` set to the width of layer ``layer_name``."""
@@ -57,6 +67,8 @@ class QuantConfig:
             del d["wide_layers"]
         else:
             d["wide_layers"] = list(self.wide_layers)
+        if not self.row_scales:  # nor do files of models without row scales
+            del d["row_scales"]
         return d
 
     @classmethod

@@ -19,13 +19,14 @@ import math
 import numpy as np
 
 from ..numerics import QTensor, check_terms
+from ..numerics.scale_rows import dequantize_rows, row_exp_limit
 from ..ops.conv import (conv1d_backward_bias_s32, conv1d_backward_input_s8, conv1d_backward_weight_s32,
                         conv1d_forward_s8, conv1d_im2col, conv2d_backward_bias_s32, conv2d_backward_input_s8,
                         conv2d_backward_weight_s32, conv2d_forward_s8, conv2d_im2col, conv_output_size,
                         im2col_shape)
 from .config import QuantConfig
-from .init import initial_bias, initial_weight, quantize_bias, quantize_weight
-from .module import Context, Module, Parameter, ShapeError
+from .init import initial_bias, initial_weight_rows, quantize_bias, quantize_weight
+from .module import Context, Module, Parameter, ShapeError, row_args
 
 
 def _tuple(v, dims: int, what: str, layer: str) -> tuple[int, ...]:
@@ -81,8 +82,12 @@ class _ConvNd(Module):
         rng = rng if rng is not None else np.random.default_rng(0)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         gain = math.sqrt(6.0) if init == "he" else 1.0  # he: U(+-sqrt(6 / fan_in)), same draws
-        self.weight = Parameter(f"{name}.weight", "weight", initial_weight(rng, shape, self.fan_in, config, gain),
-                                config.weight_bits)
+        #: largest per-channel exponent: the input-error sums have out/groups * overlap terms
+        self.row_exp_limit = row_exp_limit(self.out_channels // self.groups * overlap)
+        value, row_exp = initial_weight_rows(rng, shape, self.fan_in, config,
+                                             self.row_exp_limit if config.rows_of(name) else None, gain)
+        self.weight = Parameter(f"{name}.weight", "weight", value, config.weight_bits)
+        self.weight.row_exp, self.weight.row_limit = row_exp, self.row_exp_limit
         self.bias = None
         if self.has_bias:
             self.bias = Parameter(f"{name}.bias", "bias", initial_bias(rng, (self.out_channels,), self.fan_in), 32)
@@ -161,14 +166,14 @@ class Conv2d(_ConvNd):
                 cols = conv2d_im2col(x.m, self.kernel_size, self.stride, self.padding, self.groups, out=buf)
                 self._cache_cols = cols
         return conv2d_forward_s8(x, self.weight.forward_view(ctx.mode), b, self.stride, self.padding,
-                                 self.groups, ctx.mode, cols)
+                                 self.groups, ctx.mode, cols, *row_args(self.weight))
 
     def backward(self, err: QTensor, ctx: Context, need_input_error: bool) -> QTensor | None:
         x = self._cache_x
         e_in = None
         if need_input_error:
             e_in = conv2d_backward_input_s8(err, self.weight.forward_view(ctx.mode), x.m.shape[2:], self.stride,
-                                            self.padding, self.groups, ctx.mode)
+                                            self.padding, self.groups, ctx.mode, *row_args(self.weight))
         if self.weight.trainable:
             self.weight.grad = conv2d_backward_weight_s32(err, x, self.kernel_size, self.stride, self.padding,
                                                           self.groups, self._cache_cols)
@@ -193,7 +198,8 @@ class Conv1d(_ConvNd):
                 buf = self._cols_buffer(x.m.shape[:2] + (1,) + x.m.shape[2:], (1, k), (1, s), (0, p))
                 cols = conv1d_im2col(x.m, k, s, p, self.groups, out=buf)
                 self._cache_cols = cols
-        return conv1d_forward_s8(x, self.weight.forward_view(ctx.mode), b, s, p, self.groups, ctx.mode, cols)
+        return conv1d_forward_s8(x, self.weight.forward_view(ctx.mode), b, s, p, self.groups, ctx.mode, cols,
+                                 *row_args(self.weight))
 
     def backward(self, err: QTensor, ctx: Context, need_input_error: bool) -> QTensor | None:
         x = self._cache_x
@@ -201,7 +207,7 @@ class Conv1d(_ConvNd):
         e_in = None
         if need_input_error:
             e_in = conv1d_backward_input_s8(err, self.weight.forward_view(ctx.mode), x.m.shape[2], s, p,
-                                            self.groups, ctx.mode)
+                                            self.groups, ctx.mode, *row_args(self.weight))
         if self.weight.trainable:
             self.weight.grad = conv1d_backward_weight_s32(err, x, k, s, p, self.groups, self._cache_cols)
         if self.bias is not None and self.bias.trainable:
@@ -228,9 +234,10 @@ def fold_batchnorm(conv: _ConvNd, gamma, beta, running_mean, running_var, eps: f
     if np.any(var + eps <= 0):
         raise ValueError(f"{conv.name}: BatchNorm variance + eps must be positive")
     a = g / np.sqrt(var + eps)
-    w = conv.weight.value.dequantize() * a.reshape((c,) + (1,) * (conv.weight.value.m.ndim - 1))
+    w = dequantize_rows(conv.weight.value.m, conv.weight.value.scale, conv.weight.row_exp) * a.reshape((c,) + (1,) * (conv.weight.value.m.ndim - 1))
     b = conv.bias.value.dequantize() if conv.bias is not None else np.zeros(c)
     conv.weight.assign(quantize_weight(w, config))
+    conv.weight.row_exp = None
     new_bias = quantize_bias((b - mean) * a + bt)
     if conv.bias is None:
         conv.bias = Parameter(f"{conv.name}.bias", "bias", new_bias, 32)

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ..numerics import QTensor, Scale, ScaleMode, limit_for_bits
+from ..numerics.scale_rows import quantize_rows
 from .config import BIAS_EXPONENT, QuantConfig
 
 
@@ -49,6 +50,23 @@ def initial_weight(rng, shape: tuple[int, ...], fan_in: int, config: QuantConfig
     if gain != 1.0:
         w *= gain
     return quantize_weight(w, config)
+
+
+def initial_weight_rows(rng, shape: tuple[int, ...], fan_in: int, config: QuantConfig, row_limit: int | None,
+                        gain: float = 1.0) -> tuple[QTensor, np.ndarray | None]:
+    """:func:`initial_weight` with per-row exponents when ``row_limit`` is not ``None`` (the same
+    draws; each row quantised at the finest power-of-two step below the tensor scale that holds it,
+    see :func:`tintin.numerics.scale_rows.quantize_rows`): ``(weights, row exponents or None)``."""
+    if row_limit is None:
+        return initial_weight(rng, shape, fan_in, config, gain), None
+    if isinstance(rng, Placeholder):
+        return placeholder_tensor(shape, weight_dtype(config), Scale(0)), np.zeros(shape[0], dtype=np.int8)
+    w = kaiming_uniform(rng, shape, fan_in)
+    if gain != 1.0:
+        w *= gain
+    tensor = quantize_weight(w, config)
+    m, scale, row_exp = quantize_rows(w, tensor.scale, row_limit, config.weight_bits)
+    return QTensor(m, scale), row_exp
 
 
 def initial_bias(rng, shape: tuple[int, ...], fan_in: int) -> QTensor:

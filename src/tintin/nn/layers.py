@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import QTensor, check_terms
+from ..numerics.scale_rows import row_exp_limit
 from ..ops import (linear_backward_bias_s32, linear_backward_input_s8, linear_backward_weight_s32,
                    linear_forward_s8, relu_backward_s8, relu_forward_s8)
 from .config import QuantConfig
-from .init import initial_bias, initial_weight
-from .module import Context, Module, Parameter, ShapeError
+from .init import initial_bias, initial_weight_rows
+from .module import Context, Module, Parameter, ShapeError, row_args
 
 
 class Linear(Module):
@@ -27,9 +28,12 @@ class Linear(Module):
         self.in_features, self.out_features, self.has_bias = in_features, out_features, bias
         config = (config or QuantConfig()).for_layer(name)
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.weight = Parameter(f"{name}.weight", "weight",
-                                initial_weight(rng, (out_features, in_features), in_features, config),
-                                config.weight_bits)
+        #: largest per-row exponent: the input-error sums have out_features terms
+        self.row_exp_limit = row_exp_limit(out_features)
+        value, row_exp = initial_weight_rows(rng, (out_features, in_features), in_features, config,
+                                             self.row_exp_limit if config.rows_of(name) else None)
+        self.weight = Parameter(f"{name}.weight", "weight", value, config.weight_bits)
+        self.weight.row_exp, self.weight.row_limit = row_exp, self.row_exp_limit
         self.bias = None
         if bias:
             self.bias = Parameter(f"{name}.bias", "bias", initial_bias(rng, (out_features,), in_features), 32)
@@ -39,11 +43,12 @@ class Linear(Module):
         if ctx.training:
             self._cache_x = x
         b = self.bias.value if self.bias is not None else None
-        return linear_forward_s8(x, self.weight.forward_view(ctx.mode), b, ctx.mode)
+        return linear_forward_s8(x, self.weight.forward_view(ctx.mode), b, ctx.mode, *row_args(self.weight))
 
     def backward(self, err: QTensor, ctx: Context, need_input_error: bool) -> QTensor | None:
         x = self._cache_x
-        e_in = linear_backward_input_s8(err, self.weight.forward_view(ctx.mode), ctx.mode) if need_input_error else None
+        e_in = (linear_backward_input_s8(err, self.weight.forward_view(ctx.mode), ctx.mode, *row_args(self.weight))
+                if need_input_error else None)
         if self.weight.trainable:
             self.weight.grad = linear_backward_weight_s32(err, x)
         if self.bias is not None and self.bias.trainable:

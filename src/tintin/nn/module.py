@@ -31,7 +31,7 @@ class Parameter:
     """A trainable tensor: master mantissas (int8 / int16 weights, int32 biases) and its scale."""
 
     __slots__ = ("name", "kind", "value", "bits", "trainable", "trainable_rows", "grad", "momentum",
-                 "remainder", "_view", "_view_mode")
+                 "remainder", "row_exp", "row_limit", "_view", "_view_mode")
 
     def __init__(self, name: str, kind: str, value: QTensor, bits: int, trainable: bool = True):
         self.name = name
@@ -45,6 +45,11 @@ class Parameter:
         self.momentum: np.ndarray | None = None
         #: error feedback: int8 remainder in 2**-8 weight steps (tintin.optim.sgd), None when unused
         self.remainder: np.ndarray | None = None
+        #: per-row scales: int8 exponent per output row, real w[r] = m[r] * scale * 2**-row_exp[r]
+        #: (tintin.numerics.scale_rows), None when the tensor has one scale
+        self.row_exp: np.ndarray | None = None
+        #: the largest row exponent the layer's accumulator bounds allow (row_exp_limit)
+        self.row_limit = 0
         self._view: QTensor | None = None
         self._view_mode = None
 
@@ -66,6 +71,12 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter({self.name}, {self.value!r}, trainable={self.trainable})"
+
+
+def row_args(p: Parameter) -> tuple:
+    """``(p.row_exp,)`` for a weight with per-row scales, else ``()``: the kernels of a tensor with one
+    scale are called exactly as before (and can be swapped for kernels of the same signature)."""
+    return () if p.row_exp is None else (p.row_exp,)
 
 
 @dataclass

@@ -50,6 +50,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..numerics import QTensor, ScaleMode, rescale
 from ..numerics.matmul import FLOAT32_EXACT, int_matmul_float32_result, int_matmul_float_operands
+from ..numerics.scale_rows import align_rows
 from .linear import align_bias
 
 #: largest mantissa magnitude of an int8 operand (symmetric range)
@@ -258,12 +259,15 @@ def conv2d_accumulate(x: np.ndarray, weight: np.ndarray, stride=1, padding=0, gr
 
 def conv2d_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride=1, padding=0,
                       groups: int = 1, mode: ScaleMode = ScaleMode.POW2,
-                      cols: np.ndarray | None = None) -> QTensor:
+                      cols: np.ndarray | None = None, row_exp: np.ndarray | None = None) -> QTensor:
     """int8 convolution (+ aligned bias) accumulated in int32, rescaled to int8 (nearest).
 
     ``cols`` (optional) is :func:`conv2d_im2col` of ``x.m`` with the same geometry, to share it with
-    the weight gradient."""
+    the weight gradient. ``row_exp``: per-output-channel exponents of ``W`` (``None``: one scale);
+    channel ``o``'s accumulator is shifted right by ``row_exp[o]`` (nearest) before the bias."""
     acc = conv2d_accumulate(x.m, weight.m, stride, padding, groups, cols)
+    if row_exp is not None:
+        acc = align_rows(acc, row_exp, axis=1)
     acc_scale = x.scale * weight.scale
     if bias is not None:
         acc += align_bias(bias, acc_scale).astype(np.int32)[None, :, None, None]
@@ -304,12 +308,35 @@ def conv2d_input_error_acc(err: np.ndarray, weight: np.ndarray, input_hw: Pair, 
     return epad[:, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2).astype(np.int32, copy=False)
 
 
+def conv2d_input_error_acc_rows(err: np.ndarray, weight: np.ndarray, row_exp: np.ndarray, input_hw,
+                                stride=1, padding=0, groups: int = 1) -> tuple[np.ndarray, int]:
+    """Input-error accumulator with per-output-channel exponents: ``(acc, E)`` where channel ``o``'s
+    error enters shifted left by ``E - row_exp[o]`` (``E = max row_exp``), int32 at
+    ``s_err * s_W * 2**-E``. Computed as one exact int8 transposed convolution per distinct shift
+    (the other channels' errors zeroed), each shifted and summed: the same integers as the
+    definition; ``|acc| <= T * 127 * 127 * 2**E <= 2**30`` for ``row_exp <= row_exp_limit(T)``."""
+    top = int(row_exp.max()) if row_exp.size else 0
+    if top == 0:
+        return conv2d_input_error_acc(err, weight, input_hw, stride, padding, groups), 0
+    total = None
+    for d in np.unique(top - row_exp.astype(np.int64)):
+        part = np.where((top - row_exp.astype(np.int64) == d)[None, :, None, None], err, 0).astype(np.int8)
+        acc = conv2d_input_error_acc(part, weight, input_hw, stride, padding, groups).astype(np.int64) << int(d)
+        total = acc if total is None else total + acc
+    return total.astype(np.int32), top
+
+
 def conv2d_backward_input_s8(err: QTensor, weight: QTensor, input_hw, stride=1, padding=0,
-                             groups: int = 1, mode: ScaleMode = ScaleMode.POW2) -> QTensor:
+                             groups: int = 1, mode: ScaleMode = ScaleMode.POW2,
+                             row_exp: np.ndarray | None = None) -> QTensor:
     """Input error (B, Cin, H, W) int8: the transposed convolution of ``err`` with ``W`` in int32,
-    rescaled to int8 (nearest). ``input_hw`` is the forward input's (H, W)."""
-    acc = conv2d_input_error_acc(err.m, weight.m, input_hw, stride, padding, groups)
-    q, s = rescale(acc, err.scale * weight.scale, 8, mode)
+    rescaled to int8 (nearest). ``input_hw`` is the forward input's (H, W). ``row_exp``: see
+    :func:`conv2d_input_error_acc_rows`."""
+    if row_exp is None:
+        acc, top = conv2d_input_error_acc(err.m, weight.m, input_hw, stride, padding, groups), 0
+    else:
+        acc, top = conv2d_input_error_acc_rows(err.m, weight.m, row_exp, input_hw, stride, padding, groups)
+    q, s = rescale(acc, (err.scale * weight.scale).shifted(-top), 8, mode)
     return QTensor(np.ascontiguousarray(q), s)
 
 
@@ -365,17 +392,19 @@ def conv1d_im2col(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int
 
 def conv1d_forward_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride: int = 1,
                       padding: int = 0, groups: int = 1, mode: ScaleMode = ScaleMode.POW2,
-                      cols: np.ndarray | None = None) -> QTensor:
+                      cols: np.ndarray | None = None, row_exp: np.ndarray | None = None) -> QTensor:
     """1-D convolution: ``x`` (B, Cin, L) int8, ``W`` (Cout, Cin/G, k) -> (B, Cout, Lo) int8."""
-    y = conv2d_forward_s8(_as_2d(x), _weight_2d(weight), bias, (1, stride), (0, padding), groups, mode, cols)
+    y = conv2d_forward_s8(_as_2d(x), _weight_2d(weight), bias, (1, stride), (0, padding), groups, mode, cols,
+                          row_exp)
     return QTensor(y.m[:, :, 0, :], y.scale)
 
 
 def conv1d_backward_input_s8(err: QTensor, weight: QTensor, input_length: int, stride: int = 1,
-                             padding: int = 0, groups: int = 1, mode: ScaleMode = ScaleMode.POW2) -> QTensor:
+                             padding: int = 0, groups: int = 1, mode: ScaleMode = ScaleMode.POW2,
+                             row_exp: np.ndarray | None = None) -> QTensor:
     """Input error (B, Cin, L) int8 of :func:`conv1d_forward_s8`."""
     e = conv2d_backward_input_s8(_as_2d(err), _weight_2d(weight), (1, input_length), (1, stride),
-                                 (0, padding), groups, mode)
+                                 (0, padding), groups, mode, row_exp)
     return QTensor(e.m[:, :, 0, :], e.scale)
 
 

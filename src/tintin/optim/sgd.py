@@ -46,6 +46,7 @@ from ..numerics import (Rounding, Scale, ScaleMode, apply_multiplier, limit_for_
                         ratio_multiplier, shift_round)
 from ..numerics.rescale import choose_grid_rescale, clip_inplace
 from ..numerics.scale import divide_multiplier
+from ..numerics.scale_rows import RowScaleError, apply_multiplier_rows, renormalise_rows
 from ..nn.module import Context, Parameter
 
 MOMENTUM_FRAC_BITS = 8
@@ -157,6 +158,10 @@ class IntegerSGD:
         g = p.grad
         if g is None:
             return
+        if p.row_exp is not None:
+            self._update_row_scaled(p, ctx.stream.key(self.site[id(p)]))
+            p.grad = None
+            return
         feedback = self.config.feeds_back(p.name, p.kind)
         if self.update_kernel is not None and not feedback:
             self.update_kernel(self, p, ctx.stream.key(self.site[id(p)]))
@@ -183,6 +188,32 @@ class IntegerSGD:
             else:
                 self._apply_rows(p, rows, delta)
         p.grad = None
+
+    # -- per-row weight scales (tintin.numerics.scale_rows) -----------------------------------
+    def _update_row_scaled(self, p: Parameter, key: int) -> None:
+        """Aligned update of a weight with per-row exponents: row ``r`` rounds at ``n - e[r]``, then
+        the rows are renormalised (:func:`renormalise_rows`); sparse rows saturate instead."""
+        c = self.config
+        if c.rule != "aligned" or c.momentum_shift or self.config.feeds_back(p.name, p.kind):
+            raise RowScaleError(f"{p.name}: per-row weight scales train with the aligned rule without momentum "
+                                "or error feedback")
+        value, rows = p.value, p.trainable_rows
+        if rows is not None and len(np.unique(rows)) != len(rows):
+            raise ValueError(f"{p.name}: trainable_rows must not repeat a row")
+        gm = p.grad.m if rows is None else p.grad.m[rows]
+        row_exp = p.row_exp if rows is None else p.row_exp[rows]
+        delta = apply_multiplier_rows(gm, self.aligned_multiplier(p.grad.scale, value.scale), row_exp,
+                                      c.rounding, key)
+        limit = limit_for_bits(p.bits)
+        if rows is not None or not c.weight_rescale:
+            m = value.m.copy()
+            idx = slice(None) if rows is None else rows
+            m[idx] = clip_inplace(m[idx].astype(np.int64) - delta, limit).astype(m.dtype)
+            p.assign(type(value)(m, value.scale))
+            return
+        m, scale, p.row_exp = renormalise_rows(np.subtract(value.m, delta, dtype=np.int64), value.scale,
+                                               p.row_exp, p.row_limit, p.bits)
+        p.assign(type(value)(m, scale))
 
     # -- error feedback ------------------------------------------------------------------------
     def feedback_fine(self, g: np.ndarray, mult: tuple[int, int], key: int,

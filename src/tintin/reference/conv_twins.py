@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from .twin import float_twin, register_torch_layer
+from .twin import float_twin, register_torch_layer, weight_values
 
 
 def _tensor(torch, qtensor):
@@ -28,7 +28,7 @@ def _conv(layer, torch):
     mod = cls(layer.in_channels, layer.out_channels, k, stride=s, padding=p, groups=layer.groups,
               bias=layer.bias is not None)
     with torch.no_grad():
-        mod.weight.copy_(_tensor(torch, layer.weight.value))
+        mod.weight.copy_(torch.tensor(weight_values(layer.weight), dtype=torch.float32))
         if layer.bias is not None:
             mod.bias.copy_(_tensor(torch, layer.bias.value))
     mod.weight.requires_grad_(layer.weight.trainable)

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from ..nn import Sequential
+from ..numerics.scale_rows import dequantize_rows
 from ..train.loop import TrainConfig, batches, epoch_order
 
 
@@ -36,6 +37,11 @@ def register_torch_layer(type_name: str, builder: Callable) -> None:
     _TORCH_BUILDERS[type_name] = builder
 
 
+def weight_values(p) -> np.ndarray:
+    """The real values (float64) of a weight parameter, per-row exponents included."""
+    return dequantize_rows(p.value.m, p.value.scale, p.row_exp)
+
+
 def _param(torch, p):
     return torch.nn.Parameter(torch.tensor(p.value.dequantize(), dtype=torch.float32))
 
@@ -43,7 +49,7 @@ def _param(torch, p):
 def _linear(layer, torch):
     mod = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
     with torch.no_grad():
-        mod.weight.copy_(torch.tensor(layer.weight.value.dequantize()))
+        mod.weight.copy_(torch.tensor(weight_values(layer.weight)))
         if layer.bias is not None:
             mod.bias.copy_(torch.tensor(layer.bias.value.dequantize()))
     mod.weight.requires_grad_(layer.weight.trainable)

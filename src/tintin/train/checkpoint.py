@@ -5,7 +5,8 @@ if it had never stopped:
 
 * tensors ``param:<name>`` (the master mantissas: int8 / int16 weights, int32 biases) and
   ``momentum:<name>`` (int64, when integer momentum is on), ``remainder:<name>`` (int8, the
-  error-feedback remainder of :mod:`tintin.optim.sgd`, when it is on), plus free ``array:<name>`` tensors of
+  error-feedback remainder of :mod:`tintin.optim.sgd`, when it is on), ``row_exp:<name>`` (int8, the
+  per-row weight exponents of :mod:`tintin.numerics.scale_rows`, when the model has them), plus free ``array:<name>`` tensors of
   the owner (e.g. the online learner's replay buffer);
 * metadata ``format`` = ``"tintin-training-state"``, ``format_version`` = ``1`` and ``tintin`` = JSON
   with the model ``spec``, every parameter's scale ``[S, U, D]``, bits and trainable rows, and the
@@ -87,6 +88,8 @@ def save_training_state(path: str | os.PathLike, model, state: dict,
             tensors[f"momentum:{p.name}"] = np.ascontiguousarray(p.momentum.astype(np.int64))
         if p.remainder is not None:
             tensors[f"remainder:{p.name}"] = np.ascontiguousarray(p.remainder.astype(np.int8))
+        if p.row_exp is not None:
+            tensors[f"row_exp:{p.name}"] = np.ascontiguousarray(p.row_exp.astype(np.int8))
         params[p.name] = {"scale": list(p.value.scale.as_tuple()), "bits": p.bits, "trainable": p.trainable,
                           "trainable_rows": None if p.trainable_rows is None else [int(r) for r in p.trainable_rows]}
     for name, arr in (arrays or {}).items():
@@ -153,13 +156,21 @@ def load_training_state(path: str | os.PathLike, model) -> tuple[dict, dict[str,
         rem = tensors.get(f"remainder:{p.name}")
         if rem is not None and (rem.shape != m.shape or rem.dtype != np.int8):
             raise CheckpointError(f"{path}: error-feedback remainder of {p.name} has the wrong shape or type")
+        row_exp = tensors.get(f"row_exp:{p.name}")
+        if (row_exp is None) != (p.row_exp is None) or row_exp is not None and (
+                row_exp.shape != m.shape[:1] or row_exp.dtype != np.int8 or row_exp.size and (
+                    int(row_exp.min()) < 0 or int(row_exp.max()) > p.row_limit)):
+            raise CheckpointError(f"{path}: per-row exponents of {p.name} are missing, unexpected or out of "
+                                  f"[0, {p.row_limit}]")
         for arr, is_momentum in ((m, False), (mom, True)):
             limit, what = stored_value_range(p, momentum=is_momentum)
             if arr is not None and arr.size and (int(arr.min()) < -limit or int(arr.max()) > limit):
                 raise CheckpointError(f"{path}: {p.name} holds values outside [{-limit}, {limit}] ({what})")
-        restored.append((p, m, scale, mom, rem, entry))
-    for p, m, scale, mom, rem, entry in restored:
+        restored.append((p, m, scale, mom, rem, entry, row_exp))
+    for p, m, scale, mom, rem, entry, row_exp in restored:
         p.assign(QTensor(m.copy(), scale))
+        if row_exp is not None:
+            p.row_exp = row_exp.copy()
         p.momentum = None if mom is None else mom.copy()
         p.remainder = None if rem is None else rem.copy()
         p.trainable = bool(entry.get("trainable", True))

@@ -12,6 +12,7 @@
 #include "tt_numerics.h"
 #include "tt_ops.h"
 #include "tt_optim.h"
+#include "tt_rows.h"
 
 #define TT_RUNTIME_VERSION 1
 

@@ -1,0 +1,108 @@
+"""The C runtime's per-row weight-scale kernels (``runtime/tt_rows.c``) bound with ctypes.
+
+Each function has the signature of its simulator counterpart (:mod:`tintin.ops.linear` with
+``row_exp``, :meth:`tintin.optim.IntegerSGD.update` of a row-scaled weight) and returns
+bit-identical results; the tests prove it over random shapes and values.
+
+>>> import numpy as np
+>>> from tintin.numerics import QTensor, Scale, ScaleMode
+>>> from tintin.codegen import host_rows
+>>> x = QTensor(np.array([[1, 2, 3]], np.int8), Scale(-7))
+>>> w = QTensor(np.array([[100, 0, 0], [0, 64, 0]], np.int8), Scale(-7))
+>>> y = host_rows.linear_forward_rows_s8(x, w, None, ScaleMode.POW2, np.array([0, 3], np.int8))
+>>> y.m.tolist(), y.scale  # [1 * 100, round(2 * 64 / 2**3)] at 2**-14
+([[100, 16]], Scale(S=-14, U=0, D=0))
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ..numerics import QTensor, Scale
+from .host import (CDenseShape, CScale, CSgdConfig, SgdConfig, _array, _call, _mode, _ptr, _shape2, c_scale, load,
+                   py_scale)
+
+_P = ctypes.c_void_p
+_PROTOTYPES = {
+    "tt_linear_forward_rows_s8": [_P, CScale, _P, CScale, _P, _P, CScale, ctypes.POINTER(CDenseShape), ctypes.c_int,
+                                  _P, _P, ctypes.POINTER(CScale)],
+    "tt_linear_backward_input_rows_s8": [_P, CScale, _P, CScale, _P, ctypes.POINTER(CDenseShape), ctypes.c_int, _P,
+                                         _P, ctypes.POINTER(CScale)],
+    "tt_sgd_update_weight_rows_scaled_s8": [_P, ctypes.POINTER(CScale), _P, ctypes.c_size_t, ctypes.c_size_t, _P,
+                                            CScale, ctypes.POINTER(CSgdConfig), ctypes.c_uint8, ctypes.c_uint32],
+}
+_declared = False
+
+
+def _lib():
+    global _declared
+    lib = load()
+    if not _declared:
+        for name, args in _PROTOTYPES.items():
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = ctypes.c_int, args
+        _declared = True
+    return lib
+
+
+def _row_exp(row_exp, rows: int) -> np.ndarray:
+    e = _array(row_exp, np.int8, "row_exp")
+    if e.shape != (rows,):
+        raise ValueError(f"row_exp must hold one exponent per row ({rows}), got shape {e.shape}")
+    return e
+
+
+def _dense(a: QTensor, name: str, weight: QTensor, row_exp, along_rows: bool):
+    """``(a, weight, row_exp, batch, in_features, out_features)`` checked for a dense kernel whose
+    operand ``a`` is (batch, out_features) when ``along_rows`` (an error), else (batch, in_features)."""
+    am, wm = _array(a.m, np.int8, name), _array(weight.m, np.int8, "weight")
+    batch, width = _shape2(am, name)
+    n, k = _shape2(wm, "weight")
+    if width != (n if along_rows else k):
+        raise ValueError(f"{name} has {width} features but the weight expects {n if along_rows else k}")
+    return am, wm, _row_exp(row_exp, n), batch, k, n
+
+
+def linear_forward_rows_s8(x: QTensor, weight: QTensor, bias: QTensor | None, mode, row_exp) -> QTensor:
+    """:func:`tintin.ops.linear_forward_s8` with ``row_exp`` (``tt_linear_forward_rows_s8``)."""
+    _lib()
+    xm, wm, e, batch, k, n = _dense(x, "x", weight, row_exp, False)
+    bm, bscale = (None, Scale()) if bias is None else (_array(bias.m, np.int32, "bias"), bias.scale)
+    acc = np.empty((batch, n), dtype=np.int32)
+    y = np.empty((batch, n), dtype=np.int8)
+    ys = CScale()
+    _call("tt_linear_forward_rows_s8", _ptr(xm), c_scale(x.scale), _ptr(wm), c_scale(weight.scale), _ptr(e), _ptr(bm),
+          c_scale(bscale), ctypes.byref(CDenseShape(batch, k, n)), _mode(mode), _ptr(acc), _ptr(y), ctypes.byref(ys))
+    return QTensor(y, py_scale(ys))
+
+
+def linear_backward_input_rows_s8(err: QTensor, weight: QTensor, mode, row_exp) -> QTensor:
+    """:func:`tintin.ops.linear_backward_input_s8` with ``row_exp``."""
+    _lib()
+    em, wm, e, batch, k, n = _dense(err, "err", weight, row_exp, True)
+    acc = np.empty((batch, k), dtype=np.int32)
+    out = np.empty((batch, k), dtype=np.int8)
+    cs = CScale()
+    _call("tt_linear_backward_input_rows_s8", _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale), _ptr(e),
+          ctypes.byref(CDenseShape(batch, k, n)), _mode(mode), _ptr(acc), _ptr(out), ctypes.byref(cs))
+    return QTensor(out, py_scale(cs))
+
+
+def sgd_update_rows_scaled(value: QTensor, row_exp, grad: QTensor, config: SgdConfig, key: int,
+                           row_limit: int) -> tuple[QTensor, np.ndarray]:
+    """The update of a row-scaled int8 weight: ``(new value, new row exponents)``, as
+    :meth:`tintin.optim.IntegerSGD.update` (aligned rule, no momentum, every row)."""
+    _lib()
+    w = _array(value.m, np.int8, "weight").copy()
+    rows = w.shape[0]
+    cols = w.size // rows if rows else 0
+    e = _row_exp(row_exp, rows).copy()
+    g = _array(grad.m, np.int32, "grad").copy()
+    if g.shape != w.shape:
+        raise ValueError(f"gradient shape {g.shape} does not match the weight {w.shape}")
+    ws = c_scale(value.scale)
+    _call("tt_sgd_update_weight_rows_scaled_s8", _ptr(w), ctypes.byref(ws), _ptr(e), rows, cols, _ptr(g),
+          c_scale(grad.scale), ctypes.byref(config.to_c()), int(row_limit), int(key) & 0xFFFFFFFF)
+    return QTensor(w, py_scale(ws)), e

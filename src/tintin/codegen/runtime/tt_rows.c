@@ -1,0 +1,248 @@
+/* tt_rows.c - per-row weight scales: dense forward, input error and update (mirrors
+ * tintin.numerics.scale_rows, tintin.ops.linear and IntegerSGD's row-scaled update). */
+#include "tt_rows.h"
+#include "tt_numerics.h"
+#include "tt_internal.h"
+
+/* sign(x) * ((|x| + 2**(s-1)) >> s), s in [0, 62] */
+static int64_t rows_nearest(int64_t x, uint8_t s)
+{
+    return s == 0 ? x : tt_rs64_nearest(x, s);
+}
+
+static int32_t rows_dot(const int8_t *a, const int8_t *b, size_t k)
+{
+    int32_t s = 0;
+    size_t i;
+    for (i = 0; i < k; ++i) {
+        s += (int32_t)a[i] * (int32_t)b[i];
+    }
+    return s;
+}
+
+static uint8_t rows_max(const int8_t *row_exp, size_t n, uint8_t *top)
+{
+    size_t i;
+    *top = 0;
+    for (i = 0; i < n; ++i) {
+        if (row_exp[i] < 0 || row_exp[i] > 15) {
+            return 0;
+        }
+        if ((uint8_t)row_exp[i] > *top) {
+            *top = (uint8_t)row_exp[i];
+        }
+    }
+    return 1;
+}
+
+tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                      const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
+                                      const tt_dense_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                      tt_scale_t *y_scale)
+{
+    tt_scale_t acc_scale = tt_scale_mul(x_scale, w_scale);
+    tt_multiplier_t bias_mult = {0, 0};
+    tt_rescale_t choice;
+    size_t batch, k, n_out, b, n, i;
+    uint8_t top, change;
+    if (shape == NULL || x == NULL || weight == NULL || row_exp == NULL || acc == NULL || y == NULL ||
+        y_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    batch = shape->batch;
+    k = shape->in_features;
+    n_out = shape->out_features;
+    if (k == 0 || n_out == 0 || tt_size_above(k, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    if (!rows_max(row_exp, n_out, &top)) {
+        return TT_ERR_RANGE;
+    }
+    if (bias != NULL) {
+        tt_status_t st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    for (n = 0; n < n_out; ++n) {
+        int32_t bn = bias == NULL ? 0
+            : (int32_t)tt_apply_multiplier_scalar(bias[n], bias_mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT);
+        for (b = 0; b < batch; ++b) {
+            int32_t v = (int32_t)rows_nearest(rows_dot(x + b * k, weight + n * k, k), (uint8_t)row_exp[n]);
+            acc[b * n_out + n] = tt_add_sat32(bn, v);
+        }
+    }
+    change = tt_choose_rescale(tt_max_abs_s32(acc, batch * n_out), 8, mode, &choice);
+    for (i = 0; i < batch * n_out; ++i) {
+        y[i] = (int8_t)(change ? tt_rescale_apply(acc[i], &choice, 127, TT_ROUND_NEAREST, 0, 0) : acc[i]);
+    }
+    *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+    return TT_OK;
+}
+
+tt_status_t tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                             tt_scale_t w_scale, const int8_t *row_exp, const tt_dense_shape_t *shape,
+                                             tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                             tt_scale_t *err_in_scale)
+{
+    tt_scale_t acc_scale;
+    tt_rescale_t choice;
+    size_t batch, k_in, n_out, b, n, k, i;
+    uint8_t top, change;
+    if (shape == NULL || err == NULL || weight == NULL || row_exp == NULL || acc == NULL || err_in == NULL ||
+        err_in_scale == NULL) {
+        return TT_ERR_ARG;
+    }
+    batch = shape->batch;
+    k_in = shape->in_features;
+    n_out = shape->out_features;
+    if (k_in == 0 || n_out == 0 || tt_size_above(n_out, TT_ACC_TERMS_LIMIT)) {
+        return TT_ERR_SHAPE;
+    }
+    if (!rows_max(row_exp, n_out, &top) || tt_size_above(n_out, (uint32_t)(TT_ACC_TERMS_LIMIT >> top))) {
+        return TT_ERR_RANGE; /* n_out * 2**top products' worth would pass 2**30 */
+    }
+    acc_scale = tt_scale_mul(err_scale, w_scale);
+    acc_scale.S = (int16_t)(acc_scale.S - top);
+    for (b = 0; b < batch; ++b) {
+        int32_t *row = acc + b * k_in;
+        for (k = 0; k < k_in; ++k) {
+            row[k] = 0;
+        }
+        for (n = 0; n < n_out; ++n) {
+            /* |e| <= 127 * 2**15: e * w fits int32, and the sum stays within 2**30 */
+            int32_t e = (int32_t)err[b * n_out + n] * ((int32_t)1 << (top - (uint8_t)row_exp[n]));
+            const int8_t *w = weight + n * k_in;
+            if (e == 0) {
+                continue;
+            }
+            for (k = 0; k < k_in; ++k) {
+                row[k] += e * (int32_t)w[k];
+            }
+        }
+    }
+    change = tt_choose_rescale(tt_max_abs_s32(acc, batch * k_in), 8, mode, &choice);
+    for (i = 0; i < batch * k_in; ++i) {
+        err_in[i] = (int8_t)(change ? tt_rescale_apply(acc[i], &choice, 127, TT_ROUND_NEAREST, 0, 0) : acc[i]);
+    }
+    *err_in_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+    return TT_OK;
+}
+
+/* The row's wanted change of exponent: j > 0 a right shift that makes it fit 127, j < 0 a left
+ * shift that brings its maximum into [64, 127] (0 for rows that fit and use their bits, and zero
+ * rows). */
+static int8_t rows_wanted_shift(uint64_t amax)
+{
+    int8_t j;
+    if (amax > 127u) {
+        j = (int8_t)(tt_bit_length_u64(amax) - 7);
+        if (((amax + ((uint64_t)1 << (j - 1))) >> j) > 127u) {
+            ++j;
+        }
+        return j;
+    }
+    if (amax > 0 && amax <= 63u) {
+        return (int8_t)(tt_bit_length_u32((uint32_t)amax) - 7);
+    }
+    return 0;
+}
+
+/* Stage 1 of the renormalisation of one row: new values v (int32, saturated) -> int8 mantissas
+ * (one nearest right shift, or an exact left shift); returns the row's exponent e - j. */
+static int32_t rows_stage1(const int32_t *v, int8_t *w, size_t cols, int32_t e, uint64_t amax)
+{
+    int8_t j = rows_wanted_shift(amax);
+    size_t k;
+    for (k = 0; k < cols; ++k) {
+        int64_t q = j <= 0 ? tt_shl64_wrap(v[k], (uint8_t)(-j)) : rows_nearest(v[k], (uint8_t)j);
+        w[k] = (int8_t)tt_clip64(q, 127);
+    }
+    return e - j;
+}
+
+/* Stage 2: the tensor scale moves by the smallest exponent; rows beyond the limit shift right. The
+ * stage-1 exponents are in row_exp (they fit int8: e - j is in [-33, 21]). */
+static void rows_stage2(int8_t *weight, tt_scale_t *w_scale, int8_t *row_exp, size_t rows, size_t cols,
+                        int32_t lo, uint8_t row_limit)
+{
+    size_t r, k;
+    for (r = 0; r < rows; ++r) {
+        int32_t t = (int32_t)row_exp[r] - lo;
+        if (t > (int32_t)row_limit) {
+            int8_t *w = weight + r * cols;
+            for (k = 0; k < cols; ++k) {
+                w[k] = (int8_t)rows_nearest(w[k], (uint8_t)(t - (int32_t)row_limit));
+            }
+            t = (int32_t)row_limit;
+        }
+        row_exp[r] = (int8_t)t;
+    }
+    w_scale->S = (int16_t)(w_scale->S - lo);
+}
+
+tt_status_t tt_sgd_update_weight_rows_scaled_s8(int8_t *weight, tt_scale_t *w_scale, int8_t *row_exp, size_t rows,
+                                                size_t cols, int32_t *grad, tt_scale_t grad_scale,
+                                                const tt_sgd_config_t *cfg, uint8_t row_limit, uint32_t key)
+{
+    tt_multiplier_t mult, row_mult;
+    tt_status_t st;
+    size_t r, k;
+    int32_t lo = 0;
+    uint8_t saturated = 0, top;
+    if (weight == NULL || w_scale == NULL || row_exp == NULL || grad == NULL || cfg == NULL || rows == 0 ||
+        cols == 0) {
+        return TT_ERR_ARG;
+    }
+    if (cfg->rule != TT_RULE_ALIGNED || cfg->momentum_shift != 0 || cfg->batch_size == 0 ||
+        cfg->rounding > TT_ROUND_PSEUDO_STOCHASTIC || row_limit > 15) {
+        return TT_ERR_ARG;
+    }
+    if (!rows_max(row_exp, rows, &top) || top > row_limit) {
+        return TT_ERR_RANGE;
+    }
+    st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, grad_scale), *w_scale), &mult);
+    if (st != TT_OK) {
+        return st;
+    }
+    st = tt_divide_multiplier(mult, cfg->batch_size, &mult);
+    if (st != TT_OK) {
+        return st;
+    }
+    /* one pass over the rows: new = w - delta (int32-saturated into grad), then stage 1 */
+    for (r = 0; r < rows; ++r) {
+        int32_t *g = grad + r * cols;
+        int8_t *w = weight + r * cols;
+        uint64_t amax = 0;
+        row_mult.m = mult.m;
+        row_mult.n = mult.n - row_exp[r];
+        for (k = 0; k < cols; ++k) {
+            uint32_t index = (uint32_t)(r * cols + k);
+            int64_t nw = tt_sub_wrap64((int64_t)w[k],
+                                       tt_apply_multiplier_scalar(g[k], row_mult, (tt_rounding_t)cfg->rounding, key,
+                                                                  index, -1));
+            uint64_t a = tt_mag64(nw);
+            if (a > (uint64_t)INT32_MAX) {
+                saturated = 1;
+            }
+            if (a > amax) {
+                amax = a;
+            }
+            g[k] = tt_sat32(nw);
+            if (!cfg->weight_rescale) {
+                w[k] = (int8_t)tt_clip64(nw, 127);
+            }
+        }
+        if (cfg->weight_rescale) {
+            int32_t t = rows_stage1(g, w, cols, row_exp[r], amax);
+            row_exp[r] = (int8_t)t;
+            if (r == 0 || t < lo) {
+                lo = t;
+            }
+        }
+    }
+    if (cfg->weight_rescale) {
+        rows_stage2(weight, w_scale, row_exp, rows, cols, lo, row_limit);
+    }
+    return saturated ? TT_ERR_OVERFLOW : TT_OK;
+}

@@ -1,0 +1,53 @@
+/* tt_rows.h - per-row (per-output-channel) weight scales (mirrors tintin.numerics.scale_rows).
+ *
+ * An int8 weight tensor W (rows x cols) keeps its tensor scale s and one exponent e[r] per row,
+ * 0 <= e[r] <= limit: w[r, k] = m[r, k] * s * 2**-e[r]. limit = row_exp_limit(T): the largest E with
+ * T * 2**E <= TT_ACC_TERMS_LIMIT, T the terms of the layer's input-error sum (out_features for a
+ * fully connected layer), at most 15.
+ *
+ *   forward:     acc[b, n] = round_nearest(sum_k x[b, k] * W[n, k], e[n]) + align_bias(b[n]), then
+ *                rescaled to int8 as tt_linear_forward_s8 (|acc| only shrinks: <= K * 127 * 127).
+ *   input error: acc[b, k] = sum_n err[b, n] * 2**(E - e[n]) * W[n, k], E = max e, at scale
+ *                err_scale * s * 2**-E; |acc| <= N * 127 * 127 * 2**E <= 2**30.
+ *   update:      (M, n) as tt_sgd_update_weight_s8 (aligned rule, no momentum), row r uses
+ *                delta = round(g * M / 2**(n - e[r])) (draw index: the element's flat index),
+ *                then the rows are renormalised (tintin.numerics.scale_rows.renormalise_rows).
+ */
+#ifndef TT_ROWS_H
+#define TT_ROWS_H
+
+#include "tt_types.h"
+#include "tt_ops.h"
+#include "tt_optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* linear_forward_s8 with row exponents (row_exp: out_features values). acc: batch * out_features
+ * int32 scratch (required). */
+tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                      const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
+                                      const tt_dense_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                      tt_scale_t *y_scale);
+
+/* linear_backward_input_s8 with row exponents. acc: batch * in_features int32 scratch (required).
+ * TT_ERR_RANGE when out_features * 2**max(row_exp) exceeds TT_ACC_TERMS_LIMIT. */
+tt_status_t tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                             tt_scale_t w_scale, const int8_t *row_exp, const tt_dense_shape_t *shape,
+                                             tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                             tt_scale_t *err_in_scale);
+
+/* The update of a row-scaled int8 weight (rows x cols), aligned rule without momentum: *w_scale and
+ * row_exp change (renormalisation; cfg->weight_rescale == 0: the rows saturate instead). grad is
+ * used as scratch. row_limit: the layer's largest row exponent. TT_ERR_ARG for momentum or the NITI
+ * rule; TT_ERR_OVERFLOW when some w - delta left int32 (outside the documented bounds). */
+tt_status_t tt_sgd_update_weight_rows_scaled_s8(int8_t *weight, tt_scale_t *w_scale, int8_t *row_exp, size_t rows,
+                                                size_t cols, int32_t *grad, tt_scale_t grad_scale,
+                                                const tt_sgd_config_t *cfg, uint8_t row_limit, uint32_t key);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TT_ROWS_H */
