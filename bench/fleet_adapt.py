@@ -10,37 +10,26 @@ distribution of device parameters, never trained on) with K of their samples and
 their held-out samples (``tintin.fleet.adapt.adaptation_table``: batch 1, ``passes`` passes).
 The claim checked: at K = 10 the meta model beats both FedAvg-init and scratch.
 
-    .venv/bin/python bench/fleet_adapt.py --workloads bearing-fleet,sine --seeds 0,1,2
+With ``--settings`` (the JSON bench/fleet_adapt_tune.py writes) every initial model trains and
+adapts with the settings chosen for it on validation devices (Reptile: inner samples, local steps,
+meta step size and its annealing; FedAvg: local steps; each: the adaptation learning rate), never
+on these test devices. Every initial model adapts with the same budget: K samples, the same
+passes at batch 1. A PNG per workload plots the score against K.
+
+    .venv/bin/python bench/fleet_adapt.py --workloads bearing-fleet,sine --seeds 0,1,2 \
+        --settings bench/results/fleet_adapt_tuning.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-def final_model(result, template):
-    """The integer model a fleet run ended with (``result.model``, or decoded from
-    ``result.arrays``: ``<param>`` mantissas and ``<param>.scale`` exponents)."""
-    import copy
-
-    import numpy as np
-
-    from tintin.numerics import QTensor, Scale
-
-    model = getattr(result, "model", None)
-    if model is not None:
-        return model
-    model = copy.deepcopy(template)
-    for p in model.parameters():
-        m = np.asarray(result.arrays[p.name]).astype(p.value.m.dtype).reshape(p.value.m.shape)
-        p.assign(QTensor(m, Scale(*(int(v) for v in np.asarray(result.arrays[p.name + ".scale"]).ravel()))))
-    return model
 
 
 def _train_and_save(name: str, strategy: str, seed: int, fleet_args: dict, path: str) -> None:
@@ -52,7 +41,7 @@ def _train_and_save(name: str, strategy: str, seed: int, fleet_args: dict, path:
     fleet = get_workload(name, devices=fleet_args.pop("devices"), seed=seed)
     template = fleet.build_model(seed)
     result = run_fleet(FleetConfig(source=fleet, model=template, strategy=strategy, seed=seed, **fleet_args))
-    save_model(final_model(result, template), path)
+    save_model(result.model, path)
 
 
 def train_fleet_model(name: str, strategy: str, seed: int, fleet_args: dict, cache: Path, timeout_s: float):
@@ -61,7 +50,11 @@ def train_fleet_model(name: str, strategy: str, seed: int, fleet_args: dict, cac
 
     from tintin.io.model_file import load_model
 
-    path = cache / f"{name}-{strategy}-seed{seed}.safetensors"
+    import hashlib
+    import json
+
+    key = hashlib.sha256(json.dumps(fleet_args, sort_keys=True).encode()).hexdigest()[:10]
+    path = cache / f"{name}-{strategy}-seed{seed}-{key}.safetensors"
     if not path.exists():
         t0 = time.perf_counter()
         proc = multiprocessing.get_context("spawn").Process(
@@ -92,6 +85,8 @@ def main(argv=None) -> None:
     ap.add_argument("--shots", default="5,10,20")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--passes", type=int, default=None, help="adaptation passes over the K samples")
+    ap.add_argument("--settings", default=None, help="the JSON of bench/fleet_adapt_tune.py: the settings "
+                    "chosen per workload and initial model on validation devices")
     ap.add_argument("--name", default="fleet_adapt")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "tintin-fleet-adapt"),
                     help="final fleet models are kept here (model files); a rerun reuses them")
@@ -104,14 +99,14 @@ def main(argv=None) -> None:
         raise SystemExit(f"error: this benchmark needs tintin.fleet.run_fleet and FleetConfig (the Flower "
                          f"fleet), which this installation lacks ({exc})") from None
 
-    from _common import markdown_table, write_results
+    from _common import RESULTS, markdown_table, write_results
 
     from tintin.fleet.adapt import DEFAULT_CONFIG, AdaptConfig, adaptation_table
     from tintin.fleet.workloads import get_workload
 
     shots = tuple(int(v) for v in args.shots.split(","))
     seeds = tuple(int(v) for v in args.seeds.split(","))
-    tables, sections, rows = {}, [], []
+    tables, sections, rows, settings = {}, [], [], {}
     for name in args.workloads.split(","):
         base = get_workload(name, devices=args.devices, seed=0)
         unseen = base.unseen(args.unseen)
@@ -121,33 +116,85 @@ def main(argv=None) -> None:
         fleet_args = {"devices": args.devices, "rounds": args.rounds, "fraction": args.fraction,
                       "local_steps": args.local_steps, "batch_size": args.batch_size, "lr": lr,
                       "meta_lr": args.meta_lr}
+        per_strategy = {"reptile": dict(fleet_args), "fedavg": dict(fleet_args)}
+        configs = {}
+        if args.settings:
+            chosen = json.loads(Path(args.settings).read_text())["chosen"][name]
+            for strategy, label in (("reptile", "reptile (meta)"), ("fedavg", "fedavg"), ("scratch", "scratch")):
+                c = chosen[strategy]
+                configs[label] = AdaptConfig(passes=config.passes, lr=c["adapt_lr"])
+                if strategy != "scratch":
+                    per_strategy[strategy].update(local_steps=c["local_steps"], shots=c["shots"])
+                if strategy == "reptile":
+                    per_strategy[strategy].update(meta_lr=c["meta_lr"], meta_anneal=c["meta_anneal"])
+        settings[name] = {"fleet": per_strategy, "adapt": {k: v.lr for k, v in configs.items()}}
         cache = Path(args.cache)
         cache.mkdir(parents=True, exist_ok=True)
 
-        def fleet_model(strategy, seed, _name=name, _fleet_args=fleet_args):
-            return train_fleet_model(_name, strategy, seed, _fleet_args, cache, args.timeout)
+        def fleet_model(strategy, seed, _name=name, _per=per_strategy):
+            return train_fleet_model(_name, strategy, seed, _per[strategy], cache, args.timeout)
 
         # the unseen devices are those of the seed-0 fleet: the same devices for every seed and model
         table = adaptation_table(
             {"reptile (meta)": lambda s: fleet_model("reptile", s), "fedavg": lambda s: fleet_model("fedavg", s),
              "scratch": lambda s, _b=base: _b.build_model(s)},
-            unseen, shots=shots, seeds=seeds, config=config, progress=lambda line: print(line, flush=True))
+            unseen, shots=shots, seeds=seeds, config=config, configs=configs,
+            progress=lambda line: print(line, flush=True))
         tables[name] = table
+        plot_table(table, RESULTS / f"{args.name}_{name}.png")
         unit = "accuracy (%)" if table.metric == "accuracy" else "MSE (lower is better)"
         sections.append(f"### {name} ({'SYNTHETIC' if base.synthetic else 'real'}): held-out {unit} after K "
                         f"samples, mean ± std over seeds {', '.join(map(str, seeds))}\n\n{table.to_markdown()}")
         k = 10 if 10 in shots else shots[len(shots) // 2]
         rows.append([name, k, table.best(k), "yes" if table.best(k) == "reptile (meta)" else "no"])
 
+    if args.settings:
+        lines = []
+        for n, st in settings.items():
+            r, f = st["fleet"]["reptile"], st["fleet"]["fedavg"]
+            inner = "all samples" if r.get("shots") is None else f"a fresh draw of {r['shots']} samples"
+            lines.append(f"- {n}: Reptile {r['local_steps']} local steps on {inner} per round, meta step "
+                         f"{r['meta_lr']:g}{' annealed linearly' if r.get('meta_anneal') else ''}; FedAvg "
+                         f"{f['local_steps']} local steps on all samples; adaptation lr " +
+                         ", ".join(f"{k} {v:g}" for k, v in st["adapt"].items()))
+        how = ("settings chosen on validation devices (bench/results/fleet_adapt_tuning.md, never these test "
+               "devices):\n\n" + "\n".join(lines))
+    else:
+        how = (f"{args.local_steps} local steps at batch {args.batch_size}, Reptile meta-lr {args.meta_lr}; "
+               f"adaptation {', '.join(f'{n}: {t.config.passes} passes, lr {t.config.lr}' for n, t in tables.items())}")
     header = (f"## Adaptation on unseen devices: federated Reptile vs FedAvg-init vs scratch\n\n"
-              f"{args.devices} training devices, {args.rounds} Flower rounds, fraction {args.fraction}, "
-              f"{args.local_steps} local steps at batch {args.batch_size}, Reptile meta-lr {args.meta_lr}; "
-              f"{args.unseen} unseen devices adapt with K samples at batch 1 "
-              f"({', '.join(f'{n}: {t.config.passes} passes, lr {t.config.lr}' for n, t in tables.items())}); "
-              "bold: best per column.")
+              f"{args.devices} training devices, {args.rounds} Flower rounds, fraction {args.fraction}, local batch "
+              f"{args.batch_size}; {args.unseen} unseen test devices adapt with K samples, "
+              f"{next(iter(tables.values())).config.passes} passes at batch 1 for every initial model; {how}\n\n"
+              "Bold: best per column.")
     verdict = markdown_table(["workload", "K", "best initial model", "meta model best"], rows)
     markdown = "\n\n".join([header, *sections, "### Claim at K = 10", verdict])
-    write_results(args.name, {"args": vars(args), "tables": {n: t.to_dict() for n, t in tables.items()}}, markdown)
+    write_results(args.name, {"args": vars(args), "settings": settings,
+                              "tables": {n: t.to_dict() for n, t in tables.items()}}, markdown)
+
+
+def plot_table(table, path: Path) -> None:
+    """Score against K per initial model (mean, error bars: std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pct = table.metric == "accuracy"
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for init in table.scores:
+        ys = [table.mean(init, k) * (100 if pct else 1) for k in table.shots]
+        es = [table.std(init, k) * (100 if pct else 1) for k in table.shots]
+        ax.errorbar(table.shots, ys, yerr=es, marker="o", capsize=3, label=init)
+    ax.set_xlabel("K (labelled samples on the unseen device)")
+    ax.set_ylabel("held-out accuracy (%)" if pct else "held-out MSE")
+    ax.set_xticks(list(table.shots))
+    ax.set_title(f"{table.workload}: adaptation on {table.devices} unseen devices")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
