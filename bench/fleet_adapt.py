@@ -2,10 +2,12 @@
 and scratch (random init), after K = 5, 10, 20 local samples, on the bearing fleet and sine
 regression.
 
-For every seed, the fleet (``tintin.fleet.workloads``) is trained twice in Flower's simulation
-engine (``tintin.fleet.run_fleet``), with ``reptile`` and with ``fedavg``, from the workload's
-model initialised with that seed and the same local training plan; ``scratch`` is that initial
-model itself. Each initial model then adapts on unseen devices (``fleet.unseen(n)``: same
+For every seed, the fleet (``tintin.fleet.workloads``) is trained twice, with ``reptile`` and
+with ``fedavg``, from the workload's model initialised with that seed: by default with the
+in-process rounds (``tintin.fleet.inprocess.train_in_process``, the same bits as Flower's
+simulation of the same settings: tests/fleet/test_flower.py, test_reptile.py), with
+``--engine flower`` in Flower's simulation engine (``tintin.fleet.run_fleet``); ``scratch`` is
+the initial model itself. Each initial model then adapts on unseen devices (``fleet.unseen(n)``: same
 distribution of device parameters, never trained on) with K of their samples and is scored on
 their held-out samples (``tintin.fleet.adapt.adaptation_table``: batch 1, ``passes`` passes).
 The claim checked: at K = 10 the meta model beats both FedAvg-init and scratch.
@@ -32,43 +34,49 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def _train_and_save(name: str, strategy: str, seed: int, fleet_args: dict, path: str) -> None:
-    """In a child process (Ray's state dies with it): train the fleet, save the final model."""
+def _train_and_save(job: tuple) -> str:
+    """In a child process: train the fleet (in Flower's simulation, or its in-process rounds),
+    save the final model; returns a progress line."""
+    name, strategy, seed, fleet_args, path, engine = job
     from tintin.fleet import FleetConfig, run_fleet
+    from tintin.fleet.codec import model_arrays
+    from tintin.fleet.inprocess import train_in_process
+    from tintin.fleet.run import build_spec, model_from_arrays
     from tintin.fleet.workloads import get_workload
     from tintin.io.model_file import save_model
 
+    t0 = time.perf_counter()
+    fleet_args = dict(fleet_args)
     fleet = get_workload(name, devices=fleet_args.pop("devices"), seed=seed)
     template = fleet.build_model(seed)
-    result = run_fleet(FleetConfig(source=fleet, model=template, strategy=strategy, seed=seed, **fleet_args))
-    save_model(result.model, path)
+    config = FleetConfig(source=fleet, model=template, strategy=strategy, seed=seed, **fleet_args)
+    if engine == "flower":
+        model = run_fleet(config).model
+    else:
+        model = model_from_arrays(template, model_arrays(train_in_process(build_spec(config)[0])))
+    save_model(model, path)
+    return f"{name} seed {seed}: {strategy} trained in {time.perf_counter() - t0:.0f} s ({engine})"
 
 
-def train_fleet_model(name: str, strategy: str, seed: int, fleet_args: dict, cache: Path, timeout_s: float):
-    """The final model of one fleet run, trained in a fresh process (or read from ``cache``)."""
+def model_path(cache: Path, name: str, strategy: str, seed: int, fleet_args: dict, engine: str) -> Path:
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([fleet_args, engine], sort_keys=True).encode()).hexdigest()[:10]
+    return cache / f"{name}-{strategy}-seed{seed}-{key}.safetensors"
+
+
+def train_fleet_models(jobs: list[tuple], processes: int) -> None:
+    """Train the fleet models of ``jobs`` not yet in the cache, ``processes`` at a time, each in a
+    fresh process (Ray's state dies with it)."""
     import multiprocessing
 
-    from tintin.io.model_file import load_model
-
-    import hashlib
-    import json
-
-    key = hashlib.sha256(json.dumps(fleet_args, sort_keys=True).encode()).hexdigest()[:10]
-    path = cache / f"{name}-{strategy}-seed{seed}-{key}.safetensors"
-    if not path.exists():
-        t0 = time.perf_counter()
-        proc = multiprocessing.get_context("spawn").Process(
-            target=_train_and_save, args=(name, strategy, seed, dict(fleet_args), str(path)))
-        proc.start()
-        proc.join(timeout_s)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-            raise SystemExit(f"error: {name} {strategy} seed {seed}: the fleet run took over {timeout_s:.0f} s")
-        if proc.exitcode != 0 or not path.exists():
-            raise SystemExit(f"error: {name} {strategy} seed {seed}: the fleet run failed (exit {proc.exitcode})")
-        print(f"{name} seed {seed}: {strategy} trained in {time.perf_counter() - t0:.0f} s", flush=True)
-    return load_model(path)[0]
+    todo = [j for j in jobs if not Path(j[4]).exists()]
+    if not todo:
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes, maxtasksperchild=1) as pool:
+        for line in pool.imap_unordered(_train_and_save, todo):
+            print(line, flush=True)
 
 
 def main(argv=None) -> None:
@@ -90,7 +98,10 @@ def main(argv=None) -> None:
     ap.add_argument("--name", default="fleet_adapt")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "tintin-fleet-adapt"),
                     help="final fleet models are kept here (model files); a rerun reuses them")
-    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed for one fleet run")
+    ap.add_argument("--engine", default="inprocess", choices=("inprocess", "flower"),
+                    help="fleet rounds in-process (tintin.fleet.inprocess, the same bits as Flower, tested) or in "
+                    "Flower's simulation on Ray")
+    ap.add_argument("--processes", type=int, default=2, help="fleet models trained at a time")
     args = ap.parse_args(argv)
 
     try:
@@ -131,8 +142,14 @@ def main(argv=None) -> None:
         cache = Path(args.cache)
         cache.mkdir(parents=True, exist_ok=True)
 
+        from tintin.io.model_file import load_model
+
+        jobs = [(name, st, seed, per_strategy[st], str(model_path(cache, name, st, seed, per_strategy[st], args.engine)),
+                 args.engine) for seed in seeds for st in ("reptile", "fedavg")]
+        train_fleet_models(jobs, args.processes)
+
         def fleet_model(strategy, seed, _name=name, _per=per_strategy):
-            return train_fleet_model(_name, strategy, seed, _per[strategy], cache, args.timeout)
+            return load_model(model_path(cache, _name, strategy, seed, _per[strategy], args.engine))[0]
 
         # the unseen devices are those of the seed-0 fleet: the same devices for every seed and model
         table = adaptation_table(
@@ -163,7 +180,8 @@ def main(argv=None) -> None:
         how = (f"{args.local_steps} local steps at batch {args.batch_size}, Reptile meta-lr {args.meta_lr}; "
                f"adaptation {', '.join(f'{n}: {t.config.passes} passes, lr {t.config.lr}' for n, t in tables.items())}")
     header = (f"## Adaptation on unseen devices: federated Reptile vs FedAvg-init vs scratch\n\n"
-              f"{args.devices} training devices, {args.rounds} Flower rounds, fraction {args.fraction}, local batch "
+              f"{args.devices} training devices, {args.rounds} rounds "
+              f"({'Flower simulation' if args.engine == 'flower' else 'in-process, the bits of a Flower run'}), fraction {args.fraction}, local batch "
               f"{args.batch_size}; {args.unseen} unseen test devices adapt with K samples, "
               f"{next(iter(tables.values())).config.passes} passes at batch 1 for every initial model; {how}\n\n"
               "Bold: best per column.")

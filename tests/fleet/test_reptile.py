@@ -107,3 +107,15 @@ def test_in_process_reptile_equals_the_flower_strategy():
     const = copy.deepcopy(spec)
     const.meta_anneal = False
     assert not _same(train_in_process(const), ref)
+
+
+def test_emulated_devices_are_checked_before_anything_runs():
+    from tintin.errors import TintinError
+
+    digits = data.load("digits")
+    for emulated, message in (({5: "cortex-m0"}, "not one of the 2 devices"), ({0: "host"}, "MCU target"),
+                              ({0: "pdp11"}, "pdp11")):
+        with pytest.raises(TintinError, match=message):
+            build_spec(FleetConfig(dataset=digits, clients=2, emulated=emulated))
+    with pytest.raises(FleetError, match="fedavg-float"):
+        build_spec(FleetConfig(dataset=digits, clients=2, strategy="fedavg-float", emulated={0: "cortex-m0"}))

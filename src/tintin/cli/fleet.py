@@ -64,6 +64,9 @@ def fleet_command(
     nodes: Optional[int] = typer.Option(None, "--nodes", help="Flower SuperNodes (default min(clients, 100)); a "
                                         "node trains several devices beyond that"),
     cpus: int = typer.Option(2, "--cpus", help="CPUs Ray may use (one ClientApp per CPU)"),
+    emulate: Optional[List[str]] = typer.Option(None, "--emulate", help="DEVICE:TARGET, a device whose local "
+                                                "update runs as the generated C program on an emulated MCU "
+                                                "(e.g. 0:cortex-m0 in QEMU); repeatable"),
     seed: int = opt.SEED,
     as_json: bool = opt.JSON,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines"),
@@ -83,7 +86,7 @@ def fleet_command(
     common = dict(samples_per_device=samples_per_device, rounds=rounds, strategy=strategy, fraction=fraction,
                   top_p=top_p, error_feedback=error_feedback, personal=tuple(personal or ()), batch_size=batch_size,
                   local_steps=local_steps, lr=lr, meta_lr=meta_lr, meta_anneal=meta_anneal, shots=shots, seed=seed,
-                  compare_float=compare_float, nodes=nodes, num_cpus=cpus)
+                  compare_float=compare_float, nodes=nodes, num_cpus=cpus, emulated=_emulated(emulate))
     if workload is not None:
         if dataset is not None:
             raise CliError("give --dataset or --workload, not both")
@@ -134,6 +137,16 @@ def fleet_command(
                           highlight=False)
     out_console.print(f"per round: {d['bytes_up_per_round']:,.0f} B up, {d['bytes_down_per_round']:,.0f} B down, "
                       f"{d['seconds_per_round']:.1f} s; driver peak {d['driver_max_rss_mb']:.0f} MB", highlight=False)
+
+
+def _emulated(values) -> dict[int, str]:
+    out = {}
+    for v in values or ():
+        device, sep, target = v.partition(":")
+        if not sep or not device.strip().isdigit() or not target.strip():
+            raise CliError(f"--emulate takes DEVICE:TARGET (e.g. 0:cortex-m0), got {v!r}")
+        out[int(device)] = target.strip()
+    return out
 
 
 def _check_writable(path: Path) -> None:

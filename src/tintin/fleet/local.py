@@ -142,6 +142,25 @@ def train_device(model: Sequential, x: np.ndarray, y: np.ndarray, plan: LocalPla
     return {"train_loss": float(np.mean(losses)), "steps": len(losses)}
 
 
+def train_device_on_target(model: Sequential, x: np.ndarray, y: np.ndarray, plan: LocalPlan, seed: int,
+                           target: str, target_exponent: int | None = None) -> None:
+    """:func:`train_device` executed by the model's generated C program on an emulated
+    microcontroller (:func:`tintin.fleet.device_client.local_update_on_target`): the same samples,
+    batches, rounding stream and integer update, so the same bits (tested); ``model`` takes the
+    parameters the device reports."""
+    from .device_client import local_update_on_target
+
+    if len(x) == 0:
+        raise FleetError("a device without training samples cannot train")
+    pick = round_samples(len(x), plan, seed)
+    x, y = x[pick], y[pick]
+    steps = plan.steps_for(len(x))
+    order = np.concatenate(sample_order(len(x), steps, plan.batch_size, seed))
+    trained = local_update_on_target(model, x, y, target=target, steps=steps, seed=seed, optim=plan.optim,
+                                     target_exponent=target_exponent, order=order, batch_size=plan.batch_size)
+    set_params(model, get_params(trained))
+
+
 def predict_values(model: Sequential, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Real-valued outputs (host floats, for reporting) of a regression model."""
     ctx = Context(mode=model.config.scale_mode, training=False)

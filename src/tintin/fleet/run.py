@@ -54,7 +54,8 @@ class FleetConfig:
     training; ``shots``: every device trains on a fresh seeded draw of that many of its samples
     each round (Reptile's few-shot inner task); ``meta_lr``: Reptile's eps, decayed linearly over
     the rounds with ``meta_anneal``; ``compare_float``: also run float FedAvg in the same
-    simulation; ``nodes``: Flower SuperNodes (default ``min(clients, 100)``; several devices per
+    simulation; ``emulated``: ``{device: target}``, devices whose local update runs as the generated C
+    program on an emulated microcontroller (e.g. ``{0: "cortex-m0"}``: QEMU); ``nodes``: Flower SuperNodes (default ``min(clients, 100)``; several devices per
     node beyond that); ``num_cpus``: Ray's CPUs (one ClientApp per CPU)."""
 
     dataset: object = None
@@ -80,6 +81,7 @@ class FleetConfig:
     device_eval: bool = True
     nodes: int | None = None
     num_cpus: int = 2
+    emulated: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,7 +145,7 @@ class FleetResult:
              "dataset": c["dataset"], "partition": c["partition"], "model": c["model"], "fraction": c["fraction"],
              "top_p": c["top_p"], "error_feedback": c["error_feedback"], "personal": list(c["personal"]),
              "nodes": c["nodes"], "seed": c["seed"], "shots": c.get("shots"), "meta_lr": c.get("meta_lr"),
-             "meta_anneal": c.get("meta_anneal"), "task": self.task}
+             "meta_anneal": c.get("meta_anneal"), "emulated": c.get("emulated", {}), "task": self.task}
         if self.task == "classification":
             d["test_accuracy"] = self.test_accuracy
             if self.float_history is not None:
@@ -241,11 +243,34 @@ def build_spec(config: FleetConfig) -> tuple[FleetSpec, dict]:
     plan = LocalPlan(batch_size=config.batch_size, local_steps=config.local_steps, optim=optim, shots=config.shots)
     n = int(source.num_devices)
     nodes = min(n, config.nodes or DEFAULT_MAX_NODES)
+    emulated = _check_emulated(config, n)
     spec = FleetSpec(source=source, template=template, plan=plan, strategy=config.strategy, rounds=config.rounds,
                      fraction=config.fraction, top_p=config.top_p, error_feedback=config.error_feedback,
                      personal=personal, meta_lr=config.meta_lr, meta_anneal=config.meta_anneal,
-                     seed=config.seed, nodes=nodes, device_eval=config.device_eval)
+                     seed=config.seed, nodes=nodes, device_eval=config.device_eval, emulated=emulated)
     return spec, describe
+
+
+def _check_emulated(config: FleetConfig, devices: int) -> tuple[tuple[int, str], ...]:
+    """``config.emulated`` as sorted ``(device, target)`` pairs, checked (device range, known
+    target with its toolchain installed, an integer strategy)."""
+    if not config.emulated:
+        return ()
+    if config.strategy == "fedavg-float":
+        raise FleetError("emulated devices train integer models, not fedavg-float")
+    from ..targets import toolchain_status
+
+    out = []
+    for device, target in sorted(dict(config.emulated).items()):
+        if isinstance(device, bool) or not isinstance(device, (int, np.integer)) or not 0 <= int(device) < devices:
+            raise FleetError(f"emulated device {device!r} is not one of the {devices} devices")
+        if target == "host":
+            raise FleetError("emulated devices run on an MCU target (cortex-m0, cortex-m3, cortex-m4, ...), not host")
+        ok, reason = toolchain_status(target)  # UnknownTargetError (one line) for a bad name
+        if not ok:
+            raise FleetError(f"emulated device {device}: {reason}")
+        out.append((int(device), str(target)))
+    return tuple(out)
 
 
 def _quiet_logs() -> dict:
@@ -331,6 +356,7 @@ def run_fleet(config: FleetConfig, on_round: Callable[[str, dict], None] | None 
               "meta_lr": config.meta_lr if config.strategy == "reptile" else None,
               "meta_anneal": bool(config.meta_anneal) if config.strategy == "reptile" else None,
               "error_feedback": bool(config.error_feedback and config.top_p is not None), "personal": spec.personal, "nodes": spec.nodes,
+              "emulated": {str(d): t for d, t in spec.emulated},
               "seed": config.seed}
     return FleetResult(config=record, task=spec.task, history=main["history"],
                        float_history=None if floats is None else floats["history"], arrays=main["arrays"],

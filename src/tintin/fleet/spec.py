@@ -22,7 +22,9 @@ class FleetSpec:
     the device when ``error_feedback``; ``meta_lr``: Reptile's
     ``eps`` (``meta_anneal``: decayed linearly over the rounds, :meth:`meta_lr_at`); ``fraction``:
     devices sampled per round; ``nodes``: Flower SuperNodes, device ``d``
-    lives on node ``d % nodes`` (a node trains its sampled devices one after the other)."""
+    lives on node ``d % nodes`` (a node trains its sampled devices one after the other);
+    ``emulated``: ``(device, target)`` pairs whose local update runs as the generated C program on
+    an emulated microcontroller (e.g. ``(0, "cortex-m0")`` in QEMU) instead of the simulator."""
 
     source: object
     template: Sequential
@@ -39,6 +41,7 @@ class FleetSpec:
     nodes: int = 1
     device_eval: bool = True
     float_plan: LocalPlan | None = None
+    emulated: tuple[tuple[int, str], ...] = ()
     extra: dict = field(default_factory=dict)
 
     @property
@@ -52,6 +55,10 @@ class FleetSpec:
     @property
     def shared_names(self) -> list[str]:
         return [p.name for p in self.template.parameters() if p.name not in self.personal]
+
+    def target_of(self, device: int) -> str | None:
+        """The emulated target that trains ``device`` (None: the simulator)."""
+        return dict(self.emulated).get(int(device))
 
     def meta_lr_at(self, server_round: int) -> float:
         """Reptile's step size in round ``server_round`` (1-based): ``meta_lr``, or with
