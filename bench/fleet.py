@@ -39,6 +39,8 @@ CACHE: dict[tuple, dict] = {}
 
 #: parts whose runs are rerun even when the results file has them
 RERUN: set[str] = set()
+#: the arguments of the runs taken from the results file
+REUSED: list[str] = []
 
 
 def fleet(args: list[str], log, part: str = "") -> dict:
@@ -46,6 +48,7 @@ def fleet(args: list[str], log, part: str = "") -> dict:
     arguments, from the results file, unless ``part`` is to be rerun)."""
     if tuple(args) in CACHE and part not in RERUN:
         print(f"  {' '.join(args)}: reused from the results file", file=log, flush=True)
+        REUSED.append(" ".join(args))
         return CACHE[tuple(args)]
     cmd = [sys.executable, "-c", CLI, "fleet", *args, "--json"]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -83,6 +86,7 @@ def main(argv=None) -> None:
     ap.add_argument("--top-p", default="5,7.5,8", help="percentages to try, comma-separated")
     ap.add_argument("--topp-rounds", default="15,30", help="rounds of the top-P% comparison (dense int8 and top-P% "
                     "with error feedback after as many rounds each)")
+    ap.add_argument("--top-p-long", default="8", help="percentages tried at the other --topp-rounds (error feedback)")
     ap.add_argument("--personal-top-p", default="7.5", help="top-P% runs that also keep fc2 on the devices")
     ap.add_argument("--scale-devices", default="100,1000,10000")
     ap.add_argument("--scale-samples", type=int, default=10, help="samples per device in the scale runs")
@@ -118,6 +122,9 @@ def main(argv=None) -> None:
 
     def save(final: bool = False) -> None:
         note = [] if final else ["", "(partial: the benchmark was still running)"]
+        if REUSED:
+            note += ["", f"{len(REUSED)} runs were taken from the previous results file (identical arguments, "
+                     "the same code path; `--rerun PARTS` reruns them):", ""] + [f"- `{a}`" for a in REUSED]
         write_results(args.name, out, "\n".join(md + note))
 
     rows = []
@@ -152,7 +159,7 @@ def main(argv=None) -> None:
             rows.append([rounds, "dense int8", pct(dense["test_accuracy"]), "-", f"{dense['bytes_up_per_round']:,.0f}",
                          "1.00x"])
             variants = []
-            for p in [float(v) for v in args.top_p.split(",") if v]:
+            for p in [float(v) for v in (args.top_p if rounds == args.rounds else args.top_p_long).split(",") if v]:
                 if rounds == args.rounds:
                     variants.append((f"top {p:g}%, no error feedback", f"topp_{p:g}_no_feedback",
                                      ["--top-p", str(p), "--no-error-feedback"]))
