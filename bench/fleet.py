@@ -86,6 +86,7 @@ def main(argv=None) -> None:
     ap.add_argument("--top-p", default="5,7.5,8", help="percentages to try, comma-separated")
     ap.add_argument("--topp-rounds", default="15,30", help="rounds of the top-P% comparison (dense int8 and top-P% "
                     "with error feedback after as many rounds each)")
+    ap.add_argument("--no-feedback-top-p", default="5,7.5", help="percentages also tried without error feedback")
     ap.add_argument("--top-p-long", default="8", help="percentages tried at the other --topp-rounds (error feedback)")
     ap.add_argument("--personal-top-p", default="7.5", help="top-P% runs that also keep fc2 on the devices")
     ap.add_argument("--scale-devices", default="100,1000,10000")
@@ -120,12 +121,13 @@ def main(argv=None) -> None:
           f"batch {args.batch_size}, {args.local_steps} local steps per round, seed {args.seed}; Flower 1.42 "
           f"simulation on Ray with 2 CPUs)", ""]
 
-    def save(final: bool = False) -> None:
-        note = [] if final else ["", "(partial: the benchmark was still running)"]
+    def save(final: bool = False, extra: list[str] | None = None) -> None:
+        note = (extra or []) + ([] if final else ["", "(partial: the benchmark was still running)"])
         if REUSED:
             note += ["", f"{len(REUSED)} runs were taken from the previous results file (identical arguments, "
                      "the same code path; `--rerun PARTS` reruns them):", ""] + [f"- `{a}`" for a in REUSED]
         write_results(args.name, out, "\n".join(md + note))
+        plot_rounds(out["runs"], RESULTS / f"{args.name}_rounds.png")
 
     rows = []
     for part, partition in (("accuracy", "iid"), ("dirichlet", "dirichlet:0.3")):
@@ -145,49 +147,6 @@ def main(argv=None) -> None:
                "Claim: IID within 1.0 point: " + ("met" if "accuracy" in out["runs"] and
                abs(out["runs"]["accuracy"]["float_test_accuracy"] - out["runs"]["accuracy"]["test_accuracy"]) <= 0.01
                else "NOT met" if "accuracy" in out["runs"] else "not run") + ".", ""]
-
-    if "topp" in parts:
-        rows, met = [], []
-        head = ["rounds", "updates", "test accuracy", "points lost", "bytes up / round", "cut"]
-        for rounds in [int(v) for v in args.topp_rounds.split(",") if v]:
-            base = common_for(rounds)
-            if rounds == args.rounds and "accuracy" in out["runs"]:
-                dense = out["runs"]["accuracy"]
-            else:
-                dense = fleet(base + ["--partition", "iid", "--strategy", "fedavg"], log, "topp")
-                out["runs"][f"dense_{rounds}"] = dense
-            rows.append([rounds, "dense int8", pct(dense["test_accuracy"]), "-", f"{dense['bytes_up_per_round']:,.0f}",
-                         "1.00x"])
-            variants = []
-            for p in [float(v) for v in (args.top_p if rounds == args.rounds else args.top_p_long).split(",") if v]:
-                if rounds == args.rounds:
-                    variants.append((f"top {p:g}%, no error feedback", f"topp_{p:g}_no_feedback",
-                                     ["--top-p", str(p), "--no-error-feedback"]))
-                variants.append((f"top {p:g}%, error feedback", f"topp_{p:g}", ["--top-p", str(p)]))
-            for p in [float(v) for v in args.personal_top_p.split(",") if v and rounds == args.rounds]:
-                variants.append((f"top {p:g}%, error feedback, fc2 personal (on-device accuracy)",
-                                 f"topp_{p:g}_personal_fc2", ["--top-p", str(p), "--personal", "fc2"]))
-            for label, key, extra in variants:
-                d = fleet(base + ["--strategy", "fedavg", *extra], log, "topp")
-                key = key if rounds == args.rounds else f"{key}_r{rounds}"
-                out["runs"][key] = d
-                personal = "--personal" in extra
-                # a personal part: each device is scored with its own part, against dense on-device accuracy
-                acc = d["device_test_accuracy"] if personal else d["test_accuracy"]
-                ref = dense.get("device_test_accuracy") if personal else dense["test_accuracy"]
-                cut = dense["bytes_up_per_round"] / d["bytes_up_per_round"]
-                loss = 100 * (ref - acc)
-                rows.append([rounds, label, pct(acc), f"{loss:+.2f}", f"{d['bytes_up_per_round']:,.0f}", f"{cut:.2f}x"])
-                out[key] = {"cut": cut, "points_lost": loss}
-                if cut >= 4 and loss <= 1.0:
-                    met.append(f"{label} after {rounds} rounds")
-                save()
-        md += ["## Top-P% sparse updates (IID; bytes down stay dense)", "",
-               markdown_table(head, rows), "",
-               "Points lost: against dense int8 after the same rounds (with a personal part: each device's own "
-               "test samples, against dense on-device accuracy). Bytes are exact: indices + int8 values + scales. "
-               "Claim (>= 4x for <= 1 point): " + (f"met by {'; '.join(met)}" if met else "NOT met") + ".", ""]
-        save()
 
     if "scale" in parts:
         rows = []
@@ -215,8 +174,56 @@ def main(argv=None) -> None:
             write_results(args.name, out, "\n".join(md + title + [markdown_table(head, rows), "",
                                                                    "(partial: the benchmark was still running)"]))
         md += title + [markdown_table(head, rows), ""]
+    if "topp" in parts:
+        rows, met = [], []
+        for rounds in [int(v) for v in args.topp_rounds.split(",") if v]:
+            base = common_for(rounds)
+            if rounds == args.rounds and "accuracy" in out["runs"]:
+                dense = out["runs"]["accuracy"]
+            else:
+                dense = fleet(base + ["--partition", "iid", "--strategy", "fedavg"], log, "topp")
+                out["runs"][f"dense_{rounds}"] = dense
+            rows.append([rounds, "dense int8", pct(dense["test_accuracy"]), "-", f"{dense['bytes_up_per_round']:,.0f}",
+                         "1.00x"])
+            variants = []
+            no_feedback = [float(v) for v in args.no_feedback_top_p.split(",") if v]
+            for p in [float(v) for v in (args.top_p if rounds == args.rounds else args.top_p_long).split(",") if v]:
+                if rounds == args.rounds and p in no_feedback:
+                    variants.append((f"top {p:g}%, no error feedback", f"topp_{p:g}_no_feedback",
+                                     ["--top-p", str(p), "--no-error-feedback"]))
+                variants.append((f"top {p:g}%, error feedback", f"topp_{p:g}", ["--top-p", str(p)]))
+            for p in [float(v) for v in args.personal_top_p.split(",") if v and rounds == args.rounds]:
+                variants.append((f"top {p:g}%, error feedback, fc2 personal (on-device accuracy)",
+                                 f"topp_{p:g}_personal_fc2", ["--top-p", str(p), "--personal", "fc2"]))
+            for label, key, extra in variants:
+                d = fleet(base + ["--strategy", "fedavg", *extra], log, "topp")
+                key = key if rounds == args.rounds else f"{key}_r{rounds}"
+                out["runs"][key] = d
+                personal = "--personal" in extra
+                # a personal part: each device is scored with its own part, against dense on-device accuracy
+                acc = d["device_test_accuracy"] if personal else d["test_accuracy"]
+                ref = dense.get("device_test_accuracy") if personal else dense["test_accuracy"]
+                cut = dense["bytes_up_per_round"] / d["bytes_up_per_round"]
+                loss = 100 * (ref - acc)
+                rows.append([rounds, label, pct(acc), f"{loss:+.2f}", f"{d['bytes_up_per_round']:,.0f}", f"{cut:.2f}x"])
+                out[key] = {"cut": cut, "points_lost": loss}
+                if cut >= 4 and loss <= 1.0:
+                    met.append(f"{label} after {rounds} rounds")
+                save(extra=topp_md(rows, met))
+        md += topp_md(rows, met)
+        save()
+
     save(final=True)
-    plot_rounds(out["runs"], RESULTS / f"{args.name}_rounds.png")
+
+
+def topp_md(rows: list, met: list) -> list[str]:
+    from _common import markdown_table
+
+    head = ["rounds", "updates", "test accuracy", "points lost", "bytes up / round", "cut"]
+    return ["## Top-P% sparse updates (IID; bytes down stay dense)", "", markdown_table(head, rows), "",
+            "Points lost: against dense int8 after the same rounds (with a personal part: each device's own "
+            "test samples, against dense on-device accuracy). Bytes are exact: indices + int8 values + scales. "
+            "Claim (>= 4x for <= 1 point): " + (f"met by {'; '.join(met)}" if met else "NOT met") + ".", ""]
 
 
 def plot_rounds(runs: dict, path: Path) -> None:
