@@ -124,8 +124,10 @@ def main(argv=None) -> None:
     def save(final: bool = False, extra: list[str] | None = None) -> None:
         note = (extra or []) + ([] if final else ["", "(partial: the benchmark was still running)"])
         if REUSED:
-            note += ["", f"{len(REUSED)} runs were taken from the results file of an earlier invocation (identical "
-                     "arguments, the same code path; `--rerun PARTS` reruns them):", ""] + [f"- `{a}`" for a in REUSED]
+            note += ["", f"{len(REUSED)} runs were taken from the results file (identical arguments), some made by an "
+                     "earlier version of the code (the IID and Dirichlet comparisons, the top-5% / 7.5% and the scale runs: a dense run of "
+                     "today's code differs from them from round 2 on); `--rerun PARTS` reruns them:", ""] + \
+                [f"- `{a}`" for a in REUSED]
         write_results(args.name, out, "\n".join(md + note))
         plot_rounds(out["runs"], RESULTS / f"{args.name}_rounds.png")
 
