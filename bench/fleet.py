@@ -26,6 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import numpy as np  # noqa: E402
+from _common import RESULTS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = "import sys; from tintin.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -34,11 +37,18 @@ CLI = "import sys; from tintin.cli import main; sys.exit(main(sys.argv[1:]))"
 CACHE: dict[tuple, dict] = {}
 
 
-def fleet(args: list[str], log) -> dict:
+#: parts whose runs are rerun even when the results file has them
+RERUN: set[str] = set()
+#: the arguments of the runs taken from the results file
+REUSED: list[str] = []
+
+
+def fleet(args: list[str], log, part: str = "") -> dict:
     """One ``tintin fleet --json`` run in its own process (or its earlier result with the same
-    arguments, from the results file)."""
-    if tuple(args) in CACHE:
+    arguments, from the results file, unless ``part`` is to be rerun)."""
+    if tuple(args) in CACHE and part not in RERUN:
         print(f"  {' '.join(args)}: reused from the results file", file=log, flush=True)
+        REUSED.append(" ".join(args))
         return CACHE[tuple(args)]
     cmd = [sys.executable, "-c", CLI, "fleet", *args, "--json"]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -73,44 +83,59 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=0.2)
     ap.add_argument("--local-steps", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--top-p", default="5,7.5", help="percentages to try, comma-separated")
+    ap.add_argument("--top-p", default="5,7.5,8", help="percentages to try, comma-separated")
+    ap.add_argument("--topp-rounds", default="15,30", help="rounds of the top-P% comparison (dense int8 and top-P% "
+                    "with error feedback after as many rounds each)")
+    ap.add_argument("--no-feedback-top-p", default="5,7.5", help="percentages also tried without error feedback")
+    ap.add_argument("--top-p-long", default="8", help="percentages tried at the other --topp-rounds (error feedback)")
+    ap.add_argument("--personal-top-p", default="7.5", help="top-P% runs that also keep fc2 on the devices")
     ap.add_argument("--scale-devices", default="100,1000,10000")
     ap.add_argument("--scale-samples", type=int, default=10, help="samples per device in the scale runs")
     ap.add_argument("--scale-rounds", default="2,2,1", help="rounds of each scale run (round 1 includes Ray "
                     "starting its workers; with one round that start is in the figure)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="fleet")
-    ap.add_argument("--rerun", action="store_true", help="rerun every run (default: reuse the runs of the "
-                    "results file with identical arguments)")
+    ap.add_argument("--rerun", default="", help="parts whose runs are rerun, comma-separated ('all': every "
+                    "part; default: reuse the runs of the results file with identical arguments)")
     args = ap.parse_args(argv)
 
-    from _common import RESULTS, markdown_table, write_results
+    from _common import markdown_table, write_results
 
     old = RESULTS / f"{args.name}.json"
-    if old.is_file() and not args.rerun:
+    RERUN.update(args.parts.split(",") if args.rerun == "all" else [p for p in args.rerun.split(",") if p])
+    if old.is_file():
         for d in json.loads(old.read_text()).get("runs", {}).values():
             if "args" in d:
                 CACHE[tuple(d["args"])] = d
 
     parts = [p for p in args.parts.split(",") if p]
     log = sys.stderr
-    common = ["--dataset", args.dataset, "--clients", str(args.clients), "--rounds", str(args.rounds),
-              "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--local-steps", str(args.local_steps),
-              "--seed", str(args.seed)]
+    def common_for(rounds: int) -> list[str]:
+        return ["--dataset", args.dataset, "--clients", str(args.clients), "--rounds", str(rounds),
+                "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--local-steps", str(args.local_steps),
+                "--seed", str(args.seed)]
+
+    common = common_for(args.rounds)
     out: dict = {"settings": vars(args), "runs": {}}
     md = [f"# Fleets on Flower ({args.dataset}, {args.clients} devices, {args.rounds} rounds, lr {args.lr}, "
           f"batch {args.batch_size}, {args.local_steps} local steps per round, seed {args.seed}; Flower 1.42 "
           f"simulation on Ray with 2 CPUs)", ""]
 
-    def save(final: bool = False) -> None:
-        note = [] if final else ["", "(partial: the benchmark was still running)"]
+    def save(final: bool = False, extra: list[str] | None = None) -> None:
+        note = (extra or []) + ([] if final else ["", "(partial: the benchmark was still running)"])
+        if REUSED:
+            note += ["", f"{len(REUSED)} runs were taken from the results file (identical arguments), some made by an "
+                     "earlier version of the code (the IID and Dirichlet comparisons, the top-5% / 7.5% and the scale runs: a dense run of "
+                     "today's code differs from them from round 2 on); `--rerun PARTS` reruns them:", ""] + \
+                [f"- `{a}`" for a in REUSED]
         write_results(args.name, out, "\n".join(md + note))
+        plot_rounds(out["runs"], RESULTS / f"{args.name}_rounds.png")
 
     rows = []
     for part, partition in (("accuracy", "iid"), ("dirichlet", "dirichlet:0.3")):
         if part not in parts:
             continue
-        d = fleet(common + ["--partition", partition, "--strategy", "fedavg", "--compare-float"], log)
+        d = fleet(common + ["--partition", partition, "--strategy", "fedavg", "--compare-float"], log, part)
         out["runs"][part] = d
         gap = 100 * (d["float_test_accuracy"] - d["test_accuracy"])
         rows.append([partition, pct(d["test_accuracy"]), pct(d["float_test_accuracy"]), f"{gap:+.2f} pt",
@@ -125,31 +150,6 @@ def main(argv=None) -> None:
                abs(out["runs"]["accuracy"]["float_test_accuracy"] - out["runs"]["accuracy"]["test_accuracy"]) <= 0.01
                else "NOT met" if "accuracy" in out["runs"] else "not run") + ".", ""]
 
-    if "topp" in parts:
-        dense = out["runs"].get("accuracy") or fleet(common + ["--partition", "iid", "--strategy", "fedavg",
-                                                                "--compare-float"], log)
-        rows = [["dense int8", pct(dense["test_accuracy"]), "-", f"{dense['bytes_up_per_round']:,.0f}", "1.00x"]]
-        met = []
-        for p in [float(v) for v in args.top_p.split(",") if v]:
-            plain = fleet(common + ["--strategy", "fedavg", "--top-p", str(p), "--no-error-feedback"], log)
-            sparse = fleet(common + ["--strategy", "fedavg", "--top-p", str(p)], log)
-            out["runs"][f"topp_{p:g}_no_feedback"] = plain
-            out["runs"][f"topp_{p:g}"] = sparse
-            for label, d in ((f"top {p:g}%, no error feedback", plain), (f"top {p:g}%, error feedback", sparse)):
-                cut = dense["bytes_up_per_round"] / d["bytes_up_per_round"]
-                loss = 100 * (dense["test_accuracy"] - d["test_accuracy"])
-                rows.append([label, pct(d["test_accuracy"]), f"{loss:+.2f}", f"{d['bytes_up_per_round']:,.0f}",
-                             f"{cut:.2f}x"])
-                out[f"topp_{p:g}{'' if d is sparse else '_no_feedback'}"] = {"cut": cut, "points_lost": loss}
-                if cut >= 4 and loss <= 1.0:
-                    met.append(label)
-            save()
-        md += ["## Top-P% sparse updates (IID; bytes down stay dense)", "",
-               markdown_table(["updates", "test accuracy", "points lost", "bytes up / round", "cut"], rows), "",
-               "Bytes are exact: indices + int8 values + scales. Claim (>= 4x for <= 1 point): "
-               + (f"met by {', '.join(met)}" if met else "NOT met") + ".", ""]
-        save()
-
     if "scale" in parts:
         rows = []
         sizes = [int(v) for v in args.scale_devices.split(",") if v]
@@ -163,7 +163,7 @@ def main(argv=None) -> None:
             try:
                 d = fleet(["--dataset", args.dataset, "--clients", str(n), "--rounds", str(rounds),
                            "--samples-per-device", str(args.scale_samples), "--lr", str(args.lr),
-                           "--batch-size", str(args.batch_size), "--seed", str(args.seed)], log)  # one local pass
+                           "--batch-size", str(args.batch_size), "--seed", str(args.seed)], log, "scale")  # one pass
             except SystemExit as exc:
                 out["runs"][f"scale_{n}"] = {"error": str(exc)}
                 rows.append([f"{n:,}", rounds, "failed", "-", "-", "-", "-", "-", str(exc)[:80]])
@@ -176,7 +176,98 @@ def main(argv=None) -> None:
             write_results(args.name, out, "\n".join(md + title + [markdown_table(head, rows), "",
                                                                    "(partial: the benchmark was still running)"]))
         md += title + [markdown_table(head, rows), ""]
+    if "topp" in parts:
+        rows, met = [], []
+        for rounds in [int(v) for v in args.topp_rounds.split(",") if v]:
+            base = common_for(rounds)
+            if rounds == args.rounds and "accuracy" in out["runs"]:
+                dense = out["runs"]["accuracy"]
+            else:
+                dense = fleet(base + ["--partition", "iid", "--strategy", "fedavg"], log, "topp")
+                out["runs"][f"dense_{rounds}"] = dense
+            rows.append([rounds, "dense int8", pct(dense["test_accuracy"]), "-",
+                         pct(dense.get("device_test_accuracy")), "-", f"{dense['bytes_up_per_round']:,.0f}", "1.00x"])
+            variants = []
+            no_feedback = [float(v) for v in args.no_feedback_top_p.split(",") if v]
+            for p in [float(v) for v in (args.top_p if rounds == args.rounds else args.top_p_long).split(",") if v]:
+                if rounds == args.rounds and p in no_feedback:
+                    variants.append((f"top {p:g}%, no error feedback", f"topp_{p:g}_no_feedback",
+                                     ["--top-p", str(p), "--no-error-feedback"]))
+                variants.append((f"top {p:g}%, error feedback", f"topp_{p:g}", ["--top-p", str(p)]))
+            for p in [float(v) for v in args.personal_top_p.split(",") if v and rounds == args.rounds]:
+                variants.append((f"top {p:g}%, error feedback, fc2 personal",
+                                 f"topp_{p:g}_personal_fc2", ["--top-p", str(p), "--personal", "fc2"]))
+            for label, key, extra in variants:
+                d = fleet(base + ["--strategy", "fedavg", *extra], log, "topp")
+                key = key if rounds == args.rounds else f"{key}_r{rounds}"
+                out["runs"][key] = d
+                personal = "--personal" in extra
+                cut = dense["bytes_up_per_round"] / d["bytes_up_per_round"]
+                # with a personal part the global model lacks it: only the on-device accuracy counts
+                loss = None if personal else 100 * (dense["test_accuracy"] - d["test_accuracy"])
+                device_loss = 100 * (dense["device_test_accuracy"] - d["device_test_accuracy"])
+                rows.append([rounds, label, "-" if personal else pct(d["test_accuracy"]),
+                             "-" if personal else f"{loss:+.2f}", pct(d["device_test_accuracy"]), f"{device_loss:+.2f}",
+                             f"{d['bytes_up_per_round']:,.0f}", f"{cut:.2f}x"])
+                out[key] = {"cut": cut, "points_lost": loss, "device_points_lost": device_loss}
+                loss = device_loss if personal else loss
+                if cut >= 4 and loss <= 1.0:
+                    met.append(f"{label} after {rounds} rounds")
+                save(extra=topp_md(rows, met))
+        md += topp_md(rows, met)
+        save()
+
     save(final=True)
+
+
+def topp_md(rows: list, met: list) -> list[str]:
+    from _common import markdown_table
+
+    head = ["rounds", "updates", "test accuracy (360)", "points lost", "on-device accuracy (2,000)", "points lost",
+            "bytes up / round", "cut"]
+    return ["## Top-P% sparse updates (IID; bytes down stay dense)", "", markdown_table(head, rows), "",
+            "Points lost: against dense int8 after the same rounds. Test accuracy: the global model on the "
+            "360 test images (one image = 0.28 point); on-device accuracy: every device's model (with its "
+            "personal part) on its own 20 test samples (2,000 in all, drawn from the same 360 images). Bytes "
+            "are exact: indices + int8 values + scales. Claim (>= 4x for <= 1 point of test accuracy; with a "
+            "personal part, of on-device accuracy): " + (f"met by {'; '.join(met)}" if met else "NOT met") + ".", ""]
+
+
+def plot_rounds(runs: dict, path: Path) -> None:
+    """Test accuracy against rounds and against cumulative bytes up, one line per run with a
+    history (dense, float32, Dirichlet, top-P%)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = []
+    for key, d in runs.items():
+        if "history" not in d or key.startswith("scale"):
+            continue
+        label = {"accuracy": "integer FedAvg, IID", "dirichlet": "integer FedAvg, Dirichlet(0.3)"}.get(key, key)
+        lines.append((label, d["history"]))
+        if d.get("float_history"):
+            lines.append((label.replace("integer", "float32"), d["float_history"]))
+    if not lines:
+        return
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, hist in lines:
+        acc = [100 * r["accuracy"] for r in hist]
+        up = np.cumsum([r["bytes_up"] for r in hist]) / 1e6
+        style = "--" if "float32" in label else "-"
+        a.plot([r["round"] for r in hist], acc, style, label=label)
+        b.plot(up, acc, style, label=label)
+    a.set_xlabel("round")
+    b.set_xlabel("cumulative bytes up (MB)")
+    b.set_xscale("symlog", linthresh=0.1)
+    for ax in (a, b):
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -189,3 +189,26 @@ def test_docstring_examples():
     for module in (workloads, adapt_module):
         failed, _ = doctest.testmod(module)
         assert failed == 0
+
+
+def test_each_initial_model_can_adapt_with_its_own_settings(sine):
+    new = sine.unseen(2)
+    model = sine.build_model(5)
+    own = AdaptConfig(passes=1, lr=0.04)
+    table = adaptation_table({"a": model, "b": model}, new, shots=(4,), seeds=(0,), config=AdaptConfig(passes=2),
+                             configs={"b": own})
+    assert table.config_of("a") == AdaptConfig(passes=2) and table.config_of("b") == own
+    assert table.scores["b"][4][0] == pytest.approx(np.mean([adapt_and_score(model, new, i, 4, own, seed=0)
+                                                             for i in range(2)]))
+    assert table.to_dict()["adapt_per_model"]["b"] == {"passes": 1, "lr": 0.04, "update": "full"}
+    with pytest.raises(AdaptError, match="unknown initial models: c"):
+        adaptation_table({"a": model}, new, shots=(4,), seeds=(0,), configs={"c": own})
+
+
+def test_validation_devices_are_neither_fleet_nor_unseen_devices(sine):
+    val, new = sine.validation(3), sine.unseen(3)
+    assert val.domain == 2 and new.domain == 1
+    for i in range(3):
+        assert not np.array_equal(val.device_train(i)[0], new.device_train(i)[0])
+        assert not np.array_equal(val.device_train(i)[0], sine.device_train(i)[0])
+    assert val.device_params != new.device_params[:3]

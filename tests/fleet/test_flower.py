@@ -111,3 +111,29 @@ def test_bad_input_is_one_line_before_ray_starts(capsys, args, message):
     status = main(["fleet", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert status != 0 and len(err) == 1 and err[0].startswith("error:") and message in err[0]
+
+
+def test_a_workload_fleet_writes_its_model_and_equals_the_in_process_rounds(tmp_path, capsys):
+    from tintin.cli.app import main
+    from tintin.fleet.inprocess import train_in_process
+    from tintin.fleet.workloads import get_workload
+    from tintin.io.model_file import load_model
+
+    out = tmp_path / "meta.safetensors"
+    status = main(["fleet", "--workload", "sine", "--clients", "3", "--rounds", "2", "--strategy", "reptile",
+                   "--shots", "4", "--local-steps", "6", "--batch-size", "1", "--lr", "0.02", "--meta-lr", "0.7",
+                   "--meta-anneal", "--nodes", "2", "--seed", "2", "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    d = json.loads(captured.out)
+    assert d["strategy"] == "reptile" and d["shots"] == 4 and d["meta_anneal"] is True and "test_mse" in d
+    assert d["out"] == str(out)
+    fleet = get_workload("sine", devices=3, seed=2)
+    spec, _ = build_spec(FleetConfig(source=fleet, model=fleet.build_model(2), strategy="reptile", rounds=2,
+                                     shots=4, local_steps=6, batch_size=1, lr=0.02, meta_lr=0.7, meta_anneal=True,
+                                     seed=2))
+    ref = train_in_process(spec)
+    model = load_model(out)[0]
+    for p in model.parameters():
+        assert p.value.scale == ref[p.name][1] and np.array_equal(p.value.m, ref[p.name][0])
+    assert _no_stray_processes() == []

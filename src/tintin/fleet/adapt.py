@@ -178,6 +178,11 @@ class AdaptationTable:
     devices: int
     config: AdaptConfig
     scores: dict = field(default_factory=dict)
+    #: per initial model, the settings it adapted with when they differ from ``config``
+    configs: dict = field(default_factory=dict)
+
+    def config_of(self, init: str) -> AdaptConfig:
+        return self.configs.get(init, self.config)
 
     def mean(self, init: str, k: int) -> float:
         return float(np.mean(self.scores[init][k]))
@@ -193,6 +198,7 @@ class AdaptationTable:
     def to_dict(self) -> dict:
         return {"workload": self.workload, "metric": self.metric, "shots": list(self.shots),
                 "seeds": list(self.seeds), "unseen_devices": self.devices, "adapt": asdict(self.config),
+                "adapt_per_model": {init: asdict(self.config_of(init)) for init in self.scores},
                 "scores": {init: {str(k): {"per_seed": [float(v) for v in ks[k]], "mean": self.mean(init, k),
                                            "std": self.std(init, k)} for k in self.shots}
                            for init, ks in self.scores.items()}}
@@ -216,13 +222,16 @@ InitialModel = Sequential | Callable[[int], Sequential]
 
 def adaptation_table(initial_models: Mapping[str, InitialModel], devices, *, shots=DEFAULT_SHOTS,
                      seeds=(0, 1, 2), config: AdaptConfig | None = None,
+                     configs: Mapping[str, AdaptConfig] | None = None,
                      progress: Callable[[str], None] | None = None) -> AdaptationTable:
     """Adapt every initial model on every device of ``devices`` (unseen devices: a device source)
     with K in ``shots`` samples, for every seed; average over the devices per seed.
 
     ``initial_models``: name -> a model (the same for every seed) or a callable ``seed -> model``
     (e.g. the meta model trained with that seed, or ``workload.build_model`` for scratch).
-    ``progress(line)`` is called once per (seed, initial model)."""
+    ``configs``: name -> the settings that initial model adapts with (e.g. a learning rate chosen
+    for it on validation devices; the others use ``config``). ``progress(line)`` is called once
+    per (seed, initial model)."""
     if not initial_models:
         raise AdaptError("no initial models to compare")
     shots = tuple(shots)
@@ -231,8 +240,12 @@ def adaptation_table(initial_models: Mapping[str, InitialModel], devices, *, sho
         raise AdaptError("shots and seeds must not be empty")
     config = config or DEFAULT_CONFIG[devices.task]
     metric = "accuracy" if devices.task == "classification" else "mse"
+    configs = dict(configs or {})
+    unknown = set(configs) - set(initial_models)
+    if unknown:
+        raise AdaptError(f"adaptation settings for unknown initial models: {', '.join(sorted(unknown))}")
     table = AdaptationTable(devices.name, metric, shots, seeds, int(devices.num_devices), config,
-                            {name: {k: [] for k in shots} for name in initial_models})
+                            {name: {k: [] for k in shots} for name in initial_models}, configs)
     for seed in seeds:
         for name, init in initial_models.items():
             model = init(seed) if callable(init) and not isinstance(init, Sequential) else init
@@ -240,7 +253,7 @@ def adaptation_table(initial_models: Mapping[str, InitialModel], devices, *, sho
                 raise AdaptError(f"initial model {name!r} is not a tintin Sequential")
             _check_fit(model, devices)
             for k in shots:
-                per_device = [adapt_and_score(model, devices, i, k, config, seed=seed)
+                per_device = [adapt_and_score(model, devices, i, k, table.config_of(name), seed=seed)
                               for i in range(devices.num_devices)]
                 table.scores[name][k].append(float(np.mean(per_device)))
             if progress is not None:

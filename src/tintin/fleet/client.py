@@ -6,7 +6,8 @@ Handlers (Flower 1.42 Message API):
                      or float32 for the float comparison) and ``config`` (``devices``, ``round``,
                      ``kind`` = ``integer`` | ``float``). Each named device starts from the global
                      model (and its own personal part, kept in the node's ``context.state``),
-                     trains (:func:`tintin.fleet.local.train_device`) and is encoded dense or
+                     trains (:func:`tintin.fleet.local.train_device`, or for the emulated devices
+                     of ``spec.emulated`` the generated C program in QEMU/simavr) and is encoded dense or
                      top-P% sparse (:mod:`tintin.fleet.codec`). The reply holds integers only
                      for integer runs.
 ``@app.evaluate()``  the same model evaluated on each named device's own test samples (with its
@@ -21,7 +22,7 @@ import numpy as np
 
 from .codec import arrays_model, from_record, model_arrays, sparse_update, to_record, top_positions
 from .local import (device_seed, evaluate_device, evaluate_float, float_arrays, get_params, load_float,
-                    set_params, train_device, train_float_device)
+                    set_params, train_device, train_device_on_target, train_float_device)
 from .spec import FleetSpec
 
 _TWINS: dict[int, object] = {}
@@ -65,8 +66,13 @@ def train_integer_devices(spec: FleetSpec, arrays: dict, devices: list[int], ser
     for d in devices:
         model = device_model(spec, received, d, state)
         x, y = spec.source.device_train(d)
-        info = train_device(model, x, y, spec.plan, device_seed(spec.seed, server_round, d), spec.target_exponent)
-        losses.append(info["train_loss"])
+        target = spec.target_of(d)
+        if target is None:
+            info = train_device(model, x, y, spec.plan, device_seed(spec.seed, server_round, d), spec.target_exponent)
+            losses.append(info["train_loss"])
+        else:  # the generated program on an emulated MCU: the same bits, no loss reported
+            train_device_on_target(model, x, y, spec.plan, device_seed(spec.seed, server_round, d), target,
+                                   spec.target_exponent)
         weights.append(len(x))
         local = get_params(model)
         if spec.personal and state is not None:
@@ -101,7 +107,8 @@ def train_integer_devices(spec: FleetSpec, arrays: dict, devices: list[int], ser
         reply[key] = np.concatenate(parts) if key.endswith((".idx", ".val")) else np.stack(parts)
     reply["devices"] = np.asarray(devices, dtype=np.int64)
     reply["weights"] = np.asarray(weights, dtype=np.int64)
-    return reply, {"num-examples": int(sum(weights)), "train_loss": float(np.mean(losses)), "devices": len(devices)}
+    return reply, {"num-examples": int(sum(weights)), "train_loss": float(np.mean(losses)) if losses else 0.0,
+                   "devices": len(devices)}
 
 
 def train_float_devices(spec: FleetSpec, arrays: dict, devices: list[int], server_round: int):

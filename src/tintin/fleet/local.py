@@ -93,14 +93,32 @@ def device_seed(seed: int, server_round: int, device: int) -> int:
 @dataclass(frozen=True)
 class LocalPlan:
     """How a device trains in a round: ``local_steps`` (None: one pass over its samples) batch
-    steps of ``batch_size`` samples, with these optimiser settings."""
+    steps of ``batch_size`` samples, with these optimiser settings. ``shots``: the device trains
+    on only ``shots`` of its samples, a fresh seeded draw every round (:func:`round_samples`), as
+    an unseen device adapts on K samples: Reptile's inner loop on a few-shot task (None: all of
+    its samples)."""
 
     batch_size: int = 8
     local_steps: int | None = None
     optim: OptimConfig = OptimConfig(lr=0.05)
+    shots: int | None = None
 
     def steps_for(self, n: int) -> int:
         return self.local_steps if self.local_steps is not None else max(1, math.ceil(n / self.batch_size))
+
+
+#: the salt of a device's few-shot draw in a round (the sample order uses the bare seed)
+_SHOTS_SALT = 7
+
+
+def round_samples(n: int, plan: LocalPlan, seed: int) -> np.ndarray:
+    """The indices of the samples a device trains on in a round: all ``n`` of them, or, with
+    ``plan.shots = K``, the first ``min(K, n)`` of a permutation seeded by ``(seed, 7)`` (``seed``:
+    the device's round seed, :func:`device_seed`)."""
+    if plan.shots is None:
+        return np.arange(n)
+    perm = np.random.default_rng(np.random.SeedSequence([int(seed), _SHOTS_SALT])).permutation(n)
+    return np.sort(perm[:min(int(plan.shots), n)])
 
 
 def sample_order(n: int, steps: int, batch_size: int, seed: int) -> list[np.ndarray]:
@@ -119,10 +137,31 @@ def train_device(model: Sequential, x: np.ndarray, y: np.ndarray, plan: LocalPla
     sgd = IntegerSGD(model.parameters(), plan.optim, model.config.scale_mode)
     ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(seed))
     losses = []
+    pick = round_samples(len(x), plan, seed)
+    x, y = x[pick], y[pick]
     for batch in sample_order(len(x), plan.steps_for(len(x)), plan.batch_size, seed):
         res = train_step(model, sgd, x[batch], y[batch], ctx, target_exponent or 0)
         losses.append(res.loss.to_float())
     return {"train_loss": float(np.mean(losses)), "steps": len(losses)}
+
+
+def train_device_on_target(model: Sequential, x: np.ndarray, y: np.ndarray, plan: LocalPlan, seed: int,
+                           target: str, target_exponent: int | None = None) -> None:
+    """:func:`train_device` executed by the model's generated C program on an emulated
+    microcontroller (:func:`tintin.fleet.device_client.local_update_on_target`): the same samples,
+    batches, rounding stream and integer update, so the same bits (tested); ``model`` takes the
+    parameters the device reports."""
+    from .device_client import local_update_on_target
+
+    if len(x) == 0:
+        raise FleetError("a device without training samples cannot train")
+    pick = round_samples(len(x), plan, seed)
+    x, y = x[pick], y[pick]
+    steps = plan.steps_for(len(x))
+    order = np.concatenate(sample_order(len(x), steps, plan.batch_size, seed))
+    trained = local_update_on_target(model, x, y, target=target, steps=steps, seed=seed, optim=plan.optim,
+                                     target_exponent=target_exponent, order=order, batch_size=plan.batch_size)
+    set_params(model, get_params(trained))
 
 
 def predict_values(model: Sequential, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -166,6 +205,8 @@ def train_float_device(net, model: Sequential, x: np.ndarray, y: np.ndarray, pla
     torch.manual_seed(seed & 0x7FFFFFFF)
     lr = IntegerSGD([], plan.optim, model.config.scale_mode).effective_lr()
     opt = torch.optim.SGD(net.parameters(), lr=lr)
+    pick = round_samples(len(x), plan, seed)
+    x, y = x[pick], y[pick]
     xs = torch.tensor(np.asarray(x, dtype=np.float32) * 2.0 ** model.input_exponent)
     if task == "classification":
         ys = torch.tensor(np.asarray(y, dtype=np.int64))

@@ -15,6 +15,7 @@ a run needs no network.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import resource
@@ -50,8 +51,11 @@ class FleetConfig:
     a device sends (None: dense); ``error_feedback``: devices keep what they did not send and
     add it to the next update (top-P% only); ``personal``: parameter or layer names kept on the devices;
     ``batch_size``, ``local_steps`` (None: one pass over the device's samples), ``lr``: local
-    training; ``meta_lr``: Reptile's eps; ``compare_float``: also run float FedAvg in the same
-    simulation; ``nodes``: Flower SuperNodes (default ``min(clients, 100)``; several devices per
+    training; ``shots``: every device trains on a fresh seeded draw of that many of its samples
+    each round (Reptile's few-shot inner task); ``meta_lr``: Reptile's eps, decayed linearly over
+    the rounds with ``meta_anneal``; ``compare_float``: also run float FedAvg in the same
+    simulation; ``emulated``: ``{device: target}``, devices whose local update runs as the generated C
+    program on an emulated microcontroller (e.g. ``{0: "cortex-m0"}``: QEMU); ``nodes``: Flower SuperNodes (default ``min(clients, 100)``; several devices per
     node beyond that); ``num_cpus``: Ray's CPUs (one ClientApp per CPU)."""
 
     dataset: object = None
@@ -70,11 +74,14 @@ class FleetConfig:
     local_steps: int | None = None
     lr: float = 0.05
     meta_lr: float = 0.5
+    meta_anneal: bool = False
+    shots: int | None = None
     seed: int = 0
     compare_float: bool = False
     device_eval: bool = True
     nodes: int | None = None
     num_cpus: int = 2
+    emulated: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,7 +89,8 @@ class FleetResult:
     """What a fleet run measured. ``history``: one record per round (round 0 = the initial
     model): ``accuracy`` (or ``mse``), ``train_loss``, ``bytes_up``, ``bytes_down``, ``seconds``;
     ``float_history`` likewise for the float comparison. ``arrays``: the final global model
-    (integer mantissas and ``.scale`` exponents, or float32 for ``fedavg-float``)."""
+    (integer mantissas and ``.scale`` exponents, or float32 for ``fedavg-float``); ``model``: the
+    same integer model as a :class:`tintin.nn.Sequential` (None for ``fedavg-float``)."""
 
     config: dict
     task: str
@@ -92,6 +100,8 @@ class FleetResult:
     seconds: float
     driver_max_rss_mb: float
     source: dict = field(default_factory=dict)
+    #: the final global integer model (None for ``fedavg-float``)
+    model: Sequential | None = None
 
     @property
     def _metric(self) -> str:
@@ -134,8 +144,8 @@ class FleetResult:
         d = {"engine": "flower", "clients": c["clients"], "rounds": c["rounds"], "strategy": c["strategy"],
              "dataset": c["dataset"], "partition": c["partition"], "model": c["model"], "fraction": c["fraction"],
              "top_p": c["top_p"], "error_feedback": c["error_feedback"], "personal": list(c["personal"]),
-             "nodes": c["nodes"], "seed": c["seed"],
-             "task": self.task}
+             "nodes": c["nodes"], "seed": c["seed"], "shots": c.get("shots"), "meta_lr": c.get("meta_lr"),
+             "meta_anneal": c.get("meta_anneal"), "emulated": c.get("emulated", {}), "task": self.task}
         if self.task == "classification":
             d["test_accuracy"] = self.test_accuracy
             if self.float_history is not None:
@@ -195,6 +205,8 @@ def _check(config: FleetConfig) -> None:
         raise FleetError(f"--lr must be positive, got {config.lr}")
     if not 0 < config.meta_lr <= 1:
         raise FleetError(f"--meta-lr must be in (0, 1], got {config.meta_lr}")
+    if config.shots is not None and config.shots < 1:
+        raise FleetError(f"--shots must be at least 1, got {config.shots}")
     if config.nodes is not None and config.nodes < 1:
         raise FleetError(f"--nodes must be at least 1, got {config.nodes}")
     if config.num_cpus < 1:
@@ -228,14 +240,37 @@ def build_spec(config: FleetConfig) -> tuple[FleetSpec, dict]:
         optim = OptimConfig(lr=config.lr)
     except ValueError as exc:
         raise FleetError(str(exc)) from None
-    plan = LocalPlan(batch_size=config.batch_size, local_steps=config.local_steps, optim=optim)
+    plan = LocalPlan(batch_size=config.batch_size, local_steps=config.local_steps, optim=optim, shots=config.shots)
     n = int(source.num_devices)
     nodes = min(n, config.nodes or DEFAULT_MAX_NODES)
+    emulated = _check_emulated(config, n)
     spec = FleetSpec(source=source, template=template, plan=plan, strategy=config.strategy, rounds=config.rounds,
                      fraction=config.fraction, top_p=config.top_p, error_feedback=config.error_feedback,
-                     personal=personal, meta_lr=config.meta_lr,
-                     seed=config.seed, nodes=nodes, device_eval=config.device_eval)
+                     personal=personal, meta_lr=config.meta_lr, meta_anneal=config.meta_anneal,
+                     seed=config.seed, nodes=nodes, device_eval=config.device_eval, emulated=emulated)
     return spec, describe
+
+
+def _check_emulated(config: FleetConfig, devices: int) -> tuple[tuple[int, str], ...]:
+    """``config.emulated`` as sorted ``(device, target)`` pairs, checked (device range, known
+    target with its toolchain installed, an integer strategy)."""
+    if not config.emulated:
+        return ()
+    if config.strategy == "fedavg-float":
+        raise FleetError("emulated devices train integer models, not fedavg-float")
+    from ..targets import toolchain_status
+
+    out = []
+    for device, target in sorted(dict(config.emulated).items()):
+        if isinstance(device, bool) or not isinstance(device, (int, np.integer)) or not 0 <= int(device) < devices:
+            raise FleetError(f"emulated device {device!r} is not one of the {devices} devices")
+        if target == "host":
+            raise FleetError("emulated devices run on an MCU target (cortex-m0, cortex-m3, cortex-m4, ...), not host")
+        ok, reason = toolchain_status(target)  # UnknownTargetError (one line) for a bad name
+        if not ok:
+            raise FleetError(f"emulated device {device}: {reason}")
+        out.append((int(device), str(target)))
+    return tuple(out)
 
 
 def _quiet_logs() -> dict:
@@ -317,13 +352,28 @@ def run_fleet(config: FleetConfig, on_round: Callable[[str, dict], None] | None 
               "dataset": describe["name"] if config.source is not None else str(getattr(config.dataset, "name", config.dataset)),
               "partition": config.partition if config.source is None else None,
               "model": config.model if isinstance(config.model, str) else config.model.name,
-              "fraction": config.fraction, "top_p": config.top_p,
+              "fraction": config.fraction, "top_p": config.top_p, "shots": config.shots,
+              "meta_lr": config.meta_lr if config.strategy == "reptile" else None,
+              "meta_anneal": bool(config.meta_anneal) if config.strategy == "reptile" else None,
               "error_feedback": bool(config.error_feedback and config.top_p is not None), "personal": spec.personal, "nodes": spec.nodes,
+              "emulated": {str(d): t for d, t in spec.emulated},
               "seed": config.seed}
     return FleetResult(config=record, task=spec.task, history=main["history"],
                        float_history=None if floats is None else floats["history"], arrays=main["arrays"],
                        seconds=seconds, driver_max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                       source=describe)
+                       source=describe,
+                       model=None if config.strategy == "fedavg-float" else model_from_arrays(spec.template, main["arrays"]))
+
+
+def model_from_arrays(template: Sequential, arrays: dict[str, np.ndarray]) -> Sequential:
+    """A copy of ``template`` holding the integer parameters of ``arrays`` (``<name>`` mantissas,
+    ``<name>.scale`` exponents, as a fleet run's global model)."""
+    from .codec import arrays_model
+    from .local import set_params
+
+    model = copy.deepcopy(template)
+    set_params(model, arrays_model(arrays, [p.name for p in template.parameters()]))
+    return model
 
 
 def _shutdown_ray() -> None:

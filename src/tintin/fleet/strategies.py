@@ -194,12 +194,19 @@ def _itemsize(t) -> int:
 
 
 class FederatedReptile(IntegerFedAvg):
-    """Federated Reptile (TinyReptile): ``meta += eps * (mean(devices) - meta)``, exactly."""
+    """Federated Reptile (TinyReptile): ``meta += eps * (mean(devices) - meta)``, exactly, with
+    ``eps = spec.meta_lr_at(round)``."""
+
+    server_round = 1
+
+    def aggregate_train(self, server_round, replies):
+        self.server_round = int(server_round)
+        return super().aggregate_train(server_round, replies)
 
     def combine(self, name: str, acc: ExactSum):
         t = self.specs[name]
         meta = (self.received[name], Scale.from_tuple(self.received[name + ".scale"]))
-        return reptile_sum(meta, acc, eps_fraction(self.spec.meta_lr)).result(
+        return reptile_sum(meta, acc, eps_fraction(self.spec.meta_lr_at(self.server_round))).result(
             t.kind, t.bits, self.spec.template.config.scale_mode)
 
 

@@ -249,7 +249,8 @@ class FleetWorkload:
     """A fleet of ``num_devices`` devices of one workload (see the module docstring).
 
     ``device_params[i]``: the physical or style parameters of device ``i`` (a dict);
-    ``domain``: 0 for a fleet from :func:`get_workload`, 1 for :meth:`unseen` devices."""
+    ``domain``: 0 for a fleet from :func:`get_workload`, 1 for :meth:`unseen` devices, 2 for
+    :meth:`validation` devices."""
 
     generator: Any
     num_devices: int
@@ -341,6 +342,14 @@ class FleetWorkload:
         _check_count(k, "unseen devices")
         return FleetWorkload(self.generator, int(k), self.seed, self.samples_per_device, self.test_per_device,
                              domain=self.domain + 1)
+
+    def validation(self, k: int) -> "FleetWorkload":
+        """``k`` further devices to choose settings on (meta step size, local steps, adaptation
+        learning rate): the same distribution as :meth:`unseen`, seeds of a third domain
+        (``domain + 2``), so settings are never chosen on the unseen test devices."""
+        _check_count(k, "validation devices")
+        return FleetWorkload(self.generator, int(k), self.seed, self.samples_per_device, self.test_per_device,
+                             domain=self.domain + 2)
 
     def build_model(self, seed: int = 0) -> Sequential:
         """The workload's model (``model_name``) with seeded random initial weights."""
