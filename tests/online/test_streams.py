@@ -66,6 +66,23 @@ def test_bearing_speed_regenerates_windows_at_the_new_speed(bearing):
     assert s.x.dtype == np.int8 and len(set(s.y.tolist())) == 4
 
 
+def test_bearing_speed_samples_with_the_shaft_and_pretrains_on_such_windows(bearing):
+    s = make_stream("bearing_speed", bearing, length=120, seed=0)
+    assert "shaft-synchronous" in s.description
+    # pretraining windows: shaft-synchronous at the nominal speed, as many as the training split,
+    # standardised with their own statistics (mean 0, std 1 before quantisation)
+    assert s.x_pretrain.shape == bearing.x_train.shape and np.array_equal(s.y_pretrain, bearing.y_train)
+    assert not np.array_equal(s.x_pretrain, bearing.x_train)
+    real = s.x_pretrain.astype(np.float64) * 2.0 ** s.input_exponent
+    assert abs(real.mean()) < 0.05 and 0.9 < real.std() < 1.1
+    # every scenario of a seed shares them (one pretrained model); another seed draws others
+    r = make_stream("recurring", bearing, length=120, seed=0)
+    assert "shaft-synchronous" in r.description and np.array_equal(r.x_pretrain, s.x_pretrain)
+    assert not np.array_equal(make_stream("bearing_speed", bearing, length=120, seed=1).x_pretrain, s.x_pretrain)
+    # the other scenarios keep the data set's own training split
+    assert np.array_equal(make_stream("sensor_gain", bearing, length=120, seed=0).x_pretrain, bearing.x_train)
+
+
 def test_scenarios_refuse_data_they_do_not_fit(digits, bearing):
     with pytest.raises(StreamError, match="bearing"):
         make_stream("bearing_speed", digits)
