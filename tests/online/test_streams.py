@@ -128,3 +128,23 @@ def test_windowed_accuracy_recovery_and_forgetting():
     c2[200:210] = False
     assert forgetting(c2, concept, [100, 200], 20) == pytest.approx(0.5)
     assert forgetting(correct, np.array([0] * 100 + [1] * 150), [100], 20) is None
+
+
+def _impact_period(x: np.ndarray, lags: range) -> int:
+    """The lag (samples) at which the squared windows ``(N, 1, L)`` correlate best with themselves."""
+    e = x[:, 0].astype(np.float64) ** 2
+    e -= e.mean(axis=1, keepdims=True)
+    n = e.shape[1]
+    score = [np.mean(np.sum(e[:, :n - k] * e[:, k:], axis=1) / (n - k)) for k in lags]
+    return lags[int(np.argmax(score))]
+
+
+def test_shaft_synchronous_windows_keep_the_data_sets_fault_periods(bearing):
+    """At the nominal speed the shaft-synchronous clock is the data set's 12 kHz, so outer-race
+    impacts recur every ~112 samples in the stream's pretraining windows as in the data set's
+    (a 512-line encoder stretched them to 143, beyond the reach of cnn1d's last convolution)."""
+    s = make_stream("bearing_speed", bearing, length=120, seed=0)
+    lags = range(60, 180)
+    ours = _impact_period(s.x_pretrain[s.y_pretrain == 2], lags)
+    theirs = _impact_period(bearing.x_train[bearing.y_train == 2], lags)
+    assert abs(ours - theirs) <= 3 and 105 <= theirs <= 118
