@@ -12,6 +12,10 @@ model and stays within 1.0 point of float32 online learning with the same update
 
     .venv/bin/python bench/drift.py --updates full,last:1
     .venv/bin/python bench/drift.py --scenarios bearing_speed,rotation@mnist5k --updates full --no-river
+    .venv/bin/python bench/drift.py --scenarios bearing_speed,recurring --keep-others
+
+``--keep-others`` reruns the named scenarios only and keeps the other runs of the existing results
+file (marked in the table, with the command that produced them).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ def main(argv=None) -> None:
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--name", default="drift")
     ap.add_argument("--no-river", action="store_true", help="skip the river anchor")
+    ap.add_argument("--keep-others", action="store_true",
+                    help="keep the runs of other scenarios / updates from the existing results file")
     args = ap.parse_args(argv)
 
     from _common import RESULTS
@@ -68,7 +74,8 @@ def main(argv=None) -> None:
 
     specs = [dataset_of(s) for s in args.scenarios.split(",")]
     updates = args.updates.split(",")
-    datasets, pretrained, records, rows = {}, {}, [], []
+    kept = _kept_records(RESULTS / f"{args.name}.json", specs, updates) if args.keep_others else []
+    datasets, pretrained, records = {}, {}, []
     for scenario, dataset in specs:
         if dataset not in datasets:
             datasets[dataset] = load(dataset, **({"length": args.window_samples} if dataset == "bearing" else {}))
@@ -107,21 +114,48 @@ def main(argv=None) -> None:
                                                f"{update.replace(':', '')}.png").name
             integer, frozen, flt = (100 * r[k] for k in ("prequential_accuracy", "frozen_accuracy",
                                                          "float_prequential_accuracy"))
-            river = "-" if r["river_prequential_accuracy"] is None else f"{100 * r['river_prequential_accuracy']:.2f}"
             r.update(integer_minus_frozen=integer - frozen, integer_minus_float=integer - flt,
                      claim_holds=bool(integer > frozen and abs(integer - flt) <= 1.0))
             records.append(r)
-            rec = ", ".join("never" if v is None else str(v) for v in r["recovery_samples"])
-            forget = "-" if r["forgetting"] is None else f"{100 * r['forgetting']:+.1f}"
-            rows.append([f"[{scenario}]({r['plot']})", dataset, f"{name} {update}", f"{lr:g}", f"{frozen:.2f}",
-                         f"{integer:.2f}", f"{flt:.2f}", river, f"{integer - frozen:+.2f}", f"{integer - flt:+.2f}",
-                         rec, forget, f"{r['planned_sram_bytes']:,}", "yes" if r["claim_holds"] else "NO"])
-            print(" | ".join(rows[-1]), flush=True)
-            _write(args, len(specs) * len(updates), records, rows)  # after every run
+            print(" | ".join(_row(r)), flush=True)
+            _write(args, len(specs) * len(updates), records, kept)  # after every run
 
 
-def _write(args, planned_runs: int, records, rows) -> None:
+def _kept_records(path: Path, specs, updates) -> list[dict]:
+    """The records of ``path`` (an earlier results file) that this run does not redo, each with the
+    command that produced it (``from_command``)."""
+    import json
+
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    redo = {(s, d, u) for s, d in specs for u in updates}
+    produced = f"{old['command']} (commit {old.get('machine', {}).get('commit')})"
+    return [dict(r, from_command=r.get("from_command", produced)) for r in old["records"]
+            if (r["scenario"], r["dataset"], r["update"]) not in redo]
+
+
+def _row(r: dict) -> list[str]:
+    integer, frozen, flt = (100 * r[k] for k in ("prequential_accuracy", "frozen_accuracy",
+                                                 "float_prequential_accuracy"))
+    river = "-" if r["river_prequential_accuracy"] is None else f"{100 * r['river_prequential_accuracy']:.2f}"
+    rec = ", ".join("never" if v is None else str(v) for v in r["recovery_samples"])
+    forget = "-" if r["forgetting"] is None else f"{100 * r['forgetting']:+.1f}"
+    mark = " (earlier run)" if "from_command" in r else ""
+    return [f"[{r['scenario']}]({r['plot']}){mark}", r["dataset"], f"{r['model']} {r['update']}", f"{r['lr']:g}",
+            f"{frozen:.2f}", f"{integer:.2f}", f"{flt:.2f}", river, f"{integer - frozen:+.2f}",
+            f"{integer - flt:+.2f}", rec, forget, f"{r['planned_sram_bytes']:,}", "yes" if r["claim_holds"] else "NO"]
+
+
+def _write(args, planned_runs: int, new: list[dict], kept: list[dict]) -> None:
     from _common import markdown_table, write_results
+
+    from tintin.online import scenario_names
+
+    order = {s: i for i, s in enumerate(scenario_names())}
+    records = sorted(kept + new, key=lambda r: (order.get(r["scenario"], len(order)), r["dataset"]))
+    rows = [_row(r) for r in records]
+    older = sorted({r["from_command"] for r in kept})
 
     headers = ["scenario (plot)", "data", "model, update", "online lr", "frozen %", "integer online %",
                "float32 online %", "river %", "int - frozen", "int - float", "recovery (samples)",
@@ -142,7 +176,9 @@ def _write(args, planned_runs: int, records, rows) -> None:
           f"holds in {holds} of {len(records)} runs.\n\n"
           + markdown_table(headers, rows)
           + ("\n\nriver (the ecosystem's anchor) was not run (`--no-river`)." if args.no_river else "")
-          + (f"\n\nIncomplete: {len(rows)} of {planned_runs} runs so far." if len(rows) < planned_runs else ""))
+          + (f"\n\nIncomplete: {len(new)} of {planned_runs} runs so far." if len(new) < planned_runs else "")
+          + "".join(f"\n\nRuns marked (earlier run) are kept from an earlier results file (their streams and "
+                    f"models do not depend on what changed since), produced by: `{c}`" for c in older))
     write_results(args.name, {"records": records, "args": vars(args)}, md)
 
 
