@@ -224,3 +224,31 @@ def test_energy_detection_alone_is_not_perfect_at_the_default_spectrum_snr():
     t_flat = np.quantile(e_flat_train, np.linspace(0.01, 0.99, 99))
     best_flat = t_flat[np.argmax([((e_flat_train > t) == flat.y_train).mean() for t in t_flat])]
     assert ((e_flat > best_flat) == flat.y_test).mean() > accuracy + 0.08  # the floor spread matters
+
+
+@pytest.mark.parametrize("rpm", [1797.0, 1200.0])
+def test_bearing_shaft_synchronous_sampling_keeps_fault_orders_and_moves_the_resonance(rpm):
+    """Sampled at 512 samples per revolution, the outer-race line sits at BPFO / 512 cycles per
+    sample at any speed; the resonance (fixed in Hz) sits at f_n / (512 f_r) cycles per sample."""
+    per_rev, n, length = 512, 8, 8192
+    x, meta = bearing.simulate_bearing(np.random.default_rng(5), np.full(n, 2), length, [20.0], nominal_rpm=rpm,
+                                       samples_per_rev=per_rev)
+    envelope = np.abs(x[:, 0, :])
+    envelope -= envelope.mean(axis=1, keepdims=True)
+    spec = np.abs(np.fft.rfft(envelope, axis=1))
+    centre = int(round(bearing.BEARING_6205.bpfo / per_rev * length))       # the same bin at any speed
+    background = np.median(spec[:, 2:length // 16], axis=1)
+    assert np.all(spec[:, centre - 2:centre + 3].max(axis=1) > 8 * background)
+    raw = np.abs(np.fft.rfft(x[:, 0, :], axis=1))
+    raw[:, :length // 32] = 0                                                # shaft harmonics out of the way
+    peak = raw.argmax(axis=1) / length                                       # cycles per sample
+    expected = meta["resonance_hz"] / (per_rev * meta["shaft_rpm"] / 60.0)
+    assert np.allclose(peak, expected, rtol=0.05)
+    assert np.all(expected < 0.5)                                            # below Nyquist at 1200 rpm too
+
+
+def test_bearing_shaft_synchronous_sampling_changes_no_draw():
+    labels = np.array([0, 1, 2, 3] * 3)
+    _, a = bearing.simulate_bearing(np.random.default_rng(6), labels, 512, [0.0])
+    _, b = bearing.simulate_bearing(np.random.default_rng(6), labels, 512, [0.0], samples_per_rev=512)
+    assert all(np.array_equal(a[k], b[k]) for k in a)

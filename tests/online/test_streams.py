@@ -66,6 +66,23 @@ def test_bearing_speed_regenerates_windows_at_the_new_speed(bearing):
     assert s.x.dtype == np.int8 and len(set(s.y.tolist())) == 4
 
 
+def test_bearing_speed_samples_with_the_shaft_and_pretrains_on_such_windows(bearing):
+    s = make_stream("bearing_speed", bearing, length=120, seed=0)
+    assert "shaft-synchronous" in s.description
+    # pretraining windows: shaft-synchronous at the nominal speed, as many as the training split,
+    # standardised with their own statistics (mean 0, std 1 before quantisation)
+    assert s.x_pretrain.shape == bearing.x_train.shape and np.array_equal(s.y_pretrain, bearing.y_train)
+    assert not np.array_equal(s.x_pretrain, bearing.x_train)
+    real = s.x_pretrain.astype(np.float64) * 2.0 ** s.input_exponent
+    assert abs(real.mean()) < 0.05 and 0.9 < real.std() < 1.1
+    # every scenario of a seed shares them (one pretrained model); another seed draws others
+    r = make_stream("recurring", bearing, length=120, seed=0)
+    assert "shaft-synchronous" in r.description and np.array_equal(r.x_pretrain, s.x_pretrain)
+    assert not np.array_equal(make_stream("bearing_speed", bearing, length=120, seed=1).x_pretrain, s.x_pretrain)
+    # the other scenarios keep the data set's own training split
+    assert np.array_equal(make_stream("sensor_gain", bearing, length=120, seed=0).x_pretrain, bearing.x_train)
+
+
 def test_scenarios_refuse_data_they_do_not_fit(digits, bearing):
     with pytest.raises(StreamError, match="bearing"):
         make_stream("bearing_speed", digits)
@@ -111,3 +128,23 @@ def test_windowed_accuracy_recovery_and_forgetting():
     c2[200:210] = False
     assert forgetting(c2, concept, [100, 200], 20) == pytest.approx(0.5)
     assert forgetting(correct, np.array([0] * 100 + [1] * 150), [100], 20) is None
+
+
+def _impact_period(x: np.ndarray, lags: range) -> int:
+    """The lag (samples) at which the squared windows ``(N, 1, L)`` correlate best with themselves."""
+    e = x[:, 0].astype(np.float64) ** 2
+    e -= e.mean(axis=1, keepdims=True)
+    n = e.shape[1]
+    score = [np.mean(np.sum(e[:, :n - k] * e[:, k:], axis=1) / (n - k)) for k in lags]
+    return lags[int(np.argmax(score))]
+
+
+def test_shaft_synchronous_windows_keep_the_data_sets_fault_periods(bearing):
+    """At the nominal speed the shaft-synchronous clock is the data set's 12 kHz, so outer-race
+    impacts recur every ~112 samples in the stream's pretraining windows as in the data set's
+    (a 512-line encoder stretched them to 143, beyond the reach of cnn1d's last convolution)."""
+    s = make_stream("bearing_speed", bearing, length=120, seed=0)
+    lags = range(60, 180)
+    ours = _impact_period(s.x_pretrain[s.y_pretrain == 2], lags)
+    theirs = _impact_period(bearing.x_train[bearing.y_train == 2], lags)
+    assert abs(ours - theirs) <= 3 and 105 <= theirs <= 118

@@ -71,6 +71,23 @@ def test_bad_arguments_and_targets_that_cannot_run_it(digits, tmp_path):
         run_power_cuts(model, small, target="atmega328p", work_dir=tmp_path)
 
 
+def test_only_boards_that_may_run_the_sweep_count_for_its_ram():
+    """The registry says which boards run float reference programs only (the ATmega1284P board of
+    the atmega328p target): their memory never counts for the sweep, whatever the family."""
+    from dataclasses import replace
+
+    from tintin.targets import get_target
+    from tintin.targets.power_cuts import _sweep_ram
+
+    avr = get_target("atmega328p")
+    assert [m.reference_only for m in avr.machines] == [False, True]
+    assert _sweep_ram(avr) == 2 * 1024
+    m0 = get_target("cortex-m0")
+    assert not any(m.reference_only for m in m0.machines) and _sweep_ram(m0) == 4 * 1024 * 1024
+    only_microbit = replace(m0, machines=(m0.machines[0], replace(m0.machines[1], reference_only=True)))
+    assert _sweep_ram(only_microbit) == 16 * 1024
+
+
 @pytest.mark.emulator
 def test_resume_on_cortex_m0_equals_the_uninterrupted_run(digits, tmp_path):
     """On the emulated Cortex-M0 (the 16 KB micro:bit): train 3 steps, save, boot afresh (tt_init),

@@ -107,18 +107,18 @@ _CHUNK = 256
 
 
 def _ring(times: np.ndarray, amplitude: np.ndarray, f_n: np.ndarray, zeta: np.ndarray,
-          length: int) -> np.ndarray:
+          length: int, fs: np.ndarray) -> np.ndarray:
     """Sum of decaying resonances ``A_k h(t - t_k)`` sampled at ``n / fs``, ``n = 0..length-1``.
 
-    ``times`` and ``amplitude`` are ``(F, M)`` (seconds, unitless), ``f_n`` and ``zeta`` ``(F,)``.
-    Each impact rings for :data:`RING_SAMPLES` samples from the first sample at or after ``t_k``;
-    the fractional start is kept exactly (``tau`` is measured from ``t_k``). Returns ``(F, length)``.
+    ``times`` and ``amplitude`` are ``(F, M)`` (seconds, unitless), ``f_n``, ``zeta`` and the sample
+    rates ``fs`` ``(F,)``. Each impact rings for :data:`RING_SAMPLES` samples from the first sample at
+    or after ``t_k``; the fractional start is kept exactly (``tau`` is measured from ``t_k``).
+    Returns ``(F, length)``.
     """
-    fs = SAMPLE_RATE_HZ
     f = times.shape[0]
-    first = np.ceil(times * fs).astype(np.int64)
+    first = np.ceil(times * fs[:, None]).astype(np.int64)
     pos = first[:, :, None] + np.arange(RING_SAMPLES)                       # (F, M, R)
-    tau = pos / fs - times[:, :, None]
+    tau = pos / fs[:, None, None] - times[:, :, None]
     fn = f_n[:, None, None]
     values = amplitude[:, :, None] * np.exp(-2.0 * np.pi * zeta[:, None, None] * fn * tau) \
         * np.sin(2.0 * np.pi * fn * tau)
@@ -135,7 +135,8 @@ def simulate_bearing(rng: np.random.Generator, labels: np.ndarray, length: int,
                      snr_choices: list[float],
                      geometry: BearingGeometry = BEARING_6205,
                      nominal_rpm: float = NOMINAL_RPM,
-                     resonance_hz: tuple[float, float] = (2000.0, 4000.0)) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                     resonance_hz: tuple[float, float] = (2000.0, 4000.0),
+                     samples_per_rev: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Generate one window per label (0 normal, 1 inner, 2 outer, 3 ball) as float64 ``(N, 1, length)``.
 
     ``nominal_rpm`` is the shaft speed the per-window speeds scatter around (1 % spread); the
@@ -144,15 +145,21 @@ def simulate_bearing(rng: np.random.Generator, labels: np.ndarray, length: int,
     set's 2-4 kHz; a narrower band models one machine's structural resonance). Its bounds change no
     other draw.
 
+    ``samples_per_rev``: ``None`` (default) samples every window at the fixed clock
+    :data:`SAMPLE_RATE_HZ`. A number samples synchronously with the shaft instead, as an ADC clocked
+    by a shaft encoder with that many pulses per revolution does (order tracking): window ``i`` is
+    sampled at ``samples_per_rev * f_r[i]`` Hz, so shaft harmonics and fault impacts fall at the
+    same samples per period at any speed, while the structural resonance, fixed in Hz, moves in
+    orders. It changes no draw.
+
     Returns the windows and per-window metadata arrays ``snr_db``, ``shaft_rpm``, ``resonance_hz``.
     The model is described in the module docstring; draws come from ``rng`` in a fixed order.
     """
     n = len(labels)
-    fs = SAMPLE_RATE_HZ
-    t = np.arange(length) / fs
-
     rpm = float(nominal_rpm) * (1.0 + 0.01 * np.clip(rng.standard_normal(n), -3.0, 3.0))
     f_r = rpm / 60.0
+    fs = np.full(n, SAMPLE_RATE_HZ) if samples_per_rev is None else float(samples_per_rev) * f_r
+    t = np.arange(length)[None, :] / fs[:, None]                             # (N, length) seconds
     gain = 10.0 ** (rng.uniform(-3.0, 3.0, n) / 20.0)
     snr_db = rng.choice(np.asarray(snr_choices, dtype=np.float64), n)
     amp = np.stack([rng.uniform(0.1, 0.5, n), rng.uniform(0.05, 0.25, n), rng.uniform(0.0, 0.1, n)], 1)
@@ -173,9 +180,9 @@ def simulate_bearing(rng: np.random.Generator, labels: np.ndarray, length: int,
     if faulty.size:
         fr = f_r[faulty]
         period = 1.0 / (orders[labels[faulty]] * fr)                         # seconds
-        ring_s = RING_SAMPLES / fs
-        window_s = length / fs
-        m = int(math.ceil((window_s + ring_s) / (period.min() * 0.97))) + 2    # impacts per window
+        ring_s = RING_SAMPLES / fs[faulty]
+        window_s = length / fs[faulty]
+        m = int(math.ceil(np.max((window_s + ring_s) / (period * 0.97)))) + 2  # impacts per window
         start = -ring_s - rng.uniform(0.0, 1.0, faulty.size) * period
         jitter = 1.0 + 0.01 * np.clip(rng.standard_normal((faulty.size, m)), -3.0, 3.0)
         intervals = period[:, None] * jitter
@@ -192,7 +199,7 @@ def simulate_bearing(rng: np.random.Generator, labels: np.ndarray, length: int,
         for lo in range(0, faulty.size, _CHUNK):                              # bounded memory
             hi = min(lo + _CHUNK, faulty.size)
             component[lo:hi] = _ring(times[lo:hi], amplitude[lo:hi], f_n[faulty][lo:hi],
-                                     zeta[faulty][lo:hi], length)
+                                     zeta[faulty][lo:hi], length, fs[faulty][lo:hi])
         rms = np.maximum(np.sqrt(np.mean(component**2, axis=1, keepdims=True)), 1e-12)
         impacts[faulty] = component / rms
 

@@ -5,7 +5,8 @@ Every stream has ``length`` samples (default 2400). Samples come from the data s
 split, drawn without replacement in seeded random order (a fresh permutation when the split is used
 up), except on ``bearing``, whose stream windows are generated afresh by the bearing generator
 (``tintin.data.bearing.simulate_bearing``, SYNTHETIC) and standardised with the data set's training
-statistics. A model is pretrained on the *training* split (concept 0, initial classes only):
+statistics (``bearing_speed`` and ``recurring`` sample them synchronously with the shaft and bring
+their own pretraining windows, see below). A model is pretrained on the *training* split (concept 0, initial classes only):
 :attr:`Stream.x_pretrain`. Transforms act on real values (``x * 2**e``) and are quantised back with
 the data set's exponent (round half away from zero, saturate at +-127).
 
@@ -18,15 +19,25 @@ scenario                  what happens (``L`` = length)
                           picked up a bias.
 ``sensor_gain_gradual``   the same change as a linear ramp from ``L/3`` to ``2L/3`` (gain and
                           offset move together), then constant.
-``bearing_speed``         ``bearing`` only: at ``L/2`` the shaft slows from 1797 to 1200 rpm (all
-                          fault frequencies scale with it: BPFI 162 -> 108 Hz, BPFO 107 -> 72 Hz).
+``bearing_speed``         ``bearing`` only: at ``L/2`` the shaft slows from 1797 to 1200 rpm. The
+                          monitor samples synchronously with the shaft (order tracking: a 400-line
+                          encoder clocks the ADC, a window is 2.56 revolutions), as vibration
+                          monitoring of variable-speed machines does. At 1797 rpm that is the
+                          data set's 12 kHz clock (11.98 kHz), so fault periods span as many
+                          samples as in the ``bearing`` data set (BPFI 74, 2 x BSF 85, BPFO 112).
+                          Fault impacts and shaft harmonics keep their place in orders (BPFI 5.4,
+                          BPFO 3.6, 2 x BSF 4.7 per revolution); the structural resonance, 2-4 kHz
+                          at any speed, moves from 3.0-6.0 to 2.0-4.0 samples per cycle and decays
+                          in fewer samples. The model is pretrained on shaft-synchronous windows
+                          at 1797 rpm.
 ``new_class``             class-incremental: the last class is absent before ``L/2`` and from the
                           pretraining data; from ``L/2`` it appears with the others. The model
                           keeps an output row for it from the start (the static plan reserves it).
 ``rotation``              images only: at ``L/2`` every image turns by 30 degrees (bilinear).
 ``thickness``             images only: at ``L/2`` strokes thicken (3x3 cross max filter).
 ``recurring``             concepts A -> B -> A at ``L/3`` and ``2L/3``: B is ``bearing_speed`` on
-                          ``bearing``, ``rotation`` on images, ``sensor_gain`` otherwise.
+                          ``bearing`` (shaft-synchronous throughout), ``rotation`` on images,
+                          ``sensor_gain`` otherwise.
                           Measures forgetting of A.
 ========================  =====================================================================
 
@@ -45,6 +56,14 @@ from .stream import Stream, StreamError, label_mask
 GAIN, OFFSET = 0.25, 0.25
 ROTATION_DEGREES = 30.0
 DRIFT_RPM = 1200.0
+#: samples per shaft revolution of shaft-synchronous bearing streams (a 400-line shaft encoder
+#: clocking the ADC): 11.98 kHz at the nominal 1797 rpm, the ``bearing`` data set's 12 kHz clock, so a
+#: fault period spans as many samples as the data set's windows at every speed (inner race 74,
+#: ball 85, outer race 112) and a 1024-sample window spans 2.56 revolutions. A finer encoder
+#: stretches the periods: at 512 lines they are 95 to 143 samples, longer than the 85-sample
+#: receptive field of cnn1d's last convolution, which then cannot see two impacts at once, and
+#: cnn1d's accuracy on concept A falls from about 97 % to about 74 %.
+SHAFT_PULSES_PER_REV = 400
 DEFAULT_LENGTH = 2400
 IMAGE_SETS = ("digits", "mnist5k", "fashion")
 
@@ -104,31 +123,54 @@ def _test_draws(ds: Dataset, n: int, rng: np.random.Generator, classes=None) -> 
     return np.concatenate(out)[:n]
 
 
-def _bearing_windows(ds: Dataset, labels: np.ndarray, rng: np.random.Generator, rpm: float) -> np.ndarray:
-    """Fresh SYNTHETIC bearing windows for ``labels`` at shaft speed ``rpm``, standardised with the
-    data set's training statistics (real values, standard deviations)."""
-    from ..data.bearing import simulate_bearing
-
-    length = ds.sample_shape[-1]
-    snr = [float(v) for v in np.unique(ds.extras["train_snr_db"])]
-    x, _ = simulate_bearing(rng, labels, length, snr, nominal_rpm=rpm)
-    mean, std = ds.extras["channel_mean"], ds.extras["channel_std"]
-    return (x - mean[None, :, None]) / std[None, :, None]
-
-
 class _Source:
-    """Real-valued stream samples of concept 0 for a data set: ``draw(labels_or_n)``."""
+    """Real-valued stream samples of concept 0 for a data set: ``draw(n, classes, rpm)``.
 
-    def __init__(self, ds: Dataset, rng: np.random.Generator):
-        self.ds, self.rng = ds, rng
+    ``pretrain``: ``None`` (pretrain on the data set's training split) or real-valued ``(x, y)``
+    that replace it (set by :meth:`shaft_synchronous`)."""
+
+    def __init__(self, ds: Dataset, rng: np.random.Generator, seed: int = 0):
+        self.ds, self.rng, self.seed = ds, rng, int(seed)
+        self.samples_per_rev: float | None = None
+        self.pretrain: tuple[np.ndarray, np.ndarray] | None = None
+        if ds.name == "bearing":
+            self.mean, self.std = ds.extras["channel_mean"], ds.extras["channel_std"]
+            self.snr = [float(v) for v in np.unique(ds.extras["train_snr_db"])]
+
+    def _bearing(self, labels: np.ndarray, rpm: float, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Fresh SYNTHETIC bearing windows for ``labels`` at shaft speed ``rpm`` (raw sensor units)."""
+        from ..data.bearing import simulate_bearing
+
+        x, _ = simulate_bearing(self.rng if rng is None else rng, labels, self.ds.sample_shape[-1], self.snr, nominal_rpm=rpm,
+                                samples_per_rev=self.samples_per_rev)
+        return x
+
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean[None, :, None]) / self.std[None, :, None]
+
+    def shaft_synchronous(self, samples_per_rev: float) -> None:
+        """From now on, sample bearing windows synchronously with the shaft (``samples_per_rev``
+        samples per revolution). The model's pretraining data is regenerated the same way at the
+        nominal speed (the training split's labels and size; seeded by the stream's seed alone, so
+        every scenario of a seed shares it), and its statistics standardise every window."""
+        from ..data.bearing import NOMINAL_RPM
+        from ..data.quantize import channel_statistics
+
+        if self.ds.name != "bearing":
+            raise StreamError(f"shaft-synchronous sampling needs the bearing data set, not {self.ds.name}")
+        self.samples_per_rev = float(samples_per_rev)
+        raw = self._bearing(self.ds.y_train, NOMINAL_RPM, np.random.default_rng(np.random.SeedSequence([self.seed, 13])))
+        self.mean, self.std = channel_statistics(raw)
+        self.pretrain = (self._standardise(raw), self.ds.y_train.copy())
 
     def draw(self, n: int, classes=None, rpm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         ds = self.ds
         if ds.name == "bearing":
+            from ..data.bearing import NOMINAL_RPM
+
             cls = np.arange(ds.num_classes) if classes is None else np.asarray(classes)
             labels = cls[self.rng.integers(0, len(cls), n)].astype(np.int64)
-            from ..data.bearing import NOMINAL_RPM
-            return _bearing_windows(ds, labels, self.rng, NOMINAL_RPM if rpm is None else rpm), labels
+            return self._standardise(self._bearing(labels, NOMINAL_RPM if rpm is None else rpm)), labels
         if rpm is not None:
             raise StreamError(f"shaft-speed drift needs the bearing data set, not {ds.name}")
         idx = _test_draws(ds, n, self.rng, classes)
@@ -157,12 +199,16 @@ def _sensor_gain(src: _Source, length: int, gradual: bool):
 
 
 def _bearing_speed(src: _Source, length: int):
+    if src.ds.name != "bearing":
+        raise StreamError(f"shaft-speed drift needs the bearing data set, not {src.ds.name}")
+    src.shaft_synchronous(SHAFT_PULSES_PER_REV)
     d = length // 2
     v0, y0 = src.draw(d)
     v1, y1 = src.draw(length - d, rpm=DRIFT_RPM)
     concept = np.repeat([0, 1], [d, length - d])
     return np.concatenate([v0, v1]), np.concatenate([y0, y1]), concept, (d,), \
-        f"at sample {d} the shaft slows from 1797 to {DRIFT_RPM:g} rpm"
+        f"at sample {d} the shaft slows from 1797 to {DRIFT_RPM:g} rpm (shaft-synchronous sampling, " \
+        f"{SHAFT_PULSES_PER_REV} samples per revolution)"
 
 
 def _new_class(src: _Source, length: int):
@@ -191,6 +237,8 @@ def _recurring(src: _Source, length: int):
     ds = src.ds
     a, b = length // 3, 2 * length // 3
     sizes = (a, b - a, length - b)
+    if ds.name == "bearing":
+        src.shaft_synchronous(SHAFT_PULSES_PER_REV)
     parts, labels = [], []
     for i, n in enumerate(sizes):
         if i == 1 and ds.name == "bearing":
@@ -201,7 +249,7 @@ def _recurring(src: _Source, length: int):
                 v = rotate_images(v, ROTATION_DEGREES) if _is_image(ds) else gain_offset(v, GAIN, OFFSET)
         parts.append(v)
         labels.append(y)
-    b_name = "shaft speed 1200 rpm" if ds.name == "bearing" else \
+    b_name = f"shaft speed {DRIFT_RPM:g} rpm, shaft-synchronous sampling" if ds.name == "bearing" else \
         f"rotation {ROTATION_DEGREES:g} deg" if _is_image(ds) else f"gain {GAIN} offset {OFFSET}"
     concept = np.repeat([0, 1, 0], sizes)
     return np.concatenate(parts), np.concatenate(labels), concept, (a, b), \
@@ -236,14 +284,19 @@ def make_stream(scenario: str, dataset: str | Dataset = "bearing", length: int =
         raise StreamError(f"stream length must be at least 30 samples, got {length}")
     ds = dataset if isinstance(dataset, Dataset) else load(dataset, **dataset_options)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 11, len(scenario)] + [ord(c) for c in scenario]))
-    v, y, concept, drifts, what = SCENARIOS[scenario](_Source(ds, rng), int(length))
+    src = _Source(ds, rng, seed)
+    v, y, concept, drifts, what = SCENARIOS[scenario](src, int(length))
     x = _requantise(ds, v)
     initial = tuple(int(c) for c in np.unique(y[:drifts[0]]))
-    keep = np.isin(ds.y_train, initial)
+    if src.pretrain is None:
+        x_train, y_train = ds.x_train, ds.y_train
+    else:
+        x_train, y_train = _requantise(ds, src.pretrain[0]), src.pretrain[1]
+    keep = np.isin(y_train, initial)
     synthetic = ds.synthetic or ds.name == "bearing"
     desc = f"{'SYNTHETIC ' if synthetic else ''}{ds.name}, {scenario}: {what} (seed {seed}, {length} samples)"
     return Stream(name=scenario, description=desc, x=x, y=y.astype(np.int64), labelled=label_mask(len(y), label_rate, seed),
                   concept=concept.astype(np.int64), drift_points=tuple(int(d) for d in drifts),
                   num_classes=ds.num_classes, input_exponent=ds.input_exponent,
-                  x_pretrain=np.ascontiguousarray(ds.x_train[keep]), y_pretrain=ds.y_train[keep].copy(),
+                  x_pretrain=np.ascontiguousarray(x_train[keep]), y_pretrain=y_train[keep].copy(),
                   initial_classes=initial, synthetic=synthetic, info={"dataset": ds.name, "seed": seed})

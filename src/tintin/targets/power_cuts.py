@@ -131,14 +131,16 @@ def sweep_ram_bytes(arena_bytes: int, region_bytes: int, payload_bytes: int) -> 
     return arena_bytes + 3 * region_bytes + 3 * payload_bytes
 
 
+def _sweep_machines(tgt) -> list:
+    """The boards that may run the sweep program: every machine of the target except those that run
+    float reference programs only (``Machine.reference_only``)."""
+    return [m for m in tgt.machines if not m.reference_only]
+
+
 def _sweep_ram(tgt) -> int | None:
-    """RAM the sweep program may use: the largest emulated board's (the program is a test, not
-    firmware: it may need more RAM than the part, e.g. the mps2-an385 board for Cortex-M0). An AVR
-    program is linked for the part itself (its stack at the part's RAMEND), so there only the part's
-    RAM counts, whatever bigger boards run float reference programs."""
-    if tgt.family == "avr":
-        return tgt.ram_bytes
-    rams = [m.ram_bytes for m in tgt.machines if m.ram_bytes]
+    """RAM the sweep program may use: the largest board's that may run it (the program is a test,
+    not firmware: it may need more RAM than the part, e.g. the mps2-an385 board for Cortex-M0)."""
+    rams = [m.ram_bytes for m in _sweep_machines(tgt) if m.ram_bytes]
     return max(rams) if rams else tgt.ram_bytes
 
 
@@ -219,7 +221,8 @@ def _sweep(model, dataset, tgt, work: Path, saves, every, tail, stride, flips, p
     limits = {}
     if tgt.family != "host" and _sweep_ram(tgt):
         limits = {"ram_bytes": _sweep_ram(tgt),
-                  "flash_bytes": max([m.flash_bytes for m in tgt.machines if m.flash_bytes] or [tgt.flash_bytes])}
+                  "flash_bytes": max([m.flash_bytes for m in _sweep_machines(tgt) if m.flash_bytes]
+                                     or [tgt.flash_bytes])}
     built = build(tgt.name, sources, work / "build", include_dirs=[*project.include_dirs, ddir], defines=defines,
                   opt=opt, name="power_cuts", extra_cflags=cflags, **limits)
     res = run(tgt.name, built, timeout_s=timeout_s)

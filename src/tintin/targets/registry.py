@@ -30,12 +30,16 @@ class Machine:
         cpu: QEMU ``-cpu`` model, or the simavr MCU name; None for the host.
         flash_bytes: code memory at 0x00000000 (Cortex-M), in bytes; None = unlimited.
         ram_bytes: RAM at 0x20000000 (Cortex-M), in bytes; None = unlimited.
+        reference_only: the board runs float reference programs only (built for its own memory
+            map, :mod:`tintin.targets.float_reference`); programs linked for the target's part
+            (training, the power-cut sweep) never run on it.
     """
 
     name: str
     cpu: str | None
     flash_bytes: int | None = None
     ram_bytes: int | None = None
+    reference_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,8 @@ TARGETS: dict[str, Target] = {
                 # the same AVRe+ core and instruction timings with 16 KB SRAM: runs float reference
                 # programs that do not fit 2 KB (built with the stack at its RAMEND, see
                 # tintin.targets.float_reference), as mps2-an385 does for the Cortex-M0
-                Machine("simavr-atmega1284p", "atmega1284p", flash_bytes=128 * KIB, ram_bytes=16 * KIB),
+                Machine("simavr-atmega1284p", "atmega1284p", flash_bytes=128 * KIB, ram_bytes=16 * KIB,
+                        reference_only=True),
             ),
             count_unit="cycles",
             flash_bytes=32 * KIB,

@@ -17,13 +17,14 @@
  *   X <save> <cut points> <new> <previous> <none> <corrupt> <lost> <resumes> <resumes exact>
  *   F <save> <flips> <new> <previous> <none> <corrupt> <lost>
  *   T 0 <hex>                       the final training state as a save writes it, 32 bytes a line
- *   P / H / C records of the final parameters (as tt_driver.c), then END
+ *   P / H / C records of the final parameters (tt_report.h, as tt_driver.c), then END
  * tt_bench_mark() brackets the clean save and the clean restore of every save (counts 4i, 4i+2).
  */
 #include "tt_platform.h"
 #include "tt_model.h"
 #include "tt_rom.h"
 #include "tt_driver_data.h"
+#include "tt_report.h"
 #include "tt_flashsim.h"
 
 #ifndef TT_SWEEP_SAVES
@@ -58,21 +59,6 @@ static uint8_t state_tmp[TT_CHECKPOINT_PAYLOAD_BYTES];
 static tt_flashsim_t sim;
 static tt_flash_ops_t ops;
 
-static uint8_t rom8(const void *table, uint32_t i)
-{
-    return tt_rom_u8((const uint8_t *)table + i);
-}
-
-static uint32_t rom32(const uint32_t *table, uint32_t i)
-{
-    uint32_t v = 0;
-    uint8_t k;
-    for (k = 0; k < 4u; ++k) {
-        v |= (uint32_t)rom8(table, 4u * i + k) << (8u * k);
-    }
-    return v;
-}
-
 static void copy_bytes(uint8_t *dst, const uint8_t *src, uint32_t n)
 {
     uint32_t i;
@@ -98,11 +84,6 @@ static void put_sp(uint32_t v)
     tt_put_u32(v);
 }
 
-static void put_scale(const tt_scale_t *s)
-{
-    tt_put_i32(s->S); tt_putc(','); tt_put_i32(s->U); tt_putc(','); tt_put_i32(s->D);
-}
-
 /* Train until tt_step_count() == end, in the embedded order; print S records when `report`. */
 static void train_to(uint32_t end, uint8_t report)
 {
@@ -113,20 +94,18 @@ static void train_to(uint32_t end, uint8_t report)
         tt_label_t *y = tt_label_buffer();
         tt_status_t st;
         for (e = 0; e < TT_RUN_EPOCH_MARKS; ++e) {
-            if (rom32(tt_epoch_step, e) == step) {
-                tt_set_epoch(rom32(tt_epoch_value, e));
+            if (tt_rom32_at(tt_epoch_step, e) == step) {
+                tt_set_epoch(tt_rom32_at(tt_epoch_value, e));
             }
         }
         for (b = 0; b < TT_BATCH_SIZE; ++b) {
-            const uint8_t *o = (const uint8_t *)(const void *)tt_data_order;
-            uint32_t at = 2u * (step * TT_BATCH_SIZE + (uint32_t)b);
-            uint32_t idx = (uint32_t)tt_rom_u8(o + at) | ((uint32_t)tt_rom_u8(o + at + 1u) << 8);
+            uint32_t idx = tt_rom16_at(tt_data_order, step * TT_BATCH_SIZE + (uint32_t)b);
             uint8_t *yb = (uint8_t *)(void *)(y + b * TT_LABEL_SIZE);
             for (i = 0; i < TT_INPUT_SIZE; ++i) {
-                x[b * TT_INPUT_SIZE + i] = (int8_t)rom8(tt_data_x, idx * TT_INPUT_SIZE + i);
+                x[b * TT_INPUT_SIZE + i] = (int8_t)tt_rom8_at(tt_data_x, idx * TT_INPUT_SIZE + i);
             }
             for (i = 0; i < (uint32_t)(TT_LABEL_SIZE * sizeof(tt_label_t)); ++i) {
-                yb[i] = rom8(tt_data_y, idx * (uint32_t)(TT_LABEL_SIZE * sizeof(tt_label_t)) + i);
+                yb[i] = tt_rom8_at(tt_data_y, idx * (uint32_t)(TT_LABEL_SIZE * sizeof(tt_label_t)) + i);
             }
         }
         st = tt_train_step(x, y);
@@ -137,7 +116,7 @@ static void train_to(uint32_t end, uint8_t report)
             tt_putc('S'); put_sp(step); put_sp((uint32_t)st); tt_putc(' ');
             tt_put_hex32((uint32_t)((uint64_t)loss >> 32)); tt_putc(' '); tt_put_hex32((uint32_t)(uint64_t)loss);
             tt_putc(' ');
-            put_scale(&ls);
+            tt_put_scale(&ls);
 #if TT_LOSS_CROSS_ENTROPY
             {
                 const uint16_t *pred = tt_last_predictions();
@@ -184,49 +163,6 @@ static uint8_t back_to_saved(void)
     copy_bytes(flash_mem, image_after, TT_SWEEP_REGION);
     reboot();
     return restore_outcome() == 0 ? 1u : 0u;
-}
-
-/* "<tag> <entry> <hex>" lines of 32 bytes */
-static void put_hex_lines(char tag, uint32_t entry, const uint8_t *data, uint32_t nbytes)
-{
-    static const char hex[] = "0123456789abcdef";
-    uint32_t i;
-    for (i = 0; i < nbytes; ++i) {
-        if (i % 32u == 0u) {
-            if (i != 0u) {
-                tt_putc('\n');
-            }
-            tt_putc(tag); put_sp(entry); tt_putc(' ');
-        }
-        tt_putc(hex[data[i] >> 4]);
-        tt_putc(hex[data[i] & 15u]);
-    }
-    if (nbytes != 0u) {
-        tt_putc('\n');
-    }
-}
-
-static void print_params(void)
-{
-    static const uint8_t dtype_bytes[5] = {0, 1, 2, 4, 8};
-    tt_param_info_t info;
-    uint32_t j;
-    for (j = 0; j < TT_PARAM_COUNT; ++j) {
-        tt_scale_t zero = {0, 0, 0};
-        const uint8_t *data;
-        uint32_t nbytes;
-        (void)tt_param_get(j, &info);
-        data = (const uint8_t *)info.data;
-        nbytes = (uint32_t)info.count * dtype_bytes[info.dtype];
-        tt_putc('P'); put_sp(j); put_sp(info.role); put_sp(info.dtype); put_sp((uint32_t)info.count);
-        tt_putc(' ');
-        put_scale(info.scale != NULL ? info.scale : &zero);
-        tt_putc(' ');
-        tt_put_hex32(tt_fnv1a_u32(0x811C9DC5UL, data, nbytes));
-        tt_putc('\n');
-        put_hex_lines('H', j, data, nbytes);
-    }
-    tt_putc('C'); tt_putc(' '); tt_put_hex32(tt_params_checksum()); tt_putc('\n');
 }
 
 int main(void)
@@ -341,8 +277,8 @@ int main(void)
     }
     train_to(TT_RUN_STEPS, 1);
     tt_checkpoint_state(state_tmp);
-    put_hex_lines('T', 0, state_tmp, TT_CHECKPOINT_PAYLOAD_BYTES);
-    print_params();
+    tt_put_hex_lines('T', 0, state_tmp, TT_CHECKPOINT_PAYLOAD_BYTES);
+    tt_put_params(1);
     tt_puts("END\n");
     return 0;
 }
