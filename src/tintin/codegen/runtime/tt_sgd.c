@@ -2,6 +2,15 @@
 #include "tt_optim.h"
 #include "tt_internal.h"
 
+/* |delta| <= (max|g| * M >> n) + 1 from this bound on may leave |w - delta| >= 2**31 (|w| <= 32767) */
+#define TT_WIDE_DELTA (((uint64_t)1 << 31) - ((uint64_t)1 << 15) - 1u)
+
+/* 1 when an aligned delta round(g * M / 2**n), |g| <= gmax, may reach TT_WIDE_DELTA */
+static uint8_t wide_delta(uint32_t gmax, tt_multiplier_t mult)
+{
+    return mult.n < 0 || (mult.n <= 62 && (((uint64_t)gmax * (uint64_t)(uint32_t)mult.m) >> mult.n) >= TT_WIDE_DELTA);
+}
+
 /* Everything the per-element update step needs, computed once per parameter. */
 typedef struct {
     tt_delta_rule_t d;      /* the element step (shared with the tiled updates) */
@@ -10,6 +19,8 @@ typedef struct {
                              * 2 when also |g| * M <= 2**30 and 1 <= n <= 31 (fast_update, 32-bit) */
     uint8_t fast64;         /* aligned rule, not fast32 == 2: 1 <= n <= 62 and |delta| < 2**30
                              * (fast_update with 64-bit products: one pass too; SMULL on M3/M4) */
+    uint8_t wide;           /* aligned rule without momentum whose |delta| may reach 2**31 - 2**15:
+                             * w - delta may not fit int32 (see update_weight) */
 } delta_rule_t;
 
 static tt_status_t check_config(const tt_sgd_config_t *cfg)
@@ -36,6 +47,7 @@ static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, 
     r->d.momentum = 0;
     r->fast32 = 0;
     r->fast64 = 0;
+    r->wide = 0;
     r->d.momentum_shift = cfg->momentum_shift;
     r->d.niti_k = 0;
     r->d.rounding = (tt_rounding_t)cfg->rounding;
@@ -71,6 +83,8 @@ static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, 
         } else if (r->d.mult.n >= 1 && r->d.mult.n <= 62 &&
                    (((uint64_t)amax * (uint64_t)r->d.mult.m) >> r->d.mult.n) < ((uint64_t)1 << 29)) {
             r->fast64 = 1; /* |g * M| < 2**46; |delta| <= (|g| M >> n) + 1 < 2**30 */
+        } else {
+            r->wide = wide_delta(amax, r->d.mult);
         }
     }
     return TT_OK;
@@ -152,11 +166,11 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
                                  uint32_t key)
 {
     delta_rule_t r;
-    tt_status_t st, result = TT_OK;
+    tt_status_t st;
     tt_scale_t new_scale;
     tt_multiplier_t mult;
     uint64_t amax = 0;
-    uint8_t bits = w8 != NULL ? 8 : 16, saturated = 0, changed = 0;
+    uint8_t bits = w8 != NULL ? 8 : 16, changed = 0;
     int32_t limit = tt_limit_for_bits(bits);
     size_t i;
     if (w_scale == NULL || (count && ((w8 == NULL && w16 == NULL) || grad == NULL))) {
@@ -172,8 +186,13 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
     if (r.skip) {
         return TT_OK;
     }
-    /* pass 1: new = w - delta; w gets it saturated, the gradient buffer keeps it (int32-saturated)
-     * for a rescale */
+    /* pass 1: new = w - delta; w gets it saturated and the gradient buffer keeps what the rescale
+     * pass needs to find the exact new value again:
+     * - fast paths and NITI: the new value itself (|w - delta| < 2**31);
+     * - momentum (|delta| = |round(v / 2**8)| <= 2**32): the old weight; the rescale pass takes
+     *   delta again from the new momentum;
+     * - aligned rule with a delta that may reach 2**31 (wide): nothing is written; the rescale pass
+     *   computes delta again from the gradient (the draw depends on the index alone). */
     if (r.fast32 == 2 || r.fast64) {
         amax = fast(w8 != NULL ? (void *)w8 : (void *)w16, count, grad, &r, limit);
     } else {
@@ -185,10 +204,10 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
             if (a > amax) {
                 amax = a;
             }
-            if (a > (uint64_t)INT32_MAX) {
-                saturated = 1;
+            if (r.wide) {
+                continue;
             }
-            grad[i] = tt_sat32(nw);
+            grad[i] = r.d.momentum ? (int32_t)old : (int32_t)nw; /* |nw| < 2**31 without momentum */
             if (w8 != NULL) {
                 w8[i] = (int8_t)q;
             } else {
@@ -196,16 +215,34 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
             }
         }
     }
-    if (!cfg->weight_rescale || amax <= (uint64_t)limit) {
-        return TT_OK; /* saturated (or in range): done */
+    if (cfg->weight_rescale && amax > (uint64_t)limit) {
+        st = tt_choose_grid_rescale(amax, *w_scale, bits, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &mult);
     }
-    st = tt_choose_grid_rescale(amax, *w_scale, bits, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &mult);
-    if (st != TT_OK) {
-        return st; /* defined fallback: the weights stay saturated */
+    if (!changed) {
+        /* in range, saturating, or no grid scale for the values (st: the defined fallback): the
+         * weights keep their saturated values (written now when pass 1 wrote none) */
+        for (i = 0; r.wide && i < count; ++i) {
+            int64_t old = w8 != NULL ? (int64_t)w8[i] : (int64_t)w16[i];
+            int32_t q = (int32_t)tt_clip64(tt_sub_wrap64(old, delta_at(&r, grad[i], NULL, (uint32_t)i)), limit);
+            if (w8 != NULL) {
+                w8[i] = (int8_t)q;
+            } else {
+                w16[i] = (int16_t)q;
+            }
+        }
+        return st;
     }
-    /* pass 2 (rare): convert the new values to the coarser grid scale (nearest) */
+    /* pass 2 (rare): convert the exact new values to the coarser grid scale (nearest) */
     for (i = 0; i < count; ++i) {
-        int32_t q = (int32_t)tt_apply_multiplier_scalar(grad[i], mult, TT_ROUND_NEAREST, 0, 0, limit);
+        int64_t nw = grad[i];
+        int32_t q;
+        if (r.d.momentum) {
+            nw = tt_sub_wrap64(nw, tt_shift_round_s64(momentum[i], TT_MOMENTUM_FRAC_BITS, r.d.rounding, key, (uint32_t)i));
+        } else if (r.wide) {
+            int64_t old = w8 != NULL ? (int64_t)w8[i] : (int64_t)w16[i];
+            nw = tt_sub_wrap64(old, delta_at(&r, grad[i], NULL, (uint32_t)i));
+        }
+        q = (int32_t)tt_apply_multiplier_scalar(nw, mult, TT_ROUND_NEAREST, 0, 0, limit);
         if (w8 != NULL) {
             w8[i] = (int8_t)q;
         } else {
@@ -216,10 +253,7 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
         }
     }
     *w_scale = new_scale;
-    if (saturated) {
-        result = TT_ERR_OVERFLOW;
-    }
-    return result;
+    return TT_OK;
 }
 
 tt_status_t tt_sgd_update_weight_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
@@ -374,13 +408,50 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
 
 /* ---- materialised weight update that skips zero gradients ------------------------------------- */
 
+/* The rare skip0 update whose deltas may reach 2**31: two passes over the exact int64 new values
+ * (max |w - delta|, then the writes), nothing stored in between. */
+static tt_status_t skip0_wide(int8_t *weight, tt_scale_t *w_scale, size_t count, const int32_t *grad,
+                              tt_multiplier_t mult, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    uint64_t amax = 0;
+    uint8_t pass, rescale = 0;
+    tt_multiplier_t m = mult;
+    tt_scale_t new_scale = *w_scale;
+    tt_status_t st = TT_OK;
+    size_t i;
+    for (pass = 0; pass < 2u; ++pass) {
+        for (i = 0; i < count; ++i) {
+            int64_t nw = weight[i];
+            if (grad[i] != 0) {
+                nw = tt_sub_wrap64(nw, tt_apply_multiplier_scalar(grad[i], mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1));
+            }
+            if (pass == 0u) {
+                uint64_t a = tt_mag64(nw);
+                amax = a > amax ? a : amax;
+            } else {
+                weight[i] = (int8_t)(rescale ? tt_grid_rescale_one(nw, m, 127) : tt_clip64(nw, 127));
+            }
+        }
+        if (pass == 0u && amax > 127u && cfg->weight_rescale) {
+            st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &rescale, &new_scale, &m);
+            if (st != TT_OK) {
+                rescale = 0; /* defined fallback: the weights saturate */
+            }
+        }
+    }
+    if (rescale) {
+        *w_scale = new_scale;
+    }
+    return st;
+}
+
 tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
                                           tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
 {
     tt_multiplier_t m, mult;
     uint64_t amax = 0;
     uint32_t gmax, span = 2u * 127u;
-    uint8_t n, fast, over = 0, saturated = 0;
+    uint8_t n, fast, over = 0;
     size_t i;
     tt_status_t st;
     if (w_scale == NULL || cfg == NULL || (count && (weight == NULL || grad == NULL))) {
@@ -401,6 +472,9 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     n = (uint8_t)mult.n;
     /* |g * M| <= 2**30 and 1 <= n <= 62: 32-bit arithmetic gives the general result */
     fast = mult.n >= 1 && mult.n <= 62 && gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m;
+    if (!fast && wide_delta(gmax, mult)) {
+        return skip0_wide(weight, w_scale, count, grad, mult, cfg, key);
+    }
     for (i = 0; i < count; ++i) {
         int32_t g = grad[i];
         int64_t nw = weight[i];
@@ -418,8 +492,7 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
                 uint64_t a = tt_mag64(nw);
                 over = 1;
                 amax = a > amax ? a : amax;
-                saturated |= a > (uint64_t)INT32_MAX;
-                grad[i] = tt_sat32(nw); /* the exact new value, for a rescale */
+                grad[i] = (int32_t)nw; /* the exact new value (|delta| < TT_WIDE_DELTA), for a rescale */
                 weight[i] = (int8_t)(nw > 0 ? 127 : -127);
                 continue;
             }
@@ -443,5 +516,5 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
         }
         *w_scale = new_scale;
     }
-    return saturated ? TT_ERR_OVERFLOW : TT_OK;
+    return TT_OK;
 }
