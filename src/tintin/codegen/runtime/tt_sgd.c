@@ -11,6 +11,19 @@ static uint8_t wide_delta(uint32_t gmax, tt_multiplier_t mult)
     return mult.n < 0 || (mult.n <= 62 && (((uint64_t)gmax * (uint64_t)(uint32_t)mult.m) >> mult.n) >= TT_WIDE_DELTA);
 }
 
+/* a * b for |a|, |b| < 2**15: one 16x16->32 multiply (libgcc __mulhisi3 on AVR, not __mulsi3) */
+static inline int32_t mul_s16(int32_t a, int32_t b)
+{
+    return (int32_t)(int16_t)a * (int32_t)(int16_t)b;
+}
+
+/* (mag + (draw >> sh)) >> n, sh = 32 - n, 1 <= n <= 31, mag <= 2**30: stochastic rounding of a
+ * magnitude (tt_rs32_stochastic) with the shifts of tt_shr32 (byte moves first on AVR) */
+static inline uint32_t sr_mag31(uint32_t mag, uint8_t n, uint8_t sh, uint32_t draw)
+{
+    return tt_shr32(mag + tt_shr32(draw, sh), n);
+}
+
 /* Everything the per-element update step needs, computed once per parameter. */
 typedef struct {
     tt_delta_rule_t d;      /* the element step (shared with the tiled updates) */
@@ -388,15 +401,24 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
         return tt_sgd_update_bias_s32(bias, bias_scale, count, grad, grad_scale, momentum, cfg, key);
     }
     amax = tt_max_abs_s32(grad, count);
-    if (amax > ((uint32_t)1 << 30) / (uint32_t)mult.m) {
+    if (amax > 32767u && amax > ((uint32_t)1 << 30) / (uint32_t)mult.m) { /* M < 2**15 */
         return tt_sgd_update_bias_s32(bias, bias_scale, count, grad, grad_scale, momentum, cfg, key);
     }
     /* |g * M| <= 2**30, |b| <= 2**30: b - delta fits int32 */
+    if (cfg->rounding == TT_ROUND_STOCHASTIC) {
+        /* the draw advances by one addition; 16x16->32 products and byte-first shifts (8-bit cores) */
+        uint32_t draw = key;
+        uint8_t n = (uint8_t)mult.n, sh = (uint8_t)(32 - mult.n), narrow = amax <= 32767u;
+        for (i = 0; i < count; ++i, draw += (uint32_t)TT_GOLDEN32) {
+            int32_t p = narrow ? mul_s16(grad[i], mult.m) : grad[i] * mult.m;
+            int32_t q = (int32_t)sr_mag31(tt_mag32(p), n, sh, draw);
+            bias[i] = tt_clip32(p < 0 ? bias[i] + q : bias[i] - q, (int32_t)TT_BIAS_LIMIT);
+        }
+        return TT_OK;
+    }
     for (i = 0; i < count; ++i) {
         int32_t p = grad[i] * mult.m, d;
-        if (cfg->rounding == TT_ROUND_STOCHASTIC) {
-            d = tt_rs32_stochastic(p, (uint8_t)mult.n, key + (uint32_t)i * (uint32_t)TT_GOLDEN32);
-        } else if (cfg->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
+        if (cfg->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
             d = tt_rs32_pseudo(p, (uint8_t)mult.n);
         } else {
             d = tt_rs32_nearest(p, (uint8_t)mult.n);
@@ -408,50 +430,44 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
 
 /* ---- materialised weight update that skips zero gradients ------------------------------------- */
 
-/* The rare skip0 update whose deltas may reach 2**31: two passes over the exact int64 new values
- * (max |w - delta|, then the writes), nothing stored in between. */
-static tt_status_t skip0_wide(int8_t *weight, tt_scale_t *w_scale, size_t count, const int32_t *grad,
-                              tt_multiplier_t mult, const tt_sgd_config_t *cfg, uint32_t key)
+/* The common skip0 update in 32 bits (|g * M| <= 2**30, 1 <= n <= 31, so |w - delta| < 2**31): the
+ * draw advances by one addition; 16x16->32 products when |g| < 2**15 (narrow) and byte-first
+ * shifts (8-bit cores); a function of its own so that the loop keeps its values in registers.
+ * grad gets the exact new values (for a rescale); returns max |w - delta| over the changed
+ * weights when one left the int8 range, else at most 127. */
+TT_NOINLINE static uint32_t skip0_fast_s8(int8_t *weight, int32_t *grad, size_t count, int32_t m, uint8_t n,
+                                          uint32_t draw, uint8_t narrow)
 {
-    uint64_t amax = 0;
-    uint8_t pass, rescale = 0;
-    tt_multiplier_t m = mult;
-    tt_scale_t new_scale = *w_scale;
-    tt_status_t st = TT_OK;
+    uint32_t amax = 0;
+    uint8_t sh = (uint8_t)(32u - n);
     size_t i;
-    for (pass = 0; pass < 2u; ++pass) {
-        for (i = 0; i < count; ++i) {
-            int64_t nw = weight[i];
-            if (grad[i] != 0) {
-                nw = tt_sub_wrap64(nw, tt_apply_multiplier_scalar(grad[i], mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1));
-            }
-            if (pass == 0u) {
-                uint64_t a = tt_mag64(nw);
+    for (i = 0; i < count; ++i, draw += (uint32_t)TT_GOLDEN32) {
+        int32_t g = grad[i], nw = weight[i];
+        if (g != 0) { /* a zero gradient leaves its weight as it is, whatever the draw */
+            int32_t p = narrow ? mul_s16(g, m) : g * m;
+            uint32_t q = sr_mag31(tt_mag32(p), n, sh, draw);
+            nw = p < 0 ? nw + (int32_t)q : nw - (int32_t)q;
+            if ((uint32_t)(nw + 127) > 254u) {
+                uint32_t a = tt_mag32(nw);
                 amax = a > amax ? a : amax;
+                weight[i] = (int8_t)(nw > 0 ? 127 : -127);
             } else {
-                weight[i] = (int8_t)(rescale ? tt_grid_rescale_one(nw, m, 127) : tt_clip64(nw, 127));
+                weight[i] = (int8_t)nw;
             }
         }
-        if (pass == 0u && amax > 127u && cfg->weight_rescale) {
-            st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &rescale, &new_scale, &m);
-            if (st != TT_OK) {
-                rescale = 0; /* defined fallback: the weights saturate */
-            }
-        }
+        grad[i] = nw;
     }
-    if (rescale) {
-        *w_scale = new_scale;
-    }
-    return st;
+    return amax;
 }
 
 tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
                                           tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
 {
     tt_multiplier_t m, mult;
+    tt_scale_t new_scale;
     uint64_t amax = 0;
     uint32_t gmax, span = 2u * 127u;
-    uint8_t n, fast, over = 0;
+    uint8_t n, fast, wide, pass, over = 0, changed = 0;
     size_t i;
     tt_status_t st;
     if (w_scale == NULL || cfg == NULL || (count && (weight == NULL || grad == NULL))) {
@@ -470,51 +486,63 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     }
     gmax = tt_max_abs_s32(grad, count);
     n = (uint8_t)mult.n;
-    /* |g * M| <= 2**30 and 1 <= n <= 62: 32-bit arithmetic gives the general result */
-    fast = mult.n >= 1 && mult.n <= 62 && gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m;
-    if (!fast && wide_delta(gmax, mult)) {
-        return skip0_wide(weight, w_scale, count, grad, mult, cfg, key);
+    /* |g * M| <= 2**30 and 1 <= n <= 31: 32-bit arithmetic gives the general result (M < 2**15:
+     * |g| < 2**15 needs no division) */
+    fast = mult.n >= 1 && mult.n <= 31 && (gmax <= 32767u || gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m);
+    /* deltas that may reach 2**31: two passes over the exact int64 new values (the range, then the
+     * writes), nothing stored in between */
+    wide = !fast && wide_delta(gmax, mult);
+    if (fast) {
+        uint32_t a = skip0_fast_s8(weight, grad, count, mult.m, n, key, gmax <= 32767u);
+        over = a > 127u;
+        amax = a;
     }
-    for (i = 0; i < count; ++i) {
-        int32_t g = grad[i];
-        int64_t nw = weight[i];
-        if (g != 0) { /* a zero gradient leaves its weight as it is, whatever the draw */
-            if (fast) {
-                int32_t p = g * mult.m, sm = -(int32_t)((uint32_t)p >> 31);
-                uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
-                q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u
-                    : tt_sr_mag32(mag, n, key + (uint32_t)i * (uint32_t)TT_GOLDEN32);
-                nw -= ((int32_t)q ^ sm) - sm;
-            } else {
-                nw -= tt_apply_multiplier_scalar(g, mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1);
+    for (pass = wide ? 0u : 1u; !fast && pass < 2u; ++pass) {
+        for (i = 0; i < count; ++i) {
+            int32_t g = grad[i];
+            int64_t nw = weight[i];
+            if (g != 0) {
+                nw = tt_sub_wrap64(nw, tt_apply_multiplier_scalar(g, mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1));
             }
-            if ((uint64_t)(nw + 127) > span) {
+            if (pass == 0u) {
                 uint64_t a = tt_mag64(nw);
-                over = 1;
                 amax = a > amax ? a : amax;
-                grad[i] = (int32_t)nw; /* the exact new value (|delta| < TT_WIDE_DELTA), for a rescale */
-                weight[i] = (int8_t)(nw > 0 ? 127 : -127);
-                continue;
+            } else if (wide) {
+                weight[i] = (int8_t)(changed ? tt_grid_rescale_one(nw, m, 127) : tt_clip64(nw, 127));
+            } else {
+                if ((uint64_t)(nw + 127) > span) {
+                    uint64_t a = tt_mag64(nw);
+                    over = 1;
+                    amax = a > amax ? a : amax;
+                }
+                weight[i] = (int8_t)tt_clip64(nw, 127);
+                grad[i] = (int32_t)nw; /* |delta| < TT_WIDE_DELTA: the exact new value, for a rescale */
             }
-            weight[i] = (int8_t)nw;
         }
-        grad[i] = (int32_t)nw;
+        if (pass == 0u && amax > 127u && cfg->weight_rescale) {
+            st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &m);
+            if (st != TT_OK) {
+                changed = 0; /* defined fallback: the weights saturate */
+            }
+        }
+    }
+    if (wide) {
+        if (changed) {
+            *w_scale = new_scale;
+        }
+        return st;
     }
     if (!over || !cfg->weight_rescale) {
         return TT_OK; /* in range, or saturated */
     }
-    {
-        /* rare: the tensor outgrew its range; move every new value to a coarser grid scale */
-        tt_scale_t new_scale;
-        uint8_t changed = 0;
-        st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &m);
-        if (st != TT_OK || !changed) {
-            return st;
-        }
-        for (i = 0; i < count; ++i) {
-            weight[i] = (int8_t)tt_grid_rescale_one(grad[i], m, 127);
-        }
-        *w_scale = new_scale;
+    /* rare: the tensor outgrew its range; move every new value to a coarser grid scale */
+    st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &m);
+    if (st != TT_OK || !changed) {
+        return st;
     }
+    for (i = 0; i < count; ++i) {
+        weight[i] = (int8_t)tt_grid_rescale_one(grad[i], m, 127);
+    }
+    *w_scale = new_scale;
     return TT_OK;
 }
