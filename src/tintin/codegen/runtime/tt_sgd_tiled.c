@@ -235,6 +235,26 @@ static inline int32_t rank1_delta(int32_t p, uint32_t u, uint8_t n)
 TT_RANK1_RUN(rank1_run_sub_s8, -, nw + 127)
 TT_RANK1_RUN(rank1_run_add_s8, +, 127 - nw)
 
+/* The same runs for 32 <= n <= 62 (small gradients against the weight scale: a small error late in
+ * training), s = n - 32: the rounded step is 0 or 1, the carry of (mag >> s) + u (tt_sr_mag32). */
+#define TT_RANK1_RUN_HI(NAME, OP, OUT_OF_RANGE)                                                              \
+    TT_NOINLINE static int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
+                                    uint32_t rowkey, uint8_t s)                                              \
+    {                                                                                                        \
+        int32_t flags = 0;                                                                                   \
+        size_t j;                                                                                            \
+        for (j = 0; j < cnt; ++j) {                                                                          \
+            uint32_t k = ks[j], u = rowkey + k * (uint32_t)TT_GOLDEN32;                                      \
+            uint32_t q = (uint32_t)(((uint32_t)(mag_m * xs[j]) >> s) + u) < u ? 1u : 0u;                     \
+            int32_t nw = (int32_t)w[k] OP (int32_t)q;                                                        \
+            w[k] = (int8_t)nw;                                                                               \
+            flags |= OUT_OF_RANGE;                                                                           \
+        }                                                                                                    \
+        return flags;                                                                                        \
+    }
+TT_RANK1_RUN_HI(rank1_run_hi_sub_s8, -, nw + 127)
+TT_RANK1_RUN_HI(rank1_run_hi_add_s8, +, 127 - nw)
+
 /* One row: the positive inputs xs[0..npos), then the negative ones, each as one run. Returns 1
  * when a new value left the int8 range (the row is then undone by rank1_row_undo_s8). */
 static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos, size_t nnz, const uint16_t *ks,
@@ -242,6 +262,14 @@ static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos
 {
     int32_t aem = em < 0 ? -em : em, flags;
     /* positive inputs: the gradient has em's sign; negative inputs: the opposite */
+    if (n >= 32u) {
+        uint8_t s = (uint8_t)(n - 32u);
+        flags = em > 0 ? rank1_run_hi_sub_s8(aem, w, xs, npos, ks, rowkey, s)
+                       : rank1_run_hi_add_s8(aem, w, xs, npos, ks, rowkey, s);
+        flags |= em < 0 ? rank1_run_hi_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, s)
+                        : rank1_run_hi_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, s);
+        return flags < 0;
+    }
     flags = em > 0 ? rank1_run_sub_s8(aem, w, xs, npos, ks, rowkey, n) : rank1_run_add_s8(aem, w, xs, npos, ks, rowkey, n);
     flags |= em < 0 ? rank1_run_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n)
                     : rank1_run_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n);
@@ -257,7 +285,8 @@ TT_NOINLINE static uint32_t rank1_row_undo_s8(int32_t em, int8_t *w, const int8_
     size_t j;
     for (j = 0; j < nnz; ++j) {
         uint32_t k = ks[j];
-        int32_t d = rank1_delta(em * xs[j], rowkey + k * (uint32_t)TT_GOLDEN32, n);
+        int32_t p = em * xs[j], sm = -(int32_t)((uint32_t)p >> 31); /* any 1 <= n <= 62 */
+        int32_t d = ((int32_t)tt_sr_mag32((uint32_t)((p ^ sm) - sm), n, rowkey + k * (uint32_t)TT_GOLDEN32) ^ sm) - sm;
         int32_t old = (int8_t)((uint32_t)(int32_t)w[k] + (uint32_t)d), nw = old - d;
         w[k] = (int8_t)old;
         if ((uint32_t)(nw + 127) > 254u) {
@@ -286,7 +315,7 @@ TT_NOINLINE static void rank1_row_sat_s8(int8_t *w, const int8_t *xs, const uint
 }
 
 /* Batch-1 fully connected layer, int8 weights, aligned rule with stochastic rounding, no momentum,
- * 1 <= n <= 62 (1 <= n <= 31 unless saturating), at most 65535 columns: the gradient of element
+ * 1 <= n <= 62, at most 65535 columns: the gradient of element
  * (r, k) is e[r] * x[k] (|g| <= 16129, so |g| * M < 2**30 and 32-bit arithmetic gives the general
  * result). Rows with e[r] == 0 and elements with x[k] == 0 do not change (whatever their draws).
  * Each row is written at once; a row with a value out of range is undone and left for the rescale
@@ -584,7 +613,9 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         if (st != TT_OK) {
             return st;
         }
-        if (r.d.mult.n >= 1 && (r.d.mult.n <= 31 || (saturate && r.d.mult.n <= 62)) && u->cols <= 0xFFFFu) {
+        /* batch 1: any 1 <= n <= 62; batch 2..: n <= 31 unless saturating */
+        if (r.d.mult.n >= 1 && (r.d.mult.n <= 31 || ((saturate || u->rank_batch <= 1u) && r.d.mult.n <= 62)) &&
+            u->cols <= 0xFFFFu) {
             /* rows are the units written at once (tile_flags holds ceil(nrows / 8) bytes) */
             trows = 1;
             tiles = nrows;
