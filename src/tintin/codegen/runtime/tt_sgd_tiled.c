@@ -211,12 +211,12 @@ static inline int32_t rank1_delta(int32_t p, uint32_t u, uint8_t n)
     return ((int32_t)q ^ sm) - sm;
 }
 
-/* A run of one row's nonzero inputs whose gradients share a sign, 1 <= n <= 31: the magnitude of
- * element j is mag_m * xs[j] >= 0, its rounded step q = (mag + (u >> (32 - n))) >> n (u = rowkey +
- * ks[j] * G) is subtracted (_sub: positive gradients, values can only fall below -127) or added
- * (_add: they can only rise above 127). New values are stored wrapped to int8; the result is
- * negative when one of them left the range (OUT_OF_RANGE < 0 for it). */
-#define TT_RANK1_RUN(NAME, OP, OUT_OF_RANGE)                                                                 \
+/* A run of one row's nonzero inputs whose gradients share a sign: the magnitude of element j is
+ * mag = mag_m * xs[j] >= 0, its rounded step q = STEP (u = rowkey + ks[j] * G) is subtracted (_sub:
+ * positive gradients, values can only fall below -127) or added (_add: they can only rise above
+ * 127). New values are stored wrapped to int8; the result is negative when one of them left the
+ * range (OUT_OF_RANGE < 0 for it). */
+#define TT_RANK1_RUN(NAME, OP, OUT_OF_RANGE, STEP)                                                           \
     TT_NOINLINE static int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
                                     uint32_t rowkey, uint8_t n)                                              \
     {                                                                                                        \
@@ -224,36 +224,24 @@ static inline int32_t rank1_delta(int32_t p, uint32_t u, uint8_t n)
         int32_t flags = 0;                                                                                   \
         size_t j;                                                                                            \
         for (j = 0; j < cnt; ++j) {                                                                          \
-            uint32_t k = ks[j];                                                                              \
-            uint32_t q = ((uint32_t)(mag_m * xs[j]) + ((rowkey + k * (uint32_t)TT_GOLDEN32) >> sh)) >> n;    \
+            uint32_t k = ks[j], mag = (uint32_t)(mag_m * xs[j]), u = rowkey + k * (uint32_t)TT_GOLDEN32;     \
+            uint32_t q = STEP;                                                                               \
             int32_t nw = (int32_t)w[k] OP (int32_t)q;                                                        \
             w[k] = (int8_t)nw;                                                                               \
             flags |= OUT_OF_RANGE;                                                                           \
         }                                                                                                    \
+        (void)sh;                                                                                            \
         return flags;                                                                                        \
     }
-TT_RANK1_RUN(rank1_run_sub_s8, -, nw + 127)
-TT_RANK1_RUN(rank1_run_add_s8, +, 127 - nw)
-
-/* The same runs for 32 <= n <= 62 (small gradients against the weight scale: a small error late in
- * training), s = n - 32: the rounded step is 0 or 1, the carry of (mag >> s) + u (tt_sr_mag32). */
-#define TT_RANK1_RUN_HI(NAME, OP, OUT_OF_RANGE)                                                              \
-    TT_NOINLINE static int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
-                                    uint32_t rowkey, uint8_t s)                                              \
-    {                                                                                                        \
-        int32_t flags = 0;                                                                                   \
-        size_t j;                                                                                            \
-        for (j = 0; j < cnt; ++j) {                                                                          \
-            uint32_t k = ks[j], u = rowkey + k * (uint32_t)TT_GOLDEN32;                                      \
-            uint32_t q = (uint32_t)(((uint32_t)(mag_m * xs[j]) >> s) + u) < u ? 1u : 0u;                     \
-            int32_t nw = (int32_t)w[k] OP (int32_t)q;                                                        \
-            w[k] = (int8_t)nw;                                                                               \
-            flags |= OUT_OF_RANGE;                                                                           \
-        }                                                                                                    \
-        return flags;                                                                                        \
-    }
-TT_RANK1_RUN_HI(rank1_run_hi_sub_s8, -, nw + 127)
-TT_RANK1_RUN_HI(rank1_run_hi_add_s8, +, 127 - nw)
+/* 1 <= n <= 31 */
+#define TT_RANK1_STEP ((mag + (u >> sh)) >> n)
+/* 32 <= n <= 62 (a small error against the weight scale, late in training), called with n - 32:
+ * the step is 0 or 1, the carry of (mag >> (n - 32)) + u (tt_sr_mag32) */
+#define TT_RANK1_STEP_HI ((uint32_t)((mag >> n) + u) < u ? 1u : 0u)
+TT_RANK1_RUN(rank1_run_sub_s8, -, nw + 127, TT_RANK1_STEP)
+TT_RANK1_RUN(rank1_run_add_s8, +, 127 - nw, TT_RANK1_STEP)
+TT_RANK1_RUN(rank1_run_hi_sub_s8, -, nw + 127, TT_RANK1_STEP_HI)
+TT_RANK1_RUN(rank1_run_hi_add_s8, +, 127 - nw, TT_RANK1_STEP_HI)
 
 /* One row: the positive inputs xs[0..npos), then the negative ones, each as one run. Returns 1
  * when a new value left the int8 range (the row is then undone by rank1_row_undo_s8). */
