@@ -130,10 +130,15 @@ def rescale(acc: np.ndarray, scale: Scale, bits: int = 8, mode: ScaleMode | str 
     """
     if out_dtype is None:
         out_dtype = np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32
-    choice = choose_rescale(max_abs(acc), bits, mode)
+    amax = max_abs(acc)
+    choice = choose_rescale(amax, bits, mode)
     if choice is None:
         return acc.astype(out_dtype), scale
     step, shift = choice
+    if step.m == 1 and acc.dtype.itemsize == 4 and amax > 0x7FFFFFFF - (1 << (step.p + shift - 1)):
+        # int32 values within 2**(n-1) of 2**31 (an accumulator plus a saturated bias): widen, so
+        # that nearest rounding's added half cannot wrap (``shift_round``'s int32 domain)
+        acc = acc.astype(np.int64)
     q = apply_step(acc, step, shift, bits, rounding, key)
     return q.astype(out_dtype), rescaled_scale(scale, step, shift)
 

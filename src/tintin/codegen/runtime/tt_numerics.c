@@ -233,6 +233,15 @@ static void normalise(uint32_t *m, int32_t *e)
     }
 }
 
+/* round_half_up((m << 16) / d) for m < 2**15 and d in {3, 5} in 16-bit divisions (one libgcc
+ * divmod on 8-bit cores, not a 32-bit division): with 65536 = d * k + 1 and m = d * a + b,
+ * (m << 16) + d / 2 = d * ((a << 16) + b * k) + b + d / 2, and b + d / 2 < 2 * d. */
+static uint32_t inverse_step(uint32_t m, uint16_t d, uint16_t k)
+{
+    uint16_t a = (uint16_t)((uint16_t)m / d), b = (uint16_t)((uint16_t)m % d);
+    return ((uint32_t)a << 16) + (uint32_t)b * (uint32_t)k + (b + d / 2u >= d ? 1u : 0u);
+}
+
 tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
 {
     uint32_t m = (uint32_t)1 << (TT_MULT_BITS - 1);
@@ -251,7 +260,7 @@ tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
             m *= TT_U_NUM;
             e -= TT_U_SHIFT;
         } else {
-            m = ((m << 16) + TT_U_NUM / 2) / TT_U_NUM;
+            m = inverse_step(m, TT_U_NUM, 13107u); /* 65536 = 5 * 13107 + 1 */
             e += TT_U_SHIFT - 16;
         }
         normalise(&m, &e);
@@ -261,7 +270,7 @@ tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
             m *= TT_D_NUM;
             e -= TT_D_SHIFT;
         } else {
-            m = ((m << 16) + TT_D_NUM / 2) / TT_D_NUM;
+            m = inverse_step(m, TT_D_NUM, 21845u); /* 65536 = 3 * 21845 + 1 */
             e += TT_D_SHIFT - 16;
         }
         normalise(&m, &e);

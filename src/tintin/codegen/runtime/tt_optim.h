@@ -42,8 +42,9 @@ typedef struct {
  * grad: the int32 gradient at grad_scale; it is used as scratch and holds garbage afterwards.
  * momentum: count int64 values (zero before the first step) when cfg->momentum_shift > 0 and
  * the rule is aligned, else ignored (may be NULL).
- * Bounds: |g| < 2**31 (|g| <= 2**30 by the accumulator bound); |w - delta| < 2**31 for a
- * bit-exact rescale; beyond it the rescale reads saturated values and TT_ERR_OVERFLOW is returned.
+ * Bounds: |g| < 2**31 (|g| <= 2**30 by the accumulator bound); |w - delta| < 2**47 (momentum:
+ * |delta| <= 2**32), exact in int64 as the Python; beyond it (only with |g| * M >= 2**62) the
+ * weights saturate and TT_ERR_OVERFLOW is returned.
  * TT_ERR_RANGE when lr * grad_scale / w_scale needs more than 64 u or d steps. */
 tt_status_t tt_sgd_update_weight_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
                                     tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,

@@ -2,6 +2,28 @@
 #include "tt_optim.h"
 #include "tt_internal.h"
 
+/* |delta| <= (max|g| * M >> n) + 1 from this bound on may leave |w - delta| >= 2**31 (|w| <= 32767) */
+#define TT_WIDE_DELTA (((uint64_t)1 << 31) - ((uint64_t)1 << 15) - 1u)
+
+/* 1 when an aligned delta round(g * M / 2**n), |g| <= gmax, may reach TT_WIDE_DELTA */
+static uint8_t wide_delta(uint32_t gmax, tt_multiplier_t mult)
+{
+    return mult.n < 0 || (mult.n <= 62 && (((uint64_t)gmax * (uint64_t)(uint32_t)mult.m) >> mult.n) >= TT_WIDE_DELTA);
+}
+
+/* a * b for |a|, |b| < 2**15: one 16x16->32 multiply (libgcc __mulhisi3 on AVR, not __mulsi3) */
+static inline int32_t mul_s16(int32_t a, int32_t b)
+{
+    return (int32_t)(int16_t)a * (int32_t)(int16_t)b;
+}
+
+/* (mag + (draw >> sh)) >> n, sh = 32 - n, 1 <= n <= 31, mag <= 2**30: stochastic rounding of a
+ * magnitude (tt_rs32_stochastic) with the shifts of tt_shr32 (byte moves first on AVR) */
+static inline uint32_t sr_mag31(uint32_t mag, uint8_t n, uint8_t sh, uint32_t draw)
+{
+    return tt_shr32(mag + tt_shr32(draw, sh), n);
+}
+
 /* Everything the per-element update step needs, computed once per parameter. */
 typedef struct {
     tt_delta_rule_t d;      /* the element step (shared with the tiled updates) */
@@ -10,6 +32,8 @@ typedef struct {
                              * 2 when also |g| * M <= 2**30 and 1 <= n <= 31 (fast_update, 32-bit) */
     uint8_t fast64;         /* aligned rule, not fast32 == 2: 1 <= n <= 62 and |delta| < 2**30
                              * (fast_update with 64-bit products: one pass too; SMULL on M3/M4) */
+    uint8_t wide;           /* aligned rule without momentum whose |delta| may reach 2**31 - 2**15:
+                             * w - delta may not fit int32 (see update_weight) */
 } delta_rule_t;
 
 static tt_status_t check_config(const tt_sgd_config_t *cfg)
@@ -36,6 +60,7 @@ static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, 
     r->d.momentum = 0;
     r->fast32 = 0;
     r->fast64 = 0;
+    r->wide = 0;
     r->d.momentum_shift = cfg->momentum_shift;
     r->d.niti_k = 0;
     r->d.rounding = (tt_rounding_t)cfg->rounding;
@@ -71,6 +96,8 @@ static tt_status_t delta_rule_init(delta_rule_t *r, const tt_sgd_config_t *cfg, 
         } else if (r->d.mult.n >= 1 && r->d.mult.n <= 62 &&
                    (((uint64_t)amax * (uint64_t)r->d.mult.m) >> r->d.mult.n) < ((uint64_t)1 << 29)) {
             r->fast64 = 1; /* |g * M| < 2**46; |delta| <= (|g| M >> n) + 1 < 2**30 */
+        } else {
+            r->wide = wide_delta(amax, r->d.mult);
         }
     }
     return TT_OK;
@@ -152,11 +179,11 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
                                  uint32_t key)
 {
     delta_rule_t r;
-    tt_status_t st, result = TT_OK;
+    tt_status_t st;
     tt_scale_t new_scale;
     tt_multiplier_t mult;
     uint64_t amax = 0;
-    uint8_t bits = w8 != NULL ? 8 : 16, saturated = 0, changed = 0;
+    uint8_t bits = w8 != NULL ? 8 : 16, changed = 0;
     int32_t limit = tt_limit_for_bits(bits);
     size_t i;
     if (w_scale == NULL || (count && ((w8 == NULL && w16 == NULL) || grad == NULL))) {
@@ -172,8 +199,13 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
     if (r.skip) {
         return TT_OK;
     }
-    /* pass 1: new = w - delta; w gets it saturated, the gradient buffer keeps it (int32-saturated)
-     * for a rescale */
+    /* pass 1: new = w - delta; w gets it saturated and the gradient buffer keeps what the rescale
+     * pass needs to find the exact new value again:
+     * - fast paths and NITI: the new value itself (|w - delta| < 2**31);
+     * - momentum (|delta| = |round(v / 2**8)| <= 2**32): the old weight; the rescale pass takes
+     *   delta again from the new momentum;
+     * - aligned rule with a delta that may reach 2**31 (wide): nothing is written; the rescale pass
+     *   computes delta again from the gradient (the draw depends on the index alone). */
     if (r.fast32 == 2 || r.fast64) {
         amax = fast(w8 != NULL ? (void *)w8 : (void *)w16, count, grad, &r, limit);
     } else {
@@ -185,10 +217,10 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
             if (a > amax) {
                 amax = a;
             }
-            if (a > (uint64_t)INT32_MAX) {
-                saturated = 1;
+            if (r.wide) {
+                continue;
             }
-            grad[i] = tt_sat32(nw);
+            grad[i] = r.d.momentum ? (int32_t)old : (int32_t)nw; /* |nw| < 2**31 without momentum */
             if (w8 != NULL) {
                 w8[i] = (int8_t)q;
             } else {
@@ -196,16 +228,34 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
             }
         }
     }
-    if (!cfg->weight_rescale || amax <= (uint64_t)limit) {
-        return TT_OK; /* saturated (or in range): done */
+    if (cfg->weight_rescale && amax > (uint64_t)limit) {
+        st = tt_choose_grid_rescale(amax, *w_scale, bits, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &mult);
     }
-    st = tt_choose_grid_rescale(amax, *w_scale, bits, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &mult);
-    if (st != TT_OK) {
-        return st; /* defined fallback: the weights stay saturated */
+    if (!changed) {
+        /* in range, saturating, or no grid scale for the values (st: the defined fallback): the
+         * weights keep their saturated values (written now when pass 1 wrote none) */
+        for (i = 0; r.wide && i < count; ++i) {
+            int64_t old = w8 != NULL ? (int64_t)w8[i] : (int64_t)w16[i];
+            int32_t q = (int32_t)tt_clip64(tt_sub_wrap64(old, delta_at(&r, grad[i], NULL, (uint32_t)i)), limit);
+            if (w8 != NULL) {
+                w8[i] = (int8_t)q;
+            } else {
+                w16[i] = (int16_t)q;
+            }
+        }
+        return st;
     }
-    /* pass 2 (rare): convert the new values to the coarser grid scale (nearest) */
+    /* pass 2 (rare): convert the exact new values to the coarser grid scale (nearest) */
     for (i = 0; i < count; ++i) {
-        int32_t q = (int32_t)tt_apply_multiplier_scalar(grad[i], mult, TT_ROUND_NEAREST, 0, 0, limit);
+        int64_t nw = grad[i];
+        int32_t q;
+        if (r.d.momentum) {
+            nw = tt_sub_wrap64(nw, tt_shift_round_s64(momentum[i], TT_MOMENTUM_FRAC_BITS, r.d.rounding, key, (uint32_t)i));
+        } else if (r.wide) {
+            int64_t old = w8 != NULL ? (int64_t)w8[i] : (int64_t)w16[i];
+            nw = tt_sub_wrap64(old, delta_at(&r, grad[i], NULL, (uint32_t)i));
+        }
+        q = (int32_t)tt_apply_multiplier_scalar(nw, mult, TT_ROUND_NEAREST, 0, 0, limit);
         if (w8 != NULL) {
             w8[i] = (int8_t)q;
         } else {
@@ -216,10 +266,7 @@ static tt_status_t update_weight(int8_t *w8, int16_t *w16, fast_update_fn fast, 
         }
     }
     *w_scale = new_scale;
-    if (saturated) {
-        result = TT_ERR_OVERFLOW;
-    }
-    return result;
+    return TT_OK;
 }
 
 tt_status_t tt_sgd_update_weight_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
@@ -354,15 +401,24 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
         return tt_sgd_update_bias_s32(bias, bias_scale, count, grad, grad_scale, momentum, cfg, key);
     }
     amax = tt_max_abs_s32(grad, count);
-    if (amax > ((uint32_t)1 << 30) / (uint32_t)mult.m) {
+    if (amax > 32767u && amax > ((uint32_t)1 << 30) / (uint32_t)mult.m) { /* M < 2**15 */
         return tt_sgd_update_bias_s32(bias, bias_scale, count, grad, grad_scale, momentum, cfg, key);
     }
     /* |g * M| <= 2**30, |b| <= 2**30: b - delta fits int32 */
+    if (cfg->rounding == TT_ROUND_STOCHASTIC) {
+        /* the draw advances by one addition; 16x16->32 products and byte-first shifts (8-bit cores) */
+        uint32_t draw = key;
+        uint8_t n = (uint8_t)mult.n, sh = (uint8_t)(32 - mult.n), narrow = amax <= 32767u;
+        for (i = 0; i < count; ++i, draw += (uint32_t)TT_GOLDEN32) {
+            int32_t p = narrow ? mul_s16(grad[i], mult.m) : grad[i] * mult.m;
+            int32_t q = (int32_t)sr_mag31(tt_mag32(p), n, sh, draw);
+            bias[i] = tt_clip32(p < 0 ? bias[i] + q : bias[i] - q, (int32_t)TT_BIAS_LIMIT);
+        }
+        return TT_OK;
+    }
     for (i = 0; i < count; ++i) {
         int32_t p = grad[i] * mult.m, d;
-        if (cfg->rounding == TT_ROUND_STOCHASTIC) {
-            d = tt_rs32_stochastic(p, (uint8_t)mult.n, key + (uint32_t)i * (uint32_t)TT_GOLDEN32);
-        } else if (cfg->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
+        if (cfg->rounding == TT_ROUND_PSEUDO_STOCHASTIC) {
             d = tt_rs32_pseudo(p, (uint8_t)mult.n);
         } else {
             d = tt_rs32_nearest(p, (uint8_t)mult.n);
@@ -374,13 +430,44 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
 
 /* ---- materialised weight update that skips zero gradients ------------------------------------- */
 
+/* The common skip0 update in 32 bits (|g * M| <= 2**30, 1 <= n <= 31, so |w - delta| < 2**31): the
+ * draw advances by one addition; 16x16->32 products when |g| < 2**15 (narrow) and byte-first
+ * shifts (8-bit cores); a function of its own so that the loop keeps its values in registers.
+ * grad gets the exact new values (for a rescale); returns max |w - delta| over the changed
+ * weights when one left the int8 range, else at most 127. */
+TT_NOINLINE static uint32_t skip0_fast_s8(int8_t *weight, int32_t *grad, size_t count, int32_t m, uint8_t n,
+                                          uint32_t draw, uint8_t narrow)
+{
+    uint32_t amax = 0;
+    uint8_t sh = (uint8_t)(32u - n);
+    size_t i;
+    for (i = 0; i < count; ++i, draw += (uint32_t)TT_GOLDEN32) {
+        int32_t g = grad[i], nw = weight[i];
+        if (g != 0) { /* a zero gradient leaves its weight as it is, whatever the draw */
+            int32_t p = narrow ? mul_s16(g, m) : g * m;
+            uint32_t q = sr_mag31(tt_mag32(p), n, sh, draw);
+            nw = p < 0 ? nw + (int32_t)q : nw - (int32_t)q;
+            if ((uint32_t)(nw + 127) > 254u) {
+                uint32_t a = tt_mag32(nw);
+                amax = a > amax ? a : amax;
+                weight[i] = (int8_t)(nw > 0 ? 127 : -127);
+            } else {
+                weight[i] = (int8_t)nw;
+            }
+        }
+        grad[i] = nw;
+    }
+    return amax;
+}
+
 tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
                                           tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
 {
     tt_multiplier_t m, mult;
+    tt_scale_t new_scale;
     uint64_t amax = 0;
     uint32_t gmax, span = 2u * 127u;
-    uint8_t n, fast, over = 0, saturated = 0;
+    uint8_t n, fast, wide, pass, over = 0, changed = 0;
     size_t i;
     tt_status_t st;
     if (w_scale == NULL || cfg == NULL || (count && (weight == NULL || grad == NULL))) {
@@ -399,49 +486,63 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     }
     gmax = tt_max_abs_s32(grad, count);
     n = (uint8_t)mult.n;
-    /* |g * M| <= 2**30 and 1 <= n <= 62: 32-bit arithmetic gives the general result */
-    fast = mult.n >= 1 && mult.n <= 62 && gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m;
-    for (i = 0; i < count; ++i) {
-        int32_t g = grad[i];
-        int64_t nw = weight[i];
-        if (g != 0) { /* a zero gradient leaves its weight as it is, whatever the draw */
-            if (fast) {
-                int32_t p = g * mult.m, sm = -(int32_t)((uint32_t)p >> 31);
-                uint32_t mag = (uint32_t)((p ^ sm) - sm), q;
-                q = (n >= 32u && (mag >> (n - 32u)) == 0) ? 0u
-                    : tt_sr_mag32(mag, n, key + (uint32_t)i * (uint32_t)TT_GOLDEN32);
-                nw -= ((int32_t)q ^ sm) - sm;
-            } else {
-                nw -= tt_apply_multiplier_scalar(g, mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1);
+    /* |g * M| <= 2**30 and 1 <= n <= 31: 32-bit arithmetic gives the general result (M < 2**15:
+     * |g| < 2**15 needs no division) */
+    fast = mult.n >= 1 && mult.n <= 31 && (gmax <= 32767u || gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m);
+    /* deltas that may reach 2**31: two passes over the exact int64 new values (the range, then the
+     * writes), nothing stored in between */
+    wide = !fast && wide_delta(gmax, mult);
+    if (fast) {
+        uint32_t a = skip0_fast_s8(weight, grad, count, mult.m, n, key, gmax <= 32767u);
+        over = a > 127u;
+        amax = a;
+    }
+    for (pass = wide ? 0u : 1u; !fast && pass < 2u; ++pass) {
+        for (i = 0; i < count; ++i) {
+            int32_t g = grad[i];
+            int64_t nw = weight[i];
+            if (g != 0) {
+                nw = tt_sub_wrap64(nw, tt_apply_multiplier_scalar(g, mult, TT_ROUND_STOCHASTIC, key, (uint32_t)i, -1));
             }
-            if ((uint64_t)(nw + 127) > span) {
+            if (pass == 0u) {
                 uint64_t a = tt_mag64(nw);
-                over = 1;
                 amax = a > amax ? a : amax;
-                saturated |= a > (uint64_t)INT32_MAX;
-                grad[i] = tt_sat32(nw); /* the exact new value, for a rescale */
-                weight[i] = (int8_t)(nw > 0 ? 127 : -127);
-                continue;
+            } else if (wide) {
+                weight[i] = (int8_t)(changed ? tt_grid_rescale_one(nw, m, 127) : tt_clip64(nw, 127));
+            } else {
+                if ((uint64_t)(nw + 127) > span) {
+                    uint64_t a = tt_mag64(nw);
+                    over = 1;
+                    amax = a > amax ? a : amax;
+                }
+                weight[i] = (int8_t)tt_clip64(nw, 127);
+                grad[i] = (int32_t)nw; /* |delta| < TT_WIDE_DELTA: the exact new value, for a rescale */
             }
-            weight[i] = (int8_t)nw;
         }
-        grad[i] = (int32_t)nw;
+        if (pass == 0u && amax > 127u && cfg->weight_rescale) {
+            st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &m);
+            if (st != TT_OK) {
+                changed = 0; /* defined fallback: the weights saturate */
+            }
+        }
+    }
+    if (wide) {
+        if (changed) {
+            *w_scale = new_scale;
+        }
+        return st;
     }
     if (!over || !cfg->weight_rescale) {
         return TT_OK; /* in range, or saturated */
     }
-    {
-        /* rare: the tensor outgrew its range; move every new value to a coarser grid scale */
-        tt_scale_t new_scale;
-        uint8_t changed = 0;
-        st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &m);
-        if (st != TT_OK || !changed) {
-            return st;
-        }
-        for (i = 0; i < count; ++i) {
-            weight[i] = (int8_t)tt_grid_rescale_one(grad[i], m, 127);
-        }
-        *w_scale = new_scale;
+    /* rare: the tensor outgrew its range; move every new value to a coarser grid scale */
+    st = tt_choose_grid_rescale(amax, *w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &m);
+    if (st != TT_OK || !changed) {
+        return st;
     }
-    return saturated ? TT_ERR_OVERFLOW : TT_OK;
+    for (i = 0; i < count; ++i) {
+        weight[i] = (int8_t)tt_grid_rescale_one(grad[i], m, 127);
+    }
+    *w_scale = new_scale;
+    return TT_OK;
 }

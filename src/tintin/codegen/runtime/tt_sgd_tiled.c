@@ -211,12 +211,12 @@ static inline int32_t rank1_delta(int32_t p, uint32_t u, uint8_t n)
     return ((int32_t)q ^ sm) - sm;
 }
 
-/* A run of one row's nonzero inputs whose gradients share a sign, 1 <= n <= 31: the magnitude of
- * element j is mag_m * xs[j] >= 0, its rounded step q = (mag + (u >> (32 - n))) >> n (u = rowkey +
- * ks[j] * G) is subtracted (_sub: positive gradients, values can only fall below -127) or added
- * (_add: they can only rise above 127). New values are stored wrapped to int8; the result is
- * negative when one of them left the range (OUT_OF_RANGE < 0 for it). */
-#define TT_RANK1_RUN(NAME, OP, OUT_OF_RANGE)                                                                 \
+/* A run of one row's nonzero inputs whose gradients share a sign: the magnitude of element j is
+ * mag = mag_m * xs[j] >= 0, its rounded step q = STEP (u = rowkey + ks[j] * G) is subtracted (_sub:
+ * positive gradients, values can only fall below -127) or added (_add: they can only rise above
+ * 127). New values are stored wrapped to int8; the result is negative when one of them left the
+ * range (OUT_OF_RANGE < 0 for it). */
+#define TT_RANK1_RUN(NAME, OP, OUT_OF_RANGE, STEP)                                                           \
     TT_NOINLINE static int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
                                     uint32_t rowkey, uint8_t n)                                              \
     {                                                                                                        \
@@ -224,16 +224,24 @@ static inline int32_t rank1_delta(int32_t p, uint32_t u, uint8_t n)
         int32_t flags = 0;                                                                                   \
         size_t j;                                                                                            \
         for (j = 0; j < cnt; ++j) {                                                                          \
-            uint32_t k = ks[j];                                                                              \
-            uint32_t q = ((uint32_t)(mag_m * xs[j]) + ((rowkey + k * (uint32_t)TT_GOLDEN32) >> sh)) >> n;    \
+            uint32_t k = ks[j], mag = (uint32_t)(mag_m * xs[j]), u = rowkey + k * (uint32_t)TT_GOLDEN32;     \
+            uint32_t q = STEP;                                                                               \
             int32_t nw = (int32_t)w[k] OP (int32_t)q;                                                        \
             w[k] = (int8_t)nw;                                                                               \
             flags |= OUT_OF_RANGE;                                                                           \
         }                                                                                                    \
+        (void)sh;                                                                                            \
         return flags;                                                                                        \
     }
-TT_RANK1_RUN(rank1_run_sub_s8, -, nw + 127)
-TT_RANK1_RUN(rank1_run_add_s8, +, 127 - nw)
+/* 1 <= n <= 31 */
+#define TT_RANK1_STEP ((mag + (u >> sh)) >> n)
+/* 32 <= n <= 62 (a small error against the weight scale, late in training), called with n - 32:
+ * the step is 0 or 1, the carry of (mag >> (n - 32)) + u (tt_sr_mag32) */
+#define TT_RANK1_STEP_HI ((uint32_t)((mag >> n) + u) < u ? 1u : 0u)
+TT_RANK1_RUN(rank1_run_sub_s8, -, nw + 127, TT_RANK1_STEP)
+TT_RANK1_RUN(rank1_run_add_s8, +, 127 - nw, TT_RANK1_STEP)
+TT_RANK1_RUN(rank1_run_hi_sub_s8, -, nw + 127, TT_RANK1_STEP_HI)
+TT_RANK1_RUN(rank1_run_hi_add_s8, +, 127 - nw, TT_RANK1_STEP_HI)
 
 /* One row: the positive inputs xs[0..npos), then the negative ones, each as one run. Returns 1
  * when a new value left the int8 range (the row is then undone by rank1_row_undo_s8). */
@@ -242,6 +250,14 @@ static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos
 {
     int32_t aem = em < 0 ? -em : em, flags;
     /* positive inputs: the gradient has em's sign; negative inputs: the opposite */
+    if (n >= 32u) {
+        uint8_t s = (uint8_t)(n - 32u);
+        flags = em > 0 ? rank1_run_hi_sub_s8(aem, w, xs, npos, ks, rowkey, s)
+                       : rank1_run_hi_add_s8(aem, w, xs, npos, ks, rowkey, s);
+        flags |= em < 0 ? rank1_run_hi_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, s)
+                        : rank1_run_hi_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, s);
+        return flags < 0;
+    }
     flags = em > 0 ? rank1_run_sub_s8(aem, w, xs, npos, ks, rowkey, n) : rank1_run_add_s8(aem, w, xs, npos, ks, rowkey, n);
     flags |= em < 0 ? rank1_run_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n)
                     : rank1_run_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n);
@@ -257,7 +273,8 @@ TT_NOINLINE static uint32_t rank1_row_undo_s8(int32_t em, int8_t *w, const int8_
     size_t j;
     for (j = 0; j < nnz; ++j) {
         uint32_t k = ks[j];
-        int32_t d = rank1_delta(em * xs[j], rowkey + k * (uint32_t)TT_GOLDEN32, n);
+        int32_t p = em * xs[j], sm = -(int32_t)((uint32_t)p >> 31); /* any 1 <= n <= 62 */
+        int32_t d = ((int32_t)tt_sr_mag32((uint32_t)((p ^ sm) - sm), n, rowkey + k * (uint32_t)TT_GOLDEN32) ^ sm) - sm;
         int32_t old = (int8_t)((uint32_t)(int32_t)w[k] + (uint32_t)d), nw = old - d;
         w[k] = (int8_t)old;
         if ((uint32_t)(nw + 127) > 254u) {
@@ -286,7 +303,7 @@ TT_NOINLINE static void rank1_row_sat_s8(int8_t *w, const int8_t *xs, const uint
 }
 
 /* Batch-1 fully connected layer, int8 weights, aligned rule with stochastic rounding, no momentum,
- * 1 <= n <= 62 (1 <= n <= 31 unless saturating), at most 65535 columns: the gradient of element
+ * 1 <= n <= 62, at most 65535 columns: the gradient of element
  * (r, k) is e[r] * x[k] (|g| <= 16129, so |g| * M < 2**30 and 32-bit arithmetic gives the general
  * result). Rows with e[r] == 0 and elements with x[k] == 0 do not change (whatever their draws).
  * Each row is written at once; a row with a value out of range is undone and left for the rescale
@@ -584,7 +601,9 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         if (st != TT_OK) {
             return st;
         }
-        if (r.d.mult.n >= 1 && (r.d.mult.n <= 31 || (saturate && r.d.mult.n <= 62)) && u->cols <= 0xFFFFu) {
+        /* batch 1: any 1 <= n <= 62; batch 2..: n <= 31 unless saturating */
+        if (r.d.mult.n >= 1 && (r.d.mult.n <= 31 || ((saturate || u->rank_batch <= 1u) && r.d.mult.n <= 62)) &&
+            u->cols <= 0xFFFFu) {
             /* rows are the units written at once (tile_flags holds ceil(nrows / 8) bytes) */
             trows = 1;
             tiles = nrows;
