@@ -8,9 +8,10 @@ training step on emulated Cortex-M0 and Cortex-M4 and the RAM of the linked ELF.
 
 Choices: the output layer has 10 rows from the start; pre-training sees only classes 0-4 and the
 rows of classes 5-9 are then set to zero (weights and bias), so every new class starts at logit 0.
-Integer fine-tuning: batch 1 (as on a device), the aligned rule, stochastic rounding, lr 0.05.
+Integer fine-tuning: batch 1 (as on a device), the aligned rule, stochastic rounding, lr 0.05 with
+the fine-tuning rule's decay (``tintin.train.finetune_lr_schedule``: 2 epochs, the second at 0.01).
 Float fine-tuning: the pre-trained float model, the same parameters frozen, plain SGD at batch 1,
-lr 0.05, the same epochs and sample order. SRAM: the greedy arena of one training step at batch 1
+the same rates, epochs and sample order. SRAM: the greedy arena of one training step at batch 1
 (``tintin.compile.analyze``, what ``tintin plan`` reports).
 """
 
@@ -54,8 +55,11 @@ def pretrain(torch, net, x, y, epochs, seed):
     return net
 
 
-def float_finetune(torch, net, mode, x, y, orders, lr):
-    """Plain SGD at batch 1 on the parameters ``mode`` trains (``bias`` / ``last:1`` / ``full``)."""
+def float_finetune(torch, net, mode, x, y, orders, lr, schedule=()):
+    """Plain SGD at batch 1 on the parameters ``mode`` trains (``bias`` / ``last:1`` / ``full``), at
+    ``lr`` changed by ``schedule`` (``((from_epoch, lr), ...)``, as ``OptimConfig.lr_schedule``)."""
+    from tintin.optim import OptimConfig
+
     net = copy.deepcopy(net)
     last = [m for m in net if isinstance(m, torch.nn.Linear)][-1]
     for name, p in net.named_parameters():
@@ -65,7 +69,9 @@ def float_finetune(torch, net, mode, x, y, orders, lr):
             p.requires_grad_(True)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
     net.train()
-    for order in orders:
+    for epoch, order in enumerate(orders):
+        for group in opt.param_groups:
+            group["lr"] = OptimConfig(lr=lr, lr_schedule=schedule).lr_at(epoch)
         for i in order:
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(x[i:i + 1]), y[i:i + 1]).backward()
@@ -118,11 +124,12 @@ def main(argv=None) -> None:
     from tintin.compile import apply_update_selection
     from tintin.compile.report import analyze
     from tintin.optim import OptimConfig
-    from tintin.train import TrainConfig, evaluate, fit
+    from tintin.train import TrainConfig, evaluate, finetune_lr_schedule, fit
     from tintin.train.loop import epoch_order
 
     t_start = time.perf_counter()
     seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    schedule = finetune_lr_schedule(args.epochs, args.lr)
     cores = [c for c in args.cores.split(",") if c.strip()]
     ds = data.load("digits")
     xf = torch.tensor(ds.real(ds.x_train), dtype=torch.float32)
@@ -170,9 +177,9 @@ def main(argv=None) -> None:
                 trained = sum(p.value.m.size for p in model.parameters() if p.name in chosen)
                 fit(model, ds.x_train, ds.y_train,
                     TrainConfig(epochs=args.epochs, batch_size=1, seed=seed, eval_each_epoch=False,
-                                optim=OptimConfig(lr=args.lr)), progress=False)
+                                optim=OptimConfig(lr=args.lr, lr_schedule=schedule)), progress=False)
                 after_int = int_acc(model)
-                after_flt = flt_acc(float_finetune(torch, net, mode, xf, yf, orders, args.lr))
+                after_flt = flt_acc(float_finetune(torch, net, mode, xf, yf, orders, args.lr, schedule))
                 arena = analyze(copy.deepcopy(imported), mode, 1, suggest=False).plan.arena_bytes
                 records.append({"seed": seed, "model": name, "update": mode, "trained_parameters": sorted(chosen),
                                 "trained_values": int(trained),
@@ -214,14 +221,16 @@ def main(argv=None) -> None:
     headers = ["model", "update", "trained values", "int before %", "int after %", "int old / new %",
                "float after %", "float old / new %", "int - float, points (per seed)", "SRAM arena B (batch 1)"]
     held = sum(claim)
+    schedule_text = ", ".join(f"{v:g} from epoch {e + 1}" for e, v in schedule) or "nothing (one epoch)"
     md = "\n".join([
         "# Transfer to new classes: import, then fine-tune in integers with a partial update",
         "",
         f"Pre-trained in float (PyTorch, Adam, {args.pretrain_epochs} epochs) on digit classes 0-{OLD - 1} of "
         f"sklearn digits (the output layer has 10 rows; rows {OLD}-9 set to zero after pre-training), imported "
         "with one calibration batch of 32 samples (`tintin.interop.import_model`), then fine-tuned on all 10 "
-        f"classes for {args.epochs} epochs at batch 1 (integer: aligned rule, stochastic rounding, lr {args.lr}; "
-        f"float: plain SGD, lr {args.lr}, the same parameters frozen, the same sample order). Test accuracy on "
+        f"classes for {args.epochs} epochs at batch 1 (integer: aligned rule, stochastic rounding, lr {args.lr} "
+        f"changed by the fine-tuning rule `tintin.train.finetune_lr_schedule` to {schedule_text}; "
+        f"float: plain SGD at the same rates, the same parameters frozen, the same sample order). Test accuracy on "
         f"the {len(ds.y_test)} test samples; old = classes 0-{OLD - 1}, new = classes {OLD}-9. "
         f"Seeds {', '.join(map(str, seeds))} (pre-training, calibration draw and sample order): mean ± standard "
         "deviation over seeds. SRAM arena: the greedy arena of one compiled training step at batch 1 "
@@ -247,6 +256,7 @@ def main(argv=None) -> None:
         f"Total run time {time.perf_counter() - t_start:.0f} s.",
     ])
     write_results(args.name, {"epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs, "lr": args.lr,
+                              "lr_schedule": [list(e) for e in schedule],
                               "seeds": seeds, "old_classes": list(range(OLD)), "device_sram_bytes": DEVICE_SRAM,
                               "claim_rows_held": held, "claim_rows": len(claim),
                               "records": records, "mcu": mcu}, md)

@@ -89,6 +89,23 @@ def test_host_fine_tuning_equals_the_compiled_program(capsys, tmp_path, small_np
     assert info["parent"] == {"sha256": hashlib.sha256(base_file.read_bytes()).hexdigest(), "path": str(base_file)}
 
 
+def test_fine_tuning_decays_its_learning_rate_by_the_fine_tuning_rule(capsys, tmp_path, small_npz, base_file,
+                                                                     digits):
+    code, text, err = run(capsys, "train", "--init", base_file, "--update", "last:1", "--dataset", small_npz,
+                          "--input-exponent", digits.input_exponent, "--epochs", 2, "--batch-size", 1,
+                          "--lr", 0.05, "--out", tmp_path / "t", "--json")
+    assert code == 0, err
+    assert json.loads(text)["lr_schedule"] == [[1, 0.01]]
+    _, info = load_model(tmp_path / "t" / "model.safetensors")
+    assert info["train"]["optim"]["lr_schedule"] == [[1, 0.01]]
+    # a new zoo model of the same length keeps a constant rate (full training's rule)
+    code, text, err = run(capsys, "train", "--model", "mlp", "--dataset", small_npz, "--input-exponent",
+                          digits.input_exponent, "--epochs", 2, "--batch-size", 1, "--lr", 0.05,
+                          "--out", tmp_path / "z", "--json")
+    assert code == 0, err
+    assert json.loads(text)["lr_schedule"] == []
+
+
 def test_bias_selection_trains_biases_only(capsys, tmp_path, base_file):
     code, text, err = run(capsys, "train", "--init", base_file, "--update", "bias", "--dataset", "digits",
                           "--epochs", 1, "--out", tmp_path / "b", "--json")

@@ -124,7 +124,8 @@ def train_command(
     force: bool = typer.Option(False, "--force", "-f", help="replace the model and history already in --out"),
     as_json: bool = opt.JSON,
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="EPOCH:LR,... changes of the learning rate "
-                                              "(default: the model's decay steps, scaled to --epochs)"),
+                                              "(default: the model's decay steps, scaled to --epochs; with "
+                                              "--init the fine-tuning rule: decays from 2 epochs on)"),
     mu_schedule: Optional[str] = typer.Option(None, "--mu-schedule", help="NITI rule: EPOCH:MU,... e.g. 10:3,20:2"),
     upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
     wide_layers: Optional[str] = typer.Option(None, "--wide-layers", help="LAYER,...: int16 master weights only for "
@@ -144,7 +145,7 @@ def train_command(
 ):
     """Train a zoo model, or fine-tune a model file (--init), with integer-only arithmetic on DATASET and save it."""
     from ..nn import build_model
-    from ..train import TrainConfig, auto_progress, fit
+    from ..train import TrainConfig, auto_progress, finetune_lr_schedule, fit
 
     from ..nn import QuantConfig
     from ..optim import OptimConfig
@@ -183,7 +184,8 @@ def train_command(
                                 **({"row_scales": True} if row_scales else {}))
     oconf = optimiser.config(model, batch_size, error_feedback=_names(error_feedback),
                              lr_schedule=parse_schedule(lr_schedule) if lr_schedule
-                             else defaults.lr_schedule(epochs, opt.resolved_lr(optimiser.lr, model, batch_size)),
+                             else (finetune_lr_schedule if init is not None else defaults.lr_schedule)(
+                                 epochs, opt.resolved_lr(optimiser.lr, model, batch_size)),
                              mu_schedule=parse_schedule(mu_schedule, int))
     with opt.config_values():
         tconf = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, optim=oconf)
