@@ -98,6 +98,19 @@ int main(void)
 """
 
 
+
+def run_with_runtime(target: str, c_source: str, out) -> str:
+    """Build ``c_source`` with the whole C runtime for ``target`` (``-O2 -Werror``), run it on the
+    emulator and return its standard output; skips the test when the toolchain is absent."""
+    ok, reason = toolchain_status(target)
+    if not ok:
+        pytest.skip(reason)
+    src = out / "program.c"
+    src.write_text(c_source)
+    b = build(target, [src, *sorted(RUNTIME_DIR.glob("*.c"))], out, include_dirs=[RUNTIME_DIR], opt="-O2",
+              extra_cflags=("-Werror",))
+    return run(target, b, timeout_s=60).stdout
+
 def parse(stdout: str) -> dict:
     out = {}
     for line in stdout.splitlines():
@@ -155,15 +168,7 @@ def cases(draw):
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases())
 def test_training_step_kernels_on_cortex_m3(tmp_path_factory, case):
-    ok, reason = toolchain_status(TARGET)
-    if not ok:
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("m3")
-    src = out / "step.c"
-    src.write_text(program(case))
-    b = build(TARGET, [src, *sorted(RUNTIME_DIR.glob("*.c"))], out, include_dirs=[RUNTIME_DIR], opt="-O2",
-              extra_cflags=("-Werror",))
-    got = parse(run(TARGET, b, timeout_s=60).stdout)
+    got = parse(run_with_runtime(TARGET, program(case), tmp_path_factory.mktemp("m3")))
     want = python_side(case)
     for name in ("y", "err", "total", "ein", "gw", "gb", "w", "b"):
         assert got[name] == want[name], name

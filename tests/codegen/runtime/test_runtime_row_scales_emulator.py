@@ -12,15 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_runtime_emulator import PRINT_HELPERS_C, c_array, c_scale, parse  # noqa: E402
-from tintin.codegen import RUNTIME_DIR  # noqa: E402
+from test_runtime_emulator import PRINT_HELPERS_C, c_array, c_scale, parse, run_with_runtime  # noqa: E402
 from tintin.nn.module import Context, Parameter  # noqa: E402
 from tintin.numerics import QTensor, Rounding, RoundingStream, Scale, ScaleMode  # noqa: E402
 from tintin.numerics.scale_rows import row_exp_limit  # noqa: E402
 from tintin.ops import (linear_backward_input_s8, linear_backward_weight_s32, linear_forward_s8,  # noqa: E402
                         softmax_cross_entropy_error)
 from tintin.optim import IntegerSGD, OptimConfig  # noqa: E402
-from tintin.targets import build, run, toolchain_status  # noqa: E402
 
 TARGET = "cortex-m0"
 
@@ -112,15 +110,7 @@ def cases(draw):
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases())
 def test_row_scaled_training_step_kernels_on_cortex_m0(tmp_path_factory, case):
-    ok, reason = toolchain_status(TARGET)
-    if not ok:
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("m0")
-    src = out / "rows.c"
-    src.write_text(program(case))
-    b = build(TARGET, [src, *sorted(RUNTIME_DIR.glob("*.c"))], out, include_dirs=[RUNTIME_DIR], opt="-O2",
-              extra_cflags=("-Werror",))
-    got = parse(run(TARGET, b, timeout_s=60).stdout)
+    got = parse(run_with_runtime(TARGET, program(case), tmp_path_factory.mktemp("m0")))
     want = python_side(case)
     for name in ("y", "err", "ein", "w", "re"):
         assert got[name] == want[name], name
