@@ -364,13 +364,153 @@ tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
 
 /* ---- faster convolution kernels ---------------------------------------------------------------- */
 
+/* dst[i] = src[i], i < n: whole words while they last (unaligned word access on ARMv7-M and
+ * later; elsewhere the compiler copies the bytes) */
+static void copy_s8(int8_t *dst, const int8_t *src, size_t n)
+{
+    for (; n >= 4u; n -= 4u, src += 4u, dst += 4u) {
+        uint32_t t;
+        __builtin_memcpy(&t, src, 4u);
+        __builtin_memcpy(dst, &t, 4u);
+    }
+    while (n--) {
+        *dst++ = *src++;
+    }
+}
+
+static void zero_s8(int8_t *dst, size_t n)
+{
+    while (n--) {
+        *dst++ = 0;
+    }
+}
+
+/* One output row of windows: cols[q * fan + (ci * kh + i) * kw + j] = x[ci, row0 + i - pad_h,
+ * q * stride_w + j - pad_w], zero outside the input (taps i outside [i_lo, i_hi) and the columns
+ * that valid_taps excludes). Tap row by tap row, the windows wholly inside the input in one tight
+ * loop; every size is a local, so the byte stores alias nothing the loops read. */
+static void im2col_row(const int8_t *xg, size_t cin_g, size_t in_h, size_t in_w, size_t kh, size_t kw,
+                       size_t stride_w, size_t pad_w, size_t out_w, size_t i_lo, size_t i_hi, size_t row0,
+                       size_t pad_h, int8_t *cols)
+{
+    size_t q, ci, i, q_in_lo = out_w, q_in_hi = out_w, fan = cin_g * kh * kw;
+    /* windows q in [q_in_lo, q_in_hi) lie wholly inside the input row (valid_taps gives [0, kw)) */
+    for (q = 0; q < out_w; ++q) {
+        size_t j_lo, j_hi;
+        valid_taps(q, stride_w, pad_w, kw, in_w, &j_lo, &j_hi);
+        if (j_lo == 0u && j_hi == kw) {
+            if (q_in_lo == out_w) {
+                q_in_lo = q;
+            }
+            q_in_hi = q + 1u;
+        }
+    }
+    for (ci = 0; ci < cin_g; ++ci) {
+        for (i = 0; i < kh; ++i) {
+            int8_t *d = cols + (ci * kh + i) * kw;
+            if (i < i_lo || i >= i_hi) {
+                for (q = 0; q < out_w; ++q, d += fan) {
+                    zero_s8(d, kw);
+                }
+                continue;
+            }
+            {
+                const int8_t *xr = xg + ci * in_h * in_w + (row0 + i - pad_h) * in_w;
+                for (q = 0; q < out_w; ++q, d += fan) {
+                    size_t j_lo, j_hi;
+                    if (q >= q_in_lo && q < q_in_hi) {
+                        /* the inside windows: a plain copy each */
+                        const int8_t *src = xr + (q * stride_w - pad_w);
+                        if (kw == 5u) {
+                            /* the common 5-wide kernel: one word and one byte per window */
+                            for (; q < q_in_hi; ++q, d += fan, src += stride_w) {
+                                copy_s8(d, src, 4u);
+                                d[4] = src[4];
+                            }
+                        } else if (kw == 3u) {
+                            for (; q < q_in_hi; ++q, d += fan, src += stride_w) {
+                                d[0] = src[0];
+                                d[1] = src[1];
+                                d[2] = src[2];
+                            }
+                        } else {
+                            for (; q < q_in_hi; ++q, d += fan, src += stride_w) {
+                                copy_s8(d, src, kw);
+                            }
+                        }
+                        if (q == out_w) {
+                            break;
+                        }
+                    }
+                    valid_taps(q, stride_w, pad_w, kw, in_w, &j_lo, &j_hi);
+                    zero_s8(d, j_lo);
+                    if (j_lo < j_hi) {
+                        copy_s8(d + j_lo, xr + (q * stride_w + j_lo - pad_w), j_hi - j_lo);
+                    }
+                    zero_s8(d + j_hi, kw - j_hi);
+                }
+            }
+        }
+    }
+}
+
+#if TT_DOT_DSP
+/* One output row of a convolution on a DSP core: the accumulators of `channels` output channels at
+ * `out_w` positions, acc[o * plane + q] = bias_o + w_o . cols_q (the windows cols[q * fan ...]), two
+ * channels against two windows per product loop (tt_dot_s8_2x2), a last odd channel against four
+ * windows (tt_dot_s8_rows4). The same sums and saturating bias addition as the portable loop;
+ * returns the larger of amax and their magnitudes. */
+static uint32_t conv_row_dsp(const int8_t *cols, const int8_t *w, const int32_t *bias, tt_multiplier_t bias_mult,
+                             size_t fan, size_t channels, size_t out_w, int32_t *acc, size_t plane, uint32_t amax)
+{
+    size_t o, q, r;
+    int32_t v[4];
+    for (o = 0; o + 2u <= channels; o += 2u) {
+        const int8_t *wo = w + o * fan;
+        int32_t b0 = bias == NULL ? 0 : tt_align_bias_one(bias[o], bias_mult);
+        int32_t b1 = bias == NULL ? 0 : tt_align_bias_one(bias[o + 1u], bias_mult);
+        int32_t *a0 = acc + o * plane, *a1 = a0 + plane;
+        for (q = 0; q + 2u <= out_w; q += 2u) {
+            tt_dot_s8_2x2(wo, cols + q * fan, fan, fan, v);
+            a0[q] = tt_add_sat32_dsp(b0, v[0]);
+            a0[q + 1u] = tt_add_sat32_dsp(b0, v[1]);
+            a1[q] = tt_add_sat32_dsp(b1, v[2]);
+            a1[q + 1u] = tt_add_sat32_dsp(b1, v[3]);
+            amax = tt_max_mag32(tt_max_mag32(tt_max_mag32(tt_max_mag32(amax, a0[q]), a0[q + 1u]), a1[q]), a1[q + 1u]);
+        }
+        if (q < out_w) {
+            a0[q] = tt_dot_s8_x4(b0, wo, cols + q * fan, fan);
+            a1[q] = tt_dot_s8_x4(b1, wo + fan, cols + q * fan, fan);
+            amax = tt_max_mag32(tt_max_mag32(amax, a0[q]), a1[q]);
+        }
+    }
+    if (o < channels) {
+        const int8_t *wo = w + o * fan;
+        int32_t b0 = bias == NULL ? 0 : tt_align_bias_one(bias[o], bias_mult);
+        int32_t *a0 = acc + o * plane;
+        for (q = 0; q + 4u <= out_w; q += 4u) {
+            tt_dot_s8_rows4(wo, cols + q * fan, fan, fan, v);
+            for (r = 0; r < 4u; ++r) {
+                a0[q + r] = tt_add_sat32_dsp(b0, v[r]);
+                amax = tt_max_mag32(amax, a0[q + r]);
+            }
+        }
+        for (; q < out_w; ++q) {
+            a0[q] = tt_dot_s8_x4(b0, wo, cols + q * fan, fan);
+            amax = tt_max_mag32(amax, a0[q]);
+        }
+    }
+    return amax;
+}
+#endif
+
 tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
                                         tt_scale_t w_scale, const int32_t *bias, tt_scale_t bias_scale,
                                         const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
                                         int8_t *cols, int8_t *y, tt_scale_t *y_scale)
 {
     const tt_conv2d_shape_t *s = shape;
-    size_t out_h, out_w, cin_g, cout_g, fan, b, g, p, q, o, ci, i, jj, rows = 1;
+    size_t out_h, out_w, cin_g, cout_g, fan, b, g, p, q, o, rows = 1;
     uint8_t by_position;
     tt_scale_t acc_scale = tt_scale_mul(x_scale, w_scale);
     tt_multiplier_t bias_mult = {0, 0};
@@ -406,41 +546,17 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
                 for (p = 0; p < out_h; ++p) {
                     size_t i_lo, i_hi;
                     valid_taps(p, s->stride_h, s->pad_h, s->kernel_h, s->in_h, &i_lo, &i_hi);
-                    /* one output row of windows: cols[q * fan + (ci, i, jj)], zero outside the input */
-                    for (q = 0; q < out_w; ++q) {
-                        int8_t *c = cols + q * fan;
-                        size_t j_lo, j_hi;
-                        valid_taps(q, s->stride_w, s->pad_w, s->kernel_w, s->in_w, &j_lo, &j_hi);
-                        for (ci = 0; ci < cin_g; ++ci) {
-                            const int8_t *xc = xg + ci * s->in_h * s->in_w;
-                            for (i = 0; i < s->kernel_h; ++i) {
-                                int8_t *cr = c + (ci * s->kernel_h + i) * s->kernel_w;
-                                if (i < i_lo || i >= i_hi) {
-                                    for (jj = 0; jj < s->kernel_w; ++jj) {
-                                        cr[jj] = 0;
-                                    }
-                                    continue;
-                                }
-                                {
-                                    const int8_t *xr = xc + (p * s->stride_h + i - s->pad_h) * s->in_w;
-                                    size_t col0 = q * s->stride_w; /* input column of tap jj: col0 + jj - pw */
-                                    /* zeros left and right of the input, a plain copy in between */
-                                    for (jj = 0; jj < j_lo; ++jj) {
-                                        cr[jj] = 0;
-                                    }
-                                    if (j_lo < j_hi) {
-                                        const int8_t *src = xr + (col0 + j_lo - s->pad_w);
-                                        for (; jj < j_hi; ++jj) {
-                                            cr[jj] = *src++;
-                                        }
-                                    }
-                                    for (; jj < s->kernel_w; ++jj) {
-                                        cr[jj] = 0;
-                                    }
-                                }
-                            }
-                        }
+                    im2col_row(xg, cin_g, s->in_h, s->in_w, s->kernel_h, s->kernel_w, s->stride_w, s->pad_w, out_w,
+                               i_lo, i_hi, p * s->stride_h, s->pad_h, cols);
+#if TT_DOT_DSP
+                    if (acc != NULL) {
+                        amax = conv_row_dsp(cols, weight + g * cout_g * fan, bias == NULL ? NULL : bias + g * cout_g,
+                                            bias_mult, fan, cout_g, out_w,
+                                            acc + ((b * s->out_channels + g * cout_g) * out_h + p) * out_w,
+                                            out_h * out_w, amax);
+                        continue;
                     }
+#endif
                     /* four dot products at a time share the loads of one operand (tt_dot_s8_rows4):
                      * four output channels against one window, or, when the channels do not come in
                      * fours, one channel against four windows */

@@ -200,6 +200,67 @@ void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, 
     out[2] = s2;
     out[3] = s3;
 }
+
+/* Sixteen products: four values of two weight rows against four values of two columns (20
+ * instructions: 4 loads, 8 SXTB16, 8 SMLAD; every loaded word serves two rows or two columns). */
+#define TT_DOT_2X2_STEP                           \
+    "ldr %[c1o], [%[x], %[st]]\n\t"               \
+    "ldr %[c0o], [%[x]], #4\n\t"                  \
+    "sxtb16 %[c0e], %[c0o]\n\t"                   \
+    "sxtb16 %[c0o], %[c0o], ror #8\n\t"           \
+    "sxtb16 %[c1e], %[c1o]\n\t"                   \
+    "sxtb16 %[c1o], %[c1o], ror #8\n\t"           \
+    "ldr %[wo], [%[w], %[st]]\n\t"                \
+    "sxtb16 %[we], %[wo]\n\t"                     \
+    "sxtb16 %[wo], %[wo], ror #8\n\t"             \
+    "smlad %[s10], %[we], %[c0e], %[s10]\n\t"     \
+    "smlad %[s10], %[wo], %[c0o], %[s10]\n\t"     \
+    "smlad %[s11], %[we], %[c1e], %[s11]\n\t"     \
+    "smlad %[s11], %[wo], %[c1o], %[s11]\n\t"     \
+    "ldr %[wo], [%[w]], #4\n\t"                   \
+    "sxtb16 %[we], %[wo]\n\t"                     \
+    "sxtb16 %[wo], %[wo], ror #8\n\t"             \
+    "smlad %[s00], %[we], %[c0e], %[s00]\n\t"     \
+    "smlad %[s00], %[wo], %[c0o], %[s00]\n\t"     \
+    "smlad %[s01], %[we], %[c1e], %[s01]\n\t"     \
+    "smlad %[s01], %[wo], %[c1o], %[s01]\n\t"
+/* thirteen registers, the end pointer in memory (as TT_DOT_ROWS4_OPERANDS) */
+#define TT_DOT_2X2_OPERANDS                                                                              \
+    : [x] "+r"(x), [w] "+r"(w), [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11),      \
+      [c0e] "=&r"(c0e), [c0o] "=&r"(c0o), [c1e] "=&r"(c1e), [c1o] "=&r"(c1o), [we] "=&r"(we),            \
+      [wo] "=&r"(wo)                                                                                     \
+    : [st] "r"(stride), [end] "m"(end)                                                                   \
+    : "cc", "memory"
+
+void tt_dot_s8_2x2(const int8_t *w, const int8_t *x, size_t stride, size_t k, int32_t out[4])
+{
+    /* two rows share every load of a column and two columns every load of a row: 43 instructions
+     * per 32 products */
+    const int8_t *end = x + (k & ~(size_t)7u);
+    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    uint32_t c0e, c0o, c1e, c1o, we, wo;
+    if (x != end) {
+        __asm__("1:\n\t" TT_DOT_2X2_STEP TT_DOT_2X2_STEP "ldr %[we], %[end]\n\tcmp %[x], %[we]\n\tbne 1b\n\t"
+                TT_DOT_2X2_OPERANDS);
+    }
+    if (k & 4u) {
+        __asm__(TT_DOT_2X2_STEP TT_DOT_2X2_OPERANDS);
+    }
+    end = x + (k & 3u);
+    while (x != end) {
+        int32_t w0 = w[0], w1 = w[stride], x0 = x[0], x1 = x[stride];
+        s00 += w0 * x0;
+        s01 += w0 * x1;
+        s10 += w1 * x0;
+        s11 += w1 * x1;
+        ++w;
+        ++x;
+    }
+    out[0] = s00;
+    out[1] = s01;
+    out[2] = s10;
+    out[3] = s11;
+}
 #endif
 
 /* row[i] += e * w[i], i < count (|e| <= 128: each product is an int16, an 8x8 MUL on AVR) */

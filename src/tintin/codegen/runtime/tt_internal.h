@@ -291,6 +291,22 @@ int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k);
  * tt_dot_s8_x4: at most TT_ACC_TERMS_LIMIT products per sum).
  * DSP cores only (TT_DOT_ROWS == 4): out[r] = sum_i x[i] * w[r * stride + i], rows r < 4, i < k */
 void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, int32_t out[4]);
+/* DSP cores only: two rows of w against two columns of x, rows and columns `stride` apart:
+ * out = {w0.x0, w0.x1, w1.x0, w1.x1} over i < k (w1 = w + stride, x1 = x + stride) */
+void tt_dot_s8_2x2(const int8_t *w, const int8_t *x, size_t stride, size_t k, int32_t out[4]);
+/* the larger of amax and |v| (a running range) */
+static inline uint32_t tt_max_mag32(uint32_t amax, int32_t v)
+{
+    uint32_t a = tt_mag32(v);
+    return a > amax ? a : amax;
+}
+#if TT_DOT_DSP
+/* tt_add_sat32 in one instruction (QADD) */
+static inline int32_t tt_add_sat32_dsp(int32_t a, int32_t b)
+{
+    return __builtin_arm_qadd(a, b);
+}
+#endif
 /* row[i] += e0 * w0[i] + e1 * w1[i], i < count (|e0|, |e1| <= 128) */
 void tt_axpy2_s8(int32_t *row, int32_t e0, const int8_t *w0, int32_t e1, const int8_t *w1, size_t count);
 /* out[k] = sum_n e[n * e_step] * w[n * count + k] for k < count, n < rows (a vector times a

@@ -267,6 +267,34 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
             return st;
         }
     }
+#if TT_DOT_DSP
+    if (acc != NULL) {
+        /* four rows at a time straight into the accumulator, the bias added (QADD) and the range
+         * taken on the way */
+        for (b = 0; b < batch; ++b) {
+            const int8_t *xb = x + b * in_features;
+            int32_t *ab = acc + b * out_features;
+            for (n = 0; n + 4u <= out_features; n += 4u) {
+                size_t r;
+                tt_dot_s8_rows4(xb, weight + n * in_features, in_features, in_features, ab + n);
+                for (r = 0; r < 4u; ++r) {
+                    int32_t bn = bias == NULL ? 0 : tt_align_bias_one(bias[n + r], bias_mult);
+                    ab[n + r] = tt_add_sat32_dsp(bn, ab[n + r]);
+                    amax = tt_max_mag32(amax, ab[n + r]);
+                }
+            }
+            for (; n < out_features; ++n) {
+                int32_t bn = bias == NULL ? 0 : tt_align_bias_one(bias[n], bias_mult);
+                ab[n] = tt_dot_s8_x4(bn, xb, weight + n * in_features, in_features);
+                amax = tt_max_mag32(amax, ab[n]);
+            }
+        }
+        change = tt_choose_rescale(amax, 8, mode, &choice);
+        tt_rescale_write_s8(acc, batch * out_features, change, &choice, y);
+        *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+        return TT_OK;
+    }
+#endif
     /* pass 0: accumulators (stored, or only their range); pass 1 (without acc): recomputed.
      * Four output rows at a time share the loads of x (tt_dot_s8_rows4), then the rest one by one;
      * with acc the sums land in it directly and its range is taken at the end. */

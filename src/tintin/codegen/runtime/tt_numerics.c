@@ -495,6 +495,18 @@ void tt_rescale_write_s8(const int32_t *acc, size_t count, uint8_t change, const
         }
         return;
     }
+#if !defined(__AVR__)
+    if (m == 1u) {
+        /* the power-of-two steps: a shift of the magnitude (no branch but the clip) */
+        for (i = 0; i < count; ++i) {
+            int32_t x = acc[i];
+            uint32_t q = (tt_mag32(x) + half) >> n;
+            q = q > 127u ? 127u : q;
+            out[i] = (int8_t)(x < 0 ? -(int32_t)q : (int32_t)q);
+        }
+        return;
+    }
+#endif
     for (i = 0; i < count; ++i) {
         int32_t x = acc[i];
         uint32_t a = tt_mag32(x), q;
