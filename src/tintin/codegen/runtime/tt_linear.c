@@ -267,14 +267,15 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
             return st;
         }
     }
-#if TT_DOT_DSP
     if (acc != NULL) {
-        /* four rows at a time straight into the accumulator, the bias added (QADD) and the range
-         * taken on the way */
+        /* straight into the accumulator (four rows at a time on DSP cores, sharing the loads of
+         * x), the bias added with saturation and the range taken on the way: one pass */
         for (b = 0; b < batch; ++b) {
             const int8_t *xb = x + b * in_features;
             int32_t *ab = acc + b * out_features;
-            for (n = 0; n + 4u <= out_features; n += 4u) {
+            n = 0;
+#if TT_DOT_ROWS == 4u
+            for (; n + 4u <= out_features; n += 4u) {
                 size_t r;
                 tt_dot_s8_rows4(xb, weight + n * in_features, in_features, in_features, ab + n);
                 for (r = 0; r < 4u; ++r) {
@@ -283,6 +284,7 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
                     amax = tt_max_mag32(amax, ab[n + r]);
                 }
             }
+#endif
             for (; n < out_features; ++n) {
                 int32_t bn = bias == NULL ? 0 : tt_align_bias_one(bias[n], bias_mult);
                 ab[n] = tt_dot_s8_x4(bn, xb, weight + n * in_features, in_features);
@@ -294,12 +296,10 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
         *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
         return TT_OK;
     }
-#endif
-    /* pass 0: accumulators (stored, or only their range); pass 1 (without acc): recomputed.
-     * Four output rows at a time share the loads of x (tt_dot_s8_rows4), then the rest one by one;
-     * with acc the sums land in it directly and its range is taken at the end. */
+    /* without acc: pass 0 takes the range of the accumulators, pass 1 recomputes them. Four output
+     * rows at a time share the loads of x (tt_dot_s8_rows4), then the rest one by one. */
     change = 0;
-    for (pass = 0; pass < (acc != NULL ? 1u : 2u); ++pass) {
+    for (pass = 0; pass < 2u; ++pass) {
         for (n = 0; n < out_features; n += rows) {
             const int8_t *wn = weight + n * in_features;
             int32_t bn[4], tmp[4];
@@ -309,7 +309,7 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
                 bn[r] = bias == NULL ? 0 : tt_align_bias_one(bias[n + r], bias_mult);
             }
             for (b = 0; b < batch; ++b) {
-                int32_t *v = acc != NULL ? acc + b * out_features + n : tmp;
+                int32_t *v = tmp;
 #if TT_DOT_ROWS == 4u
                 if (rows == 4u) {
                     tt_dot_s8_rows4(x + b * in_features, wn, in_features, in_features, v);
@@ -323,9 +323,6 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
                 {
                     v[0] = tt_dot_s8_x4(bn[0], x + b * in_features, wn, in_features);
                 }
-                if (acc != NULL) {
-                    continue;
-                }
                 for (r = 0; r < rows; ++r) {
                     if (pass == 0) {
                         uint32_t a = tt_mag32(v[r]);
@@ -338,14 +335,8 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
             }
         }
         if (pass == 0) {
-            if (acc != NULL) {
-                amax = tt_max_abs_s32(acc, batch * out_features);
-            }
             change = tt_choose_rescale(amax, 8, mode, &choice);
         }
-    }
-    if (acc != NULL) {
-        tt_rescale_write_s8(acc, batch * out_features, change, &choice, y);
     }
     *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
     return TT_OK;
