@@ -106,9 +106,12 @@ def cases(draw, small: bool):
     b = QTensor(rng.integers(-2**20, 2**20, n).astype(np.int32), Scale(-20))
     err = QTensor(_s8(rng, (bsz, n), zeros=draw(st.sampled_from([0.0, 0.3, 0.7])), full=full), Scale(-9))
     rows = [int(r) for r in rng.permutation(n)[:draw(st.integers(1, n))]]
-    cin, cout = draw(st.integers(1, 2)), draw(st.integers(1, 5 if small else 9))
-    kh = kw = draw(st.integers(1, 3))
-    h, wd = draw(st.integers(kh, 4 if small else 7)), draw(st.integers(kw, 4 if small else 7))
+    cin, cout = draw(st.integers(1, 2 if small else 3)), draw(st.integers(1, 5 if small else 9))
+    # square kernels 1..5 and a non-square one: the 5-wide and 3-wide window copies, fans that
+    # reach the 8-product loop of the two-by-two SMLAD kernel, and every tail
+    kh, kw = draw(st.sampled_from([(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (3, 5), (5, 2)] if not small
+                                  else [(1, 1), (2, 2), (3, 3), (2, 3)]))
+    h, wd = draw(st.integers(kh, 4 if small else 9)), draw(st.integers(kw, 4 if small else 9))
     conv = (QTensor(_s8(rng, (1, cin, h, wd), full=full), Scale(-7)),
             QTensor(_s8(rng, (cout, cin, kh, kw), full=full), Scale(-6)),
             QTensor(rng.integers(-2**16, 2**16, cout).astype(np.int32), Scale(-14)),

@@ -454,13 +454,13 @@ static void im2col_row(const int8_t *xg, size_t cin_g, size_t in_h, size_t in_w,
     }
 }
 
-#if TT_DOT_DSP
-/* One output row of a convolution on a DSP core: the accumulators of `channels` output channels at
+#if TT_DOT_ROWS == 4u
+/* One output row of a convolution on an Arm core: the accumulators of `channels` output channels at
  * `out_w` positions, acc[o * plane + q] = bias_o + w_o . cols_q (the windows cols[q * fan ...]), two
  * channels against two windows per product loop (tt_dot_s8_2x2), a last odd channel against four
  * windows (tt_dot_s8_rows4). The same sums and saturating bias addition as the portable loop;
  * returns the larger of amax and their magnitudes. */
-static uint32_t conv_row_dsp(const int8_t *cols, const int8_t *w, const int32_t *bias, tt_multiplier_t bias_mult,
+static uint32_t conv_row_blocks(const int8_t *cols, const int8_t *w, const int32_t *bias, tt_multiplier_t bias_mult,
                              size_t fan, size_t channels, size_t out_w, int32_t *acc, size_t plane, uint32_t amax)
 {
     size_t o, q, r;
@@ -472,10 +472,10 @@ static uint32_t conv_row_dsp(const int8_t *cols, const int8_t *w, const int32_t 
         int32_t *a0 = acc + o * plane, *a1 = a0 + plane;
         for (q = 0; q + 2u <= out_w; q += 2u) {
             tt_dot_s8_2x2(wo, cols + q * fan, fan, fan, v);
-            a0[q] = tt_add_sat32_dsp(b0, v[0]);
-            a0[q + 1u] = tt_add_sat32_dsp(b0, v[1]);
-            a1[q] = tt_add_sat32_dsp(b1, v[2]);
-            a1[q + 1u] = tt_add_sat32_dsp(b1, v[3]);
+            a0[q] = tt_add_sat32(b0, v[0]);
+            a0[q + 1u] = tt_add_sat32(b0, v[1]);
+            a1[q] = tt_add_sat32(b1, v[2]);
+            a1[q + 1u] = tt_add_sat32(b1, v[3]);
             amax = tt_max_mag32(tt_max_mag32(tt_max_mag32(tt_max_mag32(amax, a0[q]), a0[q + 1u]), a1[q]), a1[q + 1u]);
         }
         if (q < out_w) {
@@ -491,7 +491,7 @@ static uint32_t conv_row_dsp(const int8_t *cols, const int8_t *w, const int32_t 
         for (q = 0; q + 4u <= out_w; q += 4u) {
             tt_dot_s8_rows4(wo, cols + q * fan, fan, fan, v);
             for (r = 0; r < 4u; ++r) {
-                a0[q + r] = tt_add_sat32_dsp(b0, v[r]);
+                a0[q + r] = tt_add_sat32(b0, v[r]);
                 amax = tt_max_mag32(amax, a0[q + r]);
             }
         }
@@ -548,9 +548,9 @@ tt_status_t tt_conv2d_forward_im2col_s8(const int8_t *x, tt_scale_t x_scale, con
                     valid_taps(p, s->stride_h, s->pad_h, s->kernel_h, s->in_h, &i_lo, &i_hi);
                     im2col_row(xg, cin_g, s->in_h, s->in_w, s->kernel_h, s->kernel_w, s->stride_w, s->pad_w, out_w,
                                i_lo, i_hi, p * s->stride_h, s->pad_h, cols);
-#if TT_DOT_DSP
+#if TT_DOT_ROWS == 4u
                     if (acc != NULL) {
-                        amax = conv_row_dsp(cols, weight + g * cout_g * fan, bias == NULL ? NULL : bias + g * cout_g,
+                        amax = conv_row_blocks(cols, weight + g * cout_g * fan, bias == NULL ? NULL : bias + g * cout_g,
                                             bias_mult, fan, cout_g, out_w,
                                             acc + ((b * s->out_channels + g * cout_g) * out_h + p) * out_w,
                                             out_h * out_w, amax);

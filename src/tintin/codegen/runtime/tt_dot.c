@@ -263,6 +263,46 @@ void tt_dot_s8_2x2(const int8_t *w, const int8_t *x, size_t stride, size_t k, in
 }
 #endif
 
+#if !TT_DOT_DSP && TT_DOT_ROWS == 4u
+/* Arm cores without the DSP extension (Cortex-M0, M3): each loaded input value serves four rows */
+void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, int32_t out[4])
+{
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride, *end = x + k;
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    while (x != end) {
+        int32_t v = *x++;
+        s0 += v * *w0++;
+        s1 += v * *w1++;
+        s2 += v * *w2++;
+        s3 += v * *w3++;
+    }
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = s2;
+    out[3] = s3;
+}
+
+/* each loaded weight serves two windows and each window value two rows */
+void tt_dot_s8_2x2(const int8_t *w, const int8_t *x, size_t stride, size_t k, int32_t out[4])
+{
+    const int8_t *end = x + k;
+    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    while (x != end) {
+        int32_t w0 = w[0], w1 = w[stride], x0 = x[0], x1 = x[stride];
+        s00 += w0 * x0;
+        s01 += w0 * x1;
+        s10 += w1 * x0;
+        s11 += w1 * x1;
+        ++w;
+        ++x;
+    }
+    out[0] = s00;
+    out[1] = s01;
+    out[2] = s10;
+    out[3] = s11;
+}
+#endif
+
 /* row[i] += e * w[i], i < count (|e| <= 128: each product is an int16, an 8x8 MUL on AVR) */
 static void axpy_s8(int32_t *row, int16_t e, const int8_t *w, size_t count)
 {

@@ -8,7 +8,12 @@ int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
 {
     uint64_t ax = tt_mag64(x);
     if (mult.n >= 1 && mult.n <= 31 && ax < 65536u && mult.m >= 0 && mult.m < 32768L) {
-        uint32_t q = ((uint32_t)ax * (uint32_t)mult.m + ((uint32_t)1 << (mult.n - 1))) >> mult.n;
+        uint16_t a16 = (uint16_t)ax, m16 = (uint16_t)mult.m;
+        uint32_t q;
+#if defined(__AVR__)
+        __asm__("" : "+r"(a16), "+r"(m16)); /* a 16x16->32 product, not __mulsi3 (as below) */
+#endif
+        q = tt_shr32((uint32_t)a16 * m16 + tt_bit32((uint8_t)(mult.n - 1)), (uint8_t)mult.n);
         q = q > (uint32_t)limit ? (uint32_t)limit : q;
         return x < 0 ? -(int32_t)q : (int32_t)q;
     }
@@ -26,11 +31,17 @@ int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
     }
 #endif
     if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
-        uint32_t a = tt_mag32(b), m = (uint32_t)mult.m, c;
-        /* 16x16->32 products (one libgcc __umulhisi3 each on AVR, not a 32x32 __mulsi3) */
-        uint32_t hi = (uint32_t)(uint16_t)(a >> 16) * (uint16_t)m;                          /* < 2**30 */
-        uint32_t lo = (uint32_t)(uint16_t)a * (uint16_t)m + ((uint32_t)1 << (mult.n - 1)); /* < 2**31 + 2**30 */
+        uint32_t a = tt_mag32(b), c, hi, lo;
+        uint16_t m = (uint16_t)mult.m, ah = (uint16_t)(a >> 16), al = (uint16_t)a;
         uint8_t n = (uint8_t)mult.n;
+#if defined(__AVR__)
+        /* hide the operands' ranges from the compiler, which otherwise widens the products below
+         * back to a 32x32 __mulsi3 */
+        __asm__("" : "+r"(m), "+r"(ah), "+r"(al));
+#endif
+        /* 16x16->32 products (one libgcc __umulhisi3 each on AVR, not a 32x32 __mulsi3) */
+        hi = (uint32_t)ah * m;                              /* < 2**30 */
+        lo = (uint32_t)al * m + tt_bit32((uint8_t)(n - 1)); /* < 2**31 + 2**30 */
         if (n >= 16) {
             /* floor((hi * 2**16 + lo) / 2**n) = floor((hi + floor(lo / 2**16)) / 2**(n - 16)) */
             c = tt_shr32(hi + (lo >> 16), (uint8_t)(n - 16));

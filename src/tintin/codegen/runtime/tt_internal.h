@@ -70,6 +70,24 @@ static inline uint32_t tt_shr32(uint32_t x, uint8_t n)
     return x >> n;
 }
 
+/* 1 << k for k < 32: on AVR one byte shifted by k % 8, then moved by whole bytes (no 32-bit
+ * one-bit-per-turn loop) */
+static inline uint32_t tt_bit32(uint8_t k)
+{
+#if defined(__AVR__)
+    uint32_t r = (uint8_t)(1u << (k & 7u));
+    if (k & 8u) {
+        r <<= 8;
+    }
+    if (k & 16u) {
+        r <<= 16;
+    }
+    return r;
+#else
+    return (uint32_t)1 << k;
+#endif
+}
+
 /* ---- inline 32-bit rounding for element loops (same results as tt_shift_round_*_s32) ---------- */
 
 static inline uint32_t tt_mix32_inline(uint32_t x)
@@ -251,9 +269,12 @@ static inline uint32_t tt_sr_mag32(uint32_t mag, uint8_t n, uint32_t draw)
  * |x| < 2**16 (|x| * M < 2**31), else tt_apply_multiplier_scalar. */
 int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit);
 
-/* a + b saturated to int32: no overflow whatever the operands. */
+/* a + b saturated to int32: no overflow whatever the operands (one QADD on DSP cores). */
 static inline int32_t tt_add_sat32(int32_t a, int32_t b)
 {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
+    return __builtin_arm_qadd(a, b);
+#else
     if (b > 0 && a > INT32_MAX - b) {
         return INT32_MAX;
     }
@@ -261,6 +282,7 @@ static inline int32_t tt_add_sat32(int32_t a, int32_t b)
         return INT32_MIN;
     }
     return a + b;
+#endif
 }
 
 /* init + sum a[i] * b[i]. Every product |p| <= 2**14 fits an int (16 bits on AVR), and the sum of
@@ -272,9 +294,15 @@ int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k);
 
 /* The loops of tt_dot.c: SXTB16/SMLAD where the DSP extension is (Cortex-M4, M4F, M33), 24-bit
  * partial sums on AVR, portable C elsewhere. TT_DOT_ROWS: output rows per call that the kernels
- * hand to the product loop (4 with tt_dot_s8_rows4 on DSP cores, else 1: no gain, more code). */
+ * hand to the product loop: 4 on Arm cores (tt_dot_s8_rows4 and tt_dot_s8_2x2 share the loads of
+ * one operand between several dot products), else 1 (AVR: less code; the host: the compiler
+ * vectorises the single dot product). */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
 #define TT_DOT_DSP 1
+#define TT_DOT_AVR 0
+#define TT_DOT_ROWS 4u
+#elif defined(__arm__) || defined(__thumb__)
+#define TT_DOT_DSP 0
 #define TT_DOT_AVR 0
 #define TT_DOT_ROWS 4u
 #elif defined(__AVR__)
@@ -289,9 +317,9 @@ int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k);
 
 /* The other product loops of tt_dot.c (the same exact sums in every variant; the same bounds as
  * tt_dot_s8_x4: at most TT_ACC_TERMS_LIMIT products per sum).
- * DSP cores only (TT_DOT_ROWS == 4): out[r] = sum_i x[i] * w[r * stride + i], rows r < 4, i < k */
+ * TT_DOT_ROWS == 4 only: out[r] = sum_i x[i] * w[r * stride + i], rows r < 4, i < k */
 void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, int32_t out[4]);
-/* DSP cores only: two rows of w against two columns of x, rows and columns `stride` apart:
+/* TT_DOT_ROWS == 4 only: two rows of w against two columns of x, rows and columns `stride` apart:
  * out = {w0.x0, w0.x1, w1.x0, w1.x1} over i < k (w1 = w + stride, x1 = x + stride) */
 void tt_dot_s8_2x2(const int8_t *w, const int8_t *x, size_t stride, size_t k, int32_t out[4]);
 /* the larger of amax and |v| (a running range) */
@@ -300,13 +328,6 @@ static inline uint32_t tt_max_mag32(uint32_t amax, int32_t v)
     uint32_t a = tt_mag32(v);
     return a > amax ? a : amax;
 }
-#if TT_DOT_DSP
-/* tt_add_sat32 in one instruction (QADD) */
-static inline int32_t tt_add_sat32_dsp(int32_t a, int32_t b)
-{
-    return __builtin_arm_qadd(a, b);
-}
-#endif
 /* row[i] += e0 * w0[i] + e1 * w1[i], i < count (|e0|, |e1| <= 128) */
 void tt_axpy2_s8(int32_t *row, int32_t e0, const int8_t *w0, int32_t e1, const int8_t *w1, size_t count);
 /* out[k] = sum_n e[n * e_step] * w[n * count + k] for k < count, n < rows (a vector times a

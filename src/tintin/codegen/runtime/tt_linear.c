@@ -280,7 +280,7 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
                 tt_dot_s8_rows4(xb, weight + n * in_features, in_features, in_features, ab + n);
                 for (r = 0; r < 4u; ++r) {
                     int32_t bn = bias == NULL ? 0 : tt_align_bias_one(bias[n + r], bias_mult);
-                    ab[n + r] = tt_add_sat32_dsp(bn, ab[n + r]);
+                    ab[n + r] = tt_add_sat32(bn, ab[n + r]);
                     amax = tt_max_mag32(amax, ab[n + r]);
                 }
             }
