@@ -1,12 +1,14 @@
 """Differential property tests of the product loops of ``tt_dot.c`` on every instruction-set variant.
 
-``tt_dot.c`` compiles to one of three loops: SXTB16 + SMLAD on cores with the DSP extension
-(Cortex-M4, M4F, M33: tested on cortex-m4 and cortex-m33), 8x8->16 products in 24-bit partial sums on AVR, portable C elsewhere. Each
+``tt_dot.c`` compiles to one of four loops: SXTB16 + SMLAD on cores with the DSP extension
+(Cortex-M4, M4F, M33: tested on cortex-m4 and cortex-m33), portable rows-of-four and two-by-two
+loops on the other Arm cores (cortex-m0, cortex-m3), 8x8->16 products in 24-bit partial sums on
+AVR, portable single dot products elsewhere (the host). Each
 example writes a C program that calls the kernels built on them (linear forward with and without
 the accumulator, input error, weight gradient over a batch, convolution forward by im2col) on random
 shapes, chosen to hit every tail (a row count that is not a multiple of 4, a length that is not a
 multiple of 4, zero errors), builds it for the target, runs it and compares every output and scale
-with tintin.ops. The host runs the portable loops, the emulators the DSP and AVR ones.
+with tintin.ops. The host runs the portable loops, the emulators the Arm and AVR ones.
 """
 
 import numpy as np
@@ -147,6 +149,15 @@ def test_portable_product_loops_on_the_host(tmp_path_factory, case):
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases(small=False))
 def test_dsp_product_loops(tmp_path_factory, target, case):
+    check(target, tmp_path_factory, case)
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("target", ["cortex-m0", "cortex-m3"])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(small=False))
+def test_arm_row_loops_without_dsp(tmp_path_factory, target, case):
+    """Cortex-M0 and M3 run the portable rows-of-four and two-by-two loops (TT_DOT_ROWS == 4)."""
     check(target, tmp_path_factory, case)
 
 
