@@ -200,9 +200,11 @@ def main() -> None:
                       "float32 reference: the same network and SGD in float C, from the dequantised initial "
                       "weights, the integer optimiser's effective learning rate; soft float except cortex-m4f",
                       "integer program on cortex-m4f: the same integer code built with the hard-float ABI",
-                      "cortex-m4/m4f/m33 product loops (tt_dot.c): 49 instructions per 32 MACs for four rows "
-                      "against one input (1.53 per MAC); the rest of a kernel's figure is per-output work (bias "
-                      "alignment, rescale, stores) and, for convolutions, building the windows (im2col)",
+                      "cortex-m4/m4f/m33 product loops (tt_dot.c): dense layers 49 instructions per 32 MACs "
+                      "for four rows against one input (1.53 per MAC), convolutions 43 per 32 MACs for two "
+                      "channels against two windows (1.34 per MAC); cortex-m0/m3 run the same blocking in "
+                      "portable C; the rest of a kernel's figure is per-output work (bias alignment, range, "
+                      "rescale, stores), the loops' tails and, for convolutions, building the windows (im2col)",
                       "ATmega328P: 16-12-10 is the largest benchmark MLP that trains on the part: 16-16-10 "
                       "links (flash) but its stack overflows the 2 KB SRAM at run time, and 16-20-10 exceeds "
                       "the 32 KB flash by 17,608 bytes; "

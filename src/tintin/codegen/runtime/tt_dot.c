@@ -149,6 +149,39 @@ int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k)
 #endif
 }
 
+#if TT_DOT_ROWS == 4u
+/* The portable loops of the blocked products, shared by the Arm cores without the DSP extension
+ * (the whole loop) and the DSP ones (their tails): x runs to end, the sums are locals. Four rows
+ * r of w against x: s_r += x[i] * w_r[i]. */
+#define TT_DOT_ROWS4_LOOP     \
+    while (x != end) {        \
+        int32_t v = *x++;     \
+        s0 += v * *w0++;      \
+        s1 += v * *w1++;      \
+        s2 += v * *w2++;      \
+        s3 += v * *w3++;      \
+    }                         \
+    out[0] = s0;              \
+    out[1] = s1;              \
+    out[2] = s2;              \
+    out[3] = s3;
+/* Two rows of w (stride apart) against two columns of x (stride apart) */
+#define TT_DOT_2X2_LOOP                                                           \
+    while (x != end) {                                                            \
+        int32_t w0 = w[0], w1 = w[stride], x0 = x[0], x1 = x[stride];             \
+        s00 += w0 * x0;                                                           \
+        s01 += w0 * x1;                                                           \
+        s10 += w1 * x0;                                                           \
+        s11 += w1 * x1;                                                           \
+        ++w;                                                                      \
+        ++x;                                                                      \
+    }                                                                             \
+    out[0] = s00;                                                                 \
+    out[1] = s01;                                                                 \
+    out[2] = s10;                                                                 \
+    out[3] = s11;
+#endif
+
 #if TT_DOT_DSP
 /* Four products of one weight row: load its word, sign-extend it in pairs, two SMLADs. */
 #define TT_DOT_ROW4(w, s)                       \
@@ -188,17 +221,7 @@ void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, 
         __asm__(TT_DOT_ROWS4_STEP TT_DOT_ROWS4_OPERANDS);
     }
     end = x + (k & 3u);
-    while (x != end) {
-        int32_t v = *x++;
-        s0 += v * *w0++;
-        s1 += v * *w1++;
-        s2 += v * *w2++;
-        s3 += v * *w3++;
-    }
-    out[0] = s0;
-    out[1] = s1;
-    out[2] = s2;
-    out[3] = s3;
+    TT_DOT_ROWS4_LOOP
 }
 
 /* Sixteen products: four values of two weight rows against four values of two columns (20
@@ -247,19 +270,7 @@ void tt_dot_s8_2x2(const int8_t *w, const int8_t *x, size_t stride, size_t k, in
         __asm__(TT_DOT_2X2_STEP TT_DOT_2X2_OPERANDS);
     }
     end = x + (k & 3u);
-    while (x != end) {
-        int32_t w0 = w[0], w1 = w[stride], x0 = x[0], x1 = x[stride];
-        s00 += w0 * x0;
-        s01 += w0 * x1;
-        s10 += w1 * x0;
-        s11 += w1 * x1;
-        ++w;
-        ++x;
-    }
-    out[0] = s00;
-    out[1] = s01;
-    out[2] = s10;
-    out[3] = s11;
+    TT_DOT_2X2_LOOP
 }
 #endif
 
@@ -269,17 +280,7 @@ void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, 
 {
     const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride, *end = x + k;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    while (x != end) {
-        int32_t v = *x++;
-        s0 += v * *w0++;
-        s1 += v * *w1++;
-        s2 += v * *w2++;
-        s3 += v * *w3++;
-    }
-    out[0] = s0;
-    out[1] = s1;
-    out[2] = s2;
-    out[3] = s3;
+    TT_DOT_ROWS4_LOOP
 }
 
 /* each loaded weight serves two windows and each window value two rows */
@@ -287,19 +288,7 @@ void tt_dot_s8_2x2(const int8_t *w, const int8_t *x, size_t stride, size_t k, in
 {
     const int8_t *end = x + k;
     int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-    while (x != end) {
-        int32_t w0 = w[0], w1 = w[stride], x0 = x[0], x1 = x[stride];
-        s00 += w0 * x0;
-        s01 += w0 * x1;
-        s10 += w1 * x0;
-        s11 += w1 * x1;
-        ++w;
-        ++x;
-    }
-    out[0] = s00;
-    out[1] = s01;
-    out[2] = s10;
-    out[3] = s11;
+    TT_DOT_2X2_LOOP
 }
 #endif
 
