@@ -30,7 +30,7 @@ def program(case) -> str:
     x, w, b, err, rows, conv = case
     bsz, k = x.m.shape
     n = w.m.shape[0]
-    cx, cw, cb, (stride, pad) = conv
+    cx, cw, cb, (stride, pad, groups) = conv
     cb_, cin, h, wd = cx.m.shape
     cout, _, kh, kw = cw.m.shape
     oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
@@ -56,7 +56,7 @@ int main(void)
     tt_scale_t cxs = {c_scale(cx.scale)}, cws = {c_scale(cw.scale)}, cbs = {c_scale(cb.scale)}, ys, eis, gs, cys;
     const tt_dense_shape_t dense = {{B, K, N}};
     const tt_row_select_t select = {{rows, 0, R}};
-    const tt_conv2d_shape_t cs = {{{cb_}, {cin}, {h}, {wd}, {cout}, {kh}, {kw}, {stride}, {stride}, {pad}, {pad}, 1}};
+    const tt_conv2d_shape_t cs = {{{cb_}, {cin}, {h}, {wd}, {cout}, {kh}, {kw}, {stride}, {stride}, {pad}, {pad}, {groups}}};
     tt_platform_init();
     ok(tt_linear_forward_x4_s8(x, xs, w, ws, b, bs, &dense, {m}, acc, y, &ys));
     put("y", ys, NULL, y, B * N);
@@ -77,15 +77,15 @@ int main(void)
 
 def python_side(case) -> dict:
     x, w, b, err, rows, conv = case
-    cx, cw, cb, (stride, pad) = conv
+    cx, cw, cb, (stride, pad, groups) = conv
     flat = lambda q: (q.scale, [int(v) for v in q.m.ravel()])  # noqa: E731
     y = linear_forward_s8(x, w, b, ScaleMode.COMPOUND)
     g = linear_backward_weight_s32(err, x)
     return {"y": flat(y), "y_recomputed": flat(y),
             "ein": flat(linear_backward_input_s8(err, w, ScaleMode.COMPOUND)),
             "g": (g.scale, [int(v) for v in g.m[np.asarray(rows, dtype=np.int64)].ravel()]),
-            "cy": flat(conv2d_forward_s8(cx, cw, cb, stride, pad, mode=ScaleMode.COMPOUND)),
-            "cy_recomputed": flat(conv2d_forward_s8(cx, cw, cb, stride, pad, mode=ScaleMode.COMPOUND))}
+            "cy": flat(conv2d_forward_s8(cx, cw, cb, stride, pad, groups, mode=ScaleMode.COMPOUND)),
+            "cy_recomputed": flat(conv2d_forward_s8(cx, cw, cb, stride, pad, groups, mode=ScaleMode.COMPOUND))}
 
 
 def _s8(rng, shape, zeros: float = 0.0, full: bool = False) -> np.ndarray:
@@ -108,16 +108,18 @@ def cases(draw, small: bool):
     b = QTensor(rng.integers(-2**20, 2**20, n).astype(np.int32), Scale(-20))
     err = QTensor(_s8(rng, (bsz, n), zeros=draw(st.sampled_from([0.0, 0.3, 0.7])), full=full), Scale(-9))
     rows = [int(r) for r in rng.permutation(n)[:draw(st.integers(1, n))]]
-    cin, cout = draw(st.integers(1, 2 if small else 3)), draw(st.integers(1, 5 if small else 9))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))  # grouped and depthwise convolutions too
+    cin = groups * draw(st.integers(1, 2 if small or groups > 1 else 3))
+    cout = groups * draw(st.integers(1, 3 if groups > 1 else (5 if small else 9)))
     # square kernels 1..5 and a non-square one: the 5-wide and 3-wide window copies, fans that
     # reach the 8-product loop of the two-by-two SMLAD kernel, and every tail
     kh, kw = draw(st.sampled_from([(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (3, 5), (5, 2)] if not small
                                   else [(1, 1), (2, 2), (3, 3), (2, 3)]))
     h, wd = draw(st.integers(kh, 4 if small else 9)), draw(st.integers(kw, 4 if small else 9))
     conv = (QTensor(_s8(rng, (1, cin, h, wd), full=full), Scale(-7)),
-            QTensor(_s8(rng, (cout, cin, kh, kw), full=full), Scale(-6)),
+            QTensor(_s8(rng, (cout, cin // groups, kh, kw), full=full), Scale(-6)),
             QTensor(rng.integers(-2**16, 2**16, cout).astype(np.int32), Scale(-14)),
-            (draw(st.integers(1, 2)), draw(st.integers(0, 1))))
+            (draw(st.integers(1, 2)), draw(st.integers(0, 1)), groups))
     return x, w, b, err, rows, conv
 
 
