@@ -67,6 +67,8 @@ def main() -> None:
         rows = [measure(args.core, b, args.steps, Path(tmp)) for b in batches]
     falls = [None] + [b["per_sample"] < a["per_sample"] for a, b in zip(rows, rows[1:])]
     monotonic = all(falls[1:])
+    phase_monotonic = {phase: all(b["phase_per_sample"].get(phase, 0) < a["phase_per_sample"].get(phase, 0)
+                                  for a, b in zip(rows, rows[1:])) for phase in ("forward", "backward", "update")}
     unit = rows[0]["unit"]
     table = [[str(r["batch_size"]), f"{r['per_step']:,.0f}", f"{r['per_sample']:,.0f}",
               f"{r['per_sample'] / rows[0]['per_sample']:.2f}",
@@ -83,8 +85,13 @@ def main() -> None:
         "after every program step (the loss phase is the remainder).", "",
         markdown_table(headers, table), "",
         f"- {unit} per sample fall monotonically with the batch size: **{'yes' if monotonic else 'no'}**",
+        *[f"- {phase} {unit} per sample fall monotonically: {'yes' if mono else 'no'}"
+          for phase, mono in phase_monotonic.items()],
+        "- the update phase holds the fused weight gradient and update: its gradient MACs are B x N x K per step, "
+        "the same per sample at every batch size, and only the update's own work is shared by the batch",
     ])
-    write_results("mcu_batch", {"core": args.core, "steps": args.steps, "rows": rows, "monotonic": monotonic}, md)
+    write_results("mcu_batch", {"core": args.core, "steps": args.steps, "rows": rows, "monotonic": monotonic,
+                               "phase_monotonic": phase_monotonic}, md)
 
 
 if __name__ == "__main__":
