@@ -193,7 +193,8 @@ def main() -> None:
         "accumulator's maximum), then the output pass, each over the halo regions of the patches. "
         "*stage MACs / one plain pass*: the stage step's MACs over one pass of its convolutions (the default "
         "program spends 2x on conv1, whose accumulator it recomputes, and 1x on conv2). *bit-exact*: one step "
-        "through the arena executor equals `train_step`. The generated C has no patch step yet.", "",
+        "through the arena executor equals `train_step` (the generated C's runs are tested in "
+        "`tests/compile/test_patch_stage.py`).", "",
         markdown_table(patch_headers, patch_table),
     ])
     write_results("memory_plan", {"batch_size": BATCH, "recompute_budget": RECOMPUTE_BUDGET, "rows": rows,

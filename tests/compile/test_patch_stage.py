@@ -1,5 +1,6 @@
 """Patch-based inference of the frozen first stage: the same bits as train_step over random
-convolution stacks, patch sizes and batches; the maps between its layers never exist in full; the
+convolution stacks, patch sizes and batches, in the executor and in the generated C (host and an
+emulated Cortex-M0); the maps between its layers never exist in full; the
 memory it saves and the MACs it costs are counted exactly."""
 
 from __future__ import annotations
@@ -104,13 +105,43 @@ def test_a_stage_a_backward_step_reaches_is_refused():
         compile_program(mlp, "last:1", 1, patch_size=2)
 
 
-def test_the_generated_c_refuses_a_patch_stage(tmp_path):
-    from tintin.codegen import CodegenError, generate_project
+def _c_run(model, target: str, update: str, batch: int, patch: int, work, steps: int = 2):
+    """Train ``model``'s generated C program with a patch stage on ``target``; the report compares
+    every loss, prediction and final weight with the simulator."""
+    from tintin.compile import CompileOptions
+    from tintin.targets import run_on_target, select_samples, toolchain_status
 
-    model = build_model("lenet5", (1, 16, 16), 3, seed=0)
-    program = compile_program(model, "last:1", 1, patch_size=2)
-    with pytest.raises(CodegenError, match=OP):
-        generate_project(model, tmp_path / "p", program=program, plan=plan_memory(program), update="last:1")
+    ok, reason = toolchain_status(target)
+    if not ok:
+        pytest.skip(reason)
+    rng = np.random.default_rng(batch + patch)
+    x_all = rng.integers(-127, 128, size=(steps * batch + 3, *model.input_shape)).astype(np.int8)
+    y_all = rng.integers(0, 3, size=len(x_all))
+    order = np.arange(steps * batch)
+    x, y, o = select_samples(x_all, y_all, order, steps, batch)
+    report = run_on_target(model, target, x_samples=x, y_samples=y, order=o, steps=steps, work_dir=work,
+                           batch_size=batch, update=update, options=CompileOptions(patch_size=patch),
+                           eval_x=x_all[-3:], timeout_s=900)
+    assert report.bit_exact, report.mismatches[:3]
+    assert report.arena_bytes == report.planned_arena_bytes
+    return report
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(stacks(), st.integers(1, 3), st.integers(1, 2))
+def test_the_generated_c_runs_the_patch_stage_bit_exactly(tmp_path, model, patch, batch):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(dir=tmp_path) as work:
+        _c_run(model, "host", "last:1", batch, patch, Path(work))
+
+
+@pytest.mark.emulator
+def test_lenet5_patch_stage_on_an_emulated_cortex_m0(tmp_path):
+    model = build_model("lenet5", (1, 20, 24), 3, seed=0)
+    _c_run(model, "cortex-m0", "last:1", 1, 2, tmp_path)
 
 
 def test_plan_cli_reports_the_patch_stage(capsys):

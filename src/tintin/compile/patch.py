@@ -23,7 +23,9 @@ holds exactly the values of the whole-tensor computation.
 Cost: a stage with convolutions ``c_1 .. c_n`` computes ``c_k`` in passes ``k .. n+1`` (``n + 2 - k``
 times), each time over the halo regions of the tiles; the step's ``macs`` counts them exactly
 (:func:`stage_macs`), ``attrs["plain_macs"]`` holds the MACs of one plain pass.
-The generated C has no patch step yet: ``tintin export`` / ``run`` compile without it.
+
+The C runtime's ``tt_patch_stage_forward_s8`` (``runtime/tt_patch.c``) runs the same schedule over
+the same regions in the same workspaces (direct convolution loops: no im2col block).
 """
 
 from __future__ import annotations
@@ -188,9 +190,6 @@ def lower_patch_stage(b, layers: list, x: str, patch: int) -> str:
             spec["bias"] = b.param(layer.bias) if layer.bias is not None else None
             if spec["bias"]:
                 inputs.append(spec["bias"])
-            if not layer.depthwise_like and big[j][1]:  # the C kernel gathers one row of windows at a time
-                workspace.append(b.add_buffer(f"{layer.name}.patch_im2col", BufferKind.WORKSPACE, "int8",
-                                              (spec["fan_in"], big[j][1]), layer=layer.name))
         if spec["kind"] == "relu":  # in place over its input's patch
             spec["out"] = specs[j - 1]["out"] if j else None
             if spec["out"] is None:
