@@ -22,7 +22,7 @@ typedef struct {
     region_t reg[TT_PATCH_MAX_LAYERS];
 } stage_t;
 
-static void input_range(const tt_patch_layer_t *l, int axis, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t *a, ptrdiff_t *b)
+static void input_range(const tt_patch_layer_t *l, uint8_t axis, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t *a, ptrdiff_t *b)
 {
     ptrdiff_t k, s, p;
     if (l->kind == TT_PATCH_RELU) {
@@ -62,7 +62,7 @@ static void regions(stage_t *st, size_t target, region_t region)
 
 /* One region computation: layers 0 .. target; with find_max, only the target convolution's running
  * maximum is kept. Returns the scale of the target's values in *scale. */
-static tt_status_t run(stage_t *st, size_t target, int find_max, region_t region, tt_scale_t *scale)
+static tt_status_t run(stage_t *st, size_t target, uint8_t find_max, region_t region, tt_scale_t *scale)
 {
     size_t j, b, o, p, q;
     tt_scale_t cur = st->x_scale;
