@@ -14,6 +14,12 @@ choices full / bias / last:1 / last:2:
   (``accumulator_budget=8192``: twice the MACs of those steps);
 * ``lower bound``: the largest sum of bytes live at one step.
 
+Second table, the patch-based first stage (``CompileOptions(patch_size=P)``, MCUNetV2-style,
+:mod:`tintin.compile.patch`): for updates that leave LeNet-5's convolutions frozen (``last:K``), its
+first stage (conv1..pool1, or conv1..pool2) computed P x P output positions at a time: the peak SRAM
+and the MACs per sample against the default program, each program run for one step through the
+arena executor and compared with ``train_step`` bit for bit.
+
 Writes ``bench/results/memory_plan.{json,md,png}``.
 """
 
@@ -59,6 +65,43 @@ def measure(name: str, shape, update: str) -> dict:
         "trained_parameter_bytes": sum(program.buffers[n].nbytes for n in planned.trained_parameters),
         "macs_per_sample": program_cost(program).macs_per_sample,
         "macs_per_sample_recompute": program_cost(recompute).macs_per_sample,
+    }
+
+
+PATCH_MODELS = [("lenet5", (1, 28, 28)), ("lenet5", (1, 64, 64))]
+PATCH_UPDATES = ["last:1", "last:3"]
+PATCH_CHOICES = [(None, None), (1, None), (2, None), (3, None), (5, None), (1, 3), (2, 3), (4, 3)]
+
+
+def _bit_exact(name: str, shape, update: str, **options) -> bool:
+    """One training step of the compiled program (arena executor) equals ``train_step``."""
+    from tintin.checks import assert_program_matches_train_step
+
+    try:
+        assert_program_matches_train_step(build_model(name, shape, 10, seed=0), update, BATCH, 1, **options)
+    except AssertionError:
+        return False
+    return True
+
+
+def measure_patch(name: str, shape, update: str, patch, layers) -> dict:
+    from tintin.compile.report import patch_stage_summary
+
+    model = build_model(name, shape, 10, seed=0)
+    default = compile_program(model, update, BATCH)
+    program = compile_program(model, update, BATCH, patch_size=patch, patch_layers=layers)
+    stage = patch_stage_summary(program)
+    options = {} if patch is None else {"patch_size": patch, "patch_layers": layers}
+    return {
+        "model": name, "input_shape": list(shape), "update": update, "patch": patch,
+        "stage": stage["layers"] if stage else None,
+        "peak_bytes": plan_memory(program, "greedy").arena_bytes,
+        "default_peak_bytes": plan_memory(default, "greedy").arena_bytes,
+        "macs_per_sample": program_cost(program).macs_per_sample,
+        "default_macs_per_sample": program_cost(default).macs_per_sample,
+        "stage_macs_per_sample": stage["macs_per_sample"] if stage else None,
+        "stage_plain_macs_per_sample": stage["plain_macs_per_sample"] if stage else None,
+        "bit_exact": _bit_exact(name, shape, update, **options),
     }
 
 
@@ -113,6 +156,16 @@ def main() -> None:
         "lenet5_bias_over_full_planned_recompute": lenet_bias["planned_recompute_bytes"]
         / lenet_full["planned_recompute_bytes"],
     }
+    patch_rows = [measure_patch(name, shape, update, p, k) for name, shape in PATCH_MODELS for update in PATCH_UPDATES
+                  for p, k in PATCH_CHOICES]
+    patch_headers = ["model", "input", "update", "patch stage", "patch P", "peak SRAM B", "peak / default",
+                     "MACs/sample", "MACs / default", "stage MACs / one plain pass", "bit-exact"]
+    patch_table = [[r["model"], "x".join(map(str, r["input_shape"])), r["update"],
+                    f"{r['stage'][0]}..{r['stage'][-1]}" if r["stage"] else "none (default)",
+                    str(r["patch"] or "-"), f"{r['peak_bytes']:,}", f"{r['peak_bytes'] / r['default_peak_bytes']:.2f}",
+                    f"{r['macs_per_sample']:,.0f}", f"{r['macs_per_sample'] / r['default_macs_per_sample']:.2f}",
+                    f"{r['stage_macs_per_sample'] / r['stage_plain_macs_per_sample']:.2f}" if r["stage"] else "-",
+                    "yes" if r["bit_exact"] else "NO"] for r in patch_rows]
     png = RESULTS / "memory_plan.png"
     RESULTS.mkdir(parents=True, exist_ok=True)
     chart(rows, png)
@@ -132,10 +185,20 @@ def main() -> None:
         f"({checks['lenet5_bias_default_extra_macs']:+,.0f} MACs per sample); every accumulator stored: "
         f"{checks['lenet5_bias_over_full_stored']:.3f}; accumulators above 8 KiB recomputed: "
         f"{checks['lenet5_bias_over_full_planned_recompute']:.3f}",
-        "", f"![chart]({png.name})",
+        "", f"![chart]({png.name})", "",
+        f"## Patch-based first stage (batch size {BATCH})", "",
+        "The frozen first stage of LeNet-5 (`last:K` leaves the convolutions frozen) computed P x P positions of "
+        "the stage output at a time (`tintin plan --patch P [--patch-layers 3]`): the maps inside the stage "
+        "never exist in full. One maximum pass per convolution (the per-tensor scales need each whole "
+        "accumulator's maximum), then the output pass, each over the halo regions of the patches. "
+        "*stage MACs / one plain pass*: the stage step's MACs over one pass of its convolutions (the default "
+        "program spends 2x on conv1, whose accumulator it recomputes, and 1x on conv2). *bit-exact*: one step "
+        "through the arena executor equals `train_step` (the generated C's runs are tested in "
+        "`tests/compile/test_patch_stage.py`).", "",
+        markdown_table(patch_headers, patch_table),
     ])
     write_results("memory_plan", {"batch_size": BATCH, "recompute_budget": RECOMPUTE_BUDGET, "rows": rows,
-                                  "checks": checks, "chart": png.name}, md)
+                                  "checks": checks, "chart": png.name, "patch_rows": patch_rows}, md)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ BENCHMARKS = {
     "interop_export": ["interop_export.py"],
     "transfer": ["transfer.py"],
     "mcu": ["mcu.py"],
+    "mcu_batch": ["mcu_batch.py"],
     "checkpoint": ["checkpoint.py"],
 }
 

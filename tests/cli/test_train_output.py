@@ -32,7 +32,9 @@ def _tintin(*args: str, **kw) -> subprocess.Popen:
 def test_sigint_during_training_exits_130_and_says_what_was_kept(tmp_path):
     out = tmp_path / "run"
     proc = _tintin("train", "-d", "digits", "-e", "50", "-b", "1", "--out", str(out))
-    first = proc.stderr.readline()  # the progress header: training has started
+    first = proc.stderr.readline()  # the backend chosen (auto), then the progress header: training has started
+    assert first.startswith("backend: "), first
+    first = proc.stderr.readline()
     assert "epochs" in first, first
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)

@@ -119,3 +119,16 @@ def test_rescale_of_int16_extremes_does_not_wrap(mode):
     q, s = rescale(w, Scale(-15), 8, mode)
     assert q[0] >= 64 and q[0] == -q[1]  # 127.996 rounds to 128: pow2 halves once more
     np.testing.assert_allclose(q * s.to_float(), w * 2.0**-15, atol=0.5 * s.to_float())
+
+
+@given(st.sampled_from([ScaleMode.POW2, ScaleMode.COMPOUND]),
+       arrays(np.int32, st.integers(2, 40), elements=st.integers(-2**31 + 1, 2**31 - 1)), st.data())
+def test_parts_rescaled_with_the_whole_maximum_are_the_whole_result(mode, acc, data):
+    from tintin.numerics import rescale_known_max
+
+    whole, scale = rescale(acc, Scale(-3), 8, mode)
+    cut = data.draw(st.integers(1, len(acc) - 1))
+    amax = max(int(acc.max()), -int(acc.min()))
+    parts = [rescale_known_max(part, amax, Scale(-3), 8, mode) for part in (acc[:cut], acc[cut:])]
+    assert np.array_equal(np.concatenate([p[0] for p in parts]), whole)
+    assert all(p[1] == scale for p in parts)

@@ -150,3 +150,29 @@ def test_cli_native_without_a_compiler_is_one_error_line(tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "C compiler" in lines[0]
     assert not (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_cli_default_backend_is_auto_and_says_which(tmp_path):
+    common = ["train", "--dataset", "digits", "--model", "mlp", "--epochs", "1"]
+    r = _cli([*common, "--json", "--quiet", "--out", str(tmp_path / "j")])
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["update_backend"] == "native" and d["backend_note"].startswith("native: ")
+    r = _cli([*common, "--out", str(tmp_path / "p")])
+    assert r.returncode == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("backend: native: ") and "program ready in" in first
+
+
+@pytest.mark.parametrize("cc,why", [("no-such-compiler-tintin", "C compiler"), ("false", "")])
+def test_cli_auto_trains_in_the_simulator_where_native_does_not_build(tmp_path, cc, why):
+    r = _cli(["train", "--dataset", "digits", "--epochs", "1", "--json", "--quiet", "--out", str(tmp_path / "o")],
+             env={"CC": cc})
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["update_backend"] == "numpy" and d["backend_note"].startswith("numpy: ") and why in d["backend_note"]
+    assert (tmp_path / "o" / "model.safetensors").exists()
+    r = _cli(["train", "--dataset", "digits", "--epochs", "1", "--backend", "native", "--out", str(tmp_path / "n")],
+             env={"CC": cc})
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:")

@@ -38,6 +38,10 @@ def plan_command(
     suggest: bool = typer.Option(True, "--suggest/--no-suggest", help="search fitting choices when it does not fit"),
     as_json: bool = opt.JSON,
     plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG of the arena over the schedule"),
+    patch: Optional[int] = typer.Option(None, "--patch", help="compute the frozen first convolution stage P x P "
+                                        "output positions at a time (its maps never exist in full; more MACs)"),
+    patch_layers: Optional[int] = typer.Option(None, "--patch-layers", help="at most this many layers in the "
+                                               "--patch stage (default: the longest frozen stage)"),
 ):
     """Memory plan, device fit and cost estimate of one training step of MODEL.
 
@@ -49,6 +53,15 @@ def plan_command(
     opt.check_positive("--reserve", reserve, minimum=0)
     profile = opt.resolve_device(device)
     options = compilation.options()
+    if patch is not None or patch_layers is not None:
+        from dataclasses import replace
+
+        if patch is None:
+            raise opt.OptionError("--patch-layers needs --patch P")
+        opt.check_positive("--patch", patch)
+        if patch_layers is not None:
+            opt.check_positive("--patch-layers", patch_layers)
+        options = replace(options, patch_size=patch, patch_layers=patch_layers)
     model, source = model_from_spec(model_spec, dataset, input_shape, classes, quantisation.config(), seed,
                                     data_files)
     optim = optimiser.config(zoo_name(model_spec), batch_size)
@@ -124,6 +137,12 @@ def _print_report(report, source: str, show_buffers: bool, show_schedule: bool, 
     s.add_row("MACs per sample", f"{report.cost.macs_per_sample:,.0f}")
     from ..compile.report import recomputed_accumulators
 
+    from ..compile.report import patch_stage_summary
+
+    stage = patch_stage_summary(prog)
+    if stage:
+        s.add_row(f"  patch stage ({stage['patch']}x{stage['patch']})",
+                  f"{', '.join(stage['layers'])}: +{stage['extra_macs_per_sample']:,.0f} MACs")
     recomputed = recomputed_accumulators(prog)
     if recomputed:
         s.add_row("  recomputed accumulators", ", ".join(f"{r['layer']} {r['bytes_saved']:,} B" for r in recomputed)

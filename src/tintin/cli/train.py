@@ -29,28 +29,24 @@ def parse_schedule(text: str | None, kind=float) -> tuple:
 
 
 def update_backend(name: str):
-    """``(update_kernel, name used)`` for ``--backend``: the C runtime's update or numpy's;
-    ``native`` (and ``auto`` where a host compiler works) trains in the compiled program
-    (:mod:`tintin.targets.native`, chosen in :func:`train_command`)."""
+    """``(update_kernel, name used)`` for ``--backend``: the C runtime's update (``c``) or numpy's;
+    ``native`` and ``auto`` train in the compiled program (:mod:`tintin.targets.native`, chosen
+    in :func:`train_command`: ``auto`` falls back to numpy where that does not work)."""
     if name not in ("auto", "numpy", "c", "native"):
         raise CliError(f"--backend must be auto, native, numpy or c, got {name!r}")
     if name == "numpy":
         return None, "numpy"
     if name in ("native", "auto"):
-        from ..targets.native import host_compiler, native_available
-
         if name == "native":
+            from ..targets.native import host_compiler
+
             host_compiler()  # no compiler: one error line
-            return None, "native"
-        if native_available()[0]:
-            return None, "native"
+        return None, "native"
     from ..codegen.fast_update import available, c_update_kernel
 
     ok, why = available()
     if not ok:
-        if name == "c":
-            raise CliError(f"the C update backend is not available here: {why}")
-        return None, "numpy"
+        raise CliError(f"the C update backend is not available here: {why}")
     return c_update_kernel(), "c"
 
 
@@ -134,9 +130,10 @@ def train_command(
                                                  "remainder of sub-step updates (simulator only)"),
     row_scales: bool = typer.Option(False, "--row-scales", help="one power-of-two scale per output row of the "
                                     "int8 weights (docs/learning-quality.md)"),
-    backend: str = typer.Option("numpy", "--backend", help="numpy (the simulator) | native (the whole step in C "
-                                "built for this CPU: the same bits, faster) | c (only the update in C) | auto "
-                                "(native when a host compiler works and the model compiles)"),
+    backend: str = typer.Option("auto", "--backend", help="auto (native when a host C compiler works and the "
+                                "model and settings compile, else numpy; the choice is reported) | numpy (the "
+                                "simulator) | native (the whole step in C built for this CPU: the same bits, "
+                                "faster) | c (only the update in C)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run in this directory "
                                           "(its settings come from its checkpoint)"),
@@ -230,10 +227,12 @@ def train_command(
                     "init": str(Path(init).resolve()) if init is not None else None}
     checkpointer = FitCheckpointer(out / CHECKPOINT_NAME, every=checkpoint_every, resume=resumed is not None,
                                    info={"cli": cli_settings})
-    fit_fn = fit
+    fit_fn, backend_note = fit, f"{backend_used}: --backend {backend}"
     if backend_used == "native":
-        from ..targets.native import backend_fit
-        fit_fn, backend_used = backend_fit(net, tconf, required=backend == "native")
+        from ..targets.native import choose_backend
+        fit_fn, backend_used, backend_note = choose_backend(net, tconf, required=backend == "native")
+    if not (quiet or as_json):
+        err_console.print(f"backend: {backend_note}", markup=False)
     result = fit_fn(net, ds.x_train, ds.y_train, tconf, ds.x_test, ds.y_test,
                     progress=auto_progress(not (quiet or as_json)), update_kernel=kernel, checkpointer=checkpointer)
 
@@ -264,7 +263,7 @@ def train_command(
         "float_train_seconds": round(float_result.train_seconds, 3) if float_result else None,
         "float_samples_per_second": round(float_result.samples_per_second, 1) if float_result else None,
         "parameters": net.num_parameters(), "model_path": str(model_path), "synthetic_data": ds.synthetic,
-        "update_backend": backend_used, "resumed": resumed is not None, "history_path": str(history_path),
+        "update_backend": backend_used, "backend_note": backend_note, "resumed": resumed is not None, "history_path": str(history_path),
         "plot_path": str(plot_path) if plot_path else None,
         "update": update, "trained_parameters": selection, "parent": parent,
     }

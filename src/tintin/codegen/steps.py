@@ -299,6 +299,35 @@ class StepEmitter:
     def op_conv_backward_bias_s32(self, s):
         return self._bias_grad(s, _size(self.shape(s.inputs[0])[2:]))
 
+    def op_patch_stage_forward_s8(self, s):
+        """The patch-based first stage (:mod:`tintin.compile.patch`): a local table of its layers
+        (pointers and scales are the program's), then ``tt_patch_stage_forward_s8``."""
+        kinds = {"conv": "TT_PATCH_CONV", "relu": "TT_PATCH_RELU", "maxpool": "TT_PATCH_MAXPOOL"}
+        specs = s.attrs["layers"]
+        x, y = s.inputs[0], s.outputs[0]
+        rows = []
+        for spec in specs:
+            conv = spec["kind"] == "conv"
+            kh, kw = spec.get("kernel", (1, 1))
+            sh, sw = spec.get("stride", (1, 1))
+            ph, pw = spec.get("padding", (0, 0))
+            w = self.buf(spec["weight"]) if conv else "NULL"
+            ws = self.sc(spec["weight"]) if conv else self.sc(x)
+            bias = self.buf(spec["bias"]) if conv and spec["bias"] else "NULL"
+            bs = self.sc(spec["bias"]) if conv and spec["bias"] else self.sc(x)
+            patch = self.buf(spec["out"]) if spec["kind"] != "relu" else "NULL"
+            geometry = (*spec["in_shape"], *spec["out_shape"], kh, kw, sh, sw, ph, pw, spec.get("groups", 1))
+            rows.append("        {" + ", ".join([kinds[spec["kind"]], *(c_size(v) for v in geometry), w, ws, bias, bs,
+                                                     patch]) + "},")
+        return ["{",
+                f"    tt_patch_layer_t layers_[{len(rows)}] = {{",
+                *rows,
+                "    };",
+                *("    " + line for line in self.call(
+                    f"tt_patch_stage_forward_s8({self.buf(x)}, {self.sc(x)}, {c_size(self.shape(x)[0])}, layers_, "
+                    f"{c_size(len(rows))}, {c_size(s.attrs['patch'])}, {self.mode_c}, {self.buf(y)}, &{self.sc(y)})")),
+                "}"]
+
     # -- pooling --------------------------------------------------------------------------------
     def _argmax_ok(self, name: str) -> None:
         if self.p.buffers[name].dtype != "uint8":

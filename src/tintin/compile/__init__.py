@@ -17,6 +17,7 @@ from . import update as _update  # noqa: F401  (registers update kernels)
 # convolution, pooling, residual and channel-scale layers (registers their lowerings); a broken
 # import fails here, not later as "no lowering for layer"
 from . import lower_conv as _lower_conv  # noqa: F401,E402
+from . import patch as _patch  # noqa: F401,E402  (registers the patch-stage kernel)
 from .compiler import CompileOptions, ProgramBuilder, compile_program
 from .executor import ExecutionError, ProgramExecutor, ProgramResult, run_program
 from .ir import Buffer, BufferKind, Memory, Phase, Step, TrainingProgram

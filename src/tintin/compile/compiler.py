@@ -72,6 +72,11 @@ class CompileOptions:
             row of every parameter trained), an accumulator of at least ``RECOMPUTE_MIN_BYTES`` and
             at least this many bytes per MAC of its product is recomputed (see the module
             docstring); None stores every accumulator.
+        patch_size: compute the frozen first stage (2-D convolutions, ReLUs and max pools from the
+            first layer on, below every backward step) patch by patch, ``P x P`` positions of the
+            stage output at a time, so that its maps never exist in full (one
+            ``patch_stage_forward_s8`` step, :mod:`tintin.compile.patch`); None: off.
+        patch_layers: at most this many layers in the patch stage (None: the longest stage).
     """
 
     grad_tile_bytes: int | None = 1024
@@ -80,8 +85,14 @@ class CompileOptions:
     target_exponent: int = 0
     accumulator_budget: int | None = None
     recompute_bytes_per_mac: float | None = RECOMPUTE_BYTES_PER_MAC
+    patch_size: int | None = None
+    patch_layers: int | None = None
 
     def __post_init__(self):
+        if self.patch_size is not None and self.patch_size < 1:
+            raise CompileError(f"patch_size must be at least 1, got {self.patch_size}")
+        if self.patch_layers is not None and self.patch_layers < 1:
+            raise CompileError(f"patch_layers must be at least 1, got {self.patch_layers}")
         if self.recompute_bytes_per_mac is not None and not self.recompute_bytes_per_mac > 0:
             raise CompileError(f"recompute_bytes_per_mac must be positive or None, got {self.recompute_bytes_per_mac}")
         if self.accumulator_budget is not None and self.accumulator_budget < 0:
@@ -437,10 +448,21 @@ def compile_program(model, update: str | None = "full", batch_size: int = 1, opt
     b = ProgramBuilder(model, trained, batch_size, optim, options)
     B = batch_size
     x = b.add_buffer("input", BufferKind.INPUT, "int8", (B, *model.input_shape))
-    for layer in model.layers:
+    stop = next((i for i, layer in enumerate(model.layers) if b.layer_trained(layer)), len(model.layers))
+    first = 0
+    if options.patch_size is not None:
+        from .patch import lower_patch_stage, stage_layers
+
+        stage = stage_layers(model, stop, options.patch_layers)
+        if not stage:
+            raise CompileError(f"no patch stage: the model must start with a frozen 2-D convolution that no "
+                               f"backward step reaches (update {update_text!r} trains "
+                               f"{model.layers[stop].name if stop < len(model.layers) else 'nothing'})")
+        x = lower_patch_stage(b, stage, x, options.patch_size)
+        first = len(stage)
+    for layer in model.layers[first:]:
         x = b.forward(layer, x)
     err = _lower_loss(b, model, x)
-    stop = next((i for i, layer in enumerate(model.layers) if b.layer_trained(layer)), len(model.layers))
     for i in range(len(model.layers) - 1, stop - 1, -1):
         err = b.backward(model.layers[i], err, need_input_error=i > stop)
     meta = dict(model_name=model.name, batch_size=B, input_shape=tuple(model.input_shape), update=update_text,

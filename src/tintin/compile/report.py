@@ -24,9 +24,9 @@ from .planner import MemoryPlan, plan_memory
 
 def unoptimised_options(options: CompileOptions | None = None) -> CompileOptions:
     """``options`` without the compiler's memory work: whole gradients, no in-place steps, no ReLU
-    bit masks, every accumulator stored."""
+    bit masks, every accumulator stored, no patch stage."""
     return replace(options or CompileOptions(), grad_tile_bytes=None, inplace=False, relu_mask=False,
-                   accumulator_budget=None, recompute_bytes_per_mac=None)
+                   accumulator_budget=None, recompute_bytes_per_mac=None, patch_size=None, patch_layers=None)
 
 
 def recomputed_accumulators(program: TrainingProgram) -> list[dict]:
@@ -40,6 +40,21 @@ def recomputed_accumulators(program: TrainingProgram) -> list[dict]:
             out.append({"step": s.index, "op": s.op, "layer": s.layer, "bytes_saved": 4 * elements,
                         "extra_macs": s.macs // 2})
     return out
+
+
+def patch_stage_summary(program: TrainingProgram) -> dict | None:
+    """The patch stage of ``program`` (:mod:`tintin.compile.patch`), or None: its layers, patch
+    size, MACs per sample, the MACs of one plain pass of its convolutions and the difference."""
+    from .patch import OP
+
+    for s in program.steps:
+        if s.op == OP:
+            b = program.batch_size
+            return {"layers": [spec["layer"] for spec in s.attrs["layers"]], "patch": s.attrs["patch"],
+                    "passes": s.attrs["passes"], "macs_per_sample": s.macs / b,
+                    "plain_macs_per_sample": s.attrs["plain_macs"] / b,
+                    "extra_macs_per_sample": (s.macs - s.attrs["plain_macs"]) / b}
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,7 @@ class PlanReport:
         recomputed = recomputed_accumulators(prog)
         d["recomputed_accumulators"] = recomputed
         d["recompute_extra_macs_per_sample"] = sum(r["extra_macs"] for r in recomputed) / prog.batch_size
+        d["patch_stage"] = patch_stage_summary(prog)
         if self.latency is not None:
             d["estimate"] = self.latency.to_dict()
         if self.fit is not None:

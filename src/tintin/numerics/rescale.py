@@ -128,9 +128,18 @@ def rescale(acc: np.ndarray, scale: Scale, bits: int = 8, mode: ScaleMode | str 
     Returns ``(mantissas, scale)``; mantissas have ``out_dtype`` (default: int8 for ``bits <= 8``,
     int16 for ``bits <= 16``, else int32).
     """
+    return rescale_known_max(acc, max_abs(acc), scale, bits, mode, rounding, key, out_dtype)
+
+
+def rescale_known_max(acc: np.ndarray, amax: int, scale: Scale, bits: int = 8,
+                      mode: ScaleMode | str = ScaleMode.POW2, rounding: Rounding = Rounding.NEAREST,
+                      key: int | None = None, out_dtype=None) -> tuple[np.ndarray, Scale]:
+    """:func:`rescale` with ``max|x|`` given: ``amax`` may be the maximum of a larger tensor that
+    ``acc`` is a part of. With nearest rounding each element's result depends only on itself and
+    ``amax``, so the parts of a tensor rescaled with the whole tensor's maximum are the whole
+    tensor's rescaled values (how a patch-by-patch computation stays bit-exact)."""
     if out_dtype is None:
         out_dtype = np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32
-    amax = max_abs(acc)
     choice = choose_rescale(amax, bits, mode)
     if choice is None:
         return acc.astype(out_dtype), scale

@@ -275,6 +275,27 @@ tt_status_t tt_argmax_rows_s8(const int8_t *x, size_t rows, size_t cols, uint16_
 tt_status_t tt_weight_view_s16_to_s8(const int16_t *weight, tt_scale_t w_scale, size_t count,
                                      tt_scale_mode_t mode, int8_t *view, tt_scale_t *view_scale);
 
+/* ---- patch-based first stage (tintin.compile.patch) ---------------------------------------------
+ * A frozen stage of 2-D convolutions, ReLUs and max pools computed `patch` x `patch` output positions
+ * at a time: one maximum pass per convolution, then the output pass, each over the halo regions of
+ * the tiles; every layer's region lives in its `patch` buffer (a ReLU works in place on its input's).
+ * The same tiles, regions and values as the Python step (bit-exact). */
+enum { TT_PATCH_CONV = 0, TT_PATCH_RELU = 1, TT_PATCH_MAXPOOL = 2, TT_PATCH_MAX_LAYERS = 16 };
+typedef struct {
+    uint8_t kind;
+    size_t in_c, in_h, in_w, out_c, out_h, out_w;
+    size_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, groups;
+    const int8_t *weight; /* convolutions: (out_c, in_c / groups, kh, kw) */
+    tt_scale_t w_scale;
+    const int32_t *bias; /* or NULL */
+    tt_scale_t bias_scale;
+    int8_t *patch; /* the layer's region (batch, out_c, rows, columns); a ReLU: its input's */
+} tt_patch_layer_t;
+
+tt_status_t tt_patch_stage_forward_s8(const int8_t *x, tt_scale_t x_scale, size_t batch,
+                                      const tt_patch_layer_t *layers, size_t count, size_t patch,
+                                      tt_scale_mode_t mode, int8_t *out, tt_scale_t *out_scale);
+
 #ifdef __cplusplus
 }
 #endif
