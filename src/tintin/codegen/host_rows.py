@@ -32,6 +32,9 @@ _PROTOTYPES = {
                                          _P, ctypes.POINTER(CScale)],
     "tt_sgd_update_weight_rows_scaled_s8": [_P, ctypes.POINTER(CScale), _P, ctypes.c_size_t, ctypes.c_size_t, _P,
                                             CScale, ctypes.POINTER(CSgdConfig), ctypes.c_uint8, ctypes.c_uint32],
+    "tt_sgd_update_weight_rows_scaled_select_s8": [_P, ctypes.POINTER(CScale), _P, ctypes.c_size_t, ctypes.c_size_t,
+                                                   _P, ctypes.c_size_t, _P, CScale, ctypes.POINTER(CSgdConfig),
+                                                   ctypes.c_uint8, ctypes.c_uint32],
 }
 _declared = False
 
@@ -91,18 +94,27 @@ def linear_backward_input_rows_s8(err: QTensor, weight: QTensor, mode, row_exp) 
 
 
 def sgd_update_rows_scaled(value: QTensor, row_exp, grad: QTensor, config: SgdConfig, key: int,
-                           row_limit: int) -> tuple[QTensor, np.ndarray]:
+                           row_limit: int, rows=None) -> tuple[QTensor, np.ndarray]:
     """The update of a row-scaled int8 weight: ``(new value, new row exponents)``, as
-    :meth:`tintin.optim.IntegerSGD.update` (aligned rule, no momentum, every row)."""
+    :meth:`tintin.optim.IntegerSGD.update` (aligned rule, no momentum). ``rows``: the trained rows
+    (``Parameter.trainable_rows``; ``grad`` then holds the full-size gradient, of which only those
+    rows are read), or None: every row."""
     _lib()
     w = _array(value.m, np.int8, "weight").copy()
-    rows = w.shape[0]
-    cols = w.size // rows if rows else 0
-    e = _row_exp(row_exp, rows).copy()
+    count = w.shape[0]
+    cols = w.size // count if count else 0
+    e = _row_exp(row_exp, count).copy()
     g = _array(grad.m, np.int32, "grad").copy()
     if g.shape != w.shape:
         raise ValueError(f"gradient shape {g.shape} does not match the weight {w.shape}")
     ws = c_scale(value.scale)
-    _call("tt_sgd_update_weight_rows_scaled_s8", _ptr(w), ctypes.byref(ws), _ptr(e), rows, cols, _ptr(g),
-          c_scale(grad.scale), ctypes.byref(config.to_c()), int(row_limit), int(key) & 0xFFFFFFFF)
+    if rows is None:
+        _call("tt_sgd_update_weight_rows_scaled_s8", _ptr(w), ctypes.byref(ws), _ptr(e), count, cols, _ptr(g),
+              c_scale(grad.scale), ctypes.byref(config.to_c()), int(row_limit), int(key) & 0xFFFFFFFF)
+    else:
+        sel = np.ascontiguousarray(rows, dtype=np.uint16)
+        gsel = np.ascontiguousarray(g.reshape(count, -1)[sel.astype(np.int64)])
+        _call("tt_sgd_update_weight_rows_scaled_select_s8", _ptr(w), ctypes.byref(ws), _ptr(e), count, cols, _ptr(sel),
+              sel.size, _ptr(gsel), c_scale(grad.scale), ctypes.byref(config.to_c()), int(row_limit),
+              int(key) & 0xFFFFFFFF)
     return QTensor(w, py_scale(ws)), e

@@ -93,6 +93,36 @@ def test_row_scaled_update_matches_the_simulator(rt, n, k, seed, key, rounding, 
     assert np.array_equal(got_e, row_exp)
 
 
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 12), k=st.integers(1, 40), seed=st.integers(0, 2**31), key=st.integers(0, 2**32 - 1),
+       rounding=st.sampled_from(list(Rounding)), lr=st.sampled_from([0.001, 0.02, 0.5, 4.0, 64.0]),
+       gbits=st.integers(0, 30), batch=st.integers(1, 64), rescale=st.booleans(), data=st.data())
+def test_row_scaled_update_of_selected_rows_matches_the_simulator(rt, n, k, seed, key, rounding, lr, gbits, batch,
+                                                                  rescale, data):
+    """Trained rows only (sparse update): they saturate and keep their exponents, frozen rows stay."""
+    rng = np.random.default_rng(seed)
+    rows = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True)), np.int64)
+    limit = row_exp_limit(n)
+    w = q8(rng, (n, k), Scale(-8, 1, 2))
+    e = rng.integers(0, limit + 1, size=n).astype(np.int8)
+    g = QTensor(rng.integers(-(2**gbits), 2**gbits + 1, size=(n, k)).astype(np.int32), Scale(-16, 0, 1))
+    p = Parameter("fc.weight", "weight", w.copy(), 8)
+    p.row_exp, p.row_limit, p.trainable_rows = e.copy(), limit, rows
+    opt = IntegerSGD([p], OptimConfig(lr=lr, rounding=rounding, weight_rescale=rescale), ScaleMode.COMPOUND)
+    opt.batch_size = batch
+
+    class Stream:
+        def key(self, site):
+            return key
+
+    p.grad = g
+    opt.update(p, Context(mode=ScaleMode.COMPOUND, stream=Stream()))
+    cfg = SgdConfig("aligned", opt.lr_scale, batch, rounding, ScaleMode.COMPOUND, 4, 0, rescale)
+    got, got_e = host_rows.sgd_update_rows_scaled(w, e, g, cfg, key, limit, rows=rows)
+    assert got.scale == p.value.scale == w.scale
+    assert np.array_equal(got.m, p.value.m) and np.array_equal(got_e, p.row_exp) and np.array_equal(got_e, e)
+
+
 def test_row_scaled_update_refuses_momentum(rt):
     w = QTensor(np.ones((2, 2), np.int8), Scale(-7))
     g = QTensor(np.ones((2, 2), np.int32), Scale(-14))
