@@ -1,0 +1,86 @@
+"""Generated programs of models with per-row weight scales: built for the host (and an emulated
+Cortex-M0) they train bit for bit as the simulator, row exponents included, for every update
+selection (full, last layers with frozen row-scaled layers in flash, sparse rows), tiled and
+materialised gradients, and accumulators recomputed instead of buffered; the exponents are part
+of the parameter table and of the checkpointed state."""
+
+import numpy as np
+import pytest
+
+from codegen_helpers import digits, order_for, require
+from tintin.codegen import compile_for_codegen, generate_project
+from tintin.codegen.checkpoint import state_regions
+from tintin.codegen.model_c import ROLE_ROW_EXP, ROLE_TRAINED
+from tintin.compile import CompileOptions
+from tintin.nn import QuantConfig, build_model
+from tintin.optim import OptimConfig
+from tintin.targets import run_on_target, select_samples
+
+
+def rowed_mlp(ds, hidden=(24, 16), seed=2, **quant):
+    return build_model("mlp", ds.sample_shape, ds.num_classes, QuantConfig(row_scales=True, **quant), seed=seed,
+                       input_exponent=ds.input_exponent, hidden=hidden)
+
+
+def run(model, ds, target, tmp_path, steps, batch, update="full", optim=None, options=None, seed=0):
+    x, y, o = select_samples(ds.x_train, ds.y_train, order_for(len(ds.x_train), steps, batch, seed), steps, batch)
+    return run_on_target(model, target, x_samples=x, y_samples=y, order=o, steps=steps, batch_size=batch,
+                         update=update, work_dir=tmp_path, optim=optim or OptimConfig(lr=0.5), options=options,
+                         eval_x=ds.x_test[:12], eval_y=ds.y_test[:12], seed=seed, timeout_s=300)
+
+
+@pytest.mark.parametrize("update,batch,options,optim", [
+    ("full", 4, None, OptimConfig(lr=2.0)),
+    ("full", 3, CompileOptions(grad_tile_bytes=None), OptimConfig(lr=0.5, rounding="pseudo_stochastic")),
+    ("full", 2, CompileOptions(accumulator_budget=0), OptimConfig(lr=1.0, rounding="nearest")),
+    ("last:1", 4, None, OptimConfig(lr=0.5)),
+    ("sparse:fc1[0:5],fc2", 5, None, OptimConfig(lr=4.0)),
+    ("sparse:fc1[2:9]", 2, CompileOptions(grad_tile_bytes=None), OptimConfig(lr=4.0)),
+])
+def test_row_scaled_mlp_trains_bit_exactly_on_the_host(tmp_path, update, batch, options, optim):
+    require("host")
+    ds = digits()
+    model = rowed_mlp(ds)
+    r = run(model, ds, "host", tmp_path, 40, batch, update, optim, options)
+    assert r.bit_exact, r.mismatches
+
+
+def test_weight_view_layers_next_to_row_scaled_ones(tmp_path):
+    """int16 master weights (wide layers, one scale per tensor) in the same program as row-scaled int8
+    ones, in pow2 mode."""
+    require("host")
+    ds = digits()
+    model = rowed_mlp(ds, hidden=(20, 12), wide_layers=("fc2", "fc3"), scale_mode="pow2")
+    assert [p.row_exp is not None for p in model.parameters() if p.kind == "weight"] == [True, False, False]
+    r = run(model, ds, "host", tmp_path, 30, 4, optim=OptimConfig(lr=0.5, lr_schedule=((1, 0.25),)))
+    assert r.bit_exact, r.mismatches
+
+
+def test_the_row_exponents_are_table_entries_and_checkpointed_state(tmp_path):
+    ds = digits()
+    model = rowed_mlp(ds)
+    program, plan, evalp = compile_for_codegen(model, "last:1", 2)
+    project = generate_project(model, tmp_path / "p", program=program, plan=plan, eval_program=evalp,
+                               checkpoint=True, example=False)
+    entries = {e.name: e for e in project.model.params}
+    assert entries["fc1.weight.row_exp"].role == ROLE_ROW_EXP and entries["fc1.weight.row_exp"].shape == (24,)
+    assert entries["fc3.weight"].role == ROLE_TRAINED and "fc3.weight.row_exp" in entries
+    saved = [r.name for r in state_regions(project.model.params, str)]
+    assert "fc3.weight.row_exp" in saved and "fc1.weight.row_exp" not in saved  # frozen: constant in flash
+    c = (project.out_dir / "tt_model.c").read_text()
+    assert "tt_sgd_update_weight_rows_scaled_select_s8" in c and "tt_linear_forward_rows_s8" in c
+    full = generate_project(model, tmp_path / "full", batch_size=2, example=False)
+    assert "tt_sgd_update_tiled_rows_scaled_s8" in (full.out_dir / "tt_model.c").read_text()  # fc1: 64 x 24 rows
+    params_c = (project.out_dir / "tt_model_params.c").read_text()
+    assert "fc1.weight.row_exp: frozen row exponents" in params_c
+
+
+@pytest.mark.emulator
+def test_row_scaled_mlp_on_cortex_m0(tmp_path):
+    require("cortex-m0")
+    ds = digits()
+    model = rowed_mlp(ds, hidden=(16,))
+    r = run(model, ds, "cortex-m0", tmp_path, 60, 2, optim=OptimConfig(lr=1.0))
+    assert r.bit_exact, r.mismatches
+    assert r.softfloat_symbols == []
+    assert r.arena_bytes == r.planned_arena_bytes
