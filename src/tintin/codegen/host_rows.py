@@ -21,8 +21,8 @@ import ctypes
 import numpy as np
 
 from ..numerics import QTensor, Scale
-from .host import (CDenseShape, CScale, CSgdConfig, SgdConfig, _array, _call, _mode, _ptr, _shape2, c_scale, load,
-                   py_scale)
+from .host import (CDenseShape, CScale, CSgdConfig, CTiledUpdate, SgdConfig, _array, _call, _mode, _ptr, _shape2,
+                   c_scale, load, py_scale, tiled_update)
 
 _P = ctypes.c_void_p
 _PROTOTYPES = {
@@ -35,18 +35,18 @@ _PROTOTYPES = {
     "tt_sgd_update_weight_rows_scaled_select_s8": [_P, ctypes.POINTER(CScale), _P, ctypes.c_size_t, ctypes.c_size_t,
                                                    _P, ctypes.c_size_t, _P, CScale, ctypes.POINTER(CSgdConfig),
                                                    ctypes.c_uint8, ctypes.c_uint32],
+    "tt_sgd_update_tiled_rows_scaled_s8": [ctypes.POINTER(CTiledUpdate), _P, ctypes.c_uint8,
+                                           ctypes.POINTER(CSgdConfig), ctypes.c_uint32],
 }
-_declared = False
 
 
 def _lib():
-    global _declared
-    lib = load()
-    if not _declared:
+    lib = load()  # the library the host wrappers call (the runtime, or the native kernels in their tests)
+    if not getattr(lib, "_tt_rows_declared", False):
         for name, args in _PROTOTYPES.items():
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = ctypes.c_int, args
-        _declared = True
+        lib._tt_rows_declared = True
     return lib
 
 
@@ -118,3 +118,17 @@ def sgd_update_rows_scaled(value: QTensor, row_exp, grad: QTensor, config: SgdCo
               sel.size, _ptr(gsel), c_scale(grad.scale), ctypes.byref(config.to_c()), int(row_limit),
               int(key) & 0xFFFFFFFF)
     return QTensor(w, py_scale(ws)), e
+
+
+def sgd_update_tiled_rows_scaled(value: QTensor, row_exp, grad: QTensor, config: SgdConfig, key: int,
+                                 row_limit: int, rows=None, tile_rows: int = 1) -> tuple[QTensor, np.ndarray]:
+    """:func:`sgd_update_rows_scaled` through ``tt_sgd_update_tiled_rows_scaled_s8``: the kernel asks
+    for the (selected) gradient ``tile_rows`` rows at a time."""
+    _lib()
+    t = tiled_update(value, grad, config, None, rows, tile_rows)
+    if t.weights.dtype != np.int8:
+        raise TypeError("row-scaled weights are int8")
+    e = _row_exp(row_exp, t.weights.shape[0]).copy()
+    _call("tt_sgd_update_tiled_rows_scaled_s8", ctypes.byref(t.u), _ptr(e), int(row_limit),
+          ctypes.byref(config.to_c()), int(key) & 0xFFFFFFFF)
+    return QTensor(t.weights, py_scale(t.w_scale)), e

@@ -197,9 +197,7 @@ static int8_t rows_wanted_shift(uint64_t amax)
     return 0;
 }
 
-/* Stage 1 of the renormalisation of one row: new values v (int32, saturated) -> int8 mantissas
- * (one nearest right shift, or an exact left shift); returns the row's exponent e - j. */
-static int32_t rows_stage1(const int32_t *v, int8_t *w, size_t cols, int32_t e, uint64_t amax)
+int32_t tt_rows_renormalise_row_s8(const int32_t *v, int8_t *w, size_t cols, int32_t e, uint64_t amax)
 {
     int8_t j = rows_wanted_shift(amax);
     size_t k;
@@ -210,10 +208,8 @@ static int32_t rows_stage1(const int32_t *v, int8_t *w, size_t cols, int32_t e, 
     return e - j;
 }
 
-/* Stage 2: the tensor scale moves by the smallest exponent; rows beyond the limit shift right. The
- * stage-1 exponents are in row_exp (they fit int8: e - j is in [-33, 21]). */
-static void rows_stage2(int8_t *weight, tt_scale_t *w_scale, int8_t *row_exp, size_t rows, size_t cols,
-                        int32_t lo, uint8_t row_limit)
+void tt_rows_renormalise_tensor_s8(int8_t *weight, tt_scale_t *w_scale, int8_t *row_exp, size_t rows, size_t cols,
+                                   int32_t lo, uint8_t row_limit)
 {
     size_t r, k;
     for (r = 0; r < rows; ++r) {
@@ -343,7 +339,7 @@ tt_status_t tt_sgd_update_weight_rows_scaled_select_s8(int8_t *weight, tt_scale_
         uint64_t amax = rows_new_values(w, g, g, cols, mult, row_exp[r], cfg->rounding, key, (uint32_t)(j * cols),
                                         tt_max_abs_s32(g, cols), (uint8_t)!renorm, &over);
         if (renorm) {
-            int32_t t = rows_stage1(g, w, cols, row_exp[r], amax);
+            int32_t t = tt_rows_renormalise_row_s8(g, w, cols, row_exp[r], amax);
             row_exp[r] = (int8_t)t;
             if (j == 0 || t < lo) {
                 lo = t;
@@ -351,7 +347,7 @@ tt_status_t tt_sgd_update_weight_rows_scaled_select_s8(int8_t *weight, tt_scale_
         }
     }
     if (renorm) {
-        rows_stage2(weight, w_scale, row_exp, row_count, cols, lo, row_limit);
+        tt_rows_renormalise_tensor_s8(weight, w_scale, row_exp, row_count, cols, lo, row_limit);
     }
     return over ? TT_ERR_OVERFLOW : TT_OK;
 }
@@ -405,7 +401,7 @@ tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_
                                             &over);
             if (renorm) {
                 /* stage 1 row by row; the row's exponent holds its stage-1 value until stage 2 */
-                int32_t t = rows_stage1(g, w, cols, row_exp[r], amax);
+                int32_t t = tt_rows_renormalise_row_s8(g, w, cols, row_exp[r], amax);
                 row_exp[r] = (int8_t)t;
                 if (r == 0 || t < lo) {
                     lo = t;
@@ -414,7 +410,7 @@ tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_
         }
     }
     if (renorm) {
-        rows_stage2(u->w8, u->w_scale, row_exp, u->row_count, cols, lo, row_limit);
+        tt_rows_renormalise_tensor_s8(u->w8, u->w_scale, row_exp, u->row_count, cols, lo, row_limit);
     }
     return over ? TT_ERR_OVERFLOW : TT_OK;
 }

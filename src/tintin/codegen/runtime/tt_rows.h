@@ -64,6 +64,15 @@ tt_status_t tt_sgd_update_weight_rows_scaled_select_s8(int8_t *weight, tt_scale_
 tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_t *row_exp, uint8_t row_limit,
                                                const tt_sgd_config_t *cfg, uint32_t key);
 
+/* The two stages of the renormalisation (tintin.numerics.scale_rows), the building blocks of the
+ * updates above. Stage 1 of one row: its new values v (int32-saturated, max |v| = amax) become int8
+ * mantissas in w (one nearest right shift, or an exact left shift); returns the row's exponent e - j
+ * (in [-33, 21]). Stage 2 of the tensor: row_exp holds the stage-1 exponents, lo their minimum; the
+ * tensor scale moves by lo and rows above row_limit shift right (nearest). */
+int32_t tt_rows_renormalise_row_s8(const int32_t *v, int8_t *w, size_t cols, int32_t e, uint64_t amax);
+void tt_rows_renormalise_tensor_s8(int8_t *weight, tt_scale_t *w_scale, int8_t *row_exp, size_t rows, size_t cols,
+                                   int32_t lo, uint8_t row_limit);
+
 #ifdef __cplusplus
 }
 #endif
