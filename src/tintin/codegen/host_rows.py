@@ -21,8 +21,8 @@ import ctypes
 import numpy as np
 
 from ..numerics import QTensor, Scale
-from .host import (CDenseShape, CScale, CSgdConfig, CTiledUpdate, SgdConfig, _array, _call, _mode, _ptr, _shape2,
-                   c_scale, load, py_scale, tiled_update)
+from .host import (CConvShape, CDenseShape, CScale, CSgdConfig, CTiledUpdate, SgdConfig, _array, _call, _conv_out,
+                   _conv_shape, _four, _mode, _pair, _ptr, _shape2, c_scale, load, py_scale, tiled_update)
 
 _P = ctypes.c_void_p
 _PROTOTYPES = {
@@ -35,6 +35,10 @@ _PROTOTYPES = {
     "tt_sgd_update_weight_rows_scaled_select_s8": [_P, ctypes.POINTER(CScale), _P, ctypes.c_size_t, ctypes.c_size_t,
                                                    _P, ctypes.c_size_t, _P, CScale, ctypes.POINTER(CSgdConfig),
                                                    ctypes.c_uint8, ctypes.c_uint32],
+    "tt_conv2d_forward_rows_s8": [_P, CScale, _P, CScale, _P, _P, CScale, ctypes.POINTER(CConvShape), ctypes.c_int,
+                                  _P, _P, ctypes.POINTER(CScale)],
+    "tt_conv2d_backward_input_rows_s8": [_P, CScale, _P, CScale, _P, ctypes.POINTER(CConvShape), ctypes.c_int, _P,
+                                         _P, ctypes.POINTER(CScale)],
     "tt_sgd_update_tiled_rows_scaled_s8": [ctypes.POINTER(CTiledUpdate), _P, ctypes.c_uint8,
                                            ctypes.POINTER(CSgdConfig), ctypes.c_uint32],
 }
@@ -90,6 +94,41 @@ def linear_backward_input_rows_s8(err: QTensor, weight: QTensor, mode, row_exp) 
     cs = CScale()
     _call("tt_linear_backward_input_rows_s8", _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale), _ptr(e),
           ctypes.byref(CDenseShape(batch, k, n)), _mode(mode), _ptr(acc), _ptr(out), ctypes.byref(cs))
+    return QTensor(out, py_scale(cs))
+
+
+def conv2d_forward_rows_s8(x: QTensor, weight: QTensor, bias: QTensor | None, stride, padding, groups, mode,
+                           row_exp, *, scratch: bool = True) -> QTensor:
+    """:func:`tintin.ops.conv.conv2d_forward_s8` with ``row_exp`` (``tt_conv2d_forward_rows_s8``;
+    ``scratch=False``: no accumulator buffer, every sum computed twice)."""
+    _lib()
+    xm, wm = _four(x, "x"), _four(weight, "weight")
+    shape = _conv_shape(xm.shape, wm.shape, stride, padding, groups)
+    oh, ow = _conv_out(shape)
+    e = _row_exp(row_exp, wm.shape[0])
+    bm, bscale = (None, Scale()) if bias is None else (_array(bias.m, np.int32, "bias"), bias.scale)
+    y = np.empty((xm.shape[0], wm.shape[0], oh, ow), np.int8)
+    acc = np.empty(y.shape, np.int32) if scratch else None
+    ys = CScale()
+    _call("tt_conv2d_forward_rows_s8", _ptr(xm), c_scale(x.scale), _ptr(wm), c_scale(weight.scale), _ptr(e),
+          _ptr(bm), c_scale(bscale), ctypes.byref(shape), _mode(mode), _ptr(acc), _ptr(y), ctypes.byref(ys))
+    return QTensor(y, py_scale(ys))
+
+
+def conv2d_backward_input_rows_s8(err: QTensor, weight: QTensor, input_hw, stride, padding, groups, mode, row_exp,
+                                  *, scratch: bool = True) -> QTensor:
+    """:func:`tintin.ops.conv.conv2d_backward_input_s8` with ``row_exp``."""
+    _lib()
+    em, wm = _four(err, "err"), _four(weight, "weight")
+    shape = _conv_shape((em.shape[0], None), wm.shape, stride, padding, groups, _pair(input_hw))
+    if _conv_out(shape) != em.shape[2:]:
+        raise ValueError(f"err spatial shape {em.shape[2:]} does not match the forward geometry")
+    e = _row_exp(row_exp, wm.shape[0])
+    out = np.empty((em.shape[0], shape.in_channels, shape.in_h, shape.in_w), np.int8)
+    acc = np.empty(out.shape, np.int32) if scratch else None
+    cs = CScale()
+    _call("tt_conv2d_backward_input_rows_s8", _ptr(em), c_scale(err.scale), _ptr(wm), c_scale(weight.scale), _ptr(e),
+          ctypes.byref(shape), _mode(mode), _ptr(acc), _ptr(out), ctypes.byref(cs))
     return QTensor(out, py_scale(cs))
 
 

@@ -276,12 +276,17 @@ class StepEmitter:
         x, w = s.inputs[0], s.inputs[1]
         y = s.outputs[0]
         shape = self.conv_shape(s.attrs, self.shape(x), self.shape(y)[1])
-        if len(s.inputs) > 2:
+        rexp = s.attrs.get("row_exp")
+        if len(s.inputs) > 2 + (rexp is not None):
             b, bs = self.buf(s.inputs[2]), self.sc(s.inputs[2])
         else:
             b, bs = "NULL", self.sc(x)
         acc = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int32"), "NULL")
         cols = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int8"), "NULL")
+        if rexp is not None:  # per-channel weight scales (tt_rows.h): the direct kernel
+            return self.call(f"tt_conv2d_forward_rows_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, "
+                             f"{self.buf(rexp)}, {b}, {bs}, {shape}, {self.mode_c}, {acc}, {self.buf(y)}, "
+                             f"&{self.sc(y)})")
         if cols == "NULL":  # depthwise: no window block, the direct kernel
             return self.call(f"tt_conv2d_forward_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, {bs}, "
                              f"{shape}, {self.mode_c}, {acc}, {self.buf(y)}, &{self.sc(y)})")
@@ -289,9 +294,15 @@ class StepEmitter:
                          f"{bs}, {shape}, {self.mode_c}, {acc}, {cols}, {self.buf(y)}, &{self.sc(y)})")
 
     def op_conv_backward_input_s8(self, s):
-        err, w = s.inputs
+        err, w = s.inputs[:2]
         e_in = s.outputs[0]
         shape = self.conv_shape(s.attrs, self.shape(e_in), self.shape(err)[1])
+        rexp = s.attrs.get("row_exp")
+        if rexp is not None:
+            acc = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int32"), "NULL")
+            return self.call(f"tt_conv2d_backward_input_rows_s8({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, "
+                             f"{self.sc(w)}, {self.buf(rexp)}, {shape}, {self.mode_c}, {acc}, {self.buf(e_in)}, "
+                             f"&{self.sc(e_in)})")
         fn = "tt_conv2d_backward_input_scatter_s8" if s.workspace else "tt_conv2d_backward_input_s8"
         return self.call(f"{fn}({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
                          f"{shape}, {self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, &{self.sc(e_in)})")

@@ -39,6 +39,20 @@ tt_status_t tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_s
                                              tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
                                              tt_scale_t *err_in_scale);
 
+/* Convolutions (tt_conv.c): tt_conv2d_forward_s8 / tt_conv2d_backward_input_s8 with one exponent per
+ * output channel (row_exp: out_channels values), the rules above with channels for rows (the
+ * weight's rows are its output channels, (Cin/G, kH, kW) each). acc may be NULL (recomputed).
+ * Input error: TT_ERR_RANGE when (out_channels / groups) * ceil(kH/sH) * ceil(kW/sW) * 2**max(row_exp)
+ * exceeds TT_ACC_TERMS_LIMIT. */
+tt_status_t tt_conv2d_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                      const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
+                                      const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                      tt_scale_t *y_scale);
+tt_status_t tt_conv2d_backward_input_rows_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                             tt_scale_t w_scale, const int8_t *row_exp,
+                                             const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                             int8_t *err_in, tt_scale_t *err_in_scale);
+
 /* The update of a row-scaled int8 weight (rows x cols), aligned rule without momentum: *w_scale and
  * row_exp change (renormalisation; cfg->weight_rescale == 0: the rows saturate instead). grad is
  * used as scratch. row_limit: the layer's largest row exponent. TT_ERR_ARG for momentum or the NITI
