@@ -1,13 +1,14 @@
 """Generated programs of models with per-row weight scales: built for the host (and an emulated
 Cortex-M0) they train bit for bit as the simulator, row exponents included, for every update
 selection (full, last layers with frozen row-scaled layers in flash, sparse rows), tiled and
-materialised gradients, and accumulators recomputed instead of buffered; the exponents are part
+materialised gradients, and accumulators recomputed instead of buffered, for MLPs and CNNs
+(per-output-channel exponents of convolutions, depthwise ones included); the exponents are part
 of the parameter table and of the checkpointed state."""
 
 import numpy as np
 import pytest
 
-from codegen_helpers import digits, order_for, require
+from codegen_helpers import digits, order_for, random_data, require, small_cnn
 from tintin.codegen import compile_for_codegen, generate_project
 from tintin.codegen.checkpoint import state_regions
 from tintin.codegen.model_c import ROLE_ROW_EXP, ROLE_TRAINED
@@ -84,3 +85,42 @@ def test_row_scaled_mlp_on_cortex_m0(tmp_path):
     assert r.bit_exact, r.mismatches
     assert r.softfloat_symbols == []
     assert r.arena_bytes == r.planned_arena_bytes
+
+
+@pytest.mark.parametrize("update,batch,options", [
+    ("full", 3, None),
+    ("full", 2, CompileOptions(accumulator_budget=0, grad_tile_bytes=None)),
+    ("sparse:conv2[1:3],fc", 2, None),
+    ("last:2", 1, None),
+])
+def test_row_scaled_cnn_trains_bit_exactly_on_the_host(tmp_path, update, batch, options):
+    require("host")
+    model = small_cnn(seed=3, config=QuantConfig(row_scales=True))
+    x, y = random_data(model, 16, seed=3)
+    r = run_on_target(model, "host", x_samples=x, y_samples=y, order=order_for(16, 12, batch, 3), steps=12,
+                      batch_size=batch, update=update, optim=OptimConfig(lr=2.0), options=options,
+                      work_dir=tmp_path, eval_x=x[:3], seed=3)
+    assert r.bit_exact, r.mismatches
+
+
+def test_row_scaled_depthwise_cnn_trains_bit_exactly_on_the_host(tmp_path):
+    require("host")
+    from tintin.data import load
+
+    ds = load("mnist5k")
+    model = build_model("dscnn", ds.sample_shape, ds.num_classes, QuantConfig(row_scales=True), seed=0,
+                        input_exponent=ds.input_exponent)
+    assert any(p.row_exp is not None and p.value.m.shape[1] == 1 for p in model.parameters())  # a depthwise one
+    r = run(model, ds, "host", tmp_path, 6, 2, optim=OptimConfig(lr=1.0))
+    assert r.bit_exact, r.mismatches
+
+
+@pytest.mark.emulator
+def test_row_scaled_cnn_on_cortex_m0(tmp_path):
+    require("cortex-m0")
+    model = small_cnn(seed=5, config=QuantConfig(row_scales=True))
+    x, y = random_data(model, 16, seed=5)
+    r = run_on_target(model, "cortex-m0", x_samples=x, y_samples=y, order=order_for(16, 20, 2, 5), steps=20,
+                      batch_size=2, optim=OptimConfig(lr=2.0), work_dir=tmp_path, eval_x=x[:3], seed=5,
+                      timeout_s=300)
+    assert r.bit_exact, r.mismatches

@@ -1,6 +1,6 @@
 """The native backend trains models with per-row weight scales as the simulator does, bit for bit:
 weights, scales, row exponents and history, for row-scaled MLPs with wide (int16) later layers,
-last-layer and sparse updates and a learning-rate schedule."""
+last-layer and sparse updates and a learning-rate schedule, and LeNet-5 with per-channel scales."""
 
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ def _same(a, b) -> bool:
                for (na, ma, sa, ea), (nb, mb, sb, eb) in zip(a, b))
 
 
-def _runs(ds, n, config, qconf, hidden=None, update=None):
+def _runs(ds, n, config, qconf, hidden=None, update=None, name="mlp"):
     out = []
     for run in (fit, fit_native):
-        m = build_model("mlp", ds.sample_shape, ds.num_classes, qconf, seed=1, input_exponent=ds.input_exponent,
-                        hidden=hidden)
+        m = build_model(name, ds.sample_shape, ds.num_classes, qconf, seed=1, input_exponent=ds.input_exponent,
+                        **({"hidden": hidden} if hidden else {}))
         if update:
             select_update(m, update)
         res = run(m, ds.x_train[:n], ds.y_train[:n], config, ds.x_test[:100], ds.y_test[:100], progress=False)
@@ -66,7 +66,19 @@ def test_row_scaled_training_is_the_simulators(dataset, n, hidden, qconf, oconf,
     assert update is not None or any(moved)  # the exponents changed during training
 
 
-def _runs_initial(ds, qconf, hidden):
-    m = build_model("mlp", ds.sample_shape, ds.num_classes, qconf, seed=1, input_exponent=ds.input_exponent,
-                    hidden=hidden)
+def _runs_initial(ds, qconf, hidden, name="mlp"):
+    m = build_model(name, ds.sample_shape, ds.num_classes, qconf, seed=1, input_exponent=ds.input_exponent,
+                    **({"hidden": hidden} if hidden else {}))
     return _state(m)
+
+
+@pytest.mark.parametrize("batch,update", [(16, None), (5, "sparse:conv2[0:6],fc3")])
+def test_row_scaled_lenet5_training_is_the_simulators(batch, update):
+    ds = load("mnist5k")
+    qconf = QuantConfig(row_scales=True)
+    config = TrainConfig(epochs=2, batch_size=batch, seed=0, optim=OptimConfig(lr=2.0))
+    (sa, ha), (sb, hb) = _runs(ds, 90, config, qconf, update=update, name="lenet5")
+    assert _same(sa, sb) and ha == hb
+    before = {name: e for name, _, _, e in _runs_initial(ds, qconf, None, "lenet5")}
+    moved = any(e is not None and not np.array_equal(e, before[name]) for name, _, _, e in sa if "conv" in name)
+    assert moved == (update is None)  # selected rows saturate and keep their exponents
