@@ -124,3 +124,26 @@ def test_row_scaled_cnn_on_cortex_m0(tmp_path):
                       batch_size=2, optim=OptimConfig(lr=2.0), work_dir=tmp_path, eval_x=x[:3], seed=5,
                       timeout_s=300)
     assert r.bit_exact, r.mismatches
+
+
+def test_tintin_run_row_scales(tmp_path, capsys):
+    """``tintin run ZOO --row-scales``: a row-scaled zoo model trained on the target, bit-exact; a
+    model file keeps its own scales (one error line)."""
+    import json
+
+    from tintin.cli import main
+
+    require("host")
+    code = main(["run", "mlp", "--dataset", "digits", "--target", "host", "--row-scales", "--steps", "8",
+                 "--batch-size", "2", "--eval", "4", "--json", "--out", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["bit_exact"] is True
+    assert "tt_linear_forward_rows_s8" in (tmp_path / "run" / "project" / "tt_model.c").read_text()
+    ds = digits()
+    from tintin.io import save_model
+
+    save_model(rowed_mlp(ds), tmp_path / "m.tintin")
+    code = main(["run", str(tmp_path / "m.tintin"), "--dataset", "digits", "--target", "host", "--row-scales"])
+    _, err = capsys.readouterr()
+    assert code != 0 and err.strip().startswith("error:") and "--row-scales" in err and len(err.strip().splitlines()) == 1
