@@ -147,3 +147,36 @@ def test_tintin_run_row_scales(tmp_path, capsys):
     code = main(["run", str(tmp_path / "m.tintin"), "--dataset", "digits", "--target", "host", "--row-scales"])
     _, err = capsys.readouterr()
     assert code != 0 and err.strip().startswith("error:") and "--row-scales" in err and len(err.strip().splitlines()) == 1
+
+
+def test_avr_memory_check_counts_frozen_row_exponents(tmp_path):
+    """On AVR const data sits in RAM: the exponents of frozen row-scaled weights count with them."""
+    from tintin.targets import DoesNotFitError, get_target
+    from tintin.targets.ondevice import check_fit
+
+    ds = digits()
+    model = rowed_mlp(ds, hidden=(24, 16))
+    project = generate_project(model, tmp_path / "p", update="last:1", example=False)
+    flash = sum(project.program.buffers[e.name].nbytes for e in project.model.params
+                if project.program.buffers[e.name].memory.value == "flash")
+    exps = project.program.buffers["fc1.weight.row_exp"].nbytes + project.program.buffers["fc2.weight.row_exp"].nbytes
+    assert exps == 40 and project.program.buffers["fc1.weight.row_exp"].memory.value == "flash"
+    avr = get_target("atmega328p")
+    need = project.plan.arena_bytes + flash + 256 + project.model.input_size
+    check_fit(project, avr, ram_bytes=need)
+    with pytest.raises(DoesNotFitError, match=f"frozen parameters {flash:,} B"):
+        check_fit(project, avr, ram_bytes=need - 1)
+
+
+def test_power_cut_sweep_restores_row_exponents(capsys):
+    """Device checkpoints hold the trained row exponents: every cut restores and resumes bit-exactly."""
+    import json
+
+    from tintin.cli import main
+
+    require("host")
+    code = main(["run", "mlp", "-d", "digits", "--target", "host", "--power-cuts", "2", "--row-scales", "--json"])
+    out, err = capsys.readouterr()
+    res = json.loads(out)
+    assert code == 0, err
+    assert res["resume_bit_exact"] and res["final_bit_exact"] and res["corrupt_restores"] == 0
