@@ -201,9 +201,23 @@ int32_t tt_rows_renormalise_row_s8(const int32_t *v, int8_t *w, size_t cols, int
 {
     int8_t j = rows_wanted_shift(amax);
     size_t k;
-    for (k = 0; k < cols; ++k) {
-        int64_t q = j <= 0 ? tt_shl64_wrap(v[k], (uint8_t)(-j)) : rows_nearest(v[k], (uint8_t)j);
-        w[k] = (int8_t)tt_clip64(q, 127);
+    if (j == 0) { /* the row fits and uses its bits (or is zero): |v| <= 127 */
+        for (k = 0; k < cols; ++k) {
+            w[k] = (int8_t)v[k];
+        }
+    } else if (j < 0) { /* exact left shift of a row whose maximum is at most 63 */
+        int32_t f = (int32_t)1 << (uint8_t)(-j);
+        for (k = 0; k < cols; ++k) {
+            w[k] = (int8_t)(v[k] * f);
+        }
+    } else if (j <= 31) {
+        for (k = 0; k < cols; ++k) {
+            w[k] = (int8_t)tt_clip32(tt_rs32_nearest(v[k], (uint8_t)j), 127);
+        }
+    } else {
+        for (k = 0; k < cols; ++k) {
+            w[k] = (int8_t)tt_clip64(rows_nearest(v[k], (uint8_t)j), 127);
+        }
     }
     return e - j;
 }

@@ -993,7 +993,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
 
 /* ---- per-row weight scales (tt_rows.c) ------------------------------------------------------------ */
 
-static scratch_t g_rows_acc, g_rows_new, g_rows_amax;
+static scratch_t g_rows_acc, g_rows_new, g_rows_amax, g_rows_order;
 
 /* the largest row exponent, or -1 when some exponent is outside [0, 15] (the portable kernel reports it) */
 static int rows_top(const int8_t *row_exp, size_t n)
@@ -1022,6 +1022,7 @@ tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const
     tt_rescale_t choice;
     uint8_t change;
     int16_t *xs, *ws;
+    int32_t *bn;
     if (shape == NULL || acc == NULL || x == NULL || weight == NULL || row_exp == NULL || y == NULL ||
         y_scale == NULL || shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
         tt_size_above(shape->in_features, TT_ACC_TERMS_LIMIT) || rows_top(row_exp, shape->out_features) < 0) {
@@ -1045,15 +1046,23 @@ tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const
         return ++g_portable_calls, tt_portable_tt_linear_forward_rows_s8(x, x_scale, weight, w_scale, row_exp, bias,
                                                                          bias_scale, shape, mode, acc, y, y_scale);
     }
+    bn = (int32_t *)scratch(&g_rows_acc, out_f * sizeof(int32_t));
+    if (bn == NULL) {
+        return ++g_portable_calls, tt_portable_tt_linear_forward_rows_s8(x, x_scale, weight, w_scale, row_exp, bias,
+                                                                         bias_scale, shape, mode, acc, y, y_scale);
+    }
+    for (n = 0; n < out_f; ++n) {
+        bn[n] = bias != NULL ? tt_align_bias_one(bias[n], bias_mult) : 0;
+    }
     widen_rows(x, batch, in_f, kp, xs);
     widen_rows(weight, out_f, in_f, kp, ws);
     gemm_nt_s16(xs, batch, ws, out_f, kp, acc, out_f);
-    for (n = 0; n < out_f; ++n) {
-        int32_t bn = bias != NULL ? tt_align_bias_one(bias[n], bias_mult) : 0;
-        uint8_t e = (uint8_t)row_exp[n];
-        for (b = 0; b < batch; ++b) {
-            int32_t v = acc[b * out_f + n]; /* |v| <= in_f * 127 * 127 < 2**31 */
-            acc[b * out_f + n] = tt_add_sat32(bn, e ? tt_rs32_nearest(v, e) : v);
+    for (b = 0; b < batch; ++b) {
+        int32_t *row = acc + b * out_f;
+        for (n = 0; n < out_f; ++n) {
+            uint8_t e = (uint8_t)row_exp[n];
+            int32_t v = row[n]; /* |v| <= in_f * 127 * 127 < 2**31 */
+            row[n] = tt_add_sat32(bn[n], e ? tt_rs32_nearest(v, e) : v);
         }
     }
     change = tt_choose_rescale(tt_max_abs_s32(acc, batch * out_f), 8, mode, &choice);
@@ -1070,9 +1079,10 @@ tt_status_t tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_s
     /* acc[b, i] = sum_d 2**(top - d) * sum_{n: e[n] = d} err[b, n] * W[n, i]: one int16 product per
      * exponent d present, over its rows only (the same products in all). Every partial sum is a
      * sum of terms of the portable kernel's sum, so |partial| <= out_f * 127 * 127 * 2**top <= 2**30. */
-    size_t batch, in_f, out_f, b, n, i, cnt, cp;
+    size_t batch, in_f, out_f, b, n, i, cnt, cp, start[17];
     int16_t *es, *wt;
     int32_t *part;
+    size_t *order;
     int top, d;
     uint8_t change, first = 1;
     tt_rescale_t choice;
@@ -1091,26 +1101,44 @@ tt_status_t tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_s
     es = (int16_t *)scratch(&g_xs16, batch * cp * sizeof(int16_t));
     wt = (int16_t *)scratch(&g_ws16, in_f * cp * sizeof(int16_t));
     part = (int32_t *)scratch(&g_rows_acc, batch * in_f * sizeof(int32_t));
-    if (es == NULL || wt == NULL || part == NULL) {
+    order = (size_t *)scratch(&g_rows_order, out_f * sizeof(size_t));
+    if (es == NULL || wt == NULL || part == NULL || order == NULL) {
         return ++g_portable_calls, tt_portable_tt_linear_backward_input_rows_s8(err, err_scale, weight, w_scale, row_exp,
                                                                                 shape, mode, acc, err_in, err_in_scale);
     }
+    /* the rows by exponent (counting sort): those of exponent d are order[start[d] .. start[d + 1]) */
+    for (d = 0; d <= 16; ++d) {
+        start[d] = 0;
+    }
+    for (n = 0; n < out_f; ++n) {
+        ++start[row_exp[n] + 1];
+    }
+    for (d = 1; d <= 16; ++d) {
+        start[d] += start[d - 1];
+    }
+    {
+        size_t fill[16];
+        for (d = 0; d < 16; ++d) {
+            fill[d] = start[d];
+        }
+        for (n = 0; n < out_f; ++n) {
+            order[fill[row_exp[n]]++] = n;
+        }
+    }
     for (d = top; d >= 0; --d) {
         /* the rows of exponent d, gathered: errors (batch, cp) and transposed weights (in_f, cp) */
-        for (n = 0, cnt = 0; n < out_f; ++n) {
-            cnt += row_exp[n] == d;
-        }
+        const size_t *rows = order + start[d];
+        size_t j;
+        cnt = start[d + 1] - start[d];
         if (cnt == 0) {
             continue;
         }
         cp = (cnt + 15u) & ~(size_t)15u;
         for (b = 0; b < batch; ++b) {
             int16_t *dst = es + b * cp;
-            size_t j = 0;
-            for (n = 0; n < out_f; ++n) {
-                if (row_exp[n] == d) {
-                    dst[j++] = err[b * out_f + n];
-                }
+            const int8_t *src = err + b * out_f;
+            for (j = 0; j < cnt; ++j) {
+                dst[j] = src[rows[j]];
             }
             for (; j < cp; ++j) {
                 dst[j] = 0;
@@ -1118,11 +1146,8 @@ tt_status_t tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_s
         }
         for (i = 0; i < in_f; ++i) {
             int16_t *dst = wt + i * cp;
-            size_t j = 0;
-            for (n = 0; n < out_f; ++n) {
-                if (row_exp[n] == d) {
-                    dst[j++] = weight[n * in_f + i];
-                }
+            for (j = 0; j < cnt; ++j) {
+                dst[j] = weight[rows[j] * in_f + i];
             }
             for (; j < cp; ++j) {
                 dst[j] = 0;
