@@ -140,13 +140,16 @@ static uint8_t conv_terms_ok(const tt_conv2d_shape_t *s, size_t cin_g, size_t co
            !tt_size_above(cout_g * overlap, TT_ACC_TERMS_LIMIT);
 }
 
-tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
-                                 const int32_t *bias, tt_scale_t bias_scale, const tt_conv2d_shape_t *shape,
-                                 tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
+/* forward (row_exp NULL: one scale per tensor) */
+static tt_status_t conv_forward(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                               const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
+                               const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                               tt_scale_t *y_scale)
 {
     conv_ctx_t c;
     size_t dims[4];
     tt_status_t st;
+    uint8_t top;
     if (x == NULL || weight == NULL || y == NULL || y_scale == NULL) {
         return TT_ERR_ARG;
     }
@@ -157,86 +160,7 @@ tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8
     if (!conv_terms_ok(shape, c.cin_g, c.cout_g)) {
         return TT_ERR_SHAPE;
     }
-    *y_scale = tt_scale_mul(x_scale, w_scale);
-    if (bias != NULL) {
-        st = tt_ratio_multiplier(tt_scale_div(bias_scale, *y_scale), &c.bias_mult);
-        if (st != TT_OK) {
-            return st;
-        }
-        c.bias = bias;
-    }
-    c.a = x;
-    c.w = weight;
-    dims[0] = shape->batch;
-    dims[1] = shape->out_channels;
-    dims[2] = c.out_h;
-    dims[3] = c.out_w;
-    tt_rescale_acc4(conv_forward_at, &c, dims, acc, y_scale, mode, y);
-    return TT_OK;
-}
-
-tt_status_t tt_conv2d_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
-                                        tt_scale_t w_scale, const tt_conv2d_shape_t *shape, tt_scale_mode_t mode,
-                                        int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
-{
-    conv_ctx_t c;
-    size_t dims[4];
-    tt_status_t st;
-    if (err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
-        return TT_ERR_ARG;
-    }
-    st = conv_init(&c, shape);
-    if (st != TT_OK) {
-        return st;
-    }
-    if (!conv_terms_ok(shape, c.cin_g, c.cout_g)) {
-        return TT_ERR_SHAPE;
-    }
-    c.a = err;
-    c.w = weight;
-    dims[0] = shape->batch;
-    dims[1] = shape->in_channels;
-    dims[2] = shape->in_h;
-    dims[3] = shape->in_w;
-    *err_in_scale = tt_scale_mul(err_scale, w_scale);
-    tt_rescale_acc4(conv_input_error_at, &c, dims, acc, err_in_scale, mode, err_in);
-    return TT_OK;
-}
-
-/* The row exponents of a convolution's output channels, checked (each in [0, 15]); their maximum. */
-static uint8_t conv_rows_ok(const int8_t *row_exp, size_t channels, uint8_t *top)
-{
-    size_t o;
-    *top = 0;
-    for (o = 0; o < channels; ++o) {
-        if (row_exp[o] < 0 || row_exp[o] > 15) {
-            return 0;
-        }
-        *top = (uint8_t)row_exp[o] > *top ? (uint8_t)row_exp[o] : *top;
-    }
-    return 1;
-}
-
-tt_status_t tt_conv2d_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
-                                      const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
-                                      const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
-                                      tt_scale_t *y_scale)
-{
-    conv_ctx_t c;
-    size_t dims[4];
-    tt_status_t st;
-    uint8_t top;
-    if (x == NULL || weight == NULL || row_exp == NULL || y == NULL || y_scale == NULL) {
-        return TT_ERR_ARG;
-    }
-    st = conv_init(&c, shape);
-    if (st != TT_OK) {
-        return st;
-    }
-    if (!conv_terms_ok(shape, c.cin_g, c.cout_g)) {
-        return TT_ERR_SHAPE;
-    }
-    if (!conv_rows_ok(row_exp, shape->out_channels, &top)) {
+    if (row_exp != NULL && !tt_rows_top(row_exp, shape->out_channels, &top)) {
         return TT_ERR_RANGE;
     }
     *y_scale = tt_scale_mul(x_scale, w_scale);
@@ -258,15 +182,15 @@ tt_status_t tt_conv2d_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const
     return TT_OK;
 }
 
-tt_status_t tt_conv2d_backward_input_rows_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
-                                             tt_scale_t w_scale, const int8_t *row_exp,
-                                             const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
-                                             int8_t *err_in, tt_scale_t *err_in_scale)
+/* input error (row_exp NULL: one scale per tensor) */
+static tt_status_t conv_input_error(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                   tt_scale_t w_scale, const int8_t *row_exp, const tt_conv2d_shape_t *shape,
+                                   tt_scale_mode_t mode, int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
 {
     conv_ctx_t c;
     size_t dims[4], overlap;
     tt_status_t st;
-    if (err == NULL || weight == NULL || row_exp == NULL || err_in == NULL || err_in_scale == NULL) {
+    if (err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
         return TT_ERR_ARG;
     }
     st = conv_init(&c, shape);
@@ -277,8 +201,8 @@ tt_status_t tt_conv2d_backward_input_rows_s8(const int8_t *err, tt_scale_t err_s
         return TT_ERR_SHAPE;
     }
     overlap = tt_ceil_div(shape->kernel_h, shape->stride_h) * tt_ceil_div(shape->kernel_w, shape->stride_w);
-    if (!conv_rows_ok(row_exp, shape->out_channels, &c.top) ||
-        tt_size_above(c.cout_g * overlap, (uint32_t)(TT_ACC_TERMS_LIMIT >> c.top))) {
+    if (row_exp != NULL && (!tt_rows_top(row_exp, shape->out_channels, &c.top) ||
+                            tt_size_above(c.cout_g * overlap, (uint32_t)(TT_ACC_TERMS_LIMIT >> c.top)))) {
         return TT_ERR_RANGE; /* terms * 2**top products' worth would pass 2**30 */
     }
     c.a = err;
@@ -292,6 +216,42 @@ tt_status_t tt_conv2d_backward_input_rows_s8(const int8_t *err, tt_scale_t err_s
     err_in_scale->S = (int16_t)(err_in_scale->S - c.top);
     tt_rescale_acc4(conv_input_error_at, &c, dims, acc, err_in_scale, mode, err_in);
     return TT_OK;
+}
+
+tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                 const int32_t *bias, tt_scale_t bias_scale, const tt_conv2d_shape_t *shape,
+                                 tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
+{
+    return conv_forward(x, x_scale, weight, w_scale, NULL, bias, bias_scale, shape, mode, acc, y, y_scale);
+}
+
+tt_status_t tt_conv2d_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                        tt_scale_t w_scale, const tt_conv2d_shape_t *shape, tt_scale_mode_t mode,
+                                        int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
+{
+    return conv_input_error(err, err_scale, weight, w_scale, NULL, shape, mode, acc, err_in, err_in_scale);
+}
+
+tt_status_t tt_conv2d_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                      const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
+                                      const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                      tt_scale_t *y_scale)
+{
+    if (row_exp == NULL) {
+        return TT_ERR_ARG;
+    }
+    return conv_forward(x, x_scale, weight, w_scale, row_exp, bias, bias_scale, shape, mode, acc, y, y_scale);
+}
+
+tt_status_t tt_conv2d_backward_input_rows_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                             tt_scale_t w_scale, const int8_t *row_exp,
+                                             const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                             int8_t *err_in, tt_scale_t *err_in_scale)
+{
+    if (row_exp == NULL) {
+        return TT_ERR_ARG;
+    }
+    return conv_input_error(err, err_scale, weight, w_scale, row_exp, shape, mode, acc, err_in, err_in_scale);
 }
 
 tt_status_t tt_conv2d_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,

@@ -20,7 +20,7 @@ static int32_t rows_dot(const int8_t *a, const int8_t *b, size_t k)
     return s;
 }
 
-static uint8_t rows_max(const int8_t *row_exp, size_t n, uint8_t *top)
+uint8_t tt_rows_top(const int8_t *row_exp, size_t n, uint8_t *top)
 {
     size_t i;
     *top = 0;
@@ -55,7 +55,7 @@ tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const
     if (k == 0 || n_out == 0 || tt_size_above(k, TT_ACC_TERMS_LIMIT)) {
         return TT_ERR_SHAPE;
     }
-    if (!rows_max(row_exp, n_out, &top)) {
+    if (!tt_rows_top(row_exp, n_out, &top)) {
         return TT_ERR_RANGE;
     }
     if (bias != NULL) {
@@ -129,7 +129,7 @@ tt_status_t tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_s
     if (k_in == 0 || n_out == 0 || tt_size_above(n_out, TT_ACC_TERMS_LIMIT)) {
         return TT_ERR_SHAPE;
     }
-    if (!rows_max(row_exp, n_out, &top) || tt_size_above(n_out, (uint32_t)(TT_ACC_TERMS_LIMIT >> top))) {
+    if (!tt_rows_top(row_exp, n_out, &top) || tt_size_above(n_out, (uint32_t)(TT_ACC_TERMS_LIMIT >> top))) {
         return TT_ERR_RANGE; /* n_out * 2**top products' worth would pass 2**30 */
     }
     acc_scale = tt_scale_mul(err_scale, w_scale);
@@ -251,7 +251,7 @@ static tt_status_t rows_update_setup(const int8_t *row_exp, size_t row_count, tt
         cfg->rounding > TT_ROUND_PSEUDO_STOCHASTIC || row_limit > 15) {
         return TT_ERR_ARG;
     }
-    if (!rows_max(row_exp, row_count, &top) || top > row_limit) {
+    if (!tt_rows_top(row_exp, row_count, &top) || top > row_limit) {
         return TT_ERR_RANGE;
     }
     st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, grad_scale), w_scale), mult);
@@ -321,6 +321,31 @@ static uint64_t rows_new_values(int8_t *w, const int32_t *g, int32_t *v, size_t 
     return saturate ? 0u : amax;
 }
 
+/* Selected rows first .. first + cnt - 1 (their gradients in grad, used as scratch): new values,
+ * then (renorm) stage 1, each row's stage-1 exponent kept in row_exp until stage 2 and their
+ * minimum in *lo (set at the first selected row). */
+static void rows_update_block(int8_t *weight, int8_t *row_exp, const uint16_t *rows, size_t first, size_t cnt,
+                              size_t cols, int32_t *grad, tt_multiplier_t mult, const tt_sgd_config_t *cfg,
+                              uint32_t key, uint8_t renorm, int32_t *lo, uint8_t *over)
+{
+    size_t j;
+    for (j = 0; j < cnt; ++j) {
+        size_t r = tt_selected_row(rows, first + j);
+        int32_t *g = grad + j * cols;
+        int8_t *w = weight + r * cols;
+        uint64_t amax = rows_new_values(w, g, g, cols, mult, row_exp[r], cfg->rounding, key,
+                                        (uint32_t)((first + j) * cols), tt_max_abs_s32(g, cols), (uint8_t)!renorm,
+                                        over);
+        if (renorm) {
+            int32_t t = tt_rows_renormalise_row_s8(g, w, cols, row_exp[r], amax);
+            row_exp[r] = (int8_t)t;
+            if (first + j == 0 || t < *lo) {
+                *lo = t;
+            }
+        }
+    }
+}
+
 tt_status_t tt_sgd_update_weight_rows_scaled_select_s8(int8_t *weight, tt_scale_t *w_scale, int8_t *row_exp,
                                                        size_t row_count, size_t cols, const uint16_t *rows,
                                                        size_t nrows, int32_t *grad, tt_scale_t grad_scale,
@@ -328,7 +353,6 @@ tt_status_t tt_sgd_update_weight_rows_scaled_select_s8(int8_t *weight, tt_scale_
 {
     tt_multiplier_t mult;
     tt_status_t st;
-    size_t j;
     int32_t lo = 0;
     uint8_t over = 0, renorm;
     if (weight == NULL || w_scale == NULL || row_exp == NULL || grad == NULL || cfg == NULL || row_count == 0 ||
@@ -345,21 +369,7 @@ tt_status_t tt_sgd_update_weight_rows_scaled_select_s8(int8_t *weight, tt_scale_
         return st;
     }
     renorm = (uint8_t)(rows == NULL && cfg->weight_rescale);
-    /* one pass over the rows: new = w - delta, then stage 1 of the renormalisation */
-    for (j = 0; j < nrows; ++j) {
-        size_t r = tt_selected_row(rows, j);
-        int32_t *g = grad + j * cols;
-        int8_t *w = weight + r * cols;
-        uint64_t amax = rows_new_values(w, g, g, cols, mult, row_exp[r], cfg->rounding, key, (uint32_t)(j * cols),
-                                        tt_max_abs_s32(g, cols), (uint8_t)!renorm, &over);
-        if (renorm) {
-            int32_t t = tt_rows_renormalise_row_s8(g, w, cols, row_exp[r], amax);
-            row_exp[r] = (int8_t)t;
-            if (j == 0 || t < lo) {
-                lo = t;
-            }
-        }
-    }
+    rows_update_block(weight, row_exp, rows, 0, nrows, cols, grad, mult, cfg, key, renorm, &lo, &over);
     if (renorm) {
         tt_rows_renormalise_tensor_s8(weight, w_scale, row_exp, row_count, cols, lo, row_limit);
     }
@@ -379,7 +389,7 @@ tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_
 {
     tt_multiplier_t mult = {0, 0};
     tt_status_t st;
-    size_t r0, j, nrows, cols;
+    size_t r0, nrows, cols;
     int32_t lo = 0;
     uint8_t over = 0, renorm, have_mult = 0;
     if (u == NULL || cfg == NULL || row_exp == NULL || u->w8 == NULL || u->w_scale == NULL || u->tile == NULL ||
@@ -406,22 +416,7 @@ tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_
             }
             have_mult = 1;
         }
-        for (j = 0; j < cnt; ++j) {
-            size_t r = tt_selected_row(u->rows, r0 + j);
-            int32_t *g = u->tile + j * cols;
-            int8_t *w = u->w8 + r * cols;
-            uint64_t amax = rows_new_values(w, g, g, cols, mult, row_exp[r], cfg->rounding, key,
-                                            (uint32_t)((r0 + j) * cols), tt_max_abs_s32(g, cols), (uint8_t)!renorm,
-                                            &over);
-            if (renorm) {
-                /* stage 1 row by row; the row's exponent holds its stage-1 value until stage 2 */
-                int32_t t = tt_rows_renormalise_row_s8(g, w, cols, row_exp[r], amax);
-                row_exp[r] = (int8_t)t;
-                if (r == 0 || t < lo) {
-                    lo = t;
-                }
-            }
-        }
+        rows_update_block(u->w8, row_exp, u->rows, r0, cnt, cols, u->tile, mult, cfg, key, renorm, &lo, &over);
     }
     if (renorm) {
         tt_rows_renormalise_tensor_s8(u->w8, u->w_scale, row_exp, u->row_count, cols, lo, row_limit);

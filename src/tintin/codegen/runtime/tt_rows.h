@@ -78,6 +78,9 @@ tt_status_t tt_sgd_update_weight_rows_scaled_select_s8(int8_t *weight, tt_scale_
 tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_t *row_exp, uint8_t row_limit,
                                                const tt_sgd_config_t *cfg, uint32_t key);
 
+/* 1 when every row exponent row_exp[0..n) is in [0, 15] (their maximum in *top), else 0. */
+uint8_t tt_rows_top(const int8_t *row_exp, size_t n, uint8_t *top);
+
 /* The two stages of the renormalisation (tintin.numerics.scale_rows), the building blocks of the
  * updates above. Stage 1 of one row: its new values v (int32-saturated, max |v| = amax) become int8
  * mantissas in w (one nearest right shift, or an exact left shift); returns the row's exponent e - j

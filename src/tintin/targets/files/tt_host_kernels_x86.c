@@ -203,16 +203,31 @@ static void gemm_nt_s16(const int16_t *a, size_t nb, const int16_t *w, size_t nn
     }
 }
 
+/* acc[b, n] = sum_k x[b, k] * W[n, k] (int16 products summed in int32); 0 when the scratch cannot grow */
+static uint8_t dense_products(const int8_t *x, const int8_t *weight, size_t batch, size_t in_f, size_t out_f,
+                              int32_t *acc)
+{
+    size_t kp = (in_f + 15u) & ~(size_t)15u;
+    int16_t *xs = (int16_t *)scratch(&g_xs16, batch * kp * sizeof(int16_t));
+    int16_t *ws = (int16_t *)scratch(&g_ws16, out_f * kp * sizeof(int16_t));
+    if (xs == NULL || ws == NULL) {
+        return 0;
+    }
+    widen_rows(x, batch, in_f, kp, xs);
+    widen_rows(weight, out_f, in_f, kp, ws);
+    gemm_nt_s16(xs, batch, ws, out_f, kp, acc, out_f);
+    return 1;
+}
+
 tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
                                     const int32_t *bias, tt_scale_t bias_scale, const tt_dense_shape_t *shape,
                                     tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
 {
-    size_t batch, in_f, out_f, kp, b, n;
+    size_t batch, in_f, out_f, b, n;
     tt_scale_t acc_scale;
     tt_multiplier_t bias_mult = {0, 0};
     tt_rescale_t choice;
     uint8_t change;
-    int16_t *xs, *ws;
     if (shape == NULL || acc == NULL || x == NULL || weight == NULL || y == NULL || y_scale == NULL ||
         shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
         tt_size_above(shape->in_features, TT_ACC_TERMS_LIMIT)) {
@@ -222,7 +237,6 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
     batch = shape->batch;
     in_f = shape->in_features;
     out_f = shape->out_features;
-    kp = (in_f + 15u) & ~(size_t)15u;
     acc_scale = tt_scale_mul(x_scale, w_scale);
     if (bias != NULL) {
         tt_status_t st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
@@ -230,15 +244,10 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
             return st;
         }
     }
-    xs = (int16_t *)scratch(&g_xs16, batch * kp * sizeof(int16_t));
-    ws = (int16_t *)scratch(&g_ws16, out_f * kp * sizeof(int16_t));
-    if (xs == NULL || ws == NULL) {
+    if (!dense_products(x, weight, batch, in_f, out_f, acc)) {
         return ++g_portable_calls, tt_portable_tt_linear_forward_x4_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y,
                                                    y_scale);
     }
-    widen_rows(x, batch, in_f, kp, xs);
-    widen_rows(weight, out_f, in_f, kp, ws);
-    gemm_nt_s16(xs, batch, ws, out_f, kp, acc, out_f);
     if (bias != NULL) {
         for (n = 0; n < out_f; ++n) {
             int32_t bn = tt_align_bias_one(bias[n], bias_mult);
@@ -772,6 +781,23 @@ tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
     return TT_OK;
 }
 
+/* Gradient rows per chunk of the tiled updates: saturating updates check the whole gradient
+ * before writing anything; the others take about 64 KB of int32 at a time */
+static size_t update_chunk_rows(uint8_t saturate, size_t nrows, size_t cols)
+{
+    size_t chunk = saturate ? nrows : (cols >= 16384u ? 1u : 16384u / cols);
+    return chunk > nrows ? nrows : chunk;
+}
+
+/* The aligned rule's multiplier (M, n) of lr * grad_scale / w_scale / batch */
+static tt_status_t aligned_multiplier(const tt_sgd_config_t *cfg, tt_scale_t grad_scale, tt_scale_t w_scale,
+                                      tt_multiplier_t *mult)
+{
+    tt_multiplier_t m0;
+    tt_status_t st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, grad_scale), w_scale), &m0);
+    return st == TT_OK ? tt_divide_multiplier(m0, cfg->batch_size, mult) : st;
+}
+
 /* New values of one row under the fast path of tt_sgd_tiled.c (row_fast_s8_stochastic):
  * q = stochastic round(|g * m| / 2**n) with the draw key + index * golden, w - sign(g) * q.
  * Saturating: written clipped into w; else into nw and max |w - delta| returned. */
@@ -907,8 +933,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
     }
     limit = tt_limit_for_bits(8);
     /* saturating updates write rows as they go: the whole gradient is checked first */
-    chunk = saturate ? nrows : (cols >= 16384u ? 1u : 16384u / cols);
-    chunk = chunk > nrows ? nrows : chunk;
+    chunk = update_chunk_rows(saturate, nrows, cols);
     g = (int32_t *)scratch(&g_grad, chunk * cols * sizeof(int32_t));
     nw = saturate ? NULL : (int32_t *)scratch(&g_neww, total * sizeof(int32_t));
     if (g == NULL || (!saturate && nw == NULL)) {
@@ -923,11 +948,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
             return st;
         }
         if (r0 == 0) {
-            tt_multiplier_t m0;
-            st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, gs), *u->w_scale), &m0);
-            if (st == TT_OK) {
-                st = tt_divide_multiplier(m0, cfg->batch_size, &mult);
-            }
+            st = aligned_multiplier(cfg, gs, *u->w_scale, &mult);
             if (st != TT_OK) {
                 return st;
             }
@@ -998,15 +1019,8 @@ static scratch_t g_rows_acc, g_rows_new, g_rows_amax, g_rows_order;
 /* the largest row exponent, or -1 when some exponent is outside [0, 15] (the portable kernel reports it) */
 static int rows_top(const int8_t *row_exp, size_t n)
 {
-    size_t i;
-    int top = 0;
-    for (i = 0; i < n; ++i) {
-        if (row_exp[i] < 0 || row_exp[i] > 15) {
-            return -1;
-        }
-        top = row_exp[i] > top ? row_exp[i] : top;
-    }
-    return top;
+    uint8_t top;
+    return tt_rows_top(row_exp, n, &top) ? (int)top : -1;
 }
 
 tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
@@ -1016,12 +1030,11 @@ tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const
 {
     /* the products as tt_linear_forward_x4_s8, then output n shifted right by row_exp[n] (nearest),
      * the aligned bias added: the portable kernel's values in another order of exact int32 sums */
-    size_t batch, in_f, out_f, kp, b, n;
+    size_t batch, in_f, out_f, b, n;
     tt_scale_t acc_scale;
     tt_multiplier_t bias_mult = {0, 0};
     tt_rescale_t choice;
     uint8_t change;
-    int16_t *xs, *ws;
     int32_t *bn;
     if (shape == NULL || acc == NULL || x == NULL || weight == NULL || row_exp == NULL || y == NULL ||
         y_scale == NULL || shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
@@ -1032,7 +1045,6 @@ tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const
     batch = shape->batch;
     in_f = shape->in_features;
     out_f = shape->out_features;
-    kp = (in_f + 15u) & ~(size_t)15u;
     acc_scale = tt_scale_mul(x_scale, w_scale);
     if (bias != NULL) {
         tt_status_t st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
@@ -1040,23 +1052,14 @@ tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const
             return st;
         }
     }
-    xs = (int16_t *)scratch(&g_xs16, batch * kp * sizeof(int16_t));
-    ws = (int16_t *)scratch(&g_ws16, out_f * kp * sizeof(int16_t));
-    if (xs == NULL || ws == NULL) {
-        return ++g_portable_calls, tt_portable_tt_linear_forward_rows_s8(x, x_scale, weight, w_scale, row_exp, bias,
-                                                                         bias_scale, shape, mode, acc, y, y_scale);
-    }
     bn = (int32_t *)scratch(&g_rows_acc, out_f * sizeof(int32_t));
-    if (bn == NULL) {
+    if (bn == NULL || !dense_products(x, weight, batch, in_f, out_f, acc)) {
         return ++g_portable_calls, tt_portable_tt_linear_forward_rows_s8(x, x_scale, weight, w_scale, row_exp, bias,
                                                                          bias_scale, shape, mode, acc, y, y_scale);
     }
     for (n = 0; n < out_f; ++n) {
         bn[n] = bias != NULL ? tt_align_bias_one(bias[n], bias_mult) : 0;
     }
-    widen_rows(x, batch, in_f, kp, xs);
-    widen_rows(weight, out_f, in_f, kp, ws);
-    gemm_nt_s16(xs, batch, ws, out_f, kp, acc, out_f);
     for (b = 0; b < batch; ++b) {
         int32_t *row = acc + b * out_f;
         for (n = 0; n < out_f; ++n) {
@@ -1204,8 +1207,7 @@ tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_
     nrows = u->rows != NULL ? u->nrows : u->row_count;
     cols = u->cols;
     saturate = u->rows != NULL || !cfg->weight_rescale;
-    chunk = saturate ? nrows : (cols >= 16384u ? 1u : 16384u / cols);
-    chunk = chunk > nrows ? nrows : chunk;
+    chunk = update_chunk_rows(saturate, nrows, cols);
     g = (int32_t *)scratch(&g_grad, chunk * cols * sizeof(int32_t));
     nw = saturate ? NULL : (int32_t *)scratch(&g_rows_new, nrows * cols * sizeof(int32_t));
     amax = (uint32_t *)scratch(&g_rows_amax, nrows * sizeof(uint32_t));
@@ -1220,11 +1222,7 @@ tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_
             return st;
         }
         if (r0 == 0) {
-            tt_multiplier_t m0;
-            st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, gs), *u->w_scale), &m0);
-            if (st == TT_OK) {
-                st = tt_divide_multiplier(m0, cfg->batch_size, &mult);
-            }
+            st = aligned_multiplier(cfg, gs, *u->w_scale, &mult);
             if (st != TT_OK) {
                 return st;
             }
