@@ -82,3 +82,24 @@ def test_row_scaled_lenet5_training_is_the_simulators(batch, update):
     before = {name: e for name, _, _, e in _runs_initial(ds, qconf, None, "lenet5")}
     moved = any(e is not None and not np.array_equal(e, before[name]) for name, _, _, e in sa if "conv" in name)
     assert moved == (update is None)  # selected rows saturate and keep their exponents
+
+
+def test_cli_row_scales_on_the_native_backend(tmp_path, capsys):
+    """``tintin train --row-scales --backend native`` trains the simulator's model (row exponents in the file)."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    from tintin.cli import main
+
+    common = ["train", "--dataset", "digits", "--model", "mlp", "--epochs", "1", "--row-scales", "--json", "--quiet"]
+    outs = []
+    for backend in ("native", "numpy"):
+        code = main([*common, "--backend", backend, "--out", str(tmp_path / backend)])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        outs.append(json.loads(out))
+    assert outs[0]["update_backend"] == "native" and outs[0]["test_accuracy"] == outs[1]["test_accuracy"]
+    ma, mb = (load_file(tmp_path / b / "model.safetensors") for b in ("native", "numpy"))
+    assert sorted(ma) == sorted(mb) and any("row_exp" in k for k in ma)
+    assert all(np.array_equal(ma[k], mb[k]) for k in ma)
