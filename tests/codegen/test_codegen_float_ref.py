@@ -29,6 +29,22 @@ def test_reference_learns_on_the_host(tmp_path):
     assert (preds[-200:] == labels[-200:]).mean() > 0.6  # predictions before each update, late in the run
 
 
+def test_reference_starts_from_the_row_scaled_weights():
+    """Per-row weight scales: the float reference starts from each row's own real values."""
+    import re
+
+    from tintin.nn import QuantConfig
+    from tintin.numerics.scale_rows import dequantize_rows
+
+    model = build_model("mlp", (1, 8, 8), 10, QuantConfig(row_scales=True), seed=0, hidden=4)
+    w = model.parameters()[0]
+    w.row_exp[:] = [0, 1, 2, 3]
+    text = render_reference(model, batch_size=1, trained={}, lr=0.1).files["tt_ref_model.c"]
+    body = re.search(r"tt_p1_weight\[256\] = \{([^}]*)\}", text).group(1)
+    got = np.array([float(v.strip().rstrip("f")) for v in body.split(",") if v.strip()]).reshape(4, 64)
+    assert np.array_equal(got, dequantize_rows(w.value.m, w.value.scale, w.row_exp).astype(np.float32))
+
+
 def test_reference_rejects_unsupported_layers():
     from tintin.codegen import CodegenError
 

@@ -1,11 +1,10 @@
 """Compiled training programs of models with per-row weight scales: the planner holds one byte per
 row exponent, the executed program equals train_step bit for bit (materialised and row-tiled
-updates, sparse rows), and the places that cannot run them refuse with one line."""
+updates, sparse rows; MLPs and LeNet-5), and the places that cannot run them refuse with one line."""
 
 import numpy as np
 import pytest
 
-from tintin.codegen.cgen import CodegenError
 from tintin.compile import CompileError, compile_program, plan_memory
 from tintin.compile.executor import ProgramExecutor
 from tintin.data import load
@@ -42,10 +41,20 @@ def test_the_plan_holds_one_byte_per_row_exponent():
     assert frozen.buffers["fc4.weight.row_exp"].memory.value == "sram"
 
 
-@pytest.mark.parametrize("update,batch,tile", [("full", 8, None), ("full", 5, 512), ("last:2", 4, 256),
-                                               ("sparse:fc1[0:7]", 3, None), ("sparse:fc1[2:20],fc2", 6, 300)])
-def test_executed_program_equals_train_step(digits, update, batch, tile):
-    a, b = mlp(digits), mlp(digits)
+def lenet(ds, rows=True, seed=1):
+    return build_model("lenet5", ds.sample_shape, ds.num_classes, QuantConfig(row_scales=rows), seed=seed,
+                       input_exponent=ds.input_exponent)
+
+
+@pytest.mark.parametrize("model,update,batch,tile", [
+    ("mlp", "full", 8, None), ("mlp", "full", 5, 512), ("mlp", "last:2", 4, 256), ("mlp", "sparse:fc1[0:7]", 3, None),
+    ("mlp", "sparse:fc1[2:20],fc2", 6, 300), ("lenet", "full", 4, None), ("lenet", "full", 3, 256),
+    ("lenet", "sparse:conv1[0:3],conv2", 2, None)])
+def test_executed_program_equals_train_step(digits, model, update, batch, tile):
+    if model == "lenet":
+        digits = load("mnist5k")
+    build = {"mlp": mlp, "lenet": lenet}[model]
+    a, b = build(digits), build(digits)
     cfg = OptimConfig(lr=1.0)
     overrides = {} if tile is None else {"grad_tile_bytes": tile}
     program = compile_program(b, update, batch, optim=cfg, **overrides)
@@ -80,11 +89,18 @@ def test_what_refuses_row_scales(digits):
     model = mlp(digits)
     with pytest.raises(CompileError, match="aligned rule without momentum"):
         compile_program(model, "full", 1, optim=OptimConfig(momentum_shift=2))
-    lenet = build_model("lenet5", (1, 28, 28), 10, QuantConfig(row_scales=True), seed=0)
-    with pytest.raises(CompileError, match="Linear layers only"):
-        compile_program(lenet, "full", 1)
+    from tintin.nn import Sequential
+    from tintin.nn.layers import Flatten, Linear
+    from tintin.nn.scaling_layers import ChannelScale
+
+    rng = np.random.default_rng(0)
+    scaled = ChannelScale(1, config=QuantConfig(), rng=rng, name="cs")
+    scaled.weight.row_exp, scaled.weight.row_limit = np.zeros(1, np.int8), 8  # exponents on a layer without rows
+    blocked = Sequential([scaled, Flatten("flat"), Linear(64, 10, config=QuantConfig(), rng=rng, name="fc")],
+                         (1, 8, 8), QuantConfig(), name="blocked")
+    with pytest.raises(CompileError, match="Linear and convolution layers only"):
+        compile_program(blocked, "full", 1)
     from tintin.codegen.model_c import render_model_sources
 
-    program = compile_program(model, "full", 1)
-    with pytest.raises(CodegenError, match="per-row weight scales"):
-        render_model_sources(model, program, plan_memory(program))
+    program = compile_program(model, "full", 1)  # generated programs keep them (tests/codegen/test_codegen_row_scales.py)
+    assert "tt_linear_forward_rows_s8" in render_model_sources(model, program, plan_memory(program)).files["tt_model.c"]

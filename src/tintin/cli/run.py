@@ -28,6 +28,8 @@ def run_command(
     model_spec: str = typer.Argument(..., metavar="MODEL_OR_ZOO_NAME", help="model file or zoo model name"),
     dataset: str = opt.dataset(required=True),
     target: str = opt.target(None),
+    row_scales: bool = typer.Option(False, "--row-scales", help="a zoo model with one power-of-two scale per output "
+                                    "row (channel) of its int8 weights (docs/learning-quality.md)"),
     steps: int = typer.Option(100, "--steps", "-n", help="training steps on the device"),
     batch_size: int = opt.DEVICE_BATCH_SIZE,
     eval_samples: int = typer.Option(100, "--eval", help="test samples evaluated one by one (batch 1) after training"),
@@ -83,7 +85,10 @@ def run_command(
     if out is not None:
         opt.check_writable_dir(out)
     ds = load_dataset(dataset, data_files)
-    model, source = model_from_spec(model_spec, ds, None, None, quantisation.config(), seed)
+    if row_scales and zoo_name(model_spec) is None:
+        raise opt.OptionError("--row-scales sets the scales of a new zoo model; a model file keeps its own")
+    model, source = model_from_spec(model_spec, ds, None, None,
+                                    quantisation.config(**({"row_scales": True} if row_scales else {})), seed)
     check_dataset_fits_model(model, ds)
     optim = optimiser.config(zoo_name(model_spec), batch_size)
     options = compilation.options()

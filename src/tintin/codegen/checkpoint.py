@@ -5,7 +5,8 @@ A project generated with ``checkpoint=True`` (:func:`tintin.codegen.generate_pro
 save is the same training state :class:`tintin.train.checkpoint.FitCheckpointer` keeps on the host,
 as the device holds it (:func:`state_regions`, in this order):
 
-* every trained parameter's mantissas and every momentum buffer (little-endian, as in memory);
+* every trained parameter's mantissas, every momentum buffer and the row exponents of trained
+  row-scaled weights (little-endian, as in memory);
 * the scales of all parameters (``S, U, D`` as int16, table order);
 * the rounding stream (seed, step), the number of steps done (the data-order position: step ``i``
   reads the ``i``-th batch of the firmware's order) and the epoch (the learning-rate and NITI
@@ -28,7 +29,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from .model_c import ROLE_FROZEN, ROLE_MOMENTUM, ROLE_TRAINED
+from .model_c import ROLE_FROZEN, ROLE_TRAINED, state_entries
 
 MAGIC = 0x4B435454
 COMMIT_MAGIC = 0x4D435454
@@ -58,8 +59,7 @@ class StateRegion:
 def state_regions(entries, address) -> list[StateRegion]:
     """The regions of the state, from the parameter table ``entries``
     (:class:`tintin.codegen.model_c.ParamEntry`); ``address(name)`` is the C address of a buffer."""
-    out = [StateRegion(e.name, address(e.name), e.count * _ITEM[e.dtype])
-           for e in entries if e.role in (ROLE_TRAINED, ROLE_MOMENTUM)]
+    out = [StateRegion(e.name, address(e.name), e.count * _ITEM[e.dtype]) for e in state_entries(entries)]
     scaled = [e for e in entries if e.role in (ROLE_TRAINED, ROLE_FROZEN)]
     out += [StateRegion("scales", "(void *)&tt_pscale", 6 * len(scaled)),
             StateRegion("stream", "(void *)&tt_stream", 8),
@@ -73,7 +73,7 @@ def state_payload(entries, values: dict, *, seed: int, steps: int, epoch: int) -
     index to ``(scale (S, U, D) or None, little-endian bytes)`` (as
     :func:`tintin.targets.compare.simulate` returns them), the rounding stream is ``(seed, steps)``
     after ``steps`` training steps, at ``epoch``."""
-    out = [values[e.index][1] for e in entries if e.role in (ROLE_TRAINED, ROLE_MOMENTUM)]
+    out = [values[e.index][1] for e in state_entries(entries)]
     out += [struct.pack("<hhh", *values[e.index][0]) for e in entries if e.role in (ROLE_TRAINED, ROLE_FROZEN)]
     out.append(struct.pack("<IIII", seed & 0xFFFFFFFF, steps & 0xFFFFFFFF, steps & 0xFFFFFFFF, epoch & 0xFFFFFFFF))
     return b"".join(out)

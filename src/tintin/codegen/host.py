@@ -1166,6 +1166,28 @@ def sgd_update_tiled(value: QTensor, grad: QTensor, config: SgdConfig, key: int,
     (selected) gradient ``tile_rows`` rows at a time. ``rank1 = (err, x)`` (int8 arrays of shapes
     ``(B, rows)`` and ``(B, cols)``, or vectors for ``B = 1``, with ``grad == err.T @ x``: a fully
     connected layer at batch ``B``) lets it skip the tiles."""
+    t = tiled_update(value, grad, config, momentum, rows, tile_rows, rank1)
+    cfg = config.to_c()
+    _call("tt_sgd_update_tiled", ctypes.byref(t.u), ctypes.byref(cfg), int(key) & 0xFFFFFFFF)
+    return QTensor(t.weights, py_scale(t.w_scale)), t.momentum
+
+
+@dataclass
+class TiledUpdate:
+    """A ``tt_tiled_update_t`` whose gradient callback serves the rows of a host array, with the
+    arrays it points to (kept alive with it)."""
+
+    u: object
+    weights: np.ndarray  #: updated in place by the kernel
+    w_scale: object  #: CScale, updated in place
+    momentum: np.ndarray | None
+    keep: tuple
+
+
+def tiled_update(value: QTensor, grad: QTensor, config: SgdConfig, momentum: np.ndarray | None = None,
+                 rows: np.ndarray | None = None, tile_rows: int = 1,
+                 rank1: tuple[np.ndarray, np.ndarray] | None = None) -> TiledUpdate:
+    """The ``tt_tiled_update_t`` of :func:`sgd_update_tiled` (copies of the weights and momentum)."""
     if value.m.dtype not in (np.int8, np.int16):
         raise TypeError(f"weights are int8 or int16, got {value.m.dtype}")
     vm = np.ascontiguousarray(value.m).copy()
@@ -1198,9 +1220,7 @@ def sgd_update_tiled(value: QTensor, grad: QTensor, config: SgdConfig, key: int,
     u = CTiledUpdate(_ptr(vm) if vm.dtype == np.int8 else None, _ptr(vm) if vm.dtype == np.int16 else None,
                      ctypes.pointer(ws), row_count, cols, _ptr(r), nrows, _ptr(mom), _ptr(tile), int(tile_rows),
                      _ptr(flags), fn, None, _ptr(e1), _ptr(x1), batch)
-    cfg = config.to_c()
-    _call("tt_sgd_update_tiled", ctypes.byref(u), ctypes.byref(cfg), int(key) & 0xFFFFFFFF)
-    return QTensor(vm, py_scale(ws)), mom
+    return TiledUpdate(u, vm, ws, mom, (r, gsel, tile, flags, fn, e1, x1))
 
 
 def fnv1a_u32(data: bytes, h: int = 0x811C9DC5) -> int:

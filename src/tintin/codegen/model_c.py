@@ -29,10 +29,11 @@ from .steps import SUPPORTED_OPS, EmitContext, StepEmitter
 
 #: dtype codes of tt_param_info_t
 DTYPE_CODE = {"int8": 1, "int16": 2, "int32": 3, "int64": 4}
-#: roles of tt_param_info_t entries
-ROLE_FROZEN, ROLE_TRAINED, ROLE_MOMENTUM = 0, 1, 2
+#: roles of tt_param_info_t entries (row exponents: the int8 per-row exponents of the weight before
+#: them, in the arena and changed by training when that weight is trained, else constant in flash)
+ROLE_FROZEN, ROLE_TRAINED, ROLE_MOMENTUM, ROLE_ROW_EXP = 0, 1, 2, 3
 #: role -> its name in reports (``tintin export --json``)
-ROLE_NAMES = {ROLE_FROZEN: "frozen", ROLE_TRAINED: "trained", ROLE_MOMENTUM: "momentum"}
+ROLE_NAMES = {ROLE_FROZEN: "frozen", ROLE_TRAINED: "trained", ROLE_MOMENTUM: "momentum", ROLE_ROW_EXP: "row_exp"}
 _ROUNDING = {"nearest": 0, "stochastic": 1, "pseudo_stochastic": 2}
 
 
@@ -49,15 +50,23 @@ class ParamEntry:
     """One entry of the exported parameter table (``tt_param_get(index)``)."""
 
     index: int
-    name: str  #: parameter name (``fc1.weight``) or ``<param>.momentum``
+    name: str  #: parameter name (``fc1.weight``), ``<param>.momentum`` or ``<param>.row_exp``
     dtype: str
     shape: tuple[int, ...]
-    role: int  #: ROLE_FROZEN, ROLE_TRAINED or ROLE_MOMENTUM
+    role: int  #: ROLE_FROZEN, ROLE_TRAINED, ROLE_MOMENTUM or ROLE_ROW_EXP
     param: str  #: the parameter it belongs to
 
     @property
     def count(self) -> int:
         return _size(self.shape)
+
+
+def state_entries(entries) -> list:
+    """The entries ``tt_train_step`` changes, in table order: trained parameters, momentum and the
+    row exponents of trained weights (what a checkpoint saves and a host loads and reads back)."""
+    trained = {e.name for e in entries if e.role == ROLE_TRAINED}
+    return [e for e in entries if e.role in (ROLE_TRAINED, ROLE_MOMENTUM)
+            or (e.role == ROLE_ROW_EXP and e.param in trained)]
 
 
 @dataclass(frozen=True)
@@ -167,10 +176,6 @@ class _Renderer:
             raise CodegenError(f"no C code generation for op(s) {', '.join(unsupported)}")
         if program.loss not in ("cross_entropy", "mse"):
             raise CodegenError(f"unsupported loss {program.loss!r}")
-        rowed = sorted(n for n in program.buffers if n.endswith(".row_exp"))
-        if rowed:  # the runtime has the kernels (tt_rows.h); the emitter does not place row exponents yet
-            raise CodegenError(f"{rowed[0][:-len('.row_exp')]}: generated programs do not keep per-row weight "
-                               "scales yet (the simulator, compiled programs and tintin.codegen.host train them)")
         self.model = model
         self.p = program
         self.plan = plan
@@ -247,7 +252,20 @@ class _Renderer:
             mom = self.p.buffers.get(f"{pname}.momentum")
             if mom is not None:
                 out.append(ParamEntry(len(out), mom.name, mom.dtype, tuple(mom.shape), ROLE_MOMENTUM, pname))
+            rexp = self.p.buffers.get(f"{pname}.row_exp")
+            if rexp is not None:
+                out.append(ParamEntry(len(out), rexp.name, rexp.dtype, tuple(rexp.shape), ROLE_ROW_EXP, pname))
         return out
+
+    def initial_row_exp(self, e) -> np.ndarray:
+        """The row exponents the program starts from (int8, one per output row)."""
+        e_val = getattr(self.params[e.param], "row_exp", None)
+        if e_val is None or tuple(np.shape(e_val)) != tuple(e.shape):
+            raise CodegenError(f"{e.name}: the model's row exponents do not match the program's {list(e.shape)}")
+        return np.asarray(e_val, dtype=np.int8)
+
+    def in_arena(self, name: str) -> bool:
+        return self.p.buffers[name].memory.value == "sram"
 
     def initial_value(self, pname: str):
         """(mantissas, scale) the program starts from (frozen int16 weights as their int8 view)."""
@@ -327,6 +345,8 @@ class _Renderer:
             "#define TT_ROLE_FROZEN 0u   /* constant in flash */",
             "#define TT_ROLE_TRAINED 1u  /* in tt_arena, changed by tt_train_step */",
             "#define TT_ROLE_MOMENTUM 2u /* optimiser state of the parameter before it */",
+            "#define TT_ROLE_ROW_EXP 3u  /* int8 per-row exponents of the weight before it: real value of",
+            "                             * row r = mantissa * scale * 2**-row_exp[r] (scale NULL) */",
             "",
             "typedef struct {",
             "    const char *name;        /* e.g. \"fc1.weight\" */",
@@ -334,7 +354,7 @@ class _Renderer:
             "    uint8_t role;            /* TT_ROLE_* */",
             "    size_t count;            /* elements */",
             "    const void *data;        /* row-major mantissas */",
-            "    const tt_scale_t *scale; /* real value = mantissa * scale (NULL for momentum) */",
+            "    const tt_scale_t *scale; /* real value = mantissa * scale (NULL: momentum, row exponents) */",
             "} tt_param_info_t;",
             "",
             "/* The arena: every training tensor at its planned offset. */",
@@ -407,6 +427,15 @@ class _Renderer:
                 out.append(comment(f"{e.name}: initial momentum, int64 {list(e.shape)}"))
                 out.append(c_array("int64_t", self.init_array(e.name), vals, static=False, rom=True, per_line=8))
                 continue
+            if e.role == ROLE_ROW_EXP:
+                vals = self.initial_row_exp(e)
+                if self.in_arena(e.name):
+                    out.append(comment(f"{e.name}: initial row exponents, int8 {list(e.shape)}"))
+                    out.append(c_array("int8_t", self.init_array(e.name), vals, static=False, rom=True, per_line=24))
+                else:
+                    out.append(comment(f"{e.name}: frozen row exponents, int8 {list(e.shape)}"))
+                    out.append(c_array("int8_t", self.frozen(e.name), vals, static=False, per_line=24))
+                continue
             m, scale = self.initial_value(e.name)
             ctype = CTYPE[e.dtype]
             per = 24 if e.dtype in ("int8", "int16") else 10
@@ -448,7 +477,7 @@ class _Renderer:
         eval_names = sorted({n for s in esteps for n in (*s.inputs, *s.outputs, *s.workspace)
                              if self.ep.buffers[n].kind.value != "parameter"} | {"input", self.eval_logits},
                             key=list(self.ep.buffers).index)
-        trained = [e for e in entries if e.role != ROLE_MOMENTUM]
+        trained = [e for e in entries if e.role in (ROLE_TRAINED, ROLE_FROZEN)]
         lines = [
             "/* tt_model.c - the training program of `%s` (generated by tintin; do not edit).\n"
             " * update %s, batch %d, %d steps, arena %d bytes (planner %s). */"
@@ -542,7 +571,8 @@ class _Renderer:
             "}",
             "",
         ]
-        if any(e.role == ROLE_TRAINED or (e.role == ROLE_MOMENTUM and self.momentum_init(e)) for e in entries):
+        if any(e.role == ROLE_TRAINED or (e.role == ROLE_MOMENTUM and self.momentum_init(e))
+               or (e.role == ROLE_ROW_EXP and self.in_arena(e.name)) for e in entries):
             lines += [
                 "static void tt_copy_rom(uint8_t *dst, const uint8_t *rom, size_t count)",
                 "{",
@@ -570,7 +600,10 @@ class _Renderer:
             elif e.role == ROLE_MOMENTUM and self.momentum_init(e):
                 lines.append(f"    tt_copy_rom((uint8_t *)(void *){self.bufmacro(e.name)}, "
                              f"(const uint8_t *)(const void *){self.init_array(e.name)}, {c_size(e.count * 8)});")
-            if e.role != ROLE_MOMENTUM:
+            elif e.role == ROLE_ROW_EXP and self.in_arena(e.name):
+                lines.append(f"    tt_copy_rom((uint8_t *)(void *){self.bufmacro(e.name)}, "
+                             f"(const uint8_t *)(const void *){self.init_array(e.name)}, {c_size(e.count)});")
+            if e.role in (ROLE_TRAINED, ROLE_FROZEN):
                 _, scale = self.initial_value(e.name)
                 ident = self.ids[e.name]
                 lines.append(f"    tt_pscale.{ident}.S = {scale.S}; tt_pscale.{ident}.U = {scale.U}; "
@@ -732,7 +765,7 @@ class _Renderer:
                   "    if (info == NULL) {", "        return TT_ERR_ARG;", "    }", "    switch (index) {"]
         for e in entries:
             data = self.train_ptr(e.name)
-            scale = "NULL" if e.role == ROLE_MOMENTUM else f"&{self.pscale(e.name)}"
+            scale = "NULL" if e.role in (ROLE_MOMENTUM, ROLE_ROW_EXP) else f"&{self.pscale(e.name)}"
             lines += [f"    case {e.index}u:",
                       f'        info->name = "{e.name}";',
                       f"        info->dtype = {DTYPE_CODE[e.dtype]}u;",
@@ -845,9 +878,10 @@ class _Renderer:
         lines += ["", "/* constant parameter data (tt_model_params.c) */"]
         for e in entries:
             ctype = CTYPE[e.dtype]
-            if e.role == ROLE_TRAINED or (e.role == ROLE_MOMENTUM and self.momentum_init(e)):
+            if (e.role == ROLE_TRAINED or (e.role == ROLE_MOMENTUM and self.momentum_init(e))
+                    or (e.role == ROLE_ROW_EXP and self.in_arena(e.name))):
                 lines.append(f"extern const {ctype} {self.init_array(e.name)}[{max(e.count, 1)}];")
-            elif e.role == ROLE_FROZEN:
+            elif e.role in (ROLE_FROZEN, ROLE_ROW_EXP):
                 lines.append(f"extern const {ctype} {self.frozen(e.name)}[{max(e.count, 1)}];")
         lines += ["", "#endif /* TT_MODEL_INTERNAL_H */", ""]
         return "\n".join(lines)

@@ -171,18 +171,28 @@ class StepEmitter:
         y = s.outputs[0]
         B, K = self.shape(x)
         N = self.shape(y)[1]
-        if len(s.inputs) > 2:
+        rexp = s.attrs.get("row_exp")
+        if len(s.inputs) > 2 + (rexp is not None):
             b, bs = self.buf(s.inputs[2]), self.sc(s.inputs[2])
         else:
             b, bs = "NULL", self.sc(x)
+        if rexp is not None:  # per-row weight scales (tt_rows.h)
+            return self.call(f"tt_linear_forward_rows_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, "
+                             f"{self.buf(rexp)}, {b}, {bs}, {self.dense_shape(B, K, N)}, {self.mode_c}, {self.ws(s)}, "
+                             f"{self.buf(y)}, &{self.sc(y)})")
         return self.call(f"tt_linear_forward_x4_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, {bs}, "
                          f"{self.dense_shape(B, K, N)}, {self.mode_c}, {self.ws(s)}, {self.buf(y)}, &{self.sc(y)})")
 
     def op_linear_backward_input_s8(self, s):
-        err, w = s.inputs
+        err, w = s.inputs[:2]
         e_in = s.outputs[0]
         B, N = self.shape(err)
         K = self.shape(e_in)[1]
+        rexp = s.attrs.get("row_exp")
+        if rexp is not None:
+            return self.call(f"tt_linear_backward_input_rows_s8({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, "
+                             f"{self.sc(w)}, {self.buf(rexp)}, {self.dense_shape(B, K, N)}, {self.mode_c}, "
+                             f"{self.ws(s)}, {self.buf(e_in)}, &{self.sc(e_in)})")
         fn = "tt_linear_backward_input_x4_s8" if s.workspace else "tt_linear_backward_input_s8"
         return self.call(f"{fn}({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
                          f"{self.dense_shape(B, K, N)}, {self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, "
@@ -266,12 +276,17 @@ class StepEmitter:
         x, w = s.inputs[0], s.inputs[1]
         y = s.outputs[0]
         shape = self.conv_shape(s.attrs, self.shape(x), self.shape(y)[1])
-        if len(s.inputs) > 2:
+        rexp = s.attrs.get("row_exp")
+        if len(s.inputs) > 2 + (rexp is not None):
             b, bs = self.buf(s.inputs[2]), self.sc(s.inputs[2])
         else:
             b, bs = "NULL", self.sc(x)
         acc = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int32"), "NULL")
         cols = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int8"), "NULL")
+        if rexp is not None:  # per-channel weight scales (tt_rows.h): the direct kernel
+            return self.call(f"tt_conv2d_forward_rows_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, "
+                             f"{self.buf(rexp)}, {b}, {bs}, {shape}, {self.mode_c}, {acc}, {self.buf(y)}, "
+                             f"&{self.sc(y)})")
         if cols == "NULL":  # depthwise: no window block, the direct kernel
             return self.call(f"tt_conv2d_forward_s8({self.buf(x)}, {self.sc(x)}, {self.buf(w)}, {self.sc(w)}, {b}, {bs}, "
                              f"{shape}, {self.mode_c}, {acc}, {self.buf(y)}, &{self.sc(y)})")
@@ -279,9 +294,15 @@ class StepEmitter:
                          f"{bs}, {shape}, {self.mode_c}, {acc}, {cols}, {self.buf(y)}, &{self.sc(y)})")
 
     def op_conv_backward_input_s8(self, s):
-        err, w = s.inputs
+        err, w = s.inputs[:2]
         e_in = s.outputs[0]
         shape = self.conv_shape(s.attrs, self.shape(e_in), self.shape(err)[1])
+        rexp = s.attrs.get("row_exp")
+        if rexp is not None:
+            acc = next((self.buf(n) for n in s.workspace if self.p.buffers[n].dtype == "int32"), "NULL")
+            return self.call(f"tt_conv2d_backward_input_rows_s8({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, "
+                             f"{self.sc(w)}, {self.buf(rexp)}, {shape}, {self.mode_c}, {acc}, {self.buf(e_in)}, "
+                             f"&{self.sc(e_in)})")
         fn = "tt_conv2d_backward_input_scatter_s8" if s.workspace else "tt_conv2d_backward_input_s8"
         return self.call(f"{fn}({self.buf(err)}, {self.sc(err)}, {self.buf(w)}, {self.sc(w)}, "
                          f"{shape}, {self.mode_c}, {self.ws(s)}, {self.buf(e_in)}, &{self.sc(e_in)})")
@@ -434,9 +455,27 @@ class StepEmitter:
         return (o.rule == "aligned" and int(o.momentum_shift) == 0
                 and getattr(o.rounding, "value", str(o.rounding)) == "stochastic")
 
+    def _row_scaled_update(self, s):
+        """``(row exponents pointer, row limit)`` of a row-scaled weight's update; the settings it
+        needs (aligned rule, no momentum) are checked when the program is compiled."""
+        a = s.attrs
+        b = self._param(s.mutates[0])
+        if b.dtype != "int8":
+            raise CodegenError(f"{a['param']}: per-row scales are kept for int8 weights only")
+        return self.buf(a["row_exp"]), int(a["row_limit"])
+
     def op_sgd_update(self, s):
         pname = s.attrs["param"]
         pbuf = s.mutates[0]
+        if s.attrs.get("row_exp") is not None:
+            rexp, limit = self._row_scaled_update(s)
+            shape = self._param(pbuf).shape
+            rows = self._rows(s)
+            nrows = shape[0] if rows is None else rows.size
+            g = s.inputs[0]
+            return self.call(f"tt_sgd_update_weight_rows_scaled_select_s8({self.buf(pbuf)}, &{self.sc(pbuf)}, {rexp}, "
+                             f"{c_size(shape[0])}, {c_size(_size(shape[1:]))}, {self.rows_const(rows)}, "
+                             f"{c_size(nrows)}, {self.buf(g)}, {self.sc(g)}, &tt_cfg, {limit}u, {self._key(pname)})")
         mom = self.buf(s.mutates[1]) if len(s.mutates) > 1 else "NULL"
         g = s.inputs[0]
         b = self._param(pbuf)
@@ -515,10 +554,16 @@ class StepEmitter:
         fn = self._grad_callback(s)
         # a fully connected layer at a small batch: the update forms the gradient itself
         batch = self.shape(s.inputs[0])[0]
-        rank1 = a["grad_op"] == "linear_backward_weight_s32" and batch <= RANK_BATCH_MAX
+        rexp = a.get("row_exp")
+        rank1 = a["grad_op"] == "linear_backward_weight_s32" and batch <= RANK_BATCH_MAX and rexp is None
         w8 = self.buf(pbuf) if b.dtype == "int8" else "NULL"
         w16 = self.buf(pbuf) if b.dtype == "int16" else "NULL"
-        mom = self.buf(s.mutates[1]) if len(s.mutates) > 1 else "NULL"
+        mom = self.buf(s.mutates[1]) if len(s.mutates) > 1 and rexp is None else "NULL"
+        if rexp is not None:
+            rexp_c, limit = self._row_scaled_update(s)
+            call = f"tt_sgd_update_tiled_rows_scaled_s8(&u, {rexp_c}, {limit}u, &tt_cfg, {self._key(pname)})"
+        else:
+            call = f"tt_sgd_update_tiled(&u, &tt_cfg, {self._key(pname)})"
         return ["{",
                 f"    uint8_t tile_flags[{(nrows + 7) // 8}];",
                 "    tt_tiled_update_t u;",
@@ -538,7 +583,7 @@ class StepEmitter:
                 f"    u.rank1_err = {self.buf(s.inputs[0]) if rank1 else 'NULL'};",
                 f"    u.rank1_x = {self.buf(s.inputs[1]) if rank1 else 'NULL'};",
                 f"    u.rank_batch = {c_size(batch if rank1 else 0)};",
-                f"    TT_CALL(tt_sgd_update_tiled(&u, &tt_cfg, {self._key(pname)}));",
+                f"    TT_CALL({call});",
                 "}"]
 
 

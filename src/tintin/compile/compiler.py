@@ -384,19 +384,30 @@ class ProgramBuilder:
         return alias
 
 
+def _all_layers(model) -> list:
+    """Every layer of ``model``, those inside residual blocks included."""
+    out, todo = [], list(model.layers)
+    while todo:
+        layer = todo.pop(0)
+        out.append(layer)
+        todo[:0] = list(getattr(layer, "children", lambda: [])())
+    return out
+
+
 def check_row_scales(model, optim) -> None:
-    """Per-row weight scales compile for fully connected layers with the aligned rule, without
-    momentum or error feedback (what the simulator trains them with)."""
+    """Per-row weight scales compile for fully connected and convolution layers with the aligned
+    rule, without momentum or error feedback (what the simulator trains them with)."""
+    from ..nn.conv_layers import Conv1d, Conv2d
     from ..nn.layers import Linear
 
     rowed = {p.name for p in model.parameters() if getattr(p, "row_exp", None) is not None}
     if not rowed:
         return
-    dense = {layer.weight.name for layer in model.layers if isinstance(layer, Linear)}
-    other = sorted(rowed - dense)
+    kept = {layer.weight.name for layer in _all_layers(model) if isinstance(layer, (Linear, Conv1d, Conv2d))}
+    other = sorted(rowed - kept)
     if other:
-        raise CompileError(f"{other[0]}: compiled programs keep per-row weight scales for Linear layers only "
-                           "(convolutions train them in the simulator)")
+        raise CompileError(f"{other[0]}: compiled programs keep per-row weight scales for Linear and "
+                           "convolution layers only")
     if optim.rule != "aligned" or optim.momentum_shift:
         raise CompileError("per-row weight scales train with the aligned rule without momentum")
 

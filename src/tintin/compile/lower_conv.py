@@ -38,6 +38,7 @@ from ..ops.residual import residual_add_s8
 from ..ops.scaling import (channel_scale_backward_bias_s32, channel_scale_backward_input_s8,
                            channel_scale_backward_weight_s32, channel_scale_forward_s8)
 from .ir import BufferKind, Phase
+from .lower_dense import _row_exp
 from .registry import register_gradient_rows, register_kernel, register_lowering
 
 
@@ -79,12 +80,13 @@ class ConvLowering:
         positions = _size(out_shape[1:])
         w = b.kernel_weight(layer.weight, layer.name, Phase.FORWARD, "fwd")
         inputs = (x, w) + ((b.param(layer.bias),) if layer.bias is not None else ())
+        rexp = b.row_exp(layer.weight)
         y = b.add_buffer(f"{layer.name}.out", BufferKind.ACTIVATION, "int8", (B, *out_shape), layer=layer.name)
         macs = B * layer.out_channels * positions * layer.fan_in
         acc, passes = b.accumulator(f"{layer.name}.acc", (B, *out_shape), layer.name, macs)
         ws = acc + self._im2col(b, layer, out_shape, "fwd")
-        b.add_step(Phase.FORWARD, "conv_forward_s8", layer.name, inputs, (y,), workspace=ws,
-                   attrs={**attrs, "accumulator_passes": passes},
+        b.add_step(Phase.FORWARD, "conv_forward_s8", layer.name, inputs + ((rexp,) if rexp else ()), (y,), workspace=ws,
+                   attrs={**attrs, "accumulator_passes": passes, **({"row_exp": rexp} if rexp else {})},
                    macs=passes * macs, elementwise=B * _size(out_shape) * 4)
         b.remember(layer, "x", x)
         b.remember(layer, "attrs", attrs)
@@ -114,8 +116,11 @@ class ConvLowering:
             w = b.kernel_weight(layer.weight, layer.name, Phase.BACKWARD, "bwd")
             e_in = b.add_buffer(f"{layer.name}.err_in", BufferKind.ERROR, "int8", (B, *in_shape), layer=layer.name)
             acc, passes = b.accumulator(f"{layer.name}.acc_in", (B, *in_shape), layer.name, macs)
-            b.add_step(Phase.BACKWARD, "conv_backward_input_s8", layer.name, (err, w), (e_in,), workspace=acc,
-                       attrs={**attrs, "accumulator_passes": passes}, macs=passes * macs, elementwise=B * _size(in_shape) * 3)
+            rexp = b.row_exp(layer.weight)
+            b.add_step(Phase.BACKWARD, "conv_backward_input_s8", layer.name, (err, w) + ((rexp,) if rexp else ()),
+                       (e_in,), workspace=acc,
+                       attrs={**attrs, "accumulator_passes": passes, **({"row_exp": rexp} if rexp else {})},
+                       macs=passes * macs, elementwise=B * _size(in_shape) * 3)
         if b.trained(layer.weight):
             im2col = self._im2col_shape(layer, out_shape)
             scratch = (("im2col", "int8", im2col),) if im2col else ()
@@ -131,9 +136,10 @@ def _conv_forward(step, io, env):
     a = step.attrs
     d = a["dims"]
     x, w = io.read(step.inputs[0]), io.read(step.inputs[1])
-    bias = io.read(step.inputs[2]) if len(step.inputs) > 2 else None
+    rexp = _row_exp(step, io)
+    bias = io.read(step.inputs[2]) if len(step.inputs) > 2 + (rexp is not None) else None
     y = conv2d_forward_s8(_to2d(x, d), _to2d(w, d), bias, geom2d(a["stride"], d), pad2d(a["padding"], d),
-                          a["groups"], env.mode)
+                          a["groups"], env.mode, row_exp=rexp)
     io.write(step.outputs[0], _from2d(y, d))
 
 
@@ -143,7 +149,7 @@ def _conv_backward_input(step, io, env):
     d = a["dims"]
     err, w = io.read(step.inputs[0]), io.read(step.inputs[1])
     e = conv2d_backward_input_s8(_to2d(err, d), _to2d(w, d), geom2d(a["input_hw"], d), geom2d(a["stride"], d),
-                                 pad2d(a["padding"], d), a["groups"], env.mode)
+                                 pad2d(a["padding"], d), a["groups"], env.mode, row_exp=_row_exp(step, io))
     io.write(step.outputs[0], _from2d(e, d))
 
 

@@ -17,7 +17,7 @@ from .models import _config_node, iri_part, model_iri
 from .vocab import TINTIN_CONTEXT
 
 _DTYPE_BITS = {1: 8, 2: 16, 3: 32, 4: 64}
-_ROLE = {0: "frozen", 1: "trained", 2: "momentum"}
+_ROLE = {0: "frozen", 1: "trained", 2: "momentum", 3: "row_exp"}
 
 
 def is_export_dir(path: str | Path) -> bool:
@@ -82,7 +82,7 @@ def describe_export(path: str | Path) -> dict:
     info = read_export(root)
     sha = export_hash(root)
     iri = model_iri(sha)
-    params = [p for p in info["parameters"] if p["role"] != "momentum"]
+    params = [p for p in info["parameters"] if p["role"] not in ("momentum", "row_exp")]
     tensors = []
     for p in params:
         t = {"id": f"{iri}#tensor/{iri_part(p['name'])}", "type": "tt:QuantisedTensor", "name": p["name"],

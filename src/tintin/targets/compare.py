@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tintin.codegen import Project
-from tintin.codegen.model_c import ROLE_MOMENTUM
+from tintin.codegen.model_c import ROLE_MOMENTUM, ROLE_ROW_EXP
 from tintin.targets.errors import DeviceRunError
 
 _DTYPE_NP = {1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64}
@@ -142,6 +142,11 @@ def reference_entries(ex, m, project: Project) -> dict:
             entries[e.index] = (None, arr.astype("<i8").tobytes())
             continue
         b = program.buffers[e.name]
+        if e.role == ROLE_ROW_EXP:
+            arr = ex.view(e.name) if b.memory.value == "sram" else \
+                {q.name: q for q in m.parameters()}[e.param].row_exp
+            entries[e.index] = (None, np.ascontiguousarray(arr, dtype=np.int8).tobytes())
+            continue
         if b.memory.value == "sram":
             arr = np.ascontiguousarray(ex.view(e.name))
             scale = ex.scales[e.name].as_tuple()

@@ -25,7 +25,6 @@ import numpy as np
 
 from tintin.codegen import CodegenError, Project, compile_for_codegen, generate_project
 from tintin.codegen.driver import render_driver
-from tintin.codegen.model_c import ROLE_FROZEN
 from tintin.codegen.project import EXTRA_CFLAGS, MAKE_TARGETS, TARGET_CFLAGS
 from tintin.targets.build import build, check_no_softfloat
 from tintin.targets.compare import compare, parse_output, simulate
@@ -135,7 +134,8 @@ def check_fit(project: Project, target, *, ram_bytes: int | None = None, stack_b
                                        if project.model.eval_layout.mode == "separate" else 0)
     frozen = 0
     if target.family == "avr":  # const data sits in SRAM on AVR
-        frozen = sum(project.program.buffers[e.name].nbytes for e in project.model.params if e.role == ROLE_FROZEN)
+        frozen = sum(project.program.buffers[e.name].nbytes for e in project.model.params
+                     if project.program.buffers[e.name].memory.value == "flash")  # frozen parameters, their row exponents
     total = need + frozen + stack + project.model.input_size
     if total > ram:
         spec = model_spec or project.program.model_name

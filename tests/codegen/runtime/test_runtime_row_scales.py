@@ -50,9 +50,9 @@ def test_input_error_refuses_exponents_beyond_the_bound(rt):
         host_rows.linear_backward_input_rows_s8(err, w, ScaleMode.POW2, e)
 
 
-def simulator_update(value, row_exp, grad, lr, batch, rounding, mode, key, limit, rescale=True):
+def simulator_update(value, row_exp, grad, lr, batch, rounding, mode, key, limit, rescale=True, rows=None):
     p = Parameter("fc.weight", "weight", value.copy(), 8)
-    p.row_exp, p.row_limit = row_exp.copy(), limit
+    p.row_exp, p.row_limit, p.trainable_rows = row_exp.copy(), limit, rows
     opt = IntegerSGD([p], OptimConfig(lr=lr, rounding=rounding, weight_rescale=rescale), mode)
     opt.batch_size = batch
 
@@ -63,6 +63,15 @@ def simulator_update(value, row_exp, grad, lr, batch, rounding, mode, key, limit
     p.grad = grad
     opt.update(p, Context(mode=mode, stream=Stream()))
     return p.value, p.row_exp, opt.lr_scale
+
+
+def outside_bound(w, e, g, lr_scale, batch, rounding, mode, key, rows=None) -> bool:
+    """Whether some ``w - delta`` leaves int32 (outside the documented bounds: C reports TT_ERR_OVERFLOW)."""
+    probe = IntegerSGD([], OptimConfig(), mode)
+    probe.lr_scale, probe.batch_size = lr_scale, batch
+    idx = slice(None) if rows is None else rows
+    delta = apply_multiplier_rows(g.m[idx], probe.aligned_multiplier(g.scale, w.scale), e[idx], rounding, key)
+    return bool(np.abs(w.m[idx] - delta).max() > 2**31 - 1)
 
 
 @settings(max_examples=200, deadline=None)
@@ -91,6 +100,65 @@ def test_row_scaled_update_matches_the_simulator(rt, n, k, seed, key, rounding, 
     assert got.scale == value.scale
     assert np.array_equal(got.m, value.m)
     assert np.array_equal(got_e, row_exp)
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 12), k=st.integers(1, 40), seed=st.integers(0, 2**31), key=st.integers(0, 2**32 - 1),
+       rounding=st.sampled_from(list(Rounding)), lr=st.sampled_from([0.001, 0.02, 0.5, 4.0, 64.0]),
+       gbits=st.integers(0, 30), batch=st.integers(1, 64), rescale=st.booleans(), data=st.data())
+def test_row_scaled_update_of_selected_rows_matches_the_simulator(rt, n, k, seed, key, rounding, lr, gbits, batch,
+                                                                  rescale, data):
+    """Trained rows only (sparse update): they saturate and keep their exponents, frozen rows stay."""
+    rng = np.random.default_rng(seed)
+    rows = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True)), np.int64)
+    limit = row_exp_limit(n)
+    w = q8(rng, (n, k), Scale(-8, 1, 2))
+    e = rng.integers(0, limit + 1, size=n).astype(np.int8)
+    g = QTensor(rng.integers(-(2**gbits), 2**gbits + 1, size=(n, k)).astype(np.int32), Scale(-16, 0, 1))
+    p = Parameter("fc.weight", "weight", w.copy(), 8)
+    p.row_exp, p.row_limit, p.trainable_rows = e.copy(), limit, rows
+    opt = IntegerSGD([p], OptimConfig(lr=lr, rounding=rounding, weight_rescale=rescale), ScaleMode.COMPOUND)
+    opt.batch_size = batch
+
+    class Stream:
+        def key(self, site):
+            return key
+
+    p.grad = g
+    opt.update(p, Context(mode=ScaleMode.COMPOUND, stream=Stream()))
+    cfg = SgdConfig("aligned", opt.lr_scale, batch, rounding, ScaleMode.COMPOUND, 4, 0, rescale)
+    if outside_bound(w, e, g, opt.lr_scale, batch, rounding, ScaleMode.COMPOUND, key, rows):
+        with pytest.raises(HostRuntimeError, match="TT_ERR_OVERFLOW"):
+            host_rows.sgd_update_rows_scaled(w, e, g, cfg, key, limit, rows=rows)
+        return
+    got, got_e = host_rows.sgd_update_rows_scaled(w, e, g, cfg, key, limit, rows=rows)
+    assert got.scale == p.value.scale == w.scale
+    assert np.array_equal(got.m, p.value.m) and np.array_equal(got_e, p.row_exp) and np.array_equal(got_e, e)
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 20), k=st.integers(1, 30), seed=st.integers(0, 2**31), key=st.integers(0, 2**32 - 1),
+       rounding=st.sampled_from(list(Rounding)), mode=st.sampled_from(list(ScaleMode)),
+       lr=st.sampled_from([0.001, 0.02, 0.5, 4.0, 64.0]), gbits=st.integers(0, 24), batch=st.integers(1, 64),
+       rescale=st.booleans(), sparse=st.booleans(), tile_rows=st.integers(1, 6), data=st.data())
+def test_tiled_row_scaled_update_matches_the_simulator(rt, n, k, seed, key, rounding, mode, lr, gbits, batch, rescale,
+                                                       sparse, tile_rows, data):
+    """The update of a generated program (gradient tiles through a callback) equals IntegerSGD."""
+    rng = np.random.default_rng(seed)
+    limit = row_exp_limit(n)
+    w = QTensor((rng.integers(-127, 128, (n, k)) >> rng.integers(0, 7, (n, 1))).astype(np.int8), Scale(-8, 1, 2))
+    e = rng.integers(0, limit + 1, size=n).astype(np.int8)
+    g = QTensor(rng.integers(-(2**gbits), 2**gbits + 1, size=(n, k)).astype(np.int32), Scale(-16, 0, 1))
+    rows = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True)), np.int64) \
+        if sparse else None
+    value, row_exp, lr_scale = simulator_update(w, e, g, lr, batch, rounding, mode, key, limit, rescale, rows)
+    cfg = SgdConfig("aligned", lr_scale, batch, rounding, mode, 4, 0, rescale)
+    if outside_bound(w, e, g, lr_scale, batch, rounding, mode, key, rows):
+        with pytest.raises(HostRuntimeError, match="TT_ERR_OVERFLOW"):
+            host_rows.sgd_update_tiled_rows_scaled(w, e, g, cfg, key, limit, rows=rows, tile_rows=tile_rows)
+        return
+    got, got_e = host_rows.sgd_update_tiled_rows_scaled(w, e, g, cfg, key, limit, rows=rows, tile_rows=tile_rows)
+    assert got.scale == value.scale and np.array_equal(got.m, value.m) and np.array_equal(got_e, row_exp)
 
 
 def test_row_scaled_update_refuses_momentum(rt):

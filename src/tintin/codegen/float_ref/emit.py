@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...numerics.scale_rows import dequantize_rows
 from ..cgen import CodegenError, comment
+
+
+def _real(p) -> np.ndarray:
+    """The real values of parameter ``p`` (per-row weight scales included), float64."""
+    return dequantize_rows(np.asarray(p.value.m), p.value.scale, getattr(p, "row_exp", None))
+
 
 _SUPPORTED = ("Linear", "ReLU", "Flatten", "Conv2d", "Conv1d", "MaxPool2d", "MaxPool1d", "AvgPool2d", "AvgPool1d",
               "GlobalAvgPool")
@@ -520,8 +527,8 @@ def render_reference(model, *, batch_size: int, trained: dict, lr: float, label_
         if k == "Linear":
             K, N = layer.in_features, layer.out_features
             for p in layer.parameters():
-                consts.append(_farray(f"tt_p{i}_{p.kind}", np.asarray(p.value.m, dtype=np.float64)
-                                      * p.value.scale.to_float(), const=not (flags[i][0] if p.kind == "weight" else flags[i][1])))
+                consts.append(_farray(f"tt_p{i}_{p.kind}", _real(p),
+                                      const=not (flags[i][0] if p.kind == "weight" else flags[i][1])))
             bias = f"tt_p{i}_bias" if layer.bias is not None else "NULL"
             fwd.append(f"f_linear_fwd({x}, tt_p{i}_weight, {bias}, {y}, {B}u, {K}u, {N}u);")
             macs += B * K * N
@@ -538,8 +545,8 @@ def render_reference(model, *, batch_size: int, trained: dict, lr: float, label_
             vals = (B, cin, ih, iw, layer.out_channels, kh, kw, sh, sw, ph, pw, layer.groups, oh, ow)
             consts.append(f"static const f_conv_t tt_s{i} = {{{', '.join(f'{v}u' for v in vals)}}};\n")
             for p in layer.parameters():
-                consts.append(_farray(f"tt_p{i}_{p.kind}", np.asarray(p.value.m, dtype=np.float64)
-                                      * p.value.scale.to_float(), const=not (flags[i][0] if p.kind == "weight" else flags[i][1])))
+                consts.append(_farray(f"tt_p{i}_{p.kind}", _real(p),
+                                      const=not (flags[i][0] if p.kind == "weight" else flags[i][1])))
             bias = f"tt_p{i}_bias" if layer.bias is not None else "NULL"
             fwd.append(f"f_conv_fwd({x}, tt_p{i}_weight, {bias}, {y}, &tt_s{i});")
             macs += B * layer.out_channels * oh * ow * layer.fan_in

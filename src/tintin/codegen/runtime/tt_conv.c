@@ -5,6 +5,7 @@
  * sums are exact, so the order of the terms does not matter and equals the Python's im2col result.
  */
 #include "tt_ops.h"
+#include "tt_rows.h"
 #include "tt_internal.h"
 
 typedef struct {
@@ -14,6 +15,8 @@ typedef struct {
     const int8_t *w;                    /* weight (forward, input error) */
     const int32_t *bias;                /* forward: raw bias, aligned on the fly */
     tt_multiplier_t bias_mult;
+    const int8_t *row_exp;              /* per-output-channel exponents (tt_rows.h), or NULL */
+    uint8_t top;                        /* their maximum */
 } conv_ctx_t;
 
 tt_status_t tt_conv2d_output_hw(const tt_conv2d_shape_t *s, size_t *out_h, size_t *out_w)
@@ -53,6 +56,8 @@ static tt_status_t conv_init(conv_ctx_t *c, const tt_conv2d_shape_t *s)
     c->bias = NULL;
     c->bias_mult.m = 0;
     c->bias_mult.n = 0;
+    c->row_exp = NULL;
+    c->top = 0;
     return TT_OK;
 }
 
@@ -85,6 +90,9 @@ static int32_t conv_forward_at(const void *vctx, size_t b, size_t o, size_t p, s
             }
         }
     }
+    if (c->row_exp != NULL && c->row_exp[o] != 0) { /* channel o from s * 2**-e[o] to s (nearest) */
+        acc = tt_rs32_nearest(acc, (uint8_t)c->row_exp[o]);
+    }
     return tt_add_sat32(bias, acc);
 }
 
@@ -111,13 +119,16 @@ static int32_t conv_input_error_at(const void *vctx, size_t b, size_t ch, size_t
     for (o = g * c->cout_g; o < (g + 1u) * c->cout_g; ++o) {
         const int8_t *eo = c->a + (b * s->out_channels + o) * c->out_h * c->out_w;
         const int8_t *wo = c->w + (o * c->cin_g + ci) * s->kernel_h * s->kernel_w;
+        int32_t part = 0;
         for (p = p_lo; p < p_hi; ++p) {
             size_t i = y + s->pad_h - p * s->stride_h;
             for (q = q_lo; q < q_hi; ++q) {
                 size_t j = x + s->pad_w - q * s->stride_w;
-                acc += (int16_t)((int16_t)wo[i * s->kernel_w + j] * (int16_t)eo[p * c->out_w + q]);
+                part += (int16_t)((int16_t)wo[i * s->kernel_w + j] * (int16_t)eo[p * c->out_w + q]);
             }
         }
+        /* row exponents: channel o's error enters at 2**(top - e[o]); |acc| <= terms * 127 * 127 * 2**top */
+        acc += c->row_exp == NULL ? part : (int32_t)((uint32_t)part << (c->top - (uint8_t)c->row_exp[o]));
     }
     return acc;
 }
@@ -129,13 +140,16 @@ static uint8_t conv_terms_ok(const tt_conv2d_shape_t *s, size_t cin_g, size_t co
            !tt_size_above(cout_g * overlap, TT_ACC_TERMS_LIMIT);
 }
 
-tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
-                                 const int32_t *bias, tt_scale_t bias_scale, const tt_conv2d_shape_t *shape,
-                                 tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
+/* forward (row_exp NULL: one scale per tensor) */
+static tt_status_t conv_forward(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                               const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
+                               const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                               tt_scale_t *y_scale)
 {
     conv_ctx_t c;
     size_t dims[4];
     tt_status_t st;
+    uint8_t top;
     if (x == NULL || weight == NULL || y == NULL || y_scale == NULL) {
         return TT_ERR_ARG;
     }
@@ -145,6 +159,9 @@ tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8
     }
     if (!conv_terms_ok(shape, c.cin_g, c.cout_g)) {
         return TT_ERR_SHAPE;
+    }
+    if (row_exp != NULL && !tt_rows_top(row_exp, shape->out_channels, &top)) {
+        return TT_ERR_RANGE;
     }
     *y_scale = tt_scale_mul(x_scale, w_scale);
     if (bias != NULL) {
@@ -156,6 +173,7 @@ tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8
     }
     c.a = x;
     c.w = weight;
+    c.row_exp = row_exp;
     dims[0] = shape->batch;
     dims[1] = shape->out_channels;
     dims[2] = c.out_h;
@@ -164,12 +182,13 @@ tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8
     return TT_OK;
 }
 
-tt_status_t tt_conv2d_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
-                                        tt_scale_t w_scale, const tt_conv2d_shape_t *shape, tt_scale_mode_t mode,
-                                        int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
+/* input error (row_exp NULL: one scale per tensor) */
+static tt_status_t conv_input_error(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                   tt_scale_t w_scale, const int8_t *row_exp, const tt_conv2d_shape_t *shape,
+                                   tt_scale_mode_t mode, int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
 {
     conv_ctx_t c;
-    size_t dims[4];
+    size_t dims[4], overlap;
     tt_status_t st;
     if (err == NULL || weight == NULL || err_in == NULL || err_in_scale == NULL) {
         return TT_ERR_ARG;
@@ -181,15 +200,58 @@ tt_status_t tt_conv2d_backward_input_s8(const int8_t *err, tt_scale_t err_scale,
     if (!conv_terms_ok(shape, c.cin_g, c.cout_g)) {
         return TT_ERR_SHAPE;
     }
+    overlap = tt_ceil_div(shape->kernel_h, shape->stride_h) * tt_ceil_div(shape->kernel_w, shape->stride_w);
+    if (row_exp != NULL && (!tt_rows_top(row_exp, shape->out_channels, &c.top) ||
+                            tt_size_above(c.cout_g * overlap, (uint32_t)(TT_ACC_TERMS_LIMIT >> c.top)))) {
+        return TT_ERR_RANGE; /* terms * 2**top products' worth would pass 2**30 */
+    }
     c.a = err;
     c.w = weight;
+    c.row_exp = row_exp;
     dims[0] = shape->batch;
     dims[1] = shape->in_channels;
     dims[2] = shape->in_h;
     dims[3] = shape->in_w;
     *err_in_scale = tt_scale_mul(err_scale, w_scale);
+    err_in_scale->S = (int16_t)(err_in_scale->S - c.top);
     tt_rescale_acc4(conv_input_error_at, &c, dims, acc, err_in_scale, mode, err_in);
     return TT_OK;
+}
+
+tt_status_t tt_conv2d_forward_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                 const int32_t *bias, tt_scale_t bias_scale, const tt_conv2d_shape_t *shape,
+                                 tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
+{
+    return conv_forward(x, x_scale, weight, w_scale, NULL, bias, bias_scale, shape, mode, acc, y, y_scale);
+}
+
+tt_status_t tt_conv2d_backward_input_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                        tt_scale_t w_scale, const tt_conv2d_shape_t *shape, tt_scale_mode_t mode,
+                                        int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale)
+{
+    return conv_input_error(err, err_scale, weight, w_scale, NULL, shape, mode, acc, err_in, err_in_scale);
+}
+
+tt_status_t tt_conv2d_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                      const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
+                                      const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                      tt_scale_t *y_scale)
+{
+    if (row_exp == NULL) {
+        return TT_ERR_ARG;
+    }
+    return conv_forward(x, x_scale, weight, w_scale, row_exp, bias, bias_scale, shape, mode, acc, y, y_scale);
+}
+
+tt_status_t tt_conv2d_backward_input_rows_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                             tt_scale_t w_scale, const int8_t *row_exp,
+                                             const tt_conv2d_shape_t *shape, tt_scale_mode_t mode, int32_t *acc,
+                                             int8_t *err_in, tt_scale_t *err_in_scale)
+{
+    if (row_exp == NULL) {
+        return TT_ERR_ARG;
+    }
+    return conv_input_error(err, err_scale, weight, w_scale, row_exp, shape, mode, acc, err_in, err_in_scale);
 }
 
 tt_status_t tt_conv2d_backward_weight_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,

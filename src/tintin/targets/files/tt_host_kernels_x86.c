@@ -47,6 +47,17 @@ tt_status_t tt_portable_tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt
                                                            tt_scale_t x_scale, const tt_conv2d_shape_t *shape,
                                                            const tt_row_select_t *select, int32_t *grad,
                                                            tt_scale_t *grad_scale);
+tt_status_t tt_portable_tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight,
+                                                  tt_scale_t w_scale, const int8_t *row_exp, const int32_t *bias,
+                                                  tt_scale_t bias_scale, const tt_dense_shape_t *shape,
+                                                  tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale);
+tt_status_t tt_portable_tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                                         tt_scale_t w_scale, const int8_t *row_exp,
+                                                         const tt_dense_shape_t *shape, tt_scale_mode_t mode,
+                                                         int32_t *acc, int8_t *err_in, tt_scale_t *err_in_scale);
+tt_status_t tt_portable_tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_t *row_exp,
+                                                           uint8_t row_limit, const tt_sgd_config_t *cfg,
+                                                           uint32_t key);
 
 /* calls the vector kernels handed to the portable ones (tt_host_portable_calls: a diagnostic) */
 static unsigned long g_portable_calls;
@@ -192,16 +203,31 @@ static void gemm_nt_s16(const int16_t *a, size_t nb, const int16_t *w, size_t nn
     }
 }
 
+/* acc[b, n] = sum_k x[b, k] * W[n, k] (int16 products summed in int32); 0 when the scratch cannot grow */
+static uint8_t dense_products(const int8_t *x, const int8_t *weight, size_t batch, size_t in_f, size_t out_f,
+                              int32_t *acc)
+{
+    size_t kp = (in_f + 15u) & ~(size_t)15u;
+    int16_t *xs = (int16_t *)scratch(&g_xs16, batch * kp * sizeof(int16_t));
+    int16_t *ws = (int16_t *)scratch(&g_ws16, out_f * kp * sizeof(int16_t));
+    if (xs == NULL || ws == NULL) {
+        return 0;
+    }
+    widen_rows(x, batch, in_f, kp, xs);
+    widen_rows(weight, out_f, in_f, kp, ws);
+    gemm_nt_s16(xs, batch, ws, out_f, kp, acc, out_f);
+    return 1;
+}
+
 tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
                                     const int32_t *bias, tt_scale_t bias_scale, const tt_dense_shape_t *shape,
                                     tt_scale_mode_t mode, int32_t *acc, int8_t *y, tt_scale_t *y_scale)
 {
-    size_t batch, in_f, out_f, kp, b, n;
+    size_t batch, in_f, out_f, b, n;
     tt_scale_t acc_scale;
     tt_multiplier_t bias_mult = {0, 0};
     tt_rescale_t choice;
     uint8_t change;
-    int16_t *xs, *ws;
     if (shape == NULL || acc == NULL || x == NULL || weight == NULL || y == NULL || y_scale == NULL ||
         shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
         tt_size_above(shape->in_features, TT_ACC_TERMS_LIMIT)) {
@@ -211,7 +237,6 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
     batch = shape->batch;
     in_f = shape->in_features;
     out_f = shape->out_features;
-    kp = (in_f + 15u) & ~(size_t)15u;
     acc_scale = tt_scale_mul(x_scale, w_scale);
     if (bias != NULL) {
         tt_status_t st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
@@ -219,15 +244,10 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
             return st;
         }
     }
-    xs = (int16_t *)scratch(&g_xs16, batch * kp * sizeof(int16_t));
-    ws = (int16_t *)scratch(&g_ws16, out_f * kp * sizeof(int16_t));
-    if (xs == NULL || ws == NULL) {
+    if (!dense_products(x, weight, batch, in_f, out_f, acc)) {
         return ++g_portable_calls, tt_portable_tt_linear_forward_x4_s8(x, x_scale, weight, w_scale, bias, bias_scale, shape, mode, acc, y,
                                                    y_scale);
     }
-    widen_rows(x, batch, in_f, kp, xs);
-    widen_rows(weight, out_f, in_f, kp, ws);
-    gemm_nt_s16(xs, batch, ws, out_f, kp, acc, out_f);
     if (bias != NULL) {
         for (n = 0; n < out_f; ++n) {
             int32_t bn = tt_align_bias_one(bias[n], bias_mult);
@@ -761,6 +781,23 @@ tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
     return TT_OK;
 }
 
+/* Gradient rows per chunk of the tiled updates: saturating updates check the whole gradient
+ * before writing anything; the others take about 64 KB of int32 at a time */
+static size_t update_chunk_rows(uint8_t saturate, size_t nrows, size_t cols)
+{
+    size_t chunk = saturate ? nrows : (cols >= 16384u ? 1u : 16384u / cols);
+    return chunk > nrows ? nrows : chunk;
+}
+
+/* The aligned rule's multiplier (M, n) of lr * grad_scale / w_scale / batch */
+static tt_status_t aligned_multiplier(const tt_sgd_config_t *cfg, tt_scale_t grad_scale, tt_scale_t w_scale,
+                                      tt_multiplier_t *mult)
+{
+    tt_multiplier_t m0;
+    tt_status_t st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, grad_scale), w_scale), &m0);
+    return st == TT_OK ? tt_divide_multiplier(m0, cfg->batch_size, mult) : st;
+}
+
 /* New values of one row under the fast path of tt_sgd_tiled.c (row_fast_s8_stochastic):
  * q = stochastic round(|g * m| / 2**n) with the draw key + index * golden, w - sign(g) * q.
  * Saturating: written clipped into w; else into nw and max |w - delta| returned. */
@@ -896,8 +933,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
     }
     limit = tt_limit_for_bits(8);
     /* saturating updates write rows as they go: the whole gradient is checked first */
-    chunk = saturate ? nrows : (cols >= 16384u ? 1u : 16384u / cols);
-    chunk = chunk > nrows ? nrows : chunk;
+    chunk = update_chunk_rows(saturate, nrows, cols);
     g = (int32_t *)scratch(&g_grad, chunk * cols * sizeof(int32_t));
     nw = saturate ? NULL : (int32_t *)scratch(&g_neww, total * sizeof(int32_t));
     if (g == NULL || (!saturate && nw == NULL)) {
@@ -912,11 +948,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
             return st;
         }
         if (r0 == 0) {
-            tt_multiplier_t m0;
-            st = tt_ratio_multiplier(tt_scale_div(tt_scale_mul(cfg->lr, gs), *u->w_scale), &m0);
-            if (st == TT_OK) {
-                st = tt_divide_multiplier(m0, cfg->batch_size, &mult);
-            }
+            st = aligned_multiplier(cfg, gs, *u->w_scale, &mult);
             if (st != TT_OK) {
                 return st;
             }
@@ -979,6 +1011,256 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
     return TT_OK;
 }
 
+
+/* ---- per-row weight scales (tt_rows.c) ------------------------------------------------------------ */
+
+static scratch_t g_rows_acc, g_rows_new, g_rows_amax, g_rows_order;
+
+/* the largest row exponent, or -1 when some exponent is outside [0, 15] (the portable kernel reports it) */
+static int rows_top(const int8_t *row_exp, size_t n)
+{
+    uint8_t top;
+    return tt_rows_top(row_exp, n, &top) ? (int)top : -1;
+}
+
+tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                      const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
+                                      const tt_dense_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                      tt_scale_t *y_scale)
+{
+    /* the products as tt_linear_forward_x4_s8, then output n shifted right by row_exp[n] (nearest),
+     * the aligned bias added: the portable kernel's values in another order of exact int32 sums */
+    size_t batch, in_f, out_f, b, n;
+    tt_scale_t acc_scale;
+    tt_multiplier_t bias_mult = {0, 0};
+    tt_rescale_t choice;
+    uint8_t change;
+    int32_t *bn;
+    if (shape == NULL || acc == NULL || x == NULL || weight == NULL || row_exp == NULL || y == NULL ||
+        y_scale == NULL || shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
+        tt_size_above(shape->in_features, TT_ACC_TERMS_LIMIT) || rows_top(row_exp, shape->out_features) < 0) {
+        return ++g_portable_calls, tt_portable_tt_linear_forward_rows_s8(x, x_scale, weight, w_scale, row_exp, bias,
+                                                                         bias_scale, shape, mode, acc, y, y_scale);
+    }
+    batch = shape->batch;
+    in_f = shape->in_features;
+    out_f = shape->out_features;
+    acc_scale = tt_scale_mul(x_scale, w_scale);
+    if (bias != NULL) {
+        tt_status_t st = tt_ratio_multiplier(tt_scale_div(bias_scale, acc_scale), &bias_mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    bn = (int32_t *)scratch(&g_rows_acc, out_f * sizeof(int32_t));
+    if (bn == NULL || !dense_products(x, weight, batch, in_f, out_f, acc)) {
+        return ++g_portable_calls, tt_portable_tt_linear_forward_rows_s8(x, x_scale, weight, w_scale, row_exp, bias,
+                                                                         bias_scale, shape, mode, acc, y, y_scale);
+    }
+    for (n = 0; n < out_f; ++n) {
+        bn[n] = bias != NULL ? tt_align_bias_one(bias[n], bias_mult) : 0;
+    }
+    for (b = 0; b < batch; ++b) {
+        int32_t *row = acc + b * out_f;
+        for (n = 0; n < out_f; ++n) {
+            uint8_t e = (uint8_t)row_exp[n];
+            int32_t v = row[n]; /* |v| <= in_f * 127 * 127 < 2**31 */
+            row[n] = tt_add_sat32(bn[n], e ? tt_rs32_nearest(v, e) : v);
+        }
+    }
+    change = tt_choose_rescale(tt_max_abs_s32(acc, batch * out_f), 8, mode, &choice);
+    tt_rescale_write_s8(acc, batch * out_f, change, &choice, y);
+    *y_scale = change ? tt_rescaled_scale(acc_scale, &choice) : acc_scale;
+    return TT_OK;
+}
+
+tt_status_t tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                             tt_scale_t w_scale, const int8_t *row_exp, const tt_dense_shape_t *shape,
+                                             tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                             tt_scale_t *err_in_scale)
+{
+    /* acc[b, i] = sum_d 2**(top - d) * sum_{n: e[n] = d} err[b, n] * W[n, i]: one int16 product per
+     * exponent d present, over its rows only (the same products in all). Every partial sum is a
+     * sum of terms of the portable kernel's sum, so |partial| <= out_f * 127 * 127 * 2**top <= 2**30. */
+    size_t batch, in_f, out_f, b, n, i, cnt, cp, start[17];
+    int16_t *es, *wt;
+    int32_t *part;
+    size_t *order;
+    int top, d;
+    uint8_t change, first = 1;
+    tt_rescale_t choice;
+    tt_scale_t s;
+    if (shape == NULL || acc == NULL || err == NULL || weight == NULL || row_exp == NULL || err_in == NULL ||
+        err_in_scale == NULL || shape->in_features == 0 || shape->out_features == 0 || shape->batch == 0 ||
+        tt_size_above(shape->out_features, TT_ACC_TERMS_LIMIT) || (top = rows_top(row_exp, shape->out_features)) < 0 ||
+        tt_size_above(shape->out_features, (uint32_t)(TT_ACC_TERMS_LIMIT >> top))) {
+        return ++g_portable_calls, tt_portable_tt_linear_backward_input_rows_s8(err, err_scale, weight, w_scale, row_exp,
+                                                                                shape, mode, acc, err_in, err_in_scale);
+    }
+    batch = shape->batch;
+    in_f = shape->in_features;
+    out_f = shape->out_features;
+    cp = (out_f + 15u) & ~(size_t)15u;
+    es = (int16_t *)scratch(&g_xs16, batch * cp * sizeof(int16_t));
+    wt = (int16_t *)scratch(&g_ws16, in_f * cp * sizeof(int16_t));
+    part = (int32_t *)scratch(&g_rows_acc, batch * in_f * sizeof(int32_t));
+    order = (size_t *)scratch(&g_rows_order, out_f * sizeof(size_t));
+    if (es == NULL || wt == NULL || part == NULL || order == NULL) {
+        return ++g_portable_calls, tt_portable_tt_linear_backward_input_rows_s8(err, err_scale, weight, w_scale, row_exp,
+                                                                                shape, mode, acc, err_in, err_in_scale);
+    }
+    /* the rows by exponent (counting sort): those of exponent d are order[start[d] .. start[d + 1]) */
+    for (d = 0; d <= 16; ++d) {
+        start[d] = 0;
+    }
+    for (n = 0; n < out_f; ++n) {
+        ++start[row_exp[n] + 1];
+    }
+    for (d = 1; d <= 16; ++d) {
+        start[d] += start[d - 1];
+    }
+    {
+        size_t fill[16];
+        for (d = 0; d < 16; ++d) {
+            fill[d] = start[d];
+        }
+        for (n = 0; n < out_f; ++n) {
+            order[fill[row_exp[n]]++] = n;
+        }
+    }
+    for (d = top; d >= 0; --d) {
+        /* the rows of exponent d, gathered: errors (batch, cp) and transposed weights (in_f, cp) */
+        const size_t *rows = order + start[d];
+        size_t j;
+        cnt = start[d + 1] - start[d];
+        if (cnt == 0) {
+            continue;
+        }
+        cp = (cnt + 15u) & ~(size_t)15u;
+        for (b = 0; b < batch; ++b) {
+            int16_t *dst = es + b * cp;
+            const int8_t *src = err + b * out_f;
+            for (j = 0; j < cnt; ++j) {
+                dst[j] = src[rows[j]];
+            }
+            for (; j < cp; ++j) {
+                dst[j] = 0;
+            }
+        }
+        for (i = 0; i < in_f; ++i) {
+            int16_t *dst = wt + i * cp;
+            for (j = 0; j < cnt; ++j) {
+                dst[j] = weight[rows[j] * in_f + i];
+            }
+            for (; j < cp; ++j) {
+                dst[j] = 0;
+            }
+        }
+        if (first) { /* the coarsest rows first: acc = part << (top - d) */
+            gemm_nt_s16(es, batch, wt, in_f, cp, acc, in_f);
+            if (top != d) {
+                for (i = 0; i < batch * in_f; ++i) {
+                    acc[i] = (int32_t)((uint32_t)acc[i] << (top - d));
+                }
+            }
+            first = 0;
+        } else {
+            gemm_nt_s16(es, batch, wt, in_f, cp, part, in_f);
+            for (i = 0; i < batch * in_f; ++i) {
+                acc[i] += (int32_t)((uint32_t)part[i] << (top - d));
+            }
+        }
+    }
+    change = tt_choose_rescale(tt_max_abs_s32(acc, batch * in_f), 8, mode, &choice);
+    tt_rescale_write_s8(acc, batch * in_f, change, &choice, err_in);
+    s = tt_scale_mul(err_scale, w_scale);
+    s.S = (int16_t)(s.S - top);
+    *err_in_scale = change ? tt_rescaled_scale(s, &choice) : s;
+    return TT_OK;
+}
+
+/* The row-scaled tiled update with stochastic rounding: row r is row_update_avx2 at n - e[r] (every
+ * row's n - e[r] in [1, 62] and |delta| < 2**29, checked before anything is written); saturating
+ * updates (selected rows, no rescale) check the whole gradient first, renormalising ones keep the
+ * new values aside and renormalise at the end (tt_rows_renormalise_row_s8 / _tensor_s8, as the
+ * portable kernel). Anything else runs the portable kernel from the unchanged weights. */
+tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_t *row_exp, uint8_t row_limit,
+                                               const tt_sgd_config_t *cfg, uint32_t key)
+{
+    size_t nrows, cols, chunk, r0, j;
+    uint8_t saturate;
+    int top, low = 15;
+    int32_t lo = 0;
+    tt_multiplier_t mult = {0, 0};
+    int32_t *g, *nw;
+    uint32_t *amax;
+    if (u == NULL || cfg == NULL || row_exp == NULL || u->w8 == NULL || u->w16 != NULL || u->w_scale == NULL ||
+        u->grad == NULL || u->cols == 0 || u->row_count == 0 || u->momentum != NULL || cfg->rule != TT_RULE_ALIGNED ||
+        cfg->momentum_shift != 0 || cfg->rounding != TT_ROUND_STOCHASTIC || cfg->batch_size == 0 || row_limit > 15 ||
+        (top = rows_top(row_exp, u->row_count)) < 0 || top > row_limit ||
+        (u->rows != NULL && tt_check_selection(u->rows, 0, u->nrows, u->row_count) != TT_OK)) {
+        return ++g_portable_calls, tt_portable_tt_sgd_update_tiled_rows_scaled_s8(u, row_exp, row_limit, cfg, key);
+    }
+    for (j = 0; j < u->row_count; ++j) {
+        low = row_exp[j] < low ? row_exp[j] : low;
+    }
+    nrows = u->rows != NULL ? u->nrows : u->row_count;
+    cols = u->cols;
+    saturate = u->rows != NULL || !cfg->weight_rescale;
+    chunk = update_chunk_rows(saturate, nrows, cols);
+    g = (int32_t *)scratch(&g_grad, chunk * cols * sizeof(int32_t));
+    nw = saturate ? NULL : (int32_t *)scratch(&g_rows_new, nrows * cols * sizeof(int32_t));
+    amax = (uint32_t *)scratch(&g_rows_amax, nrows * sizeof(uint32_t));
+    if (g == NULL || amax == NULL || (!saturate && nw == NULL)) {
+        return ++g_portable_calls, tt_portable_tt_sgd_update_tiled_rows_scaled_s8(u, row_exp, row_limit, cfg, key);
+    }
+    for (r0 = 0; r0 < nrows; r0 += chunk) {
+        size_t cnt = nrows - r0 < chunk ? nrows - r0 : chunk;
+        tt_scale_t gs;
+        tt_status_t st = u->grad(u->grad_ctx, r0, cnt, g, &gs);
+        if (st != TT_OK) {
+            return st;
+        }
+        if (r0 == 0) {
+            st = aligned_multiplier(cfg, gs, *u->w_scale, &mult);
+            if (st != TT_OK) {
+                return st;
+            }
+            if (mult.n - top < 1 || mult.n - low > 62 || mult.m <= 0) {
+                return ++g_portable_calls, tt_portable_tt_sgd_update_tiled_rows_scaled_s8(u, row_exp, row_limit, cfg,
+                                                                                          key);
+            }
+        }
+        for (j = 0; j < cnt; ++j) { /* |g| * M < 2**(n - e + 29): every w - delta is an int32 */
+            uint32_t gmax = tt_max_abs_s32(g + j * cols, cols);
+            int32_t n = mult.n - row_exp[tt_selected_row(u->rows, r0 + j)];
+            if (n + 29 < 64 && ((uint64_t)gmax * (uint64_t)mult.m) >> (n + 29) != 0) {
+                return ++g_portable_calls, tt_portable_tt_sgd_update_tiled_rows_scaled_s8(u, row_exp, row_limit, cfg,
+                                                                                          key); /* nothing written */
+            }
+            amax[r0 + j] = gmax; /* for now: the row's max |g| */
+        }
+        for (j = 0; j < cnt; ++j) {
+            size_t row = tt_selected_row(u->rows, r0 + j);
+            uint32_t index = (uint32_t)((r0 + j) * cols);
+            uint8_t wide = amax[r0 + j] > ((uint32_t)1 << 30) / (uint32_t)mult.m;
+            amax[r0 + j] = row_update_avx2(u->w8 + row * cols, saturate ? NULL : nw + (r0 + j) * cols, g + j * cols,
+                                           cols, mult.m, (uint8_t)(mult.n - row_exp[row]),
+                                           key + index * (uint32_t)TT_GOLDEN32, saturate, 127, wide);
+        }
+    }
+    if (saturate) {
+        return TT_OK;
+    }
+    for (j = 0; j < nrows; ++j) {
+        int32_t t = tt_rows_renormalise_row_s8(nw + j * cols, u->w8 + j * cols, cols, row_exp[j], amax[j]);
+        row_exp[j] = (int8_t)t;
+        lo = (j == 0 || t < lo) ? t : lo;
+    }
+    tt_rows_renormalise_tensor_s8(u->w8, u->w_scale, row_exp, nrows, cols, lo, row_limit);
+    return TT_OK;
+}
+
 #else /* portable build: the runtime's kernels under their own names */
 
 tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
@@ -1023,6 +1305,30 @@ tt_status_t tt_conv2d_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
                                                const tt_row_select_t *select, int32_t *grad, tt_scale_t *grad_scale)
 {
     return tt_portable_tt_conv2d_backward_weight_rows_s32(err, err_scale, x, x_scale, shape, select, grad, grad_scale);
+}
+
+tt_status_t tt_linear_forward_rows_s8(const int8_t *x, tt_scale_t x_scale, const int8_t *weight, tt_scale_t w_scale,
+                                      const int8_t *row_exp, const int32_t *bias, tt_scale_t bias_scale,
+                                      const tt_dense_shape_t *shape, tt_scale_mode_t mode, int32_t *acc, int8_t *y,
+                                      tt_scale_t *y_scale)
+{
+    return tt_portable_tt_linear_forward_rows_s8(x, x_scale, weight, w_scale, row_exp, bias, bias_scale, shape, mode,
+                                                 acc, y, y_scale);
+}
+
+tt_status_t tt_linear_backward_input_rows_s8(const int8_t *err, tt_scale_t err_scale, const int8_t *weight,
+                                             tt_scale_t w_scale, const int8_t *row_exp, const tt_dense_shape_t *shape,
+                                             tt_scale_mode_t mode, int32_t *acc, int8_t *err_in,
+                                             tt_scale_t *err_in_scale)
+{
+    return tt_portable_tt_linear_backward_input_rows_s8(err, err_scale, weight, w_scale, row_exp, shape, mode, acc,
+                                                        err_in, err_in_scale);
+}
+
+tt_status_t tt_sgd_update_tiled_rows_scaled_s8(const tt_tiled_update_t *u, int8_t *row_exp, uint8_t row_limit,
+                                               const tt_sgd_config_t *cfg, uint32_t key)
+{
+    return tt_portable_tt_sgd_update_tiled_rows_scaled_s8(u, row_exp, row_limit, cfg, key);
 }
 
 #endif

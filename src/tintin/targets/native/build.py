@@ -34,6 +34,9 @@ ACCELERATED = (
     "tt_sgd_update_tiled",
     "tt_conv2d_forward_im2col_s8",
     "tt_conv2d_backward_weight_rows_s32",
+    "tt_linear_forward_rows_s8",
+    "tt_linear_backward_input_rows_s8",
+    "tt_sgd_update_tiled_rows_scaled_s8",
 )
 LOOP_SOURCE = FILES_DIR / "tt_host_train_loop.c"
 KERNEL_SOURCE = FILES_DIR / "tt_host_kernels_x86.c"

@@ -19,7 +19,7 @@ import numpy as np
 
 from tintin.codegen import CodegenError, compile_for_codegen, generate_project
 from tintin.codegen.host import CScale, c_scale, py_scale
-from tintin.codegen.model_c import ROLE_FROZEN, ROLE_MOMENTUM, ROLE_TRAINED
+from tintin.codegen.model_c import ROLE_FROZEN, ROLE_MOMENTUM, ROLE_ROW_EXP, ROLE_TRAINED, state_entries
 from tintin.targets.errors import BuildError, TargetError
 from tintin.targets.native.build import build_library
 
@@ -67,9 +67,12 @@ class NativeProgram:
             # the frozen parameters name the library
             params = {p.name: p for p in model.parameters()}
             key = hashlib.sha256()
+            changing = {e.index for e in state_entries(self.entries)}
             for e in self.entries:
                 if e.role == ROLE_FROZEN:
                     key.update(e.name.encode() + np.ascontiguousarray(params[e.name].value.m).tobytes())
+                elif e.role == ROLE_ROW_EXP and e.index not in changing:  # a frozen weight's exponents
+                    key.update(e.name.encode() + np.ascontiguousarray(params[e.param].row_exp, np.int8).tobytes())
             program_sources = [s for s in project.sources if s.parent == project.out_dir]
             lib = build_library(program_sources, list(project.include_dirs), key_extra=key.digest(),
                                 hashed=[s for s in program_sources if s.name != "tt_model_params.c"])
@@ -106,18 +109,18 @@ class NativeProgram:
 
     # -- state ----------------------------------------------------------------------------------
     def load_state(self, seed: int, step: int, epoch: int) -> None:
-        """Start the program from the model's parameters (values, scales, momentum), the rounding
-        stream at ``(seed, step)`` and the settings of ``epoch``."""
+        """Start the program from the model's parameters (values, scales, momentum, row exponents),
+        the rounding stream at ``(seed, step)`` and the settings of ``epoch``."""
         self.lib.tt_init(int(seed) & 0xFFFFFFFF)
         params = {p.name: p for p in self.model.parameters()}
-        for e in self.entries:
-            if e.role == ROLE_FROZEN:
-                continue
+        for e in state_entries(self.entries):
             info = self._info(e.index)
             dtype = _DTYPES[info.dtype]
             if e.role == ROLE_MOMENTUM:
                 mom = params[e.param].momentum
                 src = np.zeros(info.count, dtype) if mom is None else np.ascontiguousarray(mom, dtype).ravel()
+            elif e.role == ROLE_ROW_EXP:
+                src = np.ascontiguousarray(params[e.param].row_exp, dtype).ravel()
             else:
                 p = params[e.name]
                 src = np.ascontiguousarray(p.value.m, dtype).ravel()
@@ -136,15 +139,15 @@ class NativeProgram:
         from tintin.numerics import QTensor
 
         params = {p.name: p for p in self.model.parameters()}
-        for e in self.entries:
-            if e.role == ROLE_FROZEN:
-                continue
+        for e in state_entries(self.entries):
             info = self._info(e.index)
             dtype = np.dtype(_DTYPES[info.dtype])
             values = np.empty(info.count, dtype)
             ctypes.memmove(values.ctypes.data, info.data, values.nbytes)
             if e.role == ROLE_MOMENTUM:
                 params[e.param].momentum = values.reshape(e.shape)
+            elif e.role == ROLE_ROW_EXP:
+                params[e.param].row_exp = values.reshape(e.shape)
             elif e.role == ROLE_TRAINED:
                 p = params[e.name]
                 p.assign(QTensor(values.reshape(p.value.m.shape), py_scale(info.scale[0])))
