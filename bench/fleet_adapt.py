@@ -1,22 +1,27 @@
 """Adaptation on unseen devices: the federated Reptile meta model against the integer FedAvg model
-and scratch (random init), after K = 5, 10, 20 local samples, on the bearing fleet and sine
+and scratch (random init), after K = 0, 5, 10, 20 local samples, on the bearing fleet and sine
 regression.
 
-For every seed, the fleet (``tintin.fleet.workloads``) is trained twice, with ``reptile`` and
-with ``fedavg``, from the workload's model initialised with that seed: by default with the
+For every seed, the fleet (``tintin.fleet.workloads``) trains a meta model (``reptile``) and a
+FedAvg model (``fedavg``) from the workload's model initialised with that seed: by default with the
 in-process rounds (``tintin.fleet.inprocess.train_in_process``, the same bits as Flower's
 simulation of the same settings: tests/fleet/test_flower.py, test_reptile.py), with
 ``--engine flower`` in Flower's simulation engine (``tintin.fleet.run_fleet``); ``scratch`` is
-the initial model itself. Each initial model then adapts on unseen devices (``fleet.unseen(n)``: same
-distribution of device parameters, never trained on) with K of their samples and is scored on
-their held-out samples (``tintin.fleet.adapt.adaptation_table``: batch 1, ``passes`` passes).
+the initial model itself. A model may train in phases (e.g. 60 FedAvg rounds, then 30 Reptile
+rounds from that model: ``tintin fleet --init``); phase ``i`` is a fleet run on the same devices
+seeded ``seed + 1000 i``, and a phase shared by several models trains once (every phase's model is
+cached under ``--cache``). Each initial model then adapts on unseen devices (``fleet.unseen(n)``:
+same distribution of device parameters, never trained on) with K of their samples and is scored on
+their held-out samples (``tintin.fleet.adapt.adaptation_table``: batch 1, ``passes`` passes;
+K = 0 scores the model unadapted, and a second table gives the unadapted score's worst and best
+unseen device: how much one model for all devices leaves to adaptation).
 The claim checked: at K = 10 the meta model beats both FedAvg-init and scratch.
 
 With ``--settings`` (the JSON bench/fleet_adapt_tune.py writes) every initial model trains and
-adapts with the settings chosen for it on validation devices (Reptile: inner samples, local steps,
-meta step size and its annealing; FedAvg: local steps; each: the adaptation learning rate), never
-on these test devices. Every initial model adapts with the same budget: K samples, the same
-passes at batch 1. A PNG per workload plots the score against K.
+adapts with the settings chosen for it on validation devices (its training phases: strategy,
+rounds, inner samples, local steps and learning rate, meta step size and its annealing; its
+adaptation learning rate), never on these test devices. Every initial model adapts with the same
+budget: K samples, the same passes at batch 1. A PNG per workload plots the score against K.
 
     .venv/bin/python bench/fleet_adapt.py --workloads bearing-fleet,sine --seeds 0,1,2 \
         --settings bench/results/fleet_adapt_tuning.json
@@ -34,49 +39,101 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def _train_and_save(job: tuple) -> str:
-    """In a child process: train the fleet (in Flower's simulation, or its in-process rounds),
-    save the final model; returns a progress line."""
-    name, strategy, seed, fleet_args, path, engine = job
+#: the fleet seed of phase ``i`` of a run seeded ``s`` is ``s + PHASE_SEED_STRIDE * i`` (phase 0: ``s``)
+PHASE_SEED_STRIDE = 1000
+
+
+def model_path(cache: Path, name: str, devices: int, seed: int, phases: list[dict], engine: str) -> Path:
+    """The cache file of the model that ``phases`` (fleet settings, one dict per phase) train on the
+    ``devices``-device fleet of ``name`` seeded ``seed``."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([name, devices, seed, phases, engine], sort_keys=True).encode()).hexdigest()[:12]
+    return cache / f"{name}-seed{seed}-{len(phases)}phase-{key}.safetensors"
+
+
+def _train_phase(job: tuple) -> str:
+    """In a child process: the last phase of ``phases``, from the cached model of the phases before
+    it (or the workload's model initialised with ``seed``); saves the result; returns a progress line.
+    Phase ``i`` is a fleet run (in Flower's simulation, or its in-process rounds) seeded
+    ``seed + PHASE_SEED_STRIDE * i`` whose initial model is the model of phase ``i - 1``."""
+    name, devices, seed, phases, cache, engine = job
     from tintin.fleet import FleetConfig, run_fleet
     from tintin.fleet.codec import model_arrays
     from tintin.fleet.inprocess import train_in_process
     from tintin.fleet.run import build_spec, model_from_arrays
     from tintin.fleet.workloads import get_workload
-    from tintin.io.model_file import save_model
+    from tintin.io.model_file import load_model, save_model
 
     t0 = time.perf_counter()
-    fleet_args = dict(fleet_args)
-    fleet = get_workload(name, devices=fleet_args.pop("devices"), seed=seed)
-    template = fleet.build_model(seed)
-    config = FleetConfig(source=fleet, model=template, strategy=strategy, seed=seed, **fleet_args)
+    fleet = get_workload(name, devices=devices, seed=seed)
+    i = len(phases) - 1
+    template = (fleet.build_model(seed) if i == 0 else
+                load_model(model_path(Path(cache), name, devices, seed, phases[:-1], engine))[0])
+    config = FleetConfig(source=fleet, model=template, seed=seed + PHASE_SEED_STRIDE * i, **phases[-1])
     if engine == "flower":
         model = run_fleet(config).model
     else:
         model = model_from_arrays(template, model_arrays(train_in_process(build_spec(config)[0])))
-    save_model(model, path)
-    return f"{name} seed {seed}: {strategy} trained in {time.perf_counter() - t0:.0f} s ({engine})"
+    save_model(model, model_path(Path(cache), name, devices, seed, phases, engine))
+    return (f"{name} seed {seed}: phase {i + 1} ({phases[-1]['strategy']}, {phases[-1]['rounds']} rounds) trained "
+            f"in {time.perf_counter() - t0:.0f} s ({engine})")
 
 
-def model_path(cache: Path, name: str, strategy: str, seed: int, fleet_args: dict, engine: str) -> Path:
-    import hashlib
-
-    key = hashlib.sha256(json.dumps([fleet_args, engine], sort_keys=True).encode()).hexdigest()[:10]
-    return cache / f"{name}-{strategy}-seed{seed}-{key}.safetensors"
-
-
-def train_fleet_models(jobs: list[tuple], processes: int) -> None:
-    """Train the fleet models of ``jobs`` not yet in the cache, ``processes`` at a time, each in a
-    fresh process (Ray's state dies with it)."""
+def train_models(wanted: list[tuple], cache: Path, engine: str, processes: int) -> None:
+    """Train the models ``wanted`` (``(name, devices, seed, phases)``) not yet in ``cache``,
+    ``processes`` at a time, each phase in a fresh process (Ray's state dies with it): first every
+    missing one-phase prefix, then the two-phase ones, and so on, so a shared first phase is trained
+    once."""
     import multiprocessing
 
-    todo = [j for j in jobs if not Path(j[4]).exists()]
-    if not todo:
-        return
+    longest = max((len(w[3]) for w in wanted), default=0)
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes, maxtasksperchild=1) as pool:
-        for line in pool.imap_unordered(_train_and_save, todo):
-            print(line, flush=True)
+    for depth in range(1, longest + 1):
+        todo, seen = [], set()
+        for name, devices, seed, phases in wanted:
+            if len(phases) < depth:
+                continue
+            path = model_path(cache, name, devices, seed, phases[:depth], engine)
+            if path.exists() or path in seen:
+                continue
+            seen.add(path)
+            todo.append((name, devices, seed, phases[:depth], str(cache), engine))
+        if not todo:
+            continue
+        with ctx.Pool(min(processes, len(todo)), maxtasksperchild=1) as pool:
+            for line in pool.imap_unordered(_train_phase, todo):
+                print(line, flush=True)
+
+
+def describe_phases(phases: list[dict]) -> str:
+    """One line per model: what each phase of its training was."""
+    out = []
+    for ph in phases:
+        inner = "all samples" if ph.get("shots") is None else f"a fresh draw of {ph['shots']} samples"
+        text = f"{ph['rounds']} rounds of {'Reptile' if ph['strategy'] == 'reptile' else 'FedAvg'}, " \
+               f"{ph['local_steps']} local steps at lr {ph['lr']:g} on {inner} per round"
+        if ph["strategy"] == "reptile":
+            text += f", meta step {ph['meta_lr']:g}{' annealed linearly' if ph.get('meta_anneal') else ''}"
+        out.append(text)
+    return "; then ".join(out)
+
+
+def device_spread(initial: dict, devices, seeds: tuple) -> dict:
+    """Per initial model: the held-out score of the unadapted model (K = 0) on each unseen device,
+    averaged over the seeds, as mean, worst and best device (how much the devices differ: the
+    FedAvg model is one model for all of them)."""
+    import numpy as np
+
+    from tintin.fleet.adapt import adapt_and_score
+
+    out = {}
+    for label, init in initial.items():
+        per = np.mean([[adapt_and_score(init(s), devices, i, 0, seed=s) for i in range(devices.num_devices)]
+                       for s in seeds], axis=0)
+        out[label] = {"per_device": [float(v) for v in per], "mean": float(per.mean()),
+                      "min": float(per.min()), "max": float(per.max())}
+    return out
 
 
 def main(argv=None) -> None:
@@ -90,14 +147,14 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=1, help="local batch size (both strategies)")
     ap.add_argument("--lr", type=float, default=None, help="local lr (default: the adaptation lr of the task)")
     ap.add_argument("--meta-lr", type=float, default=0.5, help="Reptile's step toward the devices' average")
-    ap.add_argument("--shots", default="5,10,20")
+    ap.add_argument("--shots", default="0,5,10,20", help="K values (K = 0: the initial model unadapted)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--passes", type=int, default=None, help="adaptation passes over the K samples")
     ap.add_argument("--settings", default=None, help="the JSON of bench/fleet_adapt_tune.py: the settings "
                     "chosen per workload and initial model on validation devices")
     ap.add_argument("--name", default="fleet_adapt")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "tintin-fleet-adapt"),
-                    help="final fleet models are kept here (model files); a rerun reuses them")
+                    help="fleet models are kept here (model files, one per training phase); a rerun reuses them")
     ap.add_argument("--engine", default="inprocess", choices=("inprocess", "flower"),
                     help="fleet rounds in-process (tintin.fleet.inprocess, the same bits as Flower, tested) or in "
                     "Flower's simulation on Ray")
@@ -114,81 +171,82 @@ def main(argv=None) -> None:
 
     from tintin.fleet.adapt import DEFAULT_CONFIG, AdaptConfig, adaptation_table
     from tintin.fleet.workloads import get_workload
+    from tintin.io.model_file import load_model
 
     shots = tuple(int(v) for v in args.shots.split(","))
     seeds = tuple(int(v) for v in args.seeds.split(","))
-    tables, sections, rows, settings = {}, [], [], {}
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    chosen = json.loads(Path(args.settings).read_text())["chosen"] if args.settings else {}
+    tables, sections, rows, settings, spreads = {}, [], [], {}, {}
+    plans = {}
     for name in args.workloads.split(","):
         base = get_workload(name, devices=args.devices, seed=0)
-        unseen = base.unseen(args.unseen)
         defaults = DEFAULT_CONFIG[base.task]
         config = AdaptConfig(passes=args.passes or defaults.passes, lr=defaults.lr)
         lr = args.lr if args.lr is not None else config.lr
-        fleet_args = {"devices": args.devices, "rounds": args.rounds, "fraction": args.fraction,
-                      "local_steps": args.local_steps, "batch_size": args.batch_size, "lr": lr,
-                      "meta_lr": args.meta_lr}
-        per_strategy = {"reptile": dict(fleet_args), "fedavg": dict(fleet_args)}
+        one = {"rounds": args.rounds, "fraction": args.fraction, "local_steps": args.local_steps,
+               "batch_size": args.batch_size, "lr": lr, "meta_lr": args.meta_lr, "meta_anneal": False, "shots": None}
+        phases = {"reptile": [{"strategy": "reptile", **one}], "fedavg": [{"strategy": "fedavg", **one}]}
         configs = {}
         if args.settings:
-            chosen = json.loads(Path(args.settings).read_text())["chosen"][name]
             for strategy, label in (("reptile", "reptile (meta)"), ("fedavg", "fedavg"), ("scratch", "scratch")):
-                c = chosen[strategy]
+                c = chosen[name][strategy]
                 configs[label] = AdaptConfig(passes=config.passes, lr=c["adapt_lr"])
                 if strategy != "scratch":
-                    per_strategy[strategy].update(local_steps=c["local_steps"], shots=c["shots"])
-                if strategy == "reptile":
-                    per_strategy[strategy].update(meta_lr=c["meta_lr"], meta_anneal=c["meta_anneal"])
-        settings[name] = {"fleet": per_strategy, "adapt": {k: v.lr for k, v in configs.items()}}
-        cache = Path(args.cache)
-        cache.mkdir(parents=True, exist_ok=True)
+                    phases[strategy] = c["phases"]
+        plans[name] = (base, config, configs, phases)
+        settings[name] = {"fleet": phases, "adapt": {k: v.lr for k, v in configs.items()}}
 
-        from tintin.io.model_file import load_model
+    # every fleet model of every workload and seed first, two at a time
+    train_models([(name, args.devices, seed, plans[name][3][st]) for name in plans for seed in seeds
+                  for st in ("reptile", "fedavg")], cache, args.engine, args.processes)
 
-        jobs = [(name, st, seed, per_strategy[st], str(model_path(cache, name, st, seed, per_strategy[st], args.engine)),
-                 args.engine) for seed in seeds for st in ("reptile", "fedavg")]
-        train_fleet_models(jobs, args.processes)
+    for name, (base, config, configs, phases) in plans.items():
+        unseen = base.unseen(args.unseen)
 
-        def fleet_model(strategy, seed, _name=name, _per=per_strategy):
-            return load_model(model_path(cache, _name, strategy, seed, _per[strategy], args.engine))[0]
+        def fleet_model(strategy, seed, _name=name, _phases=phases):
+            return load_model(model_path(cache, _name, args.devices, seed, _phases[strategy], args.engine))[0]
 
+        initial = {"reptile (meta)": lambda s, _f=fleet_model: _f("reptile", s),
+                   "fedavg": lambda s, _f=fleet_model: _f("fedavg", s),
+                   "scratch": lambda s, _b=base: _b.build_model(s)}
         # the unseen devices are those of the seed-0 fleet: the same devices for every seed and model
-        table = adaptation_table(
-            {"reptile (meta)": lambda s: fleet_model("reptile", s), "fedavg": lambda s: fleet_model("fedavg", s),
-             "scratch": lambda s, _b=base: _b.build_model(s)},
-            unseen, shots=shots, seeds=seeds, config=config, configs=configs,
-            progress=lambda line: print(line, flush=True))
+        table = adaptation_table(initial, unseen, shots=shots, seeds=seeds, config=config, configs=configs,
+                                 progress=lambda line: print(line, flush=True))
         tables[name] = table
+        spread = spreads[name] = device_spread(initial, unseen, seeds)
         plot_table(table, RESULTS / f"{args.name}_{name}.png")
         unit = "accuracy (%)" if table.metric == "accuracy" else "MSE (lower is better)"
+        fmt = (lambda v: f"{100 * v:.1f}") if table.metric == "accuracy" else (lambda v: f"{v:.3f}")
+        spread_md = markdown_table(
+            ["initial model", "mean", "worst device", "best device"],
+            [[label, fmt(d["mean"]), *(fmt(d["min"]), fmt(d["max"]))[::1 if table.metric == "accuracy" else -1]]
+             for label, d in spread.items()])
         sections.append(f"### {name} ({'SYNTHETIC' if base.synthetic else 'real'}): held-out {unit} after K "
-                        f"samples, mean ± std over seeds {', '.join(map(str, seeds))}\n\n{table.to_markdown()}")
+                        f"samples, mean ± std over seeds {', '.join(map(str, seeds))}\n\n{table.to_markdown()}\n\n"
+                        f"Unadapted (K = 0) on each of the {unseen.num_devices} unseen devices ({unit}, each "
+                        f"device averaged over the seeds):\n\n{spread_md}")
         k = 10 if 10 in shots else shots[len(shots) // 2]
         rows.append([name, k, table.best(k), "yes" if table.best(k) == "reptile (meta)" else "no"])
 
-    if args.settings:
-        lines = []
-        for n, st in settings.items():
-            r, f = st["fleet"]["reptile"], st["fleet"]["fedavg"]
-            inner = "all samples" if r.get("shots") is None else f"a fresh draw of {r['shots']} samples"
-            lines.append(f"- {n}: Reptile {r['local_steps']} local steps on {inner} per round, meta step "
-                         f"{r['meta_lr']:g}{' annealed linearly' if r.get('meta_anneal') else ''}; FedAvg "
-                         f"{f['local_steps']} local steps on all samples; adaptation lr " +
-                         ", ".join(f"{k} {v:g}" for k, v in st["adapt"].items()))
-        how = ("settings chosen on validation devices (bench/results/fleet_adapt_tuning.md, never these test "
-               "devices):\n\n" + "\n".join(lines))
-    else:
-        how = (f"{args.local_steps} local steps at batch {args.batch_size}, Reptile meta-lr {args.meta_lr}; "
-               f"adaptation {', '.join(f'{n}: {t.config.passes} passes, lr {t.config.lr}' for n, t in tables.items())}")
+    lines = [f"- {n}: Reptile (meta): {describe_phases(st['fleet']['reptile'])}. FedAvg: "
+             f"{describe_phases(st['fleet']['fedavg'])}." +
+             (" Adaptation lr " + ", ".join(f"{k} {v:g}" for k, v in st["adapt"].items()) if st["adapt"] else "")
+             for n, st in settings.items()]
+    how = ("settings chosen on validation devices (bench/results/fleet_adapt_tuning.md, never these test devices):"
+           if args.settings else "settings from the command line:")
     header = (f"## Adaptation on unseen devices: federated Reptile vs FedAvg-init vs scratch\n\n"
-              f"{args.devices} training devices, {args.rounds} rounds "
-              f"({'Flower simulation' if args.engine == 'flower' else 'in-process, the bits of a Flower run'}), fraction {args.fraction}, local batch "
-              f"{args.batch_size}; {args.unseen} unseen test devices adapt with K samples, "
-              f"{next(iter(tables.values())).config.passes} passes at batch 1 for every initial model; {how}\n\n"
-              "Bold: best per column.")
+              f"{args.devices} training devices, fleet rounds "
+              f"{'in Flower simulation' if args.engine == 'flower' else 'in-process (the bits of a Flower run)'}; "
+              f"{args.unseen} unseen test devices adapt with K samples, "
+              f"{next(iter(tables.values())).config.passes} passes at batch 1 for every initial model "
+              f"(K = 0: no adaptation); {how}\n\n" + "\n".join(lines) + "\n\nBold: best per column.")
     verdict = markdown_table(["workload", "K", "best initial model", "meta model best"], rows)
     markdown = "\n\n".join([header, *sections, "### Claim at K = 10", verdict])
     write_results(args.name, {"args": vars(args), "settings": settings,
-                              "tables": {n: t.to_dict() for n, t in tables.items()}}, markdown)
+                              "tables": {n: t.to_dict() for n, t in tables.items()},
+                              "unadapted_per_device": spreads}, markdown)
 
 
 def plot_table(table, path: Path) -> None:

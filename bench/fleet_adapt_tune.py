@@ -3,24 +3,35 @@ the test devices, for the adaptation benchmark (bench/fleet_adapt.py).
 
 The rule (the same for every initial model, decided before any run):
 
-1. Tuning seed 0 only; the fleet of ``--devices`` training devices, ``--rounds`` rounds, fraction
-   ``--fraction``, local batch 1 for both strategies, local learning rate = the task's adaptation
-   learning rate (0.05 classification, 0.02 regression).
-2. Candidates. Federated Reptile: the earlier setting (all of a device's samples, 10 local steps,
-   eps 0.5 constant), and the inner task of the Reptile paper: a fresh draw of ``shots`` = 10 of
-   the device's samples every round (as an unseen device adapts on K = 10), ``k`` local steps in
-   {20, 80} (80 = the 8 adaptation passes over 10 samples), meta step size ``eps`` in {0.5, 1.0}
-   annealed linearly to 0 (the paper's schedule). FedAvg: local steps in {10, 80} on all of a
-   device's samples (the same local budgets). Scratch: no training.
-3. Every trained model, and scratch, adapts on ``--validation`` validation devices
+1. Tuning seed 0 only; the fleet of ``--devices`` training devices, fraction ``--fraction``, local
+   batch 1 for both strategies, local learning rate = the task's adaptation learning rate (0.05
+   classification, 0.02 regression) unless a candidate says otherwise.
+2. Stage 1, ``--rounds`` rounds from the random initialisation. Federated Reptile: the earlier
+   setting (all of a device's samples, 10 local steps, eps 0.5 constant), and the inner task of the
+   Reptile paper: a fresh draw of ``shots`` = 10 of the device's samples every round (as an unseen
+   device adapts on K = 10), ``k`` local steps in {20, 80} (80 = the 8 adaptation passes over 10
+   samples), meta step size ``eps`` in {0.5, 1.0} annealed linearly to 0 (the paper's schedule).
+   FedAvg: local steps in {10, 80} on all of a device's samples (the same local budgets).
+   Scratch: no training.
+3. Stage 2, ``--extra-rounds`` more rounds from the FedAvg model chosen in stage 1 (rule 5 applied
+   to the stage-1 FedAvg candidates), the same extra rounds for both strategies (a second fleet run
+   seeded ``seed + 1000`` whose initial model is that FedAvg model). Federated Reptile warm-started
+   from it (FedAvg, then Reptile fine-tuning of the initialisation): the stage-1 inner task (10
+   shots, 80 local steps), ``eps`` in {0.5, 1.0} annealed, local learning rate in {1x, 2x}.
+   FedAvg continued: its stage-1 local steps, local learning rate in {1x, 2x}.
+4. Every trained model, and scratch, adapts on ``--validation`` validation devices
    (:meth:`FleetWorkload.validation`: the same distribution as the unseen test devices, other
    seeds) with K = 10 samples, 8 passes at batch 1, at adaptation learning rates {0.5x, 1x, 2x}
    the task's default: the same adaptation budget for every initial model.
-4. Per initial model (reptile, fedavg, scratch) the candidate with the best mean validation score
-   at K = 10 is chosen (accuracy: highest; MSE: lowest; ties: the earlier candidate).
+5. Per initial model (reptile, fedavg, scratch) the candidate with the best mean validation score
+   at K = 10 over both stages is chosen (accuracy: highest; MSE: lowest; ties: the earlier
+   candidate).
 
 The rounds run in-process (:func:`tintin.fleet.inprocess.train_in_process`, the same bits as a
-Flower run of the same settings, tested), two candidates at a time.
+Flower run of the same settings, tested), two at a time; the models are cached as
+bench/fleet_adapt.py caches them (the seed-0 models are shared with it). ``--reuse FILE`` takes
+the stage-1 scores from an earlier run's JSON instead of retraining them; the stage-1 FedAvg model
+that stage 2 starts from is retrained anyway and must score exactly as reused, or the run stops.
 
     .venv/bin/python bench/fleet_adapt_tune.py --workloads bearing-fleet,sine
 """
@@ -28,68 +39,130 @@ Flower run of the same settings, tested), two candidates at a time.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import multiprocessing
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 LR_FACTORS = (0.5, 1.0, 2.0)
+LOCAL_LR_FACTORS = (1.0, 2.0)
+META_STEPS = (0.5, 1.0)
 K = 10
 PASSES = 8
+SEED = 0
 
 
-def candidates() -> list[dict]:
-    """The candidate settings of rule 2, in order (ties go to the earlier one)."""
-    out = [{"strategy": "reptile", "shots": None, "local_steps": 10, "meta_lr": 0.5, "meta_anneal": False}]
+def _phase(strategy: str, rounds: int, fraction: float, lr: float, local_steps: int, shots=None,
+           meta_lr: float = 0.5, meta_anneal: bool = False) -> dict:
+    return {"strategy": strategy, "rounds": rounds, "fraction": fraction, "batch_size": 1, "lr": lr,
+            "local_steps": local_steps, "shots": shots, "meta_lr": meta_lr, "meta_anneal": meta_anneal}
+
+
+def stage1(rounds: int, fraction: float, lr: float) -> list[dict]:
+    """The candidates of rule 2, in order (ties go to the earlier one): ``{"strategy", "phases"}``."""
+    out = [{"strategy": "reptile", "phases": [_phase("reptile", rounds, fraction, lr, 10)]}]
     for steps in (20, 80):
-        for eps in (0.5, 1.0):
-            out.append({"strategy": "reptile", "shots": 10, "local_steps": steps, "meta_lr": eps, "meta_anneal": True})
+        for eps in META_STEPS:
+            out.append({"strategy": "reptile",
+                        "phases": [_phase("reptile", rounds, fraction, lr, steps, 10, eps, True)]})
     for steps in (10, 80):
-        out.append({"strategy": "fedavg", "shots": None, "local_steps": steps, "meta_lr": 0.5, "meta_anneal": False})
+        out.append({"strategy": "fedavg", "phases": [_phase("fedavg", rounds, fraction, lr, steps)]})
     return out
 
 
-def validation_scores(model, val, lr: float) -> dict:
-    """Mean validation score at K = 10 for each adaptation learning rate of rule 3."""
+def stage2(base: list[dict], extra: int, lr: float) -> list[dict]:
+    """The candidates of rule 3 from the chosen stage-1 FedAvg ``base`` (its phases)."""
+    fraction, steps = base[0]["fraction"], base[0]["local_steps"]
+    out = []
+    for eps in META_STEPS:
+        for f in LOCAL_LR_FACTORS:
+            out.append({"strategy": "reptile",
+                        "phases": base + [_phase("reptile", extra, fraction, lr * f, 80, 10, eps, True)]})
+    for f in LOCAL_LR_FACTORS:
+        out.append({"strategy": "fedavg", "phases": base + [_phase("fedavg", extra, fraction, lr * f, steps)]})
+    return out
+
+
+def validation_scores(job: tuple) -> dict:
+    """Mean validation score at K = 10 for each adaptation learning rate of rule 4."""
+    name, cand, args = job
     import numpy as np
 
-    from tintin.fleet.adapt import AdaptConfig, adapt_and_score
+    from fleet_adapt import model_path
 
+    from tintin.fleet.adapt import DEFAULT_CONFIG, AdaptConfig, adapt_and_score
+    from tintin.fleet.workloads import get_workload
+    from tintin.io.model_file import load_model
+
+    fleet = get_workload(name, devices=args["devices"], seed=SEED)
+    val = fleet.validation(args["validation"])
+    lr = DEFAULT_CONFIG[fleet.task].lr
+    if cand["strategy"] == "scratch":
+        model = fleet.build_model(SEED)
+    else:
+        model = load_model(model_path(Path(args["cache"]), name, args["devices"], SEED, cand["phases"], "inprocess"))[0]
     out = {}
     for f in LR_FACTORS:
         config = AdaptConfig(passes=PASSES, lr=lr * f)
         out[f"{lr * f:g}"] = float(np.mean([adapt_and_score(model, val, i, K, config, seed=0)
                                             for i in range(val.num_devices)]))
+    return {"workload": name, **cand, "scores": out}
+
+
+def evaluate(name: str, cands: list[dict], args: dict, processes: int) -> list[dict]:
+    """Train (or take from the cache) and score ``cands`` of workload ``name``."""
+    from fleet_adapt import train_models
+
+    train_models([(name, args["devices"], SEED, c["phases"]) for c in cands if c["strategy"] != "scratch"],
+                 Path(args["cache"]), "inprocess", processes)
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(validation_scores, [(name, c, args) for c in cands])
+    for r in results:
+        print(json.dumps(r), flush=True)
+    return results
+
+
+def best_of(results: list[dict], strategy: str, higher: bool) -> dict:
+    """Rule 5: the best candidate of ``strategy`` (and its best adaptation lr)."""
+    best = None
+    for r in results:
+        if r["strategy"] != strategy:
+            continue
+        lr, value = (max if higher else min)(r["scores"].items(), key=lambda kv: kv[1])
+        if best is None or (value > best["value"] if higher else value < best["value"]):
+            best = {"value": value, "adapt_lr": float(lr), "phases": r.get("phases", [])}
+    return best
+
+
+def reused_stage1(path: str, name: str, cands: list[dict], rounds: int) -> list[dict] | None:
+    """Stage-1 scores of ``cands`` from an earlier run's JSON (None when one is missing). Earlier
+    runs wrote flat settings (shots, local_steps, meta_lr, meta_anneal at ``rounds`` rounds)."""
+    data = json.loads(Path(path).read_text())
+    old = data.get("candidates", [])
+    out = []
+    for c in cands:
+        ph = c["phases"][0]
+        hit = None
+        for r in old:
+            if r.get("workload") != name or r.get("strategy") != c["strategy"]:
+                continue
+            if "phases" in r:
+                same = r["phases"] == c["phases"]
+            else:
+                same = (data["args"]["rounds"] == rounds and r["shots"] == ph["shots"]
+                        and r["local_steps"] == ph["local_steps"] and
+                        (c["strategy"] == "fedavg" or (r["meta_lr"] == ph["meta_lr"]
+                                                       and bool(r["meta_anneal"]) == ph["meta_anneal"])))
+            if same:
+                hit = r
+                break
+        if hit is None:
+            return None
+        out.append({"workload": name, **c, "scores": hit["scores"], "reused": True})
     return out
-
-
-def run_candidate(job: tuple) -> dict:
-    name, cand, args = job
-    from tintin.fleet import FleetConfig
-    from tintin.fleet.adapt import DEFAULT_CONFIG
-    from tintin.fleet.inprocess import train_in_process
-    from tintin.fleet.run import build_spec, model_from_arrays
-    from tintin.fleet.codec import model_arrays
-    from tintin.fleet.workloads import get_workload
-
-    fleet = get_workload(name, devices=args["devices"], seed=0)
-    val = fleet.validation(args["validation"])
-    lr = DEFAULT_CONFIG[fleet.task].lr
-    template = fleet.build_model(0)
-    t0 = time.perf_counter()
-    if cand["strategy"] == "scratch":
-        model = copy.deepcopy(template)
-    else:
-        spec, _ = build_spec(FleetConfig(source=fleet, model=template, rounds=args["rounds"], fraction=args["fraction"],
-                                         batch_size=1, lr=lr, seed=0, **cand))
-        model = model_from_arrays(template, model_arrays(train_in_process(spec)))
-    train_s = time.perf_counter() - t0
-    scores = validation_scores(model, val, lr)
-    return {"workload": name, **cand, "train_seconds": train_s, "scores": scores}
 
 
 def main(argv=None) -> None:
@@ -97,55 +170,72 @@ def main(argv=None) -> None:
     ap.add_argument("--workloads", default="bearing-fleet,sine")
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--validation", type=int, default=15, help="validation devices")
-    ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=60, help="stage-1 rounds")
+    ap.add_argument("--extra-rounds", type=int, default=30, help="stage-2 rounds after the chosen FedAvg model")
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--reuse", default=None, help="an earlier run's JSON: take the stage-1 scores from it")
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "tintin-fleet-adapt"),
+                    help="fleet models are kept here (shared with bench/fleet_adapt.py)")
     ap.add_argument("--name", default="fleet_adapt_tuning")
     args = ap.parse_args(argv)
 
     from _common import markdown_table, write_results
 
+    from tintin.fleet.adapt import DEFAULT_CONFIG
     from tintin.fleet.workloads import get_workload
 
-    shared = {"devices": args.devices, "validation": args.validation, "rounds": args.rounds, "fraction": args.fraction}
-    names = args.workloads.split(",")
-    jobs = [(name, c, shared) for name in names
-            for c in candidates() + [{"strategy": "scratch", "shots": None, "local_steps": None, "meta_lr": None,
-                                      "meta_anneal": None}]]
-    results = []
-    with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
-        for r in pool.imap(run_candidate, jobs):
-            results.append(r)
-            print(json.dumps(r), flush=True)
-
-    chosen, sections = {}, []
-    for name in names:
-        higher = get_workload(name, devices=1, seed=0).task == "classification"
-        rows, best = [], {}
-        for r in (r for r in results if r["workload"] == name):
-            lr, value = (max if higher else min)(r["scores"].items(), key=lambda kv: kv[1])
-            key = r["strategy"]
-            if key not in best or (value > best[key]["value"] if higher else value < best[key]["value"]):
-                best[key] = {"value": value, "adapt_lr": float(lr), **{k: r[k] for k in
-                             ("shots", "local_steps", "meta_lr", "meta_anneal")}}
-            fmt = (lambda v: f"{100 * v:.2f}") if higher else (lambda v: f"{v:.3f}")
-            rows.append([key, "all" if r["shots"] is None else r["shots"], r["local_steps"] or "-",
-                         "-" if key != "reptile" else f"{r['meta_lr']:g}{' annealed' if r['meta_anneal'] else ''}",
-                         *[fmt(v) for v in r["scores"].values()], f"{r['train_seconds']:.0f}"])
+    shared = {"devices": args.devices, "validation": args.validation, "cache": args.cache}
+    Path(args.cache).mkdir(parents=True, exist_ok=True)
+    scratch = {"strategy": "scratch", "phases": []}
+    results, chosen, sections = [], {}, []
+    for name in args.workloads.split(","):
+        task = get_workload(name, devices=1, seed=0).task
+        higher = task == "classification"
+        lr = DEFAULT_CONFIG[task].lr
+        first = stage1(args.rounds, args.fraction, lr)
+        got = reused_stage1(args.reuse, name, first, args.rounds) if args.reuse else None
+        if got is None:
+            got = evaluate(name, first, shared, args.processes)
+        got += evaluate(name, [scratch], shared, 1)
+        base = best_of(got, "fedavg", higher)
+        second = stage2(base["phases"], args.extra_rounds, lr)
+        check = {"strategy": "fedavg", "phases": base["phases"]}
+        later = evaluate(name, [check] + second, shared, args.processes)
+        if later[0]["scores"] != next(r["scores"] for r in got if r.get("phases") == base["phases"]):
+            raise SystemExit(f"error: {name}: the retrained stage-1 FedAvg model does not score as the reused "
+                             "results say (other code or settings): rerun without --reuse")
+        rows_of = got + later[1:]
+        results += rows_of
+        best = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
         chosen[name] = best
+
+        fmt = (lambda v: f"{100 * v:.2f}") if higher else (lambda v: f"{v:.3f}")
+
+        def describe(r):
+            ph = r["phases"]
+            if not ph:
+                return ["-", "-", "-", "-", "-"]
+            last = ph[-1]
+            start = "random init" if len(ph) == 1 else f"FedAvg model ({ph[0]['rounds']} rounds)"
+            return [start, last["rounds"], "all" if last["shots"] is None else last["shots"],
+                    f"{last['local_steps']} at lr {last['lr']:g}",
+                    "-" if last["strategy"] != "reptile" else
+                    f"{last['meta_lr']:g}{' annealed' if last['meta_anneal'] else ''}"]
+
+        rows = [[r["strategy"], *describe(r), *[fmt(v) for v in r["scores"].values()]] for r in rows_of]
         unit = "accuracy (%)" if higher else "MSE"
-        heads = ["initial model", "inner samples", "local steps", "meta step"] + \
-            [f"{unit} at adapt lr x{f:g}" for f in LR_FACTORS] + ["train s"]
-        pick = markdown_table(["initial model", "inner samples", "local steps", "meta step", "adapt lr",
-                               f"validation {unit}"],
-                              [[k, "all" if b["shots"] is None else b["shots"], b["local_steps"] or "-",
-                                "-" if k != "reptile" else f"{b['meta_lr']:g}{' annealed' if b['meta_anneal'] else ''}",
-                                f"{b['adapt_lr']:g}", f"{100 * b['value']:.2f}" if higher else f"{b['value']:.3f}"]
-                               for k, b in best.items()])
+        heads = ["initial model", "trained from", "rounds", "inner samples", "local steps", "meta step"] + \
+            [f"{unit} at adapt lr x{f:g}" for f in LR_FACTORS]
+        pick = markdown_table(["initial model", "trained from", "rounds", "inner samples", "local steps", "meta step",
+                               "adapt lr", f"validation {unit}"],
+                              [[k, *describe(b), f"{b['adapt_lr']:g}", fmt(b["value"])] for k, b in best.items()])
         sections.append(f"### {name}: validation {unit} at K = {K} ({args.validation} validation devices)\n\n"
                         f"{markdown_table(heads, rows)}\n\nChosen:\n\n{pick}")
-    header = (f"## Settings chosen on validation devices (seed 0; {args.devices} training devices, {args.rounds} "
-              f"rounds, fraction {args.fraction}, local batch 1; adaptation: K = {K}, {PASSES} passes)\n\n"
+    header = (f"## Settings chosen on validation devices (seed {SEED}; {args.devices} training devices, fraction "
+              f"{args.fraction}, local batch 1; stage 1: {args.rounds} rounds from the random initialisation; "
+              f"stage 2: {args.extra_rounds} more rounds from the chosen stage-1 FedAvg model; adaptation: K = {K}, "
+              f"{PASSES} passes)\n\n"
               "The rule is the docstring of bench/fleet_adapt_tune.py; the test devices of bench/fleet_adapt.py "
               "are never used here.")
     write_results(args.name, {"args": vars(args), "candidates": results, "chosen": chosen},

@@ -137,3 +137,54 @@ def test_a_workload_fleet_writes_its_model_and_equals_the_in_process_rounds(tmp_
     for p in model.parameters():
         assert p.value.scale == ref[p.name][1] and np.array_equal(p.value.m, ref[p.name][0])
     assert _no_stray_processes() == []
+
+
+def test_init_starts_the_fleet_from_a_model_file(tmp_path, capsys):
+    """``--init FILE``: Reptile warm-started from a trained model (e.g. FedAvg) ends with the bits of
+    the in-process rounds from that model, not from the random initialisation."""
+    from tintin.cli.app import main
+    from tintin.fleet.codec import model_arrays
+    from tintin.fleet.inprocess import train_in_process
+    from tintin.fleet.run import model_from_arrays
+    from tintin.fleet.workloads import get_workload
+    from tintin.io.model_file import load_model, save_model
+
+    fleet = get_workload("sine", devices=3, seed=1)
+    start = fleet.build_model(1)
+    spec0, _ = build_spec(FleetConfig(source=fleet, model=start, strategy="fedavg", rounds=1, local_steps=3,
+                                      batch_size=1, lr=0.02, seed=1))
+    warm = tmp_path / "fedavg.safetensors"
+    save_model(model_from_arrays(start, model_arrays(train_in_process(spec0))), warm)
+    out = tmp_path / "meta.safetensors"
+    status = main(["fleet", "--workload", "sine", "--clients", "3", "--rounds", "1", "--strategy", "reptile",
+                   "--shots", "4", "--local-steps", "5", "--batch-size", "1", "--lr", "0.02", "--meta-lr", "1",
+                   "--seed", "1", "--init", str(warm), "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert json.loads(captured.out)["init"] == str(warm)
+    spec, _ = build_spec(FleetConfig(source=fleet, model=load_model(warm)[0], strategy="reptile", rounds=1, shots=4,
+                                     local_steps=5, batch_size=1, lr=0.02, meta_lr=1.0, seed=1))
+    ref = train_in_process(spec)
+    cold, _ = build_spec(FleetConfig(source=fleet, model=start, strategy="reptile", rounds=1, shots=4,
+                                     local_steps=5, batch_size=1, lr=0.02, meta_lr=1.0, seed=1))
+    other = train_in_process(cold)
+    model = load_model(out)[0]
+    for p in model.parameters():
+        assert p.value.scale == ref[p.name][1] and np.array_equal(p.value.m, ref[p.name][0])
+    assert any(not np.array_equal(p.value.m, other[p.name][0]) for p in model.parameters())
+    assert _no_stray_processes() == []
+
+
+def test_a_bad_init_is_one_line_before_ray_starts(tmp_path, capsys):
+    from tintin.cli.app import main
+    from tintin.fleet.workloads import get_workload
+    from tintin.io.model_file import save_model
+
+    bearing = tmp_path / "bearing.safetensors"
+    save_model(get_workload("bearing-fleet", devices=1, seed=0).build_model(0), bearing)
+    for args, message in ((["--workload", "sine", "--init", str(bearing)], "shape"),
+                          (["--init", str(tmp_path / "none.safetensors")], "not found"),
+                          (["--init", str(bearing), "--model", "lenet5"], "not both")):
+        status = main(["fleet", *args])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert status != 0 and len(err) == 1 and err[0].startswith("error:") and message in err[0], err

@@ -38,6 +38,9 @@ def fleet_command(
     workload: Optional[str] = typer.Option(None, "--workload", "-w", help="a fleet workload instead of a data set: "
                                            "sine | bearing-fleet | digits-style (docs/fleet-workloads.md)"),
     model: str = typer.Option("mlp", "--model", "-m", help="zoo model built for the data set"),
+    init: Optional[Path] = typer.Option(None, "--init", help="start from this integer model file instead of a "
+                                        "random initialisation (e.g. a FedAvg model from --out: Reptile "
+                                        "warm-started from FedAvg)"),
     clients: int = typer.Option(10, "--clients", "-n", help="simulated devices"),
     rounds: int = typer.Option(3, "--rounds", "-r", help="federated rounds"),
     strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | reptile | fedavg-float"),
@@ -87,6 +90,12 @@ def fleet_command(
                   top_p=top_p, error_feedback=error_feedback, personal=tuple(personal or ()), batch_size=batch_size,
                   local_steps=local_steps, lr=lr, meta_lr=meta_lr, meta_anneal=meta_anneal, shots=shots, seed=seed,
                   compare_float=compare_float, nodes=nodes, num_cpus=cpus, emulated=_emulated(emulate))
+    if init is not None:
+        if model != "mlp":
+            raise CliError("give --model or --init, not both")
+        from ..io.model_file import load_model
+
+        model = load_model(init)[0]
     if workload is not None:
         if dataset is not None:
             raise CliError("give --dataset or --workload, not both")
@@ -95,7 +104,7 @@ def fleet_command(
         common.pop("samples_per_device")
         source = get_workload(workload, devices=clients, seed=seed,
                               **({} if samples_per_device is None else {"samples_per_device": samples_per_device}))
-        template = source.build_model(seed) if model == "mlp" else model
+        template = source.build_model(seed) if isinstance(model, str) and model == "mlp" else model
         config = FleetConfig(source=source, model=template, **common)
         what = f"{clients} {source.name} devices"
     else:
@@ -116,6 +125,8 @@ def fleet_command(
 
     result = run_fleet(config, on_round=on_round)
     d = result.to_dict()
+    if init is not None:
+        d["init"] = str(init)
     if out is not None:
         from ..io.model_file import save_model
 
