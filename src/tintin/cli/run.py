@@ -12,8 +12,8 @@ import typer
 
 from . import options as opt
 from .app import CliError, on_interrupt
-from .common import (check_dataset_fits_model, err_console, load_dataset, model_from_spec, out_console, print_json,
-                     zoo_name)
+from .common import (check_dataset_fits_model, err_console, is_model_file, load_dataset, model_from_spec, out_console,
+                     print_json, zoo_name)
 from ..targets.ondevice import training_order
 
 
@@ -30,6 +30,9 @@ def run_command(
     target: str = opt.target(None),
     steps: int = typer.Option(100, "--steps", "-n", help="training steps on the device"),
     batch_size: int = opt.DEVICE_BATCH_SIZE,
+    wide_rule: bool = typer.Option(True, "--wide-rule/--no-wide-rule", help="with a model file: a partial update "
+                                   "(e.g. last:K) trains its layers' weights as int16 masters, as `tintin train "
+                                   "--init` does (docs/interop.md)"),
     eval_samples: int = typer.Option(100, "--eval", help="test samples evaluated one by one (batch 1) after training"),
     compare_float: bool = typer.Option(False, "--compare-float", help="also run the float32 reference C on the same "
                                        "core and data (soft float; hard float on cortex-m4f)"),
@@ -88,6 +91,13 @@ def run_command(
     optim = optimiser.config(zoo_name(model_spec), batch_size)
     options = compilation.options()
     update = compilation.update
+    widened = ()
+    if wide_rule and is_model_file(model_spec):  # fine-tuning a model file: the width rule of `train --init`
+        from ..compile import apply_update_selection
+        from ..train import widen_finetuned_layers
+
+        apply_update_selection(model, update)
+        widened = widen_finetuned_layers(model)
     order, starts = training_order(len(ds.x_train), steps, batch_size, seed)
     x, y, o = select_samples(ds.x_train, ds.y_train, order, steps, batch_size)
     n_eval = min(eval_samples, len(ds.x_test))
@@ -127,6 +137,7 @@ def run_command(
             raise
         raise CliError(f"{exc} (--verbose shows the tool output)", code=exc.exit_code) from None
     result = _result(report, ref, tgt, source, dataset, work if out is not None else None)
+    result["int16_master_layers"] = list(widened)
     if register:
         from .registry import register_run
 

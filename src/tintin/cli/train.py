@@ -115,6 +115,9 @@ def train_command(
     init: Optional[Path] = typer.Option(None, "--init", help="fine-tune this model file (from `tintin import` or "
                                         "`tintin train`) instead of a new zoo model"),
     update: str = opt.UPDATE,
+    wide_rule: bool = typer.Option(True, "--wide-rule/--no-wide-rule", help="with --init: a partial update (e.g. "
+                                   "last:K) trains its layers' weights as int16 masters, one byte more per trained "
+                                   "weight (docs/interop.md)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
     seed: int = opt.SEED,
@@ -158,6 +161,7 @@ def train_command(
         dataset, model, out, force = resumed["dataset"], None, resume, True
         data_files = opt.DataFiles(**resumed.get("data_files", {}))
         update = resumed.get("update", "full")
+        wide_rule = bool(resumed.get("wide_rule", False))  # runs from before the rule trained int8 weights
         if resumed.get("init"):
             init = Path(resumed["init"])
         else:
@@ -216,6 +220,10 @@ def train_command(
                                   f"(its weight layers: {', '.join(sorted(layers))})")
     from .init_model import select_update
     selection = select_update(net, update)
+    widened = ()
+    if init is not None and wide_rule:  # the fine-tuning width rule (tintin.train.widen_finetuned_layers)
+        from ..train import widen_finetuned_layers
+        widened = widen_finetuned_layers(net)
     kernel, backend_used = update_backend(backend)
 
     on_interrupt(f"nothing was saved; {out} is unchanged")
@@ -226,7 +234,7 @@ def train_command(
     from dataclasses import asdict
 
     cli_settings = {"dataset": dataset, "model": model, "quant": qconf.to_dict(), "train": tconf.to_dict(),
-                    "data_files": asdict(data_files), "update": update,
+                    "data_files": asdict(data_files), "update": update, "wide_rule": wide_rule,
                     "init": str(Path(init).resolve()) if init is not None else None}
     checkpointer = FitCheckpointer(out / CHECKPOINT_NAME, every=checkpoint_every, resume=resumed is not None,
                                    info={"cli": cli_settings})
@@ -267,6 +275,7 @@ def train_command(
         "update_backend": backend_used, "resumed": resumed is not None, "history_path": str(history_path),
         "plot_path": str(plot_path) if plot_path else None,
         "update": update, "trained_parameters": selection, "parent": parent,
+        "int16_master_layers": list(widened),
     }
     if as_json:
         print_json(summary)
