@@ -218,3 +218,14 @@ def test_an_interrupted_fine_tune_resumes_with_its_width_rule(capsys, tmp_path, 
     assert resumed.config.wide_layers == whole.config.wide_layers == ("fc2",)
     for p, q in zip(resumed.parameters(), whole.parameters()):
         assert p.value.m.tobytes() == q.value.m.tobytes() and p.value.scale == q.value.scale, p.name
+
+
+def test_export_of_a_model_file_applies_the_width_rule(capsys, tmp_path, base_file):
+    for i, (args, wide) in enumerate((([base_file], ["fc2"]), ([base_file, "--no-wide-rule"], []), (["mlp"], []))):
+        code, text, err = run(capsys, "export", *args, "--update", "last:1", "--out", tmp_path / f"fw{i}",
+                              "--json")
+        assert code == 0, err
+        result = json.loads(text)
+        assert result["int16_master_layers"] == wide
+        dtypes = {p["name"]: p["dtype"] for p in result["parameters"]}
+        assert any("int16" in d for d in dtypes.values()) == bool(wide), dtypes

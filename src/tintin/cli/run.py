@@ -30,9 +30,7 @@ def run_command(
     target: str = opt.target(None),
     steps: int = typer.Option(100, "--steps", "-n", help="training steps on the device"),
     batch_size: int = opt.DEVICE_BATCH_SIZE,
-    wide_rule: bool = typer.Option(True, "--wide-rule/--no-wide-rule", help="with a model file: a partial update "
-                                   "(e.g. last:K) trains its layers' weights as int16 masters, as `tintin train "
-                                   "--init` does (docs/interop.md)"),
+    wide_rule: bool = opt.WIDE_RULE,
     eval_samples: int = typer.Option(100, "--eval", help="test samples evaluated one by one (batch 1) after training"),
     compare_float: bool = typer.Option(False, "--compare-float", help="also run the float32 reference C on the same "
                                        "core and data (soft float; hard float on cortex-m4f)"),
@@ -91,13 +89,8 @@ def run_command(
     optim = optimiser.config(zoo_name(model_spec), batch_size)
     options = compilation.options()
     update = compilation.update
-    widened = ()
-    if wide_rule and is_model_file(model_spec):  # fine-tuning a model file: the width rule of `train --init`
-        from ..compile import apply_update_selection
-        from ..train import widen_finetuned_layers
-
-        apply_update_selection(model, update)
-        widened = widen_finetuned_layers(model)
+    from .init_model import apply_width_rule
+    widened = apply_width_rule(model, update, wide_rule and is_model_file(model_spec))  # as `train --init`
     order, starts = training_order(len(ds.x_train), steps, batch_size, seed)
     x, y, o = select_samples(ds.x_train, ds.y_train, order, steps, batch_size)
     n_eval = min(eval_samples, len(ds.x_test))

@@ -115,9 +115,7 @@ def train_command(
     init: Optional[Path] = typer.Option(None, "--init", help="fine-tune this model file (from `tintin import` or "
                                         "`tintin train`) instead of a new zoo model"),
     update: str = opt.UPDATE,
-    wide_rule: bool = typer.Option(True, "--wide-rule/--no-wide-rule", help="with --init: a partial update (e.g. "
-                                   "last:K) trains its layers' weights as int16 masters, one byte more per trained "
-                                   "weight (docs/interop.md)"),
+    wide_rule: bool = opt.WIDE_RULE,
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
     seed: int = opt.SEED,
@@ -220,10 +218,8 @@ def train_command(
                                   f"(its weight layers: {', '.join(sorted(layers))})")
     from .init_model import select_update
     selection = select_update(net, update)
-    widened = ()
-    if init is not None and wide_rule:  # the fine-tuning width rule (tintin.train.widen_finetuned_layers)
-        from ..train import widen_finetuned_layers
-        widened = widen_finetuned_layers(net)
+    from .init_model import apply_width_rule
+    widened = apply_width_rule(net, update, wide_rule and init is not None)  # the fine-tuning width rule
     kernel, backend_used = update_backend(backend)
 
     on_interrupt(f"nothing was saved; {out} is unchanged")
