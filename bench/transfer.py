@@ -9,7 +9,9 @@ training step on emulated Cortex-M0 and Cortex-M4 and the RAM of the linked ELF.
 Choices: the output layer has 10 rows from the start; pre-training sees only classes 0-4 and the
 rows of classes 5-9 are then set to zero (weights and bias), so every new class starts at logit 0.
 Integer fine-tuning: batch 1 (as on a device), the aligned rule, stochastic rounding, lr 0.05 with
-the fine-tuning rule's decay (``tintin.train.finetune_lr_schedule``: 2 epochs, the second at 0.01).
+the fine-tuning rule's decay (``tintin.train.finetune_lr_schedule``: 2 epochs, the second at 0.01)
+and its width rule (``tintin.train.widen_finetuned_layers``: a partial update such as ``last:1``
+trains its layers' weights as int16 masters; ``--no-wide-rule`` keeps them int8).
 Float fine-tuning: the pre-trained float model, the same parameters frozen, plain SGD at batch 1,
 the same rates, epochs and sample order. SRAM: the greedy arena of one training step at batch 1
 (``tintin.compile.analyze``, what ``tintin plan`` reports).
@@ -85,9 +87,21 @@ def float_accuracy(torch, net, x, y):
         return float((net(x).argmax(1) == y).float().mean())
 
 
+def finetuned(imported, mode, wide_rule):
+    """``(model, selection, widened layers)``: a copy of ``imported`` with update ``mode`` selected
+    and, with ``wide_rule``, the fine-tuning width rule applied."""
+    from tintin.compile import apply_update_selection
+    from tintin.train import widen_finetuned_layers
+
+    model = copy.deepcopy(imported)
+    chosen = apply_update_selection(model, mode)
+    return model, chosen, (widen_finetuned_layers(model) if wide_rule else ())
+
+
 def on_mcu(model, mode, ds, core, steps, seed, work):
     """Instructions per training step (batch 1) of update ``mode`` on an emulated core, bit-exact
-    against the simulator, and the RAM the linked ELF holds (.data + .bss, the arena included)."""
+    against the simulator, and the RAM the linked ELF holds (.data + .bss, the arena included);
+    ``model`` is prepared by :func:`finetuned`."""
     from tintin.optim import OptimConfig
     from tintin.targets import run_on_target, select_samples
     from tintin.train.loop import epoch_order
@@ -113,6 +127,8 @@ def main(argv=None) -> None:
     ap.add_argument("--cores", default="cortex-m0,cortex-m4", help="emulated cores for instructions per step "
                                                                     "(empty: none)")
     ap.add_argument("--mcu-steps", type=int, default=4, help="training steps run on each emulated core")
+    ap.add_argument("--wide-rule", action=argparse.BooleanOptionalAction, default=True,
+                    help="the fine-tuning width rule: int16 masters for the layers a partial update trains")
     ap.add_argument("--name", default="transfer")
     args = ap.parse_args(argv)
 
@@ -121,7 +137,6 @@ def main(argv=None) -> None:
     from _common import markdown_table, write_results
 
     from tintin import data, interop
-    from tintin.compile import apply_update_selection
     from tintin.compile.report import analyze
     from tintin.optim import OptimConfig
     from tintin.train import TrainConfig, evaluate, finetune_lr_schedule, fit
@@ -164,7 +179,8 @@ def main(argv=None) -> None:
                     for core in cores:
                         with tempfile.TemporaryDirectory() as tmp:
                             row = {"model": name, "update": mode,
-                                   **on_mcu(imported, mode, ds, core, args.mcu_steps, seed, Path(tmp))}
+                                   **on_mcu(finetuned(imported, mode, args.wide_rule)[0], mode, ds, core,
+                                            args.mcu_steps, seed, Path(tmp))}
                         mcu.append(row)
                         print(f"  {core} {mode}: {row['instructions_per_step']:,.0f} instructions/step, ELF RAM "
                               f"{row['elf_ram_bytes']:,} B, bit-exact {row['bit_exact']}", flush=True)
@@ -172,16 +188,16 @@ def main(argv=None) -> None:
             print(f"seed {seed} {name}: imported, before fine-tuning integer {100 * before_int[0]:.1f}% "
                   f"(old {100 * before_int[1]:.1f}%), float {100 * before_flt[0]:.1f}%", flush=True)
             for mode in ("bias", "last:1", "full"):
-                model = copy.deepcopy(imported)
-                chosen = apply_update_selection(model, mode)
+                model, chosen, widened = finetuned(imported, mode, args.wide_rule)
                 trained = sum(p.value.m.size for p in model.parameters() if p.name in chosen)
+                arena = analyze(copy.deepcopy(model), mode, 1, suggest=False).plan.arena_bytes
                 fit(model, ds.x_train, ds.y_train,
                     TrainConfig(epochs=args.epochs, batch_size=1, seed=seed, eval_each_epoch=False,
                                 optim=OptimConfig(lr=args.lr, lr_schedule=schedule)), progress=False)
                 after_int = int_acc(model)
                 after_flt = flt_acc(float_finetune(torch, net, mode, xf, yf, orders, args.lr, schedule))
-                arena = analyze(copy.deepcopy(imported), mode, 1, suggest=False).plan.arena_bytes
                 records.append({"seed": seed, "model": name, "update": mode, "trained_parameters": sorted(chosen),
+                                "int16_master_layers": list(widened),
                                 "trained_values": int(trained),
                                 "total_values": int(sum(p.value.m.size for p in model.parameters())),
                                 "integer_before": before_int, "float_before": before_flt,
@@ -201,6 +217,7 @@ def main(argv=None) -> None:
             mean_diff = 100 * float(np.mean(diff))
             claim.append(abs(mean_diff) <= 1.0)
             rows.append([name, mode, f"{rs[0]['trained_values']:,} / {rs[0]['total_values']:,}",
+                         ", ".join(rs[0].get("int16_master_layers", [])) or "-",
                          cell([r["integer_before"][0] for r in rs]), cell([r["integer_after"][0] for r in rs]),
                          cell([r["integer_after"][1] for r in rs]) + " / " + cell([r["integer_after"][2] for r in rs]),
                          cell([r["float_after"][0] for r in rs]),
@@ -218,7 +235,7 @@ def main(argv=None) -> None:
                             + [f"{first['elf_data_bytes']:,} + {first['elf_bss_bytes']:,} = {first['elf_ram_bytes']:,}",
                                "yes" if all(r["elf_fits_64k"] for r in rs.values()) else "no",
                                "yes" if all(r["bit_exact"] for r in rs.values()) else "NO"])
-    headers = ["model", "update", "trained values", "int before %", "int after %", "int old / new %",
+    headers = ["model", "update", "trained values", "int16 masters", "int before %", "int after %", "int old / new %",
                "float after %", "float old / new %", "int - float, points (per seed)", "SRAM arena B (batch 1)"]
     held = sum(claim)
     schedule_text = ", ".join(f"{v:g} from epoch {e + 1}" for e, v in schedule) or "nothing (one epoch)"
@@ -230,6 +247,10 @@ def main(argv=None) -> None:
         "with one calibration batch of 32 samples (`tintin.interop.import_model`), then fine-tuned on all 10 "
         f"classes for {args.epochs} epochs at batch 1 (integer: aligned rule, stochastic rounding, lr {args.lr} "
         f"changed by the fine-tuning rule `tintin.train.finetune_lr_schedule` to {schedule_text}; "
+        + ("the width rule `tintin.train.widen_finetuned_layers` trains the weights of a partial update's layers "
+           "as int16 masters (column int16 masters; one byte more per trained weight, in the arena and the ELF); "
+           if args.wide_rule else "every weight stays int8 (`--no-wide-rule`); ")
+        + 
         f"float: plain SGD at the same rates, the same parameters frozen, the same sample order). Test accuracy on "
         f"the {len(ds.y_test)} test samples; old = classes 0-{OLD - 1}, new = classes {OLD}-9. "
         f"Seeds {', '.join(map(str, seeds))} (pre-training, calibration draw and sample order): mean ± standard "
@@ -256,7 +277,7 @@ def main(argv=None) -> None:
         f"Total run time {time.perf_counter() - t_start:.0f} s.",
     ])
     write_results(args.name, {"epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs, "lr": args.lr,
-                              "lr_schedule": [list(e) for e in schedule],
+                              "lr_schedule": [list(e) for e in schedule], "wide_rule": args.wide_rule,
                               "seeds": seeds, "old_classes": list(range(OLD)), "device_sram_bytes": DEVICE_SRAM,
                               "claim_rows_held": held, "claim_rows": len(claim),
                               "records": records, "mcu": mcu}, md)

@@ -24,6 +24,8 @@ MODULES = [
     "tintin.codegen.checkpoint",  # crc32 of the flash slots
     "tintin.targets.power_cuts",  # run_power_cuts
     "tintin.targets.native.fit",  # fit_native
+    "tintin.train.finetune",     # finetune_lr_schedule, finetune_wide_layers, widen_finetuned_layers
+    "tintin.nn.widen",           # widen_layers
 ]
 
 

@@ -18,6 +18,7 @@ from tintin.io import load_model, save_model
 from tintin.nn import Context, build_model
 from tintin.numerics import RoundingStream
 from tintin.optim import OptimConfig
+from tintin.train import widen_finetuned_layers
 from tintin.train.loop import batches, epoch_order
 
 
@@ -48,10 +49,13 @@ def base_file(tmp_path, digits):
     return save_model(model, tmp_path / "base" / "model.safetensors", info={"model": "mlp"})
 
 
-def compiled_fine_tune(init_file, update, ds, optim, seed, epochs):
-    """The compiled training program of ``update`` run over the samples in the order ``fit`` uses."""
+def compiled_fine_tune(init_file, update, ds, optim, seed, epochs, wide_rule=True):
+    """The compiled training program of ``update`` (with the fine-tuning width rule) run over the
+    samples in the order ``fit`` uses."""
     model, _ = load_model(init_file)
     apply_update_selection(model, update)
+    if wide_rule:
+        widen_finetuned_layers(model)
     program = compile_program(model, update=update, batch_size=1, optim=optim)
     plan = plan_memory(program, "greedy")
     ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(seed))
@@ -61,19 +65,26 @@ def compiled_fine_tune(init_file, update, ds, optim, seed, epochs):
     return model
 
 
-@pytest.mark.parametrize("update", ["bias", "last:1", "sparse:fc2[0:3]"])
-def test_host_fine_tuning_equals_the_compiled_program(capsys, tmp_path, small_npz, base_file, digits, update):
+@pytest.mark.parametrize("update, rule, wide", [("bias", "--wide-rule", []), ("last:1", "--wide-rule", ["fc2"]),
+                                               ("last:1", "--no-wide-rule", []),
+                                               ("sparse:fc2[0:3]", "--wide-rule", [])])
+def test_host_fine_tuning_equals_the_compiled_program(capsys, tmp_path, small_npz, base_file, digits, update, rule,
+                                                      wide):
     out = tmp_path / "tuned"
     code, text, err = run(capsys, "train", "--init", base_file, "--update", update, "--dataset", small_npz,
                           "--input-exponent", digits.input_exponent, "--epochs", 2, "--batch-size", 1,
-                          "--seed", 3, "--out", out, "--json")
+                          "--seed", 3, "--out", out, "--json", rule)
     assert code == 0, err
     summary = json.loads(text)
+    assert summary["int16_master_layers"] == wide
     tuned, info = load_model(out / "model.safetensors")
     base, _ = load_model(base_file)
     ds = DataFiles(None, digits.input_exponent, None, None, None).load(str(small_npz))
     assert np.array_equal(ds.x_train, digits.x_train[:48])
-    expected = compiled_fine_tune(base_file, update, ds, OptimConfig.from_dict(info["train"]["optim"]), 3, 2)
+    expected = compiled_fine_tune(base_file, update, ds, OptimConfig.from_dict(info["train"]["optim"]), 3, 2,
+                                  wide_rule=rule == "--wide-rule")
+    assert list(tuned.config.wide_layers) == wide
+    assert [p.name for p in tuned.parameters() if p.bits == 16] == [f"{n}.weight" for n in wide]
 
     trained = set(summary["trained_parameters"])
     changed = 0
@@ -83,7 +94,7 @@ def test_host_fine_tuning_equals_the_compiled_program(capsys, tmp_path, small_np
         if p.name not in trained:  # frozen: byte-identical to the init file
             assert p.value.m.tobytes() == b.value.m.tobytes() and p.value.scale == b.value.scale, p.name
         else:
-            changed += not np.array_equal(p.value.m, b.value.m)
+            changed += not np.array_equal(p.value.dequantize(), b.value.dequantize())
     assert changed, "fine-tuning changed no trained parameter"
     assert info["update"] == update
     assert info["parent"] == {"sha256": hashlib.sha256(base_file.read_bytes()).hexdigest(), "path": str(base_file)}
@@ -155,3 +166,66 @@ def test_missing_or_corrupt_init_file(capsys, tmp_path):
     bad.write_bytes(b"\x00" * 40)
     code, out, err = run(capsys, "train", "--init", bad, "--dataset", "digits", "--out", tmp_path / "x")
     one_line_error(code, out, err)
+
+
+def test_run_on_a_device_applies_the_same_width_rule(capsys, tmp_path, base_file):
+    from tintin.targets import toolchain_status
+
+    ok, why = toolchain_status("cortex-m0")
+    if not ok:
+        pytest.skip(why)
+    for args, wide in (([base_file], ["fc2"]), ([base_file, "--no-wide-rule"], []), (["mlp"], [])):
+        code, text, err = run(capsys, "run", *args, "--dataset", "digits", "--update", "last:1", "--target",
+                              "cortex-m0", "--steps", 3, "--eval", 4, "--json")
+        assert code == 0, err
+        result = json.loads(text)
+        assert result["bit_exact"] and result["int16_master_layers"] == wide
+
+
+def test_an_interrupted_fine_tune_resumes_with_its_width_rule(capsys, tmp_path, base_file):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import tintin
+
+    args = ["--init", str(base_file), "--update", "last:1", "-d", "digits", "-e", "2", "-b", "1", "--lr", "0.05",
+            "--seed", "2"]
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(Path(tintin.__file__).parent.parent) + os.pathsep
+               + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tintin.cli import main; sys.exit(main())",
+                             "train", *args, "--checkpoint-every", "50", "--out", str(run_dir), "--json", "-q"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = run_dir / "checkpoint.safetensors"
+    deadline = time.time() + 120
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert state.exists(), (proc.poll(), proc.communicate())
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    code, text, err = run(capsys, "train", "--resume", run_dir, "--json")
+    assert code == 0, err
+    assert json.loads(text)["int16_master_layers"] == ["fc2"]
+    code, text, err = run(capsys, "train", *args, "--out", tmp_path / "whole", "--json")
+    assert code == 0, err
+    resumed, _ = load_model(run_dir / "model.safetensors")
+    whole, _ = load_model(tmp_path / "whole" / "model.safetensors")
+    assert resumed.config.wide_layers == whole.config.wide_layers == ("fc2",)
+    for p, q in zip(resumed.parameters(), whole.parameters()):
+        assert p.value.m.tobytes() == q.value.m.tobytes() and p.value.scale == q.value.scale, p.name
+
+
+def test_export_of_a_model_file_applies_the_width_rule(capsys, tmp_path, base_file):
+    for i, (args, wide) in enumerate((([base_file], ["fc2"]), ([base_file, "--no-wide-rule"], []), (["mlp"], []))):
+        code, text, err = run(capsys, "export", *args, "--update", "last:1", "--out", tmp_path / f"fw{i}",
+                              "--json")
+        assert code == 0, err
+        result = json.loads(text)
+        assert result["int16_master_layers"] == wide
+        dtypes = {p["name"]: p["dtype"] for p in result["parameters"]}
+        assert any("int16" in d for d in dtypes.values()) == bool(wide), dtypes

@@ -15,7 +15,7 @@ from tintin.cli.init_model import select_update
 from tintin.data import load
 from tintin.nn import QuantConfig, build_model
 from tintin.optim import OptimConfig
-from tintin.train import TrainConfig, fit
+from tintin.train import TrainConfig, fit, widen_finetuned_layers
 from tintin.targets.native import NativeUnsupportedError, backend_fit, fit_native, native_available
 from tintin.train.checkpoint import FitCheckpointer, read_training_state
 
@@ -35,7 +35,7 @@ def _same(a, b) -> bool:
                for (na, ma, sa, va), (nb, mb, sb, vb) in zip(a, b))
 
 
-def _runs(name, ds, n, config, qconf=QuantConfig(), update=None, test=True):
+def _runs(name, ds, n, config, qconf=QuantConfig(), update=None, test=True, wide_rule=False):
     x, y = ds.x_train[:n], ds.y_train[:n]
     xt, yt = (ds.x_test[:200], ds.y_test[:200]) if test else (None, None)
     out = []
@@ -43,6 +43,8 @@ def _runs(name, ds, n, config, qconf=QuantConfig(), update=None, test=True):
         m = build_model(name, ds.sample_shape, ds.num_classes, qconf, seed=1, input_exponent=ds.input_exponent)
         if update:
             select_update(m, update)
+        if wide_rule:
+            assert widen_finetuned_layers(m)
         res = run(m, x, y, config, xt, yt, progress=False)
         out.append((_state(m), [(h.train_loss, h.train_accuracy, h.test_accuracy, h.test_loss) for h in res.history],
                     res.samples))
@@ -76,6 +78,16 @@ def test_other_zoo_models_train_as_in_the_simulator(name, dataset):
     config = TrainConfig(epochs=1, batch_size=16, seed=0, optim=OptimConfig())
     (sa, ha, _), (sb, hb, _) = _runs(name, ds, min(72, len(ds.x_train)), config, test=False)
     assert _same(sa, sb) and ha == hb
+
+
+@pytest.mark.parametrize("name,update", [("dscnn", "last:1"), ("lenet5", "last:2")])
+def test_fine_tuning_width_rule_trains_as_in_the_simulator(name, update):
+    # the layers a partial update trains hold int16 masters (tintin.train.widen_finetuned_layers)
+    ds = load("mnist5k")
+    config = TrainConfig(epochs=2, batch_size=1, seed=4, optim=OptimConfig(lr=0.05, lr_schedule=((1, 0.01),)))
+    (sa, ha, _), (sb, hb, _) = _runs(name, ds, 40, config, update=update, test=False, wide_rule=True)
+    assert _same(sa, sb) and ha == hb
+    assert any(m.dtype == np.int16 for _, m, _, _ in sa)
 
 
 def test_checkpointed_native_run_saves_the_simulators_state(tmp_path):

@@ -9,7 +9,7 @@ import typer
 
 from . import options as opt
 from .app import on_interrupt
-from .common import model_from_spec, out_console, print_json, zoo_name
+from .common import is_model_file, model_from_spec, out_console, print_json, zoo_name
 
 
 
@@ -23,6 +23,7 @@ def export_command(
     dataset: Optional[str] = opt.dataset(required=False, help="zoo models: data set giving the input shape and "
                                          "classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
     batch_size: int = opt.DEVICE_BATCH_SIZE,
+    wide_rule: bool = opt.WIDE_RULE,
     seed: int = opt.SEED,
     as_json: bool = opt.JSON,
     checkpoint: bool = typer.Option(False, "--checkpoint", help="add tt_checkpoint_save / tt_checkpoint_restore: "
@@ -40,6 +41,8 @@ def export_command(
     opt.check_writable_dir(out)
     options = compilation.options()
     model, source = model_from_spec(model_spec, dataset, None, None, quantisation.config(), seed, data_files)
+    from .init_model import apply_width_rule
+    widened = apply_width_rule(model, compilation.update, wide_rule and is_model_file(model_spec))
     optim = optimiser.config(zoo_name(model_spec), batch_size)
     on_interrupt(f"{out} may hold a partial project")
     project = generate_project(model, out, update=compilation.update, batch_size=batch_size, optim=optim, options=options,
@@ -55,7 +58,8 @@ def export_command(
             "eval_arena_bytes": project.model.eval_layout.bytes if project.model.eval_layout.mode == "separate" else 0,
             "parameters": [{"name": e.name, "dtype": e.dtype, "count": e.count,
                             "role": ROLE_NAMES[e.role]} for e in project.model.params],
-            "runtime_files": list(project.runtime_files), "files": files, "checkpoint": project.checkpoint}
+            "runtime_files": list(project.runtime_files), "files": files, "checkpoint": project.checkpoint,
+            "int16_master_layers": list(widened)}
     if as_json:
         print_json(info)
         return

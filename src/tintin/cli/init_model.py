@@ -40,3 +40,17 @@ def select_update(model, update: str) -> dict:
 
     chosen = apply_update_selection(model, update)
     return {name: None if rows is None else [int(r) for r in rows] for name, rows in chosen.items()}
+
+
+def apply_width_rule(model, update: str, enabled: bool) -> tuple[str, ...]:
+    """The fine-tuning width rule on a model file about to train with ``update`` (``tintin train
+    --init``, ``tintin run`` / ``export`` of a model file): selects the update and gives the layers a
+    partial update trains int16 master weights (:func:`tintin.train.widen_finetuned_layers`);
+    returns them (``()`` when ``enabled`` is False)."""
+    if not enabled:
+        return ()
+    from ..compile import apply_update_selection
+    from ..train import widen_finetuned_layers
+
+    apply_update_selection(model, update)
+    return widen_finetuned_layers(model)

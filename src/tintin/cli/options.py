@@ -66,6 +66,9 @@ MOMENTUM_SHIFT = typer.Option(None, "--momentum-shift", help="integer momentum b
 # -- compiled training program (run, export, plan) -----------------------------------------------
 UPDATE = typer.Option("full", "--update", "-u", help=literal("what trains: full | bias | none | last:K | "
                                                              "sparse:LAYER[a:b],... ('+' unites)"))
+WIDE_RULE = typer.Option(True, "--wide-rule/--no-wide-rule", help="fine-tuning a model file: a partial update "
+                         "(e.g. last:K) trains its layers' weights as int16 masters, one byte more per trained weight "
+                         "(docs/interop.md)")
 GRAD_TILE = typer.Option(1024, "--grad-tile", help="weight-gradient tile budget in bytes (0: whole gradients)")
 ACC_BUDGET = typer.Option(None, "--acc-budget", help="recompute int32 accumulators above this many bytes")
 PLANNER = typer.Option("greedy", "--planner", help="memory planner: naive | greedy")

@@ -12,8 +12,8 @@ import typer
 
 from . import options as opt
 from .app import CliError, on_interrupt
-from .common import (check_dataset_fits_model, err_console, load_dataset, model_from_spec, out_console, print_json,
-                     zoo_name)
+from .common import (check_dataset_fits_model, err_console, is_model_file, load_dataset, model_from_spec, out_console,
+                     print_json, zoo_name)
 from ..targets.ondevice import training_order
 
 
@@ -32,6 +32,7 @@ def run_command(
                                     "row (channel) of its int8 weights (docs/learning-quality.md)"),
     steps: int = typer.Option(100, "--steps", "-n", help="training steps on the device"),
     batch_size: int = opt.DEVICE_BATCH_SIZE,
+    wide_rule: bool = opt.WIDE_RULE,
     eval_samples: int = typer.Option(100, "--eval", help="test samples evaluated one by one (batch 1) after training"),
     compare_float: bool = typer.Option(False, "--compare-float", help="also run the float32 reference C on the same "
                                        "core and data (soft float; hard float on cortex-m4f)"),
@@ -93,6 +94,8 @@ def run_command(
     optim = optimiser.config(zoo_name(model_spec), batch_size)
     options = compilation.options()
     update = compilation.update
+    from .init_model import apply_width_rule
+    widened = apply_width_rule(model, update, wide_rule and is_model_file(model_spec))  # as `train --init`
     order, starts = training_order(len(ds.x_train), steps, batch_size, seed)
     x, y, o = select_samples(ds.x_train, ds.y_train, order, steps, batch_size)
     n_eval = min(eval_samples, len(ds.x_test))
@@ -132,6 +135,7 @@ def run_command(
             raise
         raise CliError(f"{exc} (--verbose shows the tool output)", code=exc.exit_code) from None
     result = _result(report, ref, tgt, source, dataset, work if out is not None else None)
+    result["int16_master_layers"] = list(widened)
     if register:
         from .registry import register_run
 

@@ -111,6 +111,7 @@ def train_command(
     init: Optional[Path] = typer.Option(None, "--init", help="fine-tune this model file (from `tintin import` or "
                                         "`tintin train`) instead of a new zoo model"),
     update: str = opt.UPDATE,
+    wide_rule: bool = opt.WIDE_RULE,
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="training epochs (>= 1; default: the model's)"),
     batch_size: int = typer.Option(32, "--batch-size", "-b", help="mini-batch size (1 = online training)"),
     seed: int = opt.SEED,
@@ -155,6 +156,7 @@ def train_command(
         dataset, model, out, force = resumed["dataset"], None, resume, True
         data_files = opt.DataFiles(**resumed.get("data_files", {}))
         update = resumed.get("update", "full")
+        wide_rule = bool(resumed.get("wide_rule", False))  # runs from before the rule trained int8 weights
         if resumed.get("init"):
             init = Path(resumed["init"])
         else:
@@ -213,6 +215,8 @@ def train_command(
                                   f"(its weight layers: {', '.join(sorted(layers))})")
     from .init_model import select_update
     selection = select_update(net, update)
+    from .init_model import apply_width_rule
+    widened = apply_width_rule(net, update, wide_rule and init is not None)  # the fine-tuning width rule
     kernel, backend_used = update_backend(backend)
 
     on_interrupt(f"nothing was saved; {out} is unchanged")
@@ -223,7 +227,7 @@ def train_command(
     from dataclasses import asdict
 
     cli_settings = {"dataset": dataset, "model": model, "quant": qconf.to_dict(), "train": tconf.to_dict(),
-                    "data_files": asdict(data_files), "update": update,
+                    "data_files": asdict(data_files), "update": update, "wide_rule": wide_rule,
                     "init": str(Path(init).resolve()) if init is not None else None}
     checkpointer = FitCheckpointer(out / CHECKPOINT_NAME, every=checkpoint_every, resume=resumed is not None,
                                    info={"cli": cli_settings})
@@ -266,6 +270,7 @@ def train_command(
         "update_backend": backend_used, "backend_note": backend_note, "resumed": resumed is not None, "history_path": str(history_path),
         "plot_path": str(plot_path) if plot_path else None,
         "update": update, "trained_parameters": selection, "parent": parent,
+        "int16_master_layers": list(widened),
     }
     if as_json:
         print_json(summary)
