@@ -136,3 +136,27 @@ def test_imported_model_trains_bit_exactly_on_cortex_m0(lenet_import, tmp_path, 
                  "--out", str(tmp_path / "fw"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["bit_exact"] is True and out["mismatches"] == []
+
+
+def test_exact_export_of_a_last_layer_fine_tune_with_int16_masters(lenet_import, digits, tmp_path):
+    """A ``last:1`` fine-tune trains int16 masters under the fine-tuning width rule; the exact export
+    (and its QDQ form) reads the int8 view the forward pass uses and gives the simulator's predictions."""
+    import copy
+
+    from tintin.compile import apply_update_selection
+    from tintin.train import widen_finetuned_layers
+
+    model = copy.deepcopy(lenet_import.model)
+    apply_update_selection(model, "last:1")
+    wide = widen_finetuned_layers(model)
+    assert wide and [p.bits for p in model.parameters() if p.name == f"{wide[-1]}.weight"] == [16]
+    fit(model, digits.x_train[:320], digits.y_train[:320],
+        TrainConfig(epochs=1, batch_size=32, seed=0, optim=OptimConfig(lr=0.02)))
+    v = convert_model(model, "onnx", tmp_path / "w.onnx", data=digits)["verification"]
+    assert v["argmax_agreement"] == 1.0 and v["bit_exact"]
+    q = convert_model(model, "onnx", tmp_path / "wq.onnx", qdq=True, data=digits)["verification"]
+    assert q["argmax_agreement"] >= QDQ_MIN_AGREEMENT
+    from tests.interop.test_tflite_export import TFLITE_MAX_STEPS, TFLITE_MIN_AGREEMENT
+
+    for t in convert_model(model, "tflite", tmp_path / "w.tflite", data=digits)["verification"]:
+        assert t["argmax_agreement"] >= TFLITE_MIN_AGREEMENT and t["max_abs_diff_steps"] <= TFLITE_MAX_STEPS
