@@ -12,7 +12,8 @@ Results are written after every finished run (``bench/results/<name>.json`` / ``
 rerun of the same command skips the runs already recorded there, so an interrupted grid is
 finished by running the command again. The table marks cells that have fewer seeds than asked.
 
-Variants (``--variants``, comma-separated; tokens joined with ``/``):
+Variants (``--variants``, comma-separated; tokens joined with ``/``; a variant written
+``lenet5:int8/wide=fc2`` applies to that model only):
 
 * ``int8``: int8 weights, the model's default quantisation; ``int16``: int16 master weights;
 * ``wide=fc3+fc4``: int16 masters only for the named layers (``QuantConfig.wide_layers``);
@@ -60,6 +61,18 @@ def parse_args(argv=None):
                     help="integer runs: auto (native where the generated C handles the variant, else the simulator), "
                          "native, or numpy; the bits are the same")
     return ap.parse_args(argv)
+
+
+def variants_of(model_name: str, variants: list[str]) -> list[str]:
+    """The variants that apply to ``model_name``: ``lenet5:int8/wide=fc2`` only to ``lenet5``."""
+    out = []
+    for v in variants:
+        only, sep, rest = v.partition(":")
+        if not sep:
+            out.append(v)
+        elif only == model_name:
+            out.append(rest)
+    return out
 
 
 def parse_variant(text: str) -> dict:
@@ -158,13 +171,13 @@ def main(argv=None) -> None:
     variants = args.variants.split(",")
     models = args.models.split(",")
     for model_name in models:
-        for v in variants:
+        for v in variants_of(model_name, variants):
             key = f"{model_name}:{v}"
             if key not in sram:
                 sram[key] = training_sram(model_name, ds, args, parse_variant(v))
     for seed in range(0 if args.report else args.seeds):
         for model_name in models:
-            for v in variants:
+            for v in variants_of(model_name, variants):
                 if (model_name, v, seed) in done:
                     continue
                 t0 = time.time()
@@ -193,7 +206,7 @@ def write(args, runs, sram, models, variants) -> None:
 
     rows, cells = [], {}
     for model_name in models:
-        for v in variants:
+        for v in variants_of(model_name, variants):
             s = summary(runs, model_name, v)
             cells[f"{model_name}:{v}"] = s
             if s is None:
