@@ -5,11 +5,15 @@ figure for one training step at batch 1) beside its accuracy.
 
     .venv/bin/python bench/accuracy_long.py --models mlp,lenet5 --seeds 3 --epochs 30
 
+Integer runs train on the native host backend (the model's generated C program, bit-identical to the
+simulator) where it handles the variant, and in the simulator otherwise (``--backend``).
+
 Results are written after every finished run (``bench/results/<name>.json`` / ``.md``), and a
 rerun of the same command skips the runs already recorded there, so an interrupted grid is
 finished by running the command again. The table marks cells that have fewer seeds than asked.
 
-Variants (``--variants``, comma-separated; tokens joined with ``/``):
+Variants (``--variants``, comma-separated; tokens joined with ``/``; a variant written
+``lenet5:int8/wide=fc2`` applies to that model only):
 
 * ``int8``: int8 weights, the model's default quantisation; ``int16``: int16 master weights;
 * ``wide=fc3+fc4``: int16 masters only for the named layers (``QuantConfig.wide_layers``);
@@ -50,7 +54,25 @@ def parse_args(argv=None):
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--train-samples", type=int, default=0, help="use the first N training samples (0: all)")
     ap.add_argument("--name", default="accuracy_long")
+    ap.add_argument("--report", action="store_true",
+                    help="train nothing: write the table of the runs already recorded (cells short of --seeds are "
+                         "marked incomplete; the same command without --report trains the missing runs)")
+    ap.add_argument("--backend", default="auto", choices=("auto", "native", "numpy"),
+                    help="integer runs: auto (native where the generated C handles the variant, else the simulator), "
+                         "native, or numpy; the bits are the same")
     return ap.parse_args(argv)
+
+
+def variants_of(model_name: str, variants: list[str]) -> list[str]:
+    """The variants that apply to ``model_name``: ``lenet5:int8/wide=fc2`` only to ``lenet5``."""
+    out = []
+    for v in variants:
+        only, sep, rest = v.partition(":")
+        if not sep:
+            out.append(v)
+        elif only == model_name:
+            out.append(rest)
+    return out
 
 
 def parse_variant(text: str) -> dict:
@@ -123,7 +145,11 @@ def run(model_name, ds, seed, args, variant, x, y) -> float:
         init = build(model_name, ds, seed, args, {**variant, "weight_bits": 8, "wide_layers": (), "row_scales": False})
         return 100 * train_float(init, x, y, tconf, ds.x_test, ds.y_test, threads=1).test_accuracy
     model = build(model_name, ds, seed, args, variant)
-    return 100 * fit(model, x, y, tconf, ds.x_test, ds.y_test, progress=False).test_accuracy
+    fit_fn = fit
+    if args.backend != "numpy":
+        from tintin.targets.native import backend_fit
+        fit_fn, _ = backend_fit(model, tconf, required=args.backend == "native")
+    return 100 * fit_fn(model, x, y, tconf, ds.x_test, ds.y_test, progress=False).test_accuracy
 
 
 def main(argv=None) -> None:
@@ -145,13 +171,13 @@ def main(argv=None) -> None:
     variants = args.variants.split(",")
     models = args.models.split(",")
     for model_name in models:
-        for v in variants:
+        for v in variants_of(model_name, variants):
             key = f"{model_name}:{v}"
             if key not in sram:
                 sram[key] = training_sram(model_name, ds, args, parse_variant(v))
-    for seed in range(args.seeds):
+    for seed in range(0 if args.report else args.seeds):
         for model_name in models:
-            for v in variants:
+            for v in variants_of(model_name, variants):
                 if (model_name, v, seed) in done:
                     continue
                 t0 = time.time()
@@ -180,7 +206,7 @@ def write(args, runs, sram, models, variants) -> None:
 
     rows, cells = [], {}
     for model_name in models:
-        for v in variants:
+        for v in variants_of(model_name, variants):
             s = summary(runs, model_name, v)
             cells[f"{model_name}:{v}"] = s
             if s is None:
