@@ -228,6 +228,9 @@ def write(args, runs, sram, models, variants) -> None:
           f"at batch 1. NITRO-D on the same MLP and data: {NITRO_D_FASHION} %.\n\n"
           + markdown_table(["model", "variant", "test accuracy", "per seed", "float - integer",
                             f">= NITRO-D {NITRO_D_FASHION}", "training SRAM B"], rows))
+    if args.report:
+        md += ("\n\nWritten with `--report` from the runs recorded in the JSON (each with its seconds); the same "
+               "command without `--report` trains the runs still missing and rewrites this table.")
     write_results(args.name, {"runs": runs, "sram": sram, "summary": cells, "seeds_asked": args.seeds}, md)
 
 
