@@ -183,31 +183,13 @@ def test_run_on_a_device_applies_the_same_width_rule(capsys, tmp_path, base_file
 
 
 def test_an_interrupted_fine_tune_resumes_with_its_width_rule(capsys, tmp_path, base_file):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    import tintin
+    from tests.interrupted_training import train_then_interrupt
 
     args = ["--init", str(base_file), "--update", "last:1", "-d", "digits", "-e", "2", "-b", "1", "--lr", "0.05",
             "--seed", "2"]
     run_dir = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=str(Path(tintin.__file__).parent.parent) + os.pathsep
-               + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tintin.cli import main; sys.exit(main())",
-                             "train", *args, "--checkpoint-every", "50", "--out", str(run_dir), "--json", "-q"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    state = run_dir / "checkpoint.safetensors"
-    deadline = time.time() + 120
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert state.exists(), (proc.poll(), proc.communicate())
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, (out, err)
+    code, out, err = train_then_interrupt(args, run_dir, 50)
+    assert code == 130, (out, err)
     code, text, err = run(capsys, "train", "--resume", run_dir, "--json")
     assert code == 0, err
     assert json.loads(text)["int16_master_layers"] == ["fc2"]

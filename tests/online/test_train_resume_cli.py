@@ -1,18 +1,10 @@
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
-
-import tintin
 from tintin.cli import main
 from tintin.io import load_model
 
-SRC = str(Path(tintin.__file__).parent.parent)
+from tests.interrupted_training import train_then_interrupt
+
 ARGS = ["-d", "digits", "-m", "mlp", "-e", "2", "-b", "4", "--lr", "0.1", "--seed", "3"]
 
 
@@ -23,21 +15,11 @@ def tensors(path):
 
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_gives_the_uninterrupted_bits(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tintin.cli import main; sys.exit(main())",
-                             "train", *ARGS, "--checkpoint-every", "20", "--out", str(run_dir), "--json", "-q"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    state = run_dir / "checkpoint.safetensors"
-    deadline = time.time() + 120
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert state.exists(), (proc.poll(), proc.communicate())
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, (out, err)
+    code, out, err = train_then_interrupt(ARGS, run_dir, 20)
+    assert code == 130, (out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("interrupted: training state saved to"), err
-    assert state.is_file() and not (run_dir / "model.safetensors").exists()
+    assert (run_dir / "checkpoint.safetensors").is_file() and not (run_dir / "model.safetensors").exists()
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
 
     assert main(["train", "--resume", str(run_dir), "--json"]) == 0
