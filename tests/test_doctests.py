@@ -18,6 +18,7 @@ MODULES = [
     "tintin.targets.stream",     # run_stream_on_target
     "tintin.checks.layers",      # check_layer
     "tintin.data.dataset",       # Dataset.from_arrays
+    "tintin.data.files",         # check_model_fits
     "tintin.io.model_file",      # save_model, load_model
     "tintin.online.learner",     # OnlineLearner (learn_one / predict_one)
     "tintin.interop.importer",   # import_model

@@ -107,11 +107,6 @@ def zoo_name(spec: str) -> str | None:
 
 
 def check_dataset_fits_model(model, ds) -> None:
-    from ..data import check_sample_shape
+    from ..data import check_model_fits
 
-    check_sample_shape(ds, tuple(model.input_shape), "the model")
-    if model.loss == "cross_entropy" and model.output_shape_[0] != ds.num_classes:
-        raise CliError(f"data set {ds.name} has {ds.num_classes} classes but the model predicts {model.output_shape_[0]}")
-    if model.input_exponent != ds.input_exponent:
-        raise CliError(f"data set {ds.name} is quantised with scale 2^{ds.input_exponent} but the model was trained "
-                       f"on inputs at 2^{model.input_exponent}")
+    check_model_fits(ds, model)

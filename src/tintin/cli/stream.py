@@ -37,15 +37,9 @@ def _model_for_stream(spec: str, stream, update: str, epochs: int, seed: int, qu
         if not Path(spec).is_file():
             raise CliError(f"model file {spec} does not exist")
         model, _ = load_model_file(spec)
-        if tuple(model.input_shape) != stream.sample_shape:
-            raise CliError(f"the model expects samples of shape {tuple(model.input_shape)} but the stream has "
-                           f"{stream.sample_shape}")
-        if model.loss != "cross_entropy" or model.output_shape_[0] != stream.num_classes:
-            raise CliError(f"the stream has {stream.num_classes} classes but the model predicts "
-                           f"{model.output_shape_[0]} outputs")
-        if model.input_exponent != stream.input_exponent:
-            raise CliError(f"the stream is quantised with scale 2^{stream.input_exponent} but the model expects "
-                           f"2^{model.input_exponent}")
+        from ..data import check_model_fits
+
+        check_model_fits(stream, model)
         _check_update(model, update)
         return model, f"model file {spec}"
     if spec not in model_names():

@@ -17,9 +17,10 @@ from . import errors
 from .arrays import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, dataset_from_arrays
 from .dataset import Dataset
 from .errors import (CorruptDataError, DataError, DataFileNotFoundError, DatasetUnavailableError, EmptyDataError,
-                     LabelColumnError, LabelError, NonFiniteValueError, RaggedDataError, SampleShapeError,
+                     LabelColumnError, LabelError, ModelMismatchError, NonFiniteValueError, RaggedDataError,
+                     SampleShapeError,
                      SplitError, UnknownDatasetError, UnsupportedFileError)
-from .files import check_sample_shape, load_file, resolve_dataset
+from .files import check_model_fits, check_sample_shape, load_file, resolve_dataset
 from .quantize import dequantize, quantize_inputs, quantize_sensor
 from .registry import availability, describe, load, names
 
@@ -33,6 +34,7 @@ __all__ = [
     "load_file",
     "dataset_from_arrays",
     "check_sample_shape",
+    "check_model_fits",
     "DEFAULT_TEST_FRACTION",
     "DEFAULT_SPLIT_SEED",
     "quantize_inputs",

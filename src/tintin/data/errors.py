@@ -21,6 +21,7 @@ __all__ = [
     "RaggedDataError",
     "LabelColumnError",
     "SplitError",
+    "ModelMismatchError",
     "SampleShapeError",
 ]
 
@@ -74,5 +75,10 @@ class SplitError(DataError):
     """A stratified test split cannot be made (too few samples of a class, a bad fraction)."""
 
 
-class SampleShapeError(DataError):
+class ModelMismatchError(DataError):
+    """A data set (or stream, or fleet source) does not fit a model: its sample shape, task, number
+    of classes or input scale differs from what the model takes."""
+
+
+class SampleShapeError(ModelMismatchError):
     """The samples of a data set do not have the shape a model expects."""

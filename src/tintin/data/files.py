@@ -26,12 +26,12 @@ import numpy as np
 
 from .arrays import dataset_from_arrays
 from .dataset import Dataset
-from .errors import (DataError, DataFileNotFoundError, LabelError, SampleShapeError, UnknownDatasetError,
-                     UnsupportedFileError)
+from .errors import (DataError, DataFileNotFoundError, LabelError, ModelMismatchError, SampleShapeError,
+                     UnknownDatasetError, UnsupportedFileError)
 from .readers import read_csv, read_npz, read_ts, read_ts_pair
 from .registry import load, names
 
-__all__ = ["FILE_SUFFIXES", "is_data_file", "load_file", "resolve_dataset", "check_sample_shape"]
+__all__ = ["FILE_SUFFIXES", "is_data_file", "load_file", "resolve_dataset", "check_sample_shape", "check_model_fits"]
 
 #: File name endings that :func:`load_file` reads.
 FILE_SUFFIXES = (".csv", ".csv.gz", ".npz", ".ts")
@@ -179,3 +179,31 @@ def check_sample_shape(dataset: Dataset, input_shape: tuple[int, ...], model: st
         hint = f" ({have[0]} features per sample, {int(np.prod(want))} expected)"
     raise SampleShapeError(f"data set {dataset.name} has samples of shape {have} but {model} expects "
                            f"{want}{hint}")
+
+
+def check_model_fits(source, model, what: str = "the model") -> None:
+    """Raise :class:`ModelMismatchError` (:class:`SampleShapeError` for the shape) unless ``model``
+    takes the samples of ``source`` (a :class:`Dataset`, a stream or a fleet source: anything with
+    ``name``, ``sample_shape``, ``input_exponent``, ``num_classes`` and optionally ``task``) as they
+    are: the same sample shape, a cross-entropy head with one output per class (an MSE head for a
+    regression task), and the same input scale.
+
+    >>> from tintin.data import load
+    >>> from tintin.nn import build_model
+    >>> ds = load("digits")
+    >>> check_model_fits(ds, build_model("mlp", ds.sample_shape, 5, input_exponent=ds.input_exponent))
+    Traceback (most recent call last):
+    ...
+    tintin.data.errors.ModelMismatchError: data set digits has 10 classes but the model predicts 5 outputs
+    """
+    check_sample_shape(source, tuple(model.input_shape), what)
+    task = getattr(source, "task", "classification")
+    want = "mse" if task == "regression" else "cross_entropy"
+    if model.loss != want:
+        raise ModelMismatchError(f"{source.name} is a {task} task but the loss of {what} is {model.loss}")
+    if task == "classification" and model.output_shape_[0] != source.num_classes:
+        raise ModelMismatchError(f"data set {source.name} has {source.num_classes} classes but {what} predicts "
+                                 f"{model.output_shape_[0]} outputs")
+    if model.input_exponent != source.input_exponent:
+        raise ModelMismatchError(f"data set {source.name} is quantised with scale 2^{source.input_exponent} but {what} "
+                                 f"takes inputs at 2^{model.input_exponent}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data import check_model_fits
 from ..nn import Context, Sequential, build_model
 from ..nn.zoo import ZOO, UnknownModelError, model_names
 from ..numerics import QTensor, RoundingStream, Scale
@@ -37,18 +38,7 @@ def fleet_model(model: str | Sequential, source, seed: int = 0, config=None) -> 
             p.row_exp is not None for p in model.parameters()):
         raise FleetError("fleets aggregate one scale per weight tensor: per-row weight scales are not supported")
     if isinstance(model, Sequential):
-        if tuple(model.input_shape) != tuple(source.sample_shape):
-            raise FleetError(f"the model expects samples of shape {tuple(model.input_shape)} but {source.name} "
-                             f"has {tuple(source.sample_shape)}")
-        want = "mse" if source.task == "regression" else "cross_entropy"
-        if model.loss != want:
-            raise FleetError(f"{source.name} is a {source.task} task but the model's loss is {model.loss}")
-        if source.task == "classification" and model.output_shape_[0] != source.num_classes:
-            raise FleetError(f"{source.name} has {source.num_classes} classes but the model predicts "
-                             f"{model.output_shape_[0]} outputs")
-        if model.input_exponent != source.input_exponent:
-            raise FleetError(f"{source.name} is quantised at 2^{source.input_exponent} but the model expects "
-                             f"2^{model.input_exponent}")
+        check_model_fits(source, model)
         return copy.deepcopy(model)
     if model not in ZOO:
         raise UnknownModelError(f"unknown model {model!r} (available: {', '.join(model_names())})")
