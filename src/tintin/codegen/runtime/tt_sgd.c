@@ -460,6 +460,174 @@ TT_NOINLINE static uint32_t skip0_fast_s8(int8_t *weight, int32_t *grad, size_t 
     return amax;
 }
 
+#if defined(__AVR__)
+/* AVR: the skip0 loop without a variable shift or a 32-bit multiply. With sh = 32 - n = 8 * sb + r,
+ * the stochastic step q = (|g| * M + (draw >> sh)) >> n is the high word of the 64-bit sum
+ * (|g| * M << sh) + draw (the low sh bits of the product are 0, so the low bits of the draw never
+ * carry): q = hi + carry(lo + draw) with hi:lo = (|g| * (M << r)) << 8 * sb. The product
+ * |g| * (M << r) < 2**15 * 2**22 is formed in five bytes from six 8x8->16 MULs and the shift by
+ * sb whole bytes picks registers. For |g| < 2**15, 2**14 <= M < 2**15, 1 <= n <= 31. */
+typedef struct {
+    int8_t *w;       /* the next weight */
+    int32_t *g;      /* its gradient; gets the new value (w - delta) */
+    uint16_t count;  /* elements left (> 0 on entry) */
+    uint32_t draw;   /* its draw */
+    uint8_t c0, c1, c2, sb;
+} avr_skip0_t;
+
+/* Runs the loop until count reaches 0 (returns 0) or a new value leaves [-127, 127] (returns 1:
+ * that value is in g[-1], w[-1] is unchanged, the state is at the next element). Registers: Z w,
+ * Y g, X count, r16-r19 draw, r2-r4 M << r, r5 zero, r6-r10 product, r11 weight, r12 its sign,
+ * r20 sb, r21 sign of g, r22-r25 |g| then q then the new value, r14:r15 the state. */
+uint8_t avr_skip0_run(avr_skip0_t *s);
+__asm__(
+    ".text\n"
+    ".type avr_skip0_run, @function\n"
+    "avr_skip0_run:\n\t"
+    "push r2\n\tpush r3\n\tpush r4\n\tpush r5\n\tpush r6\n\tpush r7\n\tpush r8\n\tpush r9\n\t"
+    "push r10\n\tpush r11\n\tpush r12\n\tpush r13\n\tpush r14\n\tpush r15\n\tpush r16\n\tpush r17\n\t"
+    "push r28\n\tpush r29\n\t"
+    "movw r14, r24\n\t"
+    "movw r26, r24\n\t"
+    "ld r30, X+\n\tld r31, X+\n\tld r28, X+\n\tld r29, X+\n\tld r24, X+\n\tld r25, X+\n\t"
+    "ld r16, X+\n\tld r17, X+\n\tld r18, X+\n\tld r19, X+\n\tld r2, X+\n\tld r3, X+\n\tld r4, X+\n\t"
+    "ld r20, X\n\t"
+    "movw r26, r24\n\t"
+    "clr r5\n"
+    ".Lsk_loop:\n\t"
+    "ld r11, Z\n\t"
+    "mov r12, r11\n\t"
+    "lsl r12\n\t"
+    "sbc r12, r12\n\t"
+    "ldd r22, Y+0\n\t"
+    "ldd r23, Y+1\n\t"
+    "mov r21, r23\n\t"
+    "or r23, r22\n\t"
+    "brne .Lsk_nonzero\n\t"
+    /* zero gradient: the weight stays, g gets its value */
+    "mov r22, r11\n\t"
+    "mov r23, r12\n\t"
+    "movw r24, r22\n\t"
+    "mov r24, r12\n\t"
+    "rjmp .Lsk_store\n"
+    ".Lsk_nonzero:\n\t"
+    "mov r23, r21\n\t"
+    "sbrs r21, 7\n\t"
+    "rjmp .Lsk_abs\n\t"
+    "com r23\n\t"
+    "neg r22\n\t"
+    "sbci r23, 0xFF\n"
+    ".Lsk_abs:\n\t"
+    /* r10:r6 = |g| * (M << r) */
+    "mul r22, r2\n\tmovw r6, r0\n\t"
+    "mul r22, r4\n\tmovw r8, r0\n\t"
+    "clr r10\n\t"
+    "mul r22, r3\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\t"
+    "mul r23, r2\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\tadc r10, r5\n\t"
+    "mul r23, r3\n\tadd r8, r0\n\tadc r9, r1\n\tadc r10, r5\n\t"
+    "mul r23, r4\n\tadd r9, r0\n\tadc r10, r1\n\t"
+    /* q (r22-r25) = hi + carry(lo + draw) */
+    "cpi r20, 2\n\t"
+    "brcc .Lsk_sb23\n\t"
+    "cpi r20, 1\n\t"
+    "breq .Lsk_sb1\n\t"
+    "mov r0, r16\n\tadd r0, r6\n\tmov r0, r17\n\tadc r0, r7\n\tmov r0, r18\n\tadc r0, r8\n\t"
+    "mov r0, r19\n\tadc r0, r9\n\t"
+    "mov r22, r10\n\tadc r22, r5\n\tclr r23\n\tclr r24\n\tclr r25\n\t"
+    "rjmp .Lsk_apply\n"
+    ".Lsk_sb1:\n\t"
+    "mov r0, r17\n\tadd r0, r6\n\tmov r0, r18\n\tadc r0, r7\n\tmov r0, r19\n\tadc r0, r8\n\t"
+    "mov r22, r9\n\tmov r23, r10\n\tadc r22, r5\n\tadc r23, r5\n\tclr r24\n\tclr r25\n\t"
+    "rjmp .Lsk_apply\n"
+    ".Lsk_sb23:\n\t"
+    "breq .Lsk_sb2\n\t"
+    "mov r0, r19\n\tadd r0, r6\n\t"
+    "mov r22, r7\n\tmov r23, r8\n\tmov r24, r9\n\tmov r25, r10\n\t"
+    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tadc r25, r5\n\t"
+    "rjmp .Lsk_apply\n"
+    ".Lsk_sb2:\n\t"
+    "mov r0, r18\n\tadd r0, r6\n\tmov r0, r19\n\tadc r0, r7\n\t"
+    "mov r22, r8\n\tmov r23, r9\n\tmov r24, r10\n\t"
+    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tclr r25\n"
+    ".Lsk_apply:\n\t"
+    /* positive gradient: w - q (q negated, then w added); negative: w + q */
+    "sbrc r21, 7\n\t"
+    "rjmp .Lsk_add\n\t"
+    "com r25\n\tcom r24\n\tcom r23\n\tneg r22\n\tsbci r23, 0xFF\n\tsbci r24, 0xFF\n\tsbci r25, 0xFF\n"
+    ".Lsk_add:\n\t"
+    "add r22, r11\n\tadc r23, r12\n\tadc r24, r12\n\tadc r25, r12\n\t"
+    /* in [-127, 127]: the three high bytes repeat bit 7 of the low one, which is not 0x80 */
+    "mov r0, r22\n\t"
+    "lsl r0\n\t"
+    "sbc r0, r0\n\t"
+    "cp r23, r0\n\t"
+    "brne .Lsk_out\n\t"
+    "cp r24, r0\n\t"
+    "brne .Lsk_out\n\t"
+    "cp r25, r0\n\t"
+    "brne .Lsk_out\n\t"
+    "cpi r22, 0x80\n\t"
+    "breq .Lsk_out\n\t"
+    "st Z, r22\n"
+    ".Lsk_store:\n\t"
+    "st Y+, r22\n\tst Y+, r23\n\tst Y+, r24\n\tst Y+, r25\n\t"
+    "adiw r30, 1\n\t"
+    "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t" /* + 0x9E3779B9 */
+    "sbiw r26, 1\n\t"
+    "breq .Lsk_done\n\t"
+    "rjmp .Lsk_loop\n"
+    ".Lsk_out:\n\t"
+    "st Y+, r22\n\tst Y+, r23\n\tst Y+, r24\n\tst Y+, r25\n\t"
+    "adiw r30, 1\n\t"
+    "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t"
+    "sbiw r26, 1\n\t"
+    "ldi r22, 1\n\t"
+    "rjmp .Lsk_save\n"
+    ".Lsk_done:\n\t"
+    "ldi r22, 0\n"
+    ".Lsk_save:\n\t"
+    "movw r24, r26\n\t"
+    "movw r26, r14\n\t"
+    "st X+, r30\n\tst X+, r31\n\tst X+, r28\n\tst X+, r29\n\tst X+, r24\n\tst X+, r25\n\t"
+    "st X+, r16\n\tst X+, r17\n\tst X+, r18\n\tst X, r19\n\t"
+    "mov r24, r22\n\t"
+    "clr r1\n\t"
+    "pop r29\n\tpop r28\n\tpop r17\n\tpop r16\n\tpop r15\n\tpop r14\n\tpop r13\n\tpop r12\n\t"
+    "pop r11\n\tpop r10\n\tpop r9\n\tpop r8\n\tpop r7\n\tpop r6\n\tpop r5\n\tpop r4\n\tpop r3\n\tpop r2\n\t"
+    "ret\n"
+    ".size avr_skip0_run, .-avr_skip0_run\n");
+
+/* skip0_fast_s8 for |g| < 2**15 */
+TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t count, int32_t m, uint8_t n,
+                                         uint32_t draw)
+{
+    avr_skip0_t s;
+    uint8_t sh = (uint8_t)(32u - n);
+    uint32_t m2 = (uint32_t)m << (sh & 7u), amax = 0;
+    if (count == 0) {
+        return 0;
+    }
+    s.w = weight;
+    s.g = grad;
+    s.count = (uint16_t)count;
+    s.draw = draw;
+    s.c0 = (uint8_t)m2;
+    s.c1 = (uint8_t)(m2 >> 8);
+    s.c2 = (uint8_t)(m2 >> 16);
+    s.sb = (uint8_t)(sh >> 3);
+    while (avr_skip0_run(&s)) {
+        int32_t nw = s.g[-1];
+        uint32_t a = tt_mag32(nw);
+        amax = a > amax ? a : amax;
+        s.w[-1] = (int8_t)(nw > 0 ? 127 : -127);
+        if (s.count == 0) {
+            break;
+        }
+    }
+    return amax;
+}
+#endif
+
 tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
                                           tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
 {
@@ -493,7 +661,12 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
      * writes), nothing stored in between */
     wide = !fast && wide_delta(gmax, mult);
     if (fast) {
+#if defined(__AVR__)
+        uint32_t a = gmax <= 32767u ? skip0_avr_s8(weight, grad, count, mult.m, n, key)
+                                    : skip0_fast_s8(weight, grad, count, mult.m, n, key, 0);
+#else
         uint32_t a = skip0_fast_s8(weight, grad, count, mult.m, n, key, gmax <= 32767u);
+#endif
         over = a > 127u;
         amax = a;
     }
