@@ -242,11 +242,26 @@ static uint32_t inverse_step(uint32_t m, uint16_t d, uint16_t k)
     return ((uint32_t)a << 16) + (uint32_t)b * (uint32_t)k + (b + d / 2u >= d ? 1u : 0u);
 }
 
+#if defined(__AVR__)
+/* AVR: the multipliers of recent (U, D) pairs. M and the exponent depend on U and D only (S adds
+ * to n); their u/d steps and normalisations cost thousands of cycles per call on an 8-bit core, and
+ * a training step asks for the same few ratios again and again. Direct-mapped; m == 0: empty. */
+#define TT_RATIO_CACHE 16u
+static struct {
+    int8_t u, d;
+    uint16_t m;
+    int16_t e;
+} tt_ratio_cache[TT_RATIO_CACHE];
+#endif
+
 tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
 {
     uint32_t m = (uint32_t)1 << (TT_MULT_BITS - 1);
     int32_t e = -(TT_MULT_BITS - 1);
     int16_t i;
+#if defined(__AVR__)
+    uint8_t slot;
+#endif
     if (out == NULL) {
         return TT_ERR_ARG;
     }
@@ -254,6 +269,14 @@ tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
         ratio.D < -TT_MAX_FACTOR_STEPS) {
         return TT_ERR_RANGE;
     }
+#if defined(__AVR__)
+    slot = (uint8_t)((uint8_t)ratio.U * 5u + (uint8_t)ratio.D) & (uint8_t)(TT_RATIO_CACHE - 1u);
+    if (tt_ratio_cache[slot].m != 0 && tt_ratio_cache[slot].u == ratio.U && tt_ratio_cache[slot].d == ratio.D) {
+        out->m = (int32_t)tt_ratio_cache[slot].m;
+        out->n = -((int32_t)tt_ratio_cache[slot].e + ratio.S);
+        return TT_OK;
+    }
+#endif
     /* u steps, then d steps; m < 2**15 so m * 5 < 2**18 and (m << 16) + 2 < 2**31 */
     for (i = 0; i < (ratio.U < 0 ? -ratio.U : ratio.U); ++i) {
         if (ratio.U > 0) {
@@ -275,6 +298,12 @@ tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
         }
         normalise(&m, &e);
     }
+#if defined(__AVR__)
+    tt_ratio_cache[slot].u = (int8_t)ratio.U;
+    tt_ratio_cache[slot].d = (int8_t)ratio.D;
+    tt_ratio_cache[slot].m = (uint16_t)m;
+    tt_ratio_cache[slot].e = (int16_t)e;
+#endif
     out->m = (int32_t)m;
     out->n = -(e + ratio.S);
     return TT_OK;
