@@ -6,8 +6,19 @@
  * mult = M * LOG2E_Q14 < 2**30 and |d| <= 255, so the product needs int64 (< 2**38). */
 static int32_t log2_domain_q16(int16_t d, int32_t mult, int32_t shift)
 {
-    int64_t prod = (int64_t)d * mult;
-    int64_t t;
+    int64_t prod, t;
+#if defined(__AVR__)
+    /* the common case without 64-bit arithmetic: d in [-255, 0] and 16 <= shift <= 31; the product
+     * |d| * mult < 2**38 in two 16x8 halves, and (hi * 2**16 + lo + 2**(s-1)) >> s =
+     * (hi + ((lo + 2**(s-1)) >> 16)) >> (s - 16) (lo < 2**24: no wrap) */
+    if (d <= 0 && d >= -255 && shift >= 16 && shift <= 31) {
+        uint8_t ad = (uint8_t)-d, s = (uint8_t)shift;
+        uint32_t lo = (uint32_t)(uint16_t)mult * ad, hi = (uint32_t)(uint16_t)((uint32_t)mult >> 16) * ad;
+        int32_t q = -(int32_t)tt_shr32(hi + ((lo + tt_bit32((uint8_t)(s - 1u))) >> 16), (uint8_t)(s - 16u));
+        return q > TT_T_MIN_Q16 ? q : (int32_t)TT_T_MIN_Q16;
+    }
+#endif
+    prod = (int64_t)d * mult;
     if (shift >= 0) {
         t = shift > 62 ? 0 : tt_shift_round_nearest_s64(prod, (uint8_t)shift);
     } else {
@@ -56,6 +67,27 @@ static int8_t row_max(const int8_t *q, size_t classes)
     return best;
 }
 
+#if defined(__AVR__)
+/* num / den for a quotient below 2**16 and den < 2**31: sixteen steps of long division (libgcc's
+ * 32-bit division takes thirty-two); num >> 16 < den, so the remainder never needs 33 bits */
+static uint16_t div_q16(uint32_t num, uint32_t den)
+{
+    uint32_t r = num >> 16;
+    uint16_t lo = (uint16_t)num, q = 0;
+    uint8_t i;
+    for (i = 0; i < 16u; ++i) {
+        r = (r << 1) | (lo >> 15);
+        lo = (uint16_t)(lo << 1);
+        q = (uint16_t)(q << 1);
+        if (r >= den) {
+            r -= den;
+            q |= 1u;
+        }
+    }
+    return q;
+}
+#endif
+
 /* Steps 1-3 for one row: prob[j] = (e_j * 2**15 + total / 2) / total, total = sum e_j.
  * e_j <= 32768 and classes < 2**16, so total < 2**31 and e_j << 15 plus total / 2 < 2**31. */
 static uint32_t softmax_row(const int8_t *q, size_t classes, const log2e_scale_t *ls, int32_t *prob)
@@ -69,7 +101,11 @@ static uint32_t softmax_row(const int8_t *q, size_t classes, const log2e_scale_t
         total += e;
     }
     for (j = 0; j < classes; ++j) {
+#if defined(__AVR__)
+        prob[j] = (int32_t)div_q16(((uint32_t)prob[j] << 15) + (total >> 1), total);
+#else
         prob[j] = (int32_t)((((uint32_t)prob[j] << 15) + (total >> 1)) / total);
+#endif
     }
     return total;
 }

@@ -1,5 +1,6 @@
-"""The AVR weight update (``tt_sgd_update_weight_skip0_s8`` on the ATmega328P) equals
-:meth:`tintin.optim.IntegerSGD.update` bit for bit.
+"""The AVR-specific paths of the C runtime on the ATmega328P (simavr) equal the Python bit for bit.
+
+The weight update (``tt_sgd_update_weight_skip0_s8``) against :meth:`tintin.optim.IntegerSGD.update`:
 
 On AVR the zero-skipping update of int8 weights runs an assembly loop (``avr_skip0_run`` in
 ``tt_sgd.c``): the stochastic step is the high word of ``(|g| * M << (32 - n)) + draw``, the product
@@ -8,6 +9,11 @@ several random updates (weight scales, gradient scales and learning rates that g
 ``n`` from 1 to 31, so every byte offset of the product; gradients around the 2**15 bound of the
 assembly loop; weights at the edge of the range, so that new values leave it and the tensor is
 rescaled or saturated), runs it on simavr and compares every new weight and scale with the Python.
+
+The softmax cross-entropy error (``tt_softmax_xent_error_s8``: base-2 logits without 64-bit
+arithmetic, the probabilities by a 16-step division) against
+:func:`tintin.ops.softmax_cross_entropy_error`, over logit scales that give every shift of the
+fast path and some outside it, and every spread of logits (up to 254 apart, all equal).
 """
 
 import numpy as np
@@ -20,6 +26,7 @@ from test_runtime_sgd import python_step
 from tintin.codegen import RUNTIME_DIR
 from tintin.codegen.runtime_files import runtime_files_for
 from tintin.numerics import QTensor, Rounding, Scale, ScaleMode
+from tintin.ops import softmax_cross_entropy_error
 from tintin.optim import OptimConfig
 from tintin.targets import build, run, toolchain_status
 
@@ -79,11 +86,59 @@ def test_skip0_update_on_atmega328p(tmp_path_factory, cases):
         pv, _, key, opt = python_step("weight", value, 8, grad, cfg, mode, batch, seed)
         updates.append((value, grad, SgdConfig.from_optimizer(opt), key))
         want[f"w{i}"] = (pv.scale, [int(v) for v in pv.m.ravel()])
-    out = tmp_path_factory.mktemp("avr_skip0")
-    text = program(updates)
-    (out / "skip0.c").write_text(text)
+    got = run_on_avr(program(updates), tmp_path_factory.mktemp("avr_skip0"))
+    for name, value in want.items():
+        assert got[name] == value, name
+
+
+def run_on_avr(text: str, out) -> dict:
+    """Build the C program ``text`` with the runtime files it needs (``-Os``, as the benchmark),
+    run it on simavr and parse its output."""
+    (out / "program.c").write_text(text)
     files = [RUNTIME_DIR / f for f in runtime_files_for([text]) if f.endswith(".c")]
-    b = build(TARGET, [out / "skip0.c", *files], out, include_dirs=[RUNTIME_DIR], opt="-Os", extra_cflags=("-Werror",))
-    got = parse(run(TARGET, b, timeout_s=60).stdout)
+    b = build(TARGET, [out / "program.c", *files], out, include_dirs=[RUNTIME_DIR], opt="-Os", extra_cflags=("-Werror",))
+    return parse(run(TARGET, b, timeout_s=60).stdout)
+
+
+@st.composite
+def softmax_case(draw):
+    """(logits, labels, mode)"""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    batch, classes = draw(st.integers(1, 3)), draw(st.integers(1, 12))
+    spread = draw(st.sampled_from([0, 1, 20, 127]))
+    m = rng.integers(-spread, spread + 1, (batch, classes)).astype(np.int8)
+    if spread == 127 and draw(st.booleans()):
+        m[0, 0], m[0, -1] = 127, -127  # 254 apart
+    scale = Scale(draw(st.integers(-12, 2)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
+    labels = rng.integers(0, classes, batch)
+    return QTensor(m, scale), labels, draw(st.sampled_from([ScaleMode.POW2, ScaleMode.COMPOUND]))
+
+
+@pytest.mark.emulator
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cases=st.lists(softmax_case(), min_size=6, max_size=6))
+def test_softmax_error_on_atmega328p(tmp_path_factory, cases):
+    ok, reason = toolchain_status(TARGET)
+    if not ok:
+        pytest.skip(reason)
+    decls, calls, want = ["static int8_t err[36];\nstatic int32_t scratch[36];\n"], [], {}
+    for i, (logits, labels, mode) in enumerate(cases):
+        b, c = logits.m.shape
+        decls.append(c_array("int8_t", f"q{i}", logits.m) + c_array("uint16_t", f"y{i}", labels))
+        calls.append(f"""    {{
+        tt_scale_t es;
+        int64_t loss = 0;
+        ok(tt_softmax_xent_error_s8(q{i}, (tt_scale_t){c_scale(logits.scale)}, y{i}, {b}u, {c}u,
+                                    {"TT_SCALE_COMPOUND" if mode is ScaleMode.COMPOUND else "TT_SCALE_POW2"}, scratch, err,
+                                    &es, &loss));
+        put("err{i}", es, NULL, err, {b * c}u);
+        tt_puts("loss{i}:0,0,0:"); tt_put_i32((int32_t)loss); tt_puts(",\\n");
+    }}""")
+        err, loss = softmax_cross_entropy_error(logits, labels, mode)
+        want[f"err{i}"] = (err.scale, [int(v) for v in err.m.ravel()])
+        want[f"loss{i}"] = (Scale(0), [int(loss.total)])
+    text = ('#include "tt_platform.h"\n#include "tt_runtime.h"\n' + "".join(decls) + PRINT_HELPERS_C
+            + "int main(void)\n{\n    tt_platform_init();\n" + "\n".join(calls) + "\n    return 0;\n}\n")
+    got = run_on_avr(text, tmp_path_factory.mktemp("avr_softmax"))
     for name, value in want.items():
         assert got[name] == value, name
