@@ -10,6 +10,9 @@ several random updates (weight scales, gradient scales and learning rates that g
 assembly loop; weights at the edge of the range, so that new values leave it and the tensor is
 rescaled or saturated), runs it on simavr and compares every new weight and scale with the Python.
 
+The fast bias update (``tt_sgd_update_bias_fast_s32``: the same step as an assembly function,
+``avr_sr_q``) against the same, for gradients within and beyond its 2**15 bound.
+
 The softmax cross-entropy error (``tt_softmax_xent_error_s8``: base-2 logits without 64-bit
 arithmetic, the probabilities by a 16-step division) against
 :func:`tintin.ops.softmax_cross_entropy_error`, over logit scales that give every shift of the
@@ -87,6 +90,52 @@ def test_skip0_update_on_atmega328p(tmp_path_factory, cases):
         updates.append((value, grad, SgdConfig.from_optimizer(opt), key))
         want[f"w{i}"] = (pv.scale, [int(v) for v in pv.m.ravel()])
     got = run_on_avr(program(updates), tmp_path_factory.mktemp("avr_skip0"))
+    for name, value in want.items():
+        assert got[name] == value, name
+
+
+@st.composite
+def bias_case(draw):
+    """(bias, gradient, config, batch, seed): one fast bias update"""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(1, 12))
+    b = rng.integers(-2**30, 2**30 + 1, n).astype(np.int32) if draw(st.booleans()) else \
+        rng.integers(-300, 301, n).astype(np.int32)
+    gmax = draw(st.sampled_from([1, 200, 16129, 32767, 32768, 2**20]))
+    g = rng.integers(-gmax, gmax + 1, n).astype(np.int32)
+    g_scale = Scale(draw(st.integers(-40, -8)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
+    cfg = OptimConfig(rule="aligned", lr=draw(st.sampled_from([0.01, 0.05, 0.5, 1.7])), rounding=Rounding.STOCHASTIC,
+                      momentum_shift=0)
+    return QTensor(b, Scale(-20)), QTensor(g, g_scale), cfg, draw(st.integers(1, 4)), draw(st.integers(0, 2**32 - 1))
+
+
+@pytest.mark.emulator
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cases=st.lists(bias_case(), min_size=6, max_size=6))
+def test_fast_bias_update_on_atmega328p(tmp_path_factory, cases):
+    from tintin.codegen.host import SgdConfig
+
+    ok, reason = toolchain_status(TARGET)
+    if not ok:
+        pytest.skip(reason)
+    decls, calls, want = ["static int32_t b[12], g[12];\n"], [], {}
+    for i, (value, grad, cfg, batch, seed) in enumerate(cases):
+        pv, _, key, opt = python_step("bias", value, 32, grad, cfg, ScaleMode.COMPOUND, batch, seed)
+        c = SgdConfig.from_optimizer(opt)
+        n = value.m.size
+        decls.append(c_array("int32_t", f"b{i}_0", value.m) + c_array("int32_t", f"g{i}_0", grad.m))
+        calls.append(f"""    {{
+        const tt_sgd_config_t cfg = {{{c.batch_size}UL, {c_scale(c.lr)}, 0, 1, 1, {c.mu}, 0, 1}};
+        size_t i;
+        for (i = 0; i < {n}u; ++i) {{ b[i] = b{i}_0[i]; g[i] = g{i}_0[i]; }}
+        ok(tt_sgd_update_bias_fast_s32(b, (tt_scale_t){c_scale(value.scale)}, {n}u, g, (tt_scale_t){c_scale(grad.scale)},
+                                       NULL, &cfg, {key}UL));
+        put("b{i}", (tt_scale_t){c_scale(value.scale)}, b, NULL, {n}u);
+    }}""")
+        want[f"b{i}"] = (pv.scale, [int(v) for v in pv.m.ravel()])
+    text = ('#include "tt_platform.h"\n#include "tt_runtime.h"\n' + "".join(decls) + PRINT_HELPERS_C
+            + "int main(void)\n{\n    tt_platform_init();\n" + "\n".join(calls) + "\n    return 0;\n}\n")
+    got = run_on_avr(text, tmp_path_factory.mktemp("avr_bias"))
     for name, value in want.items():
         assert got[name] == value, name
 

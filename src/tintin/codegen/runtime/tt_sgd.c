@@ -385,6 +385,72 @@ tt_status_t tt_sgd_update_bias_rows_s32(int32_t *bias, tt_scale_t bias_scale, si
     return update_rows(bias, 32, bias_scale, row_count, 1, rows, nrows, grad_rows, grad_scale, momentum, cfg, key);
 }
 
+#if defined(__AVR__)
+/* AVR: one stochastic step round(ag * M / 2**n) with the draw, for ag < 2**15 and 1 <= n <= 31,
+ * without a variable shift: the arithmetic of avr_skip0_run below (q = hi + carry(lo + draw), hi:lo
+ * = (ag * (M << r)) << 8 * sb, sh = 32 - n = 8 * sb + r) as a function. */
+typedef struct {
+    uint8_t c0, c1, c2, sb; /* M << r, three bytes; sb */
+    uint32_t draw;
+} avr_sr_t;
+
+static void avr_sr_init(avr_sr_t *s, int32_t m, uint8_t n)
+{
+    uint8_t sh = (uint8_t)(32u - n);
+    uint32_t m2 = (uint32_t)m << (sh & 7u);
+    s->c0 = (uint8_t)m2;
+    s->c1 = (uint8_t)(m2 >> 8);
+    s->c2 = (uint8_t)(m2 >> 16);
+    s->sb = (uint8_t)(sh >> 3);
+}
+
+/* r24:r25 ag, Z the state; r16 zero, r17 c2 then sb, r26:r27 c0:c1, r18-r21 and r23 the product */
+uint32_t avr_sr_q(uint16_t ag, const avr_sr_t *s);
+__asm__(
+    ".text\n"
+    ".type avr_sr_q, @function\n"
+    "avr_sr_q:\n\t"
+    "push r16\n\tpush r17\n\t"
+    "movw r30, r22\n\t"
+    "ld r26, Z\n\tldd r27, Z+1\n\tldd r17, Z+2\n\t"
+    "clr r16\n\t"
+    "mul r24, r26\n\tmovw r18, r0\n\t"
+    "mul r24, r17\n\tmovw r20, r0\n\t"
+    "clr r23\n\t"
+    "mul r24, r27\n\tadd r19, r0\n\tadc r20, r1\n\tadc r21, r16\n\t"
+    "mul r25, r26\n\tadd r19, r0\n\tadc r20, r1\n\tadc r21, r16\n\tadc r23, r16\n\t"
+    "mul r25, r27\n\tadd r20, r0\n\tadc r21, r1\n\tadc r23, r16\n\t"
+    "mul r25, r17\n\tadd r21, r0\n\tadc r23, r1\n\t"
+    "clr r1\n\t"
+    "ldd r17, Z+3\n\t"
+    "cpi r17, 2\n\t"
+    "brcc .Lq_sb23\n\t"
+    "cpi r17, 1\n\t"
+    "breq .Lq_sb1\n\t"
+    "ldd r0, Z+4\n\tadd r0, r18\n\tldd r0, Z+5\n\tadc r0, r19\n\tldd r0, Z+6\n\tadc r0, r20\n\t"
+    "ldd r0, Z+7\n\tadc r0, r21\n\t"
+    "mov r22, r23\n\tadc r22, r16\n\tclr r23\n\tclr r24\n\tclr r25\n\t"
+    "rjmp .Lq_end\n"
+    ".Lq_sb1:\n\t"
+    "ldd r0, Z+5\n\tadd r0, r18\n\tldd r0, Z+6\n\tadc r0, r19\n\tldd r0, Z+7\n\tadc r0, r20\n\t"
+    "mov r22, r21\n\tadc r22, r16\n\tadc r23, r16\n\tclr r24\n\tclr r25\n\t"
+    "rjmp .Lq_end\n"
+    ".Lq_sb23:\n\t"
+    "breq .Lq_sb2\n\t"
+    "ldd r0, Z+7\n\tadd r0, r18\n\t"
+    "mov r25, r23\n\tmov r22, r19\n\tmov r23, r20\n\tmov r24, r21\n\t"
+    "adc r22, r16\n\tadc r23, r16\n\tadc r24, r16\n\tadc r25, r16\n\t"
+    "rjmp .Lq_end\n"
+    ".Lq_sb2:\n\t"
+    "ldd r0, Z+6\n\tadd r0, r18\n\tldd r0, Z+7\n\tadc r0, r19\n\t"
+    "mov r22, r20\n\tmov r24, r23\n\tmov r23, r21\n\t"
+    "adc r22, r16\n\tadc r23, r16\n\tadc r24, r16\n\tclr r25\n"
+    ".Lq_end:\n\t"
+    "pop r17\n\tpop r16\n\t"
+    "ret\n"
+    ".size avr_sr_q, .-avr_sr_q\n");
+#endif
+
 tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, size_t count, const int32_t *grad,
                                         tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
                                         uint32_t key)
@@ -409,6 +475,19 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
         /* the draw advances by one addition; 16x16->32 products and byte-first shifts (8-bit cores) */
         uint32_t draw = key;
         uint8_t n = (uint8_t)mult.n, sh = (uint8_t)(32 - mult.n), narrow = amax <= 32767u;
+#if defined(__AVR__)
+        if (narrow) {
+            avr_sr_t sr;
+            avr_sr_init(&sr, mult.m, n);
+            sr.draw = key;
+            for (i = 0; i < count; ++i, sr.draw += (uint32_t)TT_GOLDEN32) {
+                int16_t g = (int16_t)grad[i];
+                int32_t q = (int32_t)avr_sr_q(g < 0 ? (uint16_t)-g : (uint16_t)g, &sr);
+                bias[i] = tt_clip32(g < 0 ? bias[i] + q : bias[i] - q, (int32_t)TT_BIAS_LIMIT);
+            }
+            return TT_OK;
+        }
+#endif
         for (i = 0; i < count; ++i, draw += (uint32_t)TT_GOLDEN32) {
             int32_t p = narrow ? mul_s16(grad[i], mult.m) : grad[i] * mult.m;
             int32_t q = (int32_t)sr_mag31(tt_mag32(p), n, sh, draw);
