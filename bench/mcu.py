@@ -163,6 +163,10 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=None,
                     help="an earlier mcu.json: rows of cores not measured now are carried over, and its "
                          "per-kernel figures are shown as 'before'")
+    ap.add_argument("--no-carry-over", action="store_true",
+                    help="with --baseline: keep only the cores measured now (the baseline gives 'before' only)")
+    ap.add_argument("--name", default="mcu",
+                    help="results name: bench/results/<name>.json and .md (e.g. mcu_avr for --cores atmega328p)")
     args = ap.parse_args()
     baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     cores = [c for c in args.cores.split(",") if c]
@@ -186,14 +190,20 @@ def main() -> None:
     before = {}
     if baseline is not None:
         before = baseline.get("per_mac", {})
-        for r in baseline.get("rows", []):
+        for r in baseline.get("rows", []) if not args.no_carry_over else []:
             if r["core"] not in cores:
                 rows.append({**r, "carried_over": True})
                 if f"{r['core']}/{r['model']}" in before:
                     profiles.setdefault(f"{r['core']}/{r['model']}", before[f"{r['core']}/{r['model']}"])
-        if acc is None:
+        if acc is None and not args.no_carry_over:
             acc = baseline.get("accuracy_cortex_m0")
         rows.sort(key=lambda r: (CORES.index(r["core"]) if r["core"] in CORES else len(CORES), r["model"]))
+    if baseline is not None:
+        steps_before = {f"{r['core']}/{r['model']}": r["int_per_step"] for r in baseline.get("rows", [])}
+        for r in rows:
+            old = steps_before.get(f"{r['core']}/{r['model']}")
+            if old is not None and not r.get("carried_over"):
+                r["int_per_step_before"] = old
     data = {"lr": LR, "batch_size": 1, "rows": rows, "per_mac": profiles, "per_mac_before": before,
             "accuracy_cortex_m0": acc,
             "notes": ["instructions from QEMU's counting plugin (Cortex-M), cycles from simavr (ATmega328P)",
@@ -209,7 +219,7 @@ def main() -> None:
                       "links (flash) but its stack overflows the 2 KB SRAM at run time, and 16-20-10 exceeds "
                       "the 32 KB flash by 17,608 bytes; "
                       "float reference programs that do not fit 2 KB run on simavr's ATmega1284P (the same core)"]}
-    write_results("mcu", data, render(data))
+    write_results(args.name, data, render(data))
 
 
 def render(d: dict) -> str:
@@ -238,6 +248,11 @@ def render(d: dict) -> str:
                                                                "board of the same core)")])
     lines += [markdown_table(head, rows), ""]
     lines += ["Integer step: mean over the run (weight rescales included); median and first step in the JSON.", ""]
+    moved = [r for r in d["rows"] if r.get("int_per_step_before")]
+    if moved:
+        lines += ["Integer step before (the `--baseline` run) and now: "
+                  + "; ".join(f"{r['core']} {r['model']} {r['int_per_step_before']:,.0f} -> {r['int_per_step']:,.0f} "
+                              f"({r['int_per_step_before'] / r['int_per_step']:.2f}x faster)" for r in moved) + ".", ""]
     goals = [(r, GOALS[(r["core"], r["model"])]) for r in d["rows"] if (r["core"], r["model"]) in GOALS]
     if goals:
         lines += ["Goals (float / integer per step): "
@@ -259,12 +274,14 @@ def render(d: dict) -> str:
                 rows.append([key, label, f"{v['per_mac']:.2f}"] + ([f"{old['per_mac']:.2f}" if old else ""]
                                                                     if before else []) + [f"{v['macs']:,}"])
         lines += [markdown_table(head, rows), ""]
-        head = ["core / model", "phase", "count / step", "MACs / step", "per MAC"]
+        head = ["core / model", "phase", "count / step"] + (["before"] if before else []) + ["MACs / step", "per MAC"]
         rows = []
         for key, p in d["per_mac"].items():
             for phase, v in p["phases"].items():
-                rows.append([key, phase, f"{v['count']:,.0f}", f"{v['macs']:,}",
-                             f"{v['count'] / v['macs']:.2f}" if v["macs"] else ""])
+                old = before.get(key, {}).get("phases", {}).get(phase)
+                rows.append([key, phase, f"{v['count']:,.0f}"]
+                            + ([f"{old['count']:,.0f}" if old else ""] if before else [])
+                            + [f"{v['macs']:,}", f"{v['count'] / v['macs']:.2f}" if v["macs"] else ""])
         lines += [markdown_table(head, rows), ""]
     a = d.get("accuracy_cortex_m0")
     if a:

@@ -645,6 +645,12 @@ tt_status_t tt_rescale_s16_to_s8(const int16_t *x, size_t count, tt_scale_t *sca
  * leave 64 bits (only ever compared against a limit, so saturation is exact for the comparison). */
 static uint64_t round_nearest_u64(uint64_t v, int32_t s)
 {
+#if defined(__AVR__)
+    /* in 32 bits when v < 2**31 and 1 <= s <= 31 (v + 2**(s-1) < 2**32): no 64-bit shift loop */
+    if (s >= 1 && s <= 31 && (v >> 31) == 0) {
+        return tt_shr32((uint32_t)v + tt_bit32((uint8_t)(s - 1)), (uint8_t)s);
+    }
+#endif
     if (s > 0) {
         return s > 63 ? 0 : (v + ((uint64_t)1 << (s - 1))) >> s;
     }
@@ -686,6 +692,13 @@ tt_status_t tt_choose_grid_rescale(uint64_t amax, tt_scale_t scale, uint8_t bits
             if (st != TT_OK) {
                 return st;
             }
+#if defined(__AVR__)
+            if (amax < 65536u) { /* a 16x16->32 product, not a 64-bit multiply */
+                uint16_t a16 = (uint16_t)amax, m16 = (uint16_t)rm.m;
+                __asm__("" : "+r"(a16), "+r"(m16));
+                v = (uint32_t)a16 * m16;
+            } else
+#endif
             v = amax * (uint64_t)rm.m; /* < 2**62 */
             /* smallest extra shift j >= 0 (new S = scale.S + j) that fits, then the finest */
             j = (int32_t)tt_bit_length_u64(v) - rm.n - (int32_t)tt_bit_length_u32((uint32_t)limit);
