@@ -555,7 +555,8 @@ typedef struct {
 } avr_skip0_t;
 
 /* Runs the loop until count reaches 0 (returns 0) or a new value leaves [-127, 127] (returns 1:
- * that value is in g[-1], w[-1] is unchanged, the state is at the next element). Registers: Z w,
+ * that value is in g[-1], w[-1] is -128, the state is at the next element). The new values in
+ * range are stored in w only (g keeps the gradient). Registers: Z w,
  * Y g, X count, r16-r19 draw, r2-r4 M << r, r5 zero, r6-r10 product, r11 weight, r12 its sign,
  * r20 sb, r21 sign of g, r22-r25 |g| then q then the new value, r14:r15 the state. */
 uint8_t avr_skip0_run(avr_skip0_t *s);
@@ -574,22 +575,17 @@ __asm__(
     "movw r26, r24\n\t"
     "clr r5\n"
     ".Lsk_loop:\n\t"
-    "ld r11, Z\n\t"
-    "mov r12, r11\n\t"
-    "lsl r12\n\t"
-    "sbc r12, r12\n\t"
     "ldd r22, Y+0\n\t"
     "ldd r23, Y+1\n\t"
     "mov r21, r23\n\t"
     "or r23, r22\n\t"
     "brne .Lsk_nonzero\n\t"
-    /* zero gradient: the weight stays, g gets its value */
-    "mov r22, r11\n\t"
-    "mov r23, r12\n\t"
-    "movw r24, r22\n\t"
-    "mov r24, r12\n\t"
-    "rjmp .Lsk_store\n"
+    "rjmp .Lsk_next\n" /* zero gradient: the weight stays */
     ".Lsk_nonzero:\n\t"
+    "ld r11, Z\n\t"
+    "mov r12, r11\n\t"
+    "lsl r12\n\t"
+    "sbc r12, r12\n\t"
     "mov r23, r21\n\t"
     "sbrs r21, 7\n\t"
     "rjmp .Lsk_abs\n\t"
@@ -648,15 +644,18 @@ __asm__(
     "cpi r22, 0x80\n\t"
     "breq .Lsk_out\n\t"
     "st Z, r22\n"
-    ".Lsk_store:\n\t"
-    "st Y+, r22\n\tst Y+, r23\n\tst Y+, r24\n\tst Y+, r25\n\t"
+    ".Lsk_next:\n\t"
+    "adiw r28, 4\n\t"
     "adiw r30, 1\n\t"
     "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t" /* + 0x9E3779B9 */
     "sbiw r26, 1\n\t"
     "breq .Lsk_done\n\t"
     "rjmp .Lsk_loop\n"
+    /* out of range: g gets the value, the weight the mark -128 */
     ".Lsk_out:\n\t"
     "st Y+, r22\n\tst Y+, r23\n\tst Y+, r24\n\tst Y+, r25\n\t"
+    "ldi r22, 0x80\n\t"
+    "st Z, r22\n\t"
     "adiw r30, 1\n\t"
     "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t"
     "sbiw r26, 1\n\t"
@@ -676,7 +675,8 @@ __asm__(
     "ret\n"
     ".size avr_skip0_run, .-avr_skip0_run\n");
 
-/* skip0_fast_s8 for |g| < 2**15 */
+/* skip0_fast_s8 for |g| < 2**15 (grad holds the new values only when one left the range: the
+ * caller reads them only then) */
 TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t count, int32_t m, uint8_t n,
                                          uint32_t draw)
 {
@@ -695,12 +695,23 @@ TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t c
     s.c2 = (uint8_t)(m2 >> 16);
     s.sb = (uint8_t)(sh >> 3);
     while (avr_skip0_run(&s)) {
-        int32_t nw = s.g[-1];
-        uint32_t a = tt_mag32(nw);
+        uint32_t a = tt_mag32(s.g[-1]);
         amax = a > amax ? a : amax;
-        s.w[-1] = (int8_t)(nw > 0 ? 127 : -127);
         if (s.count == 0) {
             break;
+        }
+    }
+    if (amax > 127u) {
+        /* rare: g gets every new value (for the rescale), the marked weights saturate. A weight
+         * of -128 with a zero gradient (outside the domain, unchanged) has g == 0, a marked one
+         * |g| > 127. */
+        size_t i;
+        for (i = 0; i < count; ++i) {
+            if (weight[i] == -128 && grad[i] != 0) {
+                weight[i] = (int8_t)(grad[i] > 0 ? 127 : -127);
+            } else {
+                grad[i] = weight[i];
+            }
         }
     }
     return amax;
