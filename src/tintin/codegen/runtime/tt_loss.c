@@ -35,7 +35,8 @@ static int32_t log2_domain_q16(int16_t d, int32_t mult, int32_t shift)
 static uint32_t exp2_q15(int32_t t)
 {
     uint32_t ut = (uint32_t)(t + 32L * 65536L); /* in [2**16, 2**21] */
-    return tt_exp2_frac_q15((uint16_t)(ut & 0xFFFFu)) >> (32u - (ut >> 16));
+    /* tt_shr32: byte moves first on AVR (a plain variable shift is one bit per turn there) */
+    return tt_shr32(tt_exp2_frac_q15((uint16_t)(ut & 0xFFFFu)), (uint8_t)(32u - (ut >> 16)));
 }
 
 typedef struct {
@@ -69,22 +70,39 @@ static int8_t row_max(const int8_t *q, size_t classes)
 
 #if defined(__AVR__)
 /* num / den for a quotient below 2**16 and den < 2**31: sixteen steps of long division (libgcc's
- * 32-bit division takes thirty-two); num >> 16 < den, so the remainder never needs 33 bits */
+ * 32-bit division takes thirty-two); num >> 16 < den and 2 * r < 2**32, so the remainder never
+ * needs 33 bits */
 static uint16_t div_q16(uint32_t num, uint32_t den)
 {
+    /* r:lo = num; each step shifts r:lo left by one, subtracts den from r when it fits and shifts
+     * the quotient bit (1 when it fitted) into lo from the right: after 16 steps lo is the
+     * quotient (about 14 cycles a step) */
+    uint16_t lo = (uint16_t)num;
     uint32_t r = num >> 16;
-    uint16_t lo = (uint16_t)num, q = 0;
-    uint8_t i;
-    for (i = 0; i < 16u; ++i) {
-        r = (r << 1) | (lo >> 15);
-        lo = (uint16_t)(lo << 1);
-        q = (uint16_t)(q << 1);
-        if (r >= den) {
-            r -= den;
-            q |= 1u;
-        }
-    }
-    return q;
+    uint8_t i = 16;
+    __asm__("1:\n\t"
+            "lsl %A[lo]\n\t"
+            "rol %B[lo]\n\t"
+            "rol %A[r]\n\t"
+            "rol %B[r]\n\t"
+            "rol %C[r]\n\t"
+            "rol %D[r]\n\t"
+            "cp %A[r], %A[d]\n\t"
+            "cpc %B[r], %B[d]\n\t"
+            "cpc %C[r], %C[d]\n\t"
+            "cpc %D[r], %D[d]\n\t"
+            "brcs 2f\n\t"
+            "sub %A[r], %A[d]\n\t"
+            "sbc %B[r], %B[d]\n\t"
+            "sbc %C[r], %C[d]\n\t"
+            "sbc %D[r], %D[d]\n\t"
+            "ori %A[lo], 1\n"
+            "2:\n\t"
+            "dec %[i]\n\t"
+            "brne 1b"
+            : [lo] "+d"(lo), [r] "+r"(r), [i] "+r"(i)
+            : [d] "r"(den));
+    return lo;
 }
 #endif
 
