@@ -494,7 +494,7 @@ uint8_t tt_choose_rescale(uint32_t amax, uint8_t bits, tt_scale_mode_t mode, tt_
             /* amax * m < 2**40: nearest rounding of a non-negative value (in 32 bits when
              * amax < 2**23: m < 2**8) */
             uint32_t fit = amax < ((uint32_t)1 << 23)
-                               ? tt_shr32(tt_mul_u23_u8(amax, st.m) + ((uint32_t)1 << (s - 1)), s)
+                               ? tt_shr32(tt_mul_u23_u8(amax, st.m) + tt_bit32((uint8_t)(s - 1)), s)
                                : (uint32_t)(((uint64_t)amax * st.m + ((uint64_t)1 << (s - 1))) >> s);
             if (fit <= limit) {
                 choice->m = st.m;
