@@ -487,6 +487,8 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
             }
             return TT_OK;
         }
+        /* larger gradients: the general update (the same results; less code in the flash) */
+        return tt_sgd_update_bias_s32(bias, bias_scale, count, grad, grad_scale, momentum, cfg, key);
 #endif
         for (i = 0; i < count; ++i, draw += (uint32_t)TT_GOLDEN32) {
             int32_t p = narrow ? mul_s16(grad[i], mult.m) : grad[i] * mult.m;
@@ -509,6 +511,7 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
 
 /* ---- materialised weight update that skips zero gradients ------------------------------------- */
 
+#if !defined(__AVR__)
 /* The common skip0 update in 32 bits (|g * M| <= 2**30, 1 <= n <= 31, so |w - delta| < 2**31): the
  * draw advances by one addition; 16x16->32 products when |g| < 2**15 (narrow) and byte-first
  * shifts (8-bit cores); a function of its own so that the loop keeps its values in registers.
@@ -538,6 +541,7 @@ TT_NOINLINE static uint32_t skip0_fast_s8(int8_t *weight, int32_t *grad, size_t 
     }
     return amax;
 }
+#endif
 
 #if defined(__AVR__)
 /* AVR: the skip0 loop without a variable shift or a 32-bit multiply. With sh = 32 - n = 8 * sb + r,
@@ -746,14 +750,19 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     n = (uint8_t)mult.n;
     /* |g * M| <= 2**30 and 1 <= n <= 31: 32-bit arithmetic gives the general result (M < 2**15:
      * |g| < 2**15 needs no division) */
+#if defined(__AVR__)
+    /* AVR: the assembly loop for |g| < 2**15; larger gradients take the general path below (the
+     * same results; less code in the 32 KB of flash) */
+    fast = mult.n >= 1 && mult.n <= 31 && gmax <= 32767u;
+#else
     fast = mult.n >= 1 && mult.n <= 31 && (gmax <= 32767u || gmax <= ((uint32_t)1 << 30) / (uint32_t)mult.m);
+#endif
     /* deltas that may reach 2**31: two passes over the exact int64 new values (the range, then the
      * writes), nothing stored in between */
     wide = !fast && wide_delta(gmax, mult);
     if (fast) {
 #if defined(__AVR__)
-        uint32_t a = gmax <= 32767u ? skip0_avr_s8(weight, grad, count, mult.m, n, key)
-                                    : skip0_fast_s8(weight, grad, count, mult.m, n, key, 0);
+        uint32_t a = skip0_avr_s8(weight, grad, count, mult.m, n, key);
 #else
         uint32_t a = skip0_fast_s8(weight, grad, count, mult.m, n, key, gmax <= 32767u);
 #endif
