@@ -446,14 +446,14 @@ uint32_t tt_max_abs_s32(const int32_t *x, size_t count)
             :
             : "memory");
     (void)i;
-    return best;
-#endif
+#else
     for (i = 0; i < count; ++i) {
         uint32_t a = tt_mag32(x[i]);
         if (a > best) {
             best = a;
         }
     }
+#endif
     return best;
 }
 
