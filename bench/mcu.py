@@ -218,7 +218,10 @@ def main() -> None:
                       "ATmega328P: 16-12-10 is the largest benchmark MLP that trains on the part: 16-16-10 "
                       "links (flash) but its stack overflows the 2 KB SRAM at run time, and 16-20-10 exceeds "
                       "the 32 KB flash by 17,608 bytes; "
-                      "float reference programs that do not fit 2 KB run on simavr's ATmega1284P (the same core)"]}
+                      "float reference programs that do not fit 2 KB run on simavr's ATmega1284P (the same core)",
+                      "ATmega328P alone, with each phase before and after a baseline: `bench/mcu.py --cores "
+                      "atmega328p --baseline bench/results/mcu.json --no-carry-over --name mcu_avr` "
+                      "(bench/results/mcu_avr.md)"]}
     write_results(args.name, data, render(data))
 
 
