@@ -36,10 +36,15 @@ from tintin.targets import build, run, toolchain_status
 TARGET = "atmega328p"
 
 
+def seeded(draw) -> np.random.Generator:
+    """A numpy generator seeded by hypothesis (the values of one case)."""
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+
 @st.composite
 def skip0_case(draw):
     """(weights, gradient, config, mode, batch, seed): one skip0 update"""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rng = seeded(draw)
     n, k = draw(st.integers(1, 4)), draw(st.integers(1, 8))
     wmax = draw(st.sampled_from([0, 3, 63, 127]))
     w = rng.integers(-wmax, wmax + 1, (n, k)).astype(np.int8)
@@ -56,8 +61,9 @@ def skip0_case(draw):
     return QTensor(w, w_scale), QTensor(g, g_scale), cfg, mode, draw(st.integers(1, 4)), draw(st.integers(0, 2**32 - 1))
 
 
-def program(updates) -> str:
-    """C calling tt_sgd_update_weight_skip0_s8 once per (weights, gradient, SgdConfig, key)"""
+def program(updates) -> tuple[list[str], list[str]]:
+    """(declarations, calls) of C calling tt_sgd_update_weight_skip0_s8 once per (weights,
+    gradient, SgdConfig, key)"""
     decls, calls = ["static int8_t w[32];\nstatic int32_t g[32];\n"], []
     for i, (value, grad, c, key) in enumerate(updates):
         count = value.m.size
@@ -71,8 +77,7 @@ def program(updates) -> str:
         ok(tt_sgd_update_weight_skip0_s8(w, &ws, {count}u, g, (tt_scale_t){c_scale(grad.scale)}, &cfg, {key}UL));
         put("w{i}", ws, NULL, w, {count}u);
     }}""")
-    return ('#include "tt_platform.h"\n#include "tt_runtime.h"\n' + "".join(decls) + PRINT_HELPERS_C
-            + "int main(void)\n{\n    tt_platform_init();\n" + "\n".join(calls) + "\n    return 0;\n}\n")
+    return decls, calls
 
 
 @pytest.mark.emulator
@@ -81,23 +86,18 @@ def program(updates) -> str:
 def test_skip0_update_on_atmega328p(tmp_path_factory, cases):
     from tintin.codegen.host import SgdConfig
 
-    ok, reason = toolchain_status(TARGET)
-    if not ok:
-        pytest.skip(reason)
     updates, want = [], {}
     for i, (value, grad, cfg, mode, batch, seed) in enumerate(cases):
         pv, _, key, opt = python_step("weight", value, 8, grad, cfg, mode, batch, seed)
         updates.append((value, grad, SgdConfig.from_optimizer(opt), key))
         want[f"w{i}"] = (pv.scale, [int(v) for v in pv.m.ravel()])
-    got = run_on_avr(program(updates), tmp_path_factory.mktemp("avr_skip0"))
-    for name, value in want.items():
-        assert got[name] == value, name
+    assert_outputs(run_on_avr(*program(updates), tmp_path_factory.mktemp("avr_skip0")), want)
 
 
 @st.composite
 def bias_case(draw):
     """(bias, gradient, config, batch, seed): one fast bias update"""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rng = seeded(draw)
     n = draw(st.integers(1, 12))
     b = rng.integers(-2**30, 2**30 + 1, n).astype(np.int32) if draw(st.booleans()) else \
         rng.integers(-300, 301, n).astype(np.int32)
@@ -115,9 +115,6 @@ def bias_case(draw):
 def test_fast_bias_update_on_atmega328p(tmp_path_factory, cases):
     from tintin.codegen.host import SgdConfig
 
-    ok, reason = toolchain_status(TARGET)
-    if not ok:
-        pytest.skip(reason)
     decls, calls, want = ["static int32_t b[12], g[12];\n"], [], {}
     for i, (value, grad, cfg, batch, seed) in enumerate(cases):
         pv, _, key, opt = python_step("bias", value, 32, grad, cfg, ScaleMode.COMPOUND, batch, seed)
@@ -133,26 +130,33 @@ def test_fast_bias_update_on_atmega328p(tmp_path_factory, cases):
         put("b{i}", (tt_scale_t){c_scale(value.scale)}, b, NULL, {n}u);
     }}""")
         want[f"b{i}"] = (pv.scale, [int(v) for v in pv.m.ravel()])
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_bias")), want)
+
+
+def run_on_avr(decls: list[str], calls: list[str], out) -> dict:
+    """Build a C program of the declarations ``decls`` and a main running the blocks ``calls`` with
+    the runtime files it needs (``-Os``, as the benchmark), run it on simavr and parse its output;
+    skips the test without the AVR toolchain."""
+    ok, reason = toolchain_status(TARGET)
+    if not ok:
+        pytest.skip(reason)
     text = ('#include "tt_platform.h"\n#include "tt_runtime.h"\n' + "".join(decls) + PRINT_HELPERS_C
             + "int main(void)\n{\n    tt_platform_init();\n" + "\n".join(calls) + "\n    return 0;\n}\n")
-    got = run_on_avr(text, tmp_path_factory.mktemp("avr_bias"))
-    for name, value in want.items():
-        assert got[name] == value, name
-
-
-def run_on_avr(text: str, out) -> dict:
-    """Build the C program ``text`` with the runtime files it needs (``-Os``, as the benchmark),
-    run it on simavr and parse its output."""
     (out / "program.c").write_text(text)
     files = [RUNTIME_DIR / f for f in runtime_files_for([text]) if f.endswith(".c")]
     b = build(TARGET, [out / "program.c", *files], out, include_dirs=[RUNTIME_DIR], opt="-Os", extra_cflags=("-Werror",))
     return parse(run(TARGET, b, timeout_s=60).stdout)
 
 
+def assert_outputs(got: dict, want: dict) -> None:
+    for name, value in want.items():
+        assert got[name] == value, name
+
+
 @st.composite
 def softmax_case(draw):
     """(logits, labels, mode)"""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rng = seeded(draw)
     batch, classes = draw(st.integers(1, 3)), draw(st.integers(1, 12))
     spread = draw(st.sampled_from([0, 1, 20, 127]))
     m = rng.integers(-spread, spread + 1, (batch, classes)).astype(np.int8)
@@ -167,9 +171,6 @@ def softmax_case(draw):
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cases=st.lists(softmax_case(), min_size=6, max_size=6))
 def test_softmax_error_on_atmega328p(tmp_path_factory, cases):
-    ok, reason = toolchain_status(TARGET)
-    if not ok:
-        pytest.skip(reason)
     decls, calls, want = ["static int8_t err[36];\nstatic int32_t scratch[36];\n"], [], {}
     for i, (logits, labels, mode) in enumerate(cases):
         b, c = logits.m.shape
@@ -186,8 +187,4 @@ def test_softmax_error_on_atmega328p(tmp_path_factory, cases):
         err, loss = softmax_cross_entropy_error(logits, labels, mode)
         want[f"err{i}"] = (err.scale, [int(v) for v in err.m.ravel()])
         want[f"loss{i}"] = (Scale(0), [int(loss.total)])
-    text = ('#include "tt_platform.h"\n#include "tt_runtime.h"\n' + "".join(decls) + PRINT_HELPERS_C
-            + "int main(void)\n{\n    tt_platform_init();\n" + "\n".join(calls) + "\n    return 0;\n}\n")
-    got = run_on_avr(text, tmp_path_factory.mktemp("avr_softmax"))
-    for name, value in want.items():
-        assert got[name] == value, name
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_softmax")), want)

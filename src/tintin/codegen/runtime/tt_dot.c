@@ -63,28 +63,22 @@ static inline uint32_t pack_high(uint32_t lo, uint32_t hi)
 /* 8x8->16 products summed in 24 bits: 511 * 16384 < 2**23 */
 #define TT_DOT_AVR_CHUNK 511u
 
-/* sum a[i] * b[i], i < k, for 1 <= k <= TT_DOT_AVR_CHUNK: per product two loads, one MULS (its
- * carry is the sign of the product, which SBC spreads over the top byte) and a 24-bit add, 14 cycles */
+/* The 24-bit sum s of the chunk loops below: cleared, then per product one MULS (its carry is the
+ * sign of the product, which SBC spreads over the top byte) and a 24-bit add, until k is 0 */
+#define TT_DOT_AVR_START "clr %A[s]\n\tclr %B[s]\n\tclr %C[s]\n1:\n\t"
+#define TT_DOT_AVR_MAC                                                                       \
+    "muls %[ta], %[tb]\n\tsbc %[ext], %[ext]\n\tadd %A[s], r0\n\tadc %B[s], r1\n\t"      \
+    "adc %C[s], %[ext]\n\tsbiw %[k], 1\n\tbrne 1b\n\tclr r1"
+#define TT_DOT_AVR_OUTPUTS                                                                   \
+    : [s] "=&r"(s), [ta] "=&a"(ta), [tb] "=&a"(tb), [ext] "=&r"(ext), [pa] "+e"(a), [pb] "+e"(b), \
+      [k] "+w"(k)
+
+/* sum a[i] * b[i], i < k, for 1 <= k <= TT_DOT_AVR_CHUNK: two loads and the MAC, 14 cycles */
 static __int24 dot_avr_chunk(const int8_t *a, const int8_t *b, size_t k)
 {
     __int24 s;
     uint8_t ta, tb, ext;
-    __asm__("clr %A[s]\n\t"
-            "clr %B[s]\n\t"
-            "clr %C[s]\n"
-            "1:\n\t"
-            "ld %[ta], %a[pa]+\n\t"
-            "ld %[tb], %a[pb]+\n\t"
-            "muls %[ta], %[tb]\n\t"
-            "sbc %[ext], %[ext]\n\t"
-            "add %A[s], r0\n\t"
-            "adc %B[s], r1\n\t"
-            "adc %C[s], %[ext]\n\t"
-            "sbiw %[k], 1\n\t"
-            "brne 1b\n\t"
-            "clr r1"
-            : [s] "=&r"(s), [ta] "=&a"(ta), [tb] "=&a"(tb), [ext] "=&r"(ext), [pa] "+e"(a), [pb] "+e"(b),
-              [k] "+w"(k)
+    __asm__(TT_DOT_AVR_START "ld %[ta], %a[pa]+\n\tld %[tb], %a[pb]+\n\t" TT_DOT_AVR_MAC TT_DOT_AVR_OUTPUTS
             :
             : "r0", "memory");
     return s;
@@ -95,26 +89,10 @@ static __int24 dot_avr_chunk_strided(const int8_t *a, size_t a_step, const int8_
 {
     __int24 s;
     uint8_t ta, tb, ext;
-    __asm__("clr %A[s]\n\t"
-            "clr %B[s]\n\t"
-            "clr %C[s]\n"
-            "1:\n\t"
-            "ld %[ta], %a[pa]\n\t"
-            "ld %[tb], %a[pb]\n\t"
-            "add %A[pa], %A[sa]\n\t"
-            "adc %B[pa], %B[sa]\n\t"
-            "add %A[pb], %A[sb]\n\t"
-            "adc %B[pb], %B[sb]\n\t"
-            "muls %[ta], %[tb]\n\t"
-            "sbc %[ext], %[ext]\n\t"
-            "add %A[s], r0\n\t"
-            "adc %B[s], r1\n\t"
-            "adc %C[s], %[ext]\n\t"
-            "sbiw %[k], 1\n\t"
-            "brne 1b\n\t"
-            "clr r1"
-            : [s] "=&r"(s), [ta] "=&a"(ta), [tb] "=&a"(tb), [ext] "=&r"(ext), [pa] "+e"(a), [pb] "+e"(b),
-              [k] "+w"(k)
+    __asm__(TT_DOT_AVR_START
+            "ld %[ta], %a[pa]\n\tld %[tb], %a[pb]\n\t"
+            "add %A[pa], %A[sa]\n\tadc %B[pa], %B[sa]\n\tadd %A[pb], %A[sb]\n\tadc %B[pb], %B[sb]\n\t"
+            TT_DOT_AVR_MAC TT_DOT_AVR_OUTPUTS
             : [sa] "r"(a_step), [sb] "r"(b_step)
             : "r0", "memory");
     return s;
