@@ -26,6 +26,15 @@ tt_status_t tt_bias_backward_rows_s32(const int8_t *err, tt_scale_t err_scale, c
     if (tt_check_selection(rows, first, count, channels) != TT_OK) {
         return TT_ERR_ARG;
     }
+    if (batch == 1u && positions == 1u && rows == NULL) {
+        /* one term per channel (a fully connected layer at batch 1): the errors themselves */
+        const int8_t *e = err + first;
+        for (j = 0; j < count; ++j) {
+            grad[j] = e[j];
+        }
+        *grad_scale = err_scale;
+        return TT_OK;
+    }
     for (j = 0; j < count; ++j) {
         size_t c = tt_selected_row(rows, first + j);
         int32_t acc = 0;
