@@ -378,13 +378,27 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
         return 0; /* no input is nonzero: no weight changes */
     }
     for (j = 0; j < nrows; ++j) {
-        size_t row = tt_selected_row(u->rows, j);
-        int32_t em = (int32_t)u->rank1_err[row] * r->d.mult.m;
-        int8_t *w = u->w8 + row * cols;
+        const int8_t *err = u->rank1_err;
+        size_t row;
+        int32_t em;
+        int8_t *w;
         uint32_t rowkey, over;
-        if (em == 0) {
-            continue; /* row_ok: set on entry */
+        /* rows without an error do not change (row_ok: set on entry) */
+        if (u->rows == NULL) {
+            while (err[j] == 0) { /* a tight scan over them */
+                if (++j == nrows) {
+                    return amax;
+                }
+            }
+            row = j;
+        } else {
+            row = u->rows[j];
+            if (err[row] == 0) {
+                continue;
+            }
         }
+        em = (int32_t)err[row] * r->d.mult.m; /* M >= 1: em != 0 */
+        w = u->w8 + row * cols;
         rowkey = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32;
         if (saturate) {
             rank1_row_sat_s8(w, xs, ks, nnz, em, rowkey, n, limit);
@@ -582,6 +596,27 @@ static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
     return amax;
 }
 
+/* w[i] = lut0[w[i]], i < count (w[i] in [-127, 127]); on Cortex-M3, M4, M33 four values per word
+ * (each byte is mapped on its own: the same result in any byte order) */
+static void lut_map_s8(int8_t *w, size_t count, const int8_t *lut0)
+{
+    int8_t *end = w + count;
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
+    int8_t *end4 = w + (count & ~(size_t)3u);
+    while (w != end4) {
+        uint32_t v;
+        __builtin_memcpy(&v, w, 4);
+        v = (uint32_t)(uint8_t)lut0[(int8_t)v] | ((uint32_t)(uint8_t)lut0[(int8_t)(v >> 8)] << 8) |
+            ((uint32_t)(uint8_t)lut0[(int8_t)(v >> 16)] << 16) | ((uint32_t)(uint8_t)lut0[(int8_t)(v >> 24)] << 24);
+        __builtin_memcpy(w, &v, 4);
+        w += 4;
+    }
+#endif
+    for (; w != end; ++w) {
+        *w = lut0[*w];
+    }
+}
+
 tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key)
 {
     tile_rule_t r;
@@ -737,14 +772,16 @@ rescale:
                     continue;
                 }
                 if (use_lut) {
-                    /* the row length and the table's centre in registers (int8 stores may alias u) */
+                    /* the row length and the table's centre in registers (int8 stores may alias u);
+                     * consecutive rows as one run */
                     const size_t cols = u->cols;
                     const int8_t *lut0 = lut + 127;
+                    if (u->rows == NULL) {
+                        lut_map_s8(u->w8 + r0 * cols, cnt * cols, lut0);
+                        continue;
+                    }
                     for (j = 0; j < cnt; ++j) {
-                        int8_t *w = u->w8 + tt_selected_row(u->rows, r0 + j) * cols, *end = w + cols;
-                        for (; w != end; ++w) {
-                            *w = lut0[*w];
-                        }
+                        lut_map_s8(u->w8 + tt_selected_row(u->rows, r0 + j) * cols, cols, lut0);
                     }
                     continue;
                 }
