@@ -375,38 +375,11 @@ static void axpy4_s8(int32_t *row, const int32_t e[4], const int8_t *const w[4],
 
 void tt_dot_s8_columns(const int8_t *e, size_t e_step, const int8_t *w, size_t rows, size_t count, int32_t *out)
 {
-    size_t n, k, pending = 0;
-    int32_t e_pending = 0;
-#if TT_DOT_ROWS == 4u
-    if (rows >= 4u) {
-        /* the rows with a non-zero factor four at a time, then the last ones two and one at a time */
-        int32_t ep[4];
-        const int8_t *wp[4];
-        size_t np = 0;
-        for (k = 0; k < count; ++k) {
-            out[k] = 0;
-        }
-        for (n = 0; n < rows; ++n) {
-            int32_t en = e[n * e_step];
-            if (en == 0) {
-                continue;
-            }
-            ep[np] = en;
-            wp[np++] = w + n * count;
-            if (np == 4u) {
-                axpy4_s8(out, ep, wp, count);
-                np = 0;
-            }
-        }
-        if (np >= 2u) {
-            tt_axpy2_s8(out, ep[0], wp[0], ep[1], wp[1], count);
-        }
-        if (np & 1u) {
-            axpy_s8(out, (int16_t)ep[np - 1u], wp[np - 1u], count);
-        }
-        return;
-    }
-#endif
+    /* the rows with a non-zero factor in groups (four on the Arm cores from four rows on, else
+     * two), then the last ones two and one at a time */
+    int32_t ep[TT_DOT_ROWS == 4u ? 4 : 2];
+    const int8_t *wp[TT_DOT_ROWS == 4u ? 4 : 2];
+    size_t n, k, np = 0, group = 2u;
 #if TT_DOT_AVR
     if (rows >= 4u) {
         /* one 24-bit dot product per column: no 32-bit load, add and store per product */
@@ -416,24 +389,37 @@ void tt_dot_s8_columns(const int8_t *e, size_t e_step, const int8_t *w, size_t r
         return;
     }
 #endif
+#if TT_DOT_ROWS == 4u
+    if (rows >= 4u) {
+        group = 4u;
+    }
+#endif
     for (k = 0; k < count; ++k) {
         out[k] = 0;
     }
-    /* row by row, the rows with a non-zero factor two at a time */
     for (n = 0; n < rows; ++n) {
         int32_t en = e[n * e_step];
         if (en == 0) {
             continue;
         }
-        if (e_pending == 0) {
-            pending = n;
-            e_pending = en;
-        } else {
-            tt_axpy2_s8(out, e_pending, w + pending * count, en, w + n * count, count);
-            e_pending = 0;
+        ep[np] = en;
+        wp[np++] = w + n * count;
+        if (np == group) {
+#if TT_DOT_ROWS == 4u
+            if (group == 4u) {
+                axpy4_s8(out, ep, wp, count);
+                np = 0;
+                continue;
+            }
+#endif
+            tt_axpy2_s8(out, ep[0], wp[0], ep[1], wp[1], count);
+            np = 0;
         }
     }
-    if (e_pending != 0) {
-        axpy_s8(out, (int16_t)e_pending, w + pending * count, count);
+    if (np >= 2u) {
+        tt_axpy2_s8(out, ep[0], wp[0], ep[1], wp[1], count);
+    }
+    if (np & 1u) {
+        axpy_s8(out, (int16_t)ep[np - 1u], wp[np - 1u], count);
     }
 }
