@@ -26,16 +26,14 @@ tt_status_t tt_bias_backward_rows_s32(const int8_t *err, tt_scale_t err_scale, c
     if (tt_check_selection(rows, first, count, channels) != TT_OK) {
         return TT_ERR_ARG;
     }
-#if defined(__AVR__)
     if (batch == 1u && positions == 1u) {
-        /* a dense layer at batch 1: the gradient is the error (no index products on the 8-bit core) */
+        /* one term per channel (a fully connected layer at batch 1): the errors themselves */
         for (j = 0; j < count; ++j) {
             grad[j] = err[tt_selected_row(rows, first + j)];
         }
         *grad_scale = err_scale;
         return TT_OK;
     }
-#endif
     for (j = 0; j < count; ++j) {
         size_t c = tt_selected_row(rows, first + j);
         int32_t acc = 0;

@@ -288,11 +288,35 @@ void tt_dot_s8_2x2(const int8_t *w, const int8_t *x, size_t stride, size_t k, in
 #endif
 
 #if !TT_DOT_DSP && TT_DOT_ROWS == 4u
+/* one input value against four rows (Cortex-M3): 9 instructions for 4 products */
+#define TT_DOT_ROWS4_M3_STEP                      \
+    "ldrsb %[v], [%[x]], #1\n\t"                  \
+    "ldrsb %[t], [%[w0]], #1\n\t"                 \
+    "mla %[s0], %[v], %[t], %[s0]\n\t"            \
+    "ldrsb %[t], [%[w1]], #1\n\t"                 \
+    "mla %[s1], %[v], %[t], %[s1]\n\t"            \
+    "ldrsb %[t], [%[w2]], #1\n\t"                 \
+    "mla %[s2], %[v], %[t], %[s2]\n\t"            \
+    "ldrsb %[t], [%[w3]], #1\n\t"                 \
+    "mla %[s3], %[v], %[t], %[s3]\n\t"
 /* Arm cores without the DSP extension (Cortex-M0, M3): each loaded input value serves four rows */
 void tt_dot_s8_rows4(const int8_t *x, const int8_t *w, size_t stride, size_t k, int32_t out[4])
 {
     const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride, *end = x + k;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#if defined(__ARM_ARCH_7M__) && defined(__GNUC__)
+    /* Cortex-M3: two input values per iteration, every load post-indexed: 20 instructions per 8
+     * products (the C loop: 11 per 4); twelve registers */
+    const int8_t *end2 = x + (k & ~(size_t)1u);
+    if (x != end2) {
+        int32_t v, t;
+        __asm__("1:\n\t" TT_DOT_ROWS4_M3_STEP TT_DOT_ROWS4_M3_STEP "cmp %[x], %[e]\n\tbne 1b\n\t"
+                : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [s0] "+r"(s0),
+                  [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [v] "=&r"(v), [t] "=&r"(t)
+                : [e] "r"(end2)
+                : "cc", "memory");
+    }
+#endif
     TT_DOT_ROWS4_LOOP
 }
 
@@ -348,10 +372,27 @@ void tt_axpy2_s8(int32_t *row, int32_t e0, const int8_t *w0, int32_t e1, const i
 #endif
 }
 
+#if TT_DOT_ROWS == 4u
+/* row[i] += e[0] * w[0][i] + ... + e[3] * w[3][i], i < count (|e[r]| <= 128): on the Arm cores one
+ * load and one store of the sum per four products (ten instructions: four LDRSB, four MUL/MLA) */
+static void axpy4_s8(int32_t *row, const int32_t e[4], const int8_t *const w[4], size_t count)
+{
+    const int32_t e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3];
+    const int8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    int32_t *end = row + count;
+    while (row != end) {
+        *row++ += e0 * *w0++ + e1 * *w1++ + e2 * *w2++ + e3 * *w3++;
+    }
+}
+#endif
+
 void tt_dot_s8_columns(const int8_t *e, size_t e_step, const int8_t *w, size_t rows, size_t count, int32_t *out)
 {
-    size_t n, k, pending = 0;
-    int32_t e_pending = 0;
+    /* the rows with a non-zero factor in groups (four on the Arm cores from four rows on, else
+     * two), then the last ones two and one at a time */
+    int32_t ep[TT_DOT_ROWS == 4u ? 4 : 2];
+    const int8_t *wp[TT_DOT_ROWS == 4u ? 4 : 2];
+    size_t n, k, np = 0, group = 2u;
 #if TT_DOT_AVR
     if (rows >= 4u) {
         /* one 24-bit dot product per column: no 32-bit load, add and store per product */
@@ -361,24 +402,37 @@ void tt_dot_s8_columns(const int8_t *e, size_t e_step, const int8_t *w, size_t r
         return;
     }
 #endif
+#if TT_DOT_ROWS == 4u
+    if (rows >= 4u) {
+        group = 4u;
+    }
+#endif
     for (k = 0; k < count; ++k) {
         out[k] = 0;
     }
-    /* row by row, the rows with a non-zero factor two at a time */
     for (n = 0; n < rows; ++n) {
         int32_t en = e[n * e_step];
         if (en == 0) {
             continue;
         }
-        if (e_pending == 0) {
-            pending = n;
-            e_pending = en;
-        } else {
-            tt_axpy2_s8(out, e_pending, w + pending * count, en, w + n * count, count);
-            e_pending = 0;
+        ep[np] = en;
+        wp[np++] = w + n * count;
+        if (np == group) {
+#if TT_DOT_ROWS == 4u
+            if (group == 4u) {
+                axpy4_s8(out, ep, wp, count);
+                np = 0;
+                continue;
+            }
+#endif
+            tt_axpy2_s8(out, ep[0], wp[0], ep[1], wp[1], count);
+            np = 0;
         }
     }
-    if (e_pending != 0) {
-        axpy_s8(out, (int16_t)e_pending, w + pending * count, count);
+    if (np >= 2u) {
+        tt_axpy2_s8(out, ep[0], wp[0], ep[1], wp[1], count);
+    }
+    if (np & 1u) {
+        axpy_s8(out, (int16_t)ep[np - 1u], wp[np - 1u], count);
     }
 }

@@ -20,16 +20,13 @@ int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
     return (int32_t)tt_apply_multiplier_scalar(x, mult, TT_ROUND_NEAREST, 0, 0, limit);
 }
 
-int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
-{
 #if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
-    /* cores with a 32x32->64 multiply (UMULL): the product |b| * M < 2**46 in one instruction */
-    if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
-        uint64_t q = ((uint64_t)tt_mag32(b) * (uint32_t)mult.m + ((uint32_t)1 << (mult.n - 1))) >> mult.n;
-        uint32_t c = q > (uint64_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : (uint32_t)q;
-        return b < 0 ? -(int32_t)c : (int32_t)c;
-    }
+/* the cases the inline tt_align_bias_one (tt_internal.h) leaves */
+int32_t tt_align_bias_one_general(int32_t b, tt_multiplier_t mult)
+#else
+int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
 #endif
+{
     if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
         uint32_t a = tt_mag32(b), c, hi, lo;
         uint16_t m = (uint16_t)mult.m, ah = (uint16_t)(a >> 16), al = (uint16_t)a;

@@ -339,7 +339,26 @@ int32_t tt_dot_s8_strided(const int8_t *a, const int8_t *b, size_t b_step, size_
 /* align_bias of one value: round(b * M / 2**n) (nearest) clipped to +-2**30, as
  * tt_apply_multiplier_scalar(b, mult, TT_ROUND_NEAREST, 0, 0, TT_BIAS_ALIGN_LIMIT). The product
  * |b| * M < 2**46 is formed in two 32-bit halves (no 64-bit arithmetic: cheap on AVR and ARMv6-M). */
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
+int32_t tt_align_bias_one_general(int32_t b, tt_multiplier_t mult);
+/* Inline on cores with a 32x32->64 multiply (Cortex-M3, M4, M33): p = |b| * M + 2**(n-1) < 2**47
+ * in one UMLAL, its shift by n in 32-bit halves (p >> n >= 2**32, clipped, exactly when
+ * (p >> 32) >> n != 0). */
+static inline int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
+{
+    if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
+        uint8_t n = (uint8_t)mult.n;
+        uint64_t p = (uint64_t)tt_mag32(b) * (uint32_t)mult.m + ((uint32_t)1 << (n - 1u));
+        uint32_t lo = (uint32_t)p, hi = (uint32_t)(p >> 32);
+        uint32_t c = (hi >> n) != 0u ? (uint32_t)TT_BIAS_ALIGN_LIMIT : (lo >> n) | (hi << (32u - n));
+        c = c > (uint32_t)TT_BIAS_ALIGN_LIMIT ? (uint32_t)TT_BIAS_ALIGN_LIMIT : c;
+        return b < 0 ? -(int32_t)c : (int32_t)c;
+    }
+    return tt_align_bias_one_general(b, mult);
+}
+#else
 int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult);
+#endif
 
 static inline size_t tt_selected_row(const uint16_t *rows, size_t j)
 {

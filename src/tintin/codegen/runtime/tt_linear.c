@@ -275,13 +275,22 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
             int32_t *ab = acc + b * out_features;
             n = 0;
 #if TT_DOT_ROWS == 4u
-            for (; n + 4u <= out_features; n += 4u) {
-                size_t r;
-                tt_dot_s8_rows4(xb, weight + n * in_features, in_features, in_features, ab + n);
-                for (r = 0; r < 4u; ++r) {
-                    int32_t bn = bias == NULL ? 0 : tt_align_bias_one(bias[n + r], bias_mult);
-                    ab[n + r] = tt_add_sat32(bn, ab[n + r]);
-                    amax = tt_max_mag32(amax, ab[n + r]);
+            if (out_features >= 4u) {
+                /* the aligned biases first, in one tight loop (the multiplier in registers), then
+                 * the products of four rows at a time added to them */
+                const tt_multiplier_t bm = bias_mult;
+                for (n = 0; n < out_features; ++n) {
+                    ab[n] = bias == NULL ? 0 : tt_align_bias_one(bias[n], bm);
+                }
+                for (n = 0; n + 4u <= out_features; n += 4u) {
+                    int32_t s4[4];
+                    size_t r;
+                    tt_dot_s8_rows4(xb, weight + n * in_features, in_features, in_features, s4);
+                    for (r = 0; r < 4u; ++r) {
+                        int32_t v = tt_add_sat32(ab[n + r], s4[r]);
+                        ab[n + r] = v;
+                        amax = tt_max_mag32(amax, v);
+                    }
                 }
             }
 #endif

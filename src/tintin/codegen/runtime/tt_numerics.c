@@ -195,6 +195,10 @@ tt_status_t tt_shift_round_buffer_s64(const int64_t *x, int64_t *y, size_t count
 
 uint8_t tt_bit_length_u32(uint32_t v)
 {
+#if (defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)) && defined(__GNUC__)
+    /* one CLZ on Cortex-M3, M4, M33 */
+    return v ? (uint8_t)(32 - __builtin_clz(v)) : (uint8_t)0;
+#else
     uint8_t n = 0;
     if (v >= 0x10000UL) {
         v >>= 16;
@@ -209,6 +213,7 @@ uint8_t tt_bit_length_u32(uint32_t v)
         ++n;
     }
     return n;
+#endif
 }
 
 uint8_t tt_bit_length_u64(uint64_t v)

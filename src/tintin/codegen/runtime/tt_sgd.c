@@ -489,6 +489,17 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
         }
         /* larger gradients: the general update (the same results; less code in the flash) */
         return tt_sgd_update_bias_s32(bias, bias_scale, count, grad, grad_scale, momentum, cfg, key);
+#elif defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
+        /* Cortex-M3, M4, M33: one 32-bit multiply whatever the range (|g * M| <= 2**30 either
+         * way), the sign applied with masks: no branch in the loop but the clip */
+        const int32_t m32 = mult.m;
+        (void)narrow;
+        for (i = 0; i < count; ++i, draw += (uint32_t)TT_GOLDEN32) {
+            int32_t p = grad[i] * m32, sm = -(int32_t)((uint32_t)p >> 31);
+            uint32_t q = ((uint32_t)((p ^ sm) - sm) + (draw >> sh)) >> n;
+            bias[i] = tt_clip32(bias[i] - (((int32_t)q ^ sm) - sm), (int32_t)TT_BIAS_LIMIT);
+        }
+        return TT_OK;
 #endif
         for (i = 0; i < count; ++i, draw += (uint32_t)TT_GOLDEN32) {
             int32_t p = narrow ? mul_s16(grad[i], mult.m) : grad[i] * mult.m;

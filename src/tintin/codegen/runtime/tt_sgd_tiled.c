@@ -216,8 +216,13 @@ static inline int32_t rank1_delta(int32_t p, uint32_t u, uint8_t n)
  * positive gradients, values can only fall below -127) or added (_add: they can only rise above
  * 127). New values are stored wrapped to int8; the result is negative when one of them left the
  * range (OUT_OF_RANGE < 0 for it). */
+#if defined(__GNUC__)
+#define TT_RANK1_RUN_INLINE static inline __attribute__((always_inline))
+#else
+#define TT_RANK1_RUN_INLINE static inline
+#endif
 #define TT_RANK1_RUN(NAME, OP, OUT_OF_RANGE, STEP)                                                           \
-    TT_NOINLINE static int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
+    TT_RANK1_RUN_INLINE int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
                                     uint32_t rowkey, uint8_t n)                                              \
     {                                                                                                        \
         uint8_t sh = (uint8_t)(32u - n);                                                                     \
@@ -243,9 +248,44 @@ TT_RANK1_RUN(rank1_run_add_s8, +, 127 - nw, TT_RANK1_STEP)
 TT_RANK1_RUN(rank1_run_hi_sub_s8, -, nw + 127, TT_RANK1_STEP_HI)
 TT_RANK1_RUN(rank1_run_hi_add_s8, +, 127 - nw, TT_RANK1_STEP_HI)
 
-/* One row: the positive inputs xs[0..npos), then the negative ones, each as one run. Returns 1
- * when a new value left the int8 range (the row is then undone by rank1_row_undo_s8). */
-static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos, size_t nnz, const uint16_t *ks,
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
+/* Cores with SMLAL (Cortex-M3, M4, M33), 8 <= n <= 31 (s = 32 - n <= 24, so |xs[j]| * 2**s < 2**31):
+ * the rounded step and the new value in one long multiply-accumulate. With mag = mag_m * xs[j] and
+ * the draw u = rowkey + k * G, the high word of w * 2**32 + u + mag * 2**s is
+ * w + ((mag + (u >> s)) >> n) (the low s bits of u never carry into it), and the high word of
+ * w * 2**32 + ~u - mag * 2**s is w - ((mag + (u >> s)) >> n) (the top n bits of ~u are
+ * 2**n - 1 - (u >> s)); ~u = ~rowkey - k * G. */
+#define TT_RANK1_LONG 1
+static inline int32_t rank1_smlal_hi(int32_t w, uint32_t lo, int32_t a, int32_t b)
+{
+    int64_t acc = (int64_t)(((uint64_t)(uint32_t)w << 32) | lo);
+    acc += (int64_t)a * (int64_t)b;
+    return (int32_t)(uint32_t)((uint64_t)acc >> 32);
+}
+#define TT_RANK1_LONG_RUN(NAME, KEY, MUL, OUT_OF_RANGE)                                                     \
+    TT_RANK1_RUN_INLINE int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
+                                     uint32_t rowkey, int32_t p2s)                                           \
+    {                                                                                                        \
+        int32_t flags = 0;                                                                                   \
+        size_t j;                                                                                            \
+        for (j = 0; j < cnt; ++j) {                                                                          \
+            uint32_t k = ks[j];                                                                              \
+            int32_t nw = rank1_smlal_hi(w[k], KEY, MUL, (int32_t)xs[j] * p2s);                               \
+            w[k] = (int8_t)nw;                                                                               \
+            flags |= OUT_OF_RANGE;                                                                           \
+        }                                                                                                    \
+        return flags;                                                                                        \
+    }
+TT_RANK1_LONG_RUN(rank1_long_sub_s8, ~rowkey - k * (uint32_t)TT_GOLDEN32, -mag_m, nw + 127)
+TT_RANK1_LONG_RUN(rank1_long_add_s8, rowkey + k * (uint32_t)TT_GOLDEN32, mag_m, 127 - nw)
+#else
+#define TT_RANK1_LONG 0
+#endif
+
+/* One row: the positive inputs xs[0..npos), then the negative ones, each as one run (both loops
+ * in this one function: one call per changed row). Returns 1 when a new value left the int8 range
+ * (the row is then undone by rank1_row_undo_s8). */
+TT_NOINLINE static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos, size_t nnz, const uint16_t *ks,
                             uint32_t rowkey, uint8_t n)
 {
     int32_t aem = em < 0 ? -em : em, flags;
@@ -258,6 +298,16 @@ static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs, size_t npos
                         : rank1_run_hi_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, s);
         return flags < 0;
     }
+#if TT_RANK1_LONG
+    if (n >= 8u) {
+        int32_t p2s = (int32_t)((uint32_t)1 << (32u - n));
+        flags = em > 0 ? rank1_long_sub_s8(aem, w, xs, npos, ks, rowkey, p2s)
+                       : rank1_long_add_s8(aem, w, xs, npos, ks, rowkey, p2s);
+        flags |= em < 0 ? rank1_long_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, p2s)
+                        : rank1_long_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, p2s);
+        return flags < 0;
+    }
+#endif
     flags = em > 0 ? rank1_run_sub_s8(aem, w, xs, npos, ks, rowkey, n) : rank1_run_add_s8(aem, w, xs, npos, ks, rowkey, n);
     flags |= em < 0 ? rank1_run_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n)
                     : rank1_run_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n);
@@ -318,26 +368,47 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
     size_t nnz = 0, npos = rank1_nonzero(u->rank1_x, cols, xs, ks, &nnz);
     uint8_t n = (uint8_t)r->d.mult.n;
     uint64_t amax = 0;
-    for (j = 0; j < nrows; ++j) {
-        size_t row = tt_selected_row(u->rows, j);
-        int32_t em = (int32_t)u->rank1_err[row] * r->d.mult.m;
-        int8_t *w = u->w8 + row * cols;
-        uint32_t rowkey = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32, over;
-        if (em == 0 || nnz == 0) {
-            if (row_ok != NULL) {
-                row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
-            }
-            continue;
+    if (row_ok != NULL) {
+        /* every row is written at once unless it is undone below */
+        for (j = 0; j < (nrows + 7u) / 8u; ++j) {
+            row_ok[j] = 0xFFu;
         }
+    }
+    if (nnz == 0) {
+        return 0; /* no input is nonzero: no weight changes */
+    }
+    for (j = 0; j < nrows; ++j) {
+        const int8_t *err = u->rank1_err;
+        size_t row;
+        int32_t em;
+        int8_t *w;
+        uint32_t rowkey, over;
+        /* rows without an error do not change (row_ok: set on entry) */
+        if (u->rows == NULL) {
+            while (err[j] == 0) { /* a tight scan over them */
+                if (++j == nrows) {
+                    return amax;
+                }
+            }
+            row = j;
+        } else {
+            row = u->rows[j];
+            if (err[row] == 0) {
+                continue;
+            }
+        }
+        em = (int32_t)err[row] * r->d.mult.m; /* M >= 1: em != 0 */
+        w = u->w8 + row * cols;
+        rowkey = r->d.key + (uint32_t)(j * cols) * (uint32_t)TT_GOLDEN32;
         if (saturate) {
             rank1_row_sat_s8(w, xs, ks, nnz, em, rowkey, n, limit);
             continue;
         }
         if (!rank1_row_s8(em, w, xs, npos, nnz, ks, rowkey, n)) {
-            row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] | (1u << (j & 7u)));
             continue;
         }
         /* out of range: the row is left for the rescale pass */
+        row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] & ~(1u << (j & 7u)));
         over = rank1_row_undo_s8(em, w, xs, nnz, ks, rowkey, n);
         if (over > amax) {
             amax = over;
@@ -525,6 +596,27 @@ static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
     return amax;
 }
 
+/* w[i] = lut0[w[i]], i < count (w[i] in [-127, 127]); on Cortex-M3, M4, M33 four values per word
+ * (each byte is mapped on its own: the same result in any byte order) */
+static void lut_map_s8(int8_t *w, size_t count, const int8_t *lut0)
+{
+    int8_t *end = w + count;
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
+    int8_t *end4 = w + (count & ~(size_t)3u);
+    while (w != end4) {
+        uint32_t v;
+        __builtin_memcpy(&v, w, 4);
+        v = (uint32_t)(uint8_t)lut0[(int8_t)v] | ((uint32_t)(uint8_t)lut0[(int8_t)(v >> 8)] << 8) |
+            ((uint32_t)(uint8_t)lut0[(int8_t)(v >> 16)] << 16) | ((uint32_t)(uint8_t)lut0[(int8_t)(v >> 24)] << 24);
+        __builtin_memcpy(w, &v, 4);
+        w += 4;
+    }
+#endif
+    for (; w != end; ++w) {
+        *w = lut0[*w];
+    }
+}
+
 tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key)
 {
     tile_rule_t r;
@@ -607,7 +699,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
             /* rows are the units written at once (tile_flags holds ceil(nrows / 8) bytes) */
             trows = 1;
             tiles = nrows;
-            if (!saturate) {
+            if (!saturate && u->rank_batch > 1u) {
                 for (t = 0; t < (tiles + 7u) / 8u; ++t) {
                     u->tile_flags[t] = 0;
                 }
@@ -680,11 +772,16 @@ rescale:
                     continue;
                 }
                 if (use_lut) {
+                    /* the row length and the table's centre in registers (int8 stores may alias u);
+                     * consecutive rows as one run */
+                    const size_t cols = u->cols;
+                    const int8_t *lut0 = lut + 127;
+                    if (u->rows == NULL) {
+                        lut_map_s8(u->w8 + r0 * cols, cnt * cols, lut0);
+                        continue;
+                    }
                     for (j = 0; j < cnt; ++j) {
-                        int8_t *w = u->w8 + tt_selected_row(u->rows, r0 + j) * u->cols;
-                        for (k = 0; k < u->cols; ++k) {
-                            w[k] = lut[w[k] + 127];
-                        }
+                        lut_map_s8(u->w8 + tt_selected_row(u->rows, r0 + j) * cols, cols, lut0);
                     }
                     continue;
                 }
