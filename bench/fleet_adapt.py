@@ -299,8 +299,9 @@ def main(argv=None) -> None:
                  f"{k} {v:g}" + ("" if st["adapt_update"][k] == "full" else f" ({st['adapt_update'][k]} only)")
                  for k, v in st["adapt"].items()) if st["adapt"] else "")
              for n, st in settings.items()]
-    how = ("settings chosen on validation devices (bench/results/fleet_adapt_tuning.md, never these test devices):"
-           if args.settings else "settings from the command line:")
+    how = (f"settings chosen on validation devices "
+           f"({', '.join(str(Path(p).with_suffix('.md')) for p in args.settings.split(','))}, never these test "
+           f"devices):" if args.settings else "settings from the command line:")
     header = (f"## Adaptation on unseen devices: federated Reptile vs FedAvg-init vs scratch\n\n"
               f"{args.devices} training devices, fleet rounds "
               f"{'in Flower simulation' if args.engine == 'flower' else 'in-process (the bits of a Flower run)'}; "
