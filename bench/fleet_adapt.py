@@ -17,11 +17,18 @@ K = 0 scores the model unadapted, and a second table gives the unadapted score's
 unseen device: how much one model for all devices leaves to adaptation).
 The claim checked: at K = 10 the meta model beats both FedAvg-init and scratch.
 
-With ``--settings`` (the JSON bench/fleet_adapt_tune.py writes) every initial model trains and
+With ``--settings`` (the JSON bench/fleet_adapt_tune.py writes; several, comma-separated: a later
+file's choices replace an earlier one's for the workloads it has) every initial model trains and
 adapts with the settings chosen for it on validation devices (its training phases: strategy,
 rounds, inner samples, local steps and learning rate, meta step size and its annealing; its
-adaptation learning rate), never on these test devices. Every initial model adapts with the same
-budget: K samples, the same passes at batch 1. A PNG per workload plots the score against K.
+adaptation learning rate and adapted layers), never on these test devices. Every initial model
+adapts with the same budget: K samples, the same passes at batch 1. A PNG per workload plots the
+score against K.
+
+How much of a difference at K = 10 is noise: every initial model's K = 10 score on every unseen
+device for every seed, and the meta model's paired difference to each other initial model (the
+same devices, seeds and K samples) with a 95% bootstrap interval that resamples devices and seeds
+(:func:`paired_difference`), and on how many devices it is better, level or worse.
 
     .venv/bin/python bench/fleet_adapt.py --workloads bearing-fleet,sine --seeds 0,1,2 \
         --settings bench/results/fleet_adapt_tuning.json
@@ -136,6 +143,36 @@ def device_spread(initial: dict, devices, seeds: tuple) -> dict:
     return out
 
 
+def per_device_scores(initial: dict, devices, seeds: tuple, k: int, configs: dict):
+    """``{initial model: array (seeds, devices)}`` of held-out scores after adapting with K = ``k``."""
+    import numpy as np
+
+    from tintin.fleet.adapt import adapt_and_score
+
+    return {label: np.array([[adapt_and_score(init(s), devices, i, k, configs.get(label), seed=s)
+                              for i in range(devices.num_devices)] for s in seeds])
+            for label, init in initial.items()}
+
+
+def paired_difference(a, b, *, draws: int = 10000, seed: int = 0) -> dict:
+    """``a - b`` for two ``(seeds, devices)`` score arrays of the same devices and seeds: the mean,
+    a 95% bootstrap interval (seeds and devices resampled with replacement, independently, ``draws``
+    times, seeded) and the devices (scores averaged over the seeds) where ``a`` is above, level
+    with, or below ``b``."""
+    import numpy as np
+
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    n_seeds, n_devices = d.shape
+    rng = np.random.default_rng(seed)
+    means = np.array([d[rng.integers(0, n_seeds, n_seeds)][:, rng.integers(0, n_devices, n_devices)].mean()
+                      for _ in range(draws)])
+    per_device = d.mean(axis=0)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(d.mean()), "low": float(lo), "high": float(hi),
+            "above": int((per_device > 1e-12).sum()), "level": int((np.abs(per_device) <= 1e-12).sum()),
+            "below": int((per_device < -1e-12).sum())}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workloads", default="bearing-fleet,sine")
@@ -177,8 +214,10 @@ def main(argv=None) -> None:
     seeds = tuple(int(v) for v in args.seeds.split(","))
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    chosen = json.loads(Path(args.settings).read_text())["chosen"] if args.settings else {}
-    tables, sections, rows, settings, spreads = {}, [], [], {}, {}
+    chosen = {}
+    for path in (args.settings.split(",") if args.settings else []):
+        chosen.update(json.loads(Path(path).read_text())["chosen"])
+    tables, sections, rows, settings, spreads, paired = {}, [], [], {}, {}, {}
     plans = {}
     for name in args.workloads.split(","):
         base = get_workload(name, devices=args.devices, seed=0)
@@ -192,11 +231,13 @@ def main(argv=None) -> None:
         if args.settings:
             for strategy, label in (("reptile", "reptile (meta)"), ("fedavg", "fedavg"), ("scratch", "scratch")):
                 c = chosen[name][strategy]
-                configs[label] = AdaptConfig(passes=config.passes, lr=c["adapt_lr"])
+                configs[label] = AdaptConfig(passes=config.passes, lr=c["adapt_lr"],
+                                             update=c.get("adapt_update", "full"))
                 if strategy != "scratch":
                     phases[strategy] = c["phases"]
         plans[name] = (base, config, configs, phases)
-        settings[name] = {"fleet": phases, "adapt": {k: v.lr for k, v in configs.items()}}
+        settings[name] = {"fleet": phases, "adapt": {k: v.lr for k, v in configs.items()},
+                          "adapt_update": {k: v.update for k, v in configs.items()}}
 
     # every fleet model of every workload and seed first, two at a time
     train_models([(name, args.devices, seed, plans[name][3][st]) for name in plans for seed in seeds
@@ -228,25 +269,51 @@ def main(argv=None) -> None:
                         f"Unadapted (K = 0) on each of the {unseen.num_devices} unseen devices ({unit}, each "
                         f"device averaged over the seeds):\n\n{spread_md}")
         k = 10 if 10 in shots else shots[len(shots) // 2]
-        rows.append([name, k, table.best(k), "yes" if table.best(k) == "reptile (meta)" else "no"])
+        per = per_device_scores(initial, unseen, seeds, k, {label: configs.get(label, config) for label in initial})
+        scale = 100 if table.metric == "accuracy" else 1
+        pairs = {other: paired_difference(per["reptile (meta)"], per[other]) for other in per
+                 if other != "reptile (meta)"}
+        better = "higher" if table.metric == "accuracy" else "lower"
+        pair_md = markdown_table(
+            ["meta model minus", f"mean difference ({unit})", "95% interval", "devices meta better", "level",
+             "devices meta worse"],
+            [[other, f"{scale * p['mean']:+.2f}", f"[{scale * p['low']:+.2f}, {scale * p['high']:+.2f}]",
+              *((p["above"], p["level"], p["below"]) if better == "higher" else (p["below"], p["level"], p["above"]))]
+             for other, p in pairs.items()])
+        dev_md = markdown_table(
+            ["initial model", "mean", "worst device", "best device"],
+            [[label, fmt(v.mean()), *(fmt(v.mean(0).min()), fmt(v.mean(0).max()))[::1 if better == "higher" else -1]]
+             for label, v in per.items()])
+        sections.append(f"At K = {k}, on each of the {unseen.num_devices} unseen devices ({unit}, each device averaged "
+                        f"over the seeds):\n\n{dev_md}\n\nThe meta model against the others at K = {k}, paired (the "
+                        f"same devices, seeds and samples; {better} is better for the meta model; interval: bootstrap "
+                        f"over devices and seeds):\n\n{pair_md}")
+        decisive = all((p["low"] > 0) if better == "higher" else (p["high"] < 0) for p in pairs.values())
+        rows.append([name, k, table.best(k), "yes" if table.best(k) == "reptile (meta)" else "no",
+                     "yes" if decisive else "no"])
+        paired[name] = {"k": k, "per_device": {label: v.tolist() for label, v in per.items()}, "meta_minus": pairs}
 
     lines = [f"- {n}: Reptile (meta): {describe_phases(st['fleet']['reptile'])}. FedAvg: "
              f"{describe_phases(st['fleet']['fedavg'])}." +
-             (" Adaptation lr " + ", ".join(f"{k} {v:g}" for k, v in st["adapt"].items()) if st["adapt"] else "")
+             (" Adaptation lr " + ", ".join(
+                 f"{k} {v:g}" + ("" if st["adapt_update"][k] == "full" else f" ({st['adapt_update'][k]} only)")
+                 for k, v in st["adapt"].items()) if st["adapt"] else "")
              for n, st in settings.items()]
-    how = ("settings chosen on validation devices (bench/results/fleet_adapt_tuning.md, never these test devices):"
-           if args.settings else "settings from the command line:")
+    how = (f"settings chosen on validation devices "
+           f"({', '.join(str(Path(p).with_suffix('.md')) for p in args.settings.split(','))}, never these test "
+           f"devices):" if args.settings else "settings from the command line:")
     header = (f"## Adaptation on unseen devices: federated Reptile vs FedAvg-init vs scratch\n\n"
               f"{args.devices} training devices, fleet rounds "
               f"{'in Flower simulation' if args.engine == 'flower' else 'in-process (the bits of a Flower run)'}; "
               f"{args.unseen} unseen test devices adapt with K samples, "
               f"{next(iter(tables.values())).config.passes} passes at batch 1 for every initial model "
               f"(K = 0: no adaptation); {how}\n\n" + "\n".join(lines) + "\n\nBold: best per column.")
-    verdict = markdown_table(["workload", "K", "best initial model", "meta model best"], rows)
+    verdict = markdown_table(["workload", "K", "best initial model", "meta model best",
+                              "meta model better than each other, 95% interval clear of 0"], rows)
     markdown = "\n\n".join([header, *sections, "### Claim at K = 10", verdict])
     write_results(args.name, {"args": vars(args), "settings": settings,
                               "tables": {n: t.to_dict() for n, t in tables.items()},
-                              "unadapted_per_device": spreads}, markdown)
+                              "unadapted_per_device": spreads, "paired": paired}, markdown)
 
 
 def plot_table(table, path: Path) -> None:

@@ -26,6 +26,12 @@ The rule (the same for every initial model, decided before any run):
 5. Per initial model (reptile, fedavg, scratch) the candidate with the best mean validation score
    at K = 10 over both stages is chosen (accuracy: highest; MSE: lowest; ties: the earlier
    candidate).
+6. ``--longer FILE`` (a later, separate run that reads the choices of rules 1-5 from ``FILE``):
+   per strategy (reptile, fedavg) the chosen setting and the same with its last phase's rounds
+   doubled (a longer Reptile phase, and FedAvg continued as long), and scratch, all rescored on
+   ``--validation`` validation devices at adaptation learning rates {0.25x, 0.5x, 1x, 2x, 4x} the
+   task's default, each with every layer adapting (``full``) and with the output layer only
+   (``last:1``): the same grid for every initial model; the choice per initial model is rule 5's.
 
 The rounds run in-process (:func:`tintin.fleet.inprocess.train_in_process`, the same bits as a
 Flower run of the same settings, tested), two at a time; the models are cached as
@@ -39,6 +45,7 @@ that stage 2 starts from is retrained anyway and must score exactly as reused, o
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import multiprocessing
 import sys
@@ -48,6 +55,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 LR_FACTORS = (0.5, 1.0, 2.0)
+#: rule 6: adaptation lr factors and update modes, the same for every initial model
+LONGER_LR_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+LONGER_UPDATES = ("full", "last:1")
 LOCAL_LR_FACTORS = (1.0, 2.0)
 META_STEPS = (0.5, 1.0)
 K = 10
@@ -86,8 +96,25 @@ def stage2(base: list[dict], extra: int, lr: float) -> list[dict]:
     return out
 
 
+def longer_candidates(chosen: dict) -> list[dict]:
+    """The candidates of rule 6 from one workload's earlier choices (``chosen[strategy]["phases"]``)."""
+    out = []
+    for strategy in ("reptile", "fedavg"):
+        phases = chosen[strategy]["phases"]
+        longer = copy.deepcopy(phases)
+        longer[-1]["rounds"] *= 2
+        out += [{"strategy": strategy, "phases": phases}, {"strategy": strategy, "phases": longer}]
+    return out + [{"strategy": "scratch", "phases": []}]
+
+
+def score_key(lr: float, update: str) -> str:
+    """The key of one adaptation setting in a candidate's ``scores``: ``"0.1"`` (every layer) or
+    ``"0.1@last:1"``."""
+    return f"{lr:g}" if update == "full" else f"{lr:g}@{update}"
+
+
 def validation_scores(job: tuple) -> dict:
-    """Mean validation score at K = 10 for each adaptation learning rate of rule 4."""
+    """Mean validation score at K = 10 for each adaptation setting of rule 4 (or rule 6)."""
     name, cand, args = job
     import numpy as np
 
@@ -105,10 +132,11 @@ def validation_scores(job: tuple) -> dict:
     else:
         model = load_model(model_path(Path(args["cache"]), name, args["devices"], SEED, cand["phases"], "inprocess"))[0]
     out = {}
-    for f in LR_FACTORS:
-        config = AdaptConfig(passes=PASSES, lr=lr * f)
-        out[f"{lr * f:g}"] = float(np.mean([adapt_and_score(model, val, i, K, config, seed=0)
-                                            for i in range(val.num_devices)]))
+    for update in args.get("updates", ("full",)):
+        for f in args.get("lr_factors", LR_FACTORS):
+            config = AdaptConfig(passes=PASSES, lr=lr * f, update=update)
+            out[score_key(lr * f, update)] = float(np.mean([adapt_and_score(model, val, i, K, config, seed=0)
+                                                            for i in range(val.num_devices)]))
     return {"workload": name, **cand, "scores": out}
 
 
@@ -131,9 +159,11 @@ def best_of(results: list[dict], strategy: str, higher: bool) -> dict:
     for r in results:
         if r["strategy"] != strategy:
             continue
-        lr, value = (max if higher else min)(r["scores"].items(), key=lambda kv: kv[1])
+        key, value = (max if higher else min)(r["scores"].items(), key=lambda kv: kv[1])
         if best is None or (value > best["value"] if higher else value < best["value"]):
-            best = {"value": value, "adapt_lr": float(lr), "phases": r.get("phases", [])}
+            lr, _, update = key.partition("@")
+            best = {"value": value, "adapt_lr": float(lr), "adapt_update": update or "full",
+                    "phases": r.get("phases", [])}
     return best
 
 
@@ -178,6 +208,8 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "tintin-fleet-adapt"),
                     help="fleet models are kept here (shared with bench/fleet_adapt.py)")
     ap.add_argument("--name", default="fleet_adapt_tuning")
+    ap.add_argument("--longer", default=None, help="rule 6: the JSON of an earlier run (rules 1-5): rescore its "
+                    "choices and their longer last phases")
     args = ap.parse_args(argv)
 
     from _common import markdown_table, write_results
@@ -186,6 +218,9 @@ def main(argv=None) -> None:
     from tintin.fleet.workloads import get_workload
 
     shared = {"devices": args.devices, "validation": args.validation, "cache": args.cache}
+    if args.longer:
+        shared.update(lr_factors=LONGER_LR_FACTORS, updates=LONGER_UPDATES)
+        earlier = json.loads(Path(args.longer).read_text())["chosen"]
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     scratch = {"strategy": "scratch", "phases": []}
     results, chosen, sections = [], {}, []
@@ -193,19 +228,24 @@ def main(argv=None) -> None:
         task = get_workload(name, devices=1, seed=0).task
         higher = task == "classification"
         lr = DEFAULT_CONFIG[task].lr
-        first = stage1(args.rounds, args.fraction, lr)
-        got = reused_stage1(args.reuse, name, first, args.rounds) if args.reuse else None
-        if got is None:
-            got = evaluate(name, first, shared, args.processes)
-        got += evaluate(name, [scratch], shared, 1)
-        base = best_of(got, "fedavg", higher)
-        second = stage2(base["phases"], args.extra_rounds, lr)
-        check = {"strategy": "fedavg", "phases": base["phases"]}
-        later = evaluate(name, [check] + second, shared, args.processes)
-        if later[0]["scores"] != next(r["scores"] for r in got if r.get("phases") == base["phases"]):
-            raise SystemExit(f"error: {name}: the retrained stage-1 FedAvg model does not score as the reused "
-                             "results say (other code or settings): rerun without --reuse")
-        rows_of = got + later[1:]
+        if args.longer:
+            if name not in earlier:
+                raise SystemExit(f"error: {args.longer} has no settings for {name}")
+            rows_of = evaluate(name, longer_candidates(earlier[name]), shared, args.processes)
+        else:
+            first = stage1(args.rounds, args.fraction, lr)
+            got = reused_stage1(args.reuse, name, first, args.rounds) if args.reuse else None
+            if got is None:
+                got = evaluate(name, first, shared, args.processes)
+            got += evaluate(name, [scratch], shared, 1)
+            base = best_of(got, "fedavg", higher)
+            second = stage2(base["phases"], args.extra_rounds, lr)
+            check = {"strategy": "fedavg", "phases": base["phases"]}
+            later = evaluate(name, [check] + second, shared, args.processes)
+            if later[0]["scores"] != next(r["scores"] for r in got if r.get("phases") == base["phases"]):
+                raise SystemExit(f"error: {name}: the retrained stage-1 FedAvg model does not score as the reused "
+                                 "results say (other code or settings): rerun without --reuse")
+            rows_of = got + later[1:]
         results += rows_of
         best = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
         chosen[name] = best
@@ -223,21 +263,36 @@ def main(argv=None) -> None:
                     "-" if last["strategy"] != "reptile" else
                     f"{last['meta_lr']:g}{' annealed' if last['meta_anneal'] else ''}"]
 
-        rows = [[r["strategy"], *describe(r), *[fmt(v) for v in r["scores"].values()]] for r in rows_of]
         unit = "accuracy (%)" if higher else "MSE"
-        heads = ["initial model", "trained from", "rounds", "inner samples", "local steps", "meta step"] + \
-            [f"{unit} at adapt lr x{f:g}" for f in LR_FACTORS]
+        heads = ["initial model", "trained from", "rounds", "inner samples", "local steps", "meta step"]
+        if args.longer:
+            grid = [(f, u) for u in LONGER_UPDATES for f in LONGER_LR_FACTORS]
+            heads += [f"x{f:g}{'' if u == 'full' else ' ' + u}" for f, u in grid]
+            rows = [[r["strategy"], *describe(r), *[fmt(r["scores"][score_key(lr * f, u)]) for f, u in grid]]
+                    for r in rows_of]
+        else:
+            heads += [f"{unit} at adapt lr x{f:g}" for f in LR_FACTORS]
+            rows = [[r["strategy"], *describe(r), *[fmt(v) for v in r["scores"].values()]] for r in rows_of]
         pick = markdown_table(["initial model", "trained from", "rounds", "inner samples", "local steps", "meta step",
-                               "adapt lr", f"validation {unit}"],
-                              [[k, *describe(b), f"{b['adapt_lr']:g}", fmt(b["value"])] for k, b in best.items()])
-        sections.append(f"### {name}: validation {unit} at K = {K} ({args.validation} validation devices)\n\n"
-                        f"{markdown_table(heads, rows)}\n\nChosen:\n\n{pick}")
-    header = (f"## Settings chosen on validation devices (seed {SEED}; {args.devices} training devices, fraction "
-              f"{args.fraction}, local batch 1; stage 1: {args.rounds} rounds from the random initialisation; "
-              f"stage 2: {args.extra_rounds} more rounds from the chosen stage-1 FedAvg model; adaptation: K = {K}, "
-              f"{PASSES} passes)\n\n"
-              "The rule is the docstring of bench/fleet_adapt_tune.py; the test devices of bench/fleet_adapt.py "
-              "are never used here.")
+                               "adapt lr", "adapted layers", f"validation {unit}"],
+                              [[k, *describe(b), f"{b['adapt_lr']:g}", b["adapt_update"], fmt(b["value"])]
+                               for k, b in best.items()])
+        grid_note = (f" (columns: adaptation lr as a multiple of the task's {lr:g}; every layer, or `last:1` the "
+                     "output layer only)") if args.longer else ""
+        sections.append(f"### {name}: validation {unit} at K = {K} ({args.validation} validation devices)"
+                        f"{grid_note}\n\n{markdown_table(heads, rows)}\n\nChosen:\n\n{pick}")
+    if args.longer:
+        header = (f"## Longer last phases, rescored on validation devices (rule 6 of bench/fleet_adapt_tune.py; seed "
+                  f"{SEED}; {args.devices} training devices; the earlier choices are those of {args.longer}; "
+                  f"adaptation: K = {K}, {PASSES} passes)\n\n"
+                  "The test devices of bench/fleet_adapt.py are never used here.")
+    else:
+        header = (f"## Settings chosen on validation devices (seed {SEED}; {args.devices} training devices, fraction "
+                  f"{args.fraction}, local batch 1; stage 1: {args.rounds} rounds from the random initialisation; "
+                  f"stage 2: {args.extra_rounds} more rounds from the chosen stage-1 FedAvg model; adaptation: "
+                  f"K = {K}, {PASSES} passes)\n\n"
+                  "The rule is the docstring of bench/fleet_adapt_tune.py; the test devices of bench/fleet_adapt.py "
+                  "are never used here.")
     write_results(args.name, {"args": vars(args), "candidates": results, "chosen": chosen},
                   "\n\n".join([header, *sections]))
 
