@@ -142,7 +142,7 @@ class Hooks:
                 self.bias.grad = QTensor(err.m.sum(axis=0, dtype=np.int64), err.scale)
             return e_in
 
-        def loss_error(model, out, y, target_exponent=0):
+        def loss_error(model, out, y, target_exponent=0, ctx=None):
             if hk.loss_bits == 8 and not hk.loss_stochastic:
                 return softmax_cross_entropy_error(out, y, model.config.scale_mode)
             t = log2_domain_q16(out)
