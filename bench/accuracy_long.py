@@ -22,6 +22,8 @@ Variants (``--variants``, comma-separated; tokens joined with ``/``; a variant w
   model without it plus one byte per remainder, marked ``+r``);
 * ``rows``: per-row (per-output-channel) power-of-two weight scales on the int8 layers
   (``QuantConfig.row_scales``; the plan holds one byte per row exponent);
+* ``lsr``: the loss error rescaled to int8 with stochastic rounding
+  (``QuantConfig.loss_error_rounding="stochastic"``; no extra memory);
 * ``const``: no learning-rate decay (constant lr);
 * ``float``: the float32 twin (built from the int8 model's initial weights).
 
@@ -77,7 +79,7 @@ def variants_of(model_name: str, variants: list[str]) -> list[str]:
 
 def parse_variant(text: str) -> dict:
     out = {"float": False, "weight_bits": 8, "wide_layers": (), "decay": True, "error_feedback": (),
-           "row_scales": False}
+           "row_scales": False, "loss_error_rounding": "nearest"}
     for tok in text.split("/"):
         if tok == "float":
             out["float"] = True
@@ -91,8 +93,10 @@ def parse_variant(text: str) -> dict:
             out["decay"] = False
         elif tok == "rows":
             out["row_scales"] = True
+        elif tok == "lsr":
+            out["loss_error_rounding"] = "stochastic"
         else:
-            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, rows, const, float)")
+            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, rows, lsr, const, float)")
     return out
 
 
@@ -101,7 +105,7 @@ def build(model_name, ds, seed, args, variant):
 
     options = {"hidden": tuple(int(h) for h in args.hidden.split(","))} if model_name == "mlp" else {}
     config = QuantConfig(weight_bits=variant["weight_bits"], wide_layers=variant["wide_layers"],
-                         row_scales=variant["row_scales"])
+                         row_scales=variant["row_scales"], loss_error_rounding=variant["loss_error_rounding"])
     return build_model(model_name, ds.sample_shape, ds.num_classes, config, seed=seed,
                        input_exponent=ds.input_exponent, **options)
 
@@ -142,7 +146,8 @@ def run(model_name, ds, seed, args, variant, x, y) -> float:
 
     tconf = train_config(model_name, seed, args, variant)
     if variant["float"]:
-        init = build(model_name, ds, seed, args, {**variant, "weight_bits": 8, "wide_layers": (), "row_scales": False})
+        init = build(model_name, ds, seed, args, {**variant, "weight_bits": 8, "wide_layers": (), "row_scales": False,
+                                                  "loss_error_rounding": "nearest"})
         return 100 * train_float(init, x, y, tconf, ds.x_test, ds.y_test, threads=1).test_accuracy
     model = build(model_name, ds, seed, args, variant)
     fit_fn = fit

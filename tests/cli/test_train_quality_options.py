@@ -1,4 +1,4 @@
-"""tintin train --wide-layers / --error-feedback: the model file keeps the widths and the remainders'
+"""tintin train --wide-layers / --error-feedback / --stochastic-loss-error: the model file keeps the widths and the remainders'
 setting; unknown layers are one-line errors."""
 
 import json
@@ -28,3 +28,16 @@ def test_unknown_layer_is_one_line(capsys, tmp_path):
         code, out, err = run(capsys, "train", "-d", "digits", "-e", "1", option, "fc9", "--out", str(tmp_path / option))
         lines = [line for line in err.strip().splitlines() if line.strip()]
         assert code != 0 and len(lines) == 1 and lines[0].startswith("error:") and "fc9" in lines[0], err
+
+
+def test_stochastic_loss_error(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "-d", "digits", "-e", "1", "--stochastic-loss-error", "--backend", "numpy",
+                         "--out", str(tmp_path / "a"), "--json", "-q")
+    assert code == 0, err
+    model, _ = load_model(json.loads(out)["model_path"])
+    assert model.config.loss_error_rounding == "stochastic"
+    assert json.loads(out)["test_accuracy"] > 0.5
+    code, _, err = run(capsys, "train", "-d", "digits", "--init", json.loads(out)["model_path"],
+                       "--stochastic-loss-error", "--out", str(tmp_path / "b"))
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code != 0 and len(lines) == 1 and "--stochastic-loss-error" in lines[0], err

@@ -193,6 +193,10 @@ def test_unknown_tensors_and_bad_types(tmp_path, bases):
                  "integer")
     expect_error(tmp_path, changed(bases["mlp"], lambda p: p.doc["spec"]["config"].__setitem__("weight_bits", "8")),
                  "config")
+    for value, what in (("up", "loss_error_rounding"), (1, "config")):
+        expect_error(tmp_path, changed(bases["mlp"],
+                                       lambda p: p.doc["spec"]["config"].__setitem__("loss_error_rounding", value)),
+                     what)
     expect_error(tmp_path, changed(bases["mlp"], lambda p: p.doc["spec"]["layers"][1].__setitem__("type", "Lin")),
                  "unknown layer type")
 

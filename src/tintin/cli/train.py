@@ -131,6 +131,9 @@ def train_command(
                                                  "remainder of sub-step updates (simulator only)"),
     row_scales: bool = typer.Option(False, "--row-scales", help="one power-of-two scale per output row of the "
                                     "int8 weights (docs/learning-quality.md)"),
+    stochastic_loss_error: bool = typer.Option(False, "--stochastic-loss-error",
+                                               help="round the loss error to int8 stochastically "
+                                               "(docs/learning-quality.md)"),
     backend: str = typer.Option("auto", "--backend", help="auto (native when a host C compiler works and the "
                                 "model and settings compile, else numpy; the choice is reported) | numpy (the "
                                 "simulator) | native (the whole step in C built for this CPU: the same bits, "
@@ -180,7 +183,8 @@ def train_command(
     out = out or Path("runs") / f"{ds.name}-{model}{'-finetune' if init is not None else ''}-s{seed}"
     check_output_dir(out, force)
     qconf = quantisation.config(upscale_init=upscale_init, wide_layers=_names(wide_layers),
-                                **({"row_scales": True} if row_scales else {}))
+                                **({"row_scales": True} if row_scales else {}),
+                                **({"loss_error_rounding": "stochastic"} if stochastic_loss_error else {}))
     oconf = optimiser.config(model, batch_size, error_feedback=_names(error_feedback),
                              lr_schedule=parse_schedule(lr_schedule) if lr_schedule
                              else (finetune_lr_schedule if init is not None else defaults.lr_schedule)(
@@ -206,6 +210,8 @@ def train_command(
         raise opt.OptionError("--wide-layers sets the widths of a new zoo model; --init keeps the file's")
     if init is not None and row_scales:
         raise opt.OptionError("--row-scales sets the scales of a new zoo model; --init keeps the file's")
+    if init is not None and stochastic_loss_error:
+        raise opt.OptionError("--stochastic-loss-error sets the numerics of a new zoo model; --init keeps the file's")
     layers = {p.name.rsplit(".", 1)[0] for p in net.parameters() if p.kind == "weight"}
     for option, names in (("--wide-layers", qconf.wide_layers),
                           ("--error-feedback", oconf.error_feedback)):

@@ -187,6 +187,8 @@ _PROTOTYPES = {
     "tt_relu_backward_s8": (_I, [_P, _P, _SZ, _P]),
     "tt_softmax_q15": (_I, [_P, CScale, _SZ, _SZ, _P]),
     "tt_softmax_xent_error_s8": (_I, [_P, CScale, _P, _SZ, _SZ, _I, _P, _P, _PS, ctypes.POINTER(_I64)]),
+    "tt_softmax_xent_error_round_s8": (_I, [_P, CScale, _P, _SZ, _SZ, _I, _I, _U32, _P, _P, _PS,
+                                           ctypes.POINTER(_I64)]),
     "tt_mse_error_s8": (_I, [_P, CScale, _P, CScale, _SZ, _I, _P, _PS, ctypes.POINTER(_I64), _PS]),
     "tt_argmax_s8": (_SZ, [_P, _SZ]),
     "tt_argmax_rows_s8": (_I, [_P, _SZ, _SZ, _P]),
@@ -659,8 +661,8 @@ def softmax_probabilities_q15(logits: QTensor) -> np.ndarray:
     return p.astype(np.int64)
 
 
-def softmax_cross_entropy_error(logits: QTensor, labels: np.ndarray,
-                                mode=ScaleMode.POW2) -> tuple[QTensor, LossValue]:
+def softmax_cross_entropy_error(logits: QTensor, labels: np.ndarray, mode=ScaleMode.POW2,
+                                rounding=Rounding.NEAREST, key: int | None = None) -> tuple[QTensor, LossValue]:
     lm = _array(logits.m, np.int8, "logits")
     batch, classes = _shape2(lm, "logits")
     lab = _array(labels, np.uint16, "labels").ravel()
@@ -669,8 +671,8 @@ def softmax_cross_entropy_error(logits: QTensor, labels: np.ndarray,
     scratch = np.empty((batch, classes), dtype=np.int32)
     err = np.empty((batch, classes), dtype=np.int8)
     es, loss = CScale(), _I64()
-    _call("tt_softmax_xent_error_s8", _ptr(lm), c_scale(logits.scale), _ptr(lab), batch, classes, _mode(mode),
-          _ptr(scratch), _ptr(err), ctypes.byref(es), ctypes.byref(loss))
+    _call("tt_softmax_xent_error_round_s8", _ptr(lm), c_scale(logits.scale), _ptr(lab), batch, classes, _mode(mode),
+          _rounding(rounding), _key(key, rounding), _ptr(scratch), _ptr(err), ctypes.byref(es), ctypes.byref(loss))
     return QTensor(err, py_scale(es)), LossValue(int(loss.value), Scale(-16))
 
 
@@ -1270,6 +1272,7 @@ def _check_dense(model) -> None:
 
 def forward(model, x: np.ndarray) -> QTensor:
     """``model.forward`` (evaluation) on the C kernels: the int8 output and its scale."""
+    from ..nn.config import LOSS_ERROR_SITE
     from ..nn.layers import Linear, ReLU
 
     _check_dense(model)
@@ -1290,6 +1293,7 @@ def train_step(model, optimizer, x: np.ndarray, y: np.ndarray, ctx, target_expon
     """``tintin.train.step.train_step`` executed by the C runtime, for Sequential models of
     ``Linear``, ``ReLU`` and ``Flatten`` layers. Updates ``model`` in place exactly as the Python does
     (same weights, scales, momentum, stream step)."""
+    from ..nn.config import LOSS_ERROR_SITE
     from ..nn.layers import Linear, ReLU
 
     _check_dense(model)
@@ -1318,7 +1322,9 @@ def train_step(model, optimizer, x: np.ndarray, y: np.ndarray, ctx, target_expon
     out = act
 
     if model.loss == "cross_entropy":
-        err, loss = softmax_cross_entropy_error(out, y, mode)
+        rounding = model.config.loss_error_rounding
+        key = ctx.stream.key(LOSS_ERROR_SITE) if rounding is not Rounding.NEAREST else None
+        err, loss = softmax_cross_entropy_error(out, y, mode, rounding, key)
         correct = int((predict_argmax(out.m) == np.asarray(y)).sum())
     else:
         target = QTensor(np.asarray(y).reshape(out.shape).astype(np.int8), Scale(target_exponent))

@@ -240,6 +240,10 @@ class StepEmitter:
         ws = s.workspace[0]
         B, C = self.shape(logits)
         lab = self.p.buffers[labels]
+        # the error's rounding (QuantConfig.loss_error_rounding): nearest, or stochastic with the
+        # step's stream key at the loss-error site
+        rounding = ("TT_ROUND_NEAREST, 0UL" if s.attrs.get("rounding", "nearest") == "nearest" else
+                    f"TT_ROUND_STOCHASTIC, tt_stream_key(&tt_stream, {int(s.attrs['site'])}UL)")
         lines = []
         if lab.dtype == "uint8":
             # the kernel takes uint16 labels: widen them into the workspace behind the B x C scratch
@@ -249,14 +253,15 @@ class StepEmitter:
                       f"    for (i_ = 0; i_ < {c_size(B)}; ++i_) {{",
                       f"        labels16[i_] = {self.buf(labels)}[i_];",
                       "    }",
-                      f"    TT_CALL(tt_softmax_xent_error_s8({self.buf(logits)}, {self.sc(logits)}, labels16, "
-                      f"{c_size(B)}, {c_size(C)}, {self.mode_c}, {self.buf(ws)}, {self.buf(err)}, &{self.sc(err)}, "
-                      f"{self.buf(total)}));",
+                      f"    TT_CALL(tt_softmax_xent_error_round_s8({self.buf(logits)}, {self.sc(logits)}, labels16, "
+                      f"{c_size(B)}, {c_size(C)}, {self.mode_c}, {rounding}, {self.buf(ws)}, {self.buf(err)}, "
+                      f"&{self.sc(err)}, {self.buf(total)}));",
                       "}"]
         else:
-            lines += self.call(f"tt_softmax_xent_error_s8({self.buf(logits)}, {self.sc(logits)}, "
+            lines += self.call(f"tt_softmax_xent_error_round_s8({self.buf(logits)}, {self.sc(logits)}, "
                                f"(const uint16_t *)(const void *){self.buf(labels)}, {c_size(B)}, {c_size(C)}, "
-                               f"{self.mode_c}, {self.buf(ws)}, {self.buf(err)}, &{self.sc(err)}, {self.buf(total)})")
+                               f"{self.mode_c}, {rounding}, {self.buf(ws)}, {self.buf(err)}, &{self.sc(err)}, "
+                               f"{self.buf(total)})")
         lines.append(f"{self.sc(total)}.S = -16; {self.sc(total)}.U = 0; {self.sc(total)}.D = 0;")
         return lines
 

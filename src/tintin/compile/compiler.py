@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..nn.config import LOSS_ERROR_SITE
+from ..numerics import Rounding
 from .ir import DTYPE_BYTES, Buffer, BufferKind, Memory, Phase, Step, TrainingProgram
 from .registry import CompileError, lowering_for
 from .selection import model_selection, parse_update
@@ -508,8 +510,10 @@ def _lower_loss(b: ProgramBuilder, model, logits: str) -> str:
         preds = b.add_buffer("predictions", BufferKind.OUTPUT, "int16", (B,))
         b.add_step(Phase.LOSS, "predict_argmax", None, (logits,), (preds,), elementwise=B * classes)
         ws = b.add_buffer("loss.workspace", BufferKind.WORKSPACE, "int32", (3, B, classes))
+        rounding = model.config.loss_error_rounding
+        attrs = {} if rounding is Rounding.NEAREST else {"rounding": rounding.value, "site": LOSS_ERROR_SITE}
         b.add_step(Phase.LOSS, "softmax_cross_entropy_error", None, (logits, labels), (err, total), workspace=(ws,),
-                   inplace={err: logits}, elementwise=B * classes * 12)
+                   attrs=attrs, inplace={err: logits}, elementwise=B * classes * 12)
     else:
         labels = b.add_buffer("labels", BufferKind.LABEL, "int8", out_shape)
         ws = b.add_buffer("loss.workspace", BufferKind.WORKSPACE, "int32", out_shape)

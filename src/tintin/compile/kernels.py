@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics import QTensor, Scale, rescale
+from ..numerics import QTensor, Rounding, Scale, rescale
 from ..ops import mse_error, predict_argmax, softmax_cross_entropy_error
 from .registry import register_kernel
 
@@ -27,7 +27,9 @@ def _predict(step, io, env):
 @register_kernel("softmax_cross_entropy_error")
 def _cross_entropy(step, io, env):
     logits, labels = io.read(step.inputs[0]), io.read(step.inputs[1])
-    err, loss = softmax_cross_entropy_error(logits, labels.m.astype(np.int64), env.mode)
+    rounding = Rounding(step.attrs.get("rounding", "nearest"))
+    key = env.ctx.stream.key(step.attrs["site"]) if rounding is not Rounding.NEAREST else None
+    err, loss = softmax_cross_entropy_error(logits, labels.m.astype(np.int64), env.mode, rounding, key)
     io.write(step.outputs[0], err)
     io.write(step.outputs[1], QTensor(np.array([loss.total], dtype=np.int64), loss.scale))
 

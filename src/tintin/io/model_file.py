@@ -67,7 +67,7 @@ _DTYPE_NAMES = {np.dtype(np.int8): "I8", np.dtype(np.int16): "I16", np.dtype(np.
                 np.dtype(np.int64): "I64"}
 
 _CONFIG_KEYS = {"scale_mode": str, "weight_bits": int, "upscale_init": bool, "init_headroom_bits": int,
-                "wide_layers": list, "row_scales": bool}
+                "wide_layers": list, "row_scales": bool, "loss_error_rounding": str}
 #: layer description keys holding text, flags or nested layers; every other key holds integers
 _LAYER_TEXT_KEYS = ("type", "name", "init")
 _LAYER_NESTED_KEYS = ("body", "shortcut")
@@ -307,7 +307,7 @@ class _Reader:
         if not isinstance(config, dict) or not set(config) <= set(_CONFIG_KEYS) or not all(
                 type(config[k]) is t for k, t in _CONFIG_KEYS.items() if k in config):
             raise self.fail(f"config must be an object with the keys {', '.join(_CONFIG_KEYS)} "
-                            f"(text, integer, true/false, integer, list of layer names, true/false)")
+                            f"(text, integer, true/false, integer, list of layer names, true/false, text)")
         wide = config.get("wide_layers", [])
         if len(wide) > MAX_LAYERS or not all(isinstance(n, str) and 0 < len(n) <= 200 for n in wide):
             raise self.fail("config wide_layers must list layer names of 1 to 200 characters")

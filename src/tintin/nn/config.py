@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from ..numerics import ScaleMode
+from ..numerics import Rounding, ScaleMode
 
 #: exponent of the fixed power-of-two scale of every int32 bias (2**-20: range +-1024, fine steps)
 BIAS_EXPONENT = -20
+
+#: stochastic-rounding site of the loss error's rescale (``loss_error_rounding="stochastic"``): ``k = 2``
+#: of the optimiser's ``4 * i + k`` numbering with ``i = 0`` (the update uses ``k = 0``, error feedback
+#: ``k = 1``), so its draws are independent of every update's
+LOSS_ERROR_SITE = 2
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,11 @@ class QuantConfig:
     * ``row_scales``: int8 weights of ``Linear`` and convolution layers keep one power-of-two
       exponent per output row (channel) besides the tensor scale (per-channel scales, see
       :mod:`tintin.numerics.scale_rows`); int16 (wide) weights keep one scale per tensor.
+    * ``loss_error_rounding``: how the softmax cross-entropy error (``p - onehot`` in Q15) is
+      rescaled to int8: ``nearest`` (the default) or ``stochastic`` (keys of the step's rounding
+      stream at site :data:`LOSS_ERROR_SITE`). With one scale for the whole batch, nearest rounding
+      sets the small errors of the samples the model already gets right to zero; stochastic rounding
+      keeps them in expectation (no extra memory). Ignored by MSE heads.
     * ``upscale_init``: True (Tin-Tin initial weight upscaling): the initial weights use the full
       mantissa range at the finest scale the mode can express. False: a power-of-two scale leaving
       ``init_headroom_bits`` unused bits (max mantissa in (2**(b-1-h-1), 2**(b-1-h)]).
@@ -34,9 +44,13 @@ class QuantConfig:
     init_headroom_bits: int = 2
     wide_layers: tuple[str, ...] = ()
     row_scales: bool = False
+    loss_error_rounding: Rounding = Rounding.NEAREST
 
     def __post_init__(self):
         object.__setattr__(self, "scale_mode", ScaleMode(self.scale_mode))
+        if self.loss_error_rounding not in (Rounding.NEAREST, Rounding.STOCHASTIC):
+            raise ValueError(f"loss_error_rounding must be 'nearest' or 'stochastic', got {self.loss_error_rounding!r}")
+        object.__setattr__(self, "loss_error_rounding", Rounding(self.loss_error_rounding))
         if isinstance(self.wide_layers, str) or not all(isinstance(n, str) for n in self.wide_layers):
             raise ValueError(f"wide_layers must be a list of layer names, got {self.wide_layers!r}")
         object.__setattr__(self, "wide_layers", tuple(self.wide_layers))
@@ -69,6 +83,10 @@ class QuantConfig:
             d["wide_layers"] = list(self.wide_layers)
         if not self.row_scales:  # nor do files of models without row scales
             del d["row_scales"]
+        if self.loss_error_rounding is Rounding.NEAREST:  # nor with the default loss-error rounding
+            del d["loss_error_rounding"]
+        else:
+            d["loss_error_rounding"] = self.loss_error_rounding.value
         return d
 
     @classmethod

@@ -11,7 +11,8 @@ Softmax cross-entropy (all integer; tables in :mod:`tintin.numerics.tables`):
    multiplier ``(M, n)`` of ``s`` times ``LOG2E_Q14``; ``t`` is clipped to ``>= -31 * 2**16``.
 2. ``e = EXP2(frac(t)) >> -floor(t)`` in Q15 (``2**t``; 32768 for the maximum).
 3. ``p = (e * 2**15 + sum/2) // sum`` with ``sum = sum(e)``: probabilities in Q15.
-4. error ``= p - onehot * 2**15`` at scale ``2**-15``, rescaled to int8.
+4. error ``= p - onehot * 2**15`` at scale ``2**-15``, rescaled to int8 (nearest; or stochastic
+   with ``rounding`` and a stream ``key``: ``QuantConfig.loss_error_rounding``).
 5. loss (nats, Q16) per sample ``= round((log2_q16(sum) - 15 * 2**16 - t[label]) * LN2_Q16 / 2**16)``.
 
 Mean squared error ``L = 1/2 * sum (y - target)**2`` with the target aligned to the prediction's
@@ -86,15 +87,17 @@ def softmax_q15(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p, total[:, 0]
 
 
-def softmax_cross_entropy_error(logits: QTensor, labels: np.ndarray,
-                                mode: ScaleMode = ScaleMode.POW2) -> tuple[QTensor, LossValue]:
-    """Integer softmax cross-entropy: output error (int8) and summed loss (nats, scale 2**-16)."""
+def softmax_cross_entropy_error(logits: QTensor, labels: np.ndarray, mode: ScaleMode = ScaleMode.POW2,
+                                rounding: Rounding = Rounding.NEAREST,
+                                key: int | None = None) -> tuple[QTensor, LossValue]:
+    """Integer softmax cross-entropy: output error (int8) and summed loss (nats, scale 2**-16).
+    ``rounding``/``key``: the rounding of the error's rescale to int8 (stochastic needs a key)."""
     t = log2_domain_q16(logits)
     p, total = softmax_q15(t)
     rows = np.arange(len(labels))
     err = p
     err[rows, labels] -= 1 << 15
-    q, s = rescale(err, Scale(-15), 8, mode)
+    q, s = rescale(err, Scale(-15), 8, mode, rounding, key)
     t_label = t[rows, labels]
     per_sample = ((log2_q16_array(total) - (15 << 16) - t_label) * LN2_Q16 + (1 << 15)) >> 16
     return QTensor(q, s), LossValue(int(per_sample.sum()), Scale(-16))

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..numerics import QTensor, Scale, check_int8_domain, check_terms
+from ..numerics import QTensor, Rounding, Scale, check_int8_domain, check_terms
 from ..nn import Context, Sequential
+from ..nn.config import LOSS_ERROR_SITE
 from ..ops import LossValue, mse_error, predict_argmax, softmax_cross_entropy_error
 from ..optim import IntegerSGD
 from .errors import LabelError, TrainingDataError
@@ -20,9 +21,17 @@ class StepResult:
     count: int
 
 
-def loss_error(model: Sequential, out: QTensor, y: np.ndarray, target_exponent: int = 0):
+def loss_error(model: Sequential, out: QTensor, y: np.ndarray, target_exponent: int = 0,
+               ctx: Context | None = None):
+    """The output error and loss of a batch. A classifier with ``loss_error_rounding="stochastic"``
+    rounds its error with the key of ``ctx``'s stream at :data:`~tintin.nn.config.LOSS_ERROR_SITE`."""
     if model.loss == "cross_entropy":
-        return softmax_cross_entropy_error(out, y, model.config.scale_mode)
+        rounding = model.config.loss_error_rounding
+        if rounding is Rounding.NEAREST:
+            return softmax_cross_entropy_error(out, y, model.config.scale_mode)
+        if ctx is None or ctx.stream is None:
+            raise ValueError("stochastic loss-error rounding needs the training context's rounding stream")
+        return softmax_cross_entropy_error(out, y, model.config.scale_mode, rounding, ctx.stream.key(LOSS_ERROR_SITE))
     return mse_error(out, QTensor(y.reshape(out.shape).astype(np.int8), Scale(target_exponent)), model.config.scale_mode)
 
 
@@ -103,7 +112,7 @@ def train_step(model: Sequential, optimizer: IntegerSGD, x: np.ndarray, y: np.nd
     y = check_labels(model, y, len(x))
     ctx.training = True
     out = model.forward(QTensor(x, Scale(model.input_exponent)), ctx)
-    err, loss = loss_error(model, out, y, target_exponent)
+    err, loss = loss_error(model, out, y, target_exponent, ctx)
     correct = int((predict_argmax(out.m) == y).sum()) if model.loss == "cross_entropy" else 0
     optimizer.batch_size = len(x)
     model.backward(err, ctx, on_gradient=lambda p: optimizer.update(p, ctx))

@@ -154,6 +154,15 @@ tt_status_t tt_softmax_xent_error_s8(const int8_t *logits, tt_scale_t logit_scal
                                      size_t batch, size_t classes, tt_scale_mode_t mode, int32_t *scratch,
                                      int8_t *err, tt_scale_t *err_scale, int64_t *loss_total)
 {
+    return tt_softmax_xent_error_round_s8(logits, logit_scale, labels, batch, classes, mode, TT_ROUND_NEAREST, 0,
+                                          scratch, err, err_scale, loss_total);
+}
+
+tt_status_t tt_softmax_xent_error_round_s8(const int8_t *logits, tt_scale_t logit_scale, const uint16_t *labels,
+                                           size_t batch, size_t classes, tt_scale_mode_t mode,
+                                           tt_rounding_t rounding, uint32_t key, int32_t *scratch, int8_t *err,
+                                           tt_scale_t *err_scale, int64_t *loss_total)
+{
     log2e_scale_t ls;
     tt_status_t st;
     int64_t loss = 0;
@@ -189,7 +198,7 @@ tt_status_t tt_softmax_xent_error_s8(const int8_t *logits, tt_scale_t logit_scal
     }
     *err_scale = (tt_scale_t){-15, 0, 0};
     *loss_total = loss;
-    return tt_rescale_s32_to_s8(scratch, batch * classes, err_scale, mode, TT_ROUND_NEAREST, 0, err);
+    return tt_rescale_s32_to_s8(scratch, batch * classes, err_scale, mode, rounding, key, err);
 }
 
 tt_status_t tt_mse_error_s8(const int8_t *pred, tt_scale_t pred_scale, const int8_t *target,

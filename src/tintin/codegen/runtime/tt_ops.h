@@ -121,6 +121,14 @@ tt_status_t tt_softmax_xent_error_s8(const int8_t *logits, tt_scale_t logit_scal
                                      size_t batch, size_t classes, tt_scale_mode_t mode, int32_t *scratch,
                                      int8_t *err, tt_scale_t *err_scale, int64_t *loss_total);
 
+/* softmax_cross_entropy_error with the error's rescale rounded by `rounding` (TT_ROUND_NEAREST, or
+ * TT_ROUND_STOCHASTIC with the stream key `key`: QuantConfig.loss_error_rounding); element i of the
+ * (batch, classes) error draws index i. tt_softmax_xent_error_s8 is this with TT_ROUND_NEAREST. */
+tt_status_t tt_softmax_xent_error_round_s8(const int8_t *logits, tt_scale_t logit_scale, const uint16_t *labels,
+                                           size_t batch, size_t classes, tt_scale_mode_t mode,
+                                           tt_rounding_t rounding, uint32_t key, int32_t *scratch, int8_t *err,
+                                           tt_scale_t *err_scale, int64_t *loss_total);
+
 /* mse_error: err = rescale(pred - align(target)) (nearest, count elements); *loss_total =
  * sum (pred - target)**2 at *loss_scale = 2**(2S-1) u**2U d**2D (the prediction scale squared / 2).
  * The aligned target is clipped to +-2**30, so |pred - target| < 2**31. No scratch (two passes);
