@@ -24,6 +24,8 @@ Variants (``--variants``, comma-separated; tokens joined with ``/``; a variant w
   (``QuantConfig.row_scales``; the plan holds one byte per row exponent);
 * ``lsr``: the loss error rescaled to int8 with stochastic rounding
   (``QuantConfig.loss_error_rounding="stochastic"``; no extra memory);
+* ``lr=0.25``: this peak learning rate instead of the zoo default, decayed by the same rule
+  (``TrainingDefaults.lr_schedule``); the float32 twin of the same variant uses the same schedule;
 * ``const``: no learning-rate decay (constant lr);
 * ``float``: the float32 twin (built from the int8 model's initial weights).
 
@@ -79,7 +81,7 @@ def variants_of(model_name: str, variants: list[str]) -> list[str]:
 
 def parse_variant(text: str) -> dict:
     out = {"float": False, "weight_bits": 8, "wide_layers": (), "decay": True, "error_feedback": (),
-           "row_scales": False, "loss_error_rounding": "nearest"}
+           "row_scales": False, "loss_error_rounding": "nearest", "lr": None}
     for tok in text.split("/"):
         if tok == "float":
             out["float"] = True
@@ -95,8 +97,15 @@ def parse_variant(text: str) -> dict:
             out["row_scales"] = True
         elif tok == "lsr":
             out["loss_error_rounding"] = "stochastic"
+        elif tok.startswith("lr="):
+            try:
+                out["lr"] = float(tok[3:])
+            except ValueError:
+                raise SystemExit(f"error: bad learning rate in variant token {tok!r}") from None
+            if not out["lr"] > 0:
+                raise SystemExit(f"error: the learning rate in {tok!r} must be positive")
         else:
-            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, rows, lsr, const, float)")
+            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, rows, lsr, lr=X, const, float)")
     return out
 
 
@@ -116,9 +125,10 @@ def train_config(model_name, seed, args, variant):
     from tintin.train import TrainConfig
 
     d = training_defaults(model_name)
-    sched = d.lr_schedule(args.epochs) if variant["decay"] else ()
+    lr = variant["lr"] or d.lr
+    sched = d.lr_schedule(args.epochs, lr) if variant["decay"] else ()
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-                       optim=OptimConfig(lr=d.lr, lr_schedule=sched, momentum_shift=d.momentum_shift,
+                       optim=OptimConfig(lr=lr, lr_schedule=sched, momentum_shift=d.momentum_shift,
                                          error_feedback=variant["error_feedback"]),
                        eval_each_epoch=False)
 
@@ -197,6 +207,13 @@ def main(argv=None) -> None:
     write(args, runs, sram, models, variants)
 
 
+def float_twin_of(variant: str) -> str:
+    """The float32 variant trained with the same schedule as ``variant`` (its ``const`` and ``lr=``
+    tokens)."""
+    toks = [t for t in variant.split("/") if t == "const" or t.startswith("lr=")]
+    return "/".join(["float", *toks])
+
+
 def summary(runs, model_name, variant):
     accs = [r["test_accuracy"] for r in sorted(runs, key=lambda r: r["seed"])
             if r["model"] == model_name and r["variant"] == variant]
@@ -217,7 +234,7 @@ def write(args, runs, sram, models, variants) -> None:
             if s is None:
                 rows.append([model_name, v, "not run", "", "", "", sram[f"{model_name}:{v}"]])
                 continue
-            fref = summary(runs, model_name, "float/const" if "const" in v.split("/") else "float")
+            fref = summary(runs, model_name, float_twin_of(v))
             gap = f"{fref['mean'] - s['mean']:+.2f}" if fref and not parse_variant(v)["float"] else ""
             mark = "" if s["n"] >= args.seeds else f" (incomplete: {s['n']} of {args.seeds} seeds)"
             rows.append([model_name, v, f"{s['mean']:.2f} ± {s['std']:.2f}{mark}", ", ".join(f"{a:.2f}" for a in s["runs"]),
@@ -226,10 +243,10 @@ def write(args, runs, sram, models, variants) -> None:
     mlp_desc = f"mlp = {args.hidden.replace(',', '-')} hidden (784-{args.hidden.replace(',', '-')}-10)"
     md = (f"## Long runs on {args.dataset}: test accuracy (%) after {args.epochs} epochs, batch {args.batch_size}, "
           f"{args.seeds} seeds asked\n\n"
-          f"{mlp_desc}; lenet5 = the zoo's LeNet-5. Every run uses the model's default lr and the zoo's decay rule "
-          "(x0.2 at 50% and 80% of the epochs) unless the variant says `const`; `float` is the float32 twin "
+          f"{mlp_desc}; lenet5 = the zoo's LeNet-5. Every run uses the model's default lr (or the variant's `lr=X`) and the zoo's decay "
+          "rule (x0.2 at 50% and 80% of the epochs) unless the variant says `const`; `float` is the float32 twin "
           "(PyTorch, one thread) from the same initial weights with the same schedule and data order. "
-          "float - integer: the gap to that twin. Training SRAM: the planner's arena for one full training step "
+          "float - integer: the gap to the twin with the same schedule (`float`, `float/const`, `float/lr=X`). Training SRAM: the planner's arena for one full training step "
           f"at batch 1. NITRO-D on the same MLP and data: {NITRO_D_FASHION} %.\n\n"
           + markdown_table(["model", "variant", "test accuracy", "per seed", "float - integer",
                             f">= NITRO-D {NITRO_D_FASHION}", "training SRAM B"], rows))
