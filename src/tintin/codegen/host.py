@@ -1272,7 +1272,6 @@ def _check_dense(model) -> None:
 
 def forward(model, x: np.ndarray) -> QTensor:
     """``model.forward`` (evaluation) on the C kernels: the int8 output and its scale."""
-    from ..nn.config import LOSS_ERROR_SITE
     from ..nn.layers import Linear, ReLU
 
     _check_dense(model)
