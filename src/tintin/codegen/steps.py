@@ -20,7 +20,7 @@ from .cgen import CTYPE, CodegenError, c_size, comment
 
 _MODE = {"pow2": "TT_SCALE_POW2", "compound": "TT_SCALE_COMPOUND"}
 #: the largest batch whose fully connected update forms its gradient itself (TT_RANK_BATCH_MAX)
-RANK_BATCH_MAX = 8
+RANK_BATCH_MAX = 32
 
 
 def _size(shape) -> int:

@@ -120,7 +120,7 @@ typedef struct {
 } tt_tiled_update_t;
 
 /* the largest batch of the fused outer-product update (larger batches use gradient tiles) */
-#define TT_RANK_BATCH_MAX 8u
+#define TT_RANK_BATCH_MAX 32u
 
 /* IntegerSGD.update of a weight from its gradient computed tile by tile: the result (weights,
  * scale, momentum) equals tt_sgd_update_weight_s8/_s16 (rows == NULL) or

@@ -419,75 +419,102 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
 
 /* ---- small batch (2..TT_RANK_BATCH_MAX): the gradient is a sum of B outer products ------------ */
 
-/* One sample's share of a row's gradient: its error in the row (times M, or not) and its inputs. */
+/* One sample's share of a row's gradient: its error in the row and its inputs. */
 typedef struct {
-    int32_t e;       /* err[b, row] * M (or err[b, row]) */
+    int32_t e;       /* err[b, row] */
     const int8_t *x; /* x[b, 0..cols) */
 } rank_term_t;
 
-/* g * M (or g) of column k of a row: sum_i t[i].e * t[i].x[k] over the nb samples whose error in
- * this row is not 0, two at a time. */
-static inline int32_t rankb_product(uint32_t k, const rank_term_t *t, size_t nb)
+/* acc[j] (+)= sum_i t[i].e * t[i].x[ks[j]] over cnt <= 4 samples (cnt and init constant after
+ * inlining): their errors and input rows stay in registers, each column index is loaded once. */
+TT_RANK1_RUN_INLINE void rankb_axpy(int32_t *acc, const rank_term_t *t, const uint16_t *ks, size_t nk, unsigned cnt,
+                                    unsigned init)
 {
-    int32_t p = 0;
-    size_t i;
-    for (i = 0; i + 1u < nb; i += 2u) {
-        p += t[i].e * (int32_t)t[i].x[k] + t[i + 1u].e * (int32_t)t[i + 1u].x[k];
+    const int32_t e0 = t[0].e, e1 = cnt > 1u ? t[1].e : 0, e2 = cnt > 2u ? t[2].e : 0, e3 = cnt > 3u ? t[3].e : 0;
+    const int8_t *x0 = t[0].x, *x1 = cnt > 1u ? t[1].x : x0, *x2 = cnt > 2u ? t[2].x : x0, *x3 = cnt > 3u ? t[3].x : x0;
+    const int32_t *end = acc + nk;
+    for (; acc != end; ++acc, ++ks) {
+        uint32_t k = *ks;
+        int32_t s = init ? e0 * (int32_t)x0[k] : *acc + e0 * (int32_t)x0[k];
+        if (cnt > 1u) {
+            s += e1 * (int32_t)x1[k];
+        }
+        if (cnt > 2u) {
+            s += e2 * (int32_t)x2[k];
+        }
+        if (cnt > 3u) {
+            s += e3 * (int32_t)x3[k];
+        }
+        *acc = s;
     }
-    if (i < nb) {
-        p += t[i].e * (int32_t)t[i].x[k];
-    }
-    return p;
 }
 
-/* One row, 1 <= n <= 31, |g| * M <= 2**30 for every element (so the sum of the terms is exact in
- * 32 bits): w[k] -= round(g[k] * M / 2**n) over the columns ks[0..nk) with a nonzero input. New
- * values are stored wrapped to int8; returns 1 when one left the range (the row is then undone). */
-TT_NOINLINE static uint8_t rankb_row_s8(int8_t *w, const rank_term_t *t, size_t nb, const uint16_t *ks, size_t nk,
+/* One row's gradient over the columns ks[0..nk) with a nonzero input: acc[j] = sum_i t[i].e *
+ * t[i].x[ks[j]] over the nb >= 1 samples with an error in this row (|acc[j]| <= nb * 16129 < 2**20:
+ * exact in 32 bits), four samples per pass over the row. */
+TT_NOINLINE static void rankb_gradient_row(int32_t *acc, const rank_term_t *t, size_t nb, const uint16_t *ks, size_t nk)
+{
+    size_t i = nb & 3u;
+    switch (i) {
+    case 1u:
+        rankb_axpy(acc, t, ks, nk, 1u, 1u);
+        break;
+    case 2u:
+        rankb_axpy(acc, t, ks, nk, 2u, 1u);
+        break;
+    case 3u:
+        rankb_axpy(acc, t, ks, nk, 3u, 1u);
+        break;
+    default:
+        rankb_axpy(acc, t, ks, nk, 4u, 1u);
+        i = 4u;
+        break;
+    }
+    for (; i < nb; i += 4u) {
+        rankb_axpy(acc, t + i, ks, nk, 4u, 0u);
+    }
+}
+
+/* max |acc[j]|, j < nk */
+static uint32_t rankb_max_abs(const int32_t *acc, size_t nk)
+{
+    uint32_t a = 0;
+    size_t j;
+    for (j = 0; j < nk; ++j) {
+        uint32_t v = tt_mag32(acc[j]);
+        a = v > a ? v : a;
+    }
+    return a;
+}
+
+/* One row, 1 <= n <= 31, |g| * M <= 2**30 for every element (32-bit products): w[ks[j]] -=
+ * round(acc[j] * M / 2**n). New values are stored wrapped to int8; returns 1 when one left the
+ * range (the row is then undone by rankb_row_undo_s8). A zero gradient leaves its weight as it is
+ * (its step is 0 whatever the draw). */
+TT_NOINLINE static uint8_t rankb_row_s8(int8_t *w, const int32_t *acc, const uint16_t *ks, size_t nk, int32_t m,
                                         uint32_t rowkey, uint8_t n)
 {
     int32_t flags = 0;
     size_t j;
-    if (nb <= 2u) { /* one or two samples with an error in this row: the products in registers */
-        const int8_t *x0 = t[0].x, *x1 = nb == 2u ? t[1].x : t[0].x;
-        int32_t em0 = t[0].e, em1 = nb == 2u ? t[1].e : 0;
-        for (j = 0; j < nk; ++j) {
-            uint32_t k = ks[j];
-            int32_t p = em0 * (int32_t)x0[k] + em1 * (int32_t)x1[k], nw;
-            if (p != 0) {
-                nw = (int32_t)w[k] - rank1_delta(p, rowkey + k * (uint32_t)TT_GOLDEN32, n);
-                w[k] = (int8_t)nw;
-                flags |= (nw + 127) | (127 - nw); /* negative when |nw| > 127 */
-            }
-        }
-        return flags < 0;
-    }
     for (j = 0; j < nk; ++j) {
         uint32_t k = ks[j];
-        int32_t p = rankb_product(k, t, nb), nw;
-        if (p != 0) {
-            nw = (int32_t)w[k] - rank1_delta(p, rowkey + k * (uint32_t)TT_GOLDEN32, n);
-            w[k] = (int8_t)nw;
-            flags |= (nw + 127) | (127 - nw); /* negative when |nw| > 127 */
-        }
+        int32_t nw = (int32_t)w[k] - rank1_delta(acc[j] * m, rowkey + k * (uint32_t)TT_GOLDEN32, n);
+        w[k] = (int8_t)nw;
+        flags |= (nw + 127) | (127 - nw); /* negative when |nw| > 127 */
     }
     return flags < 0;
 }
 
 /* Undo rankb_row_s8 (the same deltas added back, exact through the int8 wrap-around); returns
  * max |w - delta| over the row's new values out of range. */
-TT_NOINLINE static uint32_t rankb_row_undo_s8(int8_t *w, const rank_term_t *t, size_t nb, const uint16_t *ks,
-                                              size_t nk, uint32_t rowkey, uint8_t n)
+TT_NOINLINE static uint32_t rankb_row_undo_s8(int8_t *w, const int32_t *acc, const uint16_t *ks, size_t nk, int32_t m,
+                                              uint32_t rowkey, uint8_t n)
 {
     uint32_t amax = 0;
     size_t j;
     for (j = 0; j < nk; ++j) {
         uint32_t k = ks[j];
-        int32_t p = rankb_product(k, t, nb), d, old, nw;
-        if (p == 0) {
-            continue;
-        }
-        d = rank1_delta(p, rowkey + k * (uint32_t)TT_GOLDEN32, n);
+        int32_t d = rank1_delta(acc[j] * m, rowkey + k * (uint32_t)TT_GOLDEN32, n), old, nw;
         old = (int8_t)((uint32_t)(int32_t)w[k] + (uint32_t)d);
         nw = old - d;
         w[k] = (int8_t)old;
@@ -499,11 +526,55 @@ TT_NOINLINE static uint32_t rankb_row_undo_s8(int8_t *w, const rank_term_t *t, s
     return amax;
 }
 
-/* A row whose products may exceed 32 bits, or a saturating update: the general element step on
- * g = sum_b err[b, row] * x[b, k] (|g| <= 8 * 16129). Returns max |w - delta| above `limit` when not
- * saturating (the new values are then not written: the row is left for the rescale pass). */
-static uint64_t rankb_row_general_s8(int8_t *w, const rank_term_t *t, size_t nb, const uint16_t *ks, size_t nk,
-                                     const tile_rule_t *r, uint32_t index0, uint8_t saturate, int32_t limit)
+#if TT_RANK1_LONG
+/* Cores with SMLAL, 16 <= n <= 32 (c = -(M * 2**(32 - n)), |c| < 2**31), any |g| < 2**31: with the
+ * draw u = rowkey + k * G, the high word of w * 2**32 + (~u ^ sm) + g * c, sm = 0 for g >= 0 and
+ * all ones for g < 0, is w - sign(g) * ((|g| * M + (u >> (32 - n))) >> n): for g > 0 it is
+ * w - floor((|g| * M * 2**(32 - n) + u) / 2**32) (see TT_RANK1_LONG above), for g < 0
+ * w + floor((u + |g| * M * 2**(32 - n)) / 2**32), and for g = 0 it is w. One SMLAL per weight and
+ * no bound on |g| * M. Returns 1 when a new value left the int8 range. */
+TT_NOINLINE static uint8_t rankb_row_long_s8(int8_t *w, const int32_t *acc, const uint16_t *ks, size_t nk,
+                                             uint32_t nrowkey, int32_t c)
+{
+    int32_t flags = 0;
+    size_t j;
+    for (j = 0; j < nk; ++j) {
+        uint32_t k = ks[j];
+        int32_t g = acc[j], sm = -(int32_t)((uint32_t)g >> 31);
+        int32_t nw = rank1_smlal_hi(w[k], (nrowkey - k * (uint32_t)TT_GOLDEN32) ^ (uint32_t)sm, g, c);
+        w[k] = (int8_t)nw;
+        flags |= (nw + 127) | (127 - nw); /* negative when |nw| > 127 */
+    }
+    return flags < 0;
+}
+
+/* Undo rankb_row_long_s8: the step f = new - old is the high word of the same sum with w = 0. */
+TT_NOINLINE static uint32_t rankb_row_long_undo_s8(int8_t *w, const int32_t *acc, const uint16_t *ks, size_t nk,
+                                                   uint32_t nrowkey, int32_t c)
+{
+    uint32_t amax = 0;
+    size_t j;
+    for (j = 0; j < nk; ++j) {
+        uint32_t k = ks[j];
+        int32_t g = acc[j], sm = -(int32_t)((uint32_t)g >> 31), f, old, nw;
+        f = rank1_smlal_hi(0, (nrowkey - k * (uint32_t)TT_GOLDEN32) ^ (uint32_t)sm, g, c);
+        old = (int8_t)((uint32_t)(int32_t)w[k] - (uint32_t)f);
+        nw = old + f;
+        w[k] = (int8_t)old;
+        if ((uint32_t)(nw + 127) > 254u) {
+            uint32_t a = tt_mag32(nw);
+            amax = a > amax ? a : amax;
+        }
+    }
+    return amax;
+}
+#endif
+
+/* A row outside the 32-bit and long-multiply cases, or a saturating update: the general element
+ * step on g = acc[j]. Returns max |w - delta| above `limit` when not saturating (the new values are
+ * then not written: the row is left for the rescale pass). */
+static uint64_t rankb_row_general_s8(int8_t *w, const int32_t *acc, const uint16_t *ks, size_t nk, const tile_rule_t *r,
+                                     uint32_t index0, uint8_t saturate, int32_t limit)
 {
     uint64_t amax = 0;
     uint8_t pass;
@@ -511,7 +582,7 @@ static uint64_t rankb_row_general_s8(int8_t *w, const rank_term_t *t, size_t nb,
     for (pass = saturate ? 1u : 0u; pass < 2u && amax == 0; ++pass) { /* pass 0: check the range, 1: write */
         for (j = 0; j < nk; ++j) {
             uint32_t k = ks[j];
-            int32_t g = rankb_product(k, t, nb);
+            int32_t g = acc[j];
             int64_t nw;
             uint64_t a;
             if (g == 0) {
@@ -531,43 +602,48 @@ static uint64_t rankb_row_general_s8(int8_t *w, const rank_term_t *t, size_t nb,
 
 /* Batch 2..TT_RANK_BATCH_MAX fully connected layer, int8 weights, aligned rule with stochastic
  * rounding, no momentum, 1 <= n <= 31 (1 <= n <= 62 when saturating), at most 65535 columns. Rows
- * whose errors are all 0 and columns whose inputs are all 0 do not change. `work` holds 2 * cols
- * bytes. Returns max |w - delta| over the values out of range (0 when every value fits). */
+ * whose errors are all 0 and columns whose inputs are all 0 do not change. `work` holds
+ * 2 * cols bytes (rounded up to 4) then a row of cols int32. Each row's gradient is formed in
+ * the work row (four samples at a time), then applied: in one SMLAL per weight on Cortex-M3, M4,
+ * M33 (16 <= n <= 32), else in 32-bit arithmetic where max |g| * M <= 2**30 (n <= 31), else by the
+ * general element step. Returns max |w - delta| over the values out of range (0 when every value
+ * fits). */
 static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r, size_t nrows, uint8_t saturate,
                                 int32_t limit, void *work, uint8_t *row_ok)
 {
     size_t j, b, k, cols = u->cols, batch = u->rank_batch, nk = 0;
     uint16_t *ks = (uint16_t *)work;
+    int32_t *acc = (int32_t *)work + (cols + 1u) / 2u;
     const int8_t *x = u->rank1_x;
     uint8_t n = (uint8_t)r->d.mult.n;
-    uint32_t xmax = 0;
+    int32_t m = r->d.mult.m;
+    uint32_t gbound = ((uint32_t)1 << 30) / (uint32_t)m;
     uint64_t amax = 0;
+    rank_term_t e[TT_RANK_BATCH_MAX];
+#if TT_RANK1_LONG
+    uint8_t long_ok = !saturate && n >= 16u && n <= 32u;
+    int32_t c = long_ok ? -(int32_t)((uint32_t)m << (32u - n)) : 0;
+#endif
     for (k = 0; k < cols; ++k) {
-        uint32_t a = 0;
         for (b = 0; b < batch; ++b) {
-            uint32_t v = tt_mag32(x[b * cols + k]);
-            a = v > a ? v : a;
-        }
-        if (a != 0) {
-            ks[nk++] = (uint16_t)k;
-            xmax = a > xmax ? a : xmax;
+            if (x[b * cols + k] != 0) {
+                ks[nk++] = (uint16_t)k;
+                break;
+            }
         }
     }
     for (j = 0; j < nrows; ++j) {
         size_t row = tt_selected_row(u->rows, j);
         int8_t *w = u->w8 + row * cols;
-        uint32_t index0 = (uint32_t)(j * cols), rowkey = r->d.key + index0 * (uint32_t)TT_GOLDEN32, esum = 0;
+        uint32_t index0 = (uint32_t)(j * cols), rowkey = r->d.key + index0 * (uint32_t)TT_GOLDEN32;
         uint64_t over;
-        rank_term_t e[TT_RANK_BATCH_MAX], em[TT_RANK_BATCH_MAX];
         size_t nb = 0;
         for (b = 0; b < batch; ++b) { /* the samples with an error in this row */
             int32_t eb = u->rank1_err[b * u->row_count + row];
             if (eb != 0) {
                 e[nb].e = eb;
-                em[nb].e = eb * r->d.mult.m;
-                e[nb].x = em[nb].x = x + b * cols;
+                e[nb].x = x + b * cols;
                 ++nb;
-                esum += tt_mag32(eb);
             }
         }
         if (nb == 0 || nk == 0) {
@@ -576,11 +652,16 @@ static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
             }
             continue;
         }
-        /* |g| * M <= esum * xmax * M <= 2**30: 32-bit products (esum * xmax <= B * 16129 < 2**19) */
-        if (saturate || n > 31u || (uint64_t)esum * xmax * (uint32_t)r->d.mult.m > ((uint64_t)1 << 30)) {
-            over = rankb_row_general_s8(w, e, nb, ks, nk, r, index0, saturate, limit);
-        } else if (rankb_row_s8(w, em, nb, ks, nk, rowkey, n)) {
-            over = rankb_row_undo_s8(w, em, nb, ks, nk, rowkey, n);
+        rankb_gradient_row(acc, e, nb, ks, nk);
+#if TT_RANK1_LONG
+        if (long_ok) {
+            over = rankb_row_long_s8(w, acc, ks, nk, ~rowkey, c) ? rankb_row_long_undo_s8(w, acc, ks, nk, ~rowkey, c) : 0;
+        } else
+#endif
+        if (saturate || n > 31u || rankb_max_abs(acc, nk) > gbound) {
+            over = rankb_row_general_s8(w, acc, ks, nk, r, index0, saturate, limit);
+        } else if (rankb_row_s8(w, acc, ks, nk, m, rowkey, n)) {
+            over = rankb_row_undo_s8(w, acc, ks, nk, m, rowkey, n);
         } else {
             over = 0;
         }
@@ -693,9 +774,11 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         if (st != TT_OK) {
             return st;
         }
-        /* batch 1: any 1 <= n <= 62; batch 2..: n <= 31 unless saturating */
-        if (r.d.mult.n >= 1 && (r.d.mult.n <= 31 || ((saturate || u->rank_batch <= 1u) && r.d.mult.n <= 62)) &&
-            u->cols <= 0xFFFFu) {
+        /* batch 1: any 1 <= n <= 62; batch 2..: n <= 31 (32 on cores with SMLAL) unless saturating, and
+         * a workspace of two rows or more (the nonzero columns and one gradient row) */
+        if (r.d.mult.n >= 1 && u->cols <= 0xFFFFu &&
+            (u->rank_batch <= 1u ? r.d.mult.n <= 62
+                                 : (r.d.mult.n <= (saturate ? 62 : 31 + TT_RANK1_LONG) && u->tile_rows >= 2u && nrows >= 2u))) {
             /* rows are the units written at once (tile_flags holds ceil(nrows / 8) bytes) */
             trows = 1;
             tiles = nrows;
@@ -789,13 +872,11 @@ rescale:
                     /* a row left by the outer-product update: its new values from err and x directly */
                     size_t row = tt_selected_row(u->rows, t), batch = u->rank_batch > 1u ? u->rank_batch : 1u, b;
                     int8_t *w = u->w8 + row * u->cols;
-                    rank_term_t e[TT_RANK_BATCH_MAX];
-                    for (b = 0; b < batch; ++b) {
-                        e[b].e = u->rank1_err[b * u->row_count + row];
-                        e[b].x = u->rank1_x + b * u->cols;
-                    }
                     for (k = 0; k < u->cols; ++k) {
-                        int32_t g = rankb_product((uint32_t)k, e, batch);
+                        int32_t g = 0;
+                        for (b = 0; b < batch; ++b) {
+                            g += (int32_t)u->rank1_err[b * u->row_count + row] * (int32_t)u->rank1_x[b * u->cols + k];
+                        }
                         int64_t d = g != 0 ? tt_delta_at(&r.d, g, NULL, (uint32_t)(t * u->cols + k)) : 0;
                         w[k] = (int8_t)tt_grid_rescale_one(tt_sub_wrap64(w[k], d), mult, limit);
                     }

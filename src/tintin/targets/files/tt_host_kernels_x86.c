@@ -917,7 +917,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
     if (u == NULL || cfg == NULL || u->w8 == NULL || u->w16 != NULL || u->w_scale == NULL || u->grad == NULL ||
         u->cols == 0 || cfg->rule != TT_RULE_ALIGNED || cfg->momentum_shift != 0 ||
         cfg->rounding != TT_ROUND_STOCHASTIC || cfg->batch_size == 0 || cfg->mode > TT_SCALE_COMPOUND ||
-        (u->rank1_err != NULL && u->rank1_x != NULL) ||
+        (u->rank1_err != NULL && u->rank1_x != NULL && u->rank_batch <= 8u) ||
         (u->rows != NULL && tt_check_selection(u->rows, 0, u->nrows, u->row_count) != TT_OK)) {
         return ++g_portable_calls, tt_portable_tt_sgd_update_tiled(u, cfg, key);
     }
