@@ -532,31 +532,67 @@ TT_NOINLINE static uint32_t rankb_row_undo_s8(int8_t *w, const int32_t *acc, con
  * all ones for g < 0, is w - sign(g) * ((|g| * M + (u >> (32 - n))) >> n): for g > 0 it is
  * w - floor((|g| * M * 2**(32 - n) + u) / 2**32) (see TT_RANK1_LONG above), for g < 0
  * w + floor((u + |g| * M * 2**(32 - n)) / 2**32), and for g = 0 it is w. One SMLAL per weight and
- * no bound on |g| * M. Returns 1 when a new value left the int8 range. */
-TT_NOINLINE static uint8_t rankb_row_long_s8(int8_t *w, const int32_t *acc, const uint16_t *ks, size_t nk,
-                                             uint32_t nrowkey, int32_t c)
+ * no bound on |g| * M. Here g = acc[j] (when use_acc) plus the products of the last cnt <= 2
+ * samples t[0..cnt), formed in registers (cnt and use_acc constant after inlining). Returns a
+ * negative value when a new value left the int8 range. */
+TT_RANK1_RUN_INLINE int32_t rankb_long_run(int8_t *w, const int32_t *acc, const rank_term_t *t, unsigned cnt,
+                                           unsigned use_acc, const uint16_t *ks, size_t nk, uint32_t nrowkey, int32_t c)
 {
+    const int32_t e0 = cnt > 0u ? t[0].e : 0, e1 = cnt > 1u ? t[1].e : 0;
+    const int8_t *x0 = cnt > 0u ? t[0].x : NULL, *x1 = cnt > 1u ? t[1].x : NULL;
+    const uint16_t *end = ks + nk;
     int32_t flags = 0;
-    size_t j;
-    for (j = 0; j < nk; ++j) {
-        uint32_t k = ks[j];
-        int32_t g = acc[j], sm = -(int32_t)((uint32_t)g >> 31);
-        int32_t nw = rank1_smlal_hi(w[k], (nrowkey - k * (uint32_t)TT_GOLDEN32) ^ (uint32_t)sm, g, c);
+    for (; ks != end; ++ks) {
+        uint32_t k = *ks;
+        int32_t g, sm, nw;
+        if (use_acc) {
+            g = *acc++;
+            if (cnt > 0u) {
+                g += e0 * (int32_t)x0[k];
+            }
+        } else {
+            g = e0 * (int32_t)x0[k];
+        }
+        if (cnt > 1u) {
+            g += e1 * (int32_t)x1[k];
+        }
+        sm = -(int32_t)((uint32_t)g >> 31);
+        nw = rank1_smlal_hi(w[k], (nrowkey - k * (uint32_t)TT_GOLDEN32) ^ (uint32_t)sm, g, c);
         w[k] = (int8_t)nw;
         flags |= (nw + 127) | (127 - nw); /* negative when |nw| > 127 */
     }
-    return flags < 0;
+    return flags;
 }
 
-/* Undo rankb_row_long_s8: the step f = new - old is the high word of the same sum with w = 0. */
-TT_NOINLINE static uint32_t rankb_row_long_undo_s8(int8_t *w, const int32_t *acc, const uint16_t *ks, size_t nk,
-                                                   uint32_t nrowkey, int32_t c)
+/* One row by rankb_long_run (acc: the other samples' sum, or NULL; 1 <= cnt <= 2, or cnt = 0 with
+ * acc). On a new value out of the int8 range the row is undone (the step f = new - old is the high
+ * word of the same sum with w = 0): returns max |w - delta| over those values, else 0. */
+TT_NOINLINE static uint32_t rankb_row_long_s8(int8_t *w, const int32_t *acc, const rank_term_t *t, unsigned cnt,
+                                              const uint16_t *ks, size_t nk, uint32_t nrowkey, int32_t c)
 {
     uint32_t amax = 0;
     size_t j;
+    int32_t flags;
+    if (acc == NULL) {
+        flags = cnt == 1u ? rankb_long_run(w, NULL, t, 1u, 0u, ks, nk, nrowkey, c)
+                          : rankb_long_run(w, NULL, t, 2u, 0u, ks, nk, nrowkey, c);
+    } else if (cnt == 0u) {
+        flags = rankb_long_run(w, acc, t, 0u, 1u, ks, nk, nrowkey, c);
+    } else {
+        flags = cnt == 1u ? rankb_long_run(w, acc, t, 1u, 1u, ks, nk, nrowkey, c)
+                          : rankb_long_run(w, acc, t, 2u, 1u, ks, nk, nrowkey, c);
+    }
+    if (flags >= 0) {
+        return 0;
+    }
     for (j = 0; j < nk; ++j) {
         uint32_t k = ks[j];
-        int32_t g = acc[j], sm = -(int32_t)((uint32_t)g >> 31), f, old, nw;
+        int32_t g = acc != NULL ? acc[j] : 0, sm, f, old, nw;
+        unsigned i;
+        for (i = 0; i < cnt; ++i) {
+            g += t[i].e * (int32_t)t[i].x[k];
+        }
+        sm = -(int32_t)((uint32_t)g >> 31);
         f = rank1_smlal_hi(0, (nrowkey - k * (uint32_t)TT_GOLDEN32) ^ (uint32_t)sm, g, c);
         old = (int8_t)((uint32_t)(int32_t)w[k] - (uint32_t)f);
         nw = old + f;
@@ -617,7 +653,7 @@ static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
     const int8_t *x = u->rank1_x;
     uint8_t n = (uint8_t)r->d.mult.n;
     int32_t m = r->d.mult.m;
-    uint32_t gbound = ((uint32_t)1 << 30) / (uint32_t)m;
+    uint32_t gbound = m > 0 ? ((uint32_t)1 << 30) / (uint32_t)m : 0;
     uint64_t amax = 0;
     rank_term_t e[TT_RANK_BATCH_MAX];
 #if TT_RANK1_LONG
@@ -652,18 +688,26 @@ static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
             }
             continue;
         }
-        rankb_gradient_row(acc, e, nb, ks, nk);
 #if TT_RANK1_LONG
         if (long_ok) {
-            over = rankb_row_long_s8(w, acc, ks, nk, ~rowkey, c) ? rankb_row_long_undo_s8(w, acc, ks, nk, ~rowkey, c) : 0;
+            /* the last one or two samples in registers with the update, the others (if any) summed
+             * first, four per pass */
+            size_t last = nb <= 2u ? nb : ((nb & 3u) == 1u ? 1u : 2u);
+            if (nb > last) {
+                rankb_gradient_row(acc, e, nb - last, ks, nk);
+            }
+            over = rankb_row_long_s8(w, nb > last ? acc : NULL, e + (nb - last), (unsigned)last, ks, nk, ~rowkey, c);
         } else
 #endif
-        if (saturate || n > 31u || rankb_max_abs(acc, nk) > gbound) {
-            over = rankb_row_general_s8(w, acc, ks, nk, r, index0, saturate, limit);
-        } else if (rankb_row_s8(w, acc, ks, nk, m, rowkey, n)) {
-            over = rankb_row_undo_s8(w, acc, ks, nk, m, rowkey, n);
-        } else {
-            over = 0;
+        {
+            rankb_gradient_row(acc, e, nb, ks, nk);
+            if (saturate || n > 31u || rankb_max_abs(acc, nk) > gbound) {
+                over = rankb_row_general_s8(w, acc, ks, nk, r, index0, saturate, limit);
+            } else if (rankb_row_s8(w, acc, ks, nk, m, rowkey, n)) {
+                over = rankb_row_undo_s8(w, acc, ks, nk, m, rowkey, n);
+            } else {
+                over = 0;
+            }
         }
         if (saturate) {
             continue;
