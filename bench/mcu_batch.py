@@ -4,13 +4,15 @@ The digits MLP 64-64-10 (full update, the learning rate ``tintin train`` uses at
 trains ``--steps`` steps at batch sizes 1, 2, 4, 8, 16 and 32 on the emulated ``--core`` (default
 Cortex-M3, QEMU); every run is checked bit-exact against the simulator. For each batch size:
 instructions per step and per sample, the share of the update phase (a mark after every program
-step), and whether instructions per sample fell from the previous batch size. Writes
+step), and whether instructions per sample fell from the previous batch size. ``--baseline`` (an
+earlier ``mcu_batch.json``) adds its per-sample figures as "before" columns. Writes
 ``bench/results/mcu_batch.json`` and ``.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -61,7 +63,12 @@ def main() -> None:
     ap.add_argument("--core", default="cortex-m3")
     ap.add_argument("--steps", type=int, default=24, help="training steps per batch size")
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)))
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="an earlier mcu_batch.json: its per-sample figures are shown as 'before'")
     args = ap.parse_args()
+    before = {}
+    if args.baseline is not None:
+        before = {r["batch_size"]: r for r in json.loads(args.baseline.read_text())["rows"]}
     batches = [int(b) for b in args.batches.split(",")]
     with tempfile.TemporaryDirectory(prefix="tintin-mcu-batch-") as tmp:
         rows = [measure(args.core, b, args.steps, Path(tmp)) for b in batches]
@@ -78,12 +85,21 @@ def main() -> None:
              for r, f in zip(rows, falls)]
     headers = ["batch", f"{unit} / step", f"{unit} / sample", "vs batch 1", "forward / sample", "backward / sample",
                "update / sample", "update share", "fell from previous", "arena B", "bit-exact"]
+    if before:
+        for r, line in zip(rows, table):
+            b = before.get(r["batch_size"])
+            line[3:3] = [f"{b['per_sample']:,.0f}" if b else "-"]
+            line[8:8] = [f"{b['phase_per_sample'].get('update', 0):,.0f}" if b else "-"]
+        headers[3:3] = [f"before: {unit} / sample"]
+        headers[8:8] = ["before: update / sample"]
     md = "\n".join([
         f"# Batch size against {unit} per sample on {args.core} (MLP 64-64-10, digits)", "",
         f"{args.steps} training steps per batch size, full update, the learning rate `tintin train` uses (0.05 at "
         "batch 1, else 0.5), every run compared bit for bit with the simulator. Per-phase figures from a mark "
         "after every program step (the loss phase is the remainder).", "",
         markdown_table(headers, table), "",
+        *([f"'before': `{args.baseline.name}` given with `--baseline` (the same bench on the earlier runtime).", ""]
+          if before else []),
         f"- {unit} per sample fall monotonically with the batch size: **{'yes' if monotonic else 'no'}**",
         *[f"- {phase} {unit} per sample fall monotonically: {'yes' if mono else 'no'}"
           for phase, mono in phase_monotonic.items()],
@@ -91,7 +107,8 @@ def main() -> None:
         "the same per sample at every batch size, and only the update's own work is shared by the batch",
     ])
     write_results("mcu_batch", {"core": args.core, "steps": args.steps, "rows": rows, "monotonic": monotonic,
-                               "phase_monotonic": phase_monotonic}, md)
+                               "phase_monotonic": phase_monotonic,
+                               "before": list(before.values()) if before else None}, md)
 
 
 if __name__ == "__main__":

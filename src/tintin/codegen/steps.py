@@ -19,7 +19,8 @@ from ..compile.lower_conv import geom2d, pad2d
 from .cgen import CTYPE, CodegenError, c_size, comment
 
 _MODE = {"pow2": "TT_SCALE_POW2", "compound": "TT_SCALE_COMPOUND"}
-#: the largest batch whose fully connected update forms its gradient itself (TT_RANK_BATCH_MAX)
+#: the largest batch whose fully connected update forms its gradient itself (TT_RANK_BATCH_MAX; 8 on
+#: AVR, where the runtime falls back to gradient tiles above it)
 RANK_BATCH_MAX = 32
 
 

@@ -57,19 +57,9 @@ def rank1_cases(draw):
     return w, e, x, g_scale, rows, draw(st.booleans()), seed
 
 
-def program(w, e, x, g_scale, rows, cfg, key) -> str:
-    n, k = w.shape
-    nrows = n if rows is None else len(rows)
-    rows_c = c_array("uint16_t", "rows", rows) if rows is not None else ""
-    return f"""#include "tt_platform.h"
-#include "tt_runtime.h"
-{c_array("int8_t", "w0", w)}{c_array("int8_t", "err", e)}{c_array("int8_t", "x", x)}{rows_c}
-static int8_t w[{n * k}];
-static int32_t tile[{k}];
-static uint8_t flags[{(nrows + 7) // 8}];
-
-{PRINT_HELPERS_C}
-static tt_status_t scale_only(const void *ctx, size_t first, size_t count, int32_t *grad, tt_scale_t *grad_scale)
+def scale_only_c(g_scale) -> str:
+    """The gradient callback of the outer-product update: the scale only (it forms its rows itself)."""
+    return f"""static tt_status_t grad_rows(const void *ctx, size_t first, size_t count, int32_t *grad, tt_scale_t *grad_scale)
 {{
     tt_scale_t gs = {c_scale(g_scale)};
     (void)ctx; (void)first; (void)grad;
@@ -79,7 +69,25 @@ static tt_status_t scale_only(const void *ctx, size_t first, size_t count, int32
     *grad_scale = gs;
     return TT_OK;
 }}
+"""
 
+
+def program(w, e, x, g_scale, rows, cfg, key, *, batch=1, tile_rows=1, grad_c=None) -> str:
+    """A C program that runs ``tt_sgd_update_tiled`` on the case with ``rank1_err = e`` and
+    ``rank1_x = x`` at ``batch`` (``grad_c``: the gradient callback ``grad_rows``, by default the
+    scale only) and prints the new weights and scale."""
+    n, k = w.shape
+    nrows = n if rows is None else len(rows)
+    rows_c = c_array("uint16_t", "rows", rows) if rows is not None else ""
+    return f"""#include "tt_platform.h"
+#include "tt_runtime.h"
+{c_array("int8_t", "w0", w)}{c_array("int8_t", "err", e)}{c_array("int8_t", "x", x)}{rows_c}
+static int8_t w[{n * k}];
+static int32_t tile[{min(tile_rows, nrows) * k}];
+static uint8_t flags[{(nrows + 7) // 8}];
+
+{PRINT_HELPERS_C}
+{grad_c if grad_c is not None else scale_only_c(g_scale)}
 int main(void)
 {{
     tt_scale_t ws = {c_scale(Scale(-7))};
@@ -100,13 +108,13 @@ int main(void)
     u.nrows = {nrows}u;
     u.momentum = NULL;
     u.tile = tile;
-    u.tile_rows = 1u;
+    u.tile_rows = {tile_rows}u;
     u.tile_flags = flags;
-    u.grad = scale_only;
+    u.grad = grad_rows;
     u.grad_ctx = NULL;
     u.rank1_err = err;
     u.rank1_x = x;
-    u.rank_batch = 1u;
+    u.rank_batch = {batch}u;
     ok(tt_sgd_update_tiled(&u, &cfg, {key & 0xFFFFFFFF}UL));
     put("w", ws, NULL, w, {n * k}u);
     return 0;

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tintin.codegen import RUNTIME_DIR
-from tintin.codegen.host import _mode, _rounding
 from tintin.numerics import QTensor, Rounding, Scale, ScaleMode
 from tintin.optim import OptimConfig
 from tintin.targets import build, run, toolchain_status
 
-from test_runtime_emulator import PRINT_HELPERS_C, c_array, c_scale, parse
+from test_runtime_emulator import c_scale, parse
+from test_runtime_rank1_emulator import program
 from test_runtime_sgd import python_step
 
 
@@ -58,21 +58,11 @@ def rankb_cases(draw):
     return w, e, x, g_scale, rows, draw(st.booleans()), draw(st.sampled_from([1, 2, 4])), seed
 
 
-def program(w, e, x, g_scale, rows, tile_rows, cfg, key) -> str:
-    n, k = w.shape
-    batch = e.shape[0]
-    nrows = n if rows is None else len(rows)
-    rows_c = c_array("uint16_t", "rows", rows) if rows is not None else ""
-    return f"""#include "tt_platform.h"
-#include "tt_runtime.h"
-{c_array("int8_t", "w0", w)}{c_array("int8_t", "err", e)}{c_array("int8_t", "x", x)}{rows_c}
-static int8_t w[{n * k}];
-static int32_t tile[{min(tile_rows, nrows) * k}];
-static uint8_t flags[{(nrows + 7) // 8}];
-
-{PRINT_HELPERS_C}
-/* the gradient tiles of e.T @ x (used when the outer-product update does not apply) */
-static tt_status_t grad_rows(const void *ctx, size_t first, size_t count, int32_t *grad, tt_scale_t *grad_scale)
+def gradient_tiles_c(e, x, g_scale, rows) -> str:
+    """The gradient callback: tiles of e.T @ x (used when the outer-product update does not apply)."""
+    batch, n = e.shape
+    k = x.shape[1]
+    return f"""static tt_status_t grad_rows(const void *ctx, size_t first, size_t count, int32_t *grad, tt_scale_t *grad_scale)
 {{
     tt_scale_t gs = {c_scale(g_scale)};
     size_t i, j, b;
@@ -89,38 +79,6 @@ static tt_status_t grad_rows(const void *ctx, size_t first, size_t count, int32_
     }}
     *grad_scale = gs;
     return TT_OK;
-}}
-
-int main(void)
-{{
-    tt_scale_t ws = {c_scale(Scale(-7))};
-    tt_sgd_config_t cfg = {{{cfg.batch_size}u, {c_scale(cfg.lr)}, 0u, {_rounding(cfg.rounding)}u, {_mode(cfg.mode)}u,
-                           {cfg.mu}u, 0u, {1 if cfg.weight_rescale else 0}u}};
-    tt_tiled_update_t u;
-    size_t i;
-    tt_platform_init();
-    for (i = 0; i < {n * k}u; ++i) {{
-        w[i] = w0[i];
-    }}
-    u.w8 = w;
-    u.w16 = NULL;
-    u.w_scale = &ws;
-    u.row_count = {n}u;
-    u.cols = {k}u;
-    u.rows = {"rows" if rows is not None else "NULL"};
-    u.nrows = {nrows}u;
-    u.momentum = NULL;
-    u.tile = tile;
-    u.tile_rows = {tile_rows}u;
-    u.tile_flags = flags;
-    u.grad = grad_rows;
-    u.grad_ctx = NULL;
-    u.rank1_err = err;
-    u.rank1_x = x;
-    u.rank_batch = {batch}u;
-    ok(tt_sgd_update_tiled(&u, &cfg, {key & 0xFFFFFFFF}UL));
-    put("w", ws, NULL, w, {n * k}u);
-    return 0;
 }}
 """
 
@@ -142,7 +100,8 @@ def test_rankb_update_on_cortex_m(tmp_path_factory, target, case):
     pv, _, key, opt = python_step("weight", value, 8, grad, cfg, ScaleMode.COMPOUND, batch, seed, rows=rows)
     out = tmp_path_factory.mktemp(target)
     src = out / "rankb.c"
-    src.write_text(program(w, e, x, g_scale, rows, tile_rows, SgdConfig.from_optimizer(opt), key))
+    src.write_text(program(w, e, x, g_scale, rows, SgdConfig.from_optimizer(opt), key, batch=batch, tile_rows=tile_rows,
+                           grad_c=gradient_tiles_c(e, x, g_scale, rows)))
     files = sorted(RUNTIME_DIR.glob("*.c"))
     b = build(target, [src, *files], out, include_dirs=[RUNTIME_DIR], opt="-O2", extra_cflags=("-Werror",))
     got = parse(run(target, b, timeout_s=60).stdout)

@@ -119,8 +119,13 @@ typedef struct {
     size_t rank_batch;
 } tt_tiled_update_t;
 
-/* the largest batch of the fused outer-product update (larger batches use gradient tiles) */
+/* the largest batch of the fused outer-product update (larger batches use gradient tiles; its
+ * per-row list of samples is on the stack: 8 on AVR) */
+#if defined(__AVR__)
+#define TT_RANK_BATCH_MAX 8u
+#else
 #define TT_RANK_BATCH_MAX 32u
+#endif
 
 /* IntegerSGD.update of a weight from its gradient computed tile by tile: the result (weights,
  * scale, momentum) equals tt_sgd_update_weight_s8/_s16 (rows == NULL) or
