@@ -644,8 +644,8 @@ static uint64_t rankb_row_general_s8(int8_t *w, const int32_t *acc, const uint16
  * M33 (16 <= n <= 32), else in 32-bit arithmetic where max |g| * M <= 2**30 (n <= 31), else by the
  * general element step. Returns max |w - delta| over the values out of range (0 when every value
  * fits). */
-static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r, size_t nrows, uint8_t saturate,
-                                int32_t limit, void *work, uint8_t *row_ok)
+TT_NOINLINE static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r, size_t nrows, uint8_t saturate,
+                                            int32_t limit, void *work, uint8_t *row_ok)
 {
     size_t j, b, k, cols = u->cols, batch = u->rank_batch, nk = 0;
     uint16_t *ks = (uint16_t *)work;
