@@ -916,9 +916,10 @@ rescale:
                     /* a row left by the outer-product update: its new values from err and x directly */
                     size_t row = tt_selected_row(u->rows, t), batch = u->rank_batch > 1u ? u->rank_batch : 1u, b;
                     int8_t *w = u->w8 + row * u->cols;
+                    const int32_t e0 = u->rank1_err[row]; /* in a register: the stores to w may alias err */
                     for (k = 0; k < u->cols; ++k) {
-                        int32_t g = 0;
-                        for (b = 0; b < batch; ++b) {
+                        int32_t g = e0 * (int32_t)u->rank1_x[k];
+                        for (b = 1; b < batch; ++b) {
                             g += (int32_t)u->rank1_err[b * u->row_count + row] * (int32_t)u->rank1_x[b * u->cols + k];
                         }
                         int64_t d = g != 0 ? tt_delta_at(&r.d, g, NULL, (uint32_t)(t * u->cols + k)) : 0;
