@@ -288,60 +288,67 @@ TT_RANK1_LONG_RUN(rank1_long_add_s8, rowkey + k * (uint32_t)TT_GOLDEN32, mag_m, 
  * compiler expands k * G into a chain of shifts and adds and keeps the loop's values on the stack).
  * The draw u = rowkey + k * G (G from a literal), then q = ((u >> sh) + mag) >> n, mag = mag_m *
  * xs[j]; OP is subs (sub run) or adds (add run). The loop stops after a new value out of range
- * (CHECK branches to 3f); the caller runs it again from the next element. */
+ * (CHECK branches to 3f); the caller runs it again from the next element. It needs all eight low
+ * registers: seven operands are bound to r0-r6 and r7 (the frame pointer when one is kept) is saved
+ * on the stack around the loop, which uses it as its scratch register. */
 #define TT_RANK1_M0 1
 #define TT_RANK1_M0_RUN(NAME, OP, CHECK)                                                                     \
     TT_RANK1_RUN_INLINE int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
                                      uint32_t rowkey, uint8_t n)                                             \
     {                                                                                                        \
-        const int8_t *xe = xs + cnt;                                                                         \
-        const uint16_t *pk = ks;                                                                             \
-        int32_t i = -(int32_t)cnt, flags = 0, t;                                                             \
-        uint32_t sh = 32u - n, nn = n, k, u, x;                                                              \
+        register const int8_t *xe __asm__("r5") = xs + cnt;                                                  \
+        register int8_t *wr __asm__("r6") = w;                                                               \
+        register const uint16_t *pk __asm__("r3") = ks;                                                      \
+        register int32_t i __asm__("r4") = -(int32_t)cnt;                                                    \
+        register uint32_t k __asm__("r0"), u __asm__("r1"), x __asm__("r2");                                 \
+        int32_t flags = 0;                                                                                   \
+        uint32_t sh = 32u - n, nn = n;                                                                       \
         while (i != 0) {                                                                                     \
-            __asm__(".syntax unified\n"                                                                        \
+            __asm__(".syntax unified\n\t"                                                                    \
+                    "push {r7}\n"                                                                            \
                     "1:\n\t"                                                                                 \
                     "ldrh %[k], [%[pk]]\n\t"                                                                 \
                     "adds %[pk], #2\n\t"                                                                     \
                     "ldrsb %[x], [%[xe], %[i]]\n\t"                                                          \
-                    "mov %[t], %[mm]\n\t"                                                                    \
-                    "muls %[x], %[t]\n\t"                                                                    \
+                    "mov r7, %[mm]\n\t"                                                                      \
+                    "muls %[x], r7\n\t"                                                                      \
                     "ldr %[u], 4f\n\t"                                                                       \
                     "muls %[u], %[k]\n\t"                                                                    \
                     "add %[u], %[rk]\n\t"                                                                    \
-                    "mov %[t], %[sh]\n\t"                                                                    \
-                    "lsrs %[u], %[t]\n\t"                                                                    \
+                    "mov r7, %[sh]\n\t"                                                                      \
+                    "lsrs %[u], r7\n\t"                                                                      \
                     "adds %[u], %[x]\n\t"                                                                    \
-                    "mov %[t], %[nn]\n\t"                                                                    \
-                    "lsrs %[u], %[t]\n\t"                                                                    \
-                    "ldrsb %[t], [%[w], %[k]]\n\t"                                                           \
-                    OP " %[t], %[u]\n\t"                                                                      \
-                    "strb %[t], [%[w], %[k]]\n\t"                                                            \
+                    "mov r7, %[nn]\n\t"                                                                      \
+                    "lsrs %[u], r7\n\t"                                                                      \
+                    "ldrsb r7, [%[w], %[k]]\n\t"                                                             \
+                    OP " r7, %[u]\n\t"                                                                        \
+                    "strb r7, [%[w], %[k]]\n\t"                                                              \
                     CHECK                                                                                    \
                     "adds %[i], #1\n\t"                                                                      \
                     "bne 1b\n\t"                                                                             \
-                    "movs %[t], #0\n\t"                                                                      \
+                    "movs %[x], #0\n\t"                                                                      \
                     "b 5f\n\t"                                                                               \
                     "3:\n\t"                                                                                 \
                     "adds %[i], #1\n\t"                                                                      \
-                    "movs %[t], #1\n\t"                                                                      \
-                    "negs %[t], %[t]\n\t"                                                                    \
+                    "movs %[x], #1\n\t"                                                                      \
+                    "negs %[x], %[x]\n\t"                                                                    \
                     "b 5f\n\t"                                                                               \
                     ".p2align 2\n"                                                                           \
                     "4:\n\t"                                                                                 \
                     ".word 0x9E3779B9\n"                                                                     \
                     "5:\n\t"                                                                                 \
+                    "pop {r7}\n"                                                                             \
                     ".syntax divided\n"                                                                      \
-                    : [k] "=&l"(k), [u] "=&l"(u), [x] "=&l"(x), [t] "=&l"(t), [pk] "+l"(pk), [i] "+l"(i)     \
-                    : [xe] "l"(xe), [w] "l"(w), [mm] "h"(mag_m), [rk] "h"(rowkey), [sh] "h"(sh), [nn] "h"(nn) \
+                    : [k] "=&l"(k), [u] "=&l"(u), [x] "=&l"(x), [pk] "+l"(pk), [i] "+l"(i)                   \
+                    : [xe] "l"(xe), [w] "l"(wr), [mm] "h"(mag_m), [rk] "h"(rowkey), [sh] "h"(sh), [nn] "h"(nn) \
                     : "cc", "memory");                                                                       \
-            flags |= t;                                                                                      \
+            flags |= (int32_t)x;                                                                             \
         }                                                                                                    \
         return flags;                                                                                        \
     }
 /* sub run: a value can only fall below -127 (nw + 127 < 0); add run: rise above 127 */
-TT_RANK1_M0_RUN(rank1_m0_sub_s8, "subs", "adds %[t], #127\n\tbmi 3f\n\t")
-TT_RANK1_M0_RUN(rank1_m0_add_s8, "adds", "cmp %[t], #127\n\tbgt 3f\n\t")
+TT_RANK1_M0_RUN(rank1_m0_sub_s8, "subs", "adds r7, #127\n\tbmi 3f\n\t")
+TT_RANK1_M0_RUN(rank1_m0_add_s8, "adds", "cmp r7, #127\n\tbgt 3f\n\t")
 #else
 #define TT_RANK1_M0 0
 #endif
