@@ -212,14 +212,16 @@ def main() -> None:
                       "integer program on cortex-m4f: the same integer code built with the hard-float ABI",
                       "cortex-m4/m4f/m33 product loops (tt_dot.c): dense layers 49 instructions per 32 MACs "
                       "for four rows against one input (1.53 per MAC), convolutions 43 per 32 MACs for two "
-                      "channels against two windows (1.34 per MAC); cortex-m0 runs the same blocking in "
-                      "portable C, cortex-m3 its dense loop in assembly (two inputs per iteration: 20 "
-                      "instructions per 8 MACs); the rest of a kernel's figure is per-output work (bias "
+                      "channels against two windows (1.34 per MAC); cortex-m0 and cortex-m3 run the same "
+                      "blocking with their dense loop in assembly (two inputs per iteration: cortex-m3 20 "
+                      "instructions per 8 MACs, cortex-m0 29, its sums in high registers), the rest of their "
+                      "loops in portable C; the rest of a kernel's figure is per-output work (bias "
                       "alignment, range, rescale, stores), the loops' tails and, for convolutions, building "
                       "the windows (im2col)",
                       "batch-1 dense update on cortex-m3/m4/m4f/m33: each changed weight's rounded step and new "
-                      "value in one SMLAL (11-12 instructions per changed weight; cortex-m0 and other shifts: "
-                      "the 32-bit loop, 13 on the M3); its per-MAC figure counts every weight of the layer, "
+                      "value in one SMLAL (11-12 instructions per changed weight; other shifts: the 32-bit loop, "
+                      "13 on the M3); cortex-m0 (no long multiply): the 32-bit loop in assembly, 20 "
+                      "instructions per changed weight (39 in the compiler's code); its per-MAC figure counts every weight of the layer, "
                       "changed or not (zero inputs and zero errors skip theirs, as in the float32 reference)",
                       "ATmega328P: 16-12-10 is the largest benchmark MLP that trains on the part: 16-16-10 "
                       "links (flash) but its stack overflows the 2 KB SRAM at run time, and 16-20-10 exceeds "

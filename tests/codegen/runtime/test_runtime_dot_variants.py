@@ -2,7 +2,8 @@
 
 ``tt_dot.c`` compiles to one of four loops: SXTB16 + SMLAD on cores with the DSP extension
 (Cortex-M4, M4F, M33: tested on cortex-m4 and cortex-m33), portable rows-of-four and two-by-two
-loops on the other Arm cores (cortex-m0, cortex-m3), 8x8->16 products in 24-bit partial sums on
+loops on the other Arm cores (cortex-m0, cortex-m3; their dense rows-of-four loop in assembly at
+-O2), 8x8->16 products in 24-bit partial sums on
 AVR, portable single dot products elsewhere (the host). Each
 example writes a C program that calls the kernels built on them (linear forward with and without
 the accumulator, input error, weight gradient over a batch, convolution forward by im2col) on random
@@ -159,7 +160,8 @@ def test_dsp_product_loops(tmp_path_factory, target, case):
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases(small=False))
 def test_arm_row_loops_without_dsp(tmp_path_factory, target, case):
-    """Cortex-M0 and M3 run the portable rows-of-four and two-by-two loops (TT_DOT_ROWS == 4)."""
+    """Cortex-M0 and M3 run the rows-of-four and two-by-two loops (TT_DOT_ROWS == 4); the dense
+    rows-of-four loop is in assembly on both (ARMv6-M and ARMv7-M), the rest portable C."""
     check(target, tmp_path_factory, case)
 
 

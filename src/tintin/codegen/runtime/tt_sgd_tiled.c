@@ -282,6 +282,77 @@ TT_RANK1_LONG_RUN(rank1_long_add_s8, rowkey + k * (uint32_t)TT_GOLDEN32, mag_m, 
 #define TT_RANK1_LONG 0
 #endif
 
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+/* Cortex-M0 (ARMv6-M: no long multiply; shifts, multiplies and register-offset loads on r0-r7
+ * only), 1 <= n <= 31: TT_RANK1_RUN's loop in assembly, 20 instructions per changed weight (the
+ * compiler expands k * G into a chain of shifts and adds and keeps the loop's values on the stack).
+ * The draw u = rowkey + k * G (G from a literal), then q = ((u >> sh) + mag) >> n, mag = mag_m *
+ * xs[j]; OP is subs (sub run) or adds (add run). The loop stops after a new value out of range
+ * (CHECK branches to 3f); the caller runs it again from the next element. It needs all eight low
+ * registers: seven operands are bound to r0-r6 and r7 (the frame pointer when one is kept) is saved
+ * on the stack around the loop, which uses it as its scratch register. */
+#define TT_RANK1_M0 1
+#define TT_RANK1_M0_RUN(NAME, OP, CHECK)                                                                     \
+    TT_RANK1_RUN_INLINE int32_t NAME(int32_t mag_m, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks, \
+                                     uint32_t rowkey, uint8_t n)                                             \
+    {                                                                                                        \
+        register const int8_t *xe __asm__("r5") = xs + cnt;                                                  \
+        register int8_t *wr __asm__("r6") = w;                                                               \
+        register const uint16_t *pk __asm__("r3") = ks;                                                      \
+        register int32_t i __asm__("r4") = -(int32_t)cnt;                                                    \
+        register uint32_t k __asm__("r0"), u __asm__("r1"), x __asm__("r2");                                 \
+        int32_t flags = 0;                                                                                   \
+        uint32_t sh = 32u - n, nn = n;                                                                       \
+        while (i != 0) {                                                                                     \
+            __asm__(".syntax unified\n\t"                                                                    \
+                    "push {r7}\n"                                                                            \
+                    "1:\n\t"                                                                                 \
+                    "ldrh %[k], [%[pk]]\n\t"                                                                 \
+                    "adds %[pk], #2\n\t"                                                                     \
+                    "ldrsb %[x], [%[xe], %[i]]\n\t"                                                          \
+                    "mov r7, %[mm]\n\t"                                                                      \
+                    "muls %[x], r7\n\t"                                                                      \
+                    "ldr %[u], 4f\n\t"                                                                       \
+                    "muls %[u], %[k]\n\t"                                                                    \
+                    "add %[u], %[rk]\n\t"                                                                    \
+                    "mov r7, %[sh]\n\t"                                                                      \
+                    "lsrs %[u], r7\n\t"                                                                      \
+                    "adds %[u], %[x]\n\t"                                                                    \
+                    "mov r7, %[nn]\n\t"                                                                      \
+                    "lsrs %[u], r7\n\t"                                                                      \
+                    "ldrsb r7, [%[w], %[k]]\n\t"                                                             \
+                    OP " r7, %[u]\n\t"                                                                        \
+                    "strb r7, [%[w], %[k]]\n\t"                                                              \
+                    CHECK                                                                                    \
+                    "adds %[i], #1\n\t"                                                                      \
+                    "bne 1b\n\t"                                                                             \
+                    "movs %[x], #0\n\t"                                                                      \
+                    "b 5f\n\t"                                                                               \
+                    "3:\n\t"                                                                                 \
+                    "adds %[i], #1\n\t"                                                                      \
+                    "movs %[x], #1\n\t"                                                                      \
+                    "negs %[x], %[x]\n\t"                                                                    \
+                    "b 5f\n\t"                                                                               \
+                    ".p2align 2\n"                                                                           \
+                    "4:\n\t"                                                                                 \
+                    ".word 0x9E3779B9\n"                                                                     \
+                    "5:\n\t"                                                                                 \
+                    "pop {r7}\n"                                                                             \
+                    ".syntax divided\n"                                                                      \
+                    : [k] "=&l"(k), [u] "=&l"(u), [x] "=&l"(x), [pk] "+l"(pk), [i] "+l"(i)                   \
+                    : [xe] "l"(xe), [w] "l"(wr), [mm] "h"(mag_m), [rk] "h"(rowkey), [sh] "h"(sh), [nn] "h"(nn) \
+                    : "cc", "memory");                                                                       \
+            flags |= (int32_t)x;                                                                             \
+        }                                                                                                    \
+        return flags;                                                                                        \
+    }
+/* sub run: a value can only fall below -127 (nw + 127 < 0); add run: rise above 127 */
+TT_RANK1_M0_RUN(rank1_m0_sub_s8, "subs", "adds r7, #127\n\tbmi 3f\n\t")
+TT_RANK1_M0_RUN(rank1_m0_add_s8, "adds", "cmp r7, #127\n\tbgt 3f\n\t")
+#else
+#define TT_RANK1_M0 0
+#endif
+
 /* One row: the positive inputs xs[0..npos), then the negative ones, each as one run (both loops
  * in this one function: one call per changed row). Returns 1 when a new value left the int8 range
  * (the row is then undone by rank1_row_undo_s8). */
@@ -307,6 +378,12 @@ TT_NOINLINE static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs,
                         : rank1_long_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, p2s);
         return flags < 0;
     }
+#endif
+#if TT_RANK1_M0
+    flags = em > 0 ? rank1_m0_sub_s8(aem, w, xs, npos, ks, rowkey, n) : rank1_m0_add_s8(aem, w, xs, npos, ks, rowkey, n);
+    flags |= em < 0 ? rank1_m0_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n)
+                    : rank1_m0_add_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n);
+    return flags < 0;
 #endif
     flags = em > 0 ? rank1_run_sub_s8(aem, w, xs, npos, ks, rowkey, n) : rank1_run_add_s8(aem, w, xs, npos, ks, rowkey, n);
     flags |= em < 0 ? rank1_run_sub_s8(-aem, w, xs + npos, nnz - npos, ks + npos, rowkey, n)
