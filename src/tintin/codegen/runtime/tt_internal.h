@@ -54,6 +54,29 @@ static inline uint32_t tt_mul_u23_u8(uint32_t x, uint32_t m)
 #endif
 }
 
+#if defined(__AVR__)
+/* g[k] = e * x[k], k < count (count >= 1): one MULS per element, its carry (the sign of the
+ * product) spread over the two top bytes by SBC, four stores; 17 cycles per element */
+static inline void tt_outer_row_avr(int32_t *g, int8_t e, const int8_t *x, size_t count)
+{
+    uint8_t t, ext;
+    __asm__ volatile("1:\n\t"
+                     "ld %[t], %a[px]+\n\t"
+                     "muls %[e], %[t]\n\t"
+                     "sbc %[ext], %[ext]\n\t"
+                     "st %a[pg]+, r0\n\t"
+                     "st %a[pg]+, r1\n\t"
+                     "st %a[pg]+, %[ext]\n\t"
+                     "st %a[pg]+, %[ext]\n\t"
+                     "sbiw %[k], 1\n\t"
+                     "brne 1b\n\t"
+                     "clr r1"
+                     : [t] "=&a"(t), [ext] "=&r"(ext), [px] "+e"(x), [pg] "+e"(g), [k] "+w"(count)
+                     : [e] "a"(e)
+                     : "r0", "memory");
+}
+#endif
+
 /* x >> n for n < 32: on AVR by 16 and 8 first (constant shifts: byte moves), at most 7 turns of
  * the one-bit loop that a variable shift compiles to */
 static inline uint32_t tt_shr32(uint32_t x, uint8_t n)

@@ -690,14 +690,54 @@ __asm__(
     "ret\n"
     ".size avr_skip0_run, .-avr_skip0_run\n");
 
+/* The loop state of a multiplier (M, n): M << r in three bytes, sb (sh = 32 - n = 8 * sb + r) */
+static void avr_skip0_setup(avr_skip0_t *s, int32_t m, uint8_t n)
+{
+    uint8_t sh = (uint8_t)(32u - n);
+    uint32_t m2 = (uint32_t)m << (sh & 7u);
+    s->c0 = (uint8_t)m2;
+    s->c1 = (uint8_t)(m2 >> 8);
+    s->c2 = (uint8_t)(m2 >> 16);
+    s->sb = (uint8_t)(sh >> 3);
+}
+
+/* avr_skip0_run over the state's elements (count > 0); returns max |new value| over the values
+ * that left [-127, 127] (0: none left it) */
+__attribute__((always_inline)) static inline uint32_t avr_skip0_all(avr_skip0_t *s)
+{
+    uint32_t amax = 0;
+    while (avr_skip0_run(s)) {
+        uint32_t a = tt_mag32(s->g[-1]);
+        amax = a > amax ? a : amax;
+        if (s->count == 0) {
+            break;
+        }
+    }
+    return amax;
+}
+
+/* After avr_skip0_run left a value out of range (rare): g gets every new value (for the rescale),
+ * the marked weights saturate. A weight of -128 with a zero gradient (outside the domain,
+ * unchanged) has g == 0, a marked one |g| > 127. */
+static void avr_skip0_settle(int8_t *weight, int32_t *grad, size_t count)
+{
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        if (weight[i] == -128 && grad[i] != 0) {
+            weight[i] = (int8_t)(grad[i] > 0 ? 127 : -127);
+        } else {
+            grad[i] = weight[i];
+        }
+    }
+}
+
 /* skip0_fast_s8 for |g| < 2**15 (grad holds the new values only when one left the range: the
  * caller reads them only then) */
 TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t count, int32_t m, uint8_t n,
                                          uint32_t draw)
 {
     avr_skip0_t s;
-    uint8_t sh = (uint8_t)(32u - n);
-    uint32_t m2 = (uint32_t)m << (sh & 7u), amax = 0;
+    uint32_t amax;
     if (count == 0) {
         return 0;
     }
@@ -705,36 +745,69 @@ TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t c
     s.g = grad;
     s.count = (uint16_t)count;
     s.draw = draw;
-    s.c0 = (uint8_t)m2;
-    s.c1 = (uint8_t)(m2 >> 8);
-    s.c2 = (uint8_t)(m2 >> 16);
-    s.sb = (uint8_t)(sh >> 3);
-    while (avr_skip0_run(&s)) {
-        uint32_t a = tt_mag32(s.g[-1]);
-        amax = a > amax ? a : amax;
-        if (s.count == 0) {
-            break;
+    avr_skip0_setup(&s, m, n);
+    amax = avr_skip0_all(&s);
+    if (amax > 127u) {
+        avr_skip0_settle(weight, grad, count);
+    }
+    return amax;
+}
+
+/* Rows of the gradient err x^T of a batch-1 dense layer: zero_rows 0 forms g[i, :] = err[i] * x
+ * for the rows whose error is not zero, zero_rows 1 writes zeros into the other rows. */
+static void avr_outer_rows(int32_t *grad, const int8_t *err, const int8_t *x, size_t rows, size_t cols,
+                           uint8_t zero_rows)
+{
+    size_t i, k;
+    for (i = 0; i < rows; ++i, grad += cols) {
+        if (err[i] != 0) {
+            if (!zero_rows) {
+                tt_outer_row_avr(grad, err[i], x, cols);
+            }
+        } else if (zero_rows) {
+            for (k = 0; k < cols; ++k) {
+                grad[k] = 0;
+            }
+        }
+    }
+}
+
+/* skip0_avr_s8 of the gradient err x^T (|g| <= 2**14), formed one row at a time just before its
+ * update; rows with a zero error are skipped (a zero gradient leaves its weights as they are). */
+TT_NOINLINE static uint32_t skip0_avr_outer_s8(int8_t *weight, int32_t *grad, size_t rows, size_t cols,
+                                               const int8_t *err, const int8_t *x, int32_t m, uint8_t n,
+                                               uint32_t draw)
+{
+    avr_skip0_t s;
+    uint32_t amax = 0, row_step = (uint32_t)cols * (uint32_t)TT_GOLDEN32;
+    size_t i;
+    avr_skip0_setup(&s, m, n);
+    for (i = 0; i < rows; ++i, draw += row_step) {
+        if (err[i] != 0) {
+            uint32_t a;
+            tt_outer_row_avr(grad + i * cols, err[i], x, cols);
+            s.w = weight + i * cols;
+            s.g = grad + i * cols;
+            s.count = (uint16_t)cols;
+            s.draw = draw;
+            a = avr_skip0_all(&s);
+            amax = a > amax ? a : amax;
         }
     }
     if (amax > 127u) {
-        /* rare: g gets every new value (for the rescale), the marked weights saturate. A weight
-         * of -128 with a zero gradient (outside the domain, unchanged) has g == 0, a marked one
-         * |g| > 127. */
-        size_t i;
-        for (i = 0; i < count; ++i) {
-            if (weight[i] == -128 && grad[i] != 0) {
-                weight[i] = (int8_t)(grad[i] > 0 ? 127 : -127);
-            } else {
-                grad[i] = weight[i];
-            }
-        }
+        /* rare: every new value into grad (the rows without an error keep their weights) */
+        avr_outer_rows(grad, err, x, rows, cols, 1u);
+        avr_skip0_settle(weight, grad, rows * cols);
     }
     return amax;
 }
 #endif
 
-tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
-                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
+/* tt_sgd_update_weight_skip0_s8; on AVR with err != NULL (tt_sgd_update_weight_outer_s8, the same
+ * function) the gradient is err x^T (count / cols rows of cols), formed here. */
+static tt_status_t skip0_update(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key, const int8_t *err,
+                                const int8_t *x, size_t cols)
 {
     tt_multiplier_t m, mult;
     tt_scale_t new_scale;
@@ -746,6 +819,11 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     if (w_scale == NULL || cfg == NULL || (count && (weight == NULL || grad == NULL))) {
         return TT_ERR_ARG;
     }
+#if defined(__AVR__)
+    if (err != NULL && (x == NULL || cols == 0 || count % cols != 0 || count > 32767u)) {
+        return TT_ERR_ARG;
+    }
+#endif
     if (cfg->rule != TT_RULE_ALIGNED || cfg->momentum_shift != 0 || cfg->rounding != TT_ROUND_STOCHASTIC ||
         cfg->batch_size == 0 || cfg->mode > TT_SCALE_COMPOUND) {
         return TT_ERR_ARG;
@@ -757,7 +835,20 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     if (st != TT_OK) {
         return st;
     }
+#if defined(__AVR__)
+    if (err != NULL && (mult.n < 1 || mult.n > 31)) {
+        /* the general path below, on the gradient in full */
+        avr_outer_rows(grad, err, x, count / cols, cols, 0u);
+        avr_outer_rows(grad, err, x, count / cols, cols, 1u);
+        err = NULL;
+    }
+    gmax = err != NULL ? 16384u : tt_max_abs_s32(grad, count); /* |err * x| <= 2**14 */
+#else
+    (void)err;
+    (void)x;
+    (void)cols;
     gmax = tt_max_abs_s32(grad, count);
+#endif
     n = (uint8_t)mult.n;
     /* |g * M| <= 2**30 and 1 <= n <= 31: 32-bit arithmetic gives the general result (M < 2**15:
      * |g| < 2**15 needs no division) */
@@ -773,7 +864,8 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     wide = !fast && wide_delta(gmax, mult);
     if (fast) {
 #if defined(__AVR__)
-        uint32_t a = skip0_avr_s8(weight, grad, count, mult.m, n, key);
+        uint32_t a = err != NULL ? skip0_avr_outer_s8(weight, grad, count / cols, cols, err, x, mult.m, n, key)
+                                 : skip0_avr_s8(weight, grad, count, mult.m, n, key);
 #else
         uint32_t a = skip0_fast_s8(weight, grad, count, mult.m, n, key, gmax <= 32767u);
 #endif
@@ -829,3 +921,17 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     *w_scale = new_scale;
     return TT_OK;
 }
+
+tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    return skip0_update(weight, w_scale, count, grad, grad_scale, cfg, key, NULL, NULL, 1u);
+}
+
+#if defined(__AVR__)
+/* the same function: no call frame of its own on the stack of 2 KB */
+tt_status_t tt_sgd_update_weight_outer_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key,
+                                          const int8_t *err, const int8_t *x, size_t cols)
+    __attribute__((alias("skip0_update")));
+#endif
