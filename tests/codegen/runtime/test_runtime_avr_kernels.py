@@ -10,6 +10,13 @@ several random updates (weight scales, gradient scales and learning rates that g
 assembly loop; weights at the edge of the range, so that new values leave it and the tensor is
 rescaled or saturated), runs it on simavr and compares every new weight and scale with the Python.
 
+The batch-1 dense update that forms its gradient itself (``tt_sgd_update_weight_outer_s8``, AVR only:
+``g[i, k] = err[i] * x[k]`` row by row, rows with a zero error skipped, no range scan) against the
+same Python update of the gradient ``outer(err, x)``: errors and inputs with zeros, at -128 and
+127, scales and learning rates whose shift ``n`` falls inside [1, 31] (the assembly loop) and
+outside it (the gradient formed in full, then the general path), weights at the edge of the
+range (rescale or saturation).
+
 The fast bias update (``tt_sgd_update_bias_fast_s32``: the same step as an assembly function,
 ``avr_sr_q``) against the same, for gradients within and beyond its 2**15 bound.
 
@@ -92,6 +99,55 @@ def test_skip0_update_on_atmega328p(tmp_path_factory, cases):
         updates.append((value, grad, SgdConfig.from_optimizer(opt), key))
         want[f"w{i}"] = (pv.scale, [int(v) for v in pv.m.ravel()])
     assert_outputs(run_on_avr(*program(updates), tmp_path_factory.mktemp("avr_skip0")), want)
+
+
+@st.composite
+def outer_case(draw):
+    """(weights, errors, inputs, gradient scale, config, mode, seed): one batch-1 dense update"""
+    rng = seeded(draw)
+    n, k = draw(st.integers(1, 6)), draw(st.integers(1, 12))
+    wmax = draw(st.sampled_from([0, 3, 63, 127]))
+    w = rng.integers(-wmax, wmax + 1, (n, k)).astype(np.int8)
+    if wmax and draw(st.booleans()):
+        w.flat[0] = 127 if draw(st.booleans()) else -127
+    err, x = (rng.integers(-128 if draw(st.booleans()) else -127, 128, size).astype(np.int8) for size in (n, k))
+    for v in (err, x):
+        v[rng.random(v.size) < draw(st.sampled_from([0.0, 0.3, 0.7]))] = 0
+    w_scale = Scale(draw(st.integers(-14, -4)), draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    e_scale = Scale(draw(st.integers(-20, -2)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
+    x_scale = Scale(draw(st.integers(-16, -2)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
+    cfg = OptimConfig(rule="aligned", lr=draw(st.sampled_from([0.01, 0.05, 0.5, 1.7])), rounding=Rounding.STOCHASTIC,
+                      momentum_shift=0, weight_rescale=draw(st.booleans()))
+    mode = draw(st.sampled_from([ScaleMode.POW2, ScaleMode.COMPOUND]))
+    return QTensor(w, w_scale), (err, e_scale), (x, x_scale), cfg, mode, draw(st.integers(0, 2**32 - 1))
+
+
+@pytest.mark.emulator
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cases=st.lists(outer_case(), min_size=6, max_size=6))
+def test_outer_update_on_atmega328p(tmp_path_factory, cases):
+    from tintin.codegen.host import SgdConfig
+
+    decls, calls, want = ["static int8_t w[72];\nstatic int32_t g[72];\n"], [], {}
+    for i, (value, (err, e_scale), (x, x_scale), cfg, mode, seed) in enumerate(cases):
+        grad = QTensor(np.outer(err.astype(np.int32), x.astype(np.int32)).astype(np.int32), e_scale * x_scale)
+        pv, _, key, opt = python_step("weight", value, 8, grad, cfg, mode, 1, seed)
+        c = SgdConfig.from_optimizer(opt)
+        count, cols = value.m.size, x.size
+        decls.append(c_array("int8_t", f"w{i}_0", value.m) + c_array("int8_t", f"e{i}", err)
+                     + c_array("int8_t", f"x{i}", x))
+        calls.append(f"""    {{
+        tt_scale_t ws = {c_scale(value.scale)};
+        const tt_sgd_config_t cfg = {{{c.batch_size}UL, {c_scale(c.lr)}, 0, 1, {1 if c.mode is ScaleMode.COMPOUND else 0},
+                                      {c.mu}, 0, {1 if c.weight_rescale else 0}}};
+        size_t i;
+        for (i = 0; i < {count}u; ++i) {{ w[i] = w{i}_0[i]; g[i] = 0x5A5A5A5AL; }}
+        ok(tt_sgd_update_weight_outer_s8(w, &ws, {count}u, g, tt_scale_mul((tt_scale_t){c_scale(e_scale)},
+                                         (tt_scale_t){c_scale(x_scale)}), &cfg, {key}UL, e{i}, x{i}, {cols}u));
+        put("w{i}", ws, NULL, w, {count}u);
+    }}""")
+        want[f"w{i}"] = (pv.scale, [int(v) for v in pv.m.ravel()])
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_outer")), want)
 
 
 @st.composite
