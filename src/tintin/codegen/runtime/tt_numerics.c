@@ -40,9 +40,29 @@ void tt_stream_init(tt_stream_t *stream, uint32_t seed, uint32_t step)
     stream->step = step;
 }
 
+#if defined(__AVR__)
+/* AVR: the part of the key that depends on the seed and the step alone, kept for the last (seed,
+ * step): a training step asks for one key per trained parameter, and each mix32 costs two 32-bit
+ * multiplies (libgcc calls) on an 8-bit core. valid == 0: empty. */
+static struct {
+    uint32_t seed, step, inner;
+    uint8_t valid;
+} tt_stream_cache;
+#endif
+
 uint32_t tt_stream_key(const tt_stream_t *stream, uint32_t site)
 {
+#if defined(__AVR__)
+    if (!tt_stream_cache.valid || tt_stream_cache.seed != stream->seed || tt_stream_cache.step != stream->step) {
+        tt_stream_cache.seed = stream->seed;
+        tt_stream_cache.step = stream->step;
+        tt_stream_cache.inner = tt_mix32(tt_mix32(stream->seed) ^ stream->step);
+        tt_stream_cache.valid = 1;
+    }
+    return tt_mix32(tt_stream_cache.inner ^ site);
+#else
     return tt_mix32(tt_mix32(tt_mix32(stream->seed) ^ stream->step) ^ site);
+#endif
 }
 
 void tt_stream_advance(tt_stream_t *stream)
