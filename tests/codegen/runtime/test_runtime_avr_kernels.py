@@ -17,6 +17,10 @@ same Python update of the gradient ``outer(err, x)``: errors and inputs with zer
 outside it (the gradient formed in full, then the general path), weights at the edge of the
 range (rescale or saturation).
 
+The stream keys (``tt_stream_key``: on AVR the part of the key that depends on the seed and the
+step alone is kept for the last pair) against :meth:`tintin.numerics.RoundingStream.key`, over
+sequences of calls that change the seed, the step or neither between keys.
+
 The fast bias update (``tt_sgd_update_bias_fast_s32``: the same step as an assembly function,
 ``avr_sr_q``) against the same, for gradients within and beyond its 2**15 bound.
 
@@ -35,7 +39,7 @@ from test_runtime_emulator import PRINT_HELPERS_C, c_array, c_scale, parse
 from test_runtime_sgd import python_step
 from tintin.codegen import RUNTIME_DIR
 from tintin.codegen.runtime_files import runtime_files_for
-from tintin.numerics import QTensor, Rounding, Scale, ScaleMode
+from tintin.numerics import QTensor, RoundingStream, Rounding, Scale, ScaleMode
 from tintin.ops import softmax_cross_entropy_error
 from tintin.optim import OptimConfig
 from tintin.targets import build, run, toolchain_status
@@ -148,6 +152,28 @@ def test_outer_update_on_atmega328p(tmp_path_factory, cases):
     }}""")
         want[f"w{i}"] = (pv.scale, [int(v) for v in pv.m.ravel()])
     assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_outer")), want)
+
+
+@pytest.mark.emulator
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(calls=st.lists(st.tuples(st.sampled_from([0, 1, 7, 2**31, 2**32 - 1]), st.sampled_from([0, 1, 2, 2**32 - 1]),
+                                st.integers(0, 2**32 - 1), st.booleans()), min_size=1, max_size=24))
+def test_stream_keys_on_atmega328p(tmp_path_factory, calls):
+    """(seed, step, site, advance): set the stream (or advance it by one step when ``advance``),
+    then take the key of ``site``"""
+    body, keys, seed, step = ["    tt_stream_t s;\n    int32_t k;\n    tt_stream_init(&s, 0UL, 0UL);"], [], 0, 0
+    for new_seed, new_step, site, advance in calls:
+        if advance:
+            step = (step + 1) % 2**32
+            body.append("    tt_stream_advance(&s);")
+        else:
+            seed, step = new_seed, new_step
+            body.append(f"    tt_stream_init(&s, {seed}UL, {step}UL);")
+        body.append(f"    k = (int32_t)tt_stream_key(&s, {site}UL);\n    put(\"k{len(keys)}\", s0, &k, NULL, 1u);")
+        keys.append(RoundingStream(seed, step).key(site))
+    body.insert(0, "    const tt_scale_t s0 = {0, 0, 0};\n    ok(TT_OK);")
+    got = run_on_avr([], ["    {\n" + "\n".join(body) + "\n    }"], tmp_path_factory.mktemp("avr_keys"))
+    assert_outputs(got, {f"k{i}": (Scale(0), [int(np.uint32(v).view(np.int32))]) for i, v in enumerate(keys)})
 
 
 @st.composite
