@@ -21,6 +21,15 @@ The stream keys (``tt_stream_key``: on AVR the part of the key that depends on t
 step alone is kept for the last pair) against :meth:`tintin.numerics.RoundingStream.key`, over
 sequences of calls that change the seed, the step or neither between keys.
 
+The dense forward (``tt_linear_forward_x4_s8``: the bias aligned with 16x16->32 products in
+registers, the output rescaled with 24x8-bit products in registers) against
+:func:`tintin.ops.linear_forward_s8`, and the rescale of int32 values (``tt_rescale_s32_to_s8``)
+against :func:`tintin.numerics.rescale`, for values below and above the 2**23 bound of the
+register products and both scale modes.
+
+The register products under them (``tt_mul_u23_u8``, ``tt_mul_u16_avr`` of ``tt_internal.h``)
+against Python integer products, operands at the edges of their ranges included.
+
 The fast bias update (``tt_sgd_update_bias_fast_s32``: the same step as an assembly function,
 ``avr_sr_q``) against the same, for gradients within and beyond its 2**15 bound.
 
@@ -39,8 +48,8 @@ from test_runtime_emulator import PRINT_HELPERS_C, c_array, c_scale, parse
 from test_runtime_sgd import python_step
 from tintin.codegen import RUNTIME_DIR
 from tintin.codegen.runtime_files import runtime_files_for
-from tintin.numerics import QTensor, RoundingStream, Rounding, Scale, ScaleMode
-from tintin.ops import softmax_cross_entropy_error
+from tintin.numerics import QTensor, Rounding, RoundingStream, Scale, ScaleMode, rescale
+from tintin.ops import linear_forward_s8, softmax_cross_entropy_error
 from tintin.optim import OptimConfig
 from tintin.targets import build, run, toolchain_status
 
@@ -174,6 +183,74 @@ def test_stream_keys_on_atmega328p(tmp_path_factory, calls):
     body.insert(0, "    const tt_scale_t s0 = {0, 0, 0};\n    ok(TT_OK);")
     got = run_on_avr([], ["    {\n" + "\n".join(body) + "\n    }"], tmp_path_factory.mktemp("avr_keys"))
     assert_outputs(got, {f"k{i}": (Scale(0), [int(np.uint32(v).view(np.int32))]) for i, v in enumerate(keys)})
+
+
+@st.composite
+def forward_case(draw):
+    """(x, w, b, values to rescale, their scale, mode): one dense forward and one rescale"""
+    rng = seeded(draw)
+    bsz, k, n = draw(st.integers(1, 2)), draw(st.integers(1, 16)), draw(st.integers(1, 12))
+    x = QTensor(rng.integers(-127, 128, (bsz, k)).astype(np.int8), Scale(draw(st.integers(-9, -5))))
+    w = QTensor(rng.integers(-127, 128, (n, k)).astype(np.int8),
+                Scale(draw(st.integers(-10, -5)), draw(st.integers(0, 2)), draw(st.integers(0, 2))))
+    bmax = draw(st.sampled_from([0, 2**10, 2**20, 2**30]))
+    b = QTensor(rng.integers(-bmax, bmax + 1, n).astype(np.int32),
+                Scale(draw(st.integers(-24, -12)), draw(st.integers(-1, 1)), draw(st.integers(-1, 1))))
+    amax = draw(st.sampled_from([100, 2**12, 2**22, 2**23 + 5, 2**30]))
+    acc = rng.integers(-amax, amax + 1, draw(st.integers(1, 12))).astype(np.int32)
+    mode = draw(st.sampled_from([ScaleMode.POW2, ScaleMode.COMPOUND]))
+    return x, w, b, acc, Scale(draw(st.integers(-20, 0)), draw(st.integers(0, 2)), draw(st.integers(0, 2))), mode
+
+
+@pytest.mark.emulator
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cases=st.lists(forward_case(), min_size=6, max_size=6))
+def test_forward_and_rescale_on_atmega328p(tmp_path_factory, cases):
+    decls, calls, want = ["static int8_t y[24], r[12];\nstatic int32_t acc[24];\n"], [], {}
+    for i, (x, w, b, values, scale, mode) in enumerate(cases):
+        (bsz, k), n = x.m.shape, w.m.shape[0]
+        m = "TT_SCALE_COMPOUND" if mode is ScaleMode.COMPOUND else "TT_SCALE_POW2"
+        decls.append(c_array("int8_t", f"x{i}", x.m) + c_array("int8_t", f"w{i}", w.m) + c_array("int32_t", f"b{i}", b.m)
+                     + c_array("int32_t", f"a{i}", values))
+        calls.append(f"""    {{
+        const tt_dense_shape_t dense = {{{bsz}u, {k}u, {n}u}};
+        tt_scale_t ys, rs = {c_scale(scale)};
+        ok(tt_linear_forward_x4_s8(x{i}, (tt_scale_t){c_scale(x.scale)}, w{i}, (tt_scale_t){c_scale(w.scale)}, b{i},
+                                   (tt_scale_t){c_scale(b.scale)}, &dense, {m}, acc, y, &ys));
+        put("y{i}", ys, NULL, y, {bsz * n}u);
+        ok(tt_rescale_s32_to_s8(a{i}, {values.size}u, &rs, {m}, TT_ROUND_NEAREST, 0UL, r));
+        put("r{i}", rs, NULL, r, {values.size}u);
+    }}""")
+        y = linear_forward_s8(x, w, b, mode)
+        rv, rs = rescale(values, scale, 8, mode)
+        want[f"y{i}"] = (y.scale, [int(v) for v in y.m.ravel()])
+        want[f"r{i}"] = (rs, [int(v) for v in rv.ravel()])
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_forward")), want)
+
+
+@pytest.mark.emulator
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(u23=st.lists(st.tuples(st.one_of(st.integers(0, 2**23 - 1), st.sampled_from([0, 2**23 - 1, 0xFFFF, 0x10000])),
+                              st.one_of(st.integers(0, 255), st.just(255))), min_size=1, max_size=40),
+       u16=st.lists(st.tuples(st.one_of(st.integers(0, 2**16 - 1), st.just(2**16 - 1)),
+                              st.one_of(st.integers(0, 2**16 - 1), st.just(2**16 - 1))), min_size=1, max_size=40))
+def test_register_products_on_atmega328p(tmp_path_factory, u23, u16):
+    as_i32 = lambda v: int(np.uint32(v).view(np.int32))  # noqa: E731
+    decls = ['#include "tt_internal.h"\n', c_array("int32_t", "xa", [as_i32(a) for a, _ in u23]),
+             c_array("uint8_t", "xm", [m for _, m in u23]), c_array("uint16_t", "ua", [a for a, _ in u16]),
+             c_array("uint16_t", "ub", [b for _, b in u16]),
+             f"static int32_t p[{len(u23)}], q[{len(u16)}];\n"]
+    calls = [f"""    {{
+        const tt_scale_t s0 = {{0, 0, 0}};
+        size_t i;
+        for (i = 0; i < {len(u23)}u; ++i) p[i] = (int32_t)tt_mul_u23_u8((uint32_t)xa[i], xm[i]);
+        for (i = 0; i < {len(u16)}u; ++i) q[i] = (int32_t)tt_mul_u16_avr(ua[i], ub[i]);
+        ok(TT_OK);
+        put("p", s0, p, NULL, {len(u23)}u);
+        put("q", s0, q, NULL, {len(u16)}u);
+    }}"""]
+    want = {"p": (Scale(0), [as_i32(a * m) for a, m in u23]), "q": (Scale(0), [as_i32(a * b) for a, b in u16])}
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_products")), want)
 
 
 @st.composite
