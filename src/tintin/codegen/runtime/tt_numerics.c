@@ -760,7 +760,13 @@ uint32_t tt_exp2_frac_q15(uint16_t frac)
     uint32_t low = (uint32_t)(frac & 0xFFu);
     uint32_t base = tt_rom_u32(&tt_table_exp2_q15[idx]);
     /* the table increases: the difference is < 2**8 and the product < 2**16 */
+#if defined(__AVR__)
+    /* one 8x8->16 MUL (unsigned int is 16 bits: product + 128 <= 255 * 255 + 128 < 2**16) */
+    return base + (((unsigned)(uint8_t)(tt_rom_u32(&tt_table_exp2_q15[idx + 1]) - base) * (unsigned)(uint8_t)low +
+                    128u) >> 8);
+#else
     return base + (((tt_rom_u32(&tt_table_exp2_q15[idx + 1]) - base) * low + 128u) >> 8);
+#endif
 }
 
 int32_t tt_log2_q16(uint32_t x)
