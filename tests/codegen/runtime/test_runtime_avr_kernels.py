@@ -30,6 +30,10 @@ register products and both scale modes.
 The register products under them (``tt_mul_u23_u8``, ``tt_mul_u16_avr`` of ``tt_internal.h``)
 against Python integer products, operands at the edges of their ranges included.
 
+The product of one output (``tt_dot_s8_x4``: on AVR an assembly function for 1 <= k <= 511, the
+24-bit sum added to the initial value with saturation; other k in C) against the exact sum,
+for k on both sides of 511 and initial values at the int32 limits.
+
 The fast bias update (``tt_sgd_update_bias_fast_s32``: the same step as an assembly function,
 ``avr_sr_q``) against the same, for gradients within and beyond its 2**15 bound.
 
@@ -251,6 +255,29 @@ def test_register_products_on_atmega328p(tmp_path_factory, u23, u16):
     }}"""]
     want = {"p": (Scale(0), [as_i32(a * m) for a, m in u23]), "q": (Scale(0), [as_i32(a * b) for a, b in u16])}
     assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_products")), want)
+
+
+@pytest.mark.emulator
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1),
+       dots=st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60),
+                               st.one_of(st.integers(0, 24), st.integers(505, 530)),
+                               st.one_of(st.integers(-2**31, 2**31 - 1),
+                                         st.sampled_from([-2**31, 2**31 - 1, -2**31 + 1000, 2**31 - 1000]))),
+                     min_size=1, max_size=12))
+def test_dot_on_atmega328p(tmp_path_factory, seed, dots):
+    """(offset of a, offset of b, k, init) into one random vector v of 600 values"""
+    rng = np.random.default_rng(seed)
+    v = rng.integers(-128, 128, 600).astype(np.int8)
+    if rng.random() < 0.5:
+        v[:] = rng.choice([-128, 127])  # the largest sums, of one sign
+    got = [f"        d[{j}] = tt_dot_s8_x4({init}L, v + {oa}, v + {ob}, {k}u);" for j, (oa, ob, k, init) in enumerate(dots)]
+    calls = ["    {\n        const tt_scale_t s0 = {0, 0, 0};\n        ok(TT_OK);\n" + "\n".join(got)
+             + f"\n        put(\"d\", s0, d, NULL, {len(dots)}u);\n    }}"]
+    decls = ['#include "tt_internal.h"\n', c_array("int8_t", "v", v), f"static int32_t d[{len(dots)}];\n"]
+    want = [max(-2**31, min(2**31 - 1, init + int(np.dot(v[oa:oa + k].astype(np.int64), v[ob:ob + k].astype(np.int64)))))
+            for oa, ob, k, init in dots]
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_dot")), {"d": (Scale(0), want)})
 
 
 @st.composite
