@@ -93,7 +93,7 @@ static inline void tt_outer_row_avr(int32_t *g, int8_t e, const int8_t *x, size_
 
 #if defined(__AVR__)
 /* a * b, 16x16->32 unsigned: four MULs in registers (libgcc's __umulhisi3 is a call) */
-static inline uint32_t tt_mul_u16_avr(uint16_t a, uint16_t b)
+__attribute__((always_inline)) static inline uint32_t tt_mul_u16_avr(uint16_t a, uint16_t b)
 {
     uint32_t r;
     uint8_t z;
