@@ -560,19 +560,25 @@ TT_NOINLINE static uint32_t skip0_fast_s8(int8_t *weight, int32_t *grad, size_t 
  * (|g| * M << sh) + draw (the low sh bits of the product are 0, so the low bits of the draw never
  * carry): q = hi + carry(lo + draw) with hi:lo = (|g| * (M << r)) << 8 * sb. The product
  * |g| * (M << r) < 2**15 * 2**22 is formed in five bytes from six 8x8->16 MULs and the shift by
- * sb whole bytes picks registers. For |g| < 2**15, 2**14 <= M < 2**15, 1 <= n <= 31. */
+ * sb whole bytes picks registers. For |g| < 2**15, 2**14 <= M < 2**15, 1 <= n <= 31.
+ * outer == 1: the gradient of a weight is e * x[k] (one MULS), from the inputs x of a batch-1
+ * dense layer and the error e of the weights' row (|g| <= 2**14). */
 typedef struct {
     int8_t *w;       /* the next weight */
-    int32_t *g;      /* its gradient; gets the new value (w - delta) */
+    void *g;         /* outer 0: its int32 gradient (gets the new value when out of range);
+                      * outer 1: its int8 input x[k] */
     uint16_t count;  /* elements left (> 0 on entry) */
     uint32_t draw;   /* its draw */
     uint8_t c0, c1, c2, sb;
+    int8_t e;        /* outer 1: the row's error */
+    uint8_t outer;
+    int32_t out;     /* outer 1: the new value that left the range */
 } avr_skip0_t;
 
 /* Runs the loop until count reaches 0 (returns 0) or a new value leaves [-127, 127] (returns 1:
- * that value is in g[-1], w[-1] is -128, the state is at the next element). The new values in
- * range are stored in w only (g keeps the gradient). Registers: Z w,
- * Y g, X count, r16-r19 draw, r2-r4 M << r, r5 zero, r6-r10 product, r11 weight, r12 its sign,
+ * that value is in g[-1] (outer 0) or out (outer 1), w[-1] is -128, the state is at the next
+ * element). The new values in range are stored in w only. Registers: Z w, Y g, X count, r16-r19
+ * draw, r2-r4 M << r, r5 zero, r6-r10 product, r11 weight, r12 its sign, r13 e, the T flag outer,
  * r20 sb, r21 sign of g, r22-r25 |g| then q then the new value, r14:r15 the state. */
 uint8_t avr_skip0_run(avr_skip0_t *s);
 __asm__(
@@ -586,16 +592,30 @@ __asm__(
     "movw r26, r24\n\t"
     "ld r30, X+\n\tld r31, X+\n\tld r28, X+\n\tld r29, X+\n\tld r24, X+\n\tld r25, X+\n\t"
     "ld r16, X+\n\tld r17, X+\n\tld r18, X+\n\tld r19, X+\n\tld r2, X+\n\tld r3, X+\n\tld r4, X+\n\t"
-    "ld r20, X\n\t"
+    "ld r20, X+\n\t"
+    "ld r13, X+\n\t"
+    "ld r0, X\n\t"
+    "bst r0, 0\n\t"
     "movw r26, r24\n\t"
     "clr r5\n"
     ".Lsk_loop:\n\t"
+    "brts .Lsk_outer\n\t"
     "ldd r22, Y+0\n\t"
     "ldd r23, Y+1\n\t"
     "mov r21, r23\n\t"
     "or r23, r22\n\t"
     "brne .Lsk_nonzero\n\t"
     "rjmp .Lsk_next\n" /* zero gradient: the weight stays */
+    ".Lsk_outer:\n\t"
+    "ld r22, Y\n\t"
+    "tst r22\n\t"
+    "brne 1f\n\t"
+    "rjmp .Lsk_next\n" /* zero input: the weight stays */
+    "1:\n\t"
+    "mov r23, r13\n\t"
+    "muls r23, r22\n\t"
+    "movw r22, r0\n\t"
+    "mov r21, r23\n"
     ".Lsk_nonzero:\n\t"
     "ld r11, Z\n\t"
     "mov r12, r11\n\t"
@@ -660,15 +680,28 @@ __asm__(
     "breq .Lsk_out\n\t"
     "st Z, r22\n"
     ".Lsk_next:\n\t"
-    "adiw r28, 4\n\t"
+    "adiw r28, 1\n\t"
+    "brts 1f\n\t"
+    "adiw r28, 3\n"
+    "1:\n\t"
     "adiw r30, 1\n\t"
     "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t" /* + 0x9E3779B9 */
     "sbiw r26, 1\n\t"
     "breq .Lsk_done\n\t"
     "rjmp .Lsk_loop\n"
-    /* out of range: g gets the value, the weight the mark -128 */
+    /* out of range: g (outer: out) gets the value, the weight the mark -128 */
     ".Lsk_out:\n\t"
+    "brts 2f\n\t"
     "st Y+, r22\n\tst Y+, r23\n\tst Y+, r24\n\tst Y+, r25\n\t"
+    "rjmp 3f\n"
+    "2:\n\t"
+    "adiw r28, 1\n\t"
+    "push r26\n\tpush r27\n\t"
+    "movw r26, r14\n\t"
+    "adiw r26, 16\n\t"
+    "st X+, r22\n\tst X+, r23\n\tst X+, r24\n\tst X, r25\n\t"
+    "pop r27\n\tpop r26\n"
+    "3:\n\t"
     "ldi r22, 0x80\n\t"
     "st Z, r22\n\t"
     "adiw r30, 1\n\t"
@@ -707,7 +740,7 @@ __attribute__((always_inline)) static inline uint32_t avr_skip0_all(avr_skip0_t 
 {
     uint32_t amax = 0;
     while (avr_skip0_run(s)) {
-        uint32_t a = tt_mag32(s->g[-1]);
+        uint32_t a = tt_mag32(((const int32_t *)s->g)[-1]);
         amax = a > amax ? a : amax;
         if (s->count == 0) {
             break;
@@ -745,6 +778,7 @@ TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t c
     s.g = grad;
     s.count = (uint16_t)count;
     s.draw = draw;
+    s.outer = 0;
     avr_skip0_setup(&s, m, n);
     amax = avr_skip0_all(&s);
     if (amax > 127u) {
@@ -772,32 +806,50 @@ static void avr_outer_rows(int32_t *grad, const int8_t *err, const int8_t *x, si
     }
 }
 
-/* skip0_avr_s8 of the gradient err x^T (|g| <= 2**14), formed one row at a time just before its
- * update; rows with a zero error are skipped (a zero gradient leaves its weights as they are). */
+/* skip0_avr_s8 of the gradient err x^T (|g| <= 2**14): the loop forms each gradient from the
+ * row's error and the input (outer 1); rows with a zero error are skipped (a zero gradient leaves
+ * its weights as they are). grad gets the values that left the range only (the caller reads
+ * grad only then, after the rare pass below). */
 TT_NOINLINE static uint32_t skip0_avr_outer_s8(int8_t *weight, int32_t *grad, size_t rows, size_t cols,
                                                const int8_t *err, const int8_t *x, int32_t m, uint8_t n,
                                                uint32_t draw)
 {
     avr_skip0_t s;
     uint32_t amax = 0, row_step = (uint32_t)cols * (uint32_t)TT_GOLDEN32;
-    size_t i;
+    size_t i, k;
     avr_skip0_setup(&s, m, n);
+    s.outer = 1;
     for (i = 0; i < rows; ++i, draw += row_step) {
         if (err[i] != 0) {
-            uint32_t a;
-            tt_outer_row_avr(grad + i * cols, err[i], x, cols);
             s.w = weight + i * cols;
-            s.g = grad + i * cols;
+            s.g = (void *)x;
+            s.e = err[i];
             s.count = (uint16_t)cols;
             s.draw = draw;
-            a = avr_skip0_all(&s);
-            amax = a > amax ? a : amax;
+            while (avr_skip0_run(&s)) {
+                uint32_t a = tt_mag32(s.out);
+                amax = a > amax ? a : amax;
+                grad[(size_t)(s.w - weight) - 1u] = s.out;
+                if (s.count == 0) {
+                    break;
+                }
+            }
         }
     }
     if (amax > 127u) {
-        /* rare: every new value into grad (the rows without an error keep their weights) */
-        avr_outer_rows(grad, err, x, rows, cols, 1u);
-        avr_skip0_settle(weight, grad, rows * cols);
+        /* rare: every new value into grad, the marked weights saturated. A changed weight (error
+         * and input not zero) is -128 only when marked: new values in range are never -128. */
+        int8_t *w = weight;
+        int32_t *g = grad;
+        for (i = 0; i < rows; ++i) {
+            for (k = 0; k < cols; ++k, ++w, ++g) {
+                if (*w == -128 && err[i] != 0 && x[k] != 0) {
+                    *w = (int8_t)(*g > 0 ? 127 : -127);
+                } else {
+                    *g = *w;
+                }
+            }
+        }
     }
     return amax;
 }
