@@ -512,10 +512,33 @@ uint8_t tt_choose_rescale(uint32_t amax, uint8_t bits, tt_scale_mode_t mode, tt_
     /* amax / 2**k lies in [2**(bits-2), 2**(bits-1)) */
     k = (uint8_t)(tt_bit_length_u32(amax) - (bits - 1));
     for (j = 0; j < 2; ++j) {
+#if defined(__AVR__)
+        /* 8 bits: fit <= 127 <=> amax * m < 255 * 2**(s - 1) <=> floor(amax * m / 2**t) < 255 * 2**p
+         * (t = k + j - 1 >= 0). With amax = a * 2**t + rest: floor(amax * m / 2**t) = a * m + c,
+         * 0 <= c <= m - 1 (a < 2**8: one MUL), so a * m + m - 1 < 255 * 2**p fits and
+         * a * m >= 255 * 2**p does not; only the values in between take the exact test */
+        uint8_t a8 = (uint8_t)tt_shr32(amax, (uint8_t)(k + j - 1u));
+#endif
         for (i = 0; i < count; ++i) {
             uint8_t s;
             st = fine_step(mode, i);
             s = (uint8_t)(st.p + k + j);
+#if defined(__AVR__)
+            if (bits == 8u) {
+                unsigned am = (unsigned)a8 * (unsigned)st.m, bound = 255u << st.p;
+                if (am >= bound) {
+                    continue;
+                }
+                if (am + st.m - 1u < bound) {
+                    choice->m = st.m;
+                    choice->p = st.p;
+                    choice->a = st.a;
+                    choice->b = st.b;
+                    choice->shift = (uint8_t)(k + j);
+                    return 1;
+                }
+            }
+#endif
             /* amax * m < 2**40: nearest rounding of a non-negative value (in 32 bits when
              * amax < 2**23: m < 2**8) */
             uint32_t fit = amax < ((uint32_t)1 << 23)
