@@ -200,8 +200,13 @@ def forward_case(draw):
     bmax = draw(st.sampled_from([0, 2**10, 2**20, 2**30]))
     b = QTensor(rng.integers(-bmax, bmax + 1, n).astype(np.int32),
                 Scale(draw(st.integers(-24, -12)), draw(st.integers(-1, 1)), draw(st.integers(-1, 1))))
-    amax = draw(st.sampled_from([100, 2**12, 2**22, 2**23 + 5, 2**30]))
+    # near_bound: amax >> (k - 1) at a value whose fine step m leaves a * m within m of 255 * 2**p
+    # (the exact test of the rescale choice on AVR)
+    near_bound = st.builds(lambda a, t, r: a * 2**t + r % 2**t, st.sampled_from([145, 163, 181, 217, 226]),
+                           st.integers(0, 21), st.integers(0, 2**21))
+    amax = draw(st.one_of(st.sampled_from([100, 2**12, 2**22, 2**23 + 5, 2**30]), st.integers(128, 2**30), near_bound))
     acc = rng.integers(-amax, amax + 1, draw(st.integers(1, 12))).astype(np.int32)
+    acc[0] = amax if draw(st.booleans()) else -amax  # the range itself decides the rescale
     mode = draw(st.sampled_from([ScaleMode.POW2, ScaleMode.COMPOUND]))
     return x, w, b, acc, Scale(draw(st.integers(-20, 0)), draw(st.integers(0, 2)), draw(st.integers(0, 2))), mode
 
@@ -278,6 +283,29 @@ def test_dot_on_atmega328p(tmp_path_factory, seed, dots):
     want = [max(-2**31, min(2**31 - 1, init + int(np.dot(v[oa:oa + k].astype(np.int64), v[ob:ob + k].astype(np.int64)))))
             for oa, ob, k, init in dots]
     assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_dot")), {"d": (Scale(0), want)})
+
+
+@pytest.mark.emulator
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ranges=st.lists(st.tuples(st.sampled_from([145, 163, 181, 217, 226, 72, 81, 90, 108, 113, 128, 255]),
+                                 st.integers(0, 21), st.integers(0, 2**21), st.integers(-3, 3)),
+                       min_size=20, max_size=20))
+def test_rescale_choice_near_its_bounds_on_atmega328p(tmp_path_factory, ranges):
+    """(a, t, rest, scale exponent): the range a * 2**t + rest (rest < 2**t), compound mode: the
+    values whose fine step m leaves a * m within m of 255 * 2**p, where the rescale choice on AVR
+    takes its exact test"""
+    decls, calls, want = ["static int8_t r[2];\n"], [], {}
+    for i, (a, t, rest, e) in enumerate(ranges):
+        values = np.array([a * 2**t + rest % 2**t, -(a * 2**t) // 3], dtype=np.int32)
+        decls.append(c_array("int32_t", f"a{i}", values))
+        calls.append(f"""    {{
+        tt_scale_t rs = {{{e}, 0, 0}};
+        ok(tt_rescale_s32_to_s8(a{i}, 2u, &rs, TT_SCALE_COMPOUND, TT_ROUND_NEAREST, 0UL, r));
+        put("r{i}", rs, NULL, r, 2u);
+    }}""")
+        rv, rs = rescale(values, Scale(e), 8, ScaleMode.COMPOUND)
+        want[f"r{i}"] = (rs, [int(v) for v in rv])
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_choice")), want)
 
 
 @st.composite
