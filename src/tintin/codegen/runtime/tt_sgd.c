@@ -872,8 +872,13 @@ static tt_status_t skip0_update(int8_t *weight, tt_scale_t *w_scale, size_t coun
         return TT_ERR_ARG;
     }
 #if defined(__AVR__)
-    if (err != NULL && (x == NULL || cols == 0 || count % cols != 0 || count > 32767u)) {
-        return TT_ERR_ARG;
+    size_t rows = 0;
+    if (err != NULL) {
+        /* one division (a libgcc call on AVR) for the rows and the check */
+        rows = cols == 0 ? 0u : count / cols;
+        if (x == NULL || cols == 0 || rows * cols != count || count > 32767u) {
+            return TT_ERR_ARG;
+        }
     }
 #endif
     if (cfg->rule != TT_RULE_ALIGNED || cfg->momentum_shift != 0 || cfg->rounding != TT_ROUND_STOCHASTIC ||
@@ -890,8 +895,8 @@ static tt_status_t skip0_update(int8_t *weight, tt_scale_t *w_scale, size_t coun
 #if defined(__AVR__)
     if (err != NULL && (mult.n < 1 || mult.n > 31)) {
         /* the general path below, on the gradient in full */
-        avr_outer_rows(grad, err, x, count / cols, cols, 0u);
-        avr_outer_rows(grad, err, x, count / cols, cols, 1u);
+        avr_outer_rows(grad, err, x, rows, cols, 0u);
+        avr_outer_rows(grad, err, x, rows, cols, 1u);
         err = NULL;
     }
     gmax = err != NULL ? 16384u : tt_max_abs_s32(grad, count); /* |err * x| <= 2**14 */
@@ -916,7 +921,7 @@ static tt_status_t skip0_update(int8_t *weight, tt_scale_t *w_scale, size_t coun
     wide = !fast && wide_delta(gmax, mult);
     if (fast) {
 #if defined(__AVR__)
-        uint32_t a = err != NULL ? skip0_avr_outer_s8(weight, grad, count / cols, cols, err, x, mult.m, n, key)
+        uint32_t a = err != NULL ? skip0_avr_outer_s8(weight, grad, rows, cols, err, x, mult.m, n, key)
                                  : skip0_avr_s8(weight, grad, count, mult.m, n, key);
 #else
         uint32_t a = skip0_fast_s8(weight, grad, count, mult.m, n, key, gmax <= 32767u);
