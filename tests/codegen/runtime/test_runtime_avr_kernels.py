@@ -65,15 +65,22 @@ def seeded(draw) -> np.random.Generator:
     return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
 
 
+def edge_weights(draw, rng, shape) -> np.ndarray:
+    """int8 weights of a random range, the first one at the edge of [-127, 127] now and then (new
+    values then leave the range: rescale or saturation)"""
+    wmax = draw(st.sampled_from([0, 3, 63, 127]))
+    w = rng.integers(-wmax, wmax + 1, shape).astype(np.int8)
+    if wmax and draw(st.booleans()):
+        w.flat[0] = 127 if draw(st.booleans()) else -127
+    return w
+
+
 @st.composite
 def skip0_case(draw):
     """(weights, gradient, config, mode, batch, seed): one skip0 update"""
     rng = seeded(draw)
     n, k = draw(st.integers(1, 4)), draw(st.integers(1, 8))
-    wmax = draw(st.sampled_from([0, 3, 63, 127]))
-    w = rng.integers(-wmax, wmax + 1, (n, k)).astype(np.int8)
-    if wmax and draw(st.booleans()):
-        w.flat[0] = 127 if draw(st.booleans()) else -127
+    w = edge_weights(draw, rng, (n, k))
     gmax = draw(st.sampled_from([1, 200, 16129, 32767, 32768, 2**20]))
     g = rng.integers(-gmax, gmax + 1, (n, k)).astype(np.int32)
     g[rng.random((n, k)) < draw(st.sampled_from([0.0, 0.5]))] = 0
@@ -123,10 +130,7 @@ def outer_case(draw):
     """(weights, errors, inputs, gradient scale, config, mode, seed): one batch-1 dense update"""
     rng = seeded(draw)
     n, k = draw(st.integers(1, 6)), draw(st.integers(1, 12))
-    wmax = draw(st.sampled_from([0, 3, 63, 127]))
-    w = rng.integers(-wmax, wmax + 1, (n, k)).astype(np.int8)
-    if wmax and draw(st.booleans()):
-        w.flat[0] = 127 if draw(st.booleans()) else -127
+    w = edge_weights(draw, rng, (n, k))
     err, x = (rng.integers(-128 if draw(st.booleans()) else -127, 128, size).astype(np.int8) for size in (n, k))
     for v in (err, x):
         v[rng.random(v.size) < draw(st.sampled_from([0.0, 0.3, 0.7]))] = 0

@@ -501,9 +501,17 @@ static tt_fine_step_t fine_step(tt_scale_mode_t mode, uint8_t i)
     return st;
 }
 
+/* round(amax * m / 2**s), s >= 1 */
+static uint32_t rescale_fit(uint32_t amax, uint8_t m, uint8_t s)
+{
+    return amax < ((uint32_t)1 << 23) ? tt_shr32(tt_mul_u23_u8(amax, m) + tt_bit32((uint8_t)(s - 1)), s)
+                                      : (uint32_t)(((uint64_t)amax * m + ((uint64_t)1 << (s - 1))) >> s);
+}
+
 uint8_t tt_choose_rescale(uint32_t amax, uint8_t bits, tt_scale_mode_t mode, tt_rescale_t *choice)
 {
-    uint32_t limit = (uint32_t)tt_limit_for_bits(bits);
+    uint32_t limit = (uint32_t)tt_limit_for_bits(bits), fit;
+    uint8_t fast_fit; /* the fast test of 8-bit outputs (AVR) says the step fits */
     uint8_t k, j, i, count = mode == TT_SCALE_COMPOUND ? TT_FINE_STEP_COUNT : 1;
     tt_fine_step_t st;
     if (amax <= limit) {
@@ -523,27 +531,19 @@ uint8_t tt_choose_rescale(uint32_t amax, uint8_t bits, tt_scale_mode_t mode, tt_
             uint8_t s;
             st = fine_step(mode, i);
             s = (uint8_t)(st.p + k + j);
+            /* amax * m < 2**40: nearest rounding of a non-negative value (in 32 bits when
+             * amax < 2**23: m < 2**8) */
+            fast_fit = 0;
 #if defined(__AVR__)
             if (bits == 8u) {
                 unsigned am = (unsigned)a8 * (unsigned)st.m, bound = 255u << st.p;
                 if (am >= bound) {
                     continue;
                 }
-                if (am + st.m - 1u < bound) {
-                    choice->m = st.m;
-                    choice->p = st.p;
-                    choice->a = st.a;
-                    choice->b = st.b;
-                    choice->shift = (uint8_t)(k + j);
-                    return 1;
-                }
+                fast_fit = am + st.m - 1u < bound;
             }
 #endif
-            /* amax * m < 2**40: nearest rounding of a non-negative value (in 32 bits when
-             * amax < 2**23: m < 2**8) */
-            uint32_t fit = amax < ((uint32_t)1 << 23)
-                               ? tt_shr32(tt_mul_u23_u8(amax, st.m) + tt_bit32((uint8_t)(s - 1)), s)
-                               : (uint32_t)(((uint64_t)amax * st.m + ((uint64_t)1 << (s - 1))) >> s);
+            fit = fast_fit ? 0u : rescale_fit(amax, st.m, s);
             if (fit <= limit) {
                 choice->m = st.m;
                 choice->p = st.p;

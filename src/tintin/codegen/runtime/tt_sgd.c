@@ -391,10 +391,15 @@ tt_status_t tt_sgd_update_bias_rows_s32(int32_t *bias, tt_scale_t bias_scale, si
  * = (ag * (M << r)) << 8 * sb, sh = 32 - n = 8 * sb + r) as a function. */
 typedef struct {
     uint8_t c0, c1, c2, sb; /* M << r, three bytes; sb */
+} avr_mshift_t;
+
+typedef struct {
+    avr_mshift_t ms;
     uint32_t draw;
 } avr_sr_t;
 
-static void avr_sr_init(avr_sr_t *s, int32_t m, uint8_t n)
+/* The bytes of a multiplier (M, n) for the assembly below: M << r and sb (sh = 32 - n = 8 * sb + r) */
+static void avr_mshift_init(avr_mshift_t *s, int32_t m, uint8_t n)
 {
     uint8_t sh = (uint8_t)(32u - n);
     uint32_t m2 = (uint32_t)m << (sh & 7u);
@@ -478,7 +483,7 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
 #if defined(__AVR__)
         if (narrow) {
             avr_sr_t sr;
-            avr_sr_init(&sr, mult.m, n);
+            avr_mshift_init(&sr.ms, mult.m, n);
             sr.draw = key;
             for (i = 0; i < count; ++i, sr.draw += (uint32_t)TT_GOLDEN32) {
                 int16_t g = (int16_t)grad[i];
@@ -569,7 +574,7 @@ typedef struct {
                       * outer 1: its int8 input x[k] */
     uint16_t count;  /* elements left (> 0 on entry) */
     uint32_t draw;   /* its draw */
-    uint8_t c0, c1, c2, sb;
+    avr_mshift_t ms;
     int8_t e;        /* outer 1: the row's error */
     uint8_t outer;
     int32_t out;     /* outer 1: the new value that left the range */
@@ -723,17 +728,6 @@ __asm__(
     "ret\n"
     ".size avr_skip0_run, .-avr_skip0_run\n");
 
-/* The loop state of a multiplier (M, n): M << r in three bytes, sb (sh = 32 - n = 8 * sb + r) */
-static void avr_skip0_setup(avr_skip0_t *s, int32_t m, uint8_t n)
-{
-    uint8_t sh = (uint8_t)(32u - n);
-    uint32_t m2 = (uint32_t)m << (sh & 7u);
-    s->c0 = (uint8_t)m2;
-    s->c1 = (uint8_t)(m2 >> 8);
-    s->c2 = (uint8_t)(m2 >> 16);
-    s->sb = (uint8_t)(sh >> 3);
-}
-
 /* avr_skip0_run over the state's elements (count > 0); returns max |new value| over the values
  * that left [-127, 127] (0: none left it) */
 __attribute__((always_inline)) static inline uint32_t avr_skip0_all(avr_skip0_t *s)
@@ -779,7 +773,7 @@ TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t c
     s.count = (uint16_t)count;
     s.draw = draw;
     s.outer = 0;
-    avr_skip0_setup(&s, m, n);
+    avr_mshift_init(&s.ms, m, n);
     amax = avr_skip0_all(&s);
     if (amax > 127u) {
         avr_skip0_settle(weight, grad, count);
@@ -817,7 +811,7 @@ TT_NOINLINE static uint32_t skip0_avr_outer_s8(int8_t *weight, int32_t *grad, si
     avr_skip0_t s;
     uint32_t amax = 0, row_step = (uint32_t)cols * (uint32_t)TT_GOLDEN32;
     size_t i, k;
-    avr_skip0_setup(&s, m, n);
+    avr_mshift_init(&s.ms, m, n);
     s.outer = 1;
     for (i = 0; i < rows; ++i, draw += row_step) {
         if (err[i] != 0) {
