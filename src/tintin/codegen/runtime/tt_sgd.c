@@ -570,8 +570,8 @@ TT_NOINLINE static uint32_t skip0_fast_s8(int8_t *weight, int32_t *grad, size_t 
  * dense layer and the error e of the weights' row (|g| <= 2**14). */
 typedef struct {
     int8_t *w;       /* the next weight */
-    void *g;         /* outer 0: its int32 gradient (gets the new value when out of range);
-                      * outer 1: its int8 input x[k] */
+    const void *g;   /* outer 0: its int32 gradient (gets the new value when out of range,
+                      * written by the assembly); outer 1: its int8 input x[k] */
     uint16_t count;  /* elements left (> 0 on entry) */
     uint32_t draw;   /* its draw */
     avr_mshift_t ms;
@@ -816,7 +816,7 @@ TT_NOINLINE static uint32_t skip0_avr_outer_s8(int8_t *weight, int32_t *grad, si
     for (i = 0; i < rows; ++i, draw += row_step) {
         if (err[i] != 0) {
             s.w = weight + i * cols;
-            s.g = (void *)x;
+            s.g = x;
             s.e = err[i];
             s.count = (uint16_t)cols;
             s.draw = draw;
