@@ -223,9 +223,12 @@ def main() -> None:
                       "13 on the M3); cortex-m0 (no long multiply): the 32-bit loop in assembly, 20 "
                       "instructions per changed weight (39 in the compiler's code); its per-MAC figure counts every weight of the layer, "
                       "changed or not (zero inputs and zero errors skip theirs, as in the float32 reference)",
-                      "ATmega328P: 16-12-10 is the largest benchmark MLP that trains on the part: 16-16-10 "
-                      "links (flash) but its stack overflows the 2 KB SRAM at run time, and 16-20-10 exceeds "
-                      "the 32 KB flash by 17,608 bytes; "
+                      "ATmega328P: the batch-1 dense weight gradient is formed inside the update "
+                      "(tt_sgd_update_weight_outer_s8, docs/c-runtime.md#avr-paths): its 'weight gradient, "
+                      "materialised' step is empty and the update phase includes the gradient; "
+                      "16-12-10 is the largest benchmark MLP that trains on the part (measured on the runtime "
+                      "before the outer update: 16-16-10 links (flash) but its stack overflows the 2 KB SRAM "
+                      "at run time, and 16-20-10 exceeds the 32 KB flash by 17,608 bytes); "
                       "float reference programs that do not fit 2 KB run on simavr's ATmega1284P (the same core)",
                       "ATmega328P alone, with each phase before and after a baseline: `bench/mcu.py --cores "
                       "atmega328p --baseline bench/results/mcu.json --no-carry-over --name mcu_avr` "

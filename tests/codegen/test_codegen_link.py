@@ -198,3 +198,10 @@ def test_selection_covers_every_undefined_symbol(tmp_path):
                                                                             text=True).stdout, re.M))
         missing = {u for u in undefined if u.startswith("tt_")} - defined
         assert not missing, f"{src.name} needs {sorted(missing)} outside {files}"
+
+
+def test_runtime_files_find_a_function_defined_as_an_alias():
+    """tt_sgd_update_weight_outer_s8 is another name of a function of tt_sgd.c (alias attribute)"""
+    from tintin.codegen.runtime_files import runtime_files_for
+
+    assert "tt_sgd.c" in runtime_files_for(["x = tt_sgd_update_weight_outer_s8(w, &s, n, g, gs, &c, k, e, x, m);"])

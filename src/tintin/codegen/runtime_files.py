@@ -35,11 +35,12 @@ def _strip(text: str) -> str:
 
 
 def _definitions(text: str) -> set[str]:
-    """Names defined at file scope: a function whose signature reaches "{" before any ";"."""
+    """Names defined at file scope: a function whose signature reaches "{" before any ";", or a
+    declaration with ``__attribute__((alias(...)))`` (another name of a function defined there)."""
     out = set()
     for m in _DEFINITION.finditer(text):
         brace, semi = text.find("{", m.end()), text.find(";", m.end())
-        if brace != -1 and (semi == -1 or brace < semi):
+        if (brace != -1 and (semi == -1 or brace < semi)) or (semi != -1 and "alias(" in text[m.end():semi]):
             out.add(m.group(1))
     return out
 

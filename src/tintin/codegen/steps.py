@@ -203,6 +203,25 @@ class StepEmitter:
         rows = s.attrs.get("rows")
         return None if rows is None else np.asarray(rows, dtype=np.int64).ravel()
 
+    def _outer_update_of(self, grad_step):
+        """The ``sgd_update`` step that may form the gradient of ``grad_step`` itself
+        (``tt_sgd_update_weight_outer_s8`` where the runtime sets ``TT_OUTER_UPDATE``), or None:
+        a batch-1 dense weight gradient of every row, used only by the skip0 update of int8 weights
+        right after it (so its error and input are unchanged when the update runs)."""
+        steps = self.p.steps
+        k = next((i for i, t in enumerate(steps) if t is grad_step), None)
+        if (k is None or k + 1 >= len(steps) or grad_step.op != "linear_backward_weight_s32"
+                or self._rows(grad_step) is not None or self.shape(grad_step.inputs[0])[0] != 1):
+            return None
+        upd, g = steps[k + 1], grad_step.outputs[0]
+        if (upd.op != "sgd_update" or list(upd.inputs[:1]) != [g] or len(upd.mutates) != 1
+                or upd.attrs.get("row_exp") is not None or self._rows(upd) is not None
+                or self._param(upd.mutates[0]).dtype != "int8" or not self._skip0_ok()):
+            return None
+        if sum(g in t.inputs for t in steps) != 1:
+            return None
+        return upd
+
     def op_linear_backward_weight_s32(self, s):
         err, x = s.inputs
         g = s.outputs[0]
@@ -210,9 +229,12 @@ class StepEmitter:
         K = self.shape(x)[1]
         rows = self._rows(s)
         count = N if rows is None else rows.size
-        return self.call(f"tt_linear_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
+        call = self.call(f"tt_linear_backward_weight_rows_s32({self.buf(err)}, {self.sc(err)}, {self.buf(x)}, "
                          f"{self.sc(x)}, {self.dense_shape(B, K, N)}, {self.row_select(rows, count)}, {self.buf(g)}, "
                          f"&{self.sc(g)})")
+        if self._outer_update_of(s) is None:
+            return call
+        return ["#if !TT_OUTER_UPDATE /* else the update step forms the gradient */", *call, "#endif"]
 
     def _bias_grad(self, s, positions: int):
         err = s.inputs[0]
@@ -501,6 +523,15 @@ class StepEmitter:
             raise CodegenError(f"{pname}: weights of type {b.dtype} cannot be updated in C")
         if rows is None:
             if suffix == "s8" and self._skip0_ok():
+                k = next(i for i, t in enumerate(self.p.steps) if t is s)
+                if k and self._outer_update_of(self.p.steps[k - 1]) is s:
+                    err, x = self.p.steps[k - 1].inputs
+                    outer = self.call(f"tt_sgd_update_weight_outer_s8({self.buf(pbuf)}, &{self.sc(pbuf)}, "
+                                      f"{c_size(count)}, {self.buf(g)}, tt_scale_mul({self.sc(err)}, {self.sc(x)}), "
+                                      f"&tt_cfg, {key}, {self.buf(err)}, {self.buf(x)}, {c_size(_size(shape[1:]))})")
+                    skip0 = self.call(f"tt_sgd_update_weight_skip0_s8({self.buf(pbuf)}, &{self.sc(pbuf)}, "
+                                      f"{c_size(count)}, {self.buf(g)}, {self.sc(g)}, &tt_cfg, {key})")
+                    return ["#if TT_OUTER_UPDATE", *outer, "#else", *skip0, "#endif"]
                 return self.call(f"tt_sgd_update_weight_skip0_s8({self.buf(pbuf)}, &{self.sc(pbuf)}, {c_size(count)}, "
                                  f"{self.buf(g)}, {self.sc(g)}, &tt_cfg, {key})")
             return self.call(f"tt_sgd_update_weight_{suffix}({self.buf(pbuf)}, &{self.sc(pbuf)}, {c_size(count)}, "

@@ -139,6 +139,67 @@ static int32_t dot_portable(const int8_t *a, const int8_t *b, size_t k)
 }
 #endif
 
+#if TT_DOT_AVR
+/* AVR: tt_dot_s8_x4 in assembly for 1 <= k <= TT_DOT_AVR_CHUNK (one 24-bit sum, four registers
+ * saved by hand instead of the -mcall-prologues save of eighteen: it runs once per output), the
+ * sum added to init with saturation (the V flag of the last ADC); other k: dot_s8_x4_long.
+ * Arguments: init r22-r25, a r20:r21, b r18:r19, k r16:r17. Registers: X a, Z b, r16 and r17 the
+ * factors, r14:r15:r19 the sum, r18 the sign of a product then of the sum, r20:r21 the count. */
+TT_NOINLINE __attribute__((used)) static int32_t dot_s8_x4_long(int32_t init, const int8_t *a, const int8_t *b,
+                                                                size_t k)
+{
+    return tt_add_sat32(init, dot_avr(a, 1u, b, 1u, k));
+}
+
+__asm__(
+    ".text\n"
+    ".global tt_dot_s8_x4\n"
+    ".type tt_dot_s8_x4, @function\n"
+    "tt_dot_s8_x4:\n\t"
+    "cp r16, __zero_reg__\n\t"
+    "cpc r17, __zero_reg__\n\t"
+    "breq .Ld4_long\n\t"
+    "cpi r16, lo8(512)\n\t"
+    "ldi r26, hi8(512)\n\t"
+    "cpc r17, r26\n\t"
+    "brcs .Ld4_short\n"
+    ".Ld4_long:\n\t"
+    "jmp dot_s8_x4_long\n"
+    ".Ld4_short:\n\t"
+    "push r14\n\tpush r15\n\tpush r16\n\tpush r17\n\t"
+    "movw r26, r20\n\t"
+    "movw r30, r18\n\t"
+    "movw r20, r16\n\t"
+    "clr r14\n\tclr r15\n\tclr r19\n"
+    ".Ld4_loop:\n\t"
+    "ld r16, X+\n\t"
+    "ld r17, Z+\n\t"
+    "muls r16, r17\n\t"
+    "sbc r18, r18\n\t"
+    "add r14, r0\n\t"
+    "adc r15, r1\n\t"
+    "adc r19, r18\n\t"
+    "subi r20, 1\n\t"
+    "sbci r21, 0\n\t"
+    "brne .Ld4_loop\n\t"
+    "clr r1\n\t"
+    "mov r18, r19\n\t"
+    "lsl r18\n\t"
+    "sbc r18, r18\n\t"
+    "add r22, r14\n\t"
+    "adc r23, r15\n\t"
+    "adc r24, r19\n\t"
+    "adc r25, r18\n\t"
+    "brvc .Ld4_done\n\t"
+    "ldi r22, 0xFF\n\tldi r23, 0xFF\n\tldi r24, 0xFF\n\tldi r25, 0x7F\n\t"
+    "sbrs r18, 7\n\t"
+    "rjmp .Ld4_done\n\t"
+    "ldi r22, 0\n\tldi r23, 0\n\tldi r24, 0\n\tldi r25, 0x80\n"
+    ".Ld4_done:\n\t"
+    "pop r17\n\tpop r16\n\tpop r15\n\tpop r14\n\t"
+    "ret\n"
+    ".size tt_dot_s8_x4, .-tt_dot_s8_x4\n");
+#else
 int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k)
 {
 #if TT_DOT_DSP
@@ -155,12 +216,11 @@ int32_t tt_dot_s8_x4(int32_t init, const int8_t *a, const int8_t *b, size_t k)
         s += *a++ * *b++;
     }
     return tt_add_sat32(init, s);
-#elif TT_DOT_AVR
-    return tt_add_sat32(init, dot_avr(a, 1u, b, 1u, k));
 #else
     return tt_add_sat32(init, dot_portable(a, b, k));
 #endif
 }
+#endif
 
 #if TT_DOT_ROWS == 4u
 /* The portable loops of the blocked products, shared by the Arm cores without the DSP extension

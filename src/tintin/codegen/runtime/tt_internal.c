@@ -11,9 +11,10 @@ int32_t tt_grid_rescale_one(int64_t x, tt_multiplier_t mult, int32_t limit)
         uint16_t a16 = (uint16_t)ax, m16 = (uint16_t)mult.m;
         uint32_t q;
 #if defined(__AVR__)
-        __asm__("" : "+r"(a16), "+r"(m16)); /* a 16x16->32 product, not __mulsi3 (as below) */
-#endif
+        q = tt_shr32(tt_mul_u16_avr(a16, m16) + tt_bit32((uint8_t)(mult.n - 1)), (uint8_t)mult.n);
+#else
         q = tt_shr32((uint32_t)a16 * m16 + tt_bit32((uint8_t)(mult.n - 1)), (uint8_t)mult.n);
+#endif
         q = q > (uint32_t)limit ? (uint32_t)limit : q;
         return x < 0 ? -(int32_t)q : (int32_t)q;
     }
@@ -32,13 +33,14 @@ int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
         uint16_t m = (uint16_t)mult.m, ah = (uint16_t)(a >> 16), al = (uint16_t)a;
         uint8_t n = (uint8_t)mult.n;
 #if defined(__AVR__)
-        /* hide the operands' ranges from the compiler, which otherwise widens the products below
-         * back to a 32x32 __mulsi3 */
-        __asm__("" : "+r"(m), "+r"(ah), "+r"(al));
-#endif
-        /* 16x16->32 products (one libgcc __umulhisi3 each on AVR, not a 32x32 __mulsi3) */
+        /* 16x16->32 products in registers (four MULs each) */
+        hi = tt_mul_u16_avr(ah, m);
+        lo = tt_mul_u16_avr(al, m) + tt_bit32((uint8_t)(n - 1));
+#else
+        /* 16x16->32 products */
         hi = (uint32_t)ah * m;                              /* < 2**30 */
         lo = (uint32_t)al * m + tt_bit32((uint8_t)(n - 1)); /* < 2**31 + 2**30 */
+#endif
         if (n >= 16) {
             /* floor((hi * 2**16 + lo) / 2**n) = floor((hi + floor(lo / 2**16)) / 2**(n - 16)) */
             c = tt_shr32(hi + (lo >> 16), (uint8_t)(n - 16));

@@ -45,14 +45,78 @@ static inline int64_t tt_shl64_wrap(int64_t x, uint8_t s)
 static inline uint32_t tt_mul_u23_u8(uint32_t x, uint32_t m)
 {
 #if defined(__AVR__)
-    unsigned mm = (uint8_t)m; /* unsigned: 16 bits on AVR, so each product is an unsigned 8x8->16 MUL */
-    unsigned p0 = (unsigned)(uint8_t)x * mm, p1 = (unsigned)(uint8_t)(x >> 8) * mm;
-    unsigned p2 = (unsigned)(uint8_t)(x >> 16) * mm;
-    return (uint32_t)p0 + ((uint32_t)p1 << 8) + ((uint32_t)p2 << 16);
+    /* three MULs in registers (the C form compiles to libgcc widening-multiply calls): the
+     * products of bytes 0 and 2 side by side, byte 1's added in the middle (no carry out: < 2**31) */
+    uint32_t r;
+    uint8_t z;
+    __asm__("mul %A[x], %[m]\n\t"
+            "movw %A[r], r0\n\t"
+            "mul %C[x], %[m]\n\t"
+            "movw %C[r], r0\n\t"
+            "mul %B[x], %[m]\n\t"
+            "clr %[z]\n\t"
+            "add %B[r], r0\n\t"
+            "adc %C[r], r1\n\t"
+            "adc %D[r], %[z]\n\t"
+            "clr r1"
+            : [r] "=&r"(r), [z] "=&r"(z)
+            : [x] "r"(x), [m] "r"((uint8_t)m)
+            : "r0");
+    return r;
 #else
     return x * m;
 #endif
 }
+
+#if defined(__AVR__)
+/* g[k] = e * x[k], k < count (count >= 1): one MULS per element, its carry (the sign of the
+ * product) spread over the two top bytes by SBC, four stores; 17 cycles per element */
+static inline void tt_outer_row_avr(int32_t *g, int8_t e, const int8_t *x, size_t count)
+{
+    uint8_t t, ext;
+    __asm__ volatile("1:\n\t"
+                     "ld %[t], %a[px]+\n\t"
+                     "muls %[e], %[t]\n\t"
+                     "sbc %[ext], %[ext]\n\t"
+                     "st %a[pg]+, r0\n\t"
+                     "st %a[pg]+, r1\n\t"
+                     "st %a[pg]+, %[ext]\n\t"
+                     "st %a[pg]+, %[ext]\n\t"
+                     "sbiw %[k], 1\n\t"
+                     "brne 1b\n\t"
+                     "clr r1"
+                     : [t] "=&a"(t), [ext] "=&r"(ext), [px] "+e"(x), [pg] "+e"(g), [k] "+w"(count)
+                     : [e] "a"(e)
+                     : "r0", "memory");
+}
+#endif
+
+#if defined(__AVR__)
+/* a * b, 16x16->32 unsigned: four MULs in registers (libgcc's __umulhisi3 is a call) */
+__attribute__((always_inline)) static inline uint32_t tt_mul_u16_avr(uint16_t a, uint16_t b)
+{
+    uint32_t r;
+    uint8_t z;
+    __asm__("mul %A[a], %A[b]\n\t"
+            "movw %A[r], r0\n\t"
+            "mul %B[a], %B[b]\n\t"
+            "movw %C[r], r0\n\t"
+            "clr %[z]\n\t"
+            "mul %A[a], %B[b]\n\t"
+            "add %B[r], r0\n\t"
+            "adc %C[r], r1\n\t"
+            "adc %D[r], %[z]\n\t"
+            "mul %B[a], %A[b]\n\t"
+            "add %B[r], r0\n\t"
+            "adc %C[r], r1\n\t"
+            "adc %D[r], %[z]\n\t"
+            "clr r1"
+            : [r] "=&r"(r), [z] "=&r"(z)
+            : [a] "r"(a), [b] "r"(b)
+            : "r0");
+    return r;
+}
+#endif
 
 /* x >> n for n < 32: on AVR by 16 and 8 first (constant shifts: byte moves), at most 7 turns of
  * the one-bit loop that a variable shift compiles to */

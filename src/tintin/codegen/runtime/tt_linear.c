@@ -383,28 +383,6 @@ tt_status_t tt_linear_backward_input_x4_s8(const int8_t *err, tt_scale_t err_sca
     return TT_OK;
 }
 
-#if defined(__AVR__)
-/* g[k] = e * x[k], k < count (count >= 1): one MULS per element, its carry (the sign of the
- * product) spread over the two top bytes by SBC, four stores; 17 cycles per element */
-static void outer_row_avr(int32_t *g, int8_t e, const int8_t *x, size_t count)
-{
-    uint8_t t, ext;
-    __asm__ volatile("1:\n\t"
-                     "ld %[t], %a[px]+\n\t"
-                     "muls %[e], %[t]\n\t"
-                     "sbc %[ext], %[ext]\n\t"
-                     "st %a[pg]+, r0\n\t"
-                     "st %a[pg]+, r1\n\t"
-                     "st %a[pg]+, %[ext]\n\t"
-                     "st %a[pg]+, %[ext]\n\t"
-                     "sbiw %[k], 1\n\t"
-                     "brne 1b\n\t"
-                     "clr r1"
-                     : [t] "=&a"(t), [ext] "=&r"(ext), [px] "+e"(x), [pg] "+e"(g), [k] "+w"(count)
-                     : [e] "a"(e)
-                     : "r0", "memory");
-}
-#endif
 
 tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err_scale, const int8_t *x,
                                                tt_scale_t x_scale, const tt_dense_shape_t *shape,
@@ -445,7 +423,7 @@ tt_status_t tt_linear_backward_weight_rows_s32(const int8_t *err, tt_scale_t err
             }
         } else {
 #if defined(__AVR__)
-            outer_row_avr(g, (int8_t)e, x, in_features);
+            tt_outer_row_avr(g, (int8_t)e, x, in_features);
 #else
             for (k = 0; k < in_features; ++k) {
                 g[k] = (int16_t)(e * (int16_t)x[k]);

@@ -13,7 +13,7 @@ static int32_t log2_domain_q16(int16_t d, int32_t mult, int32_t shift)
      * (hi + ((lo + 2**(s-1)) >> 16)) >> (s - 16) (lo < 2**24: no wrap) */
     if (d <= 0 && d >= -255 && shift >= 16 && shift <= 31) {
         uint8_t ad = (uint8_t)-d, s = (uint8_t)shift;
-        uint32_t lo = (uint32_t)(uint16_t)mult * ad, hi = (uint32_t)(uint16_t)((uint32_t)mult >> 16) * ad;
+        uint32_t lo = tt_mul_u16_avr((uint16_t)mult, ad), hi = tt_mul_u16_avr((uint16_t)((uint32_t)mult >> 16), ad);
         int32_t q = -(int32_t)tt_shr32(hi + ((lo + tt_bit32((uint8_t)(s - 1u))) >> 16), (uint8_t)(s - 16u));
         return q > TT_T_MIN_Q16 ? q : (int32_t)TT_T_MIN_Q16;
     }

@@ -40,9 +40,29 @@ void tt_stream_init(tt_stream_t *stream, uint32_t seed, uint32_t step)
     stream->step = step;
 }
 
+#if defined(__AVR__)
+/* AVR: the part of the key that depends on the seed and the step alone, kept for the last (seed,
+ * step): a training step asks for one key per trained parameter, and each mix32 costs two 32-bit
+ * multiplies (libgcc calls) on an 8-bit core. valid == 0: empty. */
+static struct {
+    uint32_t seed, step, inner;
+    uint8_t valid;
+} tt_stream_cache;
+#endif
+
 uint32_t tt_stream_key(const tt_stream_t *stream, uint32_t site)
 {
+#if defined(__AVR__)
+    if (!tt_stream_cache.valid || tt_stream_cache.seed != stream->seed || tt_stream_cache.step != stream->step) {
+        tt_stream_cache.seed = stream->seed;
+        tt_stream_cache.step = stream->step;
+        tt_stream_cache.inner = tt_mix32(tt_mix32(stream->seed) ^ stream->step);
+        tt_stream_cache.valid = 1;
+    }
+    return tt_mix32(tt_stream_cache.inner ^ site);
+#else
     return tt_mix32(tt_mix32(tt_mix32(stream->seed) ^ stream->step) ^ site);
+#endif
 }
 
 void tt_stream_advance(tt_stream_t *stream)
@@ -481,9 +501,17 @@ static tt_fine_step_t fine_step(tt_scale_mode_t mode, uint8_t i)
     return st;
 }
 
+/* round(amax * m / 2**s), s >= 1 */
+static uint32_t rescale_fit(uint32_t amax, uint8_t m, uint8_t s)
+{
+    return amax < ((uint32_t)1 << 23) ? tt_shr32(tt_mul_u23_u8(amax, m) + tt_bit32((uint8_t)(s - 1)), s)
+                                      : (uint32_t)(((uint64_t)amax * m + ((uint64_t)1 << (s - 1))) >> s);
+}
+
 uint8_t tt_choose_rescale(uint32_t amax, uint8_t bits, tt_scale_mode_t mode, tt_rescale_t *choice)
 {
-    uint32_t limit = (uint32_t)tt_limit_for_bits(bits);
+    uint32_t limit = (uint32_t)tt_limit_for_bits(bits), fit;
+    uint8_t fast_fit; /* the fast test of 8-bit outputs (AVR) says the step fits */
     uint8_t k, j, i, count = mode == TT_SCALE_COMPOUND ? TT_FINE_STEP_COUNT : 1;
     tt_fine_step_t st;
     if (amax <= limit) {
@@ -492,15 +520,30 @@ uint8_t tt_choose_rescale(uint32_t amax, uint8_t bits, tt_scale_mode_t mode, tt_
     /* amax / 2**k lies in [2**(bits-2), 2**(bits-1)) */
     k = (uint8_t)(tt_bit_length_u32(amax) - (bits - 1));
     for (j = 0; j < 2; ++j) {
+#if defined(__AVR__)
+        /* 8 bits: fit <= 127 <=> amax * m < 255 * 2**(s - 1) <=> floor(amax * m / 2**t) < 255 * 2**p
+         * (t = k + j - 1 >= 0). With amax = a * 2**t + rest: floor(amax * m / 2**t) = a * m + c,
+         * 0 <= c <= m - 1 (a < 2**8: one MUL), so a * m + m - 1 < 255 * 2**p fits and
+         * a * m >= 255 * 2**p does not; only the values in between take the exact test */
+        uint8_t a8 = (uint8_t)tt_shr32(amax, (uint8_t)(k + j - 1u));
+#endif
         for (i = 0; i < count; ++i) {
             uint8_t s;
             st = fine_step(mode, i);
             s = (uint8_t)(st.p + k + j);
             /* amax * m < 2**40: nearest rounding of a non-negative value (in 32 bits when
              * amax < 2**23: m < 2**8) */
-            uint32_t fit = amax < ((uint32_t)1 << 23)
-                               ? tt_shr32(tt_mul_u23_u8(amax, st.m) + tt_bit32((uint8_t)(s - 1)), s)
-                               : (uint32_t)(((uint64_t)amax * st.m + ((uint64_t)1 << (s - 1))) >> s);
+            fast_fit = 0;
+#if defined(__AVR__)
+            if (bits == 8u) {
+                unsigned am = (unsigned)a8 * (unsigned)st.m, bound = 255u << st.p;
+                if (am >= bound) {
+                    continue;
+                }
+                fast_fit = am + st.m - 1u < bound;
+            }
+#endif
+            fit = fast_fit ? 0u : rescale_fit(amax, st.m, s);
             if (fit <= limit) {
                 choice->m = st.m;
                 choice->p = st.p;
@@ -740,7 +783,13 @@ uint32_t tt_exp2_frac_q15(uint16_t frac)
     uint32_t low = (uint32_t)(frac & 0xFFu);
     uint32_t base = tt_rom_u32(&tt_table_exp2_q15[idx]);
     /* the table increases: the difference is < 2**8 and the product < 2**16 */
+#if defined(__AVR__)
+    /* one 8x8->16 MUL (unsigned int is 16 bits: product + 128 <= 255 * 255 + 128 < 2**16) */
+    return base + (((unsigned)(uint8_t)(tt_rom_u32(&tt_table_exp2_q15[idx + 1]) - base) * (unsigned)(uint8_t)low +
+                    128u) >> 8);
+#else
     return base + (((tt_rom_u32(&tt_table_exp2_q15[idx + 1]) - base) * low + 128u) >> 8);
+#endif
 }
 
 int32_t tt_log2_q16(uint32_t x)

@@ -90,6 +90,22 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
 tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
                                           tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key);
 
+#if defined(__AVR__)
+/* AVR: a dense layer's batch-1 weight gradient and its skip0 update in one call (generated programs
+ * use it where TT_OUTER_UPDATE is 1): bit-identical to tt_linear_backward_weight_rows_s32 (err:
+ * count / cols errors, x: cols inputs, every row) followed by tt_sgd_update_weight_skip0_s8 with
+ * grad_scale the gradient's scale (tt_scale_mul(err_scale, x_scale)). The gradient
+ * g[i, k] = err[i] * x[k] (|g| <= 2**14: no range scan) is formed one row at a time just before its
+ * update, and rows with a zero error are skipped (a zero gradient changes no weight). grad
+ * (count int32) is scratch. count <= 32767. */
+#define TT_OUTER_UPDATE 1
+tt_status_t tt_sgd_update_weight_outer_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key,
+                                          const int8_t *err, const int8_t *x, size_t cols);
+#else
+#define TT_OUTER_UPDATE 0
+#endif
+
 /* ---- row-tiled weight update (tt_sgd_tiled.c; tintin.compile.update.fused_weight_update) -------- */
 
 /* Gradient of the selected rows first .. first + count - 1 (positions in the selection) into

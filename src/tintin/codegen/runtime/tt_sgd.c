@@ -391,10 +391,15 @@ tt_status_t tt_sgd_update_bias_rows_s32(int32_t *bias, tt_scale_t bias_scale, si
  * = (ag * (M << r)) << 8 * sb, sh = 32 - n = 8 * sb + r) as a function. */
 typedef struct {
     uint8_t c0, c1, c2, sb; /* M << r, three bytes; sb */
+} avr_mshift_t;
+
+typedef struct {
+    avr_mshift_t ms;
     uint32_t draw;
 } avr_sr_t;
 
-static void avr_sr_init(avr_sr_t *s, int32_t m, uint8_t n)
+/* The bytes of a multiplier (M, n) for the assembly below: M << r and sb (sh = 32 - n = 8 * sb + r) */
+static void avr_mshift_init(avr_mshift_t *s, int32_t m, uint8_t n)
 {
     uint8_t sh = (uint8_t)(32u - n);
     uint32_t m2 = (uint32_t)m << (sh & 7u);
@@ -478,7 +483,7 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
 #if defined(__AVR__)
         if (narrow) {
             avr_sr_t sr;
-            avr_sr_init(&sr, mult.m, n);
+            avr_mshift_init(&sr.ms, mult.m, n);
             sr.draw = key;
             for (i = 0; i < count; ++i, sr.draw += (uint32_t)TT_GOLDEN32) {
                 int16_t g = (int16_t)grad[i];
@@ -560,19 +565,25 @@ TT_NOINLINE static uint32_t skip0_fast_s8(int8_t *weight, int32_t *grad, size_t 
  * (|g| * M << sh) + draw (the low sh bits of the product are 0, so the low bits of the draw never
  * carry): q = hi + carry(lo + draw) with hi:lo = (|g| * (M << r)) << 8 * sb. The product
  * |g| * (M << r) < 2**15 * 2**22 is formed in five bytes from six 8x8->16 MULs and the shift by
- * sb whole bytes picks registers. For |g| < 2**15, 2**14 <= M < 2**15, 1 <= n <= 31. */
+ * sb whole bytes picks registers. For |g| < 2**15, 2**14 <= M < 2**15, 1 <= n <= 31.
+ * outer == 1: the gradient of a weight is e * x[k] (one MULS), from the inputs x of a batch-1
+ * dense layer and the error e of the weights' row (|g| <= 2**14). */
 typedef struct {
     int8_t *w;       /* the next weight */
-    int32_t *g;      /* its gradient; gets the new value (w - delta) */
+    const void *g;   /* outer 0: its int32 gradient (gets the new value when out of range,
+                      * written by the assembly); outer 1: its int8 input x[k] */
     uint16_t count;  /* elements left (> 0 on entry) */
     uint32_t draw;   /* its draw */
-    uint8_t c0, c1, c2, sb;
+    avr_mshift_t ms;
+    int8_t e;        /* outer 1: the row's error */
+    uint8_t outer;
+    int32_t out;     /* outer 1: the new value that left the range */
 } avr_skip0_t;
 
 /* Runs the loop until count reaches 0 (returns 0) or a new value leaves [-127, 127] (returns 1:
- * that value is in g[-1], w[-1] is -128, the state is at the next element). The new values in
- * range are stored in w only (g keeps the gradient). Registers: Z w,
- * Y g, X count, r16-r19 draw, r2-r4 M << r, r5 zero, r6-r10 product, r11 weight, r12 its sign,
+ * that value is in g[-1] (outer 0) or out (outer 1), w[-1] is -128, the state is at the next
+ * element). The new values in range are stored in w only. Registers: Z w, Y g, X count, r16-r19
+ * draw, r2-r4 M << r, r5 zero, r6-r10 product, r11 weight, r12 its sign, r13 e, the T flag outer,
  * r20 sb, r21 sign of g, r22-r25 |g| then q then the new value, r14:r15 the state. */
 uint8_t avr_skip0_run(avr_skip0_t *s);
 __asm__(
@@ -586,16 +597,30 @@ __asm__(
     "movw r26, r24\n\t"
     "ld r30, X+\n\tld r31, X+\n\tld r28, X+\n\tld r29, X+\n\tld r24, X+\n\tld r25, X+\n\t"
     "ld r16, X+\n\tld r17, X+\n\tld r18, X+\n\tld r19, X+\n\tld r2, X+\n\tld r3, X+\n\tld r4, X+\n\t"
-    "ld r20, X\n\t"
+    "ld r20, X+\n\t"
+    "ld r13, X+\n\t"
+    "ld r0, X\n\t"
+    "bst r0, 0\n\t"
     "movw r26, r24\n\t"
     "clr r5\n"
     ".Lsk_loop:\n\t"
+    "brts .Lsk_outer\n\t"
     "ldd r22, Y+0\n\t"
     "ldd r23, Y+1\n\t"
     "mov r21, r23\n\t"
     "or r23, r22\n\t"
     "brne .Lsk_nonzero\n\t"
     "rjmp .Lsk_next\n" /* zero gradient: the weight stays */
+    ".Lsk_outer:\n\t"
+    "ld r22, Y\n\t"
+    "tst r22\n\t"
+    "brne 1f\n\t"
+    "rjmp .Lsk_next\n" /* zero input: the weight stays */
+    "1:\n\t"
+    "mov r23, r13\n\t"
+    "muls r23, r22\n\t"
+    "movw r22, r0\n\t"
+    "mov r21, r23\n"
     ".Lsk_nonzero:\n\t"
     "ld r11, Z\n\t"
     "mov r12, r11\n\t"
@@ -660,15 +685,28 @@ __asm__(
     "breq .Lsk_out\n\t"
     "st Z, r22\n"
     ".Lsk_next:\n\t"
-    "adiw r28, 4\n\t"
+    "adiw r28, 1\n\t"
+    "brts 1f\n\t"
+    "adiw r28, 3\n"
+    "1:\n\t"
     "adiw r30, 1\n\t"
     "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t" /* + 0x9E3779B9 */
     "sbiw r26, 1\n\t"
     "breq .Lsk_done\n\t"
     "rjmp .Lsk_loop\n"
-    /* out of range: g gets the value, the weight the mark -128 */
+    /* out of range: g (outer: out) gets the value, the weight the mark -128 */
     ".Lsk_out:\n\t"
+    "brts 2f\n\t"
     "st Y+, r22\n\tst Y+, r23\n\tst Y+, r24\n\tst Y+, r25\n\t"
+    "rjmp 3f\n"
+    "2:\n\t"
+    "adiw r28, 1\n\t"
+    "push r26\n\tpush r27\n\t"
+    "movw r26, r14\n\t"
+    "adiw r26, 16\n\t"
+    "st X+, r22\n\tst X+, r23\n\tst X+, r24\n\tst X, r25\n\t"
+    "pop r27\n\tpop r26\n"
+    "3:\n\t"
     "ldi r22, 0x80\n\t"
     "st Z, r22\n\t"
     "adiw r30, 1\n\t"
@@ -690,14 +728,43 @@ __asm__(
     "ret\n"
     ".size avr_skip0_run, .-avr_skip0_run\n");
 
+/* avr_skip0_run over the state's elements (count > 0); returns max |new value| over the values
+ * that left [-127, 127] (0: none left it) */
+__attribute__((always_inline)) static inline uint32_t avr_skip0_all(avr_skip0_t *s)
+{
+    uint32_t amax = 0;
+    while (avr_skip0_run(s)) {
+        uint32_t a = tt_mag32(((const int32_t *)s->g)[-1]);
+        amax = a > amax ? a : amax;
+        if (s->count == 0) {
+            break;
+        }
+    }
+    return amax;
+}
+
+/* After avr_skip0_run left a value out of range (rare): g gets every new value (for the rescale),
+ * the marked weights saturate. A weight of -128 with a zero gradient (outside the domain,
+ * unchanged) has g == 0, a marked one |g| > 127. */
+static void avr_skip0_settle(int8_t *weight, int32_t *grad, size_t count)
+{
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        if (weight[i] == -128 && grad[i] != 0) {
+            weight[i] = (int8_t)(grad[i] > 0 ? 127 : -127);
+        } else {
+            grad[i] = weight[i];
+        }
+    }
+}
+
 /* skip0_fast_s8 for |g| < 2**15 (grad holds the new values only when one left the range: the
  * caller reads them only then) */
 TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t count, int32_t m, uint8_t n,
                                          uint32_t draw)
 {
     avr_skip0_t s;
-    uint8_t sh = (uint8_t)(32u - n);
-    uint32_t m2 = (uint32_t)m << (sh & 7u), amax = 0;
+    uint32_t amax;
     if (count == 0) {
         return 0;
     }
@@ -705,27 +772,76 @@ TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t c
     s.g = grad;
     s.count = (uint16_t)count;
     s.draw = draw;
-    s.c0 = (uint8_t)m2;
-    s.c1 = (uint8_t)(m2 >> 8);
-    s.c2 = (uint8_t)(m2 >> 16);
-    s.sb = (uint8_t)(sh >> 3);
-    while (avr_skip0_run(&s)) {
-        uint32_t a = tt_mag32(s.g[-1]);
-        amax = a > amax ? a : amax;
-        if (s.count == 0) {
-            break;
+    s.outer = 0;
+    avr_mshift_init(&s.ms, m, n);
+    amax = avr_skip0_all(&s);
+    if (amax > 127u) {
+        avr_skip0_settle(weight, grad, count);
+    }
+    return amax;
+}
+
+/* Rows of the gradient err x^T of a batch-1 dense layer: zero_rows 0 forms g[i, :] = err[i] * x
+ * for the rows whose error is not zero, zero_rows 1 writes zeros into the other rows. */
+static void avr_outer_rows(int32_t *grad, const int8_t *err, const int8_t *x, size_t rows, size_t cols,
+                           uint8_t zero_rows)
+{
+    size_t i, k;
+    for (i = 0; i < rows; ++i, grad += cols) {
+        if (err[i] != 0) {
+            if (!zero_rows) {
+                tt_outer_row_avr(grad, err[i], x, cols);
+            }
+        } else if (zero_rows) {
+            for (k = 0; k < cols; ++k) {
+                grad[k] = 0;
+            }
+        }
+    }
+}
+
+/* skip0_avr_s8 of the gradient err x^T (|g| <= 2**14): the loop forms each gradient from the
+ * row's error and the input (outer 1); rows with a zero error are skipped (a zero gradient leaves
+ * its weights as they are). grad gets the values that left the range only (the caller reads
+ * grad only then, after the rare pass below). */
+TT_NOINLINE static uint32_t skip0_avr_outer_s8(int8_t *weight, int32_t *grad, size_t rows, size_t cols,
+                                               const int8_t *err, const int8_t *x, int32_t m, uint8_t n,
+                                               uint32_t draw)
+{
+    avr_skip0_t s;
+    uint32_t amax = 0, row_step = (uint32_t)cols * (uint32_t)TT_GOLDEN32;
+    size_t i, k;
+    avr_mshift_init(&s.ms, m, n);
+    s.outer = 1;
+    for (i = 0; i < rows; ++i, draw += row_step) {
+        if (err[i] != 0) {
+            s.w = weight + i * cols;
+            s.g = x;
+            s.e = err[i];
+            s.count = (uint16_t)cols;
+            s.draw = draw;
+            while (avr_skip0_run(&s)) {
+                uint32_t a = tt_mag32(s.out);
+                amax = a > amax ? a : amax;
+                grad[(size_t)(s.w - weight) - 1u] = s.out;
+                if (s.count == 0) {
+                    break;
+                }
+            }
         }
     }
     if (amax > 127u) {
-        /* rare: g gets every new value (for the rescale), the marked weights saturate. A weight
-         * of -128 with a zero gradient (outside the domain, unchanged) has g == 0, a marked one
-         * |g| > 127. */
-        size_t i;
-        for (i = 0; i < count; ++i) {
-            if (weight[i] == -128 && grad[i] != 0) {
-                weight[i] = (int8_t)(grad[i] > 0 ? 127 : -127);
-            } else {
-                grad[i] = weight[i];
+        /* rare: every new value into grad, the marked weights saturated. A changed weight (error
+         * and input not zero) is -128 only when marked: new values in range are never -128. */
+        int8_t *w = weight;
+        int32_t *g = grad;
+        for (i = 0; i < rows; ++i) {
+            for (k = 0; k < cols; ++k, ++w, ++g) {
+                if (*w == -128 && err[i] != 0 && x[k] != 0) {
+                    *w = (int8_t)(*g > 0 ? 127 : -127);
+                } else {
+                    *g = *w;
+                }
             }
         }
     }
@@ -733,8 +849,11 @@ TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t c
 }
 #endif
 
-tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
-                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
+/* tt_sgd_update_weight_skip0_s8; on AVR with err != NULL (tt_sgd_update_weight_outer_s8, the same
+ * function) the gradient is err x^T (count / cols rows of cols), formed here. */
+static tt_status_t skip0_update(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key, const int8_t *err,
+                                const int8_t *x, size_t cols)
 {
     tt_multiplier_t m, mult;
     tt_scale_t new_scale;
@@ -746,6 +865,16 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     if (w_scale == NULL || cfg == NULL || (count && (weight == NULL || grad == NULL))) {
         return TT_ERR_ARG;
     }
+#if defined(__AVR__)
+    size_t rows = 0;
+    if (err != NULL) {
+        /* one division (a libgcc call on AVR) for the rows and the check */
+        rows = cols == 0 ? 0u : count / cols;
+        if (x == NULL || cols == 0 || rows * cols != count || count > 32767u) {
+            return TT_ERR_ARG;
+        }
+    }
+#endif
     if (cfg->rule != TT_RULE_ALIGNED || cfg->momentum_shift != 0 || cfg->rounding != TT_ROUND_STOCHASTIC ||
         cfg->batch_size == 0 || cfg->mode > TT_SCALE_COMPOUND) {
         return TT_ERR_ARG;
@@ -757,7 +886,20 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     if (st != TT_OK) {
         return st;
     }
+#if defined(__AVR__)
+    if (err != NULL && (mult.n < 1 || mult.n > 31)) {
+        /* the general path below, on the gradient in full */
+        avr_outer_rows(grad, err, x, rows, cols, 0u);
+        avr_outer_rows(grad, err, x, rows, cols, 1u);
+        err = NULL;
+    }
+    gmax = err != NULL ? 16384u : tt_max_abs_s32(grad, count); /* |err * x| <= 2**14 */
+#else
+    (void)err;
+    (void)x;
+    (void)cols;
     gmax = tt_max_abs_s32(grad, count);
+#endif
     n = (uint8_t)mult.n;
     /* |g * M| <= 2**30 and 1 <= n <= 31: 32-bit arithmetic gives the general result (M < 2**15:
      * |g| < 2**15 needs no division) */
@@ -773,7 +915,8 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     wide = !fast && wide_delta(gmax, mult);
     if (fast) {
 #if defined(__AVR__)
-        uint32_t a = skip0_avr_s8(weight, grad, count, mult.m, n, key);
+        uint32_t a = err != NULL ? skip0_avr_outer_s8(weight, grad, rows, cols, err, x, mult.m, n, key)
+                                 : skip0_avr_s8(weight, grad, count, mult.m, n, key);
 #else
         uint32_t a = skip0_fast_s8(weight, grad, count, mult.m, n, key, gmax <= 32767u);
 #endif
@@ -829,3 +972,17 @@ tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, s
     *w_scale = new_scale;
     return TT_OK;
 }
+
+tt_status_t tt_sgd_update_weight_skip0_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    return skip0_update(weight, w_scale, count, grad, grad_scale, cfg, key, NULL, NULL, 1u);
+}
+
+#if defined(__AVR__)
+/* the same function: no call frame of its own on the stack of 2 KB */
+tt_status_t tt_sgd_update_weight_outer_s8(int8_t *weight, tt_scale_t *w_scale, size_t count, int32_t *grad,
+                                          tt_scale_t grad_scale, const tt_sgd_config_t *cfg, uint32_t key,
+                                          const int8_t *err, const int8_t *x, size_t cols)
+    __attribute__((alias("skip0_update")));
+#endif
