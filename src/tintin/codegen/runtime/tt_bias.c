@@ -28,8 +28,15 @@ tt_status_t tt_bias_backward_rows_s32(const int8_t *err, tt_scale_t err_scale, c
     }
     if (batch == 1u && positions == 1u) {
         /* one term per channel (a fully connected layer at batch 1): the errors themselves */
-        for (j = 0; j < count; ++j) {
-            grad[j] = err[tt_selected_row(rows, first + j)];
+        if (rows == NULL) {
+            const int8_t *e = err + first;
+            for (j = 0; j < count; ++j) {
+                grad[j] = e[j];
+            }
+        } else {
+            for (j = 0; j < count; ++j) {
+                grad[j] = err[rows[first + j]];
+            }
         }
         *grad_scale = err_scale;
         return TT_OK;
