@@ -122,34 +122,13 @@ def _spec(**kw):
 
 def test_in_process_fomaml_equals_the_flower_strategy_in_any_reply_order():
     pytest.importorskip("flwr")
-    from flwr.app import Message, MetricRecord, RecordDict
-    from flwr.supercore.task_identity import TaskIdentity
+    from tintin.fleet.strategies import FederatedFOMAML, make_strategy
 
-    from tintin.fleet.client import train_integer_devices
-    from tintin.fleet.codec import arrays_model, from_record, to_record
-    from tintin.fleet.strategies import FederatedFOMAML, initial_arrays, make_strategy
+    from .rational import strategy_rounds
 
     spec = _spec()
-    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
-    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = 1, 1, 1
-    results = []
-    try:
-        for reverse in (False, True):
-            strategy = make_strategy(spec)
-            assert isinstance(strategy, FederatedFOMAML)
-            strategy.node_ids = [5, 7, 9]
-            arrays = initial_arrays(spec, "integer")
-            for r in range(1, spec.rounds + 1):
-                replies = []
-                for msg in strategy.configure_train(r, arrays, None, grid=None):
-                    reply, metrics = train_integer_devices(spec, from_record(msg.content["arrays"]),
-                                                           [int(d) for d in msg.content["config"]["devices"]], r)
-                    replies.append(Message(RecordDict({"arrays": to_record(reply),
-                                                       "metrics": MetricRecord(metrics)}), reply_to=msg))
-                arrays, _ = strategy.aggregate_train(r, replies[::-1] if reverse else replies)
-            results.append(arrays_model(from_record(arrays), spec.shared_names))
-    finally:
-        TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = saved
+    assert isinstance(make_strategy(spec), FederatedFOMAML)
+    results = [strategy_rounds(spec, [5, 7, 9], reverse) for reverse in (False, True)]
     ref = train_in_process(spec)
     assert _same(ref, results[0]) and _same(ref, results[1])
     # the query steps matter: Reptile with the same support steps ends elsewhere
