@@ -15,7 +15,9 @@ same distribution of device parameters, never trained on) with K of their sample
 their held-out samples (``tintin.fleet.adapt.adaptation_table``: batch 1, ``passes`` passes;
 K = 0 scores the model unadapted, and a second table gives the unadapted score's worst and best
 unseen device: how much one model for all devices leaves to adaptation).
-The claim checked: at K = 10 the meta model beats both FedAvg-init and scratch.
+The claim checked: at K = 10 the meta model beats both FedAvg-init and scratch. When the settings
+choose a federated first-order MAML model too (``fomaml``, rule 7 of bench/fleet_adapt_tune.py), it
+is a second meta model, ``fomaml (meta)``, checked the same way.
 
 With ``--settings`` (the JSON bench/fleet_adapt_tune.py writes; several, comma-separated: a later
 file's choices replace an earlier one's for the workloads it has) every initial model trains and
@@ -118,9 +120,11 @@ def describe_phases(phases: list[dict]) -> str:
     out = []
     for ph in phases:
         inner = "all samples" if ph.get("shots") is None else f"a fresh draw of {ph['shots']} samples"
-        text = f"{ph['rounds']} rounds of {'Reptile' if ph['strategy'] == 'reptile' else 'FedAvg'}, " \
-               f"{ph['local_steps']} local steps at lr {ph['lr']:g} on {inner} per round"
-        if ph["strategy"] == "reptile":
+        kind = {"reptile": "Reptile", "fomaml": "FOMAML"}.get(ph["strategy"], "FedAvg")
+        text = f"{ph['rounds']} rounds of {kind}, {ph['local_steps']} local steps at lr {ph['lr']:g} on {inner} per round"
+        if ph.get("query_steps"):
+            text += f", then {ph['query_steps']} query steps on a disjoint draw of {ph['shots']} samples"
+        if ph["strategy"] in ("reptile", "fomaml"):
             text += f", meta step {ph['meta_lr']:g}{' annealed linearly' if ph.get('meta_anneal') else ''}"
         out.append(text)
     return "; then ".join(out)
@@ -229,8 +233,11 @@ def main(argv=None) -> None:
         phases = {"reptile": [{"strategy": "reptile", **one}], "fedavg": [{"strategy": "fedavg", **one}]}
         configs = {}
         if args.settings:
-            for strategy, label in (("reptile", "reptile (meta)"), ("fedavg", "fedavg"), ("scratch", "scratch")):
-                c = chosen[name][strategy]
+            for strategy, label in (("reptile", "reptile (meta)"), ("fomaml", "fomaml (meta)"), ("fedavg", "fedavg"),
+                                    ("scratch", "scratch")):
+                c = chosen[name].get(strategy)
+                if c is None:
+                    continue
                 configs[label] = AdaptConfig(passes=config.passes, lr=c["adapt_lr"],
                                              update=c.get("adapt_update", "full"))
                 if strategy != "scratch":
@@ -240,8 +247,8 @@ def main(argv=None) -> None:
                           "adapt_update": {k: v.update for k, v in configs.items()}}
 
     # every fleet model of every workload and seed first, two at a time
-    train_models([(name, args.devices, seed, plans[name][3][st]) for name in plans for seed in seeds
-                  for st in ("reptile", "fedavg")], cache, args.engine, args.processes)
+    train_models([(name, args.devices, seed, phases) for name in plans for seed in seeds
+                  for phases in plans[name][3].values()], cache, args.engine, args.processes)
 
     for name, (base, config, configs, phases) in plans.items():
         unseen = base.unseen(args.unseen)
@@ -249,9 +256,12 @@ def main(argv=None) -> None:
         def fleet_model(strategy, seed, _name=name, _phases=phases):
             return load_model(model_path(cache, _name, args.devices, seed, _phases[strategy], args.engine))[0]
 
-        initial = {"reptile (meta)": lambda s, _f=fleet_model: _f("reptile", s),
-                   "fedavg": lambda s, _f=fleet_model: _f("fedavg", s),
-                   "scratch": lambda s, _b=base: _b.build_model(s)}
+        initial = {"reptile (meta)": lambda s, _f=fleet_model: _f("reptile", s)}
+        if "fomaml" in phases:
+            initial["fomaml (meta)"] = lambda s, _f=fleet_model: _f("fomaml", s)
+        initial.update({"fedavg": lambda s, _f=fleet_model: _f("fedavg", s),
+                        "scratch": lambda s, _b=base: _b.build_model(s)})
+        metas = [label for label in initial if label.endswith("(meta)")]
         # the unseen devices are those of the seed-0 fleet: the same devices for every seed and model
         table = adaptation_table(initial, unseen, shots=shots, seeds=seeds, config=config, configs=configs,
                                  progress=lambda line: print(line, flush=True))
@@ -271,30 +281,34 @@ def main(argv=None) -> None:
         k = 10 if 10 in shots else shots[len(shots) // 2]
         per = per_device_scores(initial, unseen, seeds, k, {label: configs.get(label, config) for label in initial})
         scale = 100 if table.metric == "accuracy" else 1
-        pairs = {other: paired_difference(per["reptile (meta)"], per[other]) for other in per
-                 if other != "reptile (meta)"}
+        pairs_of = {meta: {other: paired_difference(per[meta], per[other]) for other in per if other not in metas}
+                    for meta in metas}
         better = "higher" if table.metric == "accuracy" else "lower"
         pair_md = markdown_table(
-            ["meta model minus", f"mean difference ({unit})", "95% interval", "devices meta better", "level",
+            ["meta model", "minus", f"mean difference ({unit})", "95% interval", "devices meta better", "level",
              "devices meta worse"],
-            [[other, f"{scale * p['mean']:+.2f}", f"[{scale * p['low']:+.2f}, {scale * p['high']:+.2f}]",
+            [[meta, other, f"{scale * p['mean']:+.2f}", f"[{scale * p['low']:+.2f}, {scale * p['high']:+.2f}]",
               *((p["above"], p["level"], p["below"]) if better == "higher" else (p["below"], p["level"], p["above"]))]
-             for other, p in pairs.items()])
+             for meta, pairs in pairs_of.items() for other, p in pairs.items()])
         dev_md = markdown_table(
             ["initial model", "mean", "worst device", "best device"],
             [[label, fmt(v.mean()), *(fmt(v.mean(0).min()), fmt(v.mean(0).max()))[::1 if better == "higher" else -1]]
              for label, v in per.items()])
         sections.append(f"At K = {k}, on each of the {unseen.num_devices} unseen devices ({unit}, each device averaged "
-                        f"over the seeds):\n\n{dev_md}\n\nThe meta model against the others at K = {k}, paired (the "
+                        f"over the seeds):\n\n{dev_md}\n\nEach meta model against the others at K = {k}, paired (the "
                         f"same devices, seeds and samples; {better} is better for the meta model; interval: bootstrap "
                         f"over devices and seeds):\n\n{pair_md}")
-        decisive = all((p["low"] > 0) if better == "higher" else (p["high"] < 0) for p in pairs.values())
-        rows.append([name, k, table.best(k), "yes" if table.best(k) == "reptile (meta)" else "no",
-                     "yes" if decisive else "no"])
-        paired[name] = {"k": k, "per_device": {label: v.tolist() for label, v in per.items()}, "meta_minus": pairs}
+        for meta, pairs in pairs_of.items():
+            decisive = all((p["low"] > 0) if better == "higher" else (p["high"] < 0) for p in pairs.values())
+            rows.append([name, k, meta, table.best(k), "yes" if table.best(k) == meta else "no",
+                         "yes" if decisive else "no"])
+        paired[name] = {"k": k, "per_device": {label: v.tolist() for label, v in per.items()},
+                        "meta_minus": pairs_of["reptile (meta)"],
+                        **({"fomaml_minus": pairs_of["fomaml (meta)"]} if "fomaml (meta)" in pairs_of else {})}
 
-    lines = [f"- {n}: Reptile (meta): {describe_phases(st['fleet']['reptile'])}. FedAvg: "
-             f"{describe_phases(st['fleet']['fedavg'])}." +
+    lines = [f"- {n}: Reptile (meta): {describe_phases(st['fleet']['reptile'])}. " +
+             (f"FOMAML (meta): {describe_phases(st['fleet']['fomaml'])}. " if "fomaml" in st["fleet"] else "") +
+             f"FedAvg: {describe_phases(st['fleet']['fedavg'])}." +
              (" Adaptation lr " + ", ".join(
                  f"{k} {v:g}" + ("" if st["adapt_update"][k] == "full" else f" ({st['adapt_update'][k]} only)")
                  for k, v in st["adapt"].items()) if st["adapt"] else "")
@@ -302,14 +316,15 @@ def main(argv=None) -> None:
     how = (f"settings chosen on validation devices "
            f"({', '.join(str(Path(p).with_suffix('.md')) for p in args.settings.split(','))}, never these test "
            f"devices):" if args.settings else "settings from the command line:")
-    header = (f"## Adaptation on unseen devices: federated Reptile vs FedAvg-init vs scratch\n\n"
+    meta_names = "Reptile and FOMAML" if any("fomaml" in st["fleet"] for st in settings.values()) else "Reptile"
+    header = (f"## Adaptation on unseen devices: federated {meta_names} vs FedAvg-init vs scratch\n\n"
               f"{args.devices} training devices, fleet rounds "
               f"{'in Flower simulation' if args.engine == 'flower' else 'in-process (the bits of a Flower run)'}; "
               f"{args.unseen} unseen test devices adapt with K samples, "
               f"{next(iter(tables.values())).config.passes} passes at batch 1 for every initial model "
               f"(K = 0: no adaptation); {how}\n\n" + "\n".join(lines) + "\n\nBold: best per column.")
-    verdict = markdown_table(["workload", "K", "best initial model", "meta model best",
-                              "meta model better than each other, 95% interval clear of 0"], rows)
+    verdict = markdown_table(["workload", "K", "meta model", "best initial model", "this meta model best",
+                              "better than FedAvg-init and scratch, 95% interval clear of 0"], rows)
     markdown = "\n\n".join([header, *sections, "### Claim at K = 10", verdict])
     write_results(args.name, {"args": vars(args), "settings": settings,
                               "tables": {n: t.to_dict() for n, t in tables.items()},

@@ -32,6 +32,17 @@ The rule (the same for every initial model, decided before any run):
    ``--validation`` validation devices at adaptation learning rates {0.25x, 0.5x, 1x, 2x, 4x} the
    task's default, each with every layer adapting (``full``) and with the output layer only
    (``last:1``): the same grid for every initial model; the choice per initial model is rule 5's.
+7. ``--fomaml FILES`` (a later, separate run; ``FILES``: the JSONs of earlier runs, comma-separated,
+   a later file's choices replacing an earlier one's): federated first-order MAML (``fomaml``)
+   candidates, each the chosen Reptile model's training with its last phase replaced by a FOMAML
+   phase of as many rounds and the same meta step: every round a device takes the adaptation
+   protocol's steps on a fresh draw of K = 10 samples (80 steps = 8 passes at batch 1, at local
+   learning rate {1x, 2x} the task's adaptation lr), then ``q`` query steps in {10, 80} on a
+   disjoint draw of 10 samples, and returns the received model moved by the query steps alone.
+   These and the earlier choices for reptile, fedavg and scratch are all rescored on
+   ``--validation`` validation devices at adaptation learning rates {0.25x, 0.5x, 1x, 2x, 4x} the
+   task's default, every layer adapting: the same grid for every initial model; the choice per
+   initial model is rule 5's.
 
 The rounds run in-process (:func:`tintin.fleet.inprocess.train_in_process`, the same bits as a
 Flower run of the same settings, tested), two at a time; the models are cached as
@@ -60,6 +71,8 @@ LONGER_LR_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 LONGER_UPDATES = ("full", "last:1")
 LOCAL_LR_FACTORS = (1.0, 2.0)
 META_STEPS = (0.5, 1.0)
+#: rule 7: FOMAML's query steps per round
+QUERY_STEPS = (10, 80)
 K = 10
 PASSES = 8
 SEED = 0
@@ -105,6 +118,21 @@ def longer_candidates(chosen: dict) -> list[dict]:
         longer[-1]["rounds"] *= 2
         out += [{"strategy": strategy, "phases": phases}, {"strategy": strategy, "phases": longer}]
     return out + [{"strategy": "scratch", "phases": []}]
+
+
+def fomaml_candidates(chosen: dict, lr: float) -> list[dict]:
+    """The candidates of rule 7 from one workload's earlier choices, then those choices themselves."""
+    base = chosen["reptile"]["phases"]
+    last = base[-1]
+    out = []
+    for f in LOCAL_LR_FACTORS:
+        for q in QUERY_STEPS:
+            phase = _phase("fomaml", last["rounds"], last["fraction"], lr * f, PASSES * K, K, last["meta_lr"],
+                           last["meta_anneal"])
+            phase["query_steps"] = q
+            out.append({"strategy": "fomaml", "phases": base[:-1] + [phase]})
+    return out + [{"strategy": s, "phases": chosen[s]["phases"]} for s in ("reptile", "fedavg")] + \
+        [{"strategy": "scratch", "phases": []}]
 
 
 def score_key(lr: float, update: str) -> str:
@@ -208,6 +236,8 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "tintin-fleet-adapt"),
                     help="fleet models are kept here (shared with bench/fleet_adapt.py)")
     ap.add_argument("--name", default="fleet_adapt_tuning")
+    ap.add_argument("--fomaml", default=None, help="rule 7: the JSONs of earlier runs (comma-separated): FOMAML "
+                    "candidates from their choices, all rescored")
     ap.add_argument("--longer", default=None, help="rule 6: the JSON of an earlier run (rules 1-5): rescore its "
                     "choices and their longer last phases")
     args = ap.parse_args(argv)
@@ -221,6 +251,11 @@ def main(argv=None) -> None:
     if args.longer:
         shared.update(lr_factors=LONGER_LR_FACTORS, updates=LONGER_UPDATES)
         earlier = json.loads(Path(args.longer).read_text())["chosen"]
+    if args.fomaml:
+        shared.update(lr_factors=LONGER_LR_FACTORS, updates=("full",))
+        earlier = {}
+        for path in args.fomaml.split(","):
+            earlier.update(json.loads(Path(path).read_text())["chosen"])
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     scratch = {"strategy": "scratch", "phases": []}
     results, chosen, sections = [], {}, []
@@ -228,7 +263,11 @@ def main(argv=None) -> None:
         task = get_workload(name, devices=1, seed=0).task
         higher = task == "classification"
         lr = DEFAULT_CONFIG[task].lr
-        if args.longer:
+        if args.fomaml:
+            if name not in earlier:
+                raise SystemExit(f"error: {args.fomaml} has no settings for {name}")
+            rows_of = evaluate(name, fomaml_candidates(earlier[name], lr), shared, args.processes)
+        elif args.longer:
             if name not in earlier:
                 raise SystemExit(f"error: {args.longer} has no settings for {name}")
             rows_of = evaluate(name, longer_candidates(earlier[name]), shared, args.processes)
@@ -247,7 +286,8 @@ def main(argv=None) -> None:
                                  "results say (other code or settings): rerun without --reuse")
             rows_of = got + later[1:]
         results += rows_of
-        best = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
+        kinds = ("reptile", "fomaml", "fedavg", "scratch") if args.fomaml else ("reptile", "fedavg", "scratch")
+        best = {k: best_of(rows_of, k, higher) for k in kinds}
         chosen[name] = best
 
         fmt = (lambda v: f"{100 * v:.2f}") if higher else (lambda v: f"{v:.3f}")
@@ -258,15 +298,16 @@ def main(argv=None) -> None:
                 return ["-", "-", "-", "-", "-"]
             last = ph[-1]
             start = "random init" if len(ph) == 1 else f"FedAvg model ({ph[0]['rounds']} rounds)"
+            query = f" + {last['query_steps']} query" if last.get("query_steps") else ""
             return [start, last["rounds"], "all" if last["shots"] is None else last["shots"],
-                    f"{last['local_steps']} at lr {last['lr']:g}",
-                    "-" if last["strategy"] != "reptile" else
+                    f"{last['local_steps']}{query} at lr {last['lr']:g}",
+                    "-" if last["strategy"] not in ("reptile", "fomaml") else
                     f"{last['meta_lr']:g}{' annealed' if last['meta_anneal'] else ''}"]
 
         unit = "accuracy (%)" if higher else "MSE"
         heads = ["initial model", "trained from", "rounds", "inner samples", "local steps", "meta step"]
-        if args.longer:
-            grid = [(f, u) for u in LONGER_UPDATES for f in LONGER_LR_FACTORS]
+        if args.longer or args.fomaml:
+            grid = [(f, u) for u in shared["updates"] for f in LONGER_LR_FACTORS]
             heads += [f"x{f:g}{'' if u == 'full' else ' ' + u}" for f, u in grid]
             rows = [[r["strategy"], *describe(r), *[fmt(r["scores"][score_key(lr * f, u)]) for f, u in grid]]
                     for r in rows_of]
@@ -281,7 +322,12 @@ def main(argv=None) -> None:
                      "output layer only)") if args.longer else ""
         sections.append(f"### {name}: validation {unit} at K = {K} ({args.validation} validation devices)"
                         f"{grid_note}\n\n{markdown_table(heads, rows)}\n\nChosen:\n\n{pick}")
-    if args.longer:
+    if args.fomaml:
+        header = (f"## Federated first-order MAML (FOMAML) against the earlier choices, all rescored on validation "
+                  f"devices (rule 7 of bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training devices; the "
+                  f"earlier choices are those of {args.fomaml}; adaptation: K = {K}, {PASSES} passes, every "
+                  "layer)\n\nThe test devices of bench/fleet_adapt.py are never used here.")
+    elif args.longer:
         header = (f"## Longer last phases, rescored on validation devices (rule 6 of bench/fleet_adapt_tune.py; seed "
                   f"{SEED}; {args.devices} training devices; the earlier choices are those of {args.longer}; "
                   f"adaptation: K = {K}, {PASSES} passes)\n\n"

@@ -53,3 +53,33 @@ def device_models(spec, global_params, devices, server_round, target_exponent=No
         out.append(get_params(model))
         weights.append(len(x))
     return out, weights
+
+
+def strategy_rounds(spec, node_ids, reverse: bool = False):
+    """``spec.rounds`` rounds of ``spec``'s Flower strategy driven by hand (its configure_train
+    messages trained on the simulator, the replies aggregated, reversed with ``reverse``): the
+    final global model as ``{name: (mantissas, scale)}``."""
+    from flwr.app import Message, MetricRecord, RecordDict
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from tintin.fleet.client import train_integer_devices
+    from tintin.fleet.codec import arrays_model, from_record, to_record
+    from tintin.fleet.strategies import initial_arrays, make_strategy
+
+    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
+    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = 1, 1, 1
+    try:
+        strategy = make_strategy(spec)
+        strategy.node_ids = list(node_ids)
+        arrays = initial_arrays(spec, "integer")
+        for r in range(1, spec.rounds + 1):
+            replies = []
+            for msg in strategy.configure_train(r, arrays, None, grid=None):
+                reply, metrics = train_integer_devices(spec, from_record(msg.content["arrays"]),
+                                                       [int(d) for d in msg.content["config"]["devices"]], r)
+                replies.append(Message(RecordDict({"arrays": to_record(reply), "metrics": MetricRecord(metrics)}),
+                                       reply_to=msg))
+            arrays, _ = strategy.aggregate_train(r, replies[::-1] if reverse else replies)
+    finally:
+        TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = saved
+    return arrays_model(from_record(arrays), spec.shared_names)

@@ -71,35 +71,13 @@ def test_in_process_rounds_refuse_what_needs_node_state():
 
 def test_in_process_reptile_equals_the_flower_strategy():
     pytest.importorskip("flwr")
-    from flwr.app import Message, MetricRecord, RecordDict
-    from flwr.supercore.task_identity import TaskIdentity
-
-    from tintin.fleet.client import train_integer_devices
-    from tintin.fleet.codec import arrays_model, from_record, to_record
-    from tintin.fleet.strategies import initial_arrays, make_strategy
+    from .rational import strategy_rounds
 
     fleet = get_workload("sine", devices=6, seed=1, samples_per_device=20, test_per_device=4)
     spec, _ = build_spec(FleetConfig(source=fleet, model=fleet.build_model(1), strategy="reptile", rounds=3,
                                      fraction=0.5, batch_size=1, local_steps=8, lr=0.02, shots=5, meta_lr=0.9,
                                      meta_anneal=True, seed=1))
-    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
-    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = 1, 1, 1
-    try:
-        strategy = make_strategy(spec)
-        strategy.node_ids = [5, 7]
-        arrays = initial_arrays(spec, "integer")
-        for r in range(1, spec.rounds + 1):
-            replies = []
-            for msg in strategy.configure_train(r, arrays, None, grid=None):
-                reply, metrics = train_integer_devices(spec, from_record(msg.content["arrays"]),
-                                                       [int(d) for d in msg.content["config"]["devices"]], r)
-                replies.append(Message(RecordDict({"arrays": to_record(reply), "metrics": MetricRecord(metrics)}),
-                                       reply_to=msg))
-            arrays, _ = strategy.aggregate_train(r, replies)
-    finally:
-        TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = saved
-    names = [p.name for p in spec.template.parameters()]
-    flower = arrays_model(from_record(arrays), names)
+    flower = strategy_rounds(spec, [5, 7])
     seen = []
     ref = train_in_process(spec, on_round=lambda r, p: seen.append(r))
     assert seen == [1, 2, 3] and _same(ref, flower)

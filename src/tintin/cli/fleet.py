@@ -43,7 +43,7 @@ def fleet_command(
                                         "warm-started from FedAvg)"),
     clients: int = typer.Option(10, "--clients", "-n", help="simulated devices"),
     rounds: int = typer.Option(3, "--rounds", "-r", help="federated rounds"),
-    strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | reptile | fedavg-float"),
+    strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | reptile | fomaml | fedavg-float"),
     partition: str = typer.Option("iid", "--partition", help="iid | dirichlet:A (label skew, e.g. dirichlet:0.3)"),
     fraction: float = typer.Option(1.0, "--fraction", help="share of the devices that train in a round"),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="devices send the top P% of their update "
@@ -56,10 +56,12 @@ def fleet_command(
     local_steps: Optional[int] = typer.Option(None, "--local-steps", help="local steps per round (default: one "
                                               "pass over the device's samples)"),
     lr: float = typer.Option(0.05, "--lr", help="local learning rate (an integer scale on the devices)"),
-    meta_lr: float = typer.Option(0.5, "--meta-lr", help="reptile: server step eps in meta += eps (avg - meta)"),
-    meta_anneal: bool = typer.Option(False, "--meta-anneal", help="reptile: decay eps linearly over the rounds"),
+    meta_lr: float = typer.Option(0.5, "--meta-lr", help="reptile, fomaml: server step eps in meta += eps (avg - meta)"),
+    meta_anneal: bool = typer.Option(False, "--meta-anneal", help="reptile, fomaml: decay eps linearly over the rounds"),
     shots: Optional[int] = typer.Option(None, "--shots", help="each device trains on a fresh seeded draw of this "
                                         "many of its samples every round (Reptile's few-shot task)"),
+    query_steps: int = typer.Option(0, "--query-steps", help="fomaml: steps on a disjoint query draw of --shots "
+                                    "samples after the support steps; the device returns their displacement"),
     samples_per_device: Optional[int] = typer.Option(None, "--samples-per-device", help="draw this many samples "
                                                      "per device with replacement (more devices than samples)"),
     compare_float: bool = typer.Option(False, "--compare-float", help="also run float32 FedAvg of the PyTorch "
@@ -88,7 +90,8 @@ def fleet_command(
         raise CliError("--out writes integer models: fedavg-float has none")
     common = dict(samples_per_device=samples_per_device, rounds=rounds, strategy=strategy, fraction=fraction,
                   top_p=top_p, error_feedback=error_feedback, personal=tuple(personal or ()), batch_size=batch_size,
-                  local_steps=local_steps, lr=lr, meta_lr=meta_lr, meta_anneal=meta_anneal, shots=shots, seed=seed,
+                  local_steps=local_steps, lr=lr, meta_lr=meta_lr, meta_anneal=meta_anneal, shots=shots,
+                  query_steps=query_steps, seed=seed,
                   compare_float=compare_float, nodes=nodes, num_cpus=cpus, emulated=_emulated(emulate))
     if init is not None:
         if model != "mlp":

@@ -277,6 +277,20 @@ def reptile_sum(meta: tuple[np.ndarray, Scale], acc: ExactSum, k: int) -> ExactS
     return out
 
 
+def displaced(base: tuple[np.ndarray, Scale], start: tuple[np.ndarray, Scale], end: tuple[np.ndarray, Scale],
+              spec: TensorSpec, mode: ScaleMode | str) -> tuple[np.ndarray, Scale]:
+    """``base + (end - start)`` exactly, requantised once by the rule of the module docstring
+    (weights: the finest fitting grid scale; biases: the finest of the three scales, saturated):
+    a device moves the model it received by the displacement of some of its own steps (first-order
+    MAML's query steps, :func:`tintin.fleet.local.train_device`)."""
+    acc = ExactSum(spec.shape)
+    acc.add(base[0], base[1], 1)
+    acc.add(end[0], end[1], 1)
+    acc.add(-np.asarray(start[0]).astype(np.int64), start[1], 1)
+    acc.weight = 1
+    return acc.result(spec.kind, spec.bits, mode)
+
+
 def reptile_step(meta: ClientTensors, models: list[ClientTensors], weights: list[int], specs: list[TensorSpec],
                  mode: ScaleMode | str, eps: float) -> ClientTensors:
     """The reference federated Reptile server step: ``meta + eps * (avg - meta)`` exactly, with

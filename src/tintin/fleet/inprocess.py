@@ -9,7 +9,8 @@
 Every round trains the round's sampled devices (:meth:`FleetSpec.sampled_devices`) from the global
 model with :func:`tintin.fleet.local.train_device`, seeded by ``(seed, round, device)``, and
 aggregates them with the reference :func:`tintin.fleet.aggregation.aggregate` (``fedavg``) or
-:func:`tintin.fleet.aggregation.reptile_step` at ``spec.meta_lr_at(round)`` (``reptile``): the
+:func:`tintin.fleet.aggregation.reptile_step` at ``spec.meta_lr_at(round)`` (``reptile``, and
+``fomaml`` whose devices return their first-order MAML models): the
 arithmetic of the Flower strategies, so the result is the same bits as a Flower run of the same
 spec (tested). Dense updates of the whole model only: top-P% updates and personal parts keep
 state on Flower's nodes and run through :func:`tintin.fleet.run_fleet`. No Ray, no processes:
@@ -29,10 +30,11 @@ from .spec import FleetSpec
 
 def train_in_process(spec: FleetSpec, on_round: Callable[[int, ClientTensors], None] | None = None,
                      params: ClientTensors | None = None) -> ClientTensors:
-    """``spec.rounds`` rounds of ``spec.strategy`` (``fedavg`` or ``reptile``) from ``params``
+    """``spec.rounds`` rounds of ``spec.strategy`` (``fedavg``, ``reptile`` or ``fomaml``) from ``params``
     (default: the template's); ``on_round(round, params)`` after every round."""
-    if spec.strategy not in ("fedavg", "reptile"):
-        raise FleetError(f"the in-process rounds run the integer strategies fedavg and reptile, not {spec.strategy}")
+    if spec.strategy not in ("fedavg", "reptile", "fomaml"):
+        raise FleetError(f"the in-process rounds run the integer strategies fedavg, reptile and fomaml, "
+                         f"not {spec.strategy}")
     if spec.top_p is not None or spec.personal:
         raise FleetError("top-P% updates and personal parts run through run_fleet (Flower), not in-process")
     specs = tensor_specs(spec.template)

@@ -26,7 +26,7 @@ from ..numerics import QTensor, RoundingStream, Scale
 from ..optim import IntegerSGD, OptimConfig
 from ..train import evaluate
 from ..train.step import train_step
-from .aggregation import ClientTensors, TensorSpec
+from .aggregation import ClientTensors, TensorSpec, displaced
 from .errors import FleetError
 
 
@@ -86,12 +86,18 @@ class LocalPlan:
     steps of ``batch_size`` samples, with these optimiser settings. ``shots``: the device trains
     on only ``shots`` of its samples, a fresh seeded draw every round (:func:`round_samples`), as
     an unseen device adapts on K samples: Reptile's inner loop on a few-shot task (None: all of
-    its samples)."""
+    its samples). ``query_steps``: first-order MAML (FOMAML): after its ``local_steps`` on the
+    ``shots`` support draw, the device takes ``query_steps`` more steps (same batch size and
+    optimiser, their own seed: :func:`query_plan`, :func:`query_seed`) on a disjoint query draw of
+    ``shots`` samples (:func:`query_samples`) and returns the received model moved by the
+    displacement of those query steps alone, exactly (:func:`tintin.fleet.aggregation.displaced`;
+    0: off)."""
 
     batch_size: int = 8
     local_steps: int | None = None
     optim: OptimConfig = OptimConfig(lr=0.05)
     shots: int | None = None
+    query_steps: int = 0
 
     def steps_for(self, n: int) -> int:
         return self.local_steps if self.local_steps is not None else max(1, math.ceil(n / self.batch_size))
@@ -99,6 +105,8 @@ class LocalPlan:
 
 #: the salt of a device's few-shot draw in a round (the sample order uses the bare seed)
 _SHOTS_SALT = 7
+#: the salt of the sample order of a device's query steps (FOMAML)
+_QUERY_SALT = 13
 
 
 def round_samples(n: int, plan: LocalPlan, seed: int) -> np.ndarray:
@@ -109,6 +117,19 @@ def round_samples(n: int, plan: LocalPlan, seed: int) -> np.ndarray:
         return np.arange(n)
     perm = np.random.default_rng(np.random.SeedSequence([int(seed), _SHOTS_SALT])).permutation(n)
     return np.sort(perm[:min(int(plan.shots), n)])
+
+
+def query_samples(n: int, plan: LocalPlan, seed: int) -> np.ndarray:
+    """The query draw of a FOMAML device in a round: the next ``min(K, n - K)`` samples of the
+    permutation whose first K are the support draw (:func:`round_samples`), so the two never
+    overlap. A device with no sample beyond its support draw cannot take query steps."""
+    if plan.shots is None:
+        raise FleetError("query steps need a few-shot support draw (shots)")
+    k = int(plan.shots)
+    if n <= k:
+        raise FleetError(f"a device with {n} samples has none left for a query draw beyond its {k} support samples")
+    perm = np.random.default_rng(np.random.SeedSequence([int(seed), _SHOTS_SALT])).permutation(n)
+    return np.sort(perm[k:k + min(k, n - k)])
 
 
 def sample_order(n: int, steps: int, batch_size: int, seed: int) -> list[np.ndarray]:
@@ -124,15 +145,39 @@ def train_device(model: Sequential, x: np.ndarray, y: np.ndarray, plan: LocalPla
     """Train ``model`` in place on one device's samples; returns its mean training loss per step."""
     if len(x) == 0:
         raise FleetError("a device without training samples cannot train")
+    received = get_params(model) if plan.query_steps else None
     sgd = IntegerSGD(model.parameters(), plan.optim, model.config.scale_mode)
     ctx = Context(mode=model.config.scale_mode, training=True, stream=RoundingStream(seed))
     losses = []
     pick = round_samples(len(x), plan, seed)
-    x, y = x[pick], y[pick]
-    for batch in sample_order(len(x), plan.steps_for(len(x)), plan.batch_size, seed):
-        res = train_step(model, sgd, x[batch], y[batch], ctx, target_exponent or 0)
+    xs, ys = x[pick], y[pick]
+    for batch in sample_order(len(xs), plan.steps_for(len(xs)), plan.batch_size, seed):
+        res = train_step(model, sgd, xs[batch], ys[batch], ctx, target_exponent or 0)
         losses.append(res.loss.to_float())
-    return {"train_loss": float(np.mean(losses)), "steps": len(losses)}
+    info = {"train_loss": float(np.mean(losses)), "steps": len(losses)}
+    if not plan.query_steps:
+        return info
+    # FOMAML: the query steps' displacement at the adapted weights, applied to the received model
+    adapted = get_params(model)
+    q = query_samples(len(x), plan, seed)
+    query = train_device(model, x[q], y[q], query_plan(plan), query_seed(seed), target_exponent)
+    queried = get_params(model)
+    mode = model.config.scale_mode
+    set_params(model, {t.name: displaced(received[t.name], adapted[t.name], queried[t.name], t, mode)
+                       for t in tensor_specs(model)})
+    return {**info, "query_loss": query["train_loss"], "query_steps": query["steps"]}
+
+
+def query_plan(plan: LocalPlan) -> LocalPlan:
+    """The plan of a FOMAML device's query steps: ``plan.query_steps`` steps at the same batch
+    size and optimiser over the whole query draw."""
+    return LocalPlan(batch_size=plan.batch_size, local_steps=plan.query_steps, optim=plan.optim)
+
+
+def query_seed(seed: int) -> int:
+    """The rounding stream and sample order seed of a FOMAML device's query steps (its own, not
+    the support steps' continued)."""
+    return int(np.random.SeedSequence([int(seed), _QUERY_SALT]).generate_state(1)[0])
 
 
 def train_device_on_target(model: Sequential, x: np.ndarray, y: np.ndarray, plan: LocalPlan, seed: int,
@@ -145,6 +190,8 @@ def train_device_on_target(model: Sequential, x: np.ndarray, y: np.ndarray, plan
 
     if len(x) == 0:
         raise FleetError("a device without training samples cannot train")
+    if plan.query_steps:
+        raise FleetError("emulated devices run the local steps of fedavg and reptile, not FOMAML's query steps")
     pick = round_samples(len(x), plan, seed)
     x, y = x[pick], y[pick]
     steps = plan.steps_for(len(x))

@@ -46,13 +46,14 @@ class FleetConfig:
     with ``partition`` and ``clients``, or any :class:`tintin.fleet.DeviceSource` as ``source``
     (then ``clients`` is its device count).
 
-    ``model``: zoo name or a :class:`tintin.nn.Sequential`; ``strategy``: ``fedavg``, ``reptile``
-    or ``fedavg-float``; ``fraction``: devices sampled per round; ``top_p``: percent of each tensor
+    ``model``: zoo name or a :class:`tintin.nn.Sequential`; ``strategy``: ``fedavg``, ``reptile``,
+    ``fomaml`` (first-order MAML: needs ``shots`` and ``query_steps``) or ``fedavg-float``; ``fraction``: devices sampled per round; ``top_p``: percent of each tensor
     a device sends (None: dense); ``error_feedback``: devices keep what they did not send and
     add it to the next update (top-P% only); ``personal``: parameter or layer names kept on the devices;
     ``batch_size``, ``local_steps`` (None: one pass over the device's samples), ``lr``: local
     training; ``shots``: every device trains on a fresh seeded draw of that many of its samples
-    each round (Reptile's few-shot inner task); ``meta_lr``: Reptile's eps, decayed linearly over
+    each round (Reptile's few-shot inner task); ``query_steps``: FOMAML's steps on a disjoint query
+    draw of ``shots`` samples from the adapted weights; ``meta_lr``: Reptile's eps, decayed linearly over
     the rounds with ``meta_anneal``; ``compare_float``: also run float FedAvg in the same
     simulation; ``emulated``: ``{device: target}``, devices whose local update runs as the generated C
     program on an emulated microcontroller (e.g. ``{0: "cortex-m0"}``: QEMU); ``nodes``: Flower SuperNodes (default ``min(clients, 100)``; several devices per
@@ -76,6 +77,7 @@ class FleetConfig:
     meta_lr: float = 0.5
     meta_anneal: bool = False
     shots: int | None = None
+    query_steps: int = 0
     seed: int = 0
     compare_float: bool = False
     device_eval: bool = True
@@ -145,7 +147,8 @@ class FleetResult:
              "dataset": c["dataset"], "partition": c["partition"], "model": c["model"], "fraction": c["fraction"],
              "top_p": c["top_p"], "error_feedback": c["error_feedback"], "personal": list(c["personal"]),
              "nodes": c["nodes"], "seed": c["seed"], "shots": c.get("shots"), "meta_lr": c.get("meta_lr"),
-             "meta_anneal": c.get("meta_anneal"), "emulated": c.get("emulated", {}), "task": self.task}
+             "meta_anneal": c.get("meta_anneal"), "query_steps": c.get("query_steps"),
+             "emulated": c.get("emulated", {}), "task": self.task}
         if self.task == "classification":
             d["test_accuracy"] = self.test_accuracy
             if self.float_history is not None:
@@ -207,6 +210,17 @@ def _check(config: FleetConfig) -> None:
         raise FleetError(f"--meta-lr must be in (0, 1], got {config.meta_lr}")
     if config.shots is not None and config.shots < 1:
         raise FleetError(f"--shots must be at least 1, got {config.shots}")
+    if isinstance(config.query_steps, bool) or not isinstance(config.query_steps, int) or config.query_steps < 0:
+        raise FleetError(f"--query-steps must be a non-negative integer, got {config.query_steps!r}")
+    if config.strategy == "fomaml":
+        if config.shots is None:
+            raise FleetError("fomaml needs --shots (the K-sample support draw; the query draw is the next K)")
+        if config.query_steps < 1:
+            raise FleetError("fomaml needs --query-steps of at least 1")
+        if config.emulated:
+            raise FleetError("emulated devices run fedavg and reptile, not fomaml's query steps")
+    elif config.query_steps:
+        raise FleetError("--query-steps applies to --strategy fomaml only")
     if config.nodes is not None and config.nodes < 1:
         raise FleetError(f"--nodes must be at least 1, got {config.nodes}")
     if config.num_cpus < 1:
@@ -240,7 +254,8 @@ def build_spec(config: FleetConfig) -> tuple[FleetSpec, dict]:
         optim = OptimConfig(lr=config.lr)
     except ValueError as exc:
         raise FleetError(str(exc)) from None
-    plan = LocalPlan(batch_size=config.batch_size, local_steps=config.local_steps, optim=optim, shots=config.shots)
+    plan = LocalPlan(batch_size=config.batch_size, local_steps=config.local_steps, optim=optim, shots=config.shots,
+                     query_steps=config.query_steps)
     n = int(source.num_devices)
     nodes = min(n, config.nodes or DEFAULT_MAX_NODES)
     emulated = _check_emulated(config, n)
@@ -353,8 +368,9 @@ def run_fleet(config: FleetConfig, on_round: Callable[[str, dict], None] | None 
               "partition": config.partition if config.source is None else None,
               "model": config.model if isinstance(config.model, str) else config.model.name,
               "fraction": config.fraction, "top_p": config.top_p, "shots": config.shots,
-              "meta_lr": config.meta_lr if config.strategy == "reptile" else None,
-              "meta_anneal": bool(config.meta_anneal) if config.strategy == "reptile" else None,
+              "meta_lr": config.meta_lr if config.strategy in ("reptile", "fomaml") else None,
+              "meta_anneal": bool(config.meta_anneal) if config.strategy in ("reptile", "fomaml") else None,
+              "query_steps": config.query_steps if config.strategy == "fomaml" else None,
               "error_feedback": bool(config.error_feedback and config.top_p is not None), "personal": spec.personal, "nodes": spec.nodes,
               "emulated": {str(d): t for d, t in spec.emulated},
               "seed": config.seed}

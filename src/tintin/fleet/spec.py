@@ -10,7 +10,7 @@ from ..nn import Sequential
 from .local import LocalPlan
 
 #: integer strategies and the float comparison
-STRATEGIES = ("fedavg", "reptile", "fedavg-float")
+STRATEGIES = ("fedavg", "reptile", "fomaml", "fedavg-float")
 
 
 @dataclass
@@ -20,7 +20,7 @@ class FleetSpec:
     ``template``: the initial model; ``personal``: parameter names that never leave a device;
     ``top_p``: percent of each shared tensor a device sends (None: dense), with a residual kept on
     the device when ``error_feedback``; ``meta_lr``: Reptile's
-    ``eps`` (``meta_anneal``: decayed linearly over the rounds, :meth:`meta_lr_at`); ``fraction``:
+    ``eps``, also FOMAML's (``meta_anneal``: decayed linearly over the rounds, :meth:`meta_lr_at`); ``fraction``:
     devices sampled per round; ``nodes``: Flower SuperNodes, device ``d``
     lives on node ``d % nodes`` (a node trains its sampled devices one after the other);
     ``emulated``: ``(device, target)`` pairs whose local update runs as the generated C program on

@@ -12,6 +12,8 @@ All are :class:`flwr.serverapp.strategy.Strategy` subclasses, so they run under 
 
 - ``fedavg``: the exact weighted mean (weights: the devices' sample counts);
 - ``reptile``: ``meta + eps * (mean - meta)`` (:func:`tintin.fleet.aggregation.reptile_sum`);
+- ``fomaml``: Reptile's server step on the devices' first-order MAML replies (``meta`` moved by
+  their query steps' displacement at the adapted weights: :class:`FederatedFOMAML`);
 - top-P% replies are rebuilt exactly on the received model (:func:`tintin.fleet.codec.add_sparse`);
 - personal parameters are never sent and keep their global value.
 
@@ -210,6 +212,14 @@ class FederatedReptile(IntegerFedAvg):
             t.kind, t.bits, self.spec.template.config.scale_mode)
 
 
+class FederatedFOMAML(FederatedReptile):
+    """First-order MAML across devices (FOMAML, the Per-FedAvg first-order meta step): every
+    device adapts on a K-sample support draw as an unseen device would, then takes
+    ``plan.query_steps`` steps on a disjoint query draw and returns ``meta + (its query-step
+    displacement)`` (:func:`tintin.fleet.local.train_device`), an integer model; the server step
+    is Reptile's, so ``meta += eps * mean(query displacements)``, exactly."""
+
+
 class FloatFedAvg(_Common, _strategy_base()):
     """FedAvg of the float32 twin (float64 weighted mean), the comparison for integer FedAvg."""
 
@@ -241,9 +251,11 @@ def make_strategy(spec: FleetSpec, kind: str | None = None):
         return IntegerFedAvg(spec)
     if name == "reptile":
         return FederatedReptile(spec)
+    if name == "fomaml":
+        return FederatedFOMAML(spec)
     if name == "fedavg-float":
         return FloatFedAvg(spec)
-    raise FleetError(f"unknown strategy {name!r} (fedavg, reptile, fedavg-float)")
+    raise FleetError(f"unknown strategy {name!r} (fedavg, reptile, fomaml, fedavg-float)")
 
 
 def initial_arrays(spec: FleetSpec, kind: str):
