@@ -26,6 +26,11 @@ Variants (``--variants``, comma-separated; tokens joined with ``/``; a variant w
   (``QuantConfig.loss_error_rounding="stochastic"``; no extra memory);
 * ``lr=0.25``: this peak learning rate instead of the zoo default, decayed by the same rule
   (``TrainingDefaults.lr_schedule``); the float32 twin of the same variant uses the same schedule;
+* ``master=12`` (with ``wide=``): a *measurement*, not a model option: the named layers keep
+  master weights of this many bits (9-15; int16 storage, the int8 view for the kernels, rescaled
+  and saturated at the B-bit range) to find how many master bits close the gap; simulator only, its
+  SRAM is the int8 plan plus ``B - 8`` bits per weight of those layers (``+low``), what a packed
+  low part would cost;
 * ``const``: no learning-rate decay (constant lr);
 * ``float``: the float32 twin (built from the int8 model's initial weights).
 
@@ -54,6 +59,9 @@ def parse_args(argv=None):
     ap.add_argument("--hidden", default="200,100,50", help="hidden widths of the mlp")
     ap.add_argument("--variants", default="int8,float,int16")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--start-seed", type=int, default=0,
+                    help="train only seeds from this one up to --seeds - 1 (to split a grid over processes with "
+                         "their own --name; merge the JSON runs afterwards)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--train-samples", type=int, default=0, help="use the first N training samples (0: all)")
@@ -81,7 +89,7 @@ def variants_of(model_name: str, variants: list[str]) -> list[str]:
 
 def parse_variant(text: str) -> dict:
     out = {"float": False, "weight_bits": 8, "wide_layers": (), "decay": True, "error_feedback": (),
-           "row_scales": False, "loss_error_rounding": "nearest", "lr": None}
+           "row_scales": False, "loss_error_rounding": "nearest", "lr": None, "master_bits": None}
     for tok in text.split("/"):
         if tok == "float":
             out["float"] = True
@@ -91,6 +99,10 @@ def parse_variant(text: str) -> dict:
             out["wide_layers"] = tuple(t for t in tok[5:].split("+") if t)
         elif tok.startswith("ef="):
             out["error_feedback"] = tuple(t for t in tok[3:].split("+") if t)
+        elif tok.startswith("master="):
+            if not tok[7:].isdigit() or not 9 <= int(tok[7:]) <= 15:
+                raise SystemExit(f"error: {tok!r}: master bits must be 9..15")
+            out["master_bits"] = int(tok[7:])
         elif tok == "const":
             out["decay"] = False
         elif tok == "rows":
@@ -105,7 +117,9 @@ def parse_variant(text: str) -> dict:
             if not out["lr"] > 0:
                 raise SystemExit(f"error: the learning rate in {tok!r} must be positive")
         else:
-            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, rows, lsr, lr=X, const, float)")
+            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, rows, lsr, lr=X, master=B, const, float)")
+    if out["master_bits"] and not out["wide_layers"]:
+        raise SystemExit(f"error: {text!r}: master=B needs the layers it applies to (wide=A+B)")
     return out
 
 
@@ -115,8 +129,24 @@ def build(model_name, ds, seed, args, variant):
     options = {"hidden": tuple(int(h) for h in args.hidden.split(","))} if model_name == "mlp" else {}
     config = QuantConfig(weight_bits=variant["weight_bits"], wide_layers=variant["wide_layers"],
                          row_scales=variant["row_scales"], loss_error_rounding=variant["loss_error_rounding"])
-    return build_model(model_name, ds.sample_shape, ds.num_classes, config, seed=seed,
-                       input_exponent=ds.input_exponent, **options)
+    model = build_model(model_name, ds.sample_shape, ds.num_classes, config, seed=seed,
+                        input_exponent=ds.input_exponent, **options)
+    if variant.get("master_bits"):
+        narrow_masters(model, variant["master_bits"])
+    return model
+
+
+def narrow_masters(model, bits: int) -> None:
+    """The ``master=B`` measurement: the int16 master weights (the ``wide=`` layers) requantised to
+    ``bits`` bits (nearest); the update then rescales and saturates them at the B-bit range
+    (``Parameter.bits``) and the kernels read their int8 view."""
+    from tintin.numerics import QTensor, rescale
+
+    for p in model.parameters():
+        if p.kind == "weight" and p.bits == 16:
+            q, s = rescale(p.value.m, p.value.scale, bits, model.config.scale_mode)
+            p.assign(QTensor(q.astype(p.value.m.dtype), s))
+            p.bits = bits
 
 
 def train_config(model_name, seed, args, variant):
@@ -141,6 +171,12 @@ def training_sram(model_name, ds, args, variant) -> str:
     from tintin.compile import compile_program, plan_memory
     from tintin.optim import OptimConfig
 
+    if variant["master_bits"]:
+        model = build(model_name, ds, 0, args, {**variant, "master_bits": None, "wide_layers": ()})
+        arena = plan_memory(compile_program(model, "full", 1)).arena_bytes
+        wide = {f"{n}.weight" for n in variant["wide_layers"]}
+        low = sum(p.value.m.size for p in model.parameters() if p.name in wide) * (variant["master_bits"] - 8)
+        return f"{arena + (low + 7) // 8:,} (+low)"
     model = build(model_name, ds, 0, args, variant)
     arena = plan_memory(compile_program(model, "full", 1)).arena_bytes
     if not variant["error_feedback"]:
@@ -161,7 +197,7 @@ def run(model_name, ds, seed, args, variant, x, y) -> float:
         return 100 * train_float(init, x, y, tconf, ds.x_test, ds.y_test, threads=1).test_accuracy
     model = build(model_name, ds, seed, args, variant)
     fit_fn = fit
-    if args.backend != "numpy":
+    if args.backend != "numpy" and not variant["master_bits"]:
         from tintin.targets.native import backend_fit
         fit_fn, _ = backend_fit(model, tconf, required=args.backend == "native")
     return 100 * fit_fn(model, x, y, tconf, ds.x_test, ds.y_test, progress=False).test_accuracy
@@ -190,7 +226,7 @@ def main(argv=None) -> None:
             key = f"{model_name}:{v}"
             if key not in sram:
                 sram[key] = training_sram(model_name, ds, args, parse_variant(v))
-    for seed in range(0 if args.report else args.seeds):
+    for seed in range(args.start_seed, 0 if args.report else args.seeds):
         for model_name in models:
             for v in variants_of(model_name, variants):
                 if (model_name, v, seed) in done:

@@ -71,3 +71,19 @@ def test_what_cannot_be_widened_is_one_clear_error():
     with pytest.raises(WidenError, match="per-row scales"):
         widen_layers(rowed, ["fc2"])
     assert all(p.bits == 8 for p in rowed.parameters() if p.kind == "weight")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(9, 16), st.integers(1, 8), st.integers(1, 8), scales, st.sampled_from(list(ScaleMode)),
+       st.integers(0, 2**32 - 1))
+def test_any_master_wider_than_int8_is_read_through_its_int8_view(bits, rows, cols, scale, mode, seed):
+    from tintin.numerics import rescale
+
+    limit = (1 << (bits - 1)) - 1
+    m = np.random.default_rng(seed).integers(-limit, limit + 1, size=(rows, cols)).astype(np.int16)
+    p = Parameter("fc.weight", "weight", QTensor(m, scale), bits)
+    q, s = rescale(m, scale, 8, mode)
+    view = p.forward_view(mode)
+    assert view.m.dtype == np.int8 and np.array_equal(view.m, q) and view.scale == s
+    bias = Parameter("fc.bias", "bias", QTensor(m.astype(np.int32), scale), 32)
+    assert bias.forward_view(mode) is bias.value  # int32 biases are used as they are

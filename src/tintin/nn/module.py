@@ -56,9 +56,9 @@ class Parameter:
     def forward_view(self, mode: ScaleMode) -> QTensor:
         """The int8 tensor the forward and backward kernels use.
 
-        int8 weights and int32 biases are used as they are; int16 weights are rescaled to int8
-        (nearest rounding, the model's scale mode), cached until the next update."""
-        if self.bits != 16:
+        int8 weights and int32 biases are used as they are; wider master weights (int16) are
+        rescaled to int8 (nearest rounding, the model's scale mode), cached until the next update."""
+        if self.kind != "weight" or self.bits <= 8:
             return self.value
         if self._view is None or self._view_mode is not mode:
             q, s = rescale(self.value.m, self.value.scale, 8, mode)
