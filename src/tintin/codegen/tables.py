@@ -34,9 +34,26 @@ def _array(name: str, ctype: str, values, per_line: int = 8) -> list[str]:
     lines = [f"{ctype} {name}[{len(vals)}]"]
     body = []
     for i in range(0, len(vals), per_line):
-        chunk = ", ".join(f"{v}UL" if ctype.endswith("uint32_t") else str(v) for v in vals[i:i + per_line])
+        chunk = ", ".join(f"{v}U" if ctype.endswith("uint16_t") else str(v) for v in vals[i:i + per_line])
         body.append(f"    {chunk},")
     return lines, body
+
+
+def _u16(values) -> list[int]:
+    vals = [int(v) for v in values]
+    if min(vals) < 0 or max(vals) > 0xFFFF:
+        raise ValueError("a table offset does not fit 16 bits")
+    return vals
+
+
+def _exp2_offsets() -> list[int]:
+    """``EXP2_Q15[i] - 2**15``: the C adds 2**15 back (tt_exp2_q15_entry)."""
+    return _u16(int(v) - 32768 for v in tables.EXP2_Q15)
+
+
+def _log2_offsets() -> list[int]:
+    """``LOG2_Q16[i] - 256 * i``: the C adds ``i << 8`` back (tt_log2_q16_entry)."""
+    return _u16(int(v) - 256 * i for i, v in enumerate(tables.LOG2_Q16))
 
 
 def _constants() -> list[tuple[str, str, str]]:
@@ -80,7 +97,7 @@ def render() -> str:
         "",
         "#include <stdint.h>",
         "",
-        "#include \"tt_rom.h\" /* TT_ROM: read-only tables in flash on AVR; read with tt_rom_u8/u32 */",
+        "#include \"tt_rom.h\" /* TT_ROM: read-only tables in flash on AVR; read with tt_rom_u8/u16/u32 */",
         "",
     ]
     for name, literal, comment in _constants():
@@ -100,10 +117,23 @@ def render() -> str:
         "",
         "/* Compound-mode fine steps in search order (descending value m / 2**p). */",
         "extern const TT_ROM tt_fine_step_t tt_fine_steps[TT_FINE_STEP_COUNT];",
-        "/* EXP2_Q15[i] = round(2**(i/256) * 2**15), i = 0..256 */",
-        "extern const TT_ROM uint32_t tt_table_exp2_q15[257];",
-        "/* LOG2_Q16[i] = round(log2(1 + i/256) * 2**16), i = 0..256 */",
-        "extern const TT_ROM uint32_t tt_table_log2_q16[257];",
+        "/* EXP2_Q15[i] = round(2**(i/256) * 2**15), i = 0..256, stored as EXP2_Q15[i] - 2**15 (0..2**15,",
+        " * 16 bits: half the flash); read with tt_exp2_q15_entry(i) */",
+        "extern const TT_ROM uint16_t tt_table_exp2_q15_off[257];",
+        "/* LOG2_Q16[i] = round(log2(1 + i/256) * 2**16), i = 0..256, stored as LOG2_Q16[i] - 256 * i",
+        " * (0..2**13: log2(1 + f) >= f on [0, 1]); read with tt_log2_q16_entry(i) */",
+        "extern const TT_ROM uint16_t tt_table_log2_q16_off[257];",
+        "",
+        "/* the table entries themselves (exact: the offsets are added back) */",
+        "static inline uint32_t tt_exp2_q15_entry(uint16_t i)",
+        "{",
+        "    return 32768UL + tt_rom_u16(&tt_table_exp2_q15_off[i]);",
+        "}",
+        "",
+        "static inline uint32_t tt_log2_q16_entry(uint16_t i)",
+        "{",
+        "    return ((uint32_t)i << 8) + tt_rom_u16(&tt_table_log2_q16_off[i]);",
+        "}",
         "",
         "#ifdef TT_TABLES_IMPLEMENTATION",
         "const TT_ROM tt_fine_step_t tt_fine_steps[TT_FINE_STEP_COUNT] = {",
@@ -111,8 +141,8 @@ def render() -> str:
     for st in steps:
         out.append(f"    {{{st.m}, {st.p}, {st.a}, {st.b}}},")
     out.append("};")
-    for name, values in (("tt_table_exp2_q15", tables.EXP2_Q15), ("tt_table_log2_q16", tables.LOG2_Q16)):
-        head, body = _array(name, "const TT_ROM uint32_t", values)
+    for name, values in (("tt_table_exp2_q15_off", _exp2_offsets()), ("tt_table_log2_q16_off", _log2_offsets())):
+        head, body = _array(name, "const TT_ROM uint16_t", values)
         out.append(head[0] + " = {")
         out += body
         out.append("};")

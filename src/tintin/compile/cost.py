@@ -41,8 +41,8 @@ DEFAULT_INSTRUCTIONS_PER_OP = (5.0, 10.0)
 
 #: ESTIMATE: code bytes of the runtime core, of each distinct kernel, and of each step's call
 CODE_BYTES = {"runtime": 2048, "per_kernel": 512, "per_step": 16}
-#: constant tables of the integer softmax (EXP2_Q15 and LOG2_Q16, 257 x uint32 each)
-SOFTMAX_TABLE_BYTES = 2 * 257 * 4
+#: constant tables of the integer softmax (EXP2_Q15 and LOG2_Q16, 257 x uint16 offsets each)
+SOFTMAX_TABLE_BYTES = 2 * 257 * 2
 
 
 @dataclass(frozen=True)

@@ -406,3 +406,37 @@ def test_softmax_error_on_atmega328p(tmp_path_factory, cases):
         want[f"err{i}"] = (err.scale, [int(v) for v in err.m.ravel()])
         want[f"loss{i}"] = (Scale(0), [int(loss.total)])
     assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_softmax")), want)
+
+
+@pytest.mark.emulator
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_table_functions_on_atmega328p(tmp_path_factory, seed):
+    """``tt_exp2_frac_q15`` and ``tt_log2_q16`` read the EXP2/LOG2 tables from flash as 16-bit
+    offsets (``tt_exp2_q15_entry``, ``tt_log2_q16_entry``): every table index with a random low
+    byte and both ends of the interval, and ``log2`` of random values and values around every
+    power of two, against the Python tables"""
+    from tintin.numerics.tables import exp2_frac_q15, log2_q16
+
+    rng = np.random.default_rng(seed)
+    low = [int(v) for v in rng.integers(0, 256, 256)]
+    low[0], low[1], low[254], low[255] = 0, 255, 0, 255  # both ends of an interval, the last one
+    xs = [int(v) for v in rng.integers(1, 2**32, 16, dtype=np.int64)]
+    xs += [max(1, min(2**32 - 1, 2**k + d)) for k in range(32) for d in (-1, 0, 1)]
+    as_i32 = lambda v: int(np.uint32(v).view(np.int32))  # noqa: E731
+    decls = ['#include "tt_numerics.h"\n', c_array("uint8_t", "low", low),
+             c_array("int32_t", "lx", [as_i32(v) for v in xs]), "static int32_t buf[64];\n"]
+    body, want = [], {}
+    for c in range(4):  # exp2: index i, fraction (i << 8) | low[i], 64 indices a block
+        body.append(f"        for (i = 0; i < 64u; ++i) buf[i] = (int32_t)tt_exp2_frac_q15((uint16_t)((({c * 64}u + i) << 8) | low[{c * 64}u + i]));\n"
+                    f"        put(\"e{c}\", s0, buf, NULL, 64u);")
+        fr = np.array([((c * 64 + i) << 8) | low[c * 64 + i] for i in range(64)], dtype=np.int64)
+        want[f"e{c}"] = (Scale(0), [int(v) for v in exp2_frac_q15(fr)])
+    for c in range(0, len(xs), 64):
+        k = min(64, len(xs) - c)
+        body.append(f"        for (i = 0; i < {k}u; ++i) buf[i] = tt_log2_q16((uint32_t)lx[{c}u + i]);\n"
+                    f"        put(\"l{c}\", s0, buf, NULL, {k}u);")
+        want[f"l{c}"] = (Scale(0), [int(log2_q16(v)) for v in xs[c:c + k]])
+    calls = ["    {\n        const tt_scale_t s0 = {0, 0, 0};\n        size_t i;\n        ok(TT_OK);\n"
+             + "\n".join(body) + "\n    }"]
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_tables")), want)

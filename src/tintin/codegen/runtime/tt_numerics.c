@@ -781,14 +781,14 @@ uint32_t tt_exp2_frac_q15(uint16_t frac)
 {
     uint16_t idx = (uint16_t)(frac >> 8);
     uint32_t low = (uint32_t)(frac & 0xFFu);
-    uint32_t base = tt_rom_u32(&tt_table_exp2_q15[idx]);
+    uint32_t base = tt_exp2_q15_entry(idx);
     /* the table increases: the difference is < 2**8 and the product < 2**16 */
 #if defined(__AVR__)
     /* one 8x8->16 MUL (unsigned int is 16 bits: product + 128 <= 255 * 255 + 128 < 2**16) */
-    return base + (((unsigned)(uint8_t)(tt_rom_u32(&tt_table_exp2_q15[idx + 1]) - base) * (unsigned)(uint8_t)low +
+    return base + (((unsigned)(uint8_t)(tt_exp2_q15_entry((uint16_t)(idx + 1u)) - base) * (unsigned)(uint8_t)low +
                     128u) >> 8);
 #else
-    return base + (((tt_rom_u32(&tt_table_exp2_q15[idx + 1]) - base) * low + 128u) >> 8);
+    return base + (((tt_exp2_q15_entry((uint16_t)(idx + 1u)) - base) * low + 128u) >> 8);
 #endif
 }
 
@@ -805,8 +805,8 @@ int32_t tt_log2_q16(uint32_t x)
     frac16 = (e <= 16 ? x << (16 - e) : x >> (e - 16)) - 0x10000UL;
     idx = (uint16_t)(frac16 >> 8);
     low = frac16 & 0xFFu;
-    base = tt_rom_u32(&tt_table_log2_q16[idx]);
-    return (int32_t)(((uint32_t)e << 16) + base + (((tt_rom_u32(&tt_table_log2_q16[idx + 1]) - base) * low + 128u) >> 8));
+    base = tt_log2_q16_entry(idx);
+    return (int32_t)(((uint32_t)e << 16) + base + (((tt_log2_q16_entry((uint16_t)(idx + 1u)) - base) * low + 128u) >> 8));
 }
 
 /* ---- accumulate-then-rescale driver of the convolution, pooling and residual kernels ---------- */

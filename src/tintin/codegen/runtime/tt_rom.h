@@ -2,7 +2,7 @@
  *
  * On AVR a `const` array is copied to SRAM at start-up unless it is placed in program memory,
  * which the CPU reads with the `lpm` instruction only. TT_ROM marks such a table and
- * tt_rom_u8 / tt_rom_u32 read one element from it (plain loads everywhere else). Strict C99:
+ * tt_rom_u8 / tt_rom_u16 / tt_rom_u32 read one element from it (plain loads everywhere else). Strict C99:
  * no named address spaces (`__flash` needs -std=gnu99), no avr-libc header.
  */
 #ifndef TT_ROM_H
@@ -21,6 +21,13 @@ static inline uint8_t tt_rom_u8(const uint8_t *p)
     return r;
 }
 
+static inline uint16_t tt_rom_u16(const uint16_t *p)
+{
+    uint16_t r;
+    __asm__("lpm %A0, Z+\n\tlpm %B0, Z" : "=r"(r), "+z"(p));
+    return r;
+}
+
 static inline uint32_t tt_rom_u32(const uint32_t *p)
 {
     uint32_t r;
@@ -32,6 +39,7 @@ static inline uint32_t tt_rom_u32(const uint32_t *p)
 
 #define TT_ROM
 #define tt_rom_u8(p) (*(p))
+#define tt_rom_u16(p) (*(p))
 #define tt_rom_u32(p) (*(p))
 
 #endif
