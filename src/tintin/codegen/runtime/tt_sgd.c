@@ -565,62 +565,43 @@ TT_NOINLINE static uint32_t skip0_fast_s8(int8_t *weight, int32_t *grad, size_t 
  * (|g| * M << sh) + draw (the low sh bits of the product are 0, so the low bits of the draw never
  * carry): q = hi + carry(lo + draw) with hi:lo = (|g| * (M << r)) << 8 * sb. The product
  * |g| * (M << r) < 2**15 * 2**22 is formed in five bytes from six 8x8->16 MULs and the shift by
- * sb whole bytes picks registers. For |g| < 2**15, 2**14 <= M < 2**15, 1 <= n <= 31.
- * outer == 1: the gradient of a weight is e * x[k] (one MULS), from the inputs x of a batch-1
- * dense layer and the error e of the weights' row (|g| <= 2**14). */
+ * sb whole bytes picks registers. For |g| < 2**15, 2**14 <= M < 2**15, 1 <= n <= 31. */
 typedef struct {
     int8_t *w;       /* the next weight */
-    const void *g;   /* outer 0: its int32 gradient (gets the new value when out of range,
-                      * written by the assembly); outer 1: its int8 input x[k] */
+    int32_t *g;      /* its int32 gradient (gets the new value when out of range, written by the
+                      * assembly) */
     uint16_t count;  /* elements left (> 0 on entry) */
     uint32_t draw;   /* its draw */
     avr_mshift_t ms;
-    int8_t e;        /* outer 1: the row's error */
-    uint8_t outer;
-    int32_t out;     /* outer 1: the new value that left the range */
 } avr_skip0_t;
 
 /* Runs the loop until count reaches 0 (returns 0) or a new value leaves [-127, 127] (returns 1:
- * that value is in g[-1] (outer 0) or out (outer 1), w[-1] is -128, the state is at the next
- * element). The new values in range are stored in w only. Registers: Z w, Y g, X count, r16-r19
- * draw, r2-r4 M << r, r5 zero, r6-r10 product, r11 weight, r12 its sign, r13 e, the T flag outer,
- * r20 sb, r21 sign of g, r22-r25 |g| then q then the new value, r14:r15 the state. */
+ * that value is in g[-1], w[-1] is -128, the state is at the next element). The new values in
+ * range are stored in w only. Registers: Z w, Y g, X count, r16-r19 draw, r2-r4 M << r, r5 zero,
+ * r6-r10 product, r11 weight, r12 its sign, r20 sb, r21 sign of g, r22-r25 |g| then q then the
+ * new value, r14:r15 the state. */
 uint8_t avr_skip0_run(avr_skip0_t *s);
 __asm__(
     ".text\n"
     ".type avr_skip0_run, @function\n"
     "avr_skip0_run:\n\t"
     "push r2\n\tpush r3\n\tpush r4\n\tpush r5\n\tpush r6\n\tpush r7\n\tpush r8\n\tpush r9\n\t"
-    "push r10\n\tpush r11\n\tpush r12\n\tpush r13\n\tpush r14\n\tpush r15\n\tpush r16\n\tpush r17\n\t"
+    "push r10\n\tpush r11\n\tpush r12\n\tpush r14\n\tpush r15\n\tpush r16\n\tpush r17\n\t"
     "push r28\n\tpush r29\n\t"
     "movw r14, r24\n\t"
     "movw r26, r24\n\t"
     "ld r30, X+\n\tld r31, X+\n\tld r28, X+\n\tld r29, X+\n\tld r24, X+\n\tld r25, X+\n\t"
     "ld r16, X+\n\tld r17, X+\n\tld r18, X+\n\tld r19, X+\n\tld r2, X+\n\tld r3, X+\n\tld r4, X+\n\t"
-    "ld r20, X+\n\t"
-    "ld r13, X+\n\t"
-    "ld r0, X\n\t"
-    "bst r0, 0\n\t"
+    "ld r20, X\n\t"
     "movw r26, r24\n\t"
     "clr r5\n"
     ".Lsk_loop:\n\t"
-    "brts .Lsk_outer\n\t"
     "ldd r22, Y+0\n\t"
     "ldd r23, Y+1\n\t"
     "mov r21, r23\n\t"
     "or r23, r22\n\t"
     "brne .Lsk_nonzero\n\t"
     "rjmp .Lsk_next\n" /* zero gradient: the weight stays */
-    ".Lsk_outer:\n\t"
-    "ld r22, Y\n\t"
-    "tst r22\n\t"
-    "brne 1f\n\t"
-    "rjmp .Lsk_next\n" /* zero input: the weight stays */
-    "1:\n\t"
-    "mov r23, r13\n\t"
-    "muls r23, r22\n\t"
-    "movw r22, r0\n\t"
-    "mov r21, r23\n"
     ".Lsk_nonzero:\n\t"
     "ld r11, Z\n\t"
     "mov r12, r11\n\t"
@@ -685,28 +666,15 @@ __asm__(
     "breq .Lsk_out\n\t"
     "st Z, r22\n"
     ".Lsk_next:\n\t"
-    "adiw r28, 1\n\t"
-    "brts 1f\n\t"
-    "adiw r28, 3\n"
-    "1:\n\t"
+    "adiw r28, 4\n\t"
     "adiw r30, 1\n\t"
     "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t" /* + 0x9E3779B9 */
     "sbiw r26, 1\n\t"
     "breq .Lsk_done\n\t"
     "rjmp .Lsk_loop\n"
-    /* out of range: g (outer: out) gets the value, the weight the mark -128 */
+    /* out of range: g gets the value, the weight the mark -128 */
     ".Lsk_out:\n\t"
-    "brts 2f\n\t"
     "st Y+, r22\n\tst Y+, r23\n\tst Y+, r24\n\tst Y+, r25\n\t"
-    "rjmp 3f\n"
-    "2:\n\t"
-    "adiw r28, 1\n\t"
-    "push r26\n\tpush r27\n\t"
-    "movw r26, r14\n\t"
-    "adiw r26, 16\n\t"
-    "st X+, r22\n\tst X+, r23\n\tst X+, r24\n\tst X, r25\n\t"
-    "pop r27\n\tpop r26\n"
-    "3:\n\t"
     "ldi r22, 0x80\n\t"
     "st Z, r22\n\t"
     "adiw r30, 1\n\t"
@@ -723,7 +691,7 @@ __asm__(
     "st X+, r16\n\tst X+, r17\n\tst X+, r18\n\tst X, r19\n\t"
     "mov r24, r22\n\t"
     "clr r1\n\t"
-    "pop r29\n\tpop r28\n\tpop r17\n\tpop r16\n\tpop r15\n\tpop r14\n\tpop r13\n\tpop r12\n\t"
+    "pop r29\n\tpop r28\n\tpop r17\n\tpop r16\n\tpop r15\n\tpop r14\n\tpop r12\n\t"
     "pop r11\n\tpop r10\n\tpop r9\n\tpop r8\n\tpop r7\n\tpop r6\n\tpop r5\n\tpop r4\n\tpop r3\n\tpop r2\n\t"
     "ret\n"
     ".size avr_skip0_run, .-avr_skip0_run\n");
@@ -734,7 +702,7 @@ __attribute__((always_inline)) static inline uint32_t avr_skip0_all(avr_skip0_t 
 {
     uint32_t amax = 0;
     while (avr_skip0_run(s)) {
-        uint32_t a = tt_mag32(((const int32_t *)s->g)[-1]);
+        uint32_t a = tt_mag32(s->g[-1]);
         amax = a > amax ? a : amax;
         if (s->count == 0) {
             break;
@@ -772,7 +740,6 @@ TT_NOINLINE static uint32_t skip0_avr_s8(int8_t *weight, int32_t *grad, size_t c
     s.g = grad;
     s.count = (uint16_t)count;
     s.draw = draw;
-    s.outer = 0;
     avr_mshift_init(&s.ms, m, n);
     amax = avr_skip0_all(&s);
     if (amax > 127u) {
@@ -800,35 +767,235 @@ static void avr_outer_rows(int32_t *grad, const int8_t *err, const int8_t *x, si
     }
 }
 
-/* skip0_avr_s8 of the gradient err x^T (|g| <= 2**14): the loop forms each gradient from the
- * row's error and the input (outer 1); rows with a zero error are skipped (a zero gradient leaves
- * its weights as they are). grad gets the values that left the range only (the caller reads
- * grad only then, after the rare pass below). */
+/* The batch-1 dense update with its gradient g[i, k] = err[i] * x[k] formed on the way (|g| <= 2**14):
+ * the product |g| * (M << r) of avr_skip0_run taken as |x[k]| * E with E = |err[i]| * (M << r)
+ * formed once per row (E < 2**7 * 2**22), four MULs per weight; the sign of g from the sign of
+ * x[k] and of err[i] (the T flag); the rows with a zero error skipped whole (w += cols, draw +=
+ * cols * GOLDEN32), all rows in one call. The state (offsets fixed: the assembly reads them): */
+typedef struct {
+    int8_t *w;          /*  0: the next weight */
+    const int8_t *x;    /*  2: its input */
+    const int8_t *err;  /*  4: the error of its row (not 0) */
+    uint16_t rows;      /*  6: rows left, that one included (> 0) */
+    uint16_t k;         /*  8: weights left in that row (0: the row is done) */
+    uint32_t draw;      /* 10: the next weight's draw */
+    avr_mshift_t ms;    /* 14: M << r (three bytes), sb */
+    const int8_t *x0;   /* 18: the inputs of the layer */
+    uint16_t cols;      /* 20: weights per row (> 0) */
+    uint32_t row_step;  /* 22: cols * GOLDEN32 */
+    int32_t out;        /* 26: the new value that left the range */
+} avr_outer_t;
+
+/* the offsets the assembly uses (AVR aligns nothing) */
+typedef char avr_outer_layout_ok[(sizeof(avr_outer_t) == 30u && sizeof(avr_mshift_t) == 4u) ? 1 : -1];
+
+/* Runs until the last row is done (returns 0) or a new value leaves [-127, 127] (returns 1: the
+ * value in out, w[-1] is -128, the state at the next weight). New values in range are stored in w
+ * only. Registers: Z w, Y x, X weights left in the row, r16-r19 draw, r2-r5 E, r6-r10 the product,
+ * r11 weight then new value (low byte), r12 its high byte, r13 zero, r14:r15 the state, r20 sb,
+ * r21 sign of g (bit 7), r22-r25 |x| then q, T the sign of the row's error. */
+uint8_t avr_outer_run(avr_outer_t *s);
+__asm__(
+    ".text\n"
+    ".type avr_outer_run, @function\n"
+    "avr_outer_run:\n\t"
+    "push r2\n\tpush r3\n\tpush r4\n\tpush r5\n\tpush r6\n\tpush r7\n\tpush r8\n\tpush r9\n\t"
+    "push r10\n\tpush r11\n\tpush r12\n\tpush r13\n\tpush r14\n\tpush r15\n\tpush r16\n\tpush r17\n\t"
+    "push r28\n\tpush r29\n\t"
+    "movw r14, r24\n\t"
+    "movw r26, r24\n\t"
+    "clr r13\n\t"
+    "ld r30, X+\n\tld r31, X+\n\tld r28, X+\n\tld r29, X+\n\t"
+    "ld r22, X+\n\tld r23, X+\n\t"            /* err */
+    "adiw r26, 2\n\t"
+    "ld r24, X+\n\tld r25, X+\n\t"            /* k */
+    "ld r16, X+\n\tld r17, X+\n\tld r18, X+\n\tld r19, X+\n\t"
+    "adiw r26, 3\n\t"
+    "ld r20, X\n\t"
+    "sbiw r24, 0\n\t"
+    "brne 1f\n\t"
+    "rjmp .Lo_row_end\n"
+    "1:\n\t"
+    "movw r26, r22\n\t"
+    "ld r22, X\n"
+    /* a row: r22 its error (not 0), r24:r25 the weights left; E = |e| * (M << r) */
+    ".Lo_set_e:\n\t"
+    "movw r26, r14\n\t"
+    "adiw r26, 14\n\t"
+    "ld r6, X+\n\tld r7, X+\n\tld r8, X\n\t"
+    "bst r22, 7\n\t"
+    "sbrc r22, 7\n\t"
+    "neg r22\n\t"
+    "mul r22, r6\n\tmovw r2, r0\n\t"
+    "mul r22, r8\n\tmovw r4, r0\n\t"
+    "mul r22, r7\n\tadd r3, r0\n\tadc r4, r1\n\tadc r5, r13\n\t"
+    "movw r26, r24\n"
+    ".Lo_loop:\n\t"
+    "ld r22, Y+\n\t"
+    "tst r22\n\t"
+    "breq .Lo_next\n\t" /* zero input: the weight stays */
+    "ld r11, Z\n\t"
+    "mov r21, r22\n\t"
+    "brtc 1f\n\t"
+    "com r21\n"
+    "1:\n\t"
+    "sbrc r22, 7\n\t"
+    "neg r22\n\t"
+    /* r10:r6 = |x| * E */
+    "mul r22, r2\n\tmovw r6, r0\n\t"
+    "mul r22, r4\n\tmovw r8, r0\n\t"
+    "mul r22, r3\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r13\n\t"
+    "mul r22, r5\n\tadd r9, r0\n\tadc r1, r13\n\tmov r10, r1\n\t"
+    /* q = hi + carry(lo + draw), hi:lo = product << 8 * sb */
+    "cpi r20, 1\n\t"
+    "brcc .Lo_sb123\n\t"
+    "add r6, r16\n\tadc r7, r17\n\tadc r8, r18\n\tadc r9, r19\n\t"
+    "mov r22, r10\n\tadc r22, r13\n" /* < 2**4 + 1 */
+    /* q < 2**8 in r22: the new value in 16 bits */
+    ".Lo_apply8:\n\t"
+    "mov r12, r11\n\tlsl r12\n\tsbc r12, r12\n\t"
+    "sbrc r21, 7\n\t"
+    "rjmp .Lo_add\n\t"
+    "sub r11, r22\n\tsbc r12, r13\n\t" /* positive gradient: w - q */
+    "rjmp .Lo_check\n"
+    ".Lo_add:\n\t"
+    "add r11, r22\n\tadc r12, r13\n" /* negative: w + q */
+    ".Lo_check:\n\t"
+    /* in [-127, 127]: the high byte repeats bit 7 of the low one, which is not 0x80 */
+    "mov r0, r11\n\tlsl r0\n\tsbc r0, r0\n\t"
+    "cp r12, r0\n\t"
+    "brne .Lo_out16\n\t"
+    "ldi r22, 0x80\n\t"
+    "cp r11, r22\n\t"
+    "breq .Lo_out16\n\t"
+    "st Z, r11\n"
+    ".Lo_next:\n\t"
+    "adiw r30, 1\n\t"
+    "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t" /* + 0x9E3779B9 */
+    "sbiw r26, 1\n\t"
+    "brne .Lo_loop\n\t"
+    "rjmp .Lo_row_end\n"
+    ".Lo_out16:\n\t"
+    "mov r22, r11\n\tmov r23, r12\n\tmov r24, r12\n\tlsl r24\n\tsbc r24, r24\n\tmov r25, r24\n"
+    /* out of range: out gets the value, the weight the mark -128 */
+    ".Lo_out:\n\t"
+    "movw r0, r26\n\t"
+    "movw r26, r14\n\t"
+    "adiw r26, 26\n\t"
+    "st X+, r22\n\tst X+, r23\n\tst X+, r24\n\tst X, r25\n\t"
+    "movw r26, r0\n\t"
+    "ldi r22, 0x80\n\t"
+    "st Z+, r22\n\t"
+    "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t"
+    "sbiw r26, 1\n\t"
+    "ldi r22, 1\n\t"
+    "rjmp .Lo_save\n"
+    /* q >= 2**8 (sb 1-3): out of range whatever the weight */
+    ".Lo_sb123:\n\t"
+    "cpi r20, 2\n\t"
+    "brcc .Lo_sb23\n\t"
+    "add r6, r17\n\tadc r7, r18\n\tadc r8, r19\n\t"
+    "mov r22, r9\n\tmov r23, r10\n\tadc r22, r13\n\tadc r23, r13\n\t"
+    "ldi r24, 0\n\tldi r25, 0\n\t"
+    "rjmp .Lo_high\n"
+    ".Lo_sb23:\n\t"
+    "breq .Lo_sb2\n\t"
+    "add r6, r19\n\t"
+    "mov r22, r7\n\tmov r23, r8\n\tmov r24, r9\n\tmov r25, r10\n\t"
+    "adc r22, r13\n\tadc r23, r13\n\tadc r24, r13\n\tadc r25, r13\n\t"
+    "rjmp .Lo_high\n"
+    ".Lo_sb2:\n\t"
+    "add r6, r18\n\tadc r7, r19\n\t"
+    "mov r22, r8\n\tmov r23, r9\n\tmov r24, r10\n\t"
+    "adc r22, r13\n\tadc r23, r13\n\tadc r24, r13\n\t"
+    "ldi r25, 0\n"
+    ".Lo_high:\n\t"
+    "mov r0, r23\n\tor r0, r24\n\tor r0, r25\n\t"
+    "brne 1f\n\t"
+    "rjmp .Lo_apply8\n"
+    "1:\n\t"
+    /* the new value w - q or w + q in 32 bits */
+    "mov r12, r11\n\tlsl r12\n\tsbc r12, r12\n\t"
+    "sbrc r21, 7\n\t"
+    "rjmp 2f\n\t"
+    "com r25\n\tcom r24\n\tcom r23\n\tneg r22\n\tsbci r23, 0xFF\n\tsbci r24, 0xFF\n\tsbci r25, 0xFF\n"
+    "2:\n\t"
+    "add r22, r11\n\tadc r23, r12\n\tadc r24, r12\n\tadc r25, r12\n\t"
+    "rjmp .Lo_out\n"
+    /* the row is done: the next row whose error is not 0 */
+    ".Lo_row_end:\n\t"
+    "movw r26, r14\n\t"
+    "adiw r26, 4\n\t"
+    "ld r22, X+\n\tld r23, X+\n\tld r24, X+\n\tld r25, X\n" /* err, rows */
+    ".Lo_skip:\n\t"
+    "subi r22, 0xFF\n\tsbci r23, 0xFF\n\t"
+    "sbiw r24, 1\n\t"
+    "breq .Lo_finished\n\t"
+    "movw r26, r22\n\t"
+    "ld r21, X\n\t"
+    "tst r21\n\t"
+    "brne .Lo_row_go\n\t"
+    /* a zero error: the row's weights stay, w += cols, draw += cols * GOLDEN32 */
+    "movw r26, r14\n\t"
+    "adiw r26, 20\n\t"
+    "ld r0, X+\n\tadd r30, r0\n\tld r0, X+\n\tadc r31, r0\n\t"
+    "ld r0, X+\n\tadd r16, r0\n\tld r0, X+\n\tadc r17, r0\n\tld r0, X+\n\tadc r18, r0\n\t"
+    "ld r0, X\n\tadc r19, r0\n\t"
+    "rjmp .Lo_skip\n"
+    ".Lo_row_go:\n\t"
+    "movw r26, r14\n\t"
+    "adiw r26, 4\n\t"
+    "st X+, r22\n\tst X+, r23\n\tst X+, r24\n\tst X+, r25\n\t"
+    "adiw r26, 10\n\t"
+    "ld r28, X+\n\tld r29, X+\n\tld r24, X+\n\tld r25, X\n\t" /* x = x0, k = cols */
+    "mov r22, r21\n\t"
+    "rjmp .Lo_set_e\n"
+    ".Lo_finished:\n\t"
+    "clr r26\n\tclr r27\n\t"
+    "ldi r22, 0\n"
+    ".Lo_save:\n\t"
+    "movw r24, r26\n\t"
+    "movw r26, r14\n\t"
+    "st X+, r30\n\tst X+, r31\n\tst X+, r28\n\tst X+, r29\n\t"
+    "adiw r26, 4\n\t"
+    "st X+, r24\n\tst X+, r25\n\t"
+    "st X+, r16\n\tst X+, r17\n\tst X+, r18\n\tst X, r19\n\t"
+    "mov r24, r22\n\t"
+    "clr r1\n\t"
+    "pop r29\n\tpop r28\n\tpop r17\n\tpop r16\n\tpop r15\n\tpop r14\n\tpop r13\n\tpop r12\n\t"
+    "pop r11\n\tpop r10\n\tpop r9\n\tpop r8\n\tpop r7\n\tpop r6\n\tpop r5\n\tpop r4\n\tpop r3\n\tpop r2\n\t"
+    "ret\n"
+    ".size avr_outer_run, .-avr_outer_run\n");
+
+/* skip0_avr_s8 of the gradient err x^T (|g| <= 2**14), formed on the way (avr_outer_run); grad
+ * gets the values that left the range only (the caller reads grad only then, after the rare pass
+ * below). */
 TT_NOINLINE static uint32_t skip0_avr_outer_s8(int8_t *weight, int32_t *grad, size_t rows, size_t cols,
                                                const int8_t *err, const int8_t *x, int32_t m, uint8_t n,
                                                uint32_t draw)
 {
-    avr_skip0_t s;
+    avr_outer_t s;
     uint32_t amax = 0, row_step = (uint32_t)cols * (uint32_t)TT_GOLDEN32;
     size_t i, k;
+    for (i = 0; i < rows && err[i] == 0; ++i, draw += row_step) {
+    }
+    if (i == rows) {
+        return 0;
+    }
+    s.w = weight + i * cols;
+    s.x = x;
+    s.err = err + i;
+    s.rows = (uint16_t)(rows - i);
+    s.k = (uint16_t)cols;
+    s.draw = draw;
     avr_mshift_init(&s.ms, m, n);
-    s.outer = 1;
-    for (i = 0; i < rows; ++i, draw += row_step) {
-        if (err[i] != 0) {
-            s.w = weight + i * cols;
-            s.g = x;
-            s.e = err[i];
-            s.count = (uint16_t)cols;
-            s.draw = draw;
-            while (avr_skip0_run(&s)) {
-                uint32_t a = tt_mag32(s.out);
-                amax = a > amax ? a : amax;
-                grad[(size_t)(s.w - weight) - 1u] = s.out;
-                if (s.count == 0) {
-                    break;
-                }
-            }
-        }
+    s.x0 = x;
+    s.cols = (uint16_t)cols;
+    s.row_step = row_step;
+    while (avr_outer_run(&s)) {
+        uint32_t a = tt_mag32(s.out);
+        amax = a > amax ? a : amax;
+        grad[(size_t)(s.w - weight) - 1u] = s.out;
     }
     if (amax > 127u) {
         /* rare: every new value into grad, the marked weights saturated. A changed weight (error
