@@ -476,3 +476,51 @@ def test_table_functions_on_atmega328p(tmp_path_factory, seed):
     calls = ["    {\n        const tt_scale_t s0 = {0, 0, 0};\n        size_t i;\n        ok(TT_OK);\n"
              + "\n".join(body) + "\n    }"]
     assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_tables")), want)
+
+
+@pytest.mark.emulator
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1),
+       ms=st.lists(st.one_of(st.integers(0, 2**15 - 1), st.sampled_from([0, 1, 2**14, 2**15 - 1])), min_size=2,
+                   max_size=2))
+def test_bias_alignment_on_atmega328p(tmp_path_factory, seed, ms):
+    """``avr_align_bias`` (the assembly the AVR dense forward calls per output after checking the
+    multiplier once) and ``tt_align_bias_one`` (which calls it on AVR) against
+    :func:`tintin.numerics.rescale.apply_multiplier` (nearest, clipped to +-2**30): every shift n
+    from 1 to 31, multipliers at the edges of [0, 2**15), biases at the int32 limits, around
+    powers of two and random"""
+    from tintin.numerics.bounds import BIAS_ALIGN_LIMIT
+    from tintin.numerics.rescale import apply_multiplier
+
+    rng = np.random.default_rng(seed)
+    bs = [-2**31, 2**31 - 1, 0, 1, -1] + [s * (2**k + d) for k in (7, 15, 23, 30) for d in (-1, 0, 1) for s in (1, -1)]
+    bs += [int(v) for v in rng.integers(-2**31, 2**31, 16, dtype=np.int64)]
+    decls = ['#include "tt_internal.h"\n', c_array("int32_t", "bv", bs), c_array("uint16_t", "mv", ms),
+             f"static int32_t r[{len(bs)}];\n"]
+    want = {}
+    for j, m in enumerate(ms):
+        for n in range(1, 32):
+            got = [int(v) for v in apply_multiplier(np.array(bs, dtype=np.int64), (m, n), limit=BIAS_ALIGN_LIMIT)]
+            want[f"a{j}{chr(64 + n)}"] = want[f"o{j}{chr(64 + n)}"] = (Scale(0), got)
+    # names a<j><n as a letter> (assembly) and o<j><n> (tt_align_bias_one), built at run time
+    calls = [f"""    {{
+        const tt_scale_t s0 = {{0, 0, 0}};
+        char name[4] = {{0, 0, 0, 0}};
+        size_t i;
+        uint8_t j, n;
+        ok(TT_OK);
+        for (j = 0; j < {len(ms)}u; ++j) {{
+            for (n = 1; n <= 31u; ++n) {{
+                const tt_multiplier_t mult = {{mv[j], n}};
+                name[1] = (char)('0' + j);
+                name[2] = (char)(64 + n);
+                for (i = 0; i < {len(bs)}u; ++i) r[i] = avr_align_bias(bv[i], mv[j], n);
+                name[0] = 'a';
+                put(name, s0, r, NULL, {len(bs)}u);
+                for (i = 0; i < {len(bs)}u; ++i) r[i] = tt_align_bias_one(bv[i], mult);
+                name[0] = 'o';
+                put(name, s0, r, NULL, {len(bs)}u);
+            }}
+        }}
+    }}"""]
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_align")), want)

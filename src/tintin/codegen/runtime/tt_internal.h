@@ -423,6 +423,15 @@ static inline int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
 #else
 int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult);
 #endif
+#if defined(__AVR__)
+/* tt_align_bias_one for 0 <= M < 2**15 and 1 <= n <= 31 (tt_avr_bias_mult_ok), in assembly
+ * (tt_internal.c): a loop checks the multiplier once, not per value */
+int32_t avr_align_bias(int32_t b, uint16_t m, uint8_t n);
+static inline uint8_t tt_avr_bias_mult_ok(tt_multiplier_t mult)
+{
+    return mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L;
+}
+#endif
 
 static inline size_t tt_selected_row(const uint16_t *rows, size_t j)
 {

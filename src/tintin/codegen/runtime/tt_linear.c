@@ -294,6 +294,17 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
                 }
             }
 #endif
+#if defined(__AVR__)
+            if (bias != NULL && tt_avr_bias_mult_ok(bias_mult)) {
+                /* the multiplier checked once: the aligned bias straight from the assembly */
+                const uint16_t bm = (uint16_t)bias_mult.m;
+                const uint8_t bn = (uint8_t)bias_mult.n;
+                for (; n < out_features; ++n) {
+                    ab[n] = tt_dot_s8_x4(avr_align_bias(bias[n], bm, bn), xb, weight + n * in_features, in_features);
+                    amax = tt_max_mag32(amax, ab[n]);
+                }
+            }
+#endif
             for (; n < out_features; ++n) {
                 int32_t bn = bias == NULL ? 0 : tt_align_bias_one(bias[n], bias_mult);
                 ab[n] = tt_dot_s8_x4(bn, xb, weight + n * in_features, in_features);
