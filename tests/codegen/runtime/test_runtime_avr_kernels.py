@@ -355,6 +355,10 @@ def bias_case(draw):
     n = draw(st.integers(1, 12))
     b = rng.integers(-2**30, 2**30 + 1, n).astype(np.int32) if draw(st.booleans()) else \
         rng.integers(-300, 301, n).astype(np.int32)
+    if draw(st.booleans()):  # at and next to the saturation bound +-2**30 (the clip of the loop)
+        edge = rng.random(n) < 0.7
+        b[edge] = rng.choice(np.array([-2**30, 2**30, 1 - 2**30, 2**30 - 1, -2**30 + 5, 2**30 - 5], dtype=np.int32),
+                             int(edge.sum()))
     gmax = draw(st.sampled_from([1, 200, 16129, 32767, 32768, 2**20]))
     g = rng.integers(-gmax, gmax + 1, n).astype(np.int32)
     g_scale = Scale(draw(st.integers(-40, -8)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))

@@ -386,9 +386,9 @@ tt_status_t tt_sgd_update_bias_rows_s32(int32_t *bias, tt_scale_t bias_scale, si
 }
 
 #if defined(__AVR__)
-/* AVR: one stochastic step round(ag * M / 2**n) with the draw, for ag < 2**15 and 1 <= n <= 31,
+/* AVR: stochastic steps round(ag * M / 2**n) with the draw, for ag < 2**15 and 1 <= n <= 31,
  * without a variable shift: the arithmetic of avr_skip0_run below (q = hi + carry(lo + draw), hi:lo
- * = (ag * (M << r)) << 8 * sb, sh = 32 - n = 8 * sb + r) as a function. */
+ * = (ag * (M << r)) << 8 * sb, sh = 32 - n = 8 * sb + r), for the biases (avr_bias_run). */
 typedef struct {
     uint8_t c0, c1, c2, sb; /* M << r, three bytes; sb */
 } avr_mshift_t;
@@ -409,51 +409,103 @@ static void avr_mshift_init(avr_mshift_t *s, int32_t m, uint8_t n)
     s->sb = (uint8_t)(sh >> 3);
 }
 
-/* r24:r25 ag, Z the state; r16 zero, r17 c2 then sb, r26:r27 c0:c1, r18-r21 and r23 the product */
-uint32_t avr_sr_q(uint16_t ag, const avr_sr_t *s);
+/* The narrow bias loop: bias[i] = clip(bias[i] - sign(g) * q, +-TT_BIAS_LIMIT) with q the step of
+ * |g| = |grad[i]| < 2**15 (its low 16 bits) and the draw (the state's, advanced by GOLDEN32 per
+ * value), count >= 1. |b| <= 2**30 and q <= 2**29 + 1: b - q needs no more than 32 bits.
+ * Registers: X grad, Z bias, Y count, r2-r4 M << r, r5 zero, r6-r10 the product, r12-r15 the
+ * bias, r16-r19 the draw, r20 sb, r21 the sign of g, r22-r25 |g| then q then the new bias. */
+void avr_bias_run(int32_t *bias, const int32_t *grad, uint16_t count, const avr_sr_t *s);
 __asm__(
     ".text\n"
-    ".type avr_sr_q, @function\n"
-    "avr_sr_q:\n\t"
-    "push r16\n\tpush r17\n\t"
-    "movw r30, r22\n\t"
-    "ld r26, Z\n\tldd r27, Z+1\n\tldd r17, Z+2\n\t"
-    "clr r16\n\t"
-    "mul r24, r26\n\tmovw r18, r0\n\t"
-    "mul r24, r17\n\tmovw r20, r0\n\t"
-    "clr r23\n\t"
-    "mul r24, r27\n\tadd r19, r0\n\tadc r20, r1\n\tadc r21, r16\n\t"
-    "mul r25, r26\n\tadd r19, r0\n\tadc r20, r1\n\tadc r21, r16\n\tadc r23, r16\n\t"
-    "mul r25, r27\n\tadd r20, r0\n\tadc r21, r1\n\tadc r23, r16\n\t"
-    "mul r25, r17\n\tadd r21, r0\n\tadc r23, r1\n\t"
+    ".type avr_bias_run, @function\n"
+    "avr_bias_run:\n\t"
+    "push r2\n\tpush r3\n\tpush r4\n\tpush r5\n\tpush r6\n\tpush r7\n\tpush r8\n\tpush r9\n\t"
+    "push r10\n\tpush r12\n\tpush r13\n\tpush r14\n\tpush r15\n\tpush r16\n\tpush r17\n\t"
+    "push r28\n\tpush r29\n\t"
+    "movw r28, r20\n\t"
+    "movw r30, r18\n\t"
+    "ld r2, Z\n\tldd r3, Z+1\n\tldd r4, Z+2\n\tldd r20, Z+3\n\t"
+    "ldd r16, Z+4\n\tldd r17, Z+5\n\tldd r18, Z+6\n\tldd r19, Z+7\n\t"
+    "movw r30, r24\n\t"
+    "movw r26, r22\n\t"
+    "clr r5\n"
+    ".Lb_loop:\n\t"
+    "ld r22, X+\n\tld r23, X+\n\tadiw r26, 2\n\t"
+    "mov r21, r23\n\t"
+    "sbrs r21, 7\n\t"
+    "rjmp 1f\n\t"
+    "com r23\n\tneg r22\n\tsbci r23, 0xFF\n"
+    "1:\n\t"
+    /* r10:r6 = |g| * (M << r) */
+    "mul r22, r2\n\tmovw r6, r0\n\t"
+    "mul r22, r4\n\tmovw r8, r0\n\t"
+    "clr r10\n\t"
+    "mul r22, r3\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\t"
+    "mul r23, r2\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\tadc r10, r5\n\t"
+    "mul r23, r3\n\tadd r8, r0\n\tadc r9, r1\n\tadc r10, r5\n\t"
+    "mul r23, r4\n\tadd r9, r0\n\tadc r10, r1\n\t"
+    /* q (r22-r25) = hi + carry(lo + draw), hi:lo = product << 8 * sb */
+    "cpi r20, 2\n\t"
+    "brcc .Lb_sb23\n\t"
+    "cpi r20, 1\n\t"
+    "breq .Lb_sb1\n\t"
+    "mov r0, r16\n\tadd r0, r6\n\tmov r0, r17\n\tadc r0, r7\n\tmov r0, r18\n\tadc r0, r8\n\t"
+    "mov r0, r19\n\tadc r0, r9\n\t"
+    "mov r22, r10\n\tadc r22, r5\n\tclr r23\n\tclr r24\n\tclr r25\n\t"
+    "rjmp .Lb_apply\n"
+    ".Lb_sb1:\n\t"
+    "mov r0, r17\n\tadd r0, r6\n\tmov r0, r18\n\tadc r0, r7\n\tmov r0, r19\n\tadc r0, r8\n\t"
+    "mov r22, r9\n\tmov r23, r10\n\tadc r22, r5\n\tadc r23, r5\n\tclr r24\n\tclr r25\n\t"
+    "rjmp .Lb_apply\n"
+    ".Lb_sb23:\n\t"
+    "breq .Lb_sb2\n\t"
+    "mov r0, r19\n\tadd r0, r6\n\t"
+    "mov r22, r7\n\tmov r23, r8\n\tmov r24, r9\n\tmov r25, r10\n\t"
+    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tadc r25, r5\n\t"
+    "rjmp .Lb_apply\n"
+    ".Lb_sb2:\n\t"
+    "mov r0, r18\n\tadd r0, r6\n\tmov r0, r19\n\tadc r0, r7\n\t"
+    "mov r22, r8\n\tmov r23, r9\n\tmov r24, r10\n\t"
+    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tclr r25\n"
+    ".Lb_apply:\n\t"
+    "ld r12, Z\n\tldd r13, Z+1\n\tldd r14, Z+2\n\tldd r15, Z+3\n\t"
+    /* positive gradient: b - q; negative: b + q */
+    "sbrc r21, 7\n\t"
+    "rjmp 2f\n\t"
+    "sub r12, r22\n\tsbc r13, r23\n\tsbc r14, r24\n\tsbc r15, r25\n\t"
+    "rjmp 3f\n"
+    "2:\n\t"
+    "add r12, r22\n\tadc r13, r23\n\tadc r14, r24\n\tadc r15, r25\n"
+    "3:\n\t"
+    "movw r22, r12\n\tmovw r24, r14\n\t"
+    /* clip to [-2**30, 2**30]: above when the top byte is > 0x40, or 0x40 with more below; below
+     * when it is < 0xC0 (signed) */
+    "cpi r25, 0x40\n\t"
+    "brlt 5f\n\t"
+    "brne 4f\n\t"
+    "mov r0, r22\n\tor r0, r23\n\tor r0, r24\n\t"
+    "breq 6f\n"
+    "4:\n\t"
+    "ldi r25, 0x40\n\t"
+    "rjmp 7f\n"
+    "5:\n\t"
+    "cpi r25, 0xC0\n\t"
+    "brge 6f\n\t"
+    "ldi r25, 0xC0\n"
+    "7:\n\t"
+    "ldi r22, 0\n\tldi r23, 0\n\tldi r24, 0\n"
+    "6:\n\t"
+    "st Z+, r22\n\tst Z+, r23\n\tst Z+, r24\n\tst Z+, r25\n\t"
+    "subi r16, 0x47\n\tsbci r17, 0x86\n\tsbci r18, 0xC8\n\tsbci r19, 0x61\n\t" /* + 0x9E3779B9 */
+    "sbiw r28, 1\n\t"
+    "breq 8f\n\t"
+    "rjmp .Lb_loop\n"
+    "8:\n\t"
     "clr r1\n\t"
-    "ldd r17, Z+3\n\t"
-    "cpi r17, 2\n\t"
-    "brcc .Lq_sb23\n\t"
-    "cpi r17, 1\n\t"
-    "breq .Lq_sb1\n\t"
-    "ldd r0, Z+4\n\tadd r0, r18\n\tldd r0, Z+5\n\tadc r0, r19\n\tldd r0, Z+6\n\tadc r0, r20\n\t"
-    "ldd r0, Z+7\n\tadc r0, r21\n\t"
-    "mov r22, r23\n\tadc r22, r16\n\tclr r23\n\tclr r24\n\tclr r25\n\t"
-    "rjmp .Lq_end\n"
-    ".Lq_sb1:\n\t"
-    "ldd r0, Z+5\n\tadd r0, r18\n\tldd r0, Z+6\n\tadc r0, r19\n\tldd r0, Z+7\n\tadc r0, r20\n\t"
-    "mov r22, r21\n\tadc r22, r16\n\tadc r23, r16\n\tclr r24\n\tclr r25\n\t"
-    "rjmp .Lq_end\n"
-    ".Lq_sb23:\n\t"
-    "breq .Lq_sb2\n\t"
-    "ldd r0, Z+7\n\tadd r0, r18\n\t"
-    "mov r25, r23\n\tmov r22, r19\n\tmov r23, r20\n\tmov r24, r21\n\t"
-    "adc r22, r16\n\tadc r23, r16\n\tadc r24, r16\n\tadc r25, r16\n\t"
-    "rjmp .Lq_end\n"
-    ".Lq_sb2:\n\t"
-    "ldd r0, Z+6\n\tadd r0, r18\n\tldd r0, Z+7\n\tadc r0, r19\n\t"
-    "mov r22, r20\n\tmov r24, r23\n\tmov r23, r21\n\t"
-    "adc r22, r16\n\tadc r23, r16\n\tadc r24, r16\n\tclr r25\n"
-    ".Lq_end:\n\t"
-    "pop r17\n\tpop r16\n\t"
+    "pop r29\n\tpop r28\n\tpop r17\n\tpop r16\n\tpop r15\n\tpop r14\n\tpop r13\n\tpop r12\n\t"
+    "pop r10\n\tpop r9\n\tpop r8\n\tpop r7\n\tpop r6\n\tpop r5\n\tpop r4\n\tpop r3\n\tpop r2\n\t"
     "ret\n"
-    ".size avr_sr_q, .-avr_sr_q\n");
+    ".size avr_bias_run, .-avr_bias_run\n");
 #endif
 
 tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, size_t count, const int32_t *grad,
@@ -485,10 +537,8 @@ tt_status_t tt_sgd_update_bias_fast_s32(int32_t *bias, tt_scale_t bias_scale, si
             avr_sr_t sr;
             avr_mshift_init(&sr.ms, mult.m, n);
             sr.draw = key;
-            for (i = 0; i < count; ++i, sr.draw += (uint32_t)TT_GOLDEN32) {
-                int16_t g = (int16_t)grad[i];
-                int32_t q = (int32_t)avr_sr_q(g < 0 ? (uint16_t)-g : (uint16_t)g, &sr);
-                bias[i] = tt_clip32(g < 0 ? bias[i] + q : bias[i] - q, (int32_t)TT_BIAS_LIMIT);
+            if (count != 0) {
+                avr_bias_run(bias, grad, (uint16_t)count, &sr);
             }
             return TT_OK;
         }
