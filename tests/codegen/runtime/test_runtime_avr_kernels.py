@@ -528,3 +528,54 @@ def test_bias_alignment_on_atmega328p(tmp_path_factory, seed, ms):
         }}
     }}"""]
     assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_align")), want)
+
+
+@pytest.mark.emulator
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ratios=st.lists(st.tuples(st.integers(-20, 20), st.integers(-64, 64), st.integers(-64, 64)), min_size=24,
+                       max_size=24),
+       divisors=st.lists(st.one_of(st.integers(1, 64), st.integers(1, 2**31), st.sampled_from([2, 3, 2**31])),
+                         min_size=8, max_size=8))
+def test_multipliers_on_atmega328p(tmp_path_factory, ratios, divisors):
+    """``tt_ratio_multiplier`` (u and d steps, each renormalised: on AVR ``normalise`` without a call
+    or a 32-bit shift loop; the cache of recent (U, D) pairs, asked twice for each ratio) and
+    ``tt_divide_multiplier`` (the quotient renormalised from up to 31 bits) against
+    :func:`tintin.numerics.scale.ratio_multiplier` and ``divide_multiplier``"""
+    from tintin.numerics.scale import divide_multiplier, ratio_multiplier
+
+    want_m = []
+    for s, u, d in ratios:
+        want_m += list(ratio_multiplier(Scale(s, u, d)))
+    want_d = []
+    for j, v in enumerate(divisors):
+        want_d += list(divide_multiplier(ratio_multiplier(Scale(*ratios[j])), v))
+    decls = ['#include "tt_numerics.h"\n',
+             c_array("int16_t", "rs", [r[0] for r in ratios]), c_array("int16_t", "ru", [r[1] for r in ratios]),
+             c_array("int16_t", "rd", [r[2] for r in ratios]),
+             c_array("int32_t", "dv", [int(np.uint32(v).view(np.int32)) for v in divisors]),
+             f"static int32_t r[{2 * len(ratios)}];\n"]
+    calls = [f"""    {{
+        const tt_scale_t s0 = {{0, 0, 0}};
+        tt_multiplier_t mult;
+        size_t i, pass;
+        for (pass = 0; pass < 2u; ++pass) {{
+            for (i = 0; i < {len(ratios)}u; ++i) {{
+                const tt_scale_t ratio = {{rs[i], ru[i], rd[i]}};
+                ok(tt_ratio_multiplier(ratio, &mult));
+                r[2 * i] = mult.m;
+                r[2 * i + 1] = mult.n;
+            }}
+            put(pass ? "m1" : "m0", s0, r, NULL, {2 * len(ratios)}u);
+        }}
+        for (i = 0; i < {len(divisors)}u; ++i) {{
+            const tt_scale_t ratio = {{rs[i], ru[i], rd[i]}};
+            tt_multiplier_t q;
+            ok(tt_ratio_multiplier(ratio, &mult));
+            ok(tt_divide_multiplier(mult, (uint32_t)dv[i], &q));
+            r[2 * i] = q.m;
+            r[2 * i + 1] = q.n;
+        }}
+        put("d", s0, r, NULL, {2 * len(divisors)}u);
+    }}"""]
+    want = {"m0": (Scale(0), want_m), "m1": (Scale(0), want_m), "d": (Scale(0), want_d)}
+    assert_outputs(run_on_avr(decls, calls, tmp_path_factory.mktemp("avr_multipliers")), want)

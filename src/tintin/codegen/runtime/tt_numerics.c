@@ -245,6 +245,45 @@ uint8_t tt_bit_length_u64(uint64_t v)
 }
 
 /* _normalise: bring m * 2**e to m in [2**14, 2**15) by rounding half up. m in [1, 2**31). */
+#if defined(__AVR__)
+/* AVR: no call (no registers to save) and no 32-bit shift by a variable count: s = bit length of
+ * m >> 15 (at most 16) by a byte test and an 8-bit loop; floor((m + 2**(s-1)) / 2**s) =
+ * (floor(m / 2**(s-1)) + 1) >> 1, the shift by s - 1 a byte move and at most seven bits. */
+static void normalise(uint32_t *m, int32_t *e)
+{
+    uint32_t v = *m;
+    int8_t d = 0;
+    while (v >= ((uint32_t)1 << TT_MULT_BITS)) {
+        uint16_t t = (uint16_t)(v >> TT_MULT_BITS);
+        uint8_t s = 0, b = (uint8_t)t, k;
+        if (t >= 256u) {
+            s = 8;
+            b = (uint8_t)(t >> 8);
+        }
+        while (b) {
+            b >>= 1;
+            ++s;
+        }
+        d = (int8_t)(d + s);
+        k = (uint8_t)(s - 1u);
+        if (k >= 8u) {
+            v >>= 8;
+            k = (uint8_t)(k - 8u);
+        }
+        while (k) {
+            v >>= 1;
+            --k;
+        }
+        v = (v + 1u) >> 1;
+    }
+    while (v < ((uint32_t)1 << (TT_MULT_BITS - 1))) {
+        v <<= 1;
+        --d;
+    }
+    *m = v;
+    *e += d;
+}
+#else
 static void normalise(uint32_t *m, int32_t *e)
 {
     while (*m >= ((uint32_t)1 << TT_MULT_BITS)) {
@@ -257,6 +296,7 @@ static void normalise(uint32_t *m, int32_t *e)
         *e -= 1;
     }
 }
+#endif
 
 /* round_half_up((m << 16) / d) for m < 2**15 and d in {3, 5} in 16-bit divisions (one libgcc
  * divmod on 8-bit cores, not a 32-bit division): with 65536 = d * k + 1 and m = d * a + b,
