@@ -4,20 +4,47 @@
 
 /* Step 1 of the softmax: t = (q - max q) * s * log2(e) in Q16, clipped to >= TT_T_MIN_Q16.
  * mult = M * LOG2E_Q14 < 2**30 and |d| <= 255, so the product needs int64 (< 2**38). */
+#if defined(__AVR__)
+static int32_t log2_domain_general(int16_t d, int32_t mult, int32_t shift);
+
+/* AVR: the common case here, the general one (64-bit calls, saved registers) in a function of its own */
 static int32_t log2_domain_q16(int16_t d, int32_t mult, int32_t shift)
 {
-    int64_t prod, t;
-#if defined(__AVR__)
     /* the common case without 64-bit arithmetic: d in [-255, 0] and 16 <= shift <= 31; the product
-     * |d| * mult < 2**38 in two 16x8 halves, and (hi * 2**16 + lo + 2**(s-1)) >> s =
-     * (hi + ((lo + 2**(s-1)) >> 16)) >> (s - 16) (lo < 2**24: no wrap) */
+     * |d| * mult < 2**38 in two 16x8 halves hi * 2**16 + lo */
     if (d <= 0 && d >= -255 && shift >= 16 && shift <= 31) {
-        uint8_t ad = (uint8_t)-d, s = (uint8_t)shift;
+        /* no call (no registers to save) and no shift loop over 32 bits: with X = hi * 2**16 + lo and
+         * Y = floor(X / 2**16) = hi + (lo >> 16) < 2**23, floor((X + 2**(s-1)) / 2**s) =
+         * (z + 1) >> 1 for z = floor(X / 2**(s-1)): 2 * Y + bit 15 of lo when s = 16, else
+         * Y >> (s - 17) (a byte move and at most seven bits) */
+        uint8_t ad = (uint8_t)-d, k = (uint8_t)(shift - 17);
         uint32_t lo = tt_mul_u16_avr((uint16_t)mult, ad), hi = tt_mul_u16_avr((uint16_t)((uint32_t)mult >> 16), ad);
-        int32_t q = -(int32_t)tt_shr32(hi + ((lo + tt_bit32((uint8_t)(s - 1u))) >> 16), (uint8_t)(s - 16u));
+        uint32_t z = hi + (lo >> 16);
+        int32_t q;
+        if (shift == 16) {
+            z = (z << 1) | ((lo >> 15) & 1u);
+        } else {
+            if (k >= 8u) {
+                z >>= 8;
+                k = (uint8_t)(k - 8u);
+            }
+            while (k) {
+                z >>= 1;
+                --k;
+            }
+        }
+        q = -(int32_t)((z + 1u) >> 1);
         return q > TT_T_MIN_Q16 ? q : (int32_t)TT_T_MIN_Q16;
     }
+    return log2_domain_general(d, mult, shift);
+}
+
+TT_NOINLINE static int32_t log2_domain_general(int16_t d, int32_t mult, int32_t shift)
+#else
+static int32_t log2_domain_q16(int16_t d, int32_t mult, int32_t shift)
 #endif
+{
+    int64_t prod, t;
     prod = (int64_t)d * mult;
     if (shift >= 0) {
         t = shift > 62 ? 0 : tt_shift_round_nearest_s64(prod, (uint8_t)shift);
