@@ -1,4 +1,5 @@
 /* tt_numerics.c - rounding, multipliers and rescaling (mirrors tintin.numerics). */
+#define TT_SCALE_ARITHMETIC_DEFINITIONS /* the functions themselves, not the AVR inline forms */
 #include "tt_internal.h"
 
 /* ---- scales ------------------------------------------------------------------------------ */

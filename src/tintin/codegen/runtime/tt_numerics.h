@@ -19,6 +19,28 @@ extern "C" {
 tt_scale_t tt_scale_mul(tt_scale_t a, tt_scale_t b);
 /* a / b: exponents subtract (Scale.__truediv__). */
 tt_scale_t tt_scale_div(tt_scale_t a, tt_scale_t b);
+#if defined(__AVR__) && !defined(TT_SCALE_ARITHMETIC_DEFINITIONS)
+/* AVR: the same arithmetic inline (a call passes the second scale in call-saved registers, whose
+ * save and restore cost more than the three additions) */
+static inline tt_scale_t tt_scale_mul_avr(tt_scale_t a, tt_scale_t b)
+{
+    tt_scale_t r;
+    r.S = (int16_t)(uint16_t)((uint16_t)a.S + (uint16_t)b.S);
+    r.U = (int16_t)(uint16_t)((uint16_t)a.U + (uint16_t)b.U);
+    r.D = (int16_t)(uint16_t)((uint16_t)a.D + (uint16_t)b.D);
+    return r;
+}
+static inline tt_scale_t tt_scale_div_avr(tt_scale_t a, tt_scale_t b)
+{
+    tt_scale_t r;
+    r.S = (int16_t)(uint16_t)((uint16_t)a.S - (uint16_t)b.S);
+    r.U = (int16_t)(uint16_t)((uint16_t)a.U - (uint16_t)b.U);
+    r.D = (int16_t)(uint16_t)((uint16_t)a.D - (uint16_t)b.D);
+    return r;
+}
+#define tt_scale_mul tt_scale_mul_avr
+#define tt_scale_div tt_scale_div_avr
+#endif
 
 /* ---- counter-based random bits (tintin.numerics.rounding) ------------------------------------ */
 
