@@ -134,6 +134,23 @@ static inline uint32_t tt_shr32(uint32_t x, uint8_t n)
     return x >> n;
 }
 
+#if defined(__AVR__)
+/* x >> k for k < 16 without a call (a caller that makes no other call saves no registers): a byte
+ * move, then at most seven one-bit turns */
+__attribute__((always_inline)) static inline uint32_t tt_shr32_below16_avr(uint32_t x, uint8_t k)
+{
+    if (k >= 8u) {
+        x >>= 8;
+        k = (uint8_t)(k - 8u);
+    }
+    while (k) {
+        x >>= 1;
+        --k;
+    }
+    return x;
+}
+#endif
+
 /* 1 << k for k < 32: on AVR one byte shifted by k % 8, then moved by whole bytes (no 32-bit
  * one-bit-per-turn loop) */
 static inline uint32_t tt_bit32(uint8_t k)

@@ -24,14 +24,7 @@ static int32_t log2_domain_q16(int16_t d, int32_t mult, int32_t shift)
         if (shift == 16) {
             z = (z << 1) | ((lo >> 15) & 1u);
         } else {
-            if (k >= 8u) {
-                z >>= 8;
-                k = (uint8_t)(k - 8u);
-            }
-            while (k) {
-                z >>= 1;
-                --k;
-            }
+            z = tt_shr32_below16_avr(z, k);
         }
         q = -(int32_t)((z + 1u) >> 1);
         return q > TT_T_MIN_Q16 ? q : (int32_t)TT_T_MIN_Q16;

@@ -256,7 +256,7 @@ static void normalise(uint32_t *m, int32_t *e)
     int8_t d = 0;
     while (v >= ((uint32_t)1 << TT_MULT_BITS)) {
         uint16_t t = (uint16_t)(v >> TT_MULT_BITS);
-        uint8_t s = 0, b = (uint8_t)t, k;
+        uint8_t s = 0, b = (uint8_t)t;
         if (t >= 256u) {
             s = 8;
             b = (uint8_t)(t >> 8);
@@ -266,16 +266,7 @@ static void normalise(uint32_t *m, int32_t *e)
             ++s;
         }
         d = (int8_t)(d + s);
-        k = (uint8_t)(s - 1u);
-        if (k >= 8u) {
-            v >>= 8;
-            k = (uint8_t)(k - 8u);
-        }
-        while (k) {
-            v >>= 1;
-            --k;
-        }
-        v = (v + 1u) >> 1;
+        v = (tt_shr32_below16_avr(v, (uint8_t)(s - 1u)) + 1u) >> 1;
     }
     while (v < ((uint32_t)1 << (TT_MULT_BITS - 1))) {
         v <<= 1;

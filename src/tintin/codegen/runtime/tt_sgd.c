@@ -409,6 +409,40 @@ static void avr_mshift_init(avr_mshift_t *s, int32_t m, uint8_t n)
     s->sb = (uint8_t)(sh >> 3);
 }
 
+/* The step of avr_skip0_run and avr_bias_run: r10:r6 = |g| * (M << r) from r23:r22 = |g| and
+ * r4:r2 = M << r (six MULs, r5 zero), then q (r22-r25) = hi + carry(lo + draw), hi:lo = product
+ * << 8 * sb (sb in r20, the draw in r16-r19); L names the labels (L_apply follows). */
+#define AVR_SR_STEP(L) \
+    "mul r22, r2\n\tmovw r6, r0\n\t" \
+    "mul r22, r4\n\tmovw r8, r0\n\t" \
+    "clr r10\n\t" \
+    "mul r22, r3\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\t" \
+    "mul r23, r2\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\tadc r10, r5\n\t" \
+    "mul r23, r3\n\tadd r8, r0\n\tadc r9, r1\n\tadc r10, r5\n\t" \
+    "mul r23, r4\n\tadd r9, r0\n\tadc r10, r1\n\t" \
+    "cpi r20, 2\n\t" \
+    "brcc " L "_sb23\n\t" \
+    "cpi r20, 1\n\t" \
+    "breq " L "_sb1\n\t" \
+    "mov r0, r16\n\tadd r0, r6\n\tmov r0, r17\n\tadc r0, r7\n\tmov r0, r18\n\tadc r0, r8\n\t" \
+    "mov r0, r19\n\tadc r0, r9\n\t" \
+    "mov r22, r10\n\tadc r22, r5\n\tclr r23\n\tclr r24\n\tclr r25\n\t" \
+    "rjmp " L "_apply\n" \
+    L "_sb1:\n\t" \
+    "mov r0, r17\n\tadd r0, r6\n\tmov r0, r18\n\tadc r0, r7\n\tmov r0, r19\n\tadc r0, r8\n\t" \
+    "mov r22, r9\n\tmov r23, r10\n\tadc r22, r5\n\tadc r23, r5\n\tclr r24\n\tclr r25\n\t" \
+    "rjmp " L "_apply\n" \
+    L "_sb23:\n\t" \
+    "breq " L "_sb2\n\t" \
+    "mov r0, r19\n\tadd r0, r6\n\t" \
+    "mov r22, r7\n\tmov r23, r8\n\tmov r24, r9\n\tmov r25, r10\n\t" \
+    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tadc r25, r5\n\t" \
+    "rjmp " L "_apply\n" \
+    L "_sb2:\n\t" \
+    "mov r0, r18\n\tadd r0, r6\n\tmov r0, r19\n\tadc r0, r7\n\t" \
+    "mov r22, r8\n\tmov r23, r9\n\tmov r24, r10\n\t" \
+    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tclr r25\n"
+
 /* The narrow bias loop: bias[i] = clip(bias[i] - sign(g) * q, +-TT_BIAS_LIMIT) with q the step of
  * |g| = |grad[i]| < 2**15 (its low 16 bits) and the draw (the state's, advanced by GOLDEN32 per
  * value), count >= 1. |b| <= 2**30 and q <= 2**29 + 1: b - q needs no more than 32 bits.
@@ -436,37 +470,7 @@ __asm__(
     "rjmp 1f\n\t"
     "com r23\n\tneg r22\n\tsbci r23, 0xFF\n"
     "1:\n\t"
-    /* r10:r6 = |g| * (M << r) */
-    "mul r22, r2\n\tmovw r6, r0\n\t"
-    "mul r22, r4\n\tmovw r8, r0\n\t"
-    "clr r10\n\t"
-    "mul r22, r3\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\t"
-    "mul r23, r2\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\tadc r10, r5\n\t"
-    "mul r23, r3\n\tadd r8, r0\n\tadc r9, r1\n\tadc r10, r5\n\t"
-    "mul r23, r4\n\tadd r9, r0\n\tadc r10, r1\n\t"
-    /* q (r22-r25) = hi + carry(lo + draw), hi:lo = product << 8 * sb */
-    "cpi r20, 2\n\t"
-    "brcc .Lb_sb23\n\t"
-    "cpi r20, 1\n\t"
-    "breq .Lb_sb1\n\t"
-    "mov r0, r16\n\tadd r0, r6\n\tmov r0, r17\n\tadc r0, r7\n\tmov r0, r18\n\tadc r0, r8\n\t"
-    "mov r0, r19\n\tadc r0, r9\n\t"
-    "mov r22, r10\n\tadc r22, r5\n\tclr r23\n\tclr r24\n\tclr r25\n\t"
-    "rjmp .Lb_apply\n"
-    ".Lb_sb1:\n\t"
-    "mov r0, r17\n\tadd r0, r6\n\tmov r0, r18\n\tadc r0, r7\n\tmov r0, r19\n\tadc r0, r8\n\t"
-    "mov r22, r9\n\tmov r23, r10\n\tadc r22, r5\n\tadc r23, r5\n\tclr r24\n\tclr r25\n\t"
-    "rjmp .Lb_apply\n"
-    ".Lb_sb23:\n\t"
-    "breq .Lb_sb2\n\t"
-    "mov r0, r19\n\tadd r0, r6\n\t"
-    "mov r22, r7\n\tmov r23, r8\n\tmov r24, r9\n\tmov r25, r10\n\t"
-    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tadc r25, r5\n\t"
-    "rjmp .Lb_apply\n"
-    ".Lb_sb2:\n\t"
-    "mov r0, r18\n\tadd r0, r6\n\tmov r0, r19\n\tadc r0, r7\n\t"
-    "mov r22, r8\n\tmov r23, r9\n\tmov r24, r10\n\t"
-    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tclr r25\n"
+    AVR_SR_STEP(".Lb")
     ".Lb_apply:\n\t"
     "ld r12, Z\n\tldd r13, Z+1\n\tldd r14, Z+2\n\tldd r15, Z+3\n\t"
     /* positive gradient: b - q; negative: b + q */
@@ -664,37 +668,7 @@ __asm__(
     "neg r22\n\t"
     "sbci r23, 0xFF\n"
     ".Lsk_abs:\n\t"
-    /* r10:r6 = |g| * (M << r) */
-    "mul r22, r2\n\tmovw r6, r0\n\t"
-    "mul r22, r4\n\tmovw r8, r0\n\t"
-    "clr r10\n\t"
-    "mul r22, r3\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\t"
-    "mul r23, r2\n\tadd r7, r0\n\tadc r8, r1\n\tadc r9, r5\n\tadc r10, r5\n\t"
-    "mul r23, r3\n\tadd r8, r0\n\tadc r9, r1\n\tadc r10, r5\n\t"
-    "mul r23, r4\n\tadd r9, r0\n\tadc r10, r1\n\t"
-    /* q (r22-r25) = hi + carry(lo + draw) */
-    "cpi r20, 2\n\t"
-    "brcc .Lsk_sb23\n\t"
-    "cpi r20, 1\n\t"
-    "breq .Lsk_sb1\n\t"
-    "mov r0, r16\n\tadd r0, r6\n\tmov r0, r17\n\tadc r0, r7\n\tmov r0, r18\n\tadc r0, r8\n\t"
-    "mov r0, r19\n\tadc r0, r9\n\t"
-    "mov r22, r10\n\tadc r22, r5\n\tclr r23\n\tclr r24\n\tclr r25\n\t"
-    "rjmp .Lsk_apply\n"
-    ".Lsk_sb1:\n\t"
-    "mov r0, r17\n\tadd r0, r6\n\tmov r0, r18\n\tadc r0, r7\n\tmov r0, r19\n\tadc r0, r8\n\t"
-    "mov r22, r9\n\tmov r23, r10\n\tadc r22, r5\n\tadc r23, r5\n\tclr r24\n\tclr r25\n\t"
-    "rjmp .Lsk_apply\n"
-    ".Lsk_sb23:\n\t"
-    "breq .Lsk_sb2\n\t"
-    "mov r0, r19\n\tadd r0, r6\n\t"
-    "mov r22, r7\n\tmov r23, r8\n\tmov r24, r9\n\tmov r25, r10\n\t"
-    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tadc r25, r5\n\t"
-    "rjmp .Lsk_apply\n"
-    ".Lsk_sb2:\n\t"
-    "mov r0, r18\n\tadd r0, r6\n\tmov r0, r19\n\tadc r0, r7\n\t"
-    "mov r22, r8\n\tmov r23, r9\n\tmov r24, r10\n\t"
-    "adc r22, r5\n\tadc r23, r5\n\tadc r24, r5\n\tclr r25\n"
+    AVR_SR_STEP(".Lsk")
     ".Lsk_apply:\n\t"
     /* positive gradient: w - q (q negated, then w added); negative: w + q */
     "sbrc r21, 7\n\t"
