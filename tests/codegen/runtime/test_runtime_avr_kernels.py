@@ -134,10 +134,16 @@ def outer_case(draw):
     err, x = (rng.integers(-128 if draw(st.booleans()) else -127, 128, size).astype(np.int8) for size in (n, k))
     for v in (err, x):
         v[rng.random(v.size) < draw(st.sampled_from([0.0, 0.3, 0.7]))] = 0
-    w_scale = Scale(draw(st.integers(-14, -4)), draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    e_scale = Scale(draw(st.integers(-20, -2)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
-    x_scale = Scale(draw(st.integers(-16, -2)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
-    cfg = OptimConfig(rule="aligned", lr=draw(st.sampled_from([0.01, 0.05, 0.5, 1.7])), rounding=Rounding.STOCHASTIC,
+    return outer_update(draw, w, err, x, (-14, -20, -16), [0.01, 0.05, 0.5, 1.7])
+
+
+def outer_update(draw, w, err, x, lowest, lrs):
+    """(weights, errors, inputs, config, mode, seed) of outer_case with drawn scales (exponents from
+    lowest = (weights, errors, inputs) up), learning rate (one of lrs), mode and seed"""
+    w_scale = Scale(draw(st.integers(lowest[0], -4)), draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    e_scale = Scale(draw(st.integers(lowest[1], -2)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
+    x_scale = Scale(draw(st.integers(lowest[2], -2)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
+    cfg = OptimConfig(rule="aligned", lr=draw(st.sampled_from(lrs)), rounding=Rounding.STOCHASTIC,
                       momentum_shift=0, weight_rescale=draw(st.booleans()))
     mode = draw(st.sampled_from([ScaleMode.POW2, ScaleMode.COMPOUND]))
     return QTensor(w, w_scale), (err, e_scale), (x, x_scale), cfg, mode, draw(st.integers(0, 2**32 - 1))
@@ -158,13 +164,7 @@ def outer_rows_case(draw):
     err[rng.random(n) < draw(st.sampled_from([0.0, 0.5, 1.0]))] = 0
     x = rng.integers(-128, 128, k).astype(np.int8)
     x[rng.random(k) < draw(st.sampled_from([0.0, 0.3]))] = 0
-    w_scale = Scale(draw(st.integers(-10, -4)), draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    e_scale = Scale(draw(st.integers(-14, -2)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
-    x_scale = Scale(draw(st.integers(-10, -2)), draw(st.integers(-2, 2)), draw(st.integers(-2, 2)))
-    cfg = OptimConfig(rule="aligned", lr=draw(st.sampled_from([0.05, 0.5, 1.7, 8.0])), rounding=Rounding.STOCHASTIC,
-                      momentum_shift=0, weight_rescale=draw(st.booleans()))
-    mode = draw(st.sampled_from([ScaleMode.POW2, ScaleMode.COMPOUND]))
-    return QTensor(w, w_scale), (err, e_scale), (x, x_scale), cfg, mode, draw(st.integers(0, 2**32 - 1))
+    return outer_update(draw, w, err, x, (-10, -14, -10), [0.05, 0.5, 1.7, 8.0])
 
 
 @pytest.mark.emulator
@@ -469,7 +469,8 @@ def test_table_functions_on_atmega328p(tmp_path_factory, seed):
              c_array("int32_t", "lx", [as_i32(v) for v in xs]), "static int32_t buf[64];\n"]
     body, want = [], {}
     for c in range(4):  # exp2: index i, fraction (i << 8) | low[i], 64 indices a block
-        body.append(f"        for (i = 0; i < 64u; ++i) buf[i] = (int32_t)tt_exp2_frac_q15((uint16_t)((({c * 64}u + i) << 8) | low[{c * 64}u + i]));\n"
+        frac = f"(uint16_t)((({c * 64}u + i) << 8) | low[{c * 64}u + i])"
+        body.append(f"        for (i = 0; i < 64u; ++i) buf[i] = (int32_t)tt_exp2_frac_q15({frac});\n"
                     f"        put(\"e{c}\", s0, buf, NULL, 64u);")
         fr = np.array([((c * 64 + i) << 8) | low[c * 64 + i] for i in range(64)], dtype=np.int64)
         want[f"e{c}"] = (Scale(0), [int(v) for v in exp2_frac_q15(fr)])
