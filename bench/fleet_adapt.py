@@ -313,8 +313,8 @@ def main(argv=None) -> None:
              (f"FOMAML (meta): {describe_phases(st['fleet']['fomaml'])}. " if "fomaml" in st["fleet"] else "") +
              f"FedAvg: {describe_phases(st['fleet']['fedavg'])}." +
              (" Adaptation lr " + ", ".join(
-                 f"{k} {v:g}" + ("" if st["adapt_update"][k] == "full" else f" ({st['adapt_update'][k]} only)")
-                 + _layer_rates(v, st.get("adapt_layer_shifts", {}).get(k))
+                 f"{k} " + _layer_rates(v, st.get("adapt_layer_shifts", {}).get(k))
+                 + ("" if st["adapt_update"][k] == "full" else f" ({st['adapt_update'][k]} only)")
                  for k, v in st["adapt"].items()) if st["adapt"] else "")
              for n, st in settings.items()]
     how = (f"settings chosen on validation devices "
@@ -336,10 +336,10 @@ def main(argv=None) -> None:
 
 
 def _layer_rates(lr: float, shifts: dict | None) -> str:
-    """`` (fc1 0.1, fc2 0.4)``: the per-layer adaptation rates of ``shifts`` (empty: one rate)."""
+    """``0.1`` (one rate) or ``fc1 0.1, fc2 0.4 (per layer, from 0.05)``: the adaptation rates."""
     if not shifts:
-        return ""
-    return " (" + ", ".join(f"{n} {lr * 2.0 ** s:g}" for n, s in shifts.items()) + ", other layers at that lr)"
+        return f"{lr:g}"
+    return ", ".join(f"{n} {lr * 2.0 ** s:g}" for n, s in shifts.items()) + f" (per layer, from {lr:g})"
 
 
 def plot_table(table, path: Path) -> None:

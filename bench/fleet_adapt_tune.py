@@ -53,6 +53,12 @@ The rule (the same for every initial model, decided before any run):
    earlier grid cell, the grid in ``itertools.product`` order). At each choice, the validation
    errors after adapting are split by whether the test sample's class is among the device's K
    samples (classification): where the errors come from.
+9. ``--support-query FILE`` (a later, separate run; ``FILE``: rule 8's JSON): Reptile with the inner
+   loop on support + query, a fresh draw of 2K = 20 samples per round instead of K (the chosen
+   Reptile model's training with only its last phase's inner draw doubled: the same rounds, local
+   steps, local lr and meta step), scored on rule 8's validation devices and per-layer grid; rule
+   8's scores of reptile, fedavg and scratch are taken from ``FILE``; the choice per initial model
+   is rule 5's.
 
 The rounds run in-process (:func:`tintin.fleet.inprocess.train_in_process`, the same bits as a
 Flower run of the same settings, tested), two at a time; the models are cached as
@@ -306,6 +312,8 @@ def main(argv=None) -> None:
                     "candidates from their choices, all rescored")
     ap.add_argument("--layer-rates", default=None, help="rule 8: the JSONs of earlier runs (comma-separated): "
                     "their choices rescored with per-layer adaptation rates")
+    ap.add_argument("--support-query", default=None, help="rule 9: rule 8's JSON: Reptile with its inner draw "
+                    "doubled (support + query), on rule 8's grid")
     ap.add_argument("--longer", default=None, help="rule 6: the JSON of an earlier run (rules 1-5): rescore its "
                     "choices and their longer last phases")
     args = ap.parse_args(argv)
@@ -324,6 +332,14 @@ def main(argv=None) -> None:
         earlier = {}
         for path in args.fomaml.split(","):
             earlier.update(json.loads(Path(path).read_text())["chosen"])
+    if args.support_query:
+        shared.update(layer_grid=True)
+        rule8 = json.loads(Path(args.support_query).read_text())
+        if rule8["args"]["validation"] != args.validation or rule8["args"]["devices"] != args.devices:
+            raise SystemExit(f"error: {args.support_query} was scored on {rule8['args']['validation']} validation "
+                             f"devices of a {rule8['args']['devices']}-device fleet: give the same --validation and "
+                             "--devices")
+        args.layer_rates = args.support_query
     if args.layer_rates:
         shared.update(layer_grid=True)
         earlier = {}
@@ -339,8 +355,14 @@ def main(argv=None) -> None:
         if args.layer_rates:
             if name not in earlier:
                 raise SystemExit(f"error: {args.layer_rates} has no settings for {name}")
-            rows_of = evaluate(name, [{"strategy": s, "phases": earlier[name][s]["phases"]} for s in ("reptile", "fedavg")]
-                               + [scratch], shared, args.processes)
+            if args.support_query:
+                phases = copy.deepcopy(earlier[name]["reptile"]["phases"])
+                phases[-1]["shots"] = 2 * K
+                new = evaluate(name, [{"strategy": "reptile", "phases": phases}], shared, args.processes)
+                rows_of = [r for r in rule8["candidates"] if r["workload"] == name] + new  # ties: rule 8's
+            else:
+                rows_of = evaluate(name, [{"strategy": s, "phases": earlier[name][s]["phases"]}
+                                          for s in ("reptile", "fedavg")] + [scratch], shared, args.processes)
             sections.append(layer_rate_section(name, rows_of, higher, lr, args))
             results += rows_of
             chosen[name] = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
@@ -404,7 +426,13 @@ def main(argv=None) -> None:
                      "output layer only)") if args.longer else ""
         sections.append(f"### {name}: validation {unit} at K = {K} ({args.validation} validation devices)"
                         f"{grid_note}\n\n{markdown_table(heads, rows)}\n\nChosen:\n\n{pick}")
-    if args.layer_rates:
+    if args.support_query:
+        header = (f"## Reptile with the inner loop on support + query (a fresh draw of {2 * K} samples per round), on "
+                  f"rule 8's validation devices and per-layer grid (rule 9 of bench/fleet_adapt_tune.py; seed {SEED}; "
+                  f"{args.devices} training devices; the other rows are those of {args.support_query}; adaptation: "
+                  f"K = {K}, {PASSES} passes, every layer)\n\nThe test devices of bench/fleet_adapt.py are never "
+                  "used here.")
+    elif args.layer_rates:
         header = (f"## Per-layer adaptation learning rates (Meta-SGD's rates as a power of two per layer), rescored "
                   f"on validation devices (rule 8 of bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training "
                   f"devices; the models are the choices of {args.layer_rates}; adaptation: K = {K}, {PASSES} passes, "
@@ -430,6 +458,12 @@ def main(argv=None) -> None:
                   "\n\n".join([header, *sections]))
 
 
+def row_label(r: dict) -> str:
+    """``reptile (inner draw 10 samples)``, ``fedavg``, ``scratch``: a candidate of rules 8 and 9."""
+    inner = r["phases"][-1]["shots"] if r["phases"] else None
+    return f"{r['strategy']} (inner draw {inner} samples)" if inner else r["strategy"]
+
+
 def layer_rate_section(name: str, rows_of: list[dict], higher: bool, lr: float, args) -> str:
     """Rule 8's tables: per initial model the validation score over the per-layer grid (a matrix
     for two layers), the choices, and where the errors at each choice come from."""
@@ -448,7 +482,7 @@ def layer_rate_section(name: str, rows_of: list[dict], higher: bool, lr: float, 
         else:
             table = markdown_table([*(f"s_{n}" for n in layers), unit],
                                    [[*map(str, c), fmt(v)] for c, v in cells.items()])
-        parts.append(f"{r['strategy']}:\n\n{table}")
+        parts.append(f"{row_label(r)}:\n\n{table}")
     best = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
     parts.append("Chosen:\n\n" + markdown_table(
         ["initial model", "layer rates", f"validation {unit}"],
@@ -462,7 +496,7 @@ def layer_rate_section(name: str, rows_of: list[dict], higher: bool, lr: float, 
             "Where the errors come from, at each choice: validation errors / test samples of classes present "
             f"in, or absent from, the device's K = {K} samples:\n\n" + markdown_table(
                 ["initial model", "adapted: present", "adapted: absent", "unadapted: present", "unadapted: absent"],
-                [[r["strategy"], cell(r["class_split"]["adapted"]["present"]), cell(r["class_split"]["adapted"]["absent"]),
+                [[row_label(r), cell(r["class_split"]["adapted"]["present"]), cell(r["class_split"]["adapted"]["absent"]),
                   cell(r["class_split"]["unadapted"]["present"]), cell(r["class_split"]["unadapted"]["absent"])]
                  for r in split]))
     return "\n\n".join(parts)
