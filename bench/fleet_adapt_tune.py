@@ -486,7 +486,8 @@ def layer_rate_section(name: str, rows_of: list[dict], higher: bool, lr: float, 
     best = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
     parts.append("Chosen:\n\n" + markdown_table(
         ["initial model", "layer rates", f"validation {unit}"],
-        [[k, ", ".join(f"{n} {lr * 2 ** s:g}" for n, s in b.get("adapt_layer_shifts", [])), fmt(b["value"])]
+        [[row_label({"strategy": k, **b}), ", ".join(f"{n} {lr * 2 ** s:g}" for n, s in b.get("adapt_layer_shifts", [])),
+          fmt(b["value"])]
          for k, b in best.items()]))
     split = [r for r in rows_of if "class_split" in r]
     if split:
