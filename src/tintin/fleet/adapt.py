@@ -52,7 +52,7 @@ from ..train import epoch_order, train_step
 from ..train.step import predict_argmax
 
 __all__ = ["AdaptError", "AdaptConfig", "DEFAULT_CONFIG", "DEFAULT_SHOTS", "adapt", "score", "adapt_and_score",
-           "adaptation_table", "AdaptationTable", "shot_indices"]
+           "adaptation_table", "AdaptationTable", "shot_indices", "config_dict"]
 
 DEFAULT_SHOTS = (5, 10, 20)
 _SHOT_SALT = 3
