@@ -23,7 +23,7 @@ With ``--settings`` (the JSON bench/fleet_adapt_tune.py writes; several, comma-s
 file's choices replace an earlier one's for the workloads it has) every initial model trains and
 adapts with the settings chosen for it on validation devices (its training phases: strategy,
 rounds, inner samples, local steps and learning rate, meta step size and its annealing; its
-adaptation learning rate and adapted layers), never on these test devices. Every initial model
+adaptation learning rate, adapted layers and per-layer rates, rule 8), never on these test devices. Every initial model
 adapts with the same budget: K samples, the same passes at batch 1. A PNG per workload plots the
 score against K.
 
@@ -239,12 +239,15 @@ def main(argv=None) -> None:
                 if c is None:
                     continue
                 configs[label] = AdaptConfig(passes=config.passes, lr=c["adapt_lr"],
-                                             update=c.get("adapt_update", "full"))
+                                             update=c.get("adapt_update", "full"),
+                                             layer_shifts=c.get("adapt_layer_shifts", ()))
                 if strategy != "scratch":
                     phases[strategy] = c["phases"]
         plans[name] = (base, config, configs, phases)
         settings[name] = {"fleet": phases, "adapt": {k: v.lr for k, v in configs.items()},
-                          "adapt_update": {k: v.update for k, v in configs.items()}}
+                          "adapt_update": {k: v.update for k, v in configs.items()},
+                          **({"adapt_layer_shifts": {k: dict(v.layer_shifts) for k, v in configs.items()}}
+                             if any(v.layer_shifts for v in configs.values()) else {})}
 
     # every fleet model of every workload and seed first, two at a time
     train_models([(name, args.devices, seed, phases) for name in plans for seed in seeds
@@ -310,7 +313,8 @@ def main(argv=None) -> None:
              (f"FOMAML (meta): {describe_phases(st['fleet']['fomaml'])}. " if "fomaml" in st["fleet"] else "") +
              f"FedAvg: {describe_phases(st['fleet']['fedavg'])}." +
              (" Adaptation lr " + ", ".join(
-                 f"{k} {v:g}" + ("" if st["adapt_update"][k] == "full" else f" ({st['adapt_update'][k]} only)")
+                 f"{k} " + _layer_rates(v, st.get("adapt_layer_shifts", {}).get(k))
+                 + ("" if st["adapt_update"][k] == "full" else f" ({st['adapt_update'][k]} only)")
                  for k, v in st["adapt"].items()) if st["adapt"] else "")
              for n, st in settings.items()]
     how = (f"settings chosen on validation devices "
@@ -329,6 +333,13 @@ def main(argv=None) -> None:
     write_results(args.name, {"args": vars(args), "settings": settings,
                               "tables": {n: t.to_dict() for n, t in tables.items()},
                               "unadapted_per_device": spreads, "paired": paired}, markdown)
+
+
+def _layer_rates(lr: float, shifts: dict | None) -> str:
+    """``0.1`` (one rate) or ``fc1 0.1, fc2 0.4 (per layer, from 0.05)``: the adaptation rates."""
+    if not shifts:
+        return f"{lr:g}"
+    return ", ".join(f"{n} {lr * 2.0 ** s:g}" for n, s in shifts.items()) + f" (per layer, from {lr:g})"
 
 
 def plot_table(table, path: Path) -> None:

@@ -43,6 +43,22 @@ The rule (the same for every initial model, decided before any run):
    ``--validation`` validation devices at adaptation learning rates {0.25x, 0.5x, 1x, 2x, 4x} the
    task's default, every layer adapting: the same grid for every initial model; the choice per
    initial model is rule 5's.
+8. ``--layer-rates FILES`` (a later, separate run; ``FILES`` as in rule 7): per-layer adaptation
+   learning rates (Meta-SGD's per-parameter rates, kept to a power of two per layer:
+   :class:`tintin.optim.layer_rates.LayerRateSGD`). The chosen reptile and fedavg models and
+   scratch are rescored on ``--validation`` validation devices with layer ``L`` adapting at the
+   task's adaptation lr times ``2**s_L``, every ``s_L`` in {-1, 0, 1, 2, 3} for every layer (all
+   combinations, every layer adapting): the same grid for every initial model (it holds the
+   uniform x0.5, x1, x2, x4 and x8 rates). The choice per initial model is rule 5's (ties: the
+   earlier grid cell, the grid in ``itertools.product`` order). At each choice, the validation
+   errors after adapting are split by whether the test sample's class is among the device's K
+   samples (classification): where the errors come from.
+9. ``--support-query FILE`` (a later, separate run; ``FILE``: rule 8's JSON): Reptile with the inner
+   loop on support + query, a fresh draw of 2K = 20 samples per round instead of K (the chosen
+   Reptile model's training with only its last phase's inner draw doubled: the same rounds, local
+   steps, local lr and meta step), scored on rule 8's validation devices and per-layer grid; rule
+   8's scores of reptile, fedavg and scratch are taken from ``FILE``; the choice per initial model
+   is rule 5's.
 
 The rounds run in-process (:func:`tintin.fleet.inprocess.train_in_process`, the same bits as a
 Flower run of the same settings, tested), two at a time; the models are cached as
@@ -73,6 +89,8 @@ LOCAL_LR_FACTORS = (1.0, 2.0)
 META_STEPS = (0.5, 1.0)
 #: rule 7: FOMAML's query steps per round
 QUERY_STEPS = (10, 80)
+#: rule 8: each layer's adaptation lr is the task's times 2**s, s from this grid
+LAYER_SHIFTS = (-1, 0, 1, 2, 3)
 K = 10
 PASSES = 8
 SEED = 0
@@ -135,10 +153,48 @@ def fomaml_candidates(chosen: dict, lr: float) -> list[dict]:
         [{"strategy": "scratch", "phases": []}]
 
 
-def score_key(lr: float, update: str) -> str:
-    """The key of one adaptation setting in a candidate's ``scores``: ``"0.1"`` (every layer) or
-    ``"0.1@last:1"``."""
-    return f"{lr:g}" if update == "full" else f"{lr:g}@{update}"
+def score_key(lr: float, update: str, shifts: dict | None = None) -> str:
+    """The key of one adaptation setting in a candidate's ``scores``: ``"0.1"`` (every layer),
+    ``"0.1@last:1"``, or with per-layer rates (rule 8) ``"0.05#fc1=1,fc2=-1"``."""
+    key = f"{lr:g}" if update == "full" else f"{lr:g}@{update}"
+    return key + ("#" + ",".join(f"{n}={s}" for n, s in shifts.items()) if shifts else "")
+
+
+def parse_key(key: str) -> tuple[float, str, list]:
+    """``(lr, update, [[layer, shift], ...])`` of a :func:`score_key`."""
+    head, _, shifts = key.partition("#")
+    lr, _, update = head.partition("@")
+    pairs = [[n, int(v)] for n, v in (item.split("=") for item in shifts.split(","))] if shifts else []
+    return float(lr), update or "full", pairs
+
+
+def class_split_errors(model, val, config) -> dict:
+    """Rule 8's diagnostic: validation errors after adapting with K samples, split by whether the
+    test sample's class is among the device's K samples (``present``) or not (``absent``), and the
+    same split for the unadapted model: ``{"adapted"|"unadapted": {"present"|"absent": [errors,
+    samples]}}``."""
+    import numpy as np
+
+    from tintin.fleet.adapt import adapt, shot_indices
+    from tintin.nn import Context
+    from tintin.numerics import QTensor, Scale
+    from tintin.train.step import predict_argmax
+
+    out = {"adapted": {"present": [0, 0], "absent": [0, 0]}, "unadapted": {"present": [0, 0], "absent": [0, 0]}}
+    for i in range(val.num_devices):
+        x, y = val.device_train(i)
+        xt, yt = val.device_test(i)
+        idx = shot_indices(len(x), K, i, 0)
+        seen = {int(v) for v in y[idx]}
+        adapted = adapt(model, x[idx], y[idx], config, seed=0)
+        for label, m in (("adapted", adapted), ("unadapted", model)):
+            ctx = Context(mode=m.config.scale_mode, training=False)
+            pred = predict_argmax(m.forward(QTensor(xt, Scale(m.input_exponent)), ctx).m)
+            for p, t in zip(pred, yt):
+                cell = out[label]["present" if int(t) in seen else "absent"]
+                cell[0] += int(p != t)
+                cell[1] += 1
+    return out
 
 
 def validation_scores(job: tuple) -> dict:
@@ -160,6 +216,21 @@ def validation_scores(job: tuple) -> dict:
     else:
         model = load_model(model_path(Path(args["cache"]), name, args["devices"], SEED, cand["phases"], "inprocess"))[0]
     out = {}
+    if args.get("layer_grid"):
+        import itertools
+
+        layers = list(dict.fromkeys(p.name.rsplit(".", 1)[0] for p in model.parameters()))
+        for cell in itertools.product(LAYER_SHIFTS, repeat=len(layers)):
+            shifts = dict(zip(layers, cell))
+            config = AdaptConfig(passes=PASSES, lr=lr, layer_shifts=shifts)
+            out[score_key(lr, "full", shifts)] = float(np.mean([adapt_and_score(model, val, i, K, config, seed=0)
+                                                                for i in range(val.num_devices)]))
+        result = {"workload": name, **cand, "scores": out}
+        if fleet.task == "classification":
+            best_lr, _, pairs = parse_key(max(out.items(), key=lambda kv: kv[1])[0])
+            result["class_split"] = class_split_errors(model, val, AdaptConfig(passes=PASSES, lr=best_lr,
+                                                                               layer_shifts=dict(pairs)))
+        return result
     for update in args.get("updates", ("full",)):
         for f in args.get("lr_factors", LR_FACTORS):
             config = AdaptConfig(passes=PASSES, lr=lr * f, update=update)
@@ -189,9 +260,10 @@ def best_of(results: list[dict], strategy: str, higher: bool) -> dict:
             continue
         key, value = (max if higher else min)(r["scores"].items(), key=lambda kv: kv[1])
         if best is None or (value > best["value"] if higher else value < best["value"]):
-            lr, _, update = key.partition("@")
-            best = {"value": value, "adapt_lr": float(lr), "adapt_update": update or "full",
-                    "phases": r.get("phases", [])}
+            lr, update, pairs = parse_key(key)
+            best = {"value": value, "adapt_lr": lr, "adapt_update": update, "phases": r.get("phases", [])}
+            if pairs:
+                best["adapt_layer_shifts"] = pairs
     return best
 
 
@@ -238,6 +310,10 @@ def main(argv=None) -> None:
     ap.add_argument("--name", default="fleet_adapt_tuning")
     ap.add_argument("--fomaml", default=None, help="rule 7: the JSONs of earlier runs (comma-separated): FOMAML "
                     "candidates from their choices, all rescored")
+    ap.add_argument("--layer-rates", default=None, help="rule 8: the JSONs of earlier runs (comma-separated): "
+                    "their choices rescored with per-layer adaptation rates")
+    ap.add_argument("--support-query", default=None, help="rule 9: rule 8's JSON: Reptile with its inner draw "
+                    "doubled (support + query), on rule 8's grid")
     ap.add_argument("--longer", default=None, help="rule 6: the JSON of an earlier run (rules 1-5): rescore its "
                     "choices and their longer last phases")
     args = ap.parse_args(argv)
@@ -256,6 +332,19 @@ def main(argv=None) -> None:
         earlier = {}
         for path in args.fomaml.split(","):
             earlier.update(json.loads(Path(path).read_text())["chosen"])
+    if args.support_query:
+        shared.update(layer_grid=True)
+        rule8 = json.loads(Path(args.support_query).read_text())
+        if rule8["args"]["validation"] != args.validation or rule8["args"]["devices"] != args.devices:
+            raise SystemExit(f"error: {args.support_query} was scored on {rule8['args']['validation']} validation "
+                             f"devices of a {rule8['args']['devices']}-device fleet: give the same --validation and "
+                             "--devices")
+        args.layer_rates = args.support_query
+    if args.layer_rates:
+        shared.update(layer_grid=True)
+        earlier = {}
+        for path in args.layer_rates.split(","):
+            earlier.update(json.loads(Path(path).read_text())["chosen"])
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     scratch = {"strategy": "scratch", "phases": []}
     results, chosen, sections = [], {}, []
@@ -263,6 +352,21 @@ def main(argv=None) -> None:
         task = get_workload(name, devices=1, seed=0).task
         higher = task == "classification"
         lr = DEFAULT_CONFIG[task].lr
+        if args.layer_rates:
+            if name not in earlier:
+                raise SystemExit(f"error: {args.layer_rates} has no settings for {name}")
+            if args.support_query:
+                phases = copy.deepcopy(earlier[name]["reptile"]["phases"])
+                phases[-1]["shots"] = 2 * K
+                new = evaluate(name, [{"strategy": "reptile", "phases": phases}], shared, args.processes)
+                rows_of = [r for r in rule8["candidates"] if r["workload"] == name] + new  # ties: rule 8's
+            else:
+                rows_of = evaluate(name, [{"strategy": s, "phases": earlier[name][s]["phases"]}
+                                          for s in ("reptile", "fedavg")] + [scratch], shared, args.processes)
+            sections.append(layer_rate_section(name, rows_of, higher, lr, args))
+            results += rows_of
+            chosen[name] = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
+            continue
         if args.fomaml:
             if name not in earlier:
                 raise SystemExit(f"error: {args.fomaml} has no settings for {name}")
@@ -322,7 +426,18 @@ def main(argv=None) -> None:
                      "output layer only)") if args.longer else ""
         sections.append(f"### {name}: validation {unit} at K = {K} ({args.validation} validation devices)"
                         f"{grid_note}\n\n{markdown_table(heads, rows)}\n\nChosen:\n\n{pick}")
-    if args.fomaml:
+    if args.support_query:
+        header = (f"## Reptile with the inner loop on support + query (a fresh draw of {2 * K} samples per round), on "
+                  f"rule 8's validation devices and per-layer grid (rule 9 of bench/fleet_adapt_tune.py; seed {SEED}; "
+                  f"{args.devices} training devices; the other rows are those of {args.support_query}; adaptation: "
+                  f"K = {K}, {PASSES} passes, every layer)\n\nThe test devices of bench/fleet_adapt.py are never "
+                  "used here.")
+    elif args.layer_rates:
+        header = (f"## Per-layer adaptation learning rates (Meta-SGD's rates as a power of two per layer), rescored "
+                  f"on validation devices (rule 8 of bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training "
+                  f"devices; the models are the choices of {args.layer_rates}; adaptation: K = {K}, {PASSES} passes, "
+                  "every layer)\n\nThe test devices of bench/fleet_adapt.py are never used here.")
+    elif args.fomaml:
         header = (f"## Federated first-order MAML (FOMAML) against the earlier choices, all rescored on validation "
                   f"devices (rule 7 of bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training devices; the "
                   f"earlier choices are those of {args.fomaml}; adaptation: K = {K}, {PASSES} passes, every "
@@ -341,6 +456,51 @@ def main(argv=None) -> None:
                   "are never used here.")
     write_results(args.name, {"args": vars(args), "candidates": results, "chosen": chosen},
                   "\n\n".join([header, *sections]))
+
+
+def row_label(r: dict) -> str:
+    """``reptile (inner draw 10 samples)``, ``fedavg``, ``scratch``: a candidate of rules 8 and 9."""
+    inner = r["phases"][-1]["shots"] if r["phases"] else None
+    return f"{r['strategy']} (inner draw {inner} samples)" if inner else r["strategy"]
+
+
+def layer_rate_section(name: str, rows_of: list[dict], higher: bool, lr: float, args) -> str:
+    """Rule 8's tables: per initial model the validation score over the per-layer grid (a matrix
+    for two layers), the choices, and where the errors at each choice come from."""
+    from _common import markdown_table
+
+    fmt = (lambda v: f"{100 * v:.2f}") if higher else (lambda v: f"{v:.3f}")
+    unit = "accuracy (%)" if higher else "MSE"
+    parts = [f"### {name}: validation {unit} at K = {K} ({args.validation} validation devices); layer L adapts at "
+             f"{lr:g} x 2^s_L"]
+    for r in rows_of:
+        cells = {tuple(s for _, s in parse_key(k)[2]): v for k, v in r["scores"].items()}
+        layers = [n for n, _ in parse_key(next(iter(r["scores"])))[2]]
+        if len(layers) == 2:
+            table = markdown_table([f"s_{layers[0]} \\ s_{layers[1]}", *map(str, LAYER_SHIFTS)],
+                                   [[str(a), *[fmt(cells[(a, b)]) for b in LAYER_SHIFTS]] for a in LAYER_SHIFTS])
+        else:
+            table = markdown_table([*(f"s_{n}" for n in layers), unit],
+                                   [[*map(str, c), fmt(v)] for c, v in cells.items()])
+        parts.append(f"{row_label(r)}:\n\n{table}")
+    best = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
+    parts.append("Chosen:\n\n" + markdown_table(
+        ["initial model", "layer rates", f"validation {unit}"],
+        [[row_label({"strategy": k, **b}), ", ".join(f"{n} {lr * 2 ** s:g}" for n, s in b.get("adapt_layer_shifts", [])),
+          fmt(b["value"])]
+         for k, b in best.items()]))
+    split = [r for r in rows_of if "class_split" in r]
+    if split:
+        def cell(c):
+            return f"{c[0]} / {c[1]} ({100 * c[0] / max(c[1], 1):.1f} %)"
+        parts.append(
+            "Where the errors come from, at each choice: validation errors / test samples of classes present "
+            f"in, or absent from, the device's K = {K} samples:\n\n" + markdown_table(
+                ["initial model", "adapted: present", "adapted: absent", "unadapted: present", "unadapted: absent"],
+                [[row_label(r), cell(r["class_split"]["adapted"]["present"]), cell(r["class_split"]["adapted"]["absent"]),
+                  cell(r["class_split"]["unadapted"]["present"]), cell(r["class_split"]["unadapted"]["absent"])]
+                 for r in split]))
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":

@@ -212,3 +212,39 @@ def test_validation_devices_are_neither_fleet_nor_unseen_devices(sine):
         assert not np.array_equal(val.device_train(i)[0], new.device_train(i)[0])
         assert not np.array_equal(val.device_train(i)[0], sine.device_train(i)[0])
     assert val.device_params != new.device_params[:3]
+
+
+@pytest.mark.parametrize("which", ["sine", "bearing"])
+def test_layer_shifts_scale_each_layers_rate(which, request):
+    """Every layer at shift 1 is the doubled rate, bit for bit; one layer's shift changes the
+    result; no shift is the plain adaptation."""
+    devices = request.getfixturevalue(which)
+    model = devices.build_model(seed=0)
+    x, y = devices.device_train(0)
+    layers = sorted({p.name.rsplit(".", 1)[0] for p in model.parameters()})
+    te = devices.target_exponent
+
+    def run(cfg):
+        return adapt(model, x[:8], y[:8], cfg, seed=2, target_exponent=te)
+
+    assert _same_params(run(AdaptConfig(passes=2, lr=0.1)),
+                        run(AdaptConfig(passes=2, lr=0.05, layer_shifts={n: 1 for n in layers})))
+    assert _same_params(run(AdaptConfig(passes=2, lr=0.05)),
+                        run(AdaptConfig(passes=2, lr=0.05, layer_shifts={layers[0]: 0})))
+    assert not _same_params(run(AdaptConfig(passes=2, lr=0.05)),
+                            run(AdaptConfig(passes=2, lr=0.05, layer_shifts={layers[-1]: 2})))
+
+
+def test_layer_shifts_config_and_errors(bearing):
+    assert AdaptConfig(layer_shifts={"fc2": 1, "fc1": 0}).layer_shifts == (("fc2", 1),)
+    assert AdaptConfig(layer_shifts=[["fc1", -1]]) == AdaptConfig(layer_shifts={"fc1": -1})
+    with pytest.raises(AdaptError, match="layer_shifts: the rate shift of layer fc1"):
+        AdaptConfig(layer_shifts={"fc1": 9})
+    with pytest.raises(AdaptError, match="layer_shifts"):
+        AdaptConfig(layer_shifts=[("fc1",)])
+    x, y = bearing.device_train(0)
+    with pytest.raises(AdaptError, match="no layer conv1 to give a learning rate"):
+        adapt(bearing.build_model(0), x[:4], y[:4], AdaptConfig(layer_shifts={"conv1": 1}))
+    table = adaptation_table({"scratch": bearing.build_model}, bearing.unseen(1), shots=(2,), seeds=(0,),
+                             config=AdaptConfig(passes=1, layer_shifts={"fc1": 1}))
+    assert table.to_dict()["adapt"] == {"passes": 1, "lr": 0.05, "update": "full", "layer_shifts": {"fc1": 1}}

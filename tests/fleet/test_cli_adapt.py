@@ -37,6 +37,19 @@ def test_json_reports_every_initial_model(sine_model, capsys):
     assert d["scores"]["scratch"]["3"]["mean"] == table.mean("scratch", 3)
 
 
+def test_layer_shift_option(sine_model, capsys):
+    status = main(["fleet", "adapt", "-w", "sine", "--model", str(sine_model), "--no-scratch", "--devices", "2",
+                   "--shots", "4", "--passes", "2", "--layer-shift", "fc3=2", "--layer-shift", "fc1=-1", "--json"])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    d = json.loads(out.out)
+    assert d["adapt"]["layer_shifts"] == {"fc1": -1, "fc3": 2}
+    fleet = get_workload("sine", devices=1, seed=0)
+    table = adaptation_table({"meta": fleet.build_model(7)}, fleet.unseen(2), shots=(4,), seeds=(0,),
+                             config=AdaptConfig(passes=2, lr=0.02, layer_shifts={"fc1": -1, "fc3": 2}))
+    assert d["scores"]["meta"]["4"]["per_seed"] == table.scores["meta"][4]
+
+
 def test_text_output_is_a_table(sine_model, capsys):
     assert main(["fleet", "adapt", "-w", "sine", "-m", str(sine_model), "--no-scratch", "--devices", "1",
                  "--shots", "2", "--passes", "1", "-q"]) == 0
@@ -53,6 +66,10 @@ def test_text_output_is_a_table(sine_model, capsys):
     (["-w", "sine", "--passes", "0"], "passes"),
     (["-w", "sine", "--lr", "-1"], "lr"),
     (["-w", "sine", "--devices", "0"], "unseen devices"),
+    (["-w", "sine", "--layer-shift", "fc1"], "LAYER=S"),
+    (["-w", "sine", "--layer-shift", "fc1=x"], "LAYER=S"),
+    (["-w", "sine", "--layer-shift", "fc1=12"], "must be an integer in"),
+    (["-w", "sine", "--layer-shift", "fc7=1"], "no layer fc7"),
 ])
 def test_bad_input_is_one_line(args, message, capsys):
     status = main(["fleet", "adapt", *args])

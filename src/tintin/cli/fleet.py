@@ -182,6 +182,20 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def _layer_shifts(values) -> dict[str, int]:
+    out = {}
+    for text in values:
+        name, eq, shift = text.partition("=")
+        try:
+            value = int(shift)
+        except ValueError:
+            value = None
+        if not eq or not name.strip() or value is None:
+            raise CliError(f"--layer-shift takes LAYER=S with an integer S (e.g. fc1=1), got {text!r}")
+        out[name.strip()] = value
+    return out
+
+
 def adapt_command(
     workload: str = typer.Option(..., "--workload", "-w", help="sine | bearing-fleet | digits-style"),
     models: Optional[List[Path]] = typer.Option(None, "--model", "-m", help="an initial model file (a meta or "
@@ -196,6 +210,8 @@ def adapt_command(
     lr: Optional[float] = typer.Option(None, "--lr", help="adaptation learning rate (default 0.05 classifiers, "
                                        "0.02 regression)"),
     update: str = typer.Option("full", "--update", help="parameters that adapt: full | last:N | bias | ..."),
+    layer_shift: Optional[List[str]] = typer.Option(None, "--layer-shift", help="LAYER=S: layer LAYER adapts at "
+                                                    "lr * 2**S (S an integer in -8..8); repeatable"),
     fleet_seed: int = typer.Option(0, "--fleet-seed", help="seed of the workload the unseen devices belong to "
                                    "(the --seed of the fleet run)"),
     samples_per_device: Optional[int] = typer.Option(None, "--samples-per-device", help="training samples per "
@@ -215,7 +231,7 @@ def adapt_command(
     unseen = fleet.unseen(devices)
     default = DEFAULT_CONFIG[fleet.task]
     config = AdaptConfig(passes=default.passes if passes is None else passes, lr=default.lr if lr is None else lr,
-                         update=update)
+                         update=update, layer_shifts=_layer_shifts(layer_shift or ()))
     initial = {}
     for path in models or ():
         name = path.stem
@@ -228,8 +244,9 @@ def adapt_command(
         raise CliError("nothing to adapt: give --model FILE or leave --scratch on")
     show = not (quiet or as_json)
     if show:
+        rates = "".join(f", {n} at lr {config.lr * 2.0 ** s:g}" for n, s in config.layer_shifts)
         err_console.print(f"fleet adapt: {devices} unseen {fleet.name} devices, K = {', '.join(map(str, shot_list))}, "
-                          f"{config.passes} passes at lr {config.lr:g}, seeds {', '.join(map(str, seed_list))}",
+                          f"{config.passes} passes at lr {config.lr:g}{rates}, seeds {', '.join(map(str, seed_list))}",
                           highlight=False)
     table = adaptation_table(initial, unseen, shots=shot_list, seeds=seed_list, config=config,
                              progress=(lambda line: print(line, file=sys.stderr, flush=True)) if show else None)

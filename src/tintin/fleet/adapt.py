@@ -17,7 +17,9 @@ The protocol (what a device does when it joins the fleet):
 3. Learn them one at a time (batch 1) for ``passes`` passes, each pass in its own seeded order
    (:func:`tintin.train.epoch_order` with ``seed``), with the integer SGD of
    :class:`tintin.optim.OptimConfig` at learning rate ``lr`` and the ``update`` mode (``full``:
-   every parameter; ``last:1``: the output layer only). Classifiers learn through
+   every parameter; ``last:1``: the output layer only); with ``layer_shifts`` (Meta-SGD's
+   per-layer rates as powers of two) layer ``L`` learns at ``lr * 2**shift[L]``
+   (:class:`tintin.optim.layer_rates.LayerRateSGD`). Classifiers learn through
    :class:`tintin.online.OnlineLearner` (``learn_one``); regression models through the same step,
    :func:`tintin.train.train_step` at batch 1 with the workload's target exponent (the online
    learner serves classifiers only). The rounding stream is seeded with ``seed``.
@@ -45,11 +47,12 @@ from ..numerics import QTensor, RoundingStream, Scale
 from ..online import OnlineLearner
 from ..online.learner import selection_of
 from ..optim import IntegerSGD, OptimConfig
+from ..optim.layer_rates import LayerRateSGD, check_shifts
 from ..train import epoch_order, train_step
 from ..train.step import predict_argmax
 
 __all__ = ["AdaptError", "AdaptConfig", "DEFAULT_CONFIG", "DEFAULT_SHOTS", "adapt", "score", "adapt_and_score",
-           "adaptation_table", "AdaptationTable", "shot_indices"]
+           "adaptation_table", "AdaptationTable", "shot_indices", "config_dict"]
 
 DEFAULT_SHOTS = (5, 10, 20)
 _SHOT_SALT = 3
@@ -62,11 +65,17 @@ class AdaptError(TintinError, ValueError):
 @dataclass(frozen=True)
 class AdaptConfig:
     """How a device adapts: ``passes`` over its K samples at batch 1, integer SGD at ``lr``,
-    ``update`` mode (``full``, ``last:1``, ``bias``, ...)."""
+    ``update`` mode (``full``, ``last:1``, ``bias``, ...); ``layer_shifts``: ``((layer, s), ...)``
+    (or a dict), layer ``layer`` learns at ``lr * 2**s`` (the others at ``lr``).
+
+    >>> AdaptConfig(lr=0.05, layer_shifts={"fc1": 1}).layer_shifts
+    (('fc1', 1),)
+    """
 
     passes: int = 8
     lr: float = 0.05
     update: str = "full"
+    layer_shifts: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self):
         if isinstance(self.passes, bool) or not isinstance(self.passes, int) or self.passes < 1:
@@ -74,6 +83,23 @@ class AdaptConfig:
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise AdaptError(f"lr must be a positive number, got {self.lr!r}")
         parse_update(selection_of(self.update))  # one-line UpdateSelectionError for a bad mode
+        pairs = self.layer_shifts.items() if isinstance(self.layer_shifts, Mapping) else self.layer_shifts
+        try:
+            shifts = check_shifts(dict((name, shift) for name, shift in pairs))
+        except (TypeError, ValueError) as exc:
+            raise AdaptError(f"layer_shifts: {exc}") from None
+        object.__setattr__(self, "layer_shifts", tuple(sorted((n, s) for n, s in shifts.items() if s)))
+
+    def optimizer(self, model: Sequential) -> IntegerSGD:
+        """The integer SGD this configuration adapts ``model`` with (per-layer rates when
+        ``layer_shifts`` has any)."""
+        optim = OptimConfig(lr=float(self.lr))
+        if not self.layer_shifts:
+            return IntegerSGD(model.parameters(), optim, model.config.scale_mode)
+        try:
+            return LayerRateSGD(model.parameters(), optim, model.config.scale_mode, dict(self.layer_shifts))
+        except ValueError as exc:
+            raise AdaptError(str(exc)) from None
 
 
 #: per task: the adaptation settings used when none are given
@@ -118,6 +144,8 @@ def adapt(model: Sequential, x: np.ndarray, y: np.ndarray, config: AdaptConfig, 
     optim = OptimConfig(lr=float(config.lr))
     if m.loss == "cross_entropy":
         learner = OnlineLearner(m, update=config.update, optim=optim, seed=seed)
+        if config.layer_shifts:
+            learner.optimizer = config.optimizer(m)
         for order in epoch_order(len(x), config.passes, seed):
             for j in order:
                 learner.learn_one(x[j], int(y[j]))
@@ -125,7 +153,7 @@ def adapt(model: Sequential, x: np.ndarray, y: np.ndarray, config: AdaptConfig, 
     if target_exponent is None:
         raise AdaptError("a regression model adapts with int8 targets: give target_exponent")
     apply_update_selection(m, parse_update(selection_of(config.update)))
-    sgd = IntegerSGD(m.parameters(), optim, m.config.scale_mode)
+    sgd = config.optimizer(m)
     ctx = Context(mode=m.config.scale_mode, training=True, stream=RoundingStream(seed))
     for order in epoch_order(len(x), config.passes, seed):
         for j in order:
@@ -166,6 +194,16 @@ def adapt_and_score(model: Sequential, devices, device: int, k: int, config: Ada
     return score(adapted, xt, yt, target_exponent=devices.target_exponent)
 
 
+def config_dict(config: AdaptConfig) -> dict:
+    """``config`` as JSON-ready settings (``layer_shifts`` as ``{layer: shift}``, left out when empty)."""
+    d = asdict(config)
+    if config.layer_shifts:
+        d["layer_shifts"] = dict(config.layer_shifts)
+    else:
+        del d["layer_shifts"]
+    return d
+
+
 @dataclass
 class AdaptationTable:
     """Scores per (initialisation, K): ``scores[init][k]`` is a list, one entry per seed, of the
@@ -197,8 +235,8 @@ class AdaptationTable:
 
     def to_dict(self) -> dict:
         return {"workload": self.workload, "metric": self.metric, "shots": list(self.shots),
-                "seeds": list(self.seeds), "unseen_devices": self.devices, "adapt": asdict(self.config),
-                "adapt_per_model": {init: asdict(self.config_of(init)) for init in self.scores},
+                "seeds": list(self.seeds), "unseen_devices": self.devices, "adapt": config_dict(self.config),
+                "adapt_per_model": {init: config_dict(self.config_of(init)) for init in self.scores},
                 "scores": {init: {str(k): {"per_seed": [float(v) for v in ks[k]], "mean": self.mean(init, k),
                                            "std": self.std(init, k)} for k in self.shots}
                            for init, ks in self.scores.items()}}
