@@ -495,6 +495,8 @@ class StepEmitter:
     def op_sgd_update(self, s):
         pname = s.attrs["param"]
         pbuf = s.mutates[0]
+        if s.attrs.get("remainder") is not None:
+            raise CodegenError(f"{pname}: error feedback is not generated in C yet")
         if s.attrs.get("row_exp") is not None:
             rexp, limit = self._row_scaled_update(s)
             shape = self._param(pbuf).shape

@@ -42,11 +42,14 @@ def offset_key(key: int, offset: int) -> int:
 
 @register_kernel("sgd_update")
 def sgd_update(step, io, env) -> None:
+    from ..numerics.bitplane import pack_plane, unpack_plane
+
     pname = step.attrs["param"]
     rows = step.attrs.get("rows")
     pbuf = step.mutates[0]
     rexp = step.attrs.get("row_exp")
-    mom = step.mutates[1] if len(step.mutates) > 1 and step.mutates[1] != rexp else None
+    plane = step.attrs.get("remainder")
+    mom = step.mutates[1] if len(step.mutates) > 1 and step.mutates[1] not in (rexp, plane) else None
     p = env.shim(pname)
     p.assign(QTensor(io.array(pbuf).copy(), io.scale(pbuf)))
     if rexp is not None:
@@ -59,8 +62,14 @@ def sgd_update(step, io, env) -> None:
     p.grad = g
     p.trainable_rows = rows
     p.momentum = io.array(mom).copy() if mom is not None else None
+    if plane is not None:  # error feedback: the packed plane unpacked for the call, packed again after it
+        bits = int(step.attrs["feedback_bits"])
+        p.remainder = unpack_plane(io.array(plane), bits, p.value.m.size).reshape(p.value.m.shape)
+        p.feedback_bits = bits
     env.optimizer.update(p, env.ctx)
     io.write(pbuf, p.value)
+    if plane is not None:
+        io.array(plane)[...] = pack_plane(p.remainder, bits)
     if rexp is not None:
         io.array(rexp)[...] = p.row_exp
     if mom is not None:
