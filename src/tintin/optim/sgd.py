@@ -65,6 +65,14 @@ class FeedbackBitsError(TintinError, ValueError):
     """A weight's stored error-feedback remainder has another width than the optimiser's."""
 
 
+class FeedbackOverflowError(TintinError, OverflowError):
+    """An error-feedback step beyond its int64 bound: ``n < L`` and ``max|g| * M * 2**(L - n) >= 2**46``."""
+
+
+#: |fine| < 2**FEEDBACK_FINE_BITS keeps the master W (< 2**47) and its rescale product inside int64
+FEEDBACK_FINE_BITS = 46
+
+
 def _scheduled(value, schedule, epoch: int):
     """The value in force at ``epoch``: the last ``(from_epoch, value)`` entry that has started."""
     for start, v in schedule:
@@ -244,7 +252,14 @@ class IntegerSGD:
         momentum (``L = 8``) the momentum ``v`` itself (it already holds the step in 2**-8 units)."""
         m, n = mult
         if not self.config.momentum_shift:
-            return apply_multiplier(g, (m, n - self.config.feedback_bits), self.config.rounding, key), None
+            shift = n - self.config.feedback_bits
+            if shift < 0:  # a left shift: bound the fine step (the C kernel checks the same)
+                top = max_abs(g) * m
+                if top and (-shift >= FEEDBACK_FINE_BITS or top >> (FEEDBACK_FINE_BITS + shift)):
+                    raise FeedbackOverflowError(f"error-feedback step too large: max|g| * M * 2**{-shift} >= "
+                                                f"2**{FEEDBACK_FINE_BITS} (learning rate far too high for this "
+                                                "gradient scale)")
+            return apply_multiplier(g, (m, shift), self.config.rounding, key), None
         fine = apply_multiplier(g, (m, n - MOMENTUM_FRAC_BITS), Rounding.NEAREST)
         v = momentum if momentum is not None else np.zeros(g.shape, dtype=np.int64)
         v = v - shift_round(v, self.config.momentum_shift, Rounding.NEAREST) + fine
