@@ -492,11 +492,29 @@ class StepEmitter:
             raise CodegenError(f"{a['param']}: per-row scales are kept for int8 weights only")
         return self.buf(a["row_exp"]), int(a["row_limit"])
 
+    def _feedback_update(self, s):
+        """An int8 weight with its packed error-feedback plane (tt_sgd_feedback.c): always the
+        materialised gradient, key of site 4 * i + 1; the compiler checked the settings."""
+        a = s.attrs
+        pbuf, g = s.mutates[0], s.inputs[0]
+        b = self._param(pbuf)
+        if b.dtype != "int8":
+            raise CodegenError(f"{a['param']}: error feedback is kept for int8 weights only")
+        plane, bits = self.buf(a["remainder"]), int(a["feedback_bits"])
+        key = f"tt_stream_key(&tt_stream, {int(self.ctx.site(a['param'])) + 1}UL)"
+        rows = self._rows(s)
+        if rows is None:
+            return self.call(f"tt_sgd_update_weight_feedback_s8({self.buf(pbuf)}, &{self.sc(pbuf)}, {plane}, {bits}u, "
+                             f"{c_size(_size(b.shape))}, {self.buf(g)}, {self.sc(g)}, &tt_cfg, {key})")
+        return self.call(f"tt_sgd_update_weight_feedback_rows_s8({self.buf(pbuf)}, {self.sc(pbuf)}, {plane}, {bits}u, "
+                         f"{c_size(b.shape[0])}, {c_size(_size(b.shape[1:]))}, {self.rows_const(rows)}, "
+                         f"{c_size(rows.size)}, {self.buf(g)}, {self.sc(g)}, &tt_cfg, {key})")
+
     def op_sgd_update(self, s):
         pname = s.attrs["param"]
         pbuf = s.mutates[0]
         if s.attrs.get("remainder") is not None:
-            raise CodegenError(f"{pname}: error feedback is not generated in C yet")
+            return self._feedback_update(s)
         if s.attrs.get("row_exp") is not None:
             rexp, limit = self._row_scaled_update(s)
             shape = self._param(pbuf).shape
