@@ -29,7 +29,7 @@ import numpy as np
 
 from ..numerics import QTensor
 from ..numerics.bitplane import pack_plane, unpack_plane
-from .host import CScale, CSgdConfig, SgdConfig, _array, _call, _ptr, c_scale, load, py_scale
+from .host import CScale, CSgdConfig, SgdConfig, _array, _call, _ptr, c_scale, declare, py_scale
 
 _P, _SZ, _U8, _U32 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_uint32
 _PROTOTYPES = {
@@ -41,13 +41,7 @@ _PROTOTYPES = {
 
 
 def _lib():
-    lib = load()
-    if not getattr(lib, "_tt_feedback_declared", False):
-        for name, args in _PROTOTYPES.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = ctypes.c_int, args
-        lib._tt_feedback_declared = True
-    return lib
+    return declare(_PROTOTYPES, "_tt_feedback_declared")
 
 
 def sgd_update_feedback(value: QTensor, remainder, grad: QTensor, config: SgdConfig, key: int, bits: int,

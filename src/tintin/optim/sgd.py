@@ -41,6 +41,7 @@ site ``4 * i + 1``: the error-feedback update (used instead of site ``4 * i`` fo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -287,7 +288,7 @@ class IntegerSGD:
         fine, p.momentum = self.feedback_fine(gm, self.aligned_multiplier(grad_scale, value.scale), key, mom)
         limit = limit_for_bits(p.bits)
         wide_limit = (limit << bits) + (1 << (bits - 1)) - 1
-        split = lambda master: self.split_master(master, bits)  # noqa: E731
+        split = partial(self.split_master, bits=bits)
         if rows is not None:  # sparse: saturate, frozen rows stay bit-identical
             sub = (value.m[rows].astype(np.int64) << bits) + p.remainder[rows] - fine
             clip_inplace(sub, wide_limit)
