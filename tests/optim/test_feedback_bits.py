@@ -222,3 +222,11 @@ def test_checkpoint_keeps_the_width_and_checks_the_range(tmp_path):
     with pytest.raises(CheckpointError, match=r"4-bit error-feedback remainders must lie in \[-8, 7\]"):
         load_training_state(bad, fresh)
 
+
+
+def test_the_default_keeps_the_text_that_names_a_configuration():
+    """A device checkpoint's model hash hashes repr(OptimConfig): the new field must not change it."""
+    old = today_sgd_module()
+    for kwargs in ({}, {"error_feedback": ("fc1",), "momentum_shift": 2, "lr": 0.1}):
+        assert repr(OptimConfig(**kwargs)) == repr(old.OptimConfig(**kwargs))
+    assert "feedback_bits=2" in repr(OptimConfig(error_feedback=("*",), feedback_bits=2))

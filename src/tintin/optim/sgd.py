@@ -40,7 +40,7 @@ site ``4 * i + 1``: the error-feedback update (used instead of site ``4 * i`` fo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import partial
 from typing import Callable
 
@@ -126,6 +126,12 @@ class OptimConfig:
         if self.feedback_bits != FEEDBACK_FRAC_BITS and self.momentum_shift:
             raise ValueError(f"feedback_bits={self.feedback_bits} does not combine with momentum (its v is in "
                              "2**-8 weight steps): use feedback_bits=8")
+
+    def __repr__(self) -> str:
+        """The dataclass repr, without ``feedback_bits`` at its default (so the text that names a
+        configuration, e.g. in a device checkpoint's model hash, is what it was before the field)."""
+        shown = [f for f in fields(self) if not (f.name == "feedback_bits" and self.feedback_bits == FEEDBACK_FRAC_BITS)]
+        return f"OptimConfig({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     def feeds_back(self, param_name: str, kind: str) -> bool:
         """Whether the weight ``param_name`` keeps an error-feedback remainder."""
