@@ -45,12 +45,28 @@ def test_odd_counts_round_up_and_only_named_layers_get_a_plane():
     assert [n for n in frozen.buffers if n.endswith(".remainder")] == ["fc2.weight.remainder"]
 
 
-def test_fed_back_weights_take_the_materialised_path_others_stay_tiled():
+def test_fed_back_weights_take_the_tiled_update_no_whole_gradient():
     model = make_mlp((64, 48, 10))
     program = compile_program(model, "full", 1, optim=OptimConfig(error_feedback=("fc1",), feedback_bits=2),
                               grad_tile_bytes=256)
-    ops = {(s.op, s.attrs.get("param")) for s in program.steps if s.phase.value == "update"}
-    assert ("sgd_update", "fc1.weight") in ops and ("fused_weight_update", "fc2.weight") in ops
+    steps = {s.attrs.get("param"): s for s in program.steps if s.phase.value == "update"}
+    assert steps["fc1.weight"].op == "fused_weight_update" and steps["fc2.weight"].op == "fused_weight_update"
+    assert steps["fc1.weight"].attrs["remainder"] == "fc1.weight.remainder"
+    assert "remainder" not in steps["fc2.weight"].attrs
+    assert "fc1.weight.grad" not in program.buffers  # the int32 gradient is never whole
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("update, batch, lr", [("full", 1, 2.0), ("full", 3, 24.0), ("sparse:fc1[1:9],fc2", 2, 8.0)])
+@pytest.mark.parametrize("rescale", [True, False])
+def test_tiled_feedback_program_equals_train_step(bits, update, batch, lr, rescale):
+    """Gradient tiles of one or a few rows (grad_tile_bytes=64..160): tiles written as they fit, the
+    second pass of a rescale, sparse rows."""
+    model = make_mlp((16, 24, 12, 5), seed=5)
+    optim = OptimConfig(lr=lr, error_feedback=("*",), feedback_bits=bits, weight_rescale=rescale)
+    _, prog, program, scales = compare_runs(model, update, batch, 12, optim, grad_tile_bytes=64 * (1 + bits % 3))
+    assert any(s.op == "fused_weight_update" and "remainder" in s.attrs for s in program.steps)
+    assert any(p.remainder is not None and p.remainder.any() for p in prog.parameters())
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8])

@@ -271,7 +271,7 @@ class ProgramBuilder:
         grad_bytes = r * row_len * 4
         tile = self.options.grad_tile_bytes
         update_ops = r * row_len * 6
-        if p.kind != "weight" or tile is None or grad_bytes <= tile or plane:  # fed back: materialised
+        if p.kind != "weight" or tile is None or grad_bytes <= tile:
             g = self.add_buffer(f"{p.name}.grad", BufferKind.GRADIENT, "int32", (r, *p.value.m.shape[1:]),
                                 layer=layer, param=p.name)
             ws = self._scratch(p, scratch, "grad")
@@ -291,7 +291,8 @@ class ProgramBuilder:
         self.add_step(Phase.UPDATE, "fused_weight_update", layer, grad_inputs, (),
                       workspace=(ws,) + self._scratch(p, scratch, "grad"), mutates=mutates,
                       attrs={**attrs, "param": p.name, "rows": rows, "grad_op": grad_op, "tile_rows": tile_rows,
-                             "tiles": n_tiles, "gradient_passes": passes},
+                             "tiles": n_tiles, "gradient_passes": passes,
+                             **({"remainder": plane, "feedback_bits": self.optim.feedback_bits} if plane else {})},
                       macs=macs * passes, elementwise=update_ops + r * row_len * passes)
 
     def accumulator(self, name: str, shape: tuple[int, ...], layer: str, macs: int) -> tuple[tuple[str, ...], int]:

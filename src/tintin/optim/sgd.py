@@ -259,19 +259,25 @@ class IntegerSGD:
         momentum (``L = 8``) the momentum ``v`` itself (it already holds the step in 2**-8 units)."""
         m, n = mult
         if not self.config.momentum_shift:
-            shift = n - self.config.feedback_bits
-            if shift < 0:  # a left shift: bound the fine step (the C kernel checks the same)
-                top = max_abs(g) * m
-                if top and (-shift >= FEEDBACK_FINE_BITS or top >> (FEEDBACK_FINE_BITS + shift)):
-                    raise FeedbackOverflowError(f"error-feedback step too large: max|g| * M * 2**{-shift} >= "
-                                                f"2**{FEEDBACK_FINE_BITS} (learning rate far too high for this "
-                                                "gradient scale)")
-            return apply_multiplier(g, (m, shift), self.config.rounding, key), None
+            self.check_feedback_step(max_abs(g), mult)
+            return apply_multiplier(g, (m, n - self.config.feedback_bits), self.config.rounding, key), None
         fine = apply_multiplier(g, (m, n - MOMENTUM_FRAC_BITS), Rounding.NEAREST)
         v = momentum if momentum is not None else np.zeros(g.shape, dtype=np.int64)
         v = v - shift_round(v, self.config.momentum_shift, Rounding.NEAREST) + fine
         clip_inplace(v, MOMENTUM_LIMIT)
         return v.copy(), v
+
+    def check_feedback_step(self, amax: int, mult: tuple[int, int]) -> None:
+        """Raise :class:`FeedbackOverflowError` when the fine step of a gradient with ``max|g| = amax``
+        leaves its bound: ``n < L`` (a left shift) and ``amax * M * 2**(L - n) >= 2**46`` (the C
+        kernels check the same, before any weight changes)."""
+        m, n = mult
+        shift = n - self.config.feedback_bits
+        top = int(amax) * m
+        if shift < 0 and top and (-shift >= FEEDBACK_FINE_BITS or top >> (FEEDBACK_FINE_BITS + shift)):
+            raise FeedbackOverflowError(f"error-feedback step too large: max|g| * M * 2**{-shift} >= "
+                                        f"2**{FEEDBACK_FINE_BITS} (learning rate far too high for this "
+                                        "gradient scale)")
 
     @staticmethod
     def split_master(master: np.ndarray, bits: int = FEEDBACK_FRAC_BITS) -> tuple[np.ndarray, np.ndarray]:
