@@ -29,7 +29,8 @@ import numpy as np
 
 from ..numerics import QTensor
 from ..numerics.bitplane import pack_plane, unpack_plane
-from .host import CScale, CSgdConfig, SgdConfig, _array, _call, _ptr, c_scale, declare, py_scale
+from .host import (CScale, CSgdConfig, CTiledUpdate, SgdConfig, _array, _call, _ptr, c_scale, declare, py_scale,
+                   tiled_update)
 
 _P, _SZ, _U8, _U32 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_uint32
 _PROTOTYPES = {
@@ -37,6 +38,7 @@ _PROTOTYPES = {
                                          ctypes.POINTER(CSgdConfig), _U32],
     "tt_sgd_update_weight_feedback_rows_s8": [_P, CScale, _P, _U8, _SZ, _SZ, _P, _SZ, _P, CScale,
                                               ctypes.POINTER(CSgdConfig), _U32],
+    "tt_sgd_update_tiled_feedback_s8": [ctypes.POINTER(CTiledUpdate), _P, _U8, ctypes.POINTER(CSgdConfig), _U32],
 }
 
 
@@ -74,3 +76,20 @@ def sgd_update_feedback(value: QTensor, remainder, grad: QTensor, config: SgdCon
               w.size // count if count else 0, _ptr(sel), sel.size, _ptr(gsel), c_scale(grad.scale),
               ctypes.byref(cfg), key)
     return QTensor(w, py_scale(ws)), unpack_plane(plane, bits, w.size).reshape(w.shape)
+
+
+def sgd_update_tiled_feedback(value: QTensor, remainder, grad: QTensor, config: SgdConfig, key: int, bits: int,
+                              rows=None, tile_rows: int = 1) -> tuple[QTensor, np.ndarray]:
+    """:func:`sgd_update_feedback` through ``tt_sgd_update_tiled_feedback_s8``: the kernel asks for
+    the (selected) gradient ``tile_rows`` rows at a time."""
+    _lib()
+    t = tiled_update(value, grad, config, None, rows, tile_rows)
+    if t.weights.dtype != np.int8:
+        raise TypeError("error feedback is kept beside int8 weights")
+    r = _array(remainder, np.int8, "remainder")
+    if r.shape != value.m.shape:
+        raise ValueError(f"remainder shape {r.shape} does not match the weight {value.m.shape}")
+    plane = pack_plane(r, bits)
+    _call("tt_sgd_update_tiled_feedback_s8", ctypes.byref(t.u), _ptr(plane), int(bits), ctypes.byref(config.to_c()),
+          int(key) & 0xFFFFFFFF)
+    return QTensor(t.weights, py_scale(t.w_scale)), unpack_plane(plane, bits, value.m.size).reshape(value.m.shape)

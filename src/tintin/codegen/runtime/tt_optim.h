@@ -170,6 +170,14 @@ typedef struct {
  * a second pass converts every tile to the coarser grid scale (recomputing the unwritten ones). */
 tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key);
 
+/* tt_sgd_update_weight_feedback_s8 / _rows_s8 (int8 weights u->w8, no momentum) with the gradient
+ * computed tile by tile (tt_sgd_feedback.c, tintin.compile.update._fused_feedback): tiles whose new
+ * w fit are written with their plane fields at once; a rescale pass rebuilds W = 2**L * w + r of
+ * the written tiles and recomputes the others. Sparse rows and updates without rescaling saturate.
+ * The rank-1 fields of u are not used. */
+tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t *plane, uint8_t bits,
+                                            const tt_sgd_config_t *cfg, uint32_t key);
+
 #ifdef __cplusplus
 }
 #endif

@@ -169,3 +169,153 @@ tt_status_t tt_sgd_update_weight_feedback_rows_s8(int8_t *weight, tt_scale_t w_s
     }
     return TT_OK;
 }
+
+/* ---- row-tiled (tintin.compile.update._fused_feedback) ------------------------------------------ */
+
+/* W of element k of tile row j (gradient in u->tile; draw index: the flat index in the selection) */
+static int64_t tile_master(const tt_tiled_update_t *u, const uint8_t *plane, uint8_t bits, size_t r0, size_t j,
+                           size_t k, tt_multiplier_t fine, const tt_sgd_config_t *cfg, uint32_t key)
+{
+    size_t at = tt_selected_row(u->rows, r0 + j) * u->cols + k;
+    return master_at(u->w8, plane, bits, at, u->tile[j * u->cols + k], fine, cfg, key,
+                     (uint32_t)((r0 + j) * u->cols + k));
+}
+
+tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t *plane, uint8_t bits,
+                                            const tt_sgd_config_t *cfg, uint32_t key)
+{
+    tt_multiplier_t fine, mult;
+    tt_scale_t gs, new_scale;
+    tt_status_t st;
+    size_t nrows, tiles, t, j, k, trows;
+    uint64_t amax = 0;
+    int64_t wide_limit, half;
+    uint8_t saturate, changed = 0, low = 0, phase;
+    if (u == NULL || cfg == NULL || u->w_scale == NULL || u->grad == NULL || u->tile == NULL || u->w8 == NULL ||
+        u->w16 != NULL || u->momentum != NULL || u->tile_rows == 0 || u->cols == 0 || plane == NULL) {
+        return TT_ERR_ARG;
+    }
+    nrows = u->rows != NULL ? u->nrows : u->row_count;
+    if (nrows == 0) {
+        return TT_OK;
+    }
+    if (u->rows != NULL && tt_check_selection(u->rows, 0, nrows, u->row_count) != TT_OK) {
+        return TT_ERR_ARG;
+    }
+    trows = u->tile_rows;
+    tiles = tt_ceil_div(nrows, trows);
+    saturate = u->rows != NULL || !cfg->weight_rescale;
+    if (!saturate && u->tile_flags == NULL) {
+        return TT_ERR_ARG;
+    }
+    st = u->grad(u->grad_ctx, 0, 0, u->tile, &gs); /* the gradient scale (no rows) */
+    if (st != TT_OK) {
+        return st;
+    }
+    st = fine_multiplier(cfg, bits, *u->w_scale, gs, NULL, 0, &fine);
+    if (st != TT_OK) {
+        return st;
+    }
+    if (fine.n < 0) { /* a left shift: bound max |g| of the whole gradient before anything changes */
+        uint32_t gmax = 0;
+        uint64_t top;
+        for (t = 0; t < tiles; ++t) {
+            size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows;
+            uint32_t a;
+            st = u->grad(u->grad_ctx, r0, cnt, u->tile, &gs);
+            if (st != TT_OK) {
+                return st;
+            }
+            a = tt_max_abs_s32(u->tile, cnt * u->cols);
+            gmax = a > gmax ? a : gmax;
+        }
+        top = (uint64_t)gmax * (uint64_t)(uint32_t)fine.m;
+        if (top != 0 && (-fine.n >= TT_FEEDBACK_FINE_BITS || (top >> (TT_FEEDBACK_FINE_BITS + fine.n)) != 0)) {
+            return TT_ERR_OVERFLOW;
+        }
+    }
+    half = (int64_t)1 << (bits - 1);
+    wide_limit = ((int64_t)127 << bits) + half - 1;
+    if (!saturate) {
+        for (t = 0; t < (tiles + 7u) / 8u; ++t) {
+            u->tile_flags[t] = 0;
+        }
+    }
+    for (t = 0; t < tiles; ++t) { /* pass 1: saturated tiles are final; others are written when they fit */
+        size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows;
+        uint64_t tmax = 0;
+        st = u->grad(u->grad_ctx, r0, cnt, u->tile, &gs);
+        if (st != TT_OK) {
+            return st;
+        }
+        for (j = 0; !saturate && j < cnt; ++j) {
+            for (k = 0; k < u->cols; ++k) {
+                uint64_t a = tt_mag64((tile_master(u, plane, bits, r0, j, k, fine, cfg, key) + half) >> bits);
+                tmax = a > tmax ? a : tmax;
+            }
+        }
+        amax = tmax > amax ? tmax : amax;
+        if (!saturate && tmax > 127u) {
+            continue; /* written by the rescale pass */
+        }
+        for (j = 0; j < cnt; ++j) {
+            size_t base = tt_selected_row(u->rows, r0 + j) * u->cols;
+            for (k = 0; k < u->cols; ++k) {
+                int64_t master = tile_master(u, plane, bits, r0, j, k, fine, cfg, key);
+                if (saturate) {
+                    master = tt_clip64(master, wide_limit);
+                } else if (master < -wide_limit) {
+                    low = 1; /* W = -wide - 1: written as is, so a rescale can rebuild it */
+                }
+                split_store(&u->w8[base + k], plane, base + k, bits, master);
+            }
+        }
+        if (!saturate) {
+            u->tile_flags[t >> 3] = (uint8_t)(u->tile_flags[t >> 3] | (1u << (t & 7u)));
+        }
+    }
+    if (saturate) {
+        return TT_OK;
+    }
+    if (amax > 127u) {
+        st = tt_choose_grid_rescale(amax, *u->w_scale, 8, (tt_scale_mode_t)cfg->mode, &changed, &new_scale, &mult);
+        if (st != TT_OK) {
+            return st;
+        }
+    }
+    if (!changed) { /* every tile was written: saturate the one value below the bound (r = 1 - 2**(L-1)) */
+        for (j = 0; low && j < u->row_count * u->cols; ++j) {
+            if (u->w8[j] == -127 && plane_get(plane, j, bits) == -(int32_t)half) {
+                plane_set(plane, j, bits, 1 - (int32_t)half);
+            }
+        }
+        return TT_OK;
+    }
+    for (phase = 0; phase < 2u; ++phase) { /* pass 2 (rare): unwritten tiles (recomputed), then written ones */
+        for (t = 0; t < tiles; ++t) {
+            size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows;
+            uint8_t committed = (uint8_t)((u->tile_flags[t >> 3] >> (t & 7u)) & 1u);
+            if (committed != phase) {
+                continue;
+            }
+            if (!committed) {
+                st = u->grad(u->grad_ctx, r0, cnt, u->tile, &gs);
+                if (st != TT_OK) {
+                    return st;
+                }
+            }
+            for (j = 0; j < cnt; ++j) {
+                size_t base = tt_selected_row(u->rows, r0 + j) * u->cols;
+                for (k = 0; k < u->cols; ++k) {
+                    int64_t master = committed ? (int64_t)u->w8[base + k] * ((int64_t)1 << bits) +
+                                                     plane_get(plane, base + k, bits)
+                                               : tile_master(u, plane, bits, r0, j, k, fine, cfg, key);
+                    split_store(&u->w8[base + k], plane, base + k, bits,
+                                tt_apply_multiplier_scalar(master, mult, TT_ROUND_NEAREST, 0, 0, wide_limit));
+                }
+            }
+        }
+    }
+    *u->w_scale = new_scale;
+    return TT_OK;
+}
