@@ -1,7 +1,7 @@
 """Generated programs with error feedback (a packed L-bit plane per fed-back int8 weight): built for
 the host (and emulated Cortex-M cores) they train bit for bit as the simulator, remainders included,
 for full and sparse updates, batch 1 and larger, L in {2, 4, 8}, next to layers that keep their fast
-(fused, tiled) updates; the planes are parameter-table entries, start from the model's remainders
+(fused, tiled) updates, fed-back gradients tiled above grad_tile_bytes; the planes are parameter-table entries, start from the model's remainders
 and are part of the checkpointed state."""
 
 import numpy as np
@@ -75,7 +75,8 @@ def test_the_planes_are_table_entries_initialised_from_the_model_and_checkpointe
     assert "fc1.weight.remainder: initial error-feedback plane" in params_c
     assert "fc2.weight.remainder: initial" not in params_c  # zeros: tt_init clears the arena
     c = (project.out_dir / "tt_model.c").read_text()
-    assert c.count("tt_sgd_update_weight_feedback_s8") == 3
+    # fc1, fc2: gradients above grad_tile_bytes (1024) take the tiled update; fc3's is materialised
+    assert c.count("tt_sgd_update_tiled_feedback_s8(") == 2 and c.count("tt_sgd_update_weight_feedback_s8(") == 1
     assert "tt_sgd_update_weight_skip0_s8" not in c and "tt_sgd_update_weight_outer_s8" not in c
 
 
@@ -105,7 +106,7 @@ def test_fed_back_mlp_on_cortex_m(tmp_path, target):
 
 @pytest.mark.emulator
 def test_fed_back_tiny_mlp_on_the_atmega328p(tmp_path):
-    """The AVR build: the fed-back layers leave the fused outer update for the materialised one."""
+    """The AVR build: the fed-back layers leave the fused outer update for the general tiled loop."""
     from codegen_helpers import pooled_digits, tiny_mlp
 
     require("atmega328p")
