@@ -149,3 +149,14 @@ def test_tiled_feedback_equals_the_simulator_over_random_shapes(widths, tile, bi
             w = program.buffers[s.attrs["param"]]
             rows = w.shape[0] if s.attrs["rows"] is None else len(s.attrs["rows"])
             assert (s.op == "fused_weight_update") == (4 * rows * int(np.prod(w.shape[1:])) > tile)
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_the_mlp_plan_is_the_int8_plan_plus_the_planes(bits):
+    """Fed-back weights are tiled: batch 1, every layer, the 784-200-100-50-10 MLP needs the int8
+    program's SRAM plus its planes (not the 857,514 B of whole int32 gradients at L = 2)."""
+    model = build_model("mlp", MLP["input_shape"], 10, seed=0, hidden=MLP["hidden"])
+    plain = plan_memory(compile_program(model, "full", 1)).arena_bytes
+    fed = compile_program(model, "full", 1, optim=OptimConfig(error_feedback=("*",), feedback_bits=bits))
+    assert not any(n.endswith("weight.grad") for n in fed.buffers)  # tiles only
+    assert plain + feedback_plane_bytes(fed) <= plan_memory(fed).arena_bytes <= plain + feedback_plane_bytes(fed) + 8
