@@ -195,15 +195,13 @@ tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t 
         u->w16 != NULL || u->momentum != NULL || u->tile_rows == 0 || u->cols == 0 || plane == NULL) {
         return TT_ERR_ARG;
     }
-    nrows = u->rows != NULL ? u->nrows : u->row_count;
+    if (tt_tiled_rows(u, &nrows, &tiles) != TT_OK) {
+        return TT_ERR_ARG;
+    }
     if (nrows == 0) {
         return TT_OK;
     }
-    if (u->rows != NULL && tt_check_selection(u->rows, 0, nrows, u->row_count) != TT_OK) {
-        return TT_ERR_ARG;
-    }
     trows = u->tile_rows;
-    tiles = tt_ceil_div(nrows, trows);
     saturate = u->rows != NULL || !cfg->weight_rescale;
     if (!saturate && u->tile_flags == NULL) {
         return TT_ERR_ARG;
