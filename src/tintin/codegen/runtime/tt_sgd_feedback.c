@@ -242,14 +242,24 @@ tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t 
     for (t = 0; t < tiles; ++t) { /* pass 1: saturated tiles are final; others are written when they fit */
         size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows;
         uint64_t tmax = 0;
+        uint8_t narrow;
         st = u->grad(u->grad_ctx, r0, cnt, u->tile, &gs);
         if (st != TT_OK) {
             return st;
         }
+        /* narrow: every W of the tile fits int32 (|fine| <= (max|g| M >> n') + 1, |2**L w + r| < 2**15),
+         * so the first loop keeps W in the tile for the store; else the store computes it again */
+        narrow = !saturate && fine.n >= 0 &&
+                 (fine.n > 62 || ((((uint64_t)tt_max_abs_s32(u->tile, cnt * u->cols) * (uint64_t)(uint32_t)fine.m)
+                                   >> fine.n) < ((uint64_t)1 << 30)));
         for (j = 0; !saturate && j < cnt; ++j) {
             for (k = 0; k < u->cols; ++k) {
-                uint64_t a = tt_mag64((tile_master(u, plane, bits, r0, j, k, fine, cfg, key) + half) >> bits);
+                int64_t master = tile_master(u, plane, bits, r0, j, k, fine, cfg, key);
+                uint64_t a = tt_mag64((master + half) >> bits);
                 tmax = a > tmax ? a : tmax;
+                if (narrow) {
+                    u->tile[j * u->cols + k] = (int32_t)master;
+                }
             }
         }
         amax = tmax > amax ? tmax : amax;
@@ -259,7 +269,8 @@ tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t 
         for (j = 0; j < cnt; ++j) {
             size_t base = tt_selected_row(u->rows, r0 + j) * u->cols;
             for (k = 0; k < u->cols; ++k) {
-                int64_t master = tile_master(u, plane, bits, r0, j, k, fine, cfg, key);
+                int64_t master = narrow ? (int64_t)u->tile[j * u->cols + k]
+                                        : tile_master(u, plane, bits, r0, j, k, fine, cfg, key);
                 if (saturate) {
                     master = tt_clip64(master, wide_limit);
                 } else if (master < -wide_limit) {
