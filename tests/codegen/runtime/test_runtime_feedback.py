@@ -38,14 +38,17 @@ def simulator(value, remainder, grad, lr, batch, rounding, mode, key, bits, resc
     return p.value, p.remainder, opt.lr_scale
 
 
-@settings(max_examples=300, deadline=None)
-@given(n=st.integers(1, 12), k=st.integers(1, 12), seed=st.integers(0, 2**31), key=st.integers(0, 2**32 - 1),
-       bits=st.sampled_from([2, 4, 8]), rounding=st.sampled_from(list(Rounding)),
-       mode=st.sampled_from(list(ScaleMode)), lr=st.sampled_from([0.001, 0.02, 0.5, 4.0, 64.0, 4096.0]),
-       gbits=st.integers(0, 31), batch=st.integers(1, 64), rescale=st.booleans(), sparse=st.booleans(),
-       gexp=st.integers(-40, -4), wmax=st.sampled_from([3, 127]))
-def test_update_matches_the_simulator(rt, n, k, seed, key, bits, rounding, mode, lr, gbits, batch, rescale, sparse,
-                                      gexp, wmax):
+CASES = dict(n=st.integers(1, 12), k=st.integers(1, 12), seed=st.integers(0, 2**31), key=st.integers(0, 2**32 - 1),
+             bits=st.sampled_from([2, 4, 8]), rounding=st.sampled_from(list(Rounding)),
+             mode=st.sampled_from(list(ScaleMode)), lr=st.sampled_from([0.001, 0.02, 0.5, 4.0, 64.0, 4096.0]),
+             gbits=st.integers(0, 31), batch=st.integers(1, 64), rescale=st.booleans(), sparse=st.booleans(),
+             gexp=st.integers(-40, -4), wmax=st.sampled_from([3, 120, 127]))
+
+
+def assert_kernel_matches(kernel, n, k, seed, key, bits, rounding, mode, lr, gbits, batch, rescale, sparse, gexp,
+                          wmax):
+    """A random weight, remainder, gradient and row selection: ``kernel(w, r, g, cfg, key, bits, rows)``
+    equals the simulator, or refuses with TT_ERR_OVERFLOW (weights unchanged) where it raises."""
     rng = np.random.default_rng(seed)
     w = QTensor(rng.integers(-wmax, wmax + 1, size=(n, k)).astype(np.int8), Scale(-7, int(rng.integers(0, 3)), 0))
     r = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=(n, k)).astype(np.int8)
@@ -57,13 +60,21 @@ def test_update_matches_the_simulator(rt, n, k, seed, key, bits, rounding, mode,
     except FeedbackOverflowError:
         cfg = SgdConfig(lr=Scale.nearest(lr, ScaleMode.COMPOUND), batch_size=batch, rounding=rounding, mode=mode,
                         weight_rescale=rescale)
+        before = w.m.copy()
         with pytest.raises(HostRuntimeError, match="TT_ERR_OVERFLOW"):
-            sgd_update_feedback(w, r, g, cfg, key, bits, rows)
+            kernel(w, r, g, cfg, key, bits, rows)
+        assert np.array_equal(w.m, before)
         return
     cfg = SgdConfig(lr=lr_scale, batch_size=batch, rounding=rounding, mode=mode, weight_rescale=rescale)
-    got_w, got_r = sgd_update_feedback(w, r, g, cfg, key, bits, rows)
+    got_w, got_r = kernel(w, r, g, cfg, key, bits, rows)
     assert got_w.scale == want_w.scale
     assert np.array_equal(got_w.m, want_w.m) and np.array_equal(got_r, want_r)
+
+
+@settings(max_examples=300, deadline=None)
+@given(**CASES)
+def test_update_matches_the_simulator(rt, **case):
+    assert_kernel_matches(sgd_update_feedback, **case)
 
 
 def test_a_rescale_is_bit_exact(rt):
@@ -84,35 +95,12 @@ def test_settings_it_does_not_keep_are_refused(rt, cfg, bits):
 
 
 @settings(max_examples=300, deadline=None)
-@given(n=st.integers(1, 12), k=st.integers(1, 12), tile_rows=st.integers(1, 13), seed=st.integers(0, 2**31),
-       key=st.integers(0, 2**32 - 1), bits=st.sampled_from([2, 4, 8]), rounding=st.sampled_from(list(Rounding)),
-       mode=st.sampled_from(list(ScaleMode)), lr=st.sampled_from([0.001, 0.02, 0.5, 4.0, 64.0, 4096.0]),
-       gbits=st.integers(0, 31), batch=st.integers(1, 64), rescale=st.booleans(), sparse=st.booleans(),
-       gexp=st.integers(-40, -4), wmax=st.sampled_from([3, 120, 127]))
-def test_tiled_update_matches_the_simulator(rt, n, k, tile_rows, seed, key, bits, rounding, mode, lr, gbits, batch,
-                                            rescale, sparse, gexp, wmax):
+@given(tile_rows=st.integers(1, 13), **CASES)
+def test_tiled_update_matches_the_simulator(rt, tile_rows, **case):
     """tt_sgd_update_tiled_feedback_s8: gradient tiles of tile_rows rows, tiles written as they fit,
-    the rescale pass (rebuilt and recomputed tiles), the saturated value -wide - 1, sparse rows."""
-    rng = np.random.default_rng(seed)
-    w = QTensor(rng.integers(-wmax, wmax + 1, size=(n, k)).astype(np.int8), Scale(-7, int(rng.integers(0, 3)), 0))
-    r = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=(n, k)).astype(np.int8)
-    top = (1 << gbits) - 1
-    g = QTensor(rng.integers(-top, top + 1, size=(n, k)).astype(np.int32), Scale(gexp))
-    rows = np.sort(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False)) if sparse else None
-    try:
-        want_w, want_r, lr_scale = simulator(w, r, g, lr, batch, rounding, mode, key, bits, rescale, rows)
-    except FeedbackOverflowError:
-        cfg = SgdConfig(lr=Scale.nearest(lr, ScaleMode.COMPOUND), batch_size=batch, rounding=rounding, mode=mode,
-                        weight_rescale=rescale)
-        before = w.m.copy()
-        with pytest.raises(HostRuntimeError, match="TT_ERR_OVERFLOW"):
-            sgd_update_tiled_feedback(w, r, g, cfg, key, bits, rows, tile_rows)
-        assert np.array_equal(w.m, before)
-        return
-    cfg = SgdConfig(lr=lr_scale, batch_size=batch, rounding=rounding, mode=mode, weight_rescale=rescale)
-    got_w, got_r = sgd_update_tiled_feedback(w, r, g, cfg, key, bits, rows, tile_rows)
-    assert got_w.scale == want_w.scale
-    assert np.array_equal(got_w.m, want_w.m) and np.array_equal(got_r, want_r)
+    the rescale pass (rebuilt and recomputed tiles), sparse rows."""
+    assert_kernel_matches(lambda w, r, g, cfg, key, bits, rows: sgd_update_tiled_feedback(w, r, g, cfg, key, bits,
+                                                                                        rows, tile_rows), **case)
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8])
