@@ -17,9 +17,11 @@ Variants (``--variants``, comma-separated; tokens joined with ``/``; a variant w
 
 * ``int8``: int8 weights, the model's default quantisation; ``int16``: int16 master weights;
 * ``wide=fc3+fc4``: int16 masters only for the named layers (``QuantConfig.wide_layers``);
-* ``ef=fc1+fc2`` (``ef=*``: every layer): error feedback, an int8 remainder per weight of the
-  named layers (``OptimConfig.error_feedback``; simulator only, so its SRAM is the plan of the same
-  model without it plus one byte per remainder, marked ``+r``);
+* ``ef=fc1+fc2`` (``ef=*``: every layer): error feedback, a remainder per weight of the named
+  layers (``OptimConfig.error_feedback``); compiled programs keep it as a packed plane, so its SRAM
+  is the planner's figure (the plane, and the materialised gradient of those layers);
+* ``fb=2`` (with ``ef=``): the remainder's bits, 2, 4 or 8 (``OptimConfig.feedback_bits``; default 8):
+  int8 weights with ``8 + L``-bit masters, e.g. ``int8/ef=*/fb=2/lr=0.25``;
 * ``rows``: per-row (per-output-channel) power-of-two weight scales on the int8 layers
   (``QuantConfig.row_scales``; the plan holds one byte per row exponent);
 * ``lsr``: the loss error rescaled to int8 with stochastic rounding
@@ -89,7 +91,8 @@ def variants_of(model_name: str, variants: list[str]) -> list[str]:
 
 def parse_variant(text: str) -> dict:
     out = {"float": False, "weight_bits": 8, "wide_layers": (), "decay": True, "error_feedback": (),
-           "row_scales": False, "loss_error_rounding": "nearest", "lr": None, "master_bits": None}
+           "row_scales": False, "loss_error_rounding": "nearest", "lr": None, "master_bits": None,
+           "feedback_bits": 8}
     for tok in text.split("/"):
         if tok == "float":
             out["float"] = True
@@ -99,6 +102,10 @@ def parse_variant(text: str) -> dict:
             out["wide_layers"] = tuple(t for t in tok[5:].split("+") if t)
         elif tok.startswith("ef="):
             out["error_feedback"] = tuple(t for t in tok[3:].split("+") if t)
+        elif tok.startswith("fb="):
+            if tok[3:] not in ("2", "4", "8"):
+                raise SystemExit(f"error: {tok!r}: feedback bits must be 2, 4 or 8")
+            out["feedback_bits"] = int(tok[3:])
         elif tok.startswith("master="):
             if not tok[7:].isdigit() or not 9 <= int(tok[7:]) <= 15:
                 raise SystemExit(f"error: {tok!r}: master bits must be 9..15")
@@ -117,7 +124,9 @@ def parse_variant(text: str) -> dict:
             if not out["lr"] > 0:
                 raise SystemExit(f"error: the learning rate in {tok!r} must be positive")
         else:
-            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, rows, lsr, lr=X, master=B, const, float)")
+            raise SystemExit(f"error: unknown variant token {tok!r} (int8, int16, wide=A+B, ef=A+B, fb=L, rows, lsr, lr=X, master=B, const, float)")
+    if out["feedback_bits"] != 8 and not out["error_feedback"]:
+        raise SystemExit(f"error: {text!r}: fb=L needs the layers it applies to (ef=A+B)")
     if out["master_bits"] and not out["wide_layers"]:
         raise SystemExit(f"error: {text!r}: master=B needs the layers it applies to (wide=A+B)")
     return out
@@ -159,13 +168,15 @@ def train_config(model_name, seed, args, variant):
     sched = d.lr_schedule(args.epochs, lr) if variant["decay"] else ()
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                        optim=OptimConfig(lr=lr, lr_schedule=sched, momentum_shift=d.momentum_shift,
-                                         error_feedback=variant["error_feedback"]),
+                                         error_feedback=variant["error_feedback"],
+                                         feedback_bits=variant.get("feedback_bits", 8)),
                        eval_each_epoch=False)
 
 
 def training_sram(model_name, ds, args, variant) -> str:
-    """The planner's arena for one full training step at batch 1 ("-" for the float twin); with
-    error feedback the plan without it plus one byte per remainder (``+r``)."""
+    """The planner's arena for one full training step at batch 1 ("-" for the float twin); error
+    feedback is planned with its packed planes. The ``master=B`` measurement is not a program: the
+    int8 plan plus ``B - 8`` bits per weight of its layers (``+low``)."""
     if variant["float"]:
         return "-"
     from tintin.compile import compile_program, plan_memory
@@ -178,12 +189,8 @@ def training_sram(model_name, ds, args, variant) -> str:
         low = sum(p.value.m.size for p in model.parameters() if p.name in wide) * (variant["master_bits"] - 8)
         return f"{arena + (low + 7) // 8:,} (+low)"
     model = build(model_name, ds, 0, args, variant)
-    arena = plan_memory(compile_program(model, "full", 1)).arena_bytes
-    if not variant["error_feedback"]:
-        return f"{arena:,}"
-    feedback = OptimConfig(error_feedback=variant["error_feedback"])
-    extra = sum(p.value.m.size for p in model.parameters() if feedback.feeds_back(p.name, p.kind))
-    return f"{arena + extra:,} (+r)"
+    optim = OptimConfig(error_feedback=variant["error_feedback"], feedback_bits=variant.get("feedback_bits", 8))
+    return f"{plan_memory(compile_program(model, 'full', 1, optim=optim)).arena_bytes:,}"
 
 
 def run(model_name, ds, seed, args, variant, x, y) -> float:
@@ -224,7 +231,7 @@ def main(argv=None) -> None:
     for model_name in models:
         for v in variants_of(model_name, variants):
             key = f"{model_name}:{v}"
-            if key not in sram:
+            if key not in sram or str(sram[key]).endswith("(+r)"):  # "+r": an estimate before planes compiled
                 sram[key] = training_sram(model_name, ds, args, parse_variant(v))
     for seed in range(args.start_seed, 0 if args.report else args.seeds):
         for model_name in models:

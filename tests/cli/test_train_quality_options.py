@@ -41,3 +41,15 @@ def test_stochastic_loss_error(capsys, tmp_path):
                        "--stochastic-loss-error", "--out", str(tmp_path / "b"))
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert code != 0 and len(lines) == 1 and "--stochastic-loss-error" in lines[0], err
+
+
+def test_feedback_bits(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "-d", "digits", "-e", "1", "--error-feedback", "*", "--feedback-bits", "2",
+                         "--backend", "numpy", "--out", str(tmp_path / "a"), "--json", "-q")
+    assert code == 0, err
+    _, info = load_model(json.loads(out)["model_path"])
+    assert info["train"]["optim"]["feedback_bits"] == 2
+    for args in (["--feedback-bits", "2"], ["--error-feedback", "*", "--feedback-bits", "3"]):
+        code, _, err = run(capsys, "train", "-d", "digits", "-e", "1", *args, "--out", str(tmp_path / "b"))
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert code != 0 and len(lines) == 1 and lines[0].startswith("error:") and "feedback" in lines[0], err

@@ -1,6 +1,6 @@
 """Error feedback (OptimConfig.error_feedback): an int8 remainder per weight in 2**-8 weight steps,
 so updates smaller than one step are delayed, not lost; its state in files; compiled programs
-refuse it."""
+refuse it with momentum."""
 
 import numpy as np
 import pytest
@@ -101,7 +101,7 @@ def test_remainders_round_trip_through_a_model_file(tmp_path):
     assert loaded.parameters()[2].remainder is None
 
 
-def test_compiled_programs_refuse_error_feedback():
+def test_compiled_programs_refuse_error_feedback_with_momentum():
     model = build_model("mlp", (8,), 3, seed=0)
-    with pytest.raises(CompileError, match="simulator only"):
-        compile_program(model, "full", 1, optim=OptimConfig(error_feedback=("*",)))
+    with pytest.raises(CompileError, match="momentum"):
+        compile_program(model, "full", 1, optim=OptimConfig(error_feedback=("*",), momentum_shift=3))

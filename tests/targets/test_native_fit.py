@@ -111,14 +111,36 @@ def test_checkpointed_native_run_saves_the_simulators_state(tmp_path):
     assert all(np.array_equal(aa[k], ab[k]) for k in aa)
 
 
-def test_error_feedback_is_refused_or_left_to_the_simulator():
+def test_error_feedback_with_momentum_is_refused_or_left_to_the_simulator():
     ds = load("digits")
     m = build_model("mlp", ds.sample_shape, ds.num_classes, seed=0, input_exponent=ds.input_exponent)
-    config = TrainConfig(epochs=1, batch_size=32, optim=OptimConfig(error_feedback=("*",)))
+    config = TrainConfig(epochs=1, batch_size=32, optim=OptimConfig(error_feedback=("*",), momentum_shift=2))
     with pytest.raises(NativeUnsupportedError, match="error feedback"):
         fit_native(m, ds.x_train[:64], ds.y_train[:64], config, progress=False)
     run, name = backend_fit(m, config, required=False)
     assert run is fit and name == "numpy"
+
+
+@pytest.mark.parametrize("bits, batch, layers", [(2, 1, ("*",)), (2, 7, ("*",)), (4, 16, ("fc1",)), (8, 5, ("fc2",))])
+def test_error_feedback_trains_natively_bit_for_bit(bits, batch, layers):
+    """The C update with the packed plane; a last short batch of each epoch runs in the simulator
+    between state transfers (the remainders go out and come back)."""
+    ds = load("digits")
+    config = TrainConfig(epochs=2, batch_size=batch, seed=1,
+                         optim=OptimConfig(lr=0.25, error_feedback=layers, feedback_bits=bits))
+    a, b = (build_model("mlp", ds.sample_shape, ds.num_classes, seed=0, input_exponent=ds.input_exponent)
+            for _ in range(2))
+    n = 300 + (batch > 1)  # a short last batch
+    ra = fit_native(a, ds.x_train[:n], ds.y_train[:n], config, ds.x_test[:100], ds.y_test[:100], progress=False)
+    rb = fit(b, ds.x_train[:n], ds.y_train[:n], config, ds.x_test[:100], ds.y_test[:100], progress=False)
+    assert [vars(h) | {"seconds": 0} for h in ra.history] == [vars(h) | {"seconds": 0} for h in rb.history]
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert p.value.scale == q.value.scale and np.array_equal(p.value.m, q.value.m)
+        assert (p.remainder is None) == (q.remainder is None)
+        if q.remainder is not None:
+            assert np.array_equal(p.remainder, q.remainder) and p.feedback_bits == q.feedback_bits == bits
+    assert any(q.remainder is not None and q.remainder.any() for q in b.parameters())
+    assert backend_fit(a, config, required=True)[1] == "native"
 
 
 def test_portable_build_gives_the_same_bits(monkeypatch):

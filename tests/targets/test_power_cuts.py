@@ -99,3 +99,14 @@ def test_resume_on_cortex_m0_equals_the_uninterrupted_run(digits, tmp_path):
     assert r.machine == "microbit"
     check_clean(r, 2)
     assert r.instructions_per_save > 0 and r.instructions_per_restore > 0
+
+
+def test_power_cuts_keep_the_error_feedback_planes(digits, tmp_path):
+    """The packed error-feedback planes are part of the saved state: every restore gives the planes
+    of the committed or the new state, and training from there ends bit for bit where the
+    simulator's uninterrupted run ends (remainders included)."""
+    require_toolchain("host")
+    optim = OptimConfig(lr=0.5, error_feedback=("*",), feedback_bits=2)
+    r = run_power_cuts(mlp(digits, 2), digits, target="host", saves=2, every=3, update="last:2", batch_size=4,
+                       optim=optim, stride=5, flips=4, work_dir=tmp_path)
+    check_clean(r, 2)

@@ -77,6 +77,9 @@ def assert_program_matches_train_step(model: Sequential, update: str, batch_size
             if a.momentum is not None or b.momentum is not None:
                 _same(a.momentum is not None and b.momentum is not None and np.array_equal(a.momentum, b.momentum),
                       f"{where}, step {step}: {a.name} momentum differs")
+            if a.remainder is not None:  # error feedback: the program's packed plane, unpacked by store()
+                _same(b.remainder is not None and np.array_equal(a.remainder, b.remainder),
+                      f"{where}, step {step}: {a.name} error-feedback remainder differs")
         scales.append({p.name: p.value.scale for p in ref.parameters()})
     for p in prog_model.parameters():
         if p.name not in program.trained:

@@ -127,8 +127,10 @@ def train_command(
     upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
     wide_layers: Optional[str] = typer.Option(None, "--wide-layers", help="LAYER,...: int16 master weights only for "
                                               "these layers (docs/learning-quality.md)"),
-    error_feedback: Optional[str] = typer.Option(None, "--error-feedback", help="LAYER,... or '*': keep an int8 "
-                                                 "remainder of sub-step updates (simulator only)"),
+    error_feedback: Optional[str] = typer.Option(None, "--error-feedback", help="LAYER,... or '*': keep a "
+                                                 "remainder of sub-step updates per weight (docs/learning-quality.md)"),
+    feedback_bits: Optional[int] = typer.Option(None, "--feedback-bits", help="with --error-feedback: bits of the "
+                                                "remainder, 2, 4 or 8 (default 8)"),
     row_scales: bool = typer.Option(False, "--row-scales", help="one power-of-two scale per output row of the "
                                     "int8 weights (docs/learning-quality.md)"),
     stochastic_loss_error: bool = typer.Option(False, "--stochastic-loss-error",
@@ -185,7 +187,10 @@ def train_command(
     qconf = quantisation.config(upscale_init=upscale_init, wide_layers=_names(wide_layers),
                                 **({"row_scales": True} if row_scales else {}),
                                 **({"loss_error_rounding": "stochastic"} if stochastic_loss_error else {}))
+    if feedback_bits is not None and not error_feedback:
+        raise opt.OptionError("--feedback-bits sets the remainder of --error-feedback: name the layers too")
     oconf = optimiser.config(model, batch_size, error_feedback=_names(error_feedback),
+                             **({"feedback_bits": feedback_bits} if feedback_bits is not None else {}),
                              lr_schedule=parse_schedule(lr_schedule) if lr_schedule
                              else (finetune_lr_schedule if init is not None else defaults.lr_schedule)(
                                  epochs, opt.resolved_lr(optimiser.lr, model, batch_size)),

@@ -39,7 +39,7 @@ COMMIT_BYTES = 16
 #: bytes per program call of the C (TT_CKPT_BUFFER_BYTES)
 BUFFER_BYTES = 64
 
-_ITEM = {"int8": 1, "int16": 2, "int32": 4, "int64": 8}
+_ITEM = {"int8": 1, "int16": 2, "int32": 4, "int64": 8, "uint8": 1}
 
 
 def crc32(data: bytes, crc: int = 0) -> int:

@@ -312,6 +312,18 @@ def load() -> ctypes.CDLL:
         return _lib
 
 
+def declare(prototypes: dict, flag: str) -> ctypes.CDLL:
+    """The host library with ``prototypes`` (name -> argtypes, int status) declared once (``flag``:
+    the attribute that marks them declared); the kernels bound by other modules use it."""
+    lib = load()  # the library the host wrappers call (the runtime, or the native kernels in their tests)
+    if not getattr(lib, flag, False):
+        for name, args in prototypes.items():
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = ctypes.c_int, args
+        setattr(lib, flag, True)
+    return lib
+
+
 def _call(name: str, *args) -> int:
     status = getattr(load(), name)(*args)
     if status != TT_OK:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..numerics import QTensor, Scale
 from .host import (CConvShape, CDenseShape, CScale, CSgdConfig, CTiledUpdate, SgdConfig, _array, _call, _conv_out,
-                   _conv_shape, _four, _mode, _pair, _ptr, _shape2, c_scale, load, py_scale, tiled_update)
+                   _conv_shape, _four, _mode, _pair, _ptr, _shape2, c_scale, declare, py_scale, tiled_update)
 
 _P = ctypes.c_void_p
 _PROTOTYPES = {
@@ -45,13 +45,7 @@ _PROTOTYPES = {
 
 
 def _lib():
-    lib = load()  # the library the host wrappers call (the runtime, or the native kernels in their tests)
-    if not getattr(lib, "_tt_rows_declared", False):
-        for name, args in _PROTOTYPES.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = ctypes.c_int, args
-        lib._tt_rows_declared = True
-    return lib
+    return declare(_PROTOTYPES, "_tt_rows_declared")
 
 
 def _row_exp(row_exp, rows: int) -> np.ndarray:

@@ -28,12 +28,15 @@ from .cgen import CTYPE, CodegenError, IdentTable, c_array, c_size, comment
 from .steps import SUPPORTED_OPS, EmitContext, StepEmitter
 
 #: dtype codes of tt_param_info_t
-DTYPE_CODE = {"int8": 1, "int16": 2, "int32": 3, "int64": 4}
+DTYPE_CODE = {"int8": 1, "int16": 2, "int32": 3, "int64": 4, "uint8": 5}
 #: roles of tt_param_info_t entries (row exponents: the int8 per-row exponents of the weight before
 #: them, in the arena and changed by training when that weight is trained, else constant in flash)
 ROLE_FROZEN, ROLE_TRAINED, ROLE_MOMENTUM, ROLE_ROW_EXP = 0, 1, 2, 3
+#: the packed error-feedback plane of the weight before it (uint8 bytes, tintin.numerics.bitplane)
+ROLE_FEEDBACK = 4
 #: role -> its name in reports (``tintin export --json``)
-ROLE_NAMES = {ROLE_FROZEN: "frozen", ROLE_TRAINED: "trained", ROLE_MOMENTUM: "momentum", ROLE_ROW_EXP: "row_exp"}
+ROLE_NAMES = {ROLE_FROZEN: "frozen", ROLE_TRAINED: "trained", ROLE_MOMENTUM: "momentum", ROLE_ROW_EXP: "row_exp",
+              ROLE_FEEDBACK: "feedback"}
 _ROUNDING = {"nearest": 0, "stochastic": 1, "pseudo_stochastic": 2}
 
 
@@ -65,7 +68,7 @@ def state_entries(entries) -> list:
     """The entries ``tt_train_step`` changes, in table order: trained parameters, momentum and the
     row exponents of trained weights (what a checkpoint saves and a host loads and reads back)."""
     trained = {e.name for e in entries if e.role == ROLE_TRAINED}
-    return [e for e in entries if e.role in (ROLE_TRAINED, ROLE_MOMENTUM)
+    return [e for e in entries if e.role in (ROLE_TRAINED, ROLE_MOMENTUM, ROLE_FEEDBACK)
             or (e.role == ROLE_ROW_EXP and e.param in trained)]
 
 
@@ -255,7 +258,23 @@ class _Renderer:
             rexp = self.p.buffers.get(f"{pname}.row_exp")
             if rexp is not None:
                 out.append(ParamEntry(len(out), rexp.name, rexp.dtype, tuple(rexp.shape), ROLE_ROW_EXP, pname))
+            plane = self.p.buffers.get(f"{pname}.remainder")
+            if plane is not None:
+                out.append(ParamEntry(len(out), plane.name, plane.dtype, tuple(plane.shape), ROLE_FEEDBACK, pname))
         return out
+
+    def initial_plane(self, e) -> np.ndarray:
+        """The packed error-feedback plane the program starts from (the model's remainders; zeros
+        when it has none yet)."""
+        from ..compile.executor import pack_remainder
+
+        plane = pack_remainder(self.params[e.param], self.p.optim.feedback_bits)
+        if plane.shape != tuple(e.shape):
+            raise CodegenError(f"{e.name}: a plane of {plane.size} bytes, the program holds {e.count}")
+        return plane
+
+    def plane_init(self, e) -> bool:
+        return e.role == ROLE_FEEDBACK and bool(np.any(self.initial_plane(e)))
 
     def initial_row_exp(self, e) -> np.ndarray:
         """The row exponents the program starts from (int8, one per output row)."""
@@ -341,12 +360,15 @@ class _Renderer:
             "#define TT_DTYPE_S16 2u",
             "#define TT_DTYPE_S32 3u",
             "#define TT_DTYPE_S64 4u",
+            "#define TT_DTYPE_U8 5u  /* raw bytes (an error-feedback plane) */",
             "/* role of a table entry */",
             "#define TT_ROLE_FROZEN 0u   /* constant in flash */",
             "#define TT_ROLE_TRAINED 1u  /* in tt_arena, changed by tt_train_step */",
             "#define TT_ROLE_MOMENTUM 2u /* optimiser state of the parameter before it */",
             "#define TT_ROLE_ROW_EXP 3u  /* int8 per-row exponents of the weight before it: real value of",
             "                             * row r = mantissa * scale * 2**-row_exp[r] (scale NULL) */",
+            "#define TT_ROLE_FEEDBACK 4u /* the packed error-feedback plane of the weight before it",
+            "                             * (TT_DTYPE_U8, L-bit two's-complement fields, docs/c-runtime.md) */",
             "",
             "typedef struct {",
             "    const char *name;        /* e.g. \"fc1.weight\" */",
@@ -426,6 +448,13 @@ class _Renderer:
                     raise CodegenError(f"{e.name}: momentum of shape {vals.shape}, the program {e.shape}")
                 out.append(comment(f"{e.name}: initial momentum, int64 {list(e.shape)}"))
                 out.append(c_array("int64_t", self.init_array(e.name), vals, static=False, rom=True, per_line=8))
+                continue
+            if e.role == ROLE_FEEDBACK:
+                if self.plane_init(e):
+                    out.append(comment(f"{e.name}: initial error-feedback plane, "
+                                       f"{self.p.optim.feedback_bits} bits per weight, {e.count} bytes"))
+                    out.append(c_array("uint8_t", self.init_array(e.name), self.initial_plane(e), static=False,
+                                       rom=True, per_line=24))
                 continue
             if e.role == ROLE_ROW_EXP:
                 vals = self.initial_row_exp(e)
@@ -572,7 +601,7 @@ class _Renderer:
             "",
         ]
         if any(e.role == ROLE_TRAINED or (e.role == ROLE_MOMENTUM and self.momentum_init(e))
-               or (e.role == ROLE_ROW_EXP and self.in_arena(e.name)) for e in entries):
+               or (e.role == ROLE_ROW_EXP and self.in_arena(e.name)) or self.plane_init(e) for e in entries):
             lines += [
                 "static void tt_copy_rom(uint8_t *dst, const uint8_t *rom, size_t count)",
                 "{",
@@ -600,7 +629,7 @@ class _Renderer:
             elif e.role == ROLE_MOMENTUM and self.momentum_init(e):
                 lines.append(f"    tt_copy_rom((uint8_t *)(void *){self.bufmacro(e.name)}, "
                              f"(const uint8_t *)(const void *){self.init_array(e.name)}, {c_size(e.count * 8)});")
-            elif e.role == ROLE_ROW_EXP and self.in_arena(e.name):
+            elif (e.role == ROLE_ROW_EXP and self.in_arena(e.name)) or self.plane_init(e):
                 lines.append(f"    tt_copy_rom((uint8_t *)(void *){self.bufmacro(e.name)}, "
                              f"(const uint8_t *)(const void *){self.init_array(e.name)}, {c_size(e.count)});")
             if e.role in (ROLE_TRAINED, ROLE_FROZEN):
@@ -765,7 +794,7 @@ class _Renderer:
                   "    if (info == NULL) {", "        return TT_ERR_ARG;", "    }", "    switch (index) {"]
         for e in entries:
             data = self.train_ptr(e.name)
-            scale = "NULL" if e.role in (ROLE_MOMENTUM, ROLE_ROW_EXP) else f"&{self.pscale(e.name)}"
+            scale = "NULL" if e.role in (ROLE_MOMENTUM, ROLE_ROW_EXP, ROLE_FEEDBACK) else f"&{self.pscale(e.name)}"
             lines += [f"    case {e.index}u:",
                       f'        info->name = "{e.name}";',
                       f"        info->dtype = {DTYPE_CODE[e.dtype]}u;",
@@ -777,7 +806,7 @@ class _Renderer:
         lines += ["    default:", "        return TT_ERR_ARG;", "    }", "}", "",
                   "uint32_t tt_params_checksum(void)", "{", "    uint32_t h = 0x811C9DC5UL;", "    size_t i;",
                   "    tt_param_info_t info;",
-                  "    static const uint8_t dtype_bytes[5] = {0, 1, 2, 4, 8};",
+                  "    static const uint8_t dtype_bytes[6] = {0, 1, 2, 4, 8, 1};",
                   "    for (i = 0; i < TT_PARAM_COUNT; ++i) {",
                   "        (void)tt_param_get(i, &info);",
                   "        h = tt_fnv1a_u32(h, (const uint8_t *)info.data, info.count * dtype_bytes[info.dtype]);",
@@ -879,7 +908,7 @@ class _Renderer:
         for e in entries:
             ctype = CTYPE[e.dtype]
             if (e.role == ROLE_TRAINED or (e.role == ROLE_MOMENTUM and self.momentum_init(e))
-                    or (e.role == ROLE_ROW_EXP and self.in_arena(e.name))):
+                    or (e.role == ROLE_ROW_EXP and self.in_arena(e.name)) or self.plane_init(e)):
                 lines.append(f"extern const {ctype} {self.init_array(e.name)}[{max(e.count, 1)}];")
             elif e.role in (ROLE_FROZEN, ROLE_ROW_EXP):
                 lines.append(f"extern const {ctype} {self.frozen(e.name)}[{max(e.count, 1)}];")

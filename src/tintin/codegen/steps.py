@@ -492,9 +492,30 @@ class StepEmitter:
             raise CodegenError(f"{a['param']}: per-row scales are kept for int8 weights only")
         return self.buf(a["row_exp"]), int(a["row_limit"])
 
+    def _feedback_update(self, s):
+        """An int8 weight with its packed error-feedback plane and a materialised gradient (small
+        tensors; larger ones take the tiled update, :meth:`op_fused_weight_update`), key of site
+        4 * i + 1 (tt_sgd_feedback.c); the compiler checked the settings."""
+        a = s.attrs
+        pbuf, g = s.mutates[0], s.inputs[0]
+        b = self._param(pbuf)
+        if b.dtype != "int8":
+            raise CodegenError(f"{a['param']}: error feedback is kept for int8 weights only")
+        plane, bits = self.buf(a["remainder"]), int(a["feedback_bits"])
+        key = f"tt_stream_key(&tt_stream, {int(self.ctx.site(a['param'])) + 1}UL)"
+        rows = self._rows(s)
+        if rows is None:
+            return self.call(f"tt_sgd_update_weight_feedback_s8({self.buf(pbuf)}, &{self.sc(pbuf)}, {plane}, {bits}u, "
+                             f"{c_size(_size(b.shape))}, {self.buf(g)}, {self.sc(g)}, &tt_cfg, {key})")
+        return self.call(f"tt_sgd_update_weight_feedback_rows_s8({self.buf(pbuf)}, {self.sc(pbuf)}, {plane}, {bits}u, "
+                         f"{c_size(b.shape[0])}, {c_size(_size(b.shape[1:]))}, {self.rows_const(rows)}, "
+                         f"{c_size(rows.size)}, {self.buf(g)}, {self.sc(g)}, &tt_cfg, {key})")
+
     def op_sgd_update(self, s):
         pname = s.attrs["param"]
         pbuf = s.mutates[0]
+        if s.attrs.get("remainder") is not None:
+            return self._feedback_update(s)
         if s.attrs.get("row_exp") is not None:
             rexp, limit = self._row_scaled_update(s)
             shape = self._param(pbuf).shape
@@ -592,11 +613,18 @@ class StepEmitter:
         # a fully connected layer at a small batch: the update forms the gradient itself
         batch = self.shape(s.inputs[0])[0]
         rexp = a.get("row_exp")
-        rank1 = a["grad_op"] == "linear_backward_weight_s32" and batch <= RANK_BATCH_MAX and rexp is None
+        plane = a.get("remainder")
+        rank1 = (a["grad_op"] == "linear_backward_weight_s32" and batch <= RANK_BATCH_MAX and rexp is None
+                 and plane is None)
         w8 = self.buf(pbuf) if b.dtype == "int8" else "NULL"
         w16 = self.buf(pbuf) if b.dtype == "int16" else "NULL"
-        mom = self.buf(s.mutates[1]) if len(s.mutates) > 1 and rexp is None else "NULL"
-        if rexp is not None:
+        mom = self.buf(s.mutates[1]) if len(s.mutates) > 1 and rexp is None and plane is None else "NULL"
+        if plane is not None:  # error feedback: the general tiled loop, key of site 4 * i + 1
+            if b.dtype != "int8":
+                raise CodegenError(f"{pname}: error feedback is kept for int8 weights only")
+            call = (f"tt_sgd_update_tiled_feedback_s8(&u, {self.buf(plane)}, {int(a['feedback_bits'])}u, &tt_cfg, "
+                    f"tt_stream_key(&tt_stream, {int(self.ctx.site(pname)) + 1}UL))")
+        elif rexp is not None:
             rexp_c, limit = self._row_scaled_update(s)
             call = f"tt_sgd_update_tiled_rows_scaled_s8(&u, {rexp_c}, {limit}u, &tt_cfg, {self._key(pname)})"
         else:

@@ -233,6 +233,19 @@ class ProgramBuilder:
         return self.add_buffer(f"{p.name}.momentum", BufferKind.OPTIMIZER_STATE, "int64", shape,
                                layer=p.name.rsplit(".", 1)[0], param=p.name, persistent=True)
 
+    def remainder_plane(self, p) -> str | None:
+        """The packed error-feedback plane of trained weight ``p`` (``None`` unless the optimiser
+        feeds it back): ``ceil(count * L / 8)`` bytes, ``L = feedback_bits``, the layout of
+        :mod:`tintin.numerics.bitplane`; persistent, in SRAM, over the whole tensor (frozen rows keep
+        their remainders)."""
+        if not self.optim.feeds_back(p.name, p.kind):
+            return None
+        from ..numerics.bitplane import plane_bytes
+
+        return self.add_buffer(f"{p.name}.remainder", BufferKind.OPTIMIZER_STATE, "uint8",
+                               (plane_bytes(p.value.m.size, self.optim.feedback_bits),),
+                               layer=p.name.rsplit(".", 1)[0], param=p.name, persistent=True)
+
     def update_parameter(self, p, layer: str, grad_op: str, grad_inputs: tuple[str, ...], grad_macs: int,
                          attrs: dict | None = None) -> None:
         """Gradient and update of trained parameter ``p``.
@@ -250,7 +263,8 @@ class ProgramBuilder:
         pbuf = self.param(p)
         mom = self._momentum(p)
         rexp = self.row_exp(p)
-        mutates = (pbuf,) + ((mom,) if mom else ()) + ((rexp,) if rexp else ())
+        plane = self.remainder_plane(p)
+        mutates = (pbuf,) + ((mom,) if mom else ()) + ((rexp,) if rexp else ()) + ((plane,) if plane else ())
         if rexp:  # per-row weight scales: the update kernels find the exponents by name
             attrs.update(row_exp=rexp, row_limit=int(p.row_limit))
         macs = grad_macs * r // n
@@ -265,7 +279,8 @@ class ProgramBuilder:
                           macs=macs, elementwise=r * row_len)
             self.add_step(Phase.UPDATE, "sgd_update", layer, (g,), (), mutates=mutates,
                           attrs={"param": p.name, "rows": rows,
-                                 **({"row_exp": rexp, "row_limit": int(p.row_limit)} if rexp else {})},
+                                 **({"row_exp": rexp, "row_limit": int(p.row_limit)} if rexp else {}),
+                                 **({"remainder": plane, "feedback_bits": self.optim.feedback_bits} if plane else {})},
                           elementwise=update_ops)
             return
         tile_rows = max(1, tile // (row_len * 4))
@@ -276,7 +291,8 @@ class ProgramBuilder:
         self.add_step(Phase.UPDATE, "fused_weight_update", layer, grad_inputs, (),
                       workspace=(ws,) + self._scratch(p, scratch, "grad"), mutates=mutates,
                       attrs={**attrs, "param": p.name, "rows": rows, "grad_op": grad_op, "tile_rows": tile_rows,
-                             "tiles": n_tiles, "gradient_passes": passes},
+                             "tiles": n_tiles, "gradient_passes": passes,
+                             **({"remainder": plane, "feedback_bits": self.optim.feedback_bits} if plane else {})},
                       macs=macs * passes, elementwise=update_ops + r * row_len * passes)
 
     def accumulator(self, name: str, shape: tuple[int, ...], layer: str, macs: int) -> tuple[tuple[str, ...], int]:
@@ -414,6 +430,28 @@ def check_row_scales(model, optim) -> None:
         raise CompileError("per-row weight scales train with the aligned rule without momentum")
 
 
+def check_error_feedback(model, optim, trained) -> None:
+    """Error feedback compiles for trained int8 weights with one scale, the aligned rule, no momentum:
+    a packed remainder plane per weight (:meth:`ProgramBuilder.remainder_plane`)."""
+    if not optim.error_feedback:
+        return
+    if optim.momentum_shift:
+        raise CompileError("error feedback with momentum trains in the simulator only: compiled programs keep "
+                           "the remainder without momentum (momentum_shift=0)")
+    for p in model.parameters():
+        if p.name not in trained or not optim.feeds_back(p.name, p.kind):
+            continue
+        if p.bits != 8:
+            raise CompileError(f"{p.name}: compiled error feedback keeps a remainder beside int8 weights; this "
+                               f"weight has int{p.bits} masters (drop it from --error-feedback or --wide-layers)")
+        if getattr(p, "row_exp", None) is not None:
+            raise CompileError(f"{p.name}: compiled error feedback needs one weight scale per tensor (no per-row "
+                               "scales)")
+        if p.remainder is not None and p.feedback_bits != optim.feedback_bits:
+            raise CompileError(f"{p.name} holds a {p.feedback_bits}-bit remainder; the program keeps "
+                               f"{optim.feedback_bits} bits (feedback_bits)")
+
+
 def compile_program(model, update: str | None = "full", batch_size: int = 1, optim=None,
                     options: CompileOptions | None = None, **option_overrides) -> TrainingProgram:
     """Compile one integer training step of ``model`` (a :class:`tintin.nn.Sequential`).
@@ -441,10 +479,6 @@ def compile_program(model, update: str | None = "full", batch_size: int = 1, opt
         raise CompileError(f"batch size must be a positive integer, got {batch_size!r}")
     batch_size = int(batch_size)
     optim = optim if optim is not None else OptimConfig()
-    if optim.error_feedback:
-        raise CompileError("error feedback (OptimConfig.error_feedback) trains in the simulator only: compiled "
-                           "programs and the C runtime do not keep the remainder; for the same resolution on a "
-                           "device name the layers in QuantConfig.wide_layers (int16 masters)")
     check_row_scales(model, optim)
     options = options or CompileOptions()
     if option_overrides:
@@ -457,6 +491,7 @@ def compile_program(model, update: str | None = "full", batch_size: int = 1, opt
     for name, rows in trained.items():
         if rows is not None and len(rows) == 0:
             raise CompileError(f"parameter {name} is trained with an empty row set")
+    check_error_feedback(model, optim, trained)
     _check_batch_bounds(model, batch_size)
     b = ProgramBuilder(model, trained, batch_size, optim, options)
     B = batch_size

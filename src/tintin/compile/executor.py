@@ -98,6 +98,15 @@ class _Env:
         return 4 * self._ex.param_index[name]
 
 
+def pack_remainder(p, bits: int) -> np.ndarray:
+    """The packed plane of ``p``'s error-feedback remainder (zeros when it has none yet)."""
+    from ..numerics.bitplane import pack_plane
+
+    if p.remainder is not None and p.feedback_bits != bits:
+        raise ExecutionError(f"{p.name} holds a {p.feedback_bits}-bit remainder; the program keeps {bits} bits")
+    return pack_plane(np.zeros(p.value.m.size, np.int8) if p.remainder is None else p.remainder, bits)
+
+
 class ProgramExecutor:
     """Runs a program step after step on one arena that persists between steps (like the device:
     trained parameters and optimiser state stay in SRAM).
@@ -177,6 +186,9 @@ class ProgramExecutor:
             mom = self.program.buffers.get(f"{p.name}.momentum")
             if mom is not None:
                 self.view(mom.name)[...] = 0 if p.momentum is None else p.momentum
+            plane = self.program.buffers.get(f"{p.name}.remainder")
+            if plane is not None:  # error feedback: the remainder packed (zeros before the first update)
+                self.view(plane.name)[...] = pack_remainder(p, self.program.optim.feedback_bits)
             rexp = self.program.buffers.get(f"{p.name}.row_exp")
             if rexp is not None:  # per-row weight scales: persistent, beside the weights
                 if rexp.memory is Memory.FLASH:
@@ -203,6 +215,13 @@ class ProgramExecutor:
             rexp = self.program.buffers.get(f"{p.name}.row_exp")
             if rexp is not None:
                 p.row_exp = self.view(rexp.name).copy()
+            plane = self.program.buffers.get(f"{p.name}.remainder")
+            if plane is not None:
+                from ..numerics.bitplane import unpack_plane
+
+                bits = self.program.optim.feedback_bits
+                p.remainder = unpack_plane(self.view(plane.name), bits, p.value.m.size).reshape(p.value.m.shape)
+                p.feedback_bits = bits
 
     # -- running --------------------------------------------------------------------------------
     def step(self, x: np.ndarray, y: np.ndarray, ctx: Context, epoch: int = 0) -> ProgramResult:

@@ -18,7 +18,7 @@ import numpy as np
 from .compiler import CompileOptions, compile_program
 from .cost import FlashEstimate, LatencyEstimate, ProgramCost, estimate_latency, flash_estimate, phase_summary, program_cost
 from .fit import FitOption, FitReport, check_fit, fit_options, summarise_options
-from .ir import TrainingProgram
+from .ir import BufferKind, TrainingProgram
 from .planner import MemoryPlan, plan_memory
 
 
@@ -40,6 +40,13 @@ def recomputed_accumulators(program: TrainingProgram) -> list[dict]:
             out.append({"step": s.index, "op": s.op, "layer": s.layer, "bytes_saved": 4 * elements,
                         "extra_macs": s.macs // 2})
     return out
+
+
+def feedback_plane_bytes(program: TrainingProgram) -> int:
+    """Bytes of the packed error-feedback planes of ``program`` (part of its SRAM arena; 0 without
+    error feedback)."""
+    return sum(b.nbytes for name, b in program.buffers.items()
+               if b.kind is BufferKind.OPTIMIZER_STATE and name.endswith(".remainder"))
 
 
 def patch_stage_summary(program: TrainingProgram) -> dict | None:
@@ -77,6 +84,7 @@ class PlanReport:
             "naive_planner_sram_bytes": self.naive_planner_bytes, "lower_bound_sram_bytes": plan.lower_bound_bytes,
             "flash_bytes": self.flash.total, "flash": self.flash.to_dict(),
             "trained_parameters_in_sram": list(plan.trained_parameters),
+            "feedback_plane_bytes": feedback_plane_bytes(prog),
             "macs_per_sample": self.cost.macs_per_sample,
             "phases_per_sample": {p: {"macs": m, "traffic_bytes": t} for p, m, t in phase_summary(self.cost)},
             "traffic_bytes_per_sample": self.cost.traffic_bytes / prog.batch_size,

@@ -22,6 +22,11 @@ row tiles.
       the weight range; if some did not, the tensor is rescaled in a second pass that reads the
       written tiles back and recomputes only the tiles that were not written.
     * *Momentum* is updated with its tile and written together with the weights.
+    * *Error feedback* (a packed ``L``-bit plane beside an int8 weight, ``remainder``): each tile's
+      master ``W = 2**L * w + r - fine`` (``fine = round(g * M / 2**(n - L))``, draws of site
+      ``4 * i + 1`` by offset) is split and written, with its plane fields, as soon as its new ``w``
+      fit; on a rescale the second pass rebuilds ``W`` of the written tiles from ``(w, r)``, recomputes
+      the others, and rounds every ``W`` to the coarser scale (:func:`_fused_feedback`).
 """
 
 from __future__ import annotations
@@ -42,11 +47,14 @@ def offset_key(key: int, offset: int) -> int:
 
 @register_kernel("sgd_update")
 def sgd_update(step, io, env) -> None:
+    from ..numerics.bitplane import pack_plane, unpack_plane
+
     pname = step.attrs["param"]
     rows = step.attrs.get("rows")
     pbuf = step.mutates[0]
     rexp = step.attrs.get("row_exp")
-    mom = step.mutates[1] if len(step.mutates) > 1 and step.mutates[1] != rexp else None
+    plane = step.attrs.get("remainder")
+    mom = step.mutates[1] if len(step.mutates) > 1 and step.mutates[1] not in (rexp, plane) else None
     p = env.shim(pname)
     p.assign(QTensor(io.array(pbuf).copy(), io.scale(pbuf)))
     if rexp is not None:
@@ -59,8 +67,14 @@ def sgd_update(step, io, env) -> None:
     p.grad = g
     p.trainable_rows = rows
     p.momentum = io.array(mom).copy() if mom is not None else None
+    if plane is not None:  # error feedback: the packed plane unpacked for the call, packed again after it
+        bits = int(step.attrs["feedback_bits"])
+        p.remainder = unpack_plane(io.array(plane), bits, p.value.m.size).reshape(p.value.m.shape)
+        p.feedback_bits = bits
     env.optimizer.update(p, env.ctx)
     io.write(pbuf, p.value)
+    if plane is not None:
+        io.array(plane)[...] = pack_plane(p.remainder, bits)
     if rexp is not None:
         io.array(rexp)[...] = p.row_exp
     if mom is not None:
@@ -77,7 +91,8 @@ def fused_weight_update(step, io, env) -> None:
     w = io.array(pbuf)
     w_scale = io.scale(pbuf)
     rexp = a.get("row_exp")
-    v = io.array(step.mutates[1]) if len(step.mutates) > 1 and step.mutates[1] != rexp else None
+    v = io.array(step.mutates[1]) if len(step.mutates) > 1 and step.mutates[1] not in (rexp, a.get("remainder")) \
+        else None
     rows = a.get("rows")
     n_sel = w.shape[0] if rows is None else len(rows)
     row_len = int(np.prod(w.shape[1:], dtype=np.int64))
@@ -103,6 +118,10 @@ def fused_weight_update(step, io, env) -> None:
 
     if rexp is not None:
         _fused_row_scaled(step, io, opt, w, w_scale, io.array(rexp), rows, n_tiles, span, gradient, key, row_len)
+        return
+    if a.get("remainder") is not None:  # error feedback: the draws of site 4 * i + 1
+        _fused_feedback(step, io, opt, w, w_scale, rows, n_tiles, span, gradient,
+                        env.ctx.stream.key(env.site(a["param"]) + 1), row_len, limit)
         return
     cached = {}
     if cfg.rule == "niti":
@@ -196,3 +215,71 @@ def _fused_row_scaled(step, io, opt, w, w_scale, row_exp, rows, n_tiles, span, g
     w[...] = m
     row_exp[...] = e
     io.set_scale(step.mutates[0], scale)
+
+
+def _fused_feedback(step, io, opt, w, w_scale, rows, n_tiles, span, gradient, key, row_len, limit) -> None:
+    """The tiled update of an int8 weight with a packed ``L``-bit error-feedback plane, equal to
+    :meth:`IntegerSGD.update` (``_update_with_feedback``) bit for bit, as ``tt_sgd_update_tiled_feedback_s8``.
+
+    A tile's master values ``W = 2**L * w + r - fine`` are split (``w = (W + 2**(L-1)) >> L``,
+    ``r = W - 2**L * w``). Sparse rows and updates without rescaling saturate ``W`` at
+    ``+-((limit << L) + 2**(L-1) - 1)``: every tile is final at once. Otherwise a tile whose new ``w``
+    all fit is written unsaturated (its ``W`` can be rebuilt exactly); when no tile outgrew the range,
+    the one value below the saturation bound that fits (``w = -limit``, ``r = -2**(L-1)``) is then
+    saturated as the simulator does (``r = 1 - 2**(L-1)``); when one did, a second pass rounds every
+    ``W`` (rebuilt or recomputed) to the coarser grid scale. With ``n < L`` a first pass bounds the
+    fine step over the whole gradient before anything changes."""
+    from ..numerics.bitplane import pack_plane, unpack_plane
+
+    a = step.attrs
+    bits = int(a["feedback_bits"])
+    plane = io.array(a["remainder"])
+    rem = unpack_plane(plane, bits, w.size).reshape(w.shape)  # the C kernel reads and writes fields in place
+    half = 1 << (bits - 1)
+    wide = (limit << bits) + half - 1
+    _, gs0 = gradient(0) if n_tiles else (None, None)
+    mult = opt.aligned_multiplier(gs0, w_scale) if n_tiles else None
+    if n_tiles and mult[1] < bits:  # a left shift: bound max|g| of the whole gradient first
+        opt.check_feedback_step(max(max_abs(gradient(t)[0]) for t in range(n_tiles)), mult)
+
+    def master(t: int):
+        r0, _, idx = span(t)
+        gm, _ = gradient(t)
+        fine, _ = opt.feedback_fine(gm, mult, offset_key(key, r0 * row_len))
+        return idx, (w[idx].astype(np.int64) << bits) + rem[idx] - fine
+
+    def store(idx, m) -> None:
+        hi, r = opt.split_master(m, bits)
+        w[idx] = hi.astype(w.dtype)
+        rem[idx] = r
+
+    if rows is not None or not opt.config.weight_rescale:
+        for t in range(n_tiles):
+            idx, m = master(t)
+            store(idx, np.clip(m, -wide, wide))
+        plane[...] = pack_plane(rem, bits)
+        return
+    committed = [False] * n_tiles
+    amax_new = 0
+    for t in range(n_tiles):
+        idx, m = master(t)
+        tmax = max_abs((m + half) >> bits)
+        amax_new = max(amax_new, tmax)
+        if tmax <= limit:
+            store(idx, m)
+            committed[t] = True
+    choice = choose_grid_rescale(amax_new, w_scale, 8, opt.mode)
+    if choice is None:
+        rem[(w == -limit) & (rem == -half)] = 1 - half  # W = -wide - 1 saturates to -wide
+        plane[...] = pack_plane(rem, bits)
+        return
+    new_scale, mult_rescale = choice
+    for t in range(n_tiles):
+        if committed[t]:
+            idx = span(t)[2]
+            m = (w[idx].astype(np.int64) << bits) + rem[idx]
+        else:
+            idx, m = master(t)
+        store(idx, apply_multiplier(m, mult_rescale, Rounding.NEAREST, limit=wide))
+    plane[...] = pack_plane(rem, bits)
+    io.set_scale(step.mutates[0], new_scale)

@@ -40,6 +40,7 @@ from tintin.errors import TintinError
 
 from ..nn import QuantConfig, Sequential, build_layer, layer_types
 from ..nn.init import PLACEHOLDER
+from ..nn.module import FEEDBACK_BITS_CHOICES, remainder_range
 from ..numerics import QTensor, Scale, limit_for_bits
 from ..numerics.bounds import SCALE_EXPONENT_MAX, SCALE_EXPONENT_MIN
 from ..numerics.rescale import GRID_MAX_STEPS
@@ -98,6 +99,27 @@ def stored_value_range(param, momentum: bool = False) -> tuple[int, str]:
     return limit_for_bits(param.bits), f"int{param.bits} weights (-{1 << (param.bits - 1)} excluded)"
 
 
+def remainder_bits(entry: dict, has_remainder: bool, name: str, fail) -> int:
+    """The width of a stored error-feedback remainder: the parameter entry's ``feedback_bits`` (2, 4
+    or 8; absent: 8). ``fail(message)`` makes the error to raise."""
+    bits = entry.get("feedback_bits", 8)
+    if type(bits) is not int or bits not in FEEDBACK_BITS_CHOICES:
+        raise fail(f"parameter {name}: feedback_bits must be one of {', '.join(map(str, FEEDBACK_BITS_CHOICES))}")
+    if bits != 8 and not has_remainder:
+        raise fail(f"parameter {name}: feedback_bits is given but there is no remainder tensor")
+    return bits
+
+
+def remainder_problem(name: str, arr: np.ndarray, bits: int) -> str | None:
+    """Why the remainder tensor ``arr`` is not a ``bits``-bit error-feedback remainder (its values
+    out of ``[-2**(bits-1), 2**(bits-1) - 1]``), or None."""
+    lo, hi = remainder_range(bits)
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        return (f"tensor {name} holds values in [{int(arr.min())}, {int(arr.max())}]; {bits}-bit error-feedback "
+                f"remainders must lie in [{lo}, {hi}]")
+    return None
+
+
 def model_file_bytes(model: Sequential, info: dict | None = None, include_optimizer_state: bool = False) -> bytes:
     """The bytes :func:`save_model` writes (deterministic: same model and info, same bytes)."""
     from safetensors.numpy import save
@@ -113,6 +135,8 @@ def model_file_bytes(model: Sequential, info: dict | None = None, include_optimi
             tensors[f"{p.name}.momentum"] = np.ascontiguousarray(p.momentum.astype(np.int64))
         if include_optimizer_state and p.remainder is not None:
             tensors[f"{p.name}.remainder"] = np.ascontiguousarray(p.remainder.astype(np.int8))
+            if p.feedback_bits != 8:  # 8-bit remainders are written as before
+                params[p.name]["feedback_bits"] = p.feedback_bits
         if p.row_exp is not None:
             tensors[f"{p.name}.row_exp"] = np.ascontiguousarray(p.row_exp.astype(np.int8))
     meta = {"spec": model.spec(), "parameters": params, "info": info or {}}
@@ -458,6 +482,7 @@ def _load(fh, label) -> tuple[Sequential, dict]:
                 raise reader.fail(f"tensor {remainder} has shape {r_shape} {_DTYPE_NAMES.get(r_dtype)}, "
                                   f"the error feedback needs {shape} I8 (weights only)")
             expected.add(remainder)
+        feedback_bits = remainder_bits(described[p.name], remainder in entries, p.name, reader.fail)
         row_exp = f"{p.name}.row_exp"
         if p.row_exp is not None:  # the model's config gives this weight per-row exponents
             if row_exp not in entries:
@@ -468,7 +493,8 @@ def _load(fh, label) -> tuple[Sequential, dict]:
                                   f"the per-row scales need {shape[:1]} I8")
             expected.add(row_exp)
         plan.append((p, scale, trainable, rows, momentum if momentum in entries else None,
-                     remainder if remainder in entries else None, row_exp if p.row_exp is not None else None))
+                     remainder if remainder in entries else None, row_exp if p.row_exp is not None else None,
+                     feedback_bits))
     extra = sorted(set(entries) - expected)
     if extra:
         raise reader.fail(f"holds a tensor {extra[0][:60]!r} that the model does not have")
@@ -483,7 +509,7 @@ def _load(fh, label) -> tuple[Sequential, dict]:
         arr = arr if arr.flags.aligned else arr.copy()
         return arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder not in "=|" else arr
 
-    for p, scale, trainable, rows, momentum, remainder, row_exp in plan:
+    for p, scale, trainable, rows, momentum, remainder, row_exp, feedback_bits in plan:
         m = tensor(p.name)
         if row_exp is not None:
             e = tensor(row_exp)
@@ -500,5 +526,12 @@ def _load(fh, label) -> tuple[Sequential, dict]:
             v = tensor(momentum)
             reader.values(momentum, v, *stored_value_range(p, momentum=True))
             p.momentum = v
-        p.remainder = None if remainder is None else tensor(remainder).copy()
+        p.remainder = None
+        if remainder is not None:
+            r = tensor(remainder)
+            problem = remainder_problem(remainder, r, feedback_bits)
+            if problem:
+                raise reader.fail(problem)
+            p.remainder = r.copy()
+        p.feedback_bits = feedback_bits
     return model, doc.get("info", {})

@@ -27,11 +27,25 @@ class ShapeError(TintinError, ValueError):
     """A layer cannot accept the shape it is given (raised at model construction)."""
 
 
+#: the widths an error-feedback remainder may have (``OptimConfig.feedback_bits``)
+FEEDBACK_BITS_CHOICES = (2, 4, 8)
+
+
+def remainder_range(bits: int) -> tuple[int, int]:
+    """``(lowest, highest)`` value of an error-feedback remainder of ``bits`` fraction bits
+    (:mod:`tintin.optim.sgd`).
+
+    >>> remainder_range(8), remainder_range(2)
+    ((-128, 127), (-2, 1))
+    """
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
 class Parameter:
     """A trainable tensor: master mantissas (int8 / int16 weights, int32 biases) and its scale."""
 
     __slots__ = ("name", "kind", "value", "bits", "trainable", "trainable_rows", "grad", "momentum",
-                 "remainder", "row_exp", "row_limit", "_view", "_view_mode")
+                 "remainder", "feedback_bits", "row_exp", "row_limit", "_view", "_view_mode")
 
     def __init__(self, name: str, kind: str, value: QTensor, bits: int, trainable: bool = True):
         self.name = name
@@ -43,8 +57,9 @@ class Parameter:
         self.trainable_rows: np.ndarray | None = None
         self.grad: QTensor | None = None
         self.momentum: np.ndarray | None = None
-        #: error feedback: int8 remainder in 2**-8 weight steps (tintin.optim.sgd), None when unused
+        #: error feedback: int8 remainder in 2**-feedback_bits weight steps (tintin.optim.sgd), None when unused
         self.remainder: np.ndarray | None = None
+        self.feedback_bits = 8
         #: per-row scales: int8 exponent per output row, real w[r] = m[r] * scale * 2**-row_exp[r]
         #: (tintin.numerics.scale_rows), None when the tensor has one scale
         self.row_exp: np.ndarray | None = None

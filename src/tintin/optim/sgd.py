@@ -23,13 +23,16 @@ Optional integer momentum (aligned rule): ``v <- v - round(v / 2**k) + delta_fin
 ``beta = 1 - 2**-k``, where ``v`` holds the step in 1/256 weight units; ``delta = round(v / 256)``.
 
 Optional error feedback (``error_feedback``, aligned rule, weights of the named layers): the weight
-keeps an int8 *remainder* ``r`` next to its int8 (or int16) mantissa ``w``, in units of 2**-8 of a
-weight step, so the master value is ``W = 256 * w + r`` (an int16 master whose high byte the forward
-pass reads directly). The update in those units, ``fine = round(g * M / 2**(n - 8))`` (stochastic,
-site ``4 * i + 1``; with momentum ``fine = v``), is subtracted from ``W``; then
-``w = (W + 128) >> 8`` and ``r = W - 256 * w`` in ``[-128, 127]``. Updates smaller than one weight
-step are delayed until they add up, not lost or left to chance. A weight rescale rounds ``W`` to
-the new scale (nearest) and splits it again. One byte per weight (the remainder), no int8 view.
+keeps an ``L``-bit *remainder* ``r`` next to its int8 (or int16) mantissa ``w`` (``L = feedback_bits``
+in {2, 4, 8}, default 8), in units of 2**-L of a weight step, so the master value is
+``W = 2**L * w + r`` (an ``8 + L``-bit master whose high part the forward pass reads directly). The
+update in those units, ``fine = round(g * M / 2**(n - L))`` (the configured rounding, site
+``4 * i + 1``; with momentum, ``L = 8`` only, ``fine = v``), is subtracted from ``W``; then
+``w = (W + 2**(L-1)) >> L`` and ``r = W - 2**L * w`` in ``[-2**(L-1), 2**(L-1) - 1]``. Updates
+smaller than one weight step are delayed until they add up, not lost or left to chance. A weight
+rescale rounds ``W`` to the new scale (nearest) and splits it again; sparse rows saturate ``W`` at
+``+-((limit << L) + 2**(L-1) - 1)``. The remainder is held in an int8 array (``L`` bits of it used;
+compiled programs pack it, see :mod:`tintin.compile.planner`), no int8 view.
 
 Stochastic rounding keys: site ``4 * i`` (update) of parameter ``i`` in ``model.parameters()`` order;
 site ``4 * i + 1``: the error-feedback update (used instead of site ``4 * i`` for those weights).
@@ -37,7 +40,8 @@ site ``4 * i + 1``: the error-feedback update (used instead of site ``4 * i`` fo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -47,14 +51,27 @@ from ..numerics import (Rounding, Scale, ScaleMode, apply_multiplier, limit_for_
 from ..numerics.rescale import choose_grid_rescale, clip_inplace
 from ..numerics.scale import divide_multiplier
 from ..numerics.scale_rows import RowScaleError, apply_multiplier_rows, renormalise_rows
-from ..nn.module import Context, Parameter
+from ..errors import TintinError
+from ..nn.module import FEEDBACK_BITS_CHOICES, Context, Parameter
 
 MOMENTUM_FRAC_BITS = 8
-#: fraction bits of the error-feedback remainder (one int8 byte per weight)
+#: fraction bits of the error-feedback remainder by default (one int8 byte per weight)
 FEEDBACK_FRAC_BITS = 8
 FEEDBACK_HALF = 1 << (FEEDBACK_FRAC_BITS - 1)
 MOMENTUM_LIMIT = 1 << 40
 BIAS_LIMIT = 1 << 30
+
+
+class FeedbackBitsError(TintinError, ValueError):
+    """A weight's stored error-feedback remainder has another width than the optimiser's."""
+
+
+class FeedbackOverflowError(TintinError, OverflowError):
+    """An error-feedback step beyond its int64 bound: ``n < L`` and ``max|g| * M * 2**(L - n) >= 2**46``."""
+
+
+#: |fine| < 2**FEEDBACK_FINE_BITS keeps the master W (< 2**47) and its rescale product inside int64
+FEEDBACK_FINE_BITS = 46
 
 
 def _scheduled(value, schedule, epoch: int):
@@ -79,6 +96,7 @@ class OptimConfig:
     momentum_shift: int = 0
     weight_rescale: bool = True
     error_feedback: tuple[str, ...] = ()
+    feedback_bits: int = FEEDBACK_FRAC_BITS
 
     def __post_init__(self):
         if isinstance(self.error_feedback, str) or not all(isinstance(n, str) for n in self.error_feedback):
@@ -98,6 +116,22 @@ class OptimConfig:
             raise ValueError("momentum_shift must be in 0..8 (0 = no momentum)")
         if self.error_feedback and self.rule != "aligned":
             raise ValueError("error feedback works with the aligned rule only")
+        if isinstance(self.feedback_bits, bool) or self.feedback_bits not in FEEDBACK_BITS_CHOICES:
+            raise ValueError(f"feedback_bits must be one of {', '.join(map(str, FEEDBACK_BITS_CHOICES))}, "
+                             f"got {self.feedback_bits!r}")
+        object.__setattr__(self, "feedback_bits", int(self.feedback_bits))
+        if self.feedback_bits != FEEDBACK_FRAC_BITS and not self.error_feedback:
+            raise ValueError("feedback_bits sets the remainder width of error feedback: name the layers "
+                             "(error_feedback) too")
+        if self.feedback_bits != FEEDBACK_FRAC_BITS and self.momentum_shift:
+            raise ValueError(f"feedback_bits={self.feedback_bits} does not combine with momentum (its v is in "
+                             "2**-8 weight steps): use feedback_bits=8")
+
+    def __repr__(self) -> str:
+        """The dataclass repr, without ``feedback_bits`` at its default (so the text that names a
+        configuration, e.g. in a device checkpoint's model hash, is what it was before the field)."""
+        shown = [f for f in fields(self) if not (f.name == "feedback_bits" and self.feedback_bits == FEEDBACK_FRAC_BITS)]
+        return f"OptimConfig({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     def feeds_back(self, param_name: str, kind: str) -> bool:
         """Whether the weight ``param_name`` keeps an error-feedback remainder."""
@@ -117,6 +151,8 @@ class OptimConfig:
             del d["error_feedback"]
         else:
             d["error_feedback"] = list(self.error_feedback)
+        if self.feedback_bits == FEEDBACK_FRAC_BITS:  # the default is written as before too
+            del d["feedback_bits"]
         return d
 
     @classmethod
@@ -218,37 +254,57 @@ class IntegerSGD:
     # -- error feedback ------------------------------------------------------------------------
     def feedback_fine(self, g: np.ndarray, mult: tuple[int, int], key: int,
                       momentum: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(fine, new momentum)``: the update in 2**-8 weight steps (int64). Without momentum
-        ``round(g * M / 2**(n - 8))`` (the configured rounding, ``key``); with momentum the momentum
-        ``v`` itself (it already holds the step in 2**-8 units)."""
+        """``(fine, new momentum)``: the update in 2**-L weight steps (int64, ``L = feedback_bits``).
+        Without momentum ``round(g * M / 2**(n - L))`` (the configured rounding, ``key``); with
+        momentum (``L = 8``) the momentum ``v`` itself (it already holds the step in 2**-8 units)."""
         m, n = mult
         if not self.config.momentum_shift:
-            return apply_multiplier(g, (m, n - FEEDBACK_FRAC_BITS), self.config.rounding, key), None
+            self.check_feedback_step(max_abs(g), mult)
+            return apply_multiplier(g, (m, n - self.config.feedback_bits), self.config.rounding, key), None
         fine = apply_multiplier(g, (m, n - MOMENTUM_FRAC_BITS), Rounding.NEAREST)
         v = momentum if momentum is not None else np.zeros(g.shape, dtype=np.int64)
         v = v - shift_round(v, self.config.momentum_shift, Rounding.NEAREST) + fine
         clip_inplace(v, MOMENTUM_LIMIT)
         return v.copy(), v
 
+    def check_feedback_step(self, amax: int, mult: tuple[int, int]) -> None:
+        """Raise :class:`FeedbackOverflowError` when the fine step of a gradient with ``max|g| = amax``
+        leaves its bound: ``n < L`` (a left shift) and ``amax * M * 2**(L - n) >= 2**46`` (the C
+        kernels check the same, before any weight changes)."""
+        m, n = mult
+        shift = n - self.config.feedback_bits
+        top = int(amax) * m
+        if shift < 0 and top and (-shift >= FEEDBACK_FINE_BITS or top >> (FEEDBACK_FINE_BITS + shift)):
+            raise FeedbackOverflowError(f"error-feedback step too large: max|g| * M * 2**{-shift} >= "
+                                        f"2**{FEEDBACK_FINE_BITS} (learning rate far too high for this "
+                                        "gradient scale)")
+
     @staticmethod
-    def split_master(master: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``W -> (w, r)`` with ``W = 256 * w + r``, ``r`` in ``[-128, 127]`` (int64, int8)."""
-        w = (master + FEEDBACK_HALF) >> FEEDBACK_FRAC_BITS
-        return w, (master - (w << FEEDBACK_FRAC_BITS)).astype(np.int8)
+    def split_master(master: np.ndarray, bits: int = FEEDBACK_FRAC_BITS) -> tuple[np.ndarray, np.ndarray]:
+        """``W -> (w, r)`` with ``W = 2**bits * w + r``, ``r`` in ``[-2**(bits-1), 2**(bits-1) - 1]``
+        (int64, int8)."""
+        w = (master + (1 << (bits - 1))) >> bits
+        return w, (master - (w << bits)).astype(np.int8)
 
     def _update_with_feedback(self, p: Parameter, gm: np.ndarray, grad_scale: Scale, rows: np.ndarray | None,
                               key: int) -> None:
         value = p.value
+        bits = self.config.feedback_bits
         if p.remainder is None:
             p.remainder = np.zeros(value.m.shape, dtype=np.int8)
+            p.feedback_bits = bits
+        elif p.feedback_bits != bits:
+            raise FeedbackBitsError(f"{p.name} holds a {p.feedback_bits}-bit error-feedback remainder; the "
+                                    f"optimiser keeps {bits} bits (feedback_bits)")
         mom = p.momentum
         fine, p.momentum = self.feedback_fine(gm, self.aligned_multiplier(grad_scale, value.scale), key, mom)
         limit = limit_for_bits(p.bits)
-        wide_limit = (limit << FEEDBACK_FRAC_BITS) + FEEDBACK_HALF - 1
+        wide_limit = (limit << bits) + (1 << (bits - 1)) - 1
+        split = partial(self.split_master, bits=bits)
         if rows is not None:  # sparse: saturate, frozen rows stay bit-identical
-            sub = (value.m[rows].astype(np.int64) << FEEDBACK_FRAC_BITS) + p.remainder[rows] - fine
+            sub = (value.m[rows].astype(np.int64) << bits) + p.remainder[rows] - fine
             clip_inplace(sub, wide_limit)
-            w, r = self.split_master(sub)
+            w, r = split(sub)
             m = value.m.copy()
             m[rows] = w.astype(m.dtype)
             rem = p.remainder.copy()
@@ -256,18 +312,18 @@ class IntegerSGD:
             p.remainder = rem
             p.assign(type(value)(m, value.scale))
             return
-        master = (value.m.astype(np.int64) << FEEDBACK_FRAC_BITS) + p.remainder - fine
-        w, r = self.split_master(master)
+        master = (value.m.astype(np.int64) << bits) + p.remainder - fine
+        w, r = split(master)
         choice = (choose_grid_rescale(max_abs(w), value.scale, p.bits, self.mode)
                   if self.config.weight_rescale else None)
         if choice is None:
             clip_inplace(master, wide_limit)
-            w, r = self.split_master(master)
+            w, r = split(master)
             p.remainder = r
             p.assign(type(value)(w.astype(value.m.dtype), value.scale))
             return
         new_scale, mult = choice
-        w, r = self.split_master(apply_multiplier(master, mult, Rounding.NEAREST, limit=wide_limit))
+        w, r = split(apply_multiplier(master, mult, Rounding.NEAREST, limit=wide_limit))
         if p.momentum is not None:
             p.momentum = apply_multiplier(p.momentum, mult, Rounding.NEAREST)
         p.remainder = r

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tintin.codegen import Project
-from tintin.codegen.model_c import ROLE_MOMENTUM, ROLE_ROW_EXP
+from tintin.codegen.model_c import ROLE_FEEDBACK, ROLE_MOMENTUM, ROLE_ROW_EXP
 from tintin.targets.errors import DeviceRunError
 
 _DTYPE_NP = {1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64}
@@ -140,6 +140,9 @@ def reference_entries(ex, m, project: Project) -> dict:
         if e.role == ROLE_MOMENTUM:
             arr = np.ascontiguousarray(ex.view(e.name)).astype(np.int64)
             entries[e.index] = (None, arr.astype("<i8").tobytes())
+            continue
+        if e.role == ROLE_FEEDBACK:  # the packed plane: bytes as they are
+            entries[e.index] = (None, np.ascontiguousarray(ex.view(e.name), dtype=np.uint8).tobytes())
             continue
         b = program.buffers[e.name]
         if e.role == ROLE_ROW_EXP:

@@ -92,6 +92,8 @@ def save_training_state(path: str | os.PathLike, model, state: dict,
             tensors[f"row_exp:{p.name}"] = np.ascontiguousarray(p.row_exp.astype(np.int8))
         params[p.name] = {"scale": list(p.value.scale.as_tuple()), "bits": p.bits, "trainable": p.trainable,
                           "trainable_rows": None if p.trainable_rows is None else [int(r) for r in p.trainable_rows]}
+        if p.remainder is not None and p.feedback_bits != 8:  # 8-bit remainders are written as before
+            params[p.name]["feedback_bits"] = p.feedback_bits
     for name, arr in (arrays or {}).items():
         tensors[f"array:{name}"] = np.ascontiguousarray(arr)
     doc = {"spec": model.spec(), "parameters": params, "state": state}
@@ -134,7 +136,7 @@ def read_training_state(path: str | os.PathLike) -> tuple[dict, dict[str, np.nda
 def load_training_state(path: str | os.PathLike, model) -> tuple[dict, dict[str, np.ndarray]]:
     """Restore the parameters saved in ``path`` into ``model`` (which must have the same spec);
     returns ``(state, arrays)`` as given to :func:`save_training_state`."""
-    from ..io.model_file import stored_value_range
+    from ..io.model_file import remainder_bits, remainder_problem, stored_value_range
 
     doc, tensors = read_training_state(path)
     if _canonical(doc["spec"]) != _canonical(json.loads(json.dumps(model.spec()))):
@@ -156,6 +158,10 @@ def load_training_state(path: str | os.PathLike, model) -> tuple[dict, dict[str,
         rem = tensors.get(f"remainder:{p.name}")
         if rem is not None and (rem.shape != m.shape or rem.dtype != np.int8):
             raise CheckpointError(f"{path}: error-feedback remainder of {p.name} has the wrong shape or type")
+        feedback_bits = remainder_bits(entry, rem is not None, p.name, lambda msg: CheckpointError(f"{path}: {msg}"))
+        problem = None if rem is None else remainder_problem(f"remainder:{p.name}", rem, feedback_bits)
+        if problem:
+            raise CheckpointError(f"{path}: {problem}")
         row_exp = tensors.get(f"row_exp:{p.name}")
         if (row_exp is None) != (p.row_exp is None) or row_exp is not None and (
                 row_exp.shape != m.shape[:1] or row_exp.dtype != np.int8 or row_exp.size and (
@@ -166,13 +172,14 @@ def load_training_state(path: str | os.PathLike, model) -> tuple[dict, dict[str,
             limit, what = stored_value_range(p, momentum=is_momentum)
             if arr is not None and arr.size and (int(arr.min()) < -limit or int(arr.max()) > limit):
                 raise CheckpointError(f"{path}: {p.name} holds values outside [{-limit}, {limit}] ({what})")
-        restored.append((p, m, scale, mom, rem, entry, row_exp))
-    for p, m, scale, mom, rem, entry, row_exp in restored:
+        restored.append((p, m, scale, mom, rem, entry, row_exp, feedback_bits))
+    for p, m, scale, mom, rem, entry, row_exp, feedback_bits in restored:
         p.assign(QTensor(m.copy(), scale))
         if row_exp is not None:
             p.row_exp = row_exp.copy()
         p.momentum = None if mom is None else mom.copy()
         p.remainder = None if rem is None else rem.copy()
+        p.feedback_bits = feedback_bits
         p.trainable = bool(entry.get("trainable", True))
         rows = entry.get("trainable_rows")
         p.trainable_rows = None if rows is None else np.asarray(rows, dtype=np.int64)

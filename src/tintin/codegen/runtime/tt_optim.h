@@ -76,6 +76,25 @@ tt_status_t tt_sgd_update_bias_rows_s32(int32_t *bias, tt_scale_t bias_scale, si
                                         tt_scale_t grad_scale, int64_t *momentum, const tt_sgd_config_t *cfg,
                                         uint32_t key);
 
+/* ---- error feedback (tt_sgd_feedback.c) -------------------------------------------------------
+ * An int8 weight with an L-bit remainder per element (bits = L in {2, 4, 8}) packed in `plane`:
+ * ceil(count * L / 8) bytes, element i the two's-complement field at bits [(i*L) % 8, +L) of byte
+ * (i*L) / 8 (little-endian within the byte). Master value W = 2**L * w + r; the step subtracts
+ * fine = round(g * M / 2**(n - L)) from W and splits it again (w = (W + 2**(L-1)) >> L), so
+ * updates below one weight step add up. Aligned rule without momentum only (else TT_ERR_ARG);
+ * `key`: the stream key of site 4 * parameter_index + 1. TT_ERR_OVERFLOW (nothing changes) when
+ * n < L and max|g| * M * 2**(L - n) >= 2**46. The full tensor rescales like
+ * tt_sgd_update_weight_s8 (W rounded to the new grid scale, nearest); grad is scratch. */
+tt_status_t tt_sgd_update_weight_feedback_s8(int8_t *weight, tt_scale_t *w_scale, uint8_t *plane, uint8_t bits,
+                                             size_t count, int32_t *grad, tt_scale_t grad_scale,
+                                             const tt_sgd_config_t *cfg, uint32_t key);
+/* Sparse rows of the same (draw index j * cols + k, as tt_sgd_update_weight_rows_s8): W saturates
+ * at +-((127 << L) + 2**(L-1) - 1), frozen rows and their remainders stay bit-identical. */
+tt_status_t tt_sgd_update_weight_feedback_rows_s8(int8_t *weight, tt_scale_t w_scale, uint8_t *plane, uint8_t bits,
+                                                  size_t row_count, size_t cols, const uint16_t *rows, size_t nrows,
+                                                  const int32_t *grad_rows, tt_scale_t grad_scale,
+                                                  const tt_sgd_config_t *cfg, uint32_t key);
+
 /* ---- faster variants -------------------------------------------------------------------------- */
 
 /* tt_sgd_update_bias_s32 with a 32-bit path for the common case (aligned rule, no momentum,
@@ -150,6 +169,17 @@ typedef struct {
  * its maximum is kept). Rescale: tiles whose new values fit are written at once; if some did not,
  * a second pass converts every tile to the coarser grid scale (recomputing the unwritten ones). */
 tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key);
+/* The trained rows of u (u->nrows, or row_count without a selection) and its tiles of u->tile_rows
+ * (tile_rows >= 1); TT_ERR_ARG when the selection repeats a row or leaves the weight. */
+tt_status_t tt_tiled_rows(const tt_tiled_update_t *u, size_t *nrows, size_t *tiles);
+
+/* tt_sgd_update_weight_feedback_s8 / _rows_s8 (int8 weights u->w8, no momentum) with the gradient
+ * computed tile by tile (tt_sgd_feedback.c, tintin.compile.update._fused_feedback): tiles whose new
+ * w fit are written with their plane fields at once; a rescale pass rebuilds W = 2**L * w + r of
+ * the written tiles and recomputes the others. Sparse rows and updates without rescaling saturate.
+ * The rank-1 fields of u are not used. */
+tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t *plane, uint8_t bits,
+                                            const tt_sgd_config_t *cfg, uint32_t key);
 
 #ifdef __cplusplus
 }

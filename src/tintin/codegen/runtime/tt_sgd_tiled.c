@@ -819,6 +819,16 @@ static void lut_map_s8(int8_t *w, size_t count, const int8_t *lut0)
     }
 }
 
+tt_status_t tt_tiled_rows(const tt_tiled_update_t *u, size_t *nrows, size_t *tiles)
+{
+    *nrows = u->rows != NULL ? u->nrows : u->row_count;
+    *tiles = tt_ceil_div(*nrows, u->tile_rows);
+    if (u->rows != NULL && *nrows != 0 && tt_check_selection(u->rows, 0, *nrows, u->row_count) != TT_OK) {
+        return TT_ERR_ARG;
+    }
+    return TT_OK;
+}
+
 tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key)
 {
     tile_rule_t r;
@@ -835,15 +845,13 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         cfg->momentum_shift > 8 || cfg->batch_size == 0 || (cfg->rule == TT_RULE_NITI && (cfg->mu < 1 || cfg->mu > 8))) {
         return TT_ERR_ARG;
     }
-    nrows = u->rows != NULL ? u->nrows : u->row_count;
+    if (tt_tiled_rows(u, &nrows, &tiles) != TT_OK) {
+        return TT_ERR_ARG;
+    }
     if (nrows == 0) {
         return TT_OK;
     }
-    if (u->rows != NULL && tt_check_selection(u->rows, 0, nrows, u->row_count) != TT_OK) {
-        return TT_ERR_ARG;
-    }
     trows = u->tile_rows;
-    tiles = tt_ceil_div(nrows, trows);
     bits = u->w8 != NULL ? 8 : 16;
     limit = tt_limit_for_bits(bits);
     saturate = u->rows != NULL || !cfg->weight_rescale;

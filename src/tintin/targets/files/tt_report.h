@@ -69,7 +69,7 @@ static inline void tt_put_hex_lines(char tag, uint32_t entry, const uint8_t *p, 
 /* P records of every parameter-table entry (with H records when `dump`), then the C record */
 static inline void tt_put_params(uint8_t dump)
 {
-    static const uint8_t dtype_bytes[5] = {0, 1, 2, 4, 8};
+    static const uint8_t dtype_bytes[6] = {0, 1, 2, 4, 8, 1}; /* by TT_DTYPE_* (5: uint8 bytes) */
     tt_param_info_t info;
     uint32_t j;
     for (j = 0; j < TT_PARAM_COUNT; ++j) {

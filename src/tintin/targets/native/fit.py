@@ -25,9 +25,11 @@ CHUNK_SAMPLES = 1024
 
 
 def check_supported(config) -> None:
-    """Raise :class:`NativeUnsupportedError` for settings only the simulator runs."""
-    if config.optim.error_feedback:
-        raise NativeUnsupportedError("the native backend has no error feedback (--error-feedback): use --backend numpy")
+    """Raise :class:`NativeUnsupportedError` for settings only the simulator runs (error feedback
+    compiles without momentum: a packed plane per weight, :mod:`tintin.compile.compiler`)."""
+    if config.optim.error_feedback and config.optim.momentum_shift:
+        raise NativeUnsupportedError("the native backend keeps error feedback without momentum (--error-feedback "
+                                     "with --momentum-shift): use --backend numpy")
 
 
 def fit_native(model, x_train: np.ndarray, y_train: np.ndarray, config, x_test: np.ndarray | None = None,

@@ -19,12 +19,13 @@ import numpy as np
 
 from tintin.codegen import CodegenError, compile_for_codegen, generate_project
 from tintin.codegen.host import CScale, c_scale, py_scale
-from tintin.codegen.model_c import ROLE_FROZEN, ROLE_MOMENTUM, ROLE_ROW_EXP, ROLE_TRAINED, state_entries
+from tintin.codegen.model_c import (ROLE_FEEDBACK, ROLE_FROZEN, ROLE_MOMENTUM, ROLE_ROW_EXP, ROLE_TRAINED,
+                                   state_entries)
 from tintin.targets.errors import BuildError, TargetError
 from tintin.targets.native.build import build_library
 
 _LABEL_DTYPES = {"uint8_t": np.uint8, "uint16_t": np.uint16, "int8_t": np.int8, "int16_t": np.int16}
-_DTYPES = {1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64}
+_DTYPES = {1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64, 5: np.uint8}
 TT_OK, TT_ERR_OVERFLOW = 0, 2
 _STATUS = {1: "TT_ERR_SHAPE", 2: "TT_ERR_OVERFLOW", 3: "TT_ERR_ARG", 4: "TT_ERR_RANGE", 5: "TT_ERR_IO"}
 
@@ -56,6 +57,7 @@ class NativeProgram:
         self.batch_size = int(batch_size)
         with tempfile.TemporaryDirectory(prefix="tintin-native-") as tmp:
             program, plan, eval_program = compile_for_codegen(model, update, self.batch_size, optim)
+            self.feedback_bits = program.optim.feedback_bits
             project = generate_project(model, Path(tmp) / "project", program=program, plan=plan,
                                        eval_program=eval_program, target="host", example=False)
             self.entries = project.model.params
@@ -121,6 +123,10 @@ class NativeProgram:
                 src = np.zeros(info.count, dtype) if mom is None else np.ascontiguousarray(mom, dtype).ravel()
             elif e.role == ROLE_ROW_EXP:
                 src = np.ascontiguousarray(params[e.param].row_exp, dtype).ravel()
+            elif e.role == ROLE_FEEDBACK:
+                from tintin.compile.executor import pack_remainder
+
+                src = pack_remainder(params[e.param], self.feedback_bits)
             else:
                 p = params[e.name]
                 src = np.ascontiguousarray(p.value.m, dtype).ravel()
@@ -135,7 +141,8 @@ class NativeProgram:
         self.lib.tt_set_epoch(int(epoch))
 
     def store_state(self) -> None:
-        """Write the program's parameters (and momentum) back into the model."""
+        """Write the program's parameters (momentum, row exponents, error-feedback remainders) back
+        into the model."""
         from tintin.numerics import QTensor
 
         params = {p.name: p for p in self.model.parameters()}
@@ -148,6 +155,12 @@ class NativeProgram:
                 params[e.param].momentum = values.reshape(e.shape)
             elif e.role == ROLE_ROW_EXP:
                 params[e.param].row_exp = values.reshape(e.shape)
+            elif e.role == ROLE_FEEDBACK:
+                from tintin.numerics.bitplane import unpack_plane
+
+                p = params[e.param]
+                p.remainder = unpack_plane(values, self.feedback_bits, p.value.m.size).reshape(p.value.m.shape)
+                p.feedback_bits = self.feedback_bits
             elif e.role == ROLE_TRAINED:
                 p = params[e.name]
                 p.assign(QTensor(values.reshape(p.value.m.shape), py_scale(info.scale[0])))
