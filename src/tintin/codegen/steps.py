@@ -474,8 +474,9 @@ class StepEmitter:
     def _param(self, name: str):
         return self.p.buffers[name]
 
-    def _key(self, pname: str) -> str:
-        return f"tt_stream_key(&tt_stream, {int(self.ctx.site(pname))}UL)"
+    def _key(self, pname: str, offset: int = 0) -> str:
+        """The stream key of parameter ``pname``'s update site plus ``offset`` (1: the error-feedback draw)."""
+        return f"tt_stream_key(&tt_stream, {int(self.ctx.site(pname)) + offset}UL)"
 
     def _skip0_ok(self) -> bool:
         """The program's optimiser settings allow ``tt_sgd_update_weight_skip0_s8`` (fixed at build)."""
@@ -502,7 +503,7 @@ class StepEmitter:
         if b.dtype != "int8":
             raise CodegenError(f"{a['param']}: error feedback is kept for int8 weights only")
         plane, bits = self.buf(a["remainder"]), int(a["feedback_bits"])
-        key = f"tt_stream_key(&tt_stream, {int(self.ctx.site(a['param'])) + 1}UL)"
+        key = self._key(a["param"], 1)
         rows = self._rows(s)
         if rows is None:
             return self.call(f"tt_sgd_update_weight_feedback_s8({self.buf(pbuf)}, &{self.sc(pbuf)}, {plane}, {bits}u, "
@@ -623,7 +624,7 @@ class StepEmitter:
             if b.dtype != "int8":
                 raise CodegenError(f"{pname}: error feedback is kept for int8 weights only")
             call = (f"tt_sgd_update_tiled_feedback_s8(&u, {self.buf(plane)}, {int(a['feedback_bits'])}u, &tt_cfg, "
-                    f"tt_stream_key(&tt_stream, {int(self.ctx.site(pname)) + 1}UL))")
+                    f"{self._key(pname, 1)})")
         elif rexp is not None:
             rexp_c, limit = self._row_scaled_update(s)
             call = f"tt_sgd_update_tiled_rows_scaled_s8(&u, {rexp_c}, {limit}u, &tt_cfg, {self._key(pname)})"
