@@ -74,16 +74,19 @@ def is_model_file(spec: str) -> bool:
 
 
 def model_from_spec(spec: str, dataset, input_shape: str | None, classes: int | None, quant, seed: int,
-                    data_files=None):
+                    data_files=None, hidden: tuple[int, ...] | None = None):
     """``(model, source)`` for a MODEL argument: a model file, or a zoo model built for a data set's
     (or ``input_shape``'s) samples with the :class:`tintin.nn.QuantConfig` ``quant``. ``dataset``: a
     loaded :class:`tintin.data.Dataset`, a built-in name or data file (read as ``data_files`` says),
-    or None (the zoo model's default data set). ``source`` says where the shape came from, for reports."""
+    or None (the zoo model's default data set). ``hidden``: the zoo mlp's hidden widths (None: its
+    default). ``source`` says where the shape came from, for reports."""
     from ..nn import build_model, model_names
 
     if is_model_file(spec):
         if not Path(spec).is_file():
             raise CliError(f"model file {spec} does not exist")
+        if hidden is not None:
+            raise CliError("--hidden sets the widths of a new zoo mlp; a model file keeps its own")
         model, _ = load_model_file(spec)
         return model, f"model file {spec}"
     if spec not in model_names():
@@ -97,7 +100,8 @@ def model_from_spec(spec: str, dataset, input_shape: str | None, classes: int | 
             load_dataset(dataset or DEFAULT_DATASET.get(spec, "digits"), data_files)
         shape, num_classes, exponent = tuple(ds.sample_shape), classes or ds.num_classes, ds.input_exponent
         source = f"data set {ds.name}"
-    model = build_model(spec, shape, num_classes, config=quant, seed=seed, input_exponent=exponent)
+    model = build_model(spec, shape, num_classes, config=quant, seed=seed, input_exponent=exponent,
+                        **({"hidden": hidden} if hidden is not None else {}))
     return model, f"{source}, input {shape}, {num_classes} classes"
 
 

@@ -86,6 +86,28 @@ SERIES_LENGTH = typer.Option(None, "--series-length", help=".ts files with serie
                              "(truncate, or pad by repeating the last value)")
 
 # -- where it runs --------------------------------------------------------------------------------
+HIDDEN = typer.Option(None, "--hidden", help="zoo mlp: hidden layer widths, WIDTH,... e.g. 200,100,50 (default: "
+                     "one layer of 64 for inputs of up to 256 features, else 128)")
+
+
+def hidden_widths(text: str | None, model_name: str | None) -> tuple[int, ...] | None:
+    """``--hidden 200,100,50`` -> ``(200, 100, 50)`` (None: the zoo model's default widths).
+    Only the zoo ``mlp`` takes widths; each is an integer >= 1."""
+    if text is None:
+        return None
+    if model_name is None:
+        raise OptionError("--hidden sets the widths of a new zoo mlp; a model file keeps its own")
+    if model_name != "mlp":
+        raise OptionError(f"--hidden sets the widths of the zoo mlp, not of {model_name!r}")
+    widths = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) < 1:
+            raise OptionError(f"--hidden takes positive integer widths separated by commas, e.g. 200,100,50; got {text!r}")
+        widths.append(int(part))
+    return tuple(widths)
+
+
 DEVICE = typer.Option(None, "--device", help=f"device profile: {', '.join(list_devices())} (see `tintin devices`)")
 
 

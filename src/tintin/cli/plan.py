@@ -31,6 +31,7 @@ def plan_command(
                                          "classes (default per model: mlp -> digits, lenet5 -> mnist5k)"),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="per-sample input shape, e.g. 1,28,28"),
     classes: Optional[int] = typer.Option(None, "--classes", help="number of classes (default: the data set's, or 10)"),
+    hidden: Optional[str] = opt.HIDDEN,
     reserve: int = typer.Option(0, "--reserve", help="SRAM bytes to keep free (stack, runtime state)"),
     seed: int = opt.SEED,
     show_buffers: bool = typer.Option(True, "--buffers/--no-buffers", help="list every buffer"),
@@ -67,7 +68,7 @@ def plan_command(
             opt.check_positive("--patch-layers", patch_layers)
         options = replace(options, patch_size=patch, patch_layers=patch_layers)
     model, source = model_from_spec(model_spec, dataset, input_shape, classes, quantisation.config(), seed,
-                                    data_files)
+                                    data_files, hidden=opt.hidden_widths(hidden, zoo_name(model_spec)))
     if feedback_bits is not None and not error_feedback:
         raise opt.OptionError("--feedback-bits sets the plane of --error-feedback: name the layers too")
     feedback = {"error_feedback": tuple(n.strip() for n in error_feedback.split(",") if n.strip())} \

@@ -108,6 +108,7 @@ def train_command(
     dataset: Optional[str] = opt.dataset(required=False, help="data set name (see `tintin datasets`) or a .csv, .npz "
                                          "or .ts file (docs/own-data.md); required unless --resume"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=opt.zoo_model_help() + " (default: mlp)"),
+    hidden: Optional[str] = opt.HIDDEN,
     init: Optional[Path] = typer.Option(None, "--init", help="fine-tune this model file (from `tintin import` or "
                                         "`tintin train`) instead of a new zoo model"),
     update: str = opt.UPDATE,
@@ -166,11 +167,15 @@ def train_command(
             init = Path(resumed["init"])
         else:
             model = resumed["model"]
+            hidden = ",".join(str(w) for w in resumed["hidden"]) if resumed.get("hidden") else None
     elif dataset is None:
         raise opt.OptionError("--dataset is required (or --resume DIR)")
     if init is not None and model is not None:
         raise CliError("--model and --init exclude each other: --init fine-tunes the model file as it is")
     model = model or "mlp"
+    if init is not None and hidden is not None:
+        raise opt.OptionError("--hidden sets the widths of a new zoo mlp; --init keeps the file's")
+    widths = opt.hidden_widths(hidden, model)
     ds = load_dataset(dataset, data_files)
     parent = None
     if init is not None:  # the model file, checked against the data set; --update selects what trains
@@ -210,7 +215,8 @@ def train_command(
         from ..reference.twin import _torch
         _torch()
     net = init_net if init is not None else \
-        build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent)
+        build_model(model, ds.sample_shape, ds.num_classes, qconf, seed=seed, input_exponent=ds.input_exponent,
+                    **({"hidden": widths} if widths is not None else {}))
     if init is not None and wide_layers:
         raise opt.OptionError("--wide-layers sets the widths of a new zoo model; --init keeps the file's")
     if init is not None and row_scales:
@@ -239,7 +245,8 @@ def train_command(
 
     cli_settings = {"dataset": dataset, "model": model, "quant": qconf.to_dict(), "train": tconf.to_dict(),
                     "data_files": asdict(data_files), "update": update, "wide_rule": wide_rule,
-                    "init": str(Path(init).resolve()) if init is not None else None}
+                    "init": str(Path(init).resolve()) if init is not None else None,
+                    "hidden": list(widths) if widths is not None else None}
     checkpointer = FitCheckpointer(out / CHECKPOINT_NAME, every=checkpoint_every, resume=resumed is not None,
                                    info={"cli": cli_settings})
     fit_fn, backend_note = fit, f"{backend_used}: --backend {backend}"
@@ -277,6 +284,7 @@ def train_command(
         "samples_per_second": round(result.samples_per_second, 1),
         "float_train_seconds": round(float_result.train_seconds, 3) if float_result else None,
         "float_samples_per_second": round(float_result.samples_per_second, 1) if float_result else None,
+        "hidden": list(widths) if widths is not None else None,
         "parameters": net.num_parameters(), "model_path": str(model_path), "synthetic_data": ds.synthetic,
         "update_backend": backend_used, "backend_note": backend_note, "resumed": resumed is not None, "history_path": str(history_path),
         "plot_path": str(plot_path) if plot_path else None,
