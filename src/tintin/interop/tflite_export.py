@@ -290,11 +290,21 @@ def run_tflm(data: bytes, x: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def run_litert(data: bytes, x: np.ndarray) -> np.ndarray:
-    """int8 outputs of LiteRT (``ai-edge-litert``), one sample at a time."""
+def run_litert(data: bytes, x: np.ndarray, kernels: str = "optimized") -> np.ndarray:
+    """int8 outputs of LiteRT (``ai-edge-litert``), one sample at a time. ``kernels``:
+    ``"optimized"`` (LiteRT's built-in CPU kernels, no delegate: what a deployment runs) or
+    ``"reference"`` (its reference kernels, the arithmetic TFLite Micro's kernels implement). The
+    optimized kernels may round a requantisation differently on some CPUs (seen: 4 of 500 int8
+    outputs one step apart on an AVX-512 VNNI machine); the reference kernels give TFLite Micro's
+    outputs bit for bit (tested)."""
+    if kernels not in ("optimized", "reference"):
+        raise InteropError(f"LiteRT kernels must be optimized or reference, got {kernels!r}")
     mod = require("ai_edge_litert.interpreter", "ai-edge-litert", "running LiteRT")
+    resolver = getattr(getattr(mod, "OpResolverType", None),
+                       "BUILTIN_WITHOUT_DEFAULT_DELEGATES" if kernels == "optimized" else "BUILTIN_REF", None)
+    if resolver is None and kernels == "reference":
+        raise InteropError("this ai-edge-litert has no reference kernels (OpResolverType.BUILTIN_REF)")
     try:
-        resolver = getattr(getattr(mod, "OpResolverType", None), "BUILTIN_WITHOUT_DEFAULT_DELEGATES", None)
         extra = {"experimental_op_resolver_type": resolver} if resolver is not None else {}
         interp = mod.Interpreter(model_content=data, num_threads=1, **extra)
         interp.allocate_tensors()
