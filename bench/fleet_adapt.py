@@ -123,7 +123,8 @@ def describe_phases(phases: list[dict]) -> str:
         kind = {"reptile": "Reptile", "fomaml": "FOMAML"}.get(ph["strategy"], "FedAvg")
         text = f"{ph['rounds']} rounds of {kind}, {ph['local_steps']} local steps at lr {ph['lr']:g} on {inner} per round"
         if ph.get("query_steps"):
-            text += f", then {ph['query_steps']} query steps on a disjoint draw of {ph['shots']} samples"
+            text += (f", then {ph['query_steps']} query steps on a disjoint draw of "
+                     f"{ph.get('query_shots') or ph['shots']} samples")
         if ph["strategy"] in ("reptile", "fomaml"):
             text += f", meta step {ph['meta_lr']:g}{' annealed linearly' if ph.get('meta_anneal') else ''}"
         out.append(text)

@@ -47,6 +47,22 @@ def test_the_query_draw_is_disjoint_from_the_support_draw(n, shots, seed):
     assert query.min() >= 0 and query.max() < n and np.array_equal(query, query_samples(n, plan, seed))
 
 
+@given(n=st.integers(2, 80), shots=st.integers(1, 40), query_shots=st.integers(1, 90), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_a_larger_query_draw_is_disjoint_and_extends_the_default_one(n, shots, query_shots, seed):
+    plan = LocalPlan(shots=shots, query_shots=query_shots)
+    if n <= shots:
+        with pytest.raises(FleetError, match="none left for a query draw"):
+            query_samples(n, plan, seed)
+        return
+    support, query = round_samples(n, plan, seed), query_samples(n, plan, seed)
+    assert len(query) == min(query_shots, n - shots) and not set(support.tolist()) & set(query.tolist())
+    default = query_samples(n, LocalPlan(shots=shots), seed)
+    small, large = sorted((set(default.tolist()), set(query.tolist())), key=len)
+    assert small <= large  # one permutation: the draws are nested
+    assert np.array_equal(support, round_samples(n, LocalPlan(shots=shots), seed))  # the support draw is unchanged
+
+
 def test_query_steps_need_a_support_draw():
     with pytest.raises(FleetError, match="few-shot support draw"):
         query_samples(10, LocalPlan(), 0)
@@ -159,6 +175,9 @@ def test_the_meta_model_moves_by_the_mean_query_displacement_at_meta_step_one():
     (dict(query_steps=0), "fomaml needs --query-steps"),
     (dict(query_steps=-1), "--query-steps must be a non-negative integer"),
     (dict(strategy="reptile"), "--query-steps applies to --strategy fomaml only"),
+    (dict(query_shots=0), "--query-shots must be an integer >= 1"),
+    (dict(query_shots=2.5), "--query-shots must be an integer >= 1"),
+    (dict(strategy="reptile", query_steps=0, query_shots=5), "--query-shots applies to --strategy fomaml only"),
 ])
 def test_bad_fomaml_settings_are_one_line_errors(kw, message):
     with pytest.raises(FleetError, match=message):

@@ -62,6 +62,8 @@ def fleet_command(
                                         "many of its samples every round (Reptile's few-shot task)"),
     query_steps: int = typer.Option(0, "--query-steps", help="fomaml: steps on a disjoint query draw of --shots "
                                     "samples after the support steps; the device returns their displacement"),
+    query_shots: Optional[int] = typer.Option(None, "--query-shots", help="fomaml: size of the query draw "
+                                              "(default: --shots; up to every sample beyond the support draw)"),
     samples_per_device: Optional[int] = typer.Option(None, "--samples-per-device", help="draw this many samples "
                                                      "per device with replacement (more devices than samples)"),
     compare_float: bool = typer.Option(False, "--compare-float", help="also run float32 FedAvg of the PyTorch "
@@ -91,7 +93,7 @@ def fleet_command(
     common = dict(samples_per_device=samples_per_device, rounds=rounds, strategy=strategy, fraction=fraction,
                   top_p=top_p, error_feedback=error_feedback, personal=tuple(personal or ()), batch_size=batch_size,
                   local_steps=local_steps, lr=lr, meta_lr=meta_lr, meta_anneal=meta_anneal, shots=shots,
-                  query_steps=query_steps, seed=seed,
+                  query_steps=query_steps, query_shots=query_shots, seed=seed,
                   compare_float=compare_float, nodes=nodes, num_cpus=cpus, emulated=_emulated(emulate))
     if init is not None:
         if model != "mlp":

@@ -91,13 +91,16 @@ class LocalPlan:
     optimiser, their own seed: :func:`query_plan`, :func:`query_seed`) on a disjoint query draw of
     ``shots`` samples (:func:`query_samples`) and returns the received model moved by the
     displacement of those query steps alone, exactly (:func:`tintin.fleet.aggregation.displaced`;
-    0: off)."""
+    0: off). ``query_shots``: the size of that query draw (None: ``shots``, as many as the support
+    draw; a larger draw, up to every sample beyond the support draw, estimates the device's whole
+    distribution, classes the support draw missed included)."""
 
     batch_size: int = 8
     local_steps: int | None = None
     optim: OptimConfig = OptimConfig(lr=0.05)
     shots: int | None = None
     query_steps: int = 0
+    query_shots: int | None = None
 
     def steps_for(self, n: int) -> int:
         return self.local_steps if self.local_steps is not None else max(1, math.ceil(n / self.batch_size))
@@ -120,16 +123,18 @@ def round_samples(n: int, plan: LocalPlan, seed: int) -> np.ndarray:
 
 
 def query_samples(n: int, plan: LocalPlan, seed: int) -> np.ndarray:
-    """The query draw of a FOMAML device in a round: the next ``min(K, n - K)`` samples of the
+    """The query draw of a FOMAML device in a round: the next ``min(Q, n - K)`` samples of the
     permutation whose first K are the support draw (:func:`round_samples`), so the two never
-    overlap. A device with no sample beyond its support draw cannot take query steps."""
+    overlap (``Q``: ``plan.query_shots``, or K when it is None). A device with no sample beyond
+    its support draw cannot take query steps."""
     if plan.shots is None:
         raise FleetError("query steps need a few-shot support draw (shots)")
     k = int(plan.shots)
     if n <= k:
         raise FleetError(f"a device with {n} samples has none left for a query draw beyond its {k} support samples")
+    q = k if plan.query_shots is None else int(plan.query_shots)
     perm = np.random.default_rng(np.random.SeedSequence([int(seed), _SHOTS_SALT])).permutation(n)
-    return np.sort(perm[k:k + min(k, n - k)])
+    return np.sort(perm[k:k + min(q, n - k)])
 
 
 def sample_order(n: int, steps: int, batch_size: int, seed: int) -> list[np.ndarray]:

@@ -53,7 +53,7 @@ class FleetConfig:
     ``batch_size``, ``local_steps`` (None: one pass over the device's samples), ``lr``: local
     training; ``shots``: every device trains on a fresh seeded draw of that many of its samples
     each round (Reptile's few-shot inner task); ``query_steps``: FOMAML's steps on a disjoint query
-    draw of ``shots`` samples from the adapted weights; ``meta_lr``: Reptile's eps, decayed linearly over
+    draw of ``query_shots`` samples (None: ``shots``) from the adapted weights; ``meta_lr``: Reptile's eps, decayed linearly over
     the rounds with ``meta_anneal``; ``compare_float``: also run float FedAvg in the same
     simulation; ``emulated``: ``{device: target}``, devices whose local update runs as the generated C
     program on an emulated microcontroller (e.g. ``{0: "cortex-m0"}``: QEMU); ``nodes``: Flower SuperNodes (default ``min(clients, 100)``; several devices per
@@ -78,6 +78,7 @@ class FleetConfig:
     meta_anneal: bool = False
     shots: int | None = None
     query_steps: int = 0
+    query_shots: int | None = None
     seed: int = 0
     compare_float: bool = False
     device_eval: bool = True
@@ -148,6 +149,7 @@ class FleetResult:
              "top_p": c["top_p"], "error_feedback": c["error_feedback"], "personal": list(c["personal"]),
              "nodes": c["nodes"], "seed": c["seed"], "shots": c.get("shots"), "meta_lr": c.get("meta_lr"),
              "meta_anneal": c.get("meta_anneal"), "query_steps": c.get("query_steps"),
+             "query_shots": c.get("query_shots"),
              "emulated": c.get("emulated", {}), "task": self.task}
         if self.task == "classification":
             d["test_accuracy"] = self.test_accuracy
@@ -212,6 +214,11 @@ def _check(config: FleetConfig) -> None:
         raise FleetError(f"--shots must be at least 1, got {config.shots}")
     if isinstance(config.query_steps, bool) or not isinstance(config.query_steps, int) or config.query_steps < 0:
         raise FleetError(f"--query-steps must be a non-negative integer, got {config.query_steps!r}")
+    if config.query_shots is not None and (isinstance(config.query_shots, bool) or not isinstance(
+            config.query_shots, int) or config.query_shots < 1):
+        raise FleetError(f"--query-shots must be an integer >= 1, got {config.query_shots!r}")
+    if config.query_shots is not None and config.strategy != "fomaml":
+        raise FleetError("--query-shots applies to --strategy fomaml only")
     if config.strategy == "fomaml":
         if config.shots is None:
             raise FleetError("fomaml needs --shots (the K-sample support draw; the query draw is the next K)")
@@ -255,7 +262,7 @@ def build_spec(config: FleetConfig) -> tuple[FleetSpec, dict]:
     except ValueError as exc:
         raise FleetError(str(exc)) from None
     plan = LocalPlan(batch_size=config.batch_size, local_steps=config.local_steps, optim=optim, shots=config.shots,
-                     query_steps=config.query_steps)
+                     query_steps=config.query_steps, query_shots=config.query_shots)
     n = int(source.num_devices)
     nodes = min(n, config.nodes or DEFAULT_MAX_NODES)
     emulated = _check_emulated(config, n)
@@ -371,6 +378,7 @@ def run_fleet(config: FleetConfig, on_round: Callable[[str, dict], None] | None 
               "meta_lr": config.meta_lr if config.strategy in ("reptile", "fomaml") else None,
               "meta_anneal": bool(config.meta_anneal) if config.strategy in ("reptile", "fomaml") else None,
               "query_steps": config.query_steps if config.strategy == "fomaml" else None,
+              "query_shots": (config.query_shots or config.shots) if config.strategy == "fomaml" else None,
               "error_feedback": bool(config.error_feedback and config.top_p is not None), "personal": spec.personal, "nodes": spec.nodes,
               "emulated": {str(d): t for d, t in spec.emulated},
               "seed": config.seed}
