@@ -121,7 +121,9 @@ def describe_phases(phases: list[dict]) -> str:
     for ph in phases:
         inner = "all samples" if ph.get("shots") is None else f"a fresh draw of {ph['shots']} samples"
         kind = {"reptile": "Reptile", "fomaml": "FOMAML"}.get(ph["strategy"], "FedAvg")
-        text = f"{ph['rounds']} rounds of {kind}, {ph['local_steps']} local steps at lr {ph['lr']:g} on {inner} per round"
+        batch = f" at batch {ph['batch_size']}" if ph.get("batch_size", 1) != 1 else ""
+        text = (f"{ph['rounds']} rounds of {kind} ({ph['fraction']:g} of the devices per round), {ph['local_steps']} "
+                f"local steps{batch} at lr {ph['lr']:g} on {inner} per round")
         if ph.get("query_steps"):
             text += (f", then {ph['query_steps']} query steps on a disjoint draw of "
                      f"{ph.get('query_shots') or ph['shots']} samples")

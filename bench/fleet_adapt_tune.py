@@ -59,6 +59,15 @@ The rule (the same for every initial model, decided before any run):
    steps, local lr and meta step), scored on rule 8's validation devices and per-layer grid; rule
    8's scores of reptile, fedavg and scratch are taken from ``FILE``; the choice per initial model
    is rule 5's.
+10. ``--fomaml-query FILES`` (a later, separate run; ``FILES`` as in rule 7): federated FOMAML with a
+   whole-device query draw, the float32 recipe of bench/fleet_meta_float.py in integers, from the
+   random initialisation: every round 8 % of the devices (4 of 50) take 5
+   steps at batch 10 on a fresh draw of K = 10 samples, then 5 steps at batch 10 on their other
+   samples (``query_shots`` 54), the server adding the mean query-step displacement at meta step 1
+   annealed linearly; candidates: local lr in {5x, 10x} the task's adaptation lr and {1000, 4000}
+   rounds. These and the earlier choices (reptile, fomaml, fedavg, scratch) are rescored on
+   ``--validation`` devices on rule 7's adaptation grid; the choice per initial model is rule 5's
+   (ties: the earlier choice).
 
 The rounds run in-process (:func:`tintin.fleet.inprocess.train_in_process`, the same bits as a
 Flower run of the same settings, tested), two at a time; the models are cached as
@@ -151,6 +160,21 @@ def fomaml_candidates(chosen: dict, lr: float) -> list[dict]:
             out.append({"strategy": "fomaml", "phases": base[:-1] + [phase]})
     return out + [{"strategy": s, "phases": chosen[s]["phases"]} for s in ("reptile", "fedavg")] + \
         [{"strategy": "scratch", "phases": []}]
+
+
+#: rule 10: FOMAML with a whole-device query draw (bench/fleet_meta_float.py's fomaml-sgd)
+QUERY_RULE_LR_FACTORS = (5.0, 10.0)
+QUERY_RULE_ROUNDS = (1000, 4000)
+QUERY_RULE_PHASE = {"fraction": 0.08, "batch_size": 10, "local_steps": 5, "shots": K, "meta_lr": 1.0,
+                    "meta_anneal": True, "query_steps": 5, "query_shots": 54}
+
+
+def query_candidates(chosen: dict, lr: float) -> list[dict]:
+    """The candidates of rule 10, then one workload's earlier choices (ties go to those)."""
+    earlier = [{"strategy": s, "phases": chosen[s]["phases"]} for s in ("reptile", "fomaml", "fedavg") if s in chosen]
+    new = [{"strategy": "fomaml", "phases": [{"strategy": "fomaml", "rounds": r, "lr": lr * f, **QUERY_RULE_PHASE}]}
+           for f in QUERY_RULE_LR_FACTORS for r in QUERY_RULE_ROUNDS]
+    return earlier + new + [{"strategy": "scratch", "phases": []}]
 
 
 def score_key(lr: float, update: str, shifts: dict | None = None) -> str:
@@ -310,6 +334,8 @@ def main(argv=None) -> None:
     ap.add_argument("--name", default="fleet_adapt_tuning")
     ap.add_argument("--fomaml", default=None, help="rule 7: the JSONs of earlier runs (comma-separated): FOMAML "
                     "candidates from their choices, all rescored")
+    ap.add_argument("--fomaml-query", default=None, help="rule 10: the JSONs of earlier runs (comma-separated): "
+                    "FOMAML with a whole-device query draw against their choices")
     ap.add_argument("--layer-rates", default=None, help="rule 8: the JSONs of earlier runs (comma-separated): "
                     "their choices rescored with per-layer adaptation rates")
     ap.add_argument("--support-query", default=None, help="rule 9: rule 8's JSON: Reptile with its inner draw "
@@ -327,6 +353,8 @@ def main(argv=None) -> None:
     if args.longer:
         shared.update(lr_factors=LONGER_LR_FACTORS, updates=LONGER_UPDATES)
         earlier = json.loads(Path(args.longer).read_text())["chosen"]
+    if args.fomaml_query:
+        args.fomaml = args.fomaml_query
     if args.fomaml:
         shared.update(lr_factors=LONGER_LR_FACTORS, updates=("full",))
         earlier = {}
@@ -370,7 +398,8 @@ def main(argv=None) -> None:
         if args.fomaml:
             if name not in earlier:
                 raise SystemExit(f"error: {args.fomaml} has no settings for {name}")
-            rows_of = evaluate(name, fomaml_candidates(earlier[name], lr), shared, args.processes)
+            cands = query_candidates(earlier[name], lr) if args.fomaml_query else fomaml_candidates(earlier[name], lr)
+            rows_of = evaluate(name, cands, shared, args.processes)
         elif args.longer:
             if name not in earlier:
                 raise SystemExit(f"error: {args.longer} has no settings for {name}")
@@ -402,9 +431,11 @@ def main(argv=None) -> None:
                 return ["-", "-", "-", "-", "-"]
             last = ph[-1]
             start = "random init" if len(ph) == 1 else f"FedAvg model ({ph[0]['rounds']} rounds)"
-            query = f" + {last['query_steps']} query" if last.get("query_steps") else ""
+            query = (f" + {last['query_steps']} query on {last.get('query_shots') or last['shots']}"
+                     if last.get("query_steps") else "")
+            batch = f" (batch {last['batch_size']})" if last.get("batch_size", 1) != 1 else ""
             return [start, last["rounds"], "all" if last["shots"] is None else last["shots"],
-                    f"{last['local_steps']}{query} at lr {last['lr']:g}",
+                    f"{last['local_steps']}{query} at lr {last['lr']:g}{batch}",
                     "-" if last["strategy"] not in ("reptile", "fomaml") else
                     f"{last['meta_lr']:g}{' annealed' if last['meta_anneal'] else ''}"]
 
@@ -437,6 +468,11 @@ def main(argv=None) -> None:
                   f"on validation devices (rule 8 of bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training "
                   f"devices; the models are the choices of {args.layer_rates}; adaptation: K = {K}, {PASSES} passes, "
                   "every layer)\n\nThe test devices of bench/fleet_adapt.py are never used here.")
+    elif args.fomaml_query:
+        header = (f"## Federated FOMAML with a whole-device query draw against the earlier choices, all rescored on "
+                  f"validation devices (rule 10 of bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training "
+                  f"devices; the earlier choices are those of {args.fomaml_query}; adaptation: K = {K}, {PASSES} "
+                  "passes, every layer)\n\nThe test devices of bench/fleet_adapt.py are never used here.")
     elif args.fomaml:
         header = (f"## Federated first-order MAML (FOMAML) against the earlier choices, all rescored on validation "
                   f"devices (rule 7 of bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training devices; the "
