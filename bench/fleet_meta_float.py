@@ -30,7 +30,7 @@ unseen device adapts on 5 seeded draws of K samples. Seeds vary the initialisati
 order and the draws; the fleet itself is fixed. The paired interval is bench/fleet_adapt.py's
 (bootstrap over devices and seeds).
 
-    .venv/bin/python bench/fleet_meta_float.py --seeds 0,1,2 --processes 2
+    .venv/bin/python bench/fleet_meta_float.py --seeds 0,1,2,3,4 --processes 2
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def run_seed(job: tuple) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--name", default="fleet_meta_float")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every iteration count (smoke runs: 0.01)")

@@ -42,7 +42,7 @@ BENCHMARKS = {
     "mcu": ["mcu.py"],
     "mcu_batch": ["mcu_batch.py"],
     "checkpoint": ["checkpoint.py"],
-    "fleet_meta_float": ["fleet_meta_float.py", "--seeds", "0,1,2", "--processes", "2"],
+    "fleet_meta_float": ["fleet_meta_float.py", "--seeds", "0,1,2,3,4", "--processes", "2"],
 }
 
 
