@@ -58,6 +58,10 @@ def test_an_interrupted_run_resumes_with_its_widths(tmp_path, capsys):
     assert main(["train", "--resume", str(run_dir), "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out)
     assert resumed["resumed"] and resumed["hidden"] == [24, 12]
+    assert main(["train", "--resume", str(run_dir), "--hidden", "24, 12", "--json"]) == 0  # the same widths
+    capsys.readouterr()
+    assert "differs from the resumed run's 24,12" in one_line(
+        main(["train", "--resume", str(run_dir), "--hidden", "32"]), capsys.readouterr().err)
     assert main(["train", *args, "--out", str(tmp_path / "whole"), "--json", "-q"]) == 0
     whole = json.loads(capsys.readouterr().out)
     assert resumed["test_accuracy"] == whole["test_accuracy"]

@@ -167,7 +167,10 @@ def train_command(
             init = Path(resumed["init"])
         else:
             model = resumed["model"]
-            hidden = ",".join(str(w) for w in resumed["hidden"]) if resumed.get("hidden") else None
+            stored = ",".join(str(w) for w in resumed["hidden"]) if resumed.get("hidden") else None
+            if hidden is not None and opt.hidden_widths(hidden, model) != opt.hidden_widths(stored, model):
+                raise CliError(f"--hidden {hidden} differs from the resumed run's {stored or 'default widths'}")
+            hidden = stored
     elif dataset is None:
         raise opt.OptionError("--dataset is required (or --resume DIR)")
     if init is not None and model is not None:
