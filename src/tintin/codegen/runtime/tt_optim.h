@@ -169,9 +169,12 @@ typedef struct {
  * its maximum is kept). Rescale: tiles whose new values fit are written at once; if some did not,
  * a second pass converts every tile to the coarser grid scale (recomputing the unwritten ones). */
 tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, uint32_t key);
-/* The trained rows of u (u->nrows, or row_count without a selection) and its tiles of u->tile_rows
- * (tile_rows >= 1); TT_ERR_ARG when the selection repeats a row or leaves the weight. */
-tt_status_t tt_tiled_rows(const tt_tiled_update_t *u, size_t *nrows, size_t *tiles);
+/* The trained rows of u (u->nrows, or row_count without a selection), its tiles of u->tile_rows
+ * (tile_rows >= 1) and whether its updates saturate (a row selection, or no weight rescale under
+ * cfg) instead of rescaling the tensor; TT_ERR_ARG when the selection repeats a row or leaves the
+ * weight, or when a rescaling update with rows to train has no u->tile_flags. */
+tt_status_t tt_tiled_rows(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, size_t *nrows, size_t *tiles,
+                          uint8_t *saturate);
 
 /* tt_sgd_update_weight_feedback_s8 / _rows_s8 (int8 weights u->w8, no momentum) with the gradient
  * computed tile by tile (tt_sgd_feedback.c, tintin.compile.update._fused_feedback): tiles whose new

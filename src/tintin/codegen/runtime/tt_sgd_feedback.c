@@ -195,17 +195,13 @@ tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t 
         u->w16 != NULL || u->momentum != NULL || u->tile_rows == 0 || u->cols == 0 || plane == NULL) {
         return TT_ERR_ARG;
     }
-    if (tt_tiled_rows(u, &nrows, &tiles) != TT_OK) {
+    if (tt_tiled_rows(u, cfg, &nrows, &tiles, &saturate) != TT_OK) {
         return TT_ERR_ARG;
     }
     if (nrows == 0) {
         return TT_OK;
     }
     trows = u->tile_rows;
-    saturate = u->rows != NULL || !cfg->weight_rescale;
-    if (!saturate && u->tile_flags == NULL) {
-        return TT_ERR_ARG;
-    }
     st = u->grad(u->grad_ctx, 0, 0, u->tile, &gs); /* the gradient scale (no rows) */
     if (st != TT_OK) {
         return st;

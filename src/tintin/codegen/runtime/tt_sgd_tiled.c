@@ -819,11 +819,16 @@ static void lut_map_s8(int8_t *w, size_t count, const int8_t *lut0)
     }
 }
 
-tt_status_t tt_tiled_rows(const tt_tiled_update_t *u, size_t *nrows, size_t *tiles)
+tt_status_t tt_tiled_rows(const tt_tiled_update_t *u, const tt_sgd_config_t *cfg, size_t *nrows, size_t *tiles,
+                          uint8_t *saturate)
 {
     *nrows = u->rows != NULL ? u->nrows : u->row_count;
     *tiles = tt_ceil_div(*nrows, u->tile_rows);
+    *saturate = u->rows != NULL || !cfg->weight_rescale;
     if (u->rows != NULL && *nrows != 0 && tt_check_selection(u->rows, 0, *nrows, u->row_count) != TT_OK) {
+        return TT_ERR_ARG;
+    }
+    if (*nrows != 0 && !*saturate && u->tile_flags == NULL) {
         return TT_ERR_ARG;
     }
     return TT_OK;
@@ -845,7 +850,7 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
         cfg->momentum_shift > 8 || cfg->batch_size == 0 || (cfg->rule == TT_RULE_NITI && (cfg->mu < 1 || cfg->mu > 8))) {
         return TT_ERR_ARG;
     }
-    if (tt_tiled_rows(u, &nrows, &tiles) != TT_OK) {
+    if (tt_tiled_rows(u, cfg, &nrows, &tiles, &saturate) != TT_OK) {
         return TT_ERR_ARG;
     }
     if (nrows == 0) {
@@ -854,10 +859,6 @@ tt_status_t tt_sgd_update_tiled(const tt_tiled_update_t *u, const tt_sgd_config_
     trows = u->tile_rows;
     bits = u->w8 != NULL ? 8 : 16;
     limit = tt_limit_for_bits(bits);
-    saturate = u->rows != NULL || !cfg->weight_rescale;
-    if (!saturate && u->tile_flags == NULL) {
-        return TT_ERR_ARG;
-    }
     r.d.niti = cfg->rule == TT_RULE_NITI;
     r.d.momentum = !r.d.niti && cfg->momentum_shift > 0;
     r.have_mult = 0;
