@@ -34,33 +34,25 @@ def _value(m, scale) -> list[Fraction]:
     return [int(x) * v for x in np.asarray(m).ravel()]
 
 
-@given(n=st.integers(2, 80), shots=st.integers(1, 60), seed=st.integers(0, 2**32 - 1))
-@settings(max_examples=60, deadline=None)
-def test_the_query_draw_is_disjoint_from_the_support_draw(n, shots, seed):
-    plan = LocalPlan(shots=shots)
-    if n <= shots:
-        with pytest.raises(FleetError, match="none left for a query draw"):
-            query_samples(n, plan, seed)
-        return
-    support, query = round_samples(n, plan, seed), query_samples(n, plan, seed)
-    assert len(query) == min(shots, n - shots) and not set(support.tolist()) & set(query.tolist())
-    assert query.min() >= 0 and query.max() < n and np.array_equal(query, query_samples(n, plan, seed))
-
-
-@given(n=st.integers(2, 80), shots=st.integers(1, 40), query_shots=st.integers(1, 90), seed=st.integers(0, 2**32 - 1))
-@settings(max_examples=60, deadline=None)
-def test_a_larger_query_draw_is_disjoint_and_extends_the_default_one(n, shots, query_shots, seed):
+@given(n=st.integers(2, 80), shots=st.integers(1, 60), query_shots=st.none() | st.integers(1, 90),
+       seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=100, deadline=None)
+def test_the_query_draw_is_disjoint_from_the_support_draw(n, shots, query_shots, seed):
+    """``query_shots`` None: as many as the support draw; larger: up to every other sample. The
+    draws come from one permutation, so they are nested and the support draw does not change."""
     plan = LocalPlan(shots=shots, query_shots=query_shots)
     if n <= shots:
         with pytest.raises(FleetError, match="none left for a query draw"):
             query_samples(n, plan, seed)
         return
     support, query = round_samples(n, plan, seed), query_samples(n, plan, seed)
-    assert len(query) == min(query_shots, n - shots) and not set(support.tolist()) & set(query.tolist())
+    assert len(query) == min(shots if query_shots is None else query_shots, n - shots)
+    assert not set(support.tolist()) & set(query.tolist())
+    assert query.min() >= 0 and query.max() < n and np.array_equal(query, query_samples(n, plan, seed))
     default = query_samples(n, LocalPlan(shots=shots), seed)
     small, large = sorted((set(default.tolist()), set(query.tolist())), key=len)
-    assert small <= large  # one permutation: the draws are nested
-    assert np.array_equal(support, round_samples(n, LocalPlan(shots=shots), seed))  # the support draw is unchanged
+    assert small <= large
+    assert np.array_equal(support, round_samples(n, LocalPlan(shots=shots), seed))
 
 
 def test_query_steps_need_a_support_draw():
