@@ -108,6 +108,40 @@ def hidden_widths(text: str | None, model_name: str | None) -> tuple[int, ...] |
     return tuple(widths)
 
 
+ERROR_FEEDBACK = typer.Option(None, "--error-feedback", help="LAYER,... or '*': keep a remainder of sub-step "
+                             "updates per int8 weight of these layers (docs/learning-quality.md)")
+FEEDBACK_BITS = typer.Option(None, "--feedback-bits", help="with --error-feedback: bits of the remainder per "
+                             "weight, 2, 4 or 8 (default 8)")
+
+
+def layer_names(text: str | None) -> tuple[str, ...]:
+    """``"fc1, fc2"`` -> ``("fc1", "fc2")`` (None or empty: no layer)."""
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def feedback_settings(error_feedback: str | None, feedback_bits: int | None) -> dict:
+    """The ``OptimConfig`` fields of ``--error-feedback`` / ``--feedback-bits`` (``{}``: neither);
+    ``--feedback-bits`` alone is an :class:`OptionError`."""
+    if feedback_bits is not None and not error_feedback:
+        raise OptionError("--feedback-bits sets the remainder width of --error-feedback: name the layers too")
+    out = {"error_feedback": layer_names(error_feedback)} if error_feedback else {}
+    if out and feedback_bits is not None:
+        out["feedback_bits"] = feedback_bits
+    return out
+
+
+def check_weight_layers(model, **named: tuple[str, ...]) -> None:
+    """Refuse, with one line, an option (``wide_layers=("fc9",)`` for ``--wide-layers``) naming a
+    layer that has no weight in ``model``; ``*`` (every layer) passes for ``--error-feedback``."""
+    layers = {p.name.rsplit(".", 1)[0] for p in model.parameters() if p.kind == "weight"}
+    for key, names in named.items():
+        option = "--" + key.replace("_", "-")
+        unknown = sorted(set(names) - layers - ({"*"} if key == "error_feedback" else set()))
+        if unknown:
+            raise OptionError(f"{option}: the model has no weight layer {unknown[0]!r} "
+                              f"(its weight layers: {', '.join(sorted(layers))})")
+
+
 DEVICE = typer.Option(None, "--device", help=f"device profile: {', '.join(list_devices())} (see `tintin devices`)")
 
 

@@ -43,10 +43,8 @@ def plan_command(
                                         "output positions at a time (its maps never exist in full; more MACs)"),
     patch_layers: Optional[int] = typer.Option(None, "--patch-layers", help="at most this many layers in the "
                                                "--patch stage (default: the longest frozen stage)"),
-    error_feedback: Optional[str] = typer.Option(None, "--error-feedback", help="LAYER,... or '*': plan the packed "
-                                                 "error-feedback plane of these int8 weights"),
-    feedback_bits: Optional[int] = typer.Option(None, "--feedback-bits", help="with --error-feedback: bits per "
-                                                "weight of the plane, 2, 4 or 8 (default 8)"),
+    error_feedback: Optional[str] = opt.ERROR_FEEDBACK,
+    feedback_bits: Optional[int] = opt.FEEDBACK_BITS,
 ):
     """Memory plan, device fit and cost estimate of one training step of MODEL.
 
@@ -69,17 +67,9 @@ def plan_command(
         options = replace(options, patch_size=patch, patch_layers=patch_layers)
     model, source = model_from_spec(model_spec, dataset, input_shape, classes, quantisation.config(), seed,
                                     data_files, hidden=opt.hidden_widths(hidden, zoo_name(model_spec)))
-    if feedback_bits is not None and not error_feedback:
-        raise opt.OptionError("--feedback-bits sets the plane of --error-feedback: name the layers too")
-    feedback = {"error_feedback": tuple(n.strip() for n in error_feedback.split(",") if n.strip())} \
-        if error_feedback else {}
-    if feedback and feedback_bits is not None:
-        feedback["feedback_bits"] = feedback_bits
+    feedback = opt.feedback_settings(error_feedback, feedback_bits)
     optim = optimiser.config(zoo_name(model_spec), batch_size, **feedback)
-    unknown = sorted(set(feedback.get("error_feedback", ())) - {"*"}
-                     - {p.name.rsplit(".", 1)[0] for p in model.parameters() if p.kind == "weight"})
-    if unknown:
-        raise opt.OptionError(f"--error-feedback: the model has no weight layer {unknown[0]!r}")
+    opt.check_weight_layers(model, error_feedback=feedback.get("error_feedback", ()))
     with opt.config_values():  # malformed device fields
         report = analyze(model, compilation.update, batch_size, planner=planner, device=profile, optim=optim,
                          options=options, reserve_sram=reserve, suggest=suggest)

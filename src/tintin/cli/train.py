@@ -82,11 +82,6 @@ def write_history(out: Path, history: dict, title: str):
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
-def _names(text: Optional[str]) -> tuple[str, ...]:
-    """``"fc1,fc2"`` -> ``("fc1", "fc2")`` (None or empty: no layer)."""
-    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
-
-
 def _resume_settings(run_dir: Path, dataset: str | None, model: str | None) -> dict:
     """The command-line settings of the interrupted run in ``run_dir`` (stored in its checkpoint)."""
     from ..train.checkpoint import read_training_state
@@ -128,10 +123,8 @@ def train_command(
     upscale_init: bool = typer.Option(True, "--upscale-init/--no-upscale-init", help="initial weight upscaling"),
     wide_layers: Optional[str] = typer.Option(None, "--wide-layers", help="LAYER,...: int16 master weights only for "
                                               "these layers (docs/learning-quality.md)"),
-    error_feedback: Optional[str] = typer.Option(None, "--error-feedback", help="LAYER,... or '*': keep a "
-                                                 "remainder of sub-step updates per weight (docs/learning-quality.md)"),
-    feedback_bits: Optional[int] = typer.Option(None, "--feedback-bits", help="with --error-feedback: bits of the "
-                                                "remainder, 2, 4 or 8 (default 8)"),
+    error_feedback: Optional[str] = opt.ERROR_FEEDBACK,
+    feedback_bits: Optional[int] = opt.FEEDBACK_BITS,
     row_scales: bool = typer.Option(False, "--row-scales", help="one power-of-two scale per output row of the "
                                     "int8 weights (docs/learning-quality.md)"),
     stochastic_loss_error: bool = typer.Option(False, "--stochastic-loss-error",
@@ -156,7 +149,7 @@ def train_command(
     from ..train.checkpoint import FitCheckpointer
 
     opt.check_positive("--checkpoint-every", checkpoint_every, minimum=0)
-    resumed = None
+    resumed, widths = None, None
     if resume is not None:
         resumed = _resume_settings(resume, dataset, model)
         dataset, model, out, force = resumed["dataset"], None, resume, True
@@ -167,10 +160,11 @@ def train_command(
             init = Path(resumed["init"])
         else:
             model = resumed["model"]
-            stored = ",".join(str(w) for w in resumed["hidden"]) if resumed.get("hidden") else None
-            if hidden is not None and opt.hidden_widths(hidden, model) != opt.hidden_widths(stored, model):
-                raise CliError(f"--hidden {hidden} differs from the resumed run's {stored or 'default widths'}")
-            hidden = stored
+            stored = tuple(resumed["hidden"]) if resumed.get("hidden") else None
+            if hidden is not None and opt.hidden_widths(hidden, model) != stored:
+                raise CliError(f"--hidden {hidden} differs from the resumed run's "
+                               f"{','.join(map(str, stored)) if stored else 'default widths'}")
+            widths, hidden = stored, None
     elif dataset is None:
         raise opt.OptionError("--dataset is required (or --resume DIR)")
     if init is not None and model is not None:
@@ -178,7 +172,8 @@ def train_command(
     model = model or "mlp"
     if init is not None and hidden is not None:
         raise opt.OptionError("--hidden sets the widths of a new zoo mlp; --init keeps the file's")
-    widths = opt.hidden_widths(hidden, model)
+    if resumed is None:
+        widths = opt.hidden_widths(hidden, model)
     ds = load_dataset(dataset, data_files)
     parent = None
     if init is not None:  # the model file, checked against the data set; --update selects what trains
@@ -192,13 +187,10 @@ def train_command(
     opt.check_positive("--batch-size", batch_size)
     out = out or Path("runs") / f"{ds.name}-{model}{'-finetune' if init is not None else ''}-s{seed}"
     check_output_dir(out, force)
-    qconf = quantisation.config(upscale_init=upscale_init, wide_layers=_names(wide_layers),
+    qconf = quantisation.config(upscale_init=upscale_init, wide_layers=opt.layer_names(wide_layers),
                                 **({"row_scales": True} if row_scales else {}),
                                 **({"loss_error_rounding": "stochastic"} if stochastic_loss_error else {}))
-    if feedback_bits is not None and not error_feedback:
-        raise opt.OptionError("--feedback-bits sets the remainder of --error-feedback: name the layers too")
-    oconf = optimiser.config(model, batch_size, error_feedback=_names(error_feedback),
-                             **({"feedback_bits": feedback_bits} if feedback_bits is not None else {}),
+    oconf = optimiser.config(model, batch_size, **opt.feedback_settings(error_feedback, feedback_bits),
                              lr_schedule=parse_schedule(lr_schedule) if lr_schedule
                              else (finetune_lr_schedule if init is not None else defaults.lr_schedule)(
                                  epochs, opt.resolved_lr(optimiser.lr, model, batch_size)),
@@ -226,13 +218,7 @@ def train_command(
         raise opt.OptionError("--row-scales sets the scales of a new zoo model; --init keeps the file's")
     if init is not None and stochastic_loss_error:
         raise opt.OptionError("--stochastic-loss-error sets the numerics of a new zoo model; --init keeps the file's")
-    layers = {p.name.rsplit(".", 1)[0] for p in net.parameters() if p.kind == "weight"}
-    for option, names in (("--wide-layers", qconf.wide_layers),
-                          ("--error-feedback", oconf.error_feedback)):
-        unknown = sorted(set(names) - layers - ({"*"} if option == "--error-feedback" else set()))
-        if unknown:
-            raise opt.OptionError(f"{option}: the model has no weight layer {unknown[0]!r} "
-                                  f"(its weight layers: {', '.join(sorted(layers))})")
+    opt.check_weight_layers(net, wide_layers=qconf.wide_layers, error_feedback=oconf.error_feedback)
     from .init_model import select_update
     selection = select_update(net, update)
     from .init_model import apply_width_rule
