@@ -80,7 +80,7 @@ def test_update_matches_the_int64_formula(L, size, seed, data):
     assert p.remainder.min() >= lo and p.remainder.max() <= hi and np.abs(p.value.m).max() <= 127
 
 
-def today_sgd_module():
+def fixed8_sgd_module():
     """The optimiser module as it was before ``feedback_bits`` existed (fixed 8-bit remainder),
     loaded from the repository history."""
     try:
@@ -104,7 +104,7 @@ def test_two_bits_equals_the_patched_constants_of_the_fixed_design(monkeypatch):
     from tintin import data
     from tintin.train import TrainConfig, fit
 
-    old = today_sgd_module()
+    old = fixed8_sgd_module()
     old.FEEDBACK_FRAC_BITS, old.FEEDBACK_HALF = 2, 2  # a private copy: nothing else sees it
     ds = data.load("digits")
     x, y = ds.x_train[:96], ds.y_train[:96]
@@ -226,7 +226,7 @@ def test_checkpoint_keeps_the_width_and_checks_the_range(tmp_path):
 
 def test_the_default_keeps_the_text_that_names_a_configuration():
     """A device checkpoint's model hash hashes repr(OptimConfig): the new field must not change it."""
-    old = today_sgd_module()
+    old = fixed8_sgd_module()
     for kwargs in ({}, {"error_feedback": ("fc1",), "momentum_shift": 2, "lr": 0.1}):
         assert repr(OptimConfig(**kwargs)) == repr(old.OptimConfig(**kwargs))
     assert "feedback_bits=2" in repr(OptimConfig(error_feedback=("*",), feedback_bits=2))

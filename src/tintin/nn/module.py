@@ -21,24 +21,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..numerics import QTensor, RoundingStream, ScaleMode, rescale
+from ..numerics.bitplane import PLANE_BITS, field_range
 
 
 class ShapeError(TintinError, ValueError):
     """A layer cannot accept the shape it is given (raised at model construction)."""
 
 
-#: the widths an error-feedback remainder may have (``OptimConfig.feedback_bits``)
-FEEDBACK_BITS_CHOICES = (2, 4, 8)
-
-
-def remainder_range(bits: int) -> tuple[int, int]:
-    """``(lowest, highest)`` value of an error-feedback remainder of ``bits`` fraction bits
-    (:mod:`tintin.optim.sgd`).
-
-    >>> remainder_range(8), remainder_range(2)
-    ((-128, 127), (-2, 1))
-    """
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+#: the widths an error-feedback remainder may have (``OptimConfig.feedback_bits``): the field widths
+#: of the packed plane compiled programs keep it in; ``remainder_range(bits)`` is its value range
+FEEDBACK_BITS_CHOICES = PLANE_BITS
+remainder_range = field_range
 
 
 class Parameter:

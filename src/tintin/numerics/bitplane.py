@@ -39,11 +39,20 @@ def plane_bytes(count: int, bits: int) -> int:
     return -(-int(count) * bits // 8)
 
 
+def field_range(bits: int) -> tuple[int, int]:
+    """``(lowest, highest)`` value of a signed ``bits``-bit field.
+
+    >>> field_range(8), field_range(2)
+    ((-128, 127), (-2, 1))
+    """
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
 def pack_plane(values: np.ndarray, bits: int) -> np.ndarray:
-    """The uint8 plane of the flattened ``values`` (each in ``[-2**(bits-1), 2**(bits-1) - 1]``)."""
+    """The uint8 plane of the flattened ``values`` (each in :func:`field_range`)."""
     _check_bits(bits)
     v = np.asarray(values).reshape(-1).astype(np.int64)
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    lo, hi = field_range(bits)
     if v.size and (int(v.min()) < lo or int(v.max()) > hi):
         raise PlaneError(f"values in [{int(v.min())}, {int(v.max())}] do not fit {bits}-bit fields [{lo}, {hi}]")
     per = 8 // bits

@@ -57,7 +57,6 @@ from ..nn.module import FEEDBACK_BITS_CHOICES, Context, Parameter
 MOMENTUM_FRAC_BITS = 8
 #: fraction bits of the error-feedback remainder by default (one int8 byte per weight)
 FEEDBACK_FRAC_BITS = 8
-FEEDBACK_HALF = 1 << (FEEDBACK_FRAC_BITS - 1)
 MOMENTUM_LIMIT = 1 << 40
 BIAS_LIMIT = 1 << 30
 
