@@ -4,6 +4,7 @@ import numpy as np
 
 from codegen_helpers import order_for, random_data
 from tintin.codegen import generate_project
+from tintin.codegen.model_c import DTYPE_CODE
 from tintin.targets.compare import DeviceOutput, compare, fnv1a, parse_output, simulate
 from tintin.nn import build_model
 
@@ -15,7 +16,7 @@ def _device_from(ref, project, dump=True):
     out.evals = [(0, c) for c in ref.evals]
     for e in project.model.params:
         scale, data = ref.entries[e.index]
-        out.params[e.index] = {"role": e.role, "dtype": {"int8": 1, "int16": 2, "int32": 3, "int64": 4}[e.dtype],
+        out.params[e.index] = {"role": e.role, "dtype": DTYPE_CODE[e.dtype],
                                "count": e.count, "scale": tuple(scale) if scale else (0, 0, 0), "fnv": fnv1a(data)}
         if dump:
             out.dumps[e.index] = data
@@ -55,6 +56,27 @@ def test_compare_finds_each_difference(tmp_path):
     assert any(m.startswith("step 2: loss") for m in found)
     assert any(m.startswith("evaluation 1:") for m in found)
     assert any("ends before END" in m for m in found)
+
+
+def test_compare_names_the_first_differing_byte_of_an_error_feedback_plane(tmp_path):
+    """A plane entry (uint8 bytes) that differs is reported like any tensor, not a lookup failure."""
+    from tintin.optim import OptimConfig
+
+    model = build_model("mlp", (1, 8, 8), 10, seed=1)
+    project = generate_project(model, tmp_path, example=False,
+                               optim=OptimConfig(lr=0.05, error_feedback=("*",), feedback_bits=4))
+    x, y = random_data(model, 10)
+    ref = simulate(model, project, x_samples=x, y_samples=y, order=order_for(10, 3), steps=3, seed=0,
+                   epoch_starts=None, eval_x=x[:2])
+    plane = next(e for e in project.model.params if e.name == "fc1.weight.remainder")
+    assert plane.dtype == "uint8"
+    bad = _device_from(ref, project)
+    assert compare(bad, ref, project, steps=3, n_eval=2, classifier=True) == []
+    data = bytearray(bad.dumps[plane.index])
+    data[5] ^= 0x10
+    bad.dumps[plane.index] = bytes(data)
+    assert any(m.startswith(f"fc1.weight.remainder: 1 of {len(data)} values differ (first at 5")
+               for m in compare(bad, ref, project, steps=3, n_eval=2, classifier=True))
 
 
 def test_parse_output_records():

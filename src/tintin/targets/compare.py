@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tintin.codegen import Project
-from tintin.codegen.model_c import ROLE_FEEDBACK, ROLE_MOMENTUM, ROLE_ROW_EXP
+from tintin.codegen.model_c import DTYPE_CODE, ROLE_FEEDBACK, ROLE_MOMENTUM, ROLE_ROW_EXP
 from tintin.targets.errors import DeviceRunError
 
-_DTYPE_NP = {1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64}
+#: tt_param_info_t dtype code -> numpy dtype (every code the generated tables use)
+_DTYPE_NP = {code: np.dtype(name) for name, code in DTYPE_CODE.items()}
 
 
 # -- parsing ---------------------------------------------------------------------------------------
