@@ -185,6 +185,7 @@ class _Renderer:
         self.ep = eval_program
         self.ids = IdentTable()
         self.params = {p.name: p for p in model.parameters()}
+        self._planes: dict[str, np.ndarray] = {}  # initial_plane, packed once per entry
         self.mode = getattr(program.scale_mode, "value", str(program.scale_mode))
         self.eval_layout = plan_eval(eval_program, program, plan)
         self.logits = logits_buffer(program)
@@ -268,13 +269,23 @@ class _Renderer:
         when it has none yet)."""
         from ..compile.executor import pack_remainder
 
+        if e.name in self._planes:
+            return self._planes[e.name]
         plane = pack_remainder(self.params[e.param], self.p.optim.feedback_bits)
         if plane.shape != tuple(e.shape):
             raise CodegenError(f"{e.name}: a plane of {plane.size} bytes, the program holds {e.count}")
+        self._planes[e.name] = plane
         return plane
 
     def plane_init(self, e) -> bool:
         return e.role == ROLE_FEEDBACK and bool(np.any(self.initial_plane(e)))
+
+    def rom_initialised(self, e) -> bool:
+        """Whether ``tt_init`` copies entry ``e`` into the arena from an initial array in flash:
+        trained parameters, and momentum, arena row exponents and feedback planes that are not all
+        zero (the arena starts zeroed)."""
+        return (e.role == ROLE_TRAINED or (e.role == ROLE_MOMENTUM and self.momentum_init(e))
+                or (e.role == ROLE_ROW_EXP and self.in_arena(e.name)) or self.plane_init(e))
 
     def initial_row_exp(self, e) -> np.ndarray:
         """The row exponents the program starts from (int8, one per output row)."""
@@ -600,8 +611,7 @@ class _Renderer:
             "}",
             "",
         ]
-        if any(e.role == ROLE_TRAINED or (e.role == ROLE_MOMENTUM and self.momentum_init(e))
-               or (e.role == ROLE_ROW_EXP and self.in_arena(e.name)) or self.plane_init(e) for e in entries):
+        if any(self.rom_initialised(e) for e in entries):
             lines += [
                 "static void tt_copy_rom(uint8_t *dst, const uint8_t *rom, size_t count)",
                 "{",
@@ -621,17 +631,10 @@ class _Renderer:
             "    }",
         ]
         for e in entries:
-            if e.role == ROLE_TRAINED:
-                _, scale = self.initial_value(e.name)
-                nbytes = e.count * {"int8": 1, "int16": 2, "int32": 4, "int64": 8}[e.dtype]
+            if self.rom_initialised(e):
+                nbytes = e.count * np.dtype(e.dtype).itemsize
                 lines.append(f"    tt_copy_rom((uint8_t *)(void *){self.bufmacro(e.name)}, "
                              f"(const uint8_t *)(const void *){self.init_array(e.name)}, {c_size(nbytes)});")
-            elif e.role == ROLE_MOMENTUM and self.momentum_init(e):
-                lines.append(f"    tt_copy_rom((uint8_t *)(void *){self.bufmacro(e.name)}, "
-                             f"(const uint8_t *)(const void *){self.init_array(e.name)}, {c_size(e.count * 8)});")
-            elif (e.role == ROLE_ROW_EXP and self.in_arena(e.name)) or self.plane_init(e):
-                lines.append(f"    tt_copy_rom((uint8_t *)(void *){self.bufmacro(e.name)}, "
-                             f"(const uint8_t *)(const void *){self.init_array(e.name)}, {c_size(e.count)});")
             if e.role in (ROLE_TRAINED, ROLE_FROZEN):
                 _, scale = self.initial_value(e.name)
                 ident = self.ids[e.name]
@@ -907,8 +910,7 @@ class _Renderer:
         lines += ["", "/* constant parameter data (tt_model_params.c) */"]
         for e in entries:
             ctype = CTYPE[e.dtype]
-            if (e.role == ROLE_TRAINED or (e.role == ROLE_MOMENTUM and self.momentum_init(e))
-                    or (e.role == ROLE_ROW_EXP and self.in_arena(e.name)) or self.plane_init(e)):
+            if self.rom_initialised(e):
                 lines.append(f"extern const {ctype} {self.init_array(e.name)}[{max(e.count, 1)}];")
             elif e.role in (ROLE_FROZEN, ROLE_ROW_EXP):
                 lines.append(f"extern const {ctype} {self.frozen(e.name)}[{max(e.count, 1)}];")
