@@ -301,10 +301,8 @@ static tt_status_t update_rows(void *values, uint8_t bits, tt_scale_t scale, siz
     if (nrows && (values == NULL || rows == NULL || grad_rows == NULL || cols == 0)) {
         return TT_ERR_ARG;
     }
-    for (j = 0; j < nrows; ++j) {
-        if (rows[j] >= row_count) {
-            return TT_ERR_ARG;
-        }
+    if (tt_check_selection(rows, 0, nrows, row_count) != TT_OK) {
+        return TT_ERR_ARG;
     }
     st = delta_rule_init(&r, cfg, bits != 32, scale, grad_rows, nrows * cols, grad_scale, key);
     if (st != TT_OK) {

@@ -46,6 +46,29 @@ static void split_store(int8_t *w, uint8_t *plane, size_t i, uint8_t bits, int64
     plane_set(plane, i, bits, (int32_t)(master - hi * ((int64_t)1 << bits)));
 }
 
+/* the saturation bound of W: +-((127 << L) + 2**(L-1) - 1) */
+static int64_t wide_limit_of(uint8_t bits)
+{
+    return ((int64_t)127 << bits) + ((int64_t)1 << (bits - 1)) - 1;
+}
+
+/* whether a gradient with max |g| = gmax leaves the bound of a left-shifting fine step (fine.n < 0):
+ * gmax * M * 2**-n >= 2**46 */
+static uint8_t fine_step_too_large(uint32_t gmax, tt_multiplier_t fine)
+{
+    uint64_t top = (uint64_t)gmax * (uint64_t)(uint32_t)fine.m;
+    return fine.n < 0 && top != 0 &&
+           (-fine.n >= TT_FEEDBACK_FINE_BITS || (top >> (TT_FEEDBACK_FINE_BITS + fine.n)) != 0);
+}
+
+/* whether every W = 2**L w + r - fine of a gradient with max |g| = gmax fits int32 (|fine| <=
+ * (gmax M >> n) + 1 and |2**L w + r| < 2**15), so a kernel may keep W in the int32 gradient buffer */
+static uint8_t masters_fit_int32(uint32_t gmax, tt_multiplier_t fine)
+{
+    return fine.n >= 0 && (fine.n > 62 || ((((uint64_t)gmax * (uint64_t)(uint32_t)fine.m) >> fine.n) <
+                                           ((uint64_t)1 << 30)));
+}
+
 /* The fine-step multiplier (M, n - L) of the aligned rule, after checking the settings and the bound. */
 static tt_status_t fine_multiplier(const tt_sgd_config_t *cfg, uint8_t bits, tt_scale_t w_scale,
                                    tt_scale_t grad_scale, const int32_t *grad, size_t count, tt_multiplier_t *fine)
@@ -66,13 +89,7 @@ static tt_status_t fine_multiplier(const tt_sgd_config_t *cfg, uint8_t bits, tt_
         return st;
     }
     fine->n -= bits;
-    if (fine->n < 0) { /* a left shift: max|g| * M * 2**-n must stay below 2**46 */
-        uint64_t top = (uint64_t)tt_max_abs_s32(grad, count) * (uint64_t)(uint32_t)fine->m;
-        if (top != 0 && (-fine->n >= TT_FEEDBACK_FINE_BITS || (top >> (TT_FEEDBACK_FINE_BITS + fine->n)) != 0)) {
-            return TT_ERR_OVERFLOW;
-        }
-    }
-    return TT_OK;
+    return fine->n < 0 && fine_step_too_large(tt_max_abs_s32(grad, count), *fine) ? TT_ERR_OVERFLOW : TT_OK;
 }
 
 /* W of element i: 2**L * w + r - fine */
@@ -101,11 +118,10 @@ tt_status_t tt_sgd_update_weight_feedback_s8(int8_t *weight, tt_scale_t *w_scale
     if (st != TT_OK) {
         return st;
     }
-    wide_limit = ((int64_t)127 << bits) + ((int64_t)1 << (bits - 1)) - 1;
-    /* narrow: every W fits int32 (|fine| <= (max|g| M >> n') + 1, |2**L w + r| < 2**15), so pass 1
-     * keeps W in the gradient buffer for a rescale; else pass 2 computes it again (same draws) */
-    narrow = fine.n >= 0 && (fine.n > 62 || ((((uint64_t)tt_max_abs_s32(grad, count) * (uint64_t)(uint32_t)fine.m)
-                                              >> fine.n) < ((uint64_t)1 << 30)));
+    wide_limit = wide_limit_of(bits);
+    /* narrow: pass 1 keeps W in the gradient buffer for a rescale; else pass 2 computes it again
+     * (same draws) */
+    narrow = masters_fit_int32(tt_max_abs_s32(grad, count), fine);
     for (i = 0; i < count; ++i) { /* pass 1: the new values, saturated, and max |w| */
         int64_t master = master_at(weight, plane, bits, i, grad[i], fine, cfg, key, (uint32_t)i);
         uint64_t a = tt_mag64((master + ((int64_t)1 << (bits - 1))) >> bits);
@@ -149,16 +165,14 @@ tt_status_t tt_sgd_update_weight_feedback_rows_s8(int8_t *weight, tt_scale_t w_s
     if (nrows && (weight == NULL || plane == NULL || rows == NULL || grad_rows == NULL || cols == 0)) {
         return TT_ERR_ARG;
     }
-    for (j = 0; j < nrows; ++j) {
-        if (rows[j] >= row_count) {
-            return TT_ERR_ARG;
-        }
+    if (tt_check_selection(rows, 0, nrows, row_count) != TT_OK) {
+        return TT_ERR_ARG;
     }
     st = fine_multiplier(cfg, bits, w_scale, grad_scale, grad_rows, nrows * cols, &fine);
     if (st != TT_OK) {
         return st;
     }
-    wide_limit = ((int64_t)127 << bits) + ((int64_t)1 << (bits - 1)) - 1;
+    wide_limit = wide_limit_of(bits);
     for (j = 0; j < nrows; ++j) {
         size_t base = (size_t)rows[j] * cols;
         for (k = 0; k < cols; ++k) {
@@ -212,7 +226,6 @@ tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t 
     }
     if (fine.n < 0) { /* a left shift: bound max |g| of the whole gradient before anything changes */
         uint32_t gmax = 0;
-        uint64_t top;
         for (t = 0; t < tiles; ++t) {
             size_t r0 = t * trows, cnt = nrows - r0 < trows ? nrows - r0 : trows;
             uint32_t a;
@@ -223,13 +236,12 @@ tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t 
             a = tt_max_abs_s32(u->tile, cnt * u->cols);
             gmax = a > gmax ? a : gmax;
         }
-        top = (uint64_t)gmax * (uint64_t)(uint32_t)fine.m;
-        if (top != 0 && (-fine.n >= TT_FEEDBACK_FINE_BITS || (top >> (TT_FEEDBACK_FINE_BITS + fine.n)) != 0)) {
+        if (fine_step_too_large(gmax, fine)) {
             return TT_ERR_OVERFLOW;
         }
     }
     half = (int64_t)1 << (bits - 1);
-    wide_limit = ((int64_t)127 << bits) + half - 1;
+    wide_limit = wide_limit_of(bits);
     if (!saturate) {
         for (t = 0; t < (tiles + 7u) / 8u; ++t) {
             u->tile_flags[t] = 0;
@@ -243,11 +255,8 @@ tt_status_t tt_sgd_update_tiled_feedback_s8(const tt_tiled_update_t *u, uint8_t 
         if (st != TT_OK) {
             return st;
         }
-        /* narrow: every W of the tile fits int32 (|fine| <= (max|g| M >> n') + 1, |2**L w + r| < 2**15),
-         * so the first loop keeps W in the tile for the store; else the store computes it again */
-        narrow = !saturate && fine.n >= 0 &&
-                 (fine.n > 62 || ((((uint64_t)tt_max_abs_s32(u->tile, cnt * u->cols) * (uint64_t)(uint32_t)fine.m)
-                                   >> fine.n) < ((uint64_t)1 << 30)));
+        /* narrow: the first loop keeps W in the tile for the store; else the store computes it again */
+        narrow = !saturate && masters_fit_int32(tt_max_abs_s32(u->tile, cnt * u->cols), fine);
         for (j = 0; !saturate && j < cnt; ++j) {
             for (k = 0; k < u->cols; ++k) {
                 int64_t master = tile_master(u, plane, bits, r0, j, k, fine, cfg, key);
