@@ -353,12 +353,13 @@ def main(argv=None) -> None:
     if args.longer:
         shared.update(lr_factors=LONGER_LR_FACTORS, updates=LONGER_UPDATES)
         earlier = json.loads(Path(args.longer).read_text())["chosen"]
-    if args.fomaml_query:
-        args.fomaml = args.fomaml_query
-    if args.fomaml:
+    if args.fomaml and args.fomaml_query:
+        raise SystemExit("error: give --fomaml (rule 7) or --fomaml-query (rule 10), not both")
+    fomaml_files = args.fomaml or args.fomaml_query  # rules 7 and 10 rescore the earlier choices alike
+    if fomaml_files:
         shared.update(lr_factors=LONGER_LR_FACTORS, updates=("full",))
         earlier = {}
-        for path in args.fomaml.split(","):
+        for path in fomaml_files.split(","):
             earlier.update(json.loads(Path(path).read_text())["chosen"])
     if args.support_query:
         shared.update(layer_grid=True)
@@ -395,9 +396,9 @@ def main(argv=None) -> None:
             results += rows_of
             chosen[name] = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
             continue
-        if args.fomaml:
+        if fomaml_files:
             if name not in earlier:
-                raise SystemExit(f"error: {args.fomaml} has no settings for {name}")
+                raise SystemExit(f"error: {fomaml_files} has no settings for {name}")
             cands = query_candidates(earlier[name], lr) if args.fomaml_query else fomaml_candidates(earlier[name], lr)
             rows_of = evaluate(name, cands, shared, args.processes)
         elif args.longer:
@@ -419,7 +420,7 @@ def main(argv=None) -> None:
                                  "results say (other code or settings): rerun without --reuse")
             rows_of = got + later[1:]
         results += rows_of
-        kinds = ("reptile", "fomaml", "fedavg", "scratch") if args.fomaml else ("reptile", "fedavg", "scratch")
+        kinds = ("reptile", "fomaml", "fedavg", "scratch") if fomaml_files else ("reptile", "fedavg", "scratch")
         best = {k: best_of(rows_of, k, higher) for k in kinds}
         chosen[name] = best
 
@@ -441,7 +442,7 @@ def main(argv=None) -> None:
 
         unit = "accuracy (%)" if higher else "MSE"
         heads = ["initial model", "trained from", "rounds", "inner samples", "local steps", "meta step"]
-        if args.longer or args.fomaml:
+        if args.longer or fomaml_files:
             grid = [(f, u) for u in shared["updates"] for f in LONGER_LR_FACTORS]
             heads += [f"x{f:g}{'' if u == 'full' else ' ' + u}" for f, u in grid]
             rows = [[r["strategy"], *describe(r), *[fmt(r["scores"][score_key(lr * f, u)]) for f, u in grid]]
