@@ -68,6 +68,15 @@ The rule (the same for every initial model, decided before any run):
    rounds. These and the earlier choices (reptile, fomaml, fedavg, scratch) are rescored on
    ``--validation`` devices on rule 7's adaptation grid; the choice per initial model is rule 5's
    (ties: the earlier choice).
+11. ``--schedule-control FILES`` (a later, separate run; ``FILES`` as in rule 7): which part of a meta
+   model's training helps, its few-shot inner draws or the schedule of its server step. For each
+   chosen meta model (reptile, and fomaml where chosen), the same phases with the last one's local
+   steps (support plus query steps) taken on all of a device's samples: with its annealed server
+   step, federated Reptile with whole-device inner loops (TinyReptile's online steps over a device's
+   data; ``reptile-device``), and without it, FedAvg on the same schedule (a further ``fedavg``
+   candidate: FedAvg-init is offered every schedule a meta model gets). No other grid. These and
+   the earlier choices are rescored on ``--validation`` devices on rule 7's adaptation grid; the
+   choice per initial model is rule 5's (ties: the earlier choice).
 
 The rounds run in-process (:func:`tintin.fleet.inprocess.train_in_process`, the same bits as a
 Flower run of the same settings, tested), two at a time; the models are cached as
@@ -175,6 +184,24 @@ def query_candidates(chosen: dict, lr: float) -> list[dict]:
     new = [{"strategy": "fomaml", "phases": [{"strategy": "fomaml", "rounds": r, "lr": lr * f, **QUERY_RULE_PHASE}]}
            for f in QUERY_RULE_LR_FACTORS for r in QUERY_RULE_ROUNDS]
     return earlier + new + [{"strategy": "scratch", "phases": []}]
+
+
+def schedule_control(chosen: dict) -> list[dict]:
+    """Rule 11's candidates: for each chosen meta model, its training with the last phase's support
+    and query steps taken as plain local steps on all of a device's samples, with the annealed
+    server step (``reptile-device``) and without it (``fedavg``)."""
+    out = []
+    for meta in ("reptile", "fomaml"):
+        if meta not in chosen:
+            continue
+        phases = copy.deepcopy(chosen[meta]["phases"])
+        last = phases[-1]
+        last.update(strategy="reptile", shots=None, local_steps=last["local_steps"] + last.pop("query_steps", 0))
+        last.pop("query_shots", None)
+        plain = copy.deepcopy(phases)
+        plain[-1].update(strategy="fedavg", meta_lr=0.5, meta_anneal=False)  # FedAvg ignores the meta step
+        out += [{"strategy": "reptile-device", "phases": phases}, {"strategy": "fedavg", "phases": plain}]
+    return out
 
 
 def score_key(lr: float, update: str, shifts: dict | None = None) -> str:
@@ -336,6 +363,8 @@ def main(argv=None) -> None:
                     "candidates from their choices, all rescored")
     ap.add_argument("--fomaml-query", default=None, help="rule 10: the JSONs of earlier runs (comma-separated): "
                     "FOMAML with a whole-device query draw against their choices")
+    ap.add_argument("--schedule-control", default=None, help="rule 11: the JSONs of earlier runs (comma-separated): "
+                    "the FedAvg control of their chosen FOMAML model's schedule, against their choices")
     ap.add_argument("--layer-rates", default=None, help="rule 8: the JSONs of earlier runs (comma-separated): "
                     "their choices rescored with per-layer adaptation rates")
     ap.add_argument("--support-query", default=None, help="rule 9: rule 8's JSON: Reptile with its inner draw "
@@ -353,9 +382,11 @@ def main(argv=None) -> None:
     if args.longer:
         shared.update(lr_factors=LONGER_LR_FACTORS, updates=LONGER_UPDATES)
         earlier = json.loads(Path(args.longer).read_text())["chosen"]
-    if args.fomaml and args.fomaml_query:
-        raise SystemExit("error: give --fomaml (rule 7) or --fomaml-query (rule 10), not both")
-    fomaml_files = args.fomaml or args.fomaml_query  # rules 7 and 10 rescore the earlier choices alike
+    if sum(bool(a) for a in (args.fomaml, args.fomaml_query, args.schedule_control)) > 1:
+        raise SystemExit("error: give one of --fomaml (rule 7), --fomaml-query (rule 10) and --schedule-control "
+                         "(rule 11)")
+    # rules 7, 10 and 11 rescore the earlier choices alike
+    fomaml_files = args.fomaml or args.fomaml_query or args.schedule_control
     if fomaml_files:
         shared.update(lr_factors=LONGER_LR_FACTORS, updates=("full",))
         earlier = {}
@@ -399,7 +430,13 @@ def main(argv=None) -> None:
         if fomaml_files:
             if name not in earlier:
                 raise SystemExit(f"error: {fomaml_files} has no settings for {name}")
-            cands = query_candidates(earlier[name], lr) if args.fomaml_query else fomaml_candidates(earlier[name], lr)
+            if args.schedule_control:
+                cands = ([{"strategy": s, "phases": earlier[name][s]["phases"]} for s in ("reptile", "fomaml", "fedavg")
+                          if s in earlier[name]] + schedule_control(earlier[name]) + [scratch])
+            elif args.fomaml_query:
+                cands = query_candidates(earlier[name], lr)
+            else:
+                cands = fomaml_candidates(earlier[name], lr)
             rows_of = evaluate(name, cands, shared, args.processes)
         elif args.longer:
             if name not in earlier:
@@ -420,7 +457,9 @@ def main(argv=None) -> None:
                                  "results say (other code or settings): rerun without --reuse")
             rows_of = got + later[1:]
         results += rows_of
-        kinds = ("reptile", "fomaml", "fedavg", "scratch") if fomaml_files else ("reptile", "fedavg", "scratch")
+        kinds = (tuple(k for k in ("reptile", "fomaml", "reptile-device", "fedavg", "scratch")
+                       if k != "fomaml" or "fomaml" in earlier[name]) if args.schedule_control else
+                 ("reptile", "fomaml", "fedavg", "scratch") if fomaml_files else ("reptile", "fedavg", "scratch"))
         best = {k: best_of(rows_of, k, higher) for k in kinds}
         chosen[name] = best
 
@@ -469,6 +508,14 @@ def main(argv=None) -> None:
                   f"on validation devices (rule 8 of bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training "
                   f"devices; the models are the choices of {args.layer_rates}; adaptation: K = {K}, {PASSES} passes, "
                   "every layer)\n\nThe test devices of bench/fleet_adapt.py are never used here.")
+    elif args.schedule_control:
+        header = (f"## Federated Reptile with whole-device inner loops on the chosen meta models' schedules, and "
+                  f"FedAvg on the same schedules (their support and query steps taken on all of a device's "
+                  f"samples, the same rounds, devices, batch and lr, with and without the annealed server step), "
+                  f"against the earlier choices, all rescored on validation devices (rule 11 of "
+                  f"bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training devices; the earlier choices are "
+                  f"those of {args.schedule_control}; adaptation: K = {K}, {PASSES} passes, every layer)\n\nThe "
+                  "test devices of bench/fleet_adapt.py are never used here.")
     elif args.fomaml_query:
         header = (f"## Federated FOMAML with a whole-device query draw against the earlier choices, all rescored on "
                   f"validation devices (rule 10 of bench/fleet_adapt_tune.py; seed {SEED}; {args.devices} training "
