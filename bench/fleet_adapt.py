@@ -17,7 +17,9 @@ K = 0 scores the model unadapted, and a second table gives the unadapted score's
 unseen device: how much one model for all devices leaves to adaptation).
 The claim checked: at K = 10 the meta model beats both FedAvg-init and scratch. When the settings
 choose a federated first-order MAML model too (``fomaml``, rule 7 of bench/fleet_adapt_tune.py), it
-is a second meta model, ``fomaml (meta)``, checked the same way.
+is a second meta model, ``fomaml (meta)``, checked the same way; so is federated Reptile whose devices
+take their steps on all of their samples (``reptile-device``, rule 11), ``reptile, whole-device
+(meta)``. The meta models are also compared with each other, paired.
 
 With ``--settings`` (the JSON bench/fleet_adapt_tune.py writes; several, comma-separated: a later
 file's choices replace an earlier one's for the workloads it has) every initial model trains and
@@ -50,6 +52,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 #: the fleet seed of phase ``i`` of a run seeded ``s`` is ``s + PHASE_SEED_STRIDE * i`` (phase 0: ``s``)
 PHASE_SEED_STRIDE = 1000
+#: the meta models the settings may choose: settings key -> label (rule 11 of bench/fleet_adapt_tune.py:
+#: ``reptile-device``, federated Reptile whose devices take their steps on all of their samples)
+META_MODELS = {"reptile": "reptile (meta)", "fomaml": "fomaml (meta)", "reptile-device": "reptile, whole-device (meta)"}
 
 
 def model_path(cache: Path, name: str, devices: int, seed: int, phases: list[dict], engine: str) -> Path:
@@ -236,8 +241,7 @@ def main(argv=None) -> None:
         phases = {"reptile": [{"strategy": "reptile", **one}], "fedavg": [{"strategy": "fedavg", **one}]}
         configs = {}
         if args.settings:
-            for strategy, label in (("reptile", "reptile (meta)"), ("fomaml", "fomaml (meta)"), ("fedavg", "fedavg"),
-                                    ("scratch", "scratch")):
+            for strategy, label in (*META_MODELS.items(), ("fedavg", "fedavg"), ("scratch", "scratch")):
                 c = chosen[name].get(strategy)
                 if c is None:
                     continue
@@ -262,9 +266,8 @@ def main(argv=None) -> None:
         def fleet_model(strategy, seed, _name=name, _phases=phases):
             return load_model(model_path(cache, _name, args.devices, seed, _phases[strategy], args.engine))[0]
 
-        initial = {"reptile (meta)": lambda s, _f=fleet_model: _f("reptile", s)}
-        if "fomaml" in phases:
-            initial["fomaml (meta)"] = lambda s, _f=fleet_model: _f("fomaml", s)
+        initial = {label: lambda s, _f=fleet_model, _k=key: _f(_k, s) for key, label in META_MODELS.items()
+                   if key in phases}
         initial.update({"fedavg": lambda s, _f=fleet_model: _f("fedavg", s),
                         "scratch": lambda s, _b=base: _b.build_model(s)})
         metas = [label for label in initial if label.endswith("(meta)")]
@@ -300,21 +303,33 @@ def main(argv=None) -> None:
             ["initial model", "mean", "worst device", "best device"],
             [[label, fmt(v.mean()), *(fmt(v.mean(0).min()), fmt(v.mean(0).max()))[::1 if better == "higher" else -1]]
              for label, v in per.items()])
+        between = {f"{a} minus {b}": paired_difference(per[a], per[b])
+                   for i, a in enumerate(metas) for b in metas[i + 1:]}
+        between_md = "" if not between else "\n\nThe meta models against each other, paired as above:\n\n" + markdown_table(
+            ["meta models", f"mean difference ({unit})", "95% interval", "devices the first is better", "level",
+             "devices the first is worse"],
+            [[pair, f"{scale * p['mean']:+.2f}", f"[{scale * p['low']:+.2f}, {scale * p['high']:+.2f}]",
+              *((p["above"], p["level"], p["below"]) if better == "higher" else (p["below"], p["level"], p["above"]))]
+             for pair, p in between.items()])
         sections.append(f"At K = {k}, on each of the {unseen.num_devices} unseen devices ({unit}, each device averaged "
                         f"over the seeds):\n\n{dev_md}\n\nEach meta model against the others at K = {k}, paired (the "
                         f"same devices, seeds and samples; {better} is better for the meta model; interval: bootstrap "
-                        f"over devices and seeds):\n\n{pair_md}")
+                        f"over devices and seeds):\n\n{pair_md}{between_md}")
         for meta, pairs in pairs_of.items():
             decisive = all((p["low"] > 0) if better == "higher" else (p["high"] < 0) for p in pairs.values())
             rows.append([name, k, meta, table.best(k), "yes" if table.best(k) == meta else "no",
                          "yes" if decisive else "no"])
         paired[name] = {"k": k, "per_device": {label: v.tolist() for label, v in per.items()},
+                        "meta_minus_meta": between, "pairs": pairs_of,
                         "meta_minus": pairs_of["reptile (meta)"],
                         **({"fomaml_minus": pairs_of["fomaml (meta)"]} if "fomaml (meta)" in pairs_of else {})}
 
     lines = [f"- {n}: Reptile (meta): {describe_phases(st['fleet']['reptile'])}. " +
              (f"FOMAML (meta): {describe_phases(st['fleet']['fomaml'])}. " if "fomaml" in st["fleet"] else "") +
              f"FedAvg: {describe_phases(st['fleet']['fedavg'])}." +
+             (f" Reptile, whole-device (meta; rule 11 of bench/fleet_adapt_tune.py: devices take their steps on "
+              f"all of their samples): {describe_phases(st['fleet']['reptile-device'])}."
+              if "reptile-device" in st["fleet"] else "") +
              (" Adaptation lr " + ", ".join(
                  f"{k} " + _layer_rates(v, st.get("adapt_layer_shifts", {}).get(k))
                  + ("" if st["adapt_update"][k] == "full" else f" ({st['adapt_update'][k]} only)")
@@ -324,6 +339,8 @@ def main(argv=None) -> None:
            f"({', '.join(str(Path(p).with_suffix('.md')) for p in args.settings.split(','))}, never these test "
            f"devices):" if args.settings else "settings from the command line:")
     meta_names = "Reptile and FOMAML" if any("fomaml" in st["fleet"] for st in settings.values()) else "Reptile"
+    meta_names = meta_names.replace("Reptile", "Reptile (10-shot and whole-device)") if any(
+        "reptile-device" in st["fleet"] for st in settings.values()) else meta_names
     header = (f"## Adaptation on unseen devices: federated {meta_names} vs FedAvg-init vs scratch\n\n"
               f"{args.devices} training devices, fleet rounds "
               f"{'in Flower simulation' if args.engine == 'flower' else 'in-process (the bits of a Flower run)'}; "
