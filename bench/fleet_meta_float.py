@@ -4,8 +4,8 @@ A float32 PyTorch study of the workload's own network (the ``bearing-fleet`` MLP
 int8 envelope spectra read as reals), to separate what meta-learning can gain on this fleet from
 what the integer fleet's server rule gets of it. Every method trains on the same 50 training
 devices of ``get_workload("bearing-fleet", devices=50, seed=0)``; the unseen test devices are
-bench/fleet_adapt.py's (``unseen(30)``), the validation devices bench/fleet_adapt_tune.py's
-(``validation(40)``). Initial models:
+bench/fleet_adapt.py's (``unseen(N)``, the first ``--unseen`` of them), the validation devices
+bench/fleet_adapt_tune.py's (``validation(40)``). Initial models:
 
 - ``pooled``: SGD on every training sample at once (batch 8, lr 0.05, 60 epochs): the centralised
   bound of FedAvg (FedAvg with many local steps approaches it);
@@ -22,7 +22,12 @@ bench/fleet_adapt.py's (``unseen(30)``), the validation devices bench/fleet_adap
   steps with Adam (lr 1e-3; 6,000 rounds), FedAdam's server optimiser;
 - ``maml``: second-order MAML (5 full-batch inner steps at lr 0.5 on the 10 support samples,
   the loss on the other 54 samples, Adam lr 1e-3 over 4 devices per iteration; 6,000
-  iterations): the ceiling of this family.
+  iterations): the ceiling of this family;
+- ``reptile-device``: federated Reptile on ``fomaml-sgd``'s schedule with whole-device inner loops:
+  the same rounds, 4 devices per round, 10 steps at batch 10 (lr 0.5) and meta step eps annealed,
+  each device's steps on all of its samples and the server adding eps times the mean whole
+  displacement (rule 11 of bench/fleet_adapt_tune.py in integers). What FOMAML gains over it is
+  its support/query split's, not the schedule's.
 
 Adaptation is the integer protocol: K = 10 samples, 8 passes at batch 1, plain SGD; its learning
 rate is chosen per initial model on the validation devices from {0.05, 0.1, 0.2}, then every
@@ -31,6 +36,8 @@ order and the draws; the fleet itself is fixed. The paired interval is bench/fle
 (bootstrap over devices and seeds).
 
     .venv/bin/python bench/fleet_meta_float.py --seeds 0,1,2,3,4 --processes 2
+    .venv/bin/python bench/fleet_meta_float.py --seeds 0,1,2,3,4,5,6,7,8,9 --processes 1 --unseen 100 \
+        --methods pooled,reptile,fomaml-sgd,maml,reptile-device --name fleet_meta_float_control
 """
 
 from __future__ import annotations
@@ -43,16 +50,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-METHODS = ("pooled", "reptile", "fomaml-sgd", "fomaml-adam", "maml")
+#: new methods go last: a method's random stream is seeded by its index here
+METHODS = ("pooled", "reptile", "fomaml-sgd", "fomaml-adam", "maml", "reptile-device")
 K = 10
 PASSES = 8
 ADAPT_LRS = (0.05, 0.1, 0.2)
 DRAWS = 5
-TRAIN_DEVICES, VALIDATION, UNSEEN = 50, 40, 30
+TRAIN_DEVICES, VALIDATION = 50, 40
 SUPPORT_STEPS, QUERY_STEPS, DEVICE_BATCH, DEVICE_LR = 5, 5, 10, 0.5
 
 
-def _data():
+def _data(unseen: int):
     import numpy as np
     import torch
 
@@ -75,7 +83,7 @@ def _data():
             out.append(tuple(item))
         return out
 
-    return devices(fleet, False), devices(fleet.validation(VALIDATION), True), devices(fleet.unseen(UNSEEN), True)
+    return devices(fleet, False), devices(fleet.validation(VALIDATION), True), devices(fleet.unseen(unseen), True)
 
 
 def _forward(p, x):
@@ -145,8 +153,8 @@ def train(method: str, seed: int, train_devices, scale: float = 1.0) -> dict:
             eps = 1.0 - it / iters
             p = {k: p[k] + eps * (q[k].detach() - p[k]) for k in p}
         return p
-    if method in ("fomaml-sgd", "fomaml-adam"):
-        rounds = max(1, int((4000 if method == "fomaml-sgd" else 6000) * scale))
+    if method in ("fomaml-sgd", "fomaml-adam", "reptile-device"):
+        rounds = max(1, int((6000 if method == "fomaml-adam" else 4000) * scale))
         server = None
         if method == "fomaml-adam":
             p = _leaf(p)
@@ -157,6 +165,11 @@ def train(method: str, seed: int, train_devices, scale: float = 1.0) -> dict:
                 x, y = train_devices[d]
                 perm = torch.as_tensor(rng.permutation(len(x)))
                 q = _leaf(p)
+                if method == "reptile-device":
+                    _sgd_steps(q, x, y, perm, SUPPORT_STEPS + QUERY_STEPS, DEVICE_LR, rng)
+                    for k in mean:
+                        mean[k] += (q[k].detach() - p[k].detach()) / 4
+                    continue
                 _sgd_steps(q, x, y, perm[:K], SUPPORT_STEPS, DEVICE_LR, rng)
                 adapted = {k: v.detach().clone() for k, v in q.items()}
                 _sgd_steps(q, x, y, perm[K:], QUERY_STEPS, DEVICE_LR, rng)
@@ -217,14 +230,14 @@ def adapt_scores(p: dict, devices, lr: float, seed: int, draws: int):
 
 
 def run_seed(job: tuple) -> dict:
-    seed, scale = job
+    seed, scale, unseen_count, methods = job
     import numpy as np
     import torch
 
     torch.set_num_threads(1)
-    train_devices, val, unseen = _data()
+    train_devices, val, unseen = _data(unseen_count)
     result = {}
-    for method in METHODS:
+    for method in methods:
         t0 = time.time()
         p = train(method, seed, train_devices, scale)
         seconds = time.time() - t0
@@ -244,6 +257,8 @@ def main(argv=None) -> None:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--name", default="fleet_meta_float")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every iteration count (smoke runs: 0.01)")
+    ap.add_argument("--unseen", type=int, default=30, help="unseen test devices (bench/fleet_adapt.py's first N)")
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated, pooled first (the reference)")
     args = ap.parse_args(argv)
     import numpy as np
 
@@ -251,22 +266,31 @@ def main(argv=None) -> None:
     from fleet_adapt import paired_difference
 
     seeds = [int(s) for s in args.seeds.split(",")]
+    methods = args.methods.split(",")
+    if methods[0] != "pooled" or any(m not in METHODS for m in methods):
+        raise SystemExit(f"error: --methods: pooled first, then any of {', '.join(METHODS[1:])}")
     with multiprocessing.get_context("spawn").Pool(min(args.processes, len(seeds))) as pool:
-        runs = pool.map(run_seed, [(s, args.scale) for s in seeds])
-    per = {m: np.array([r[m]["test_per_device"] for r in runs]) for m in METHODS}
+        runs = pool.map(run_seed, [(s, args.scale, args.unseen, methods) for s in seeds])
+    per = {m: np.array([r[m]["test_per_device"] for r in runs]) for m in methods}
+    control = "reptile-device" if "reptile-device" in methods else None
     rows = []
-    for m in METHODS:
+    for m in methods:
         means = per[m].mean(axis=1)
         diff = paired_difference(per[m], per["pooled"]) if m != "pooled" else None
+        vs = (paired_difference(per[m], per[control]) if control and m not in ("pooled", control) else None)
         rows.append([m, f"{means.mean():.2f} ± {means.std():.2f}", ", ".join(f"{v:.2f}" for v in means),
                      ", ".join(f"{r[m]['adapt_lr']:g}" for r in runs),
                      "-" if diff is None else f"{diff['mean']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}]",
                      "-" if diff is None else f"{diff['above']} / {diff['level']} / {diff['below']}",
+                     *([] if control is None else
+                       ["-" if vs is None else f"{vs['mean']:+.2f} [{vs['low']:+.2f}, {vs['high']:+.2f}]"]),
                      f"{np.mean([r[m]['train_seconds'] for r in runs]):.0f}"])
     table = markdown_table(["initial model", f"test accuracy (%) at K = {K}, mean ± std over seeds", "per seed",
                             "adapt lr per seed (validation)", "minus pooled: mean [95% interval]",
-                            "devices better / level / worse", "train s (one thread)"], rows)
-    markdown = (f"## Meta-learning on the bearing fleet in float32 (SYNTHETIC): K = {K} on {UNSEEN} unseen devices\n\n"
+                            "devices better / level / worse",
+                            *([] if control is None else [f"minus {control}: mean [95% interval]"]),
+                            "train s (one thread)"], rows)
+    markdown = (f"## Meta-learning on the bearing fleet in float32 (SYNTHETIC): K = {K} on {args.unseen} unseen devices\n\n"
                 f"The workload's MLP 64-64-4 in float32 PyTorch; {TRAIN_DEVICES} training devices; adaptation: "
                 f"{PASSES} passes at batch 1 over K = {K} samples, lr chosen on {VALIDATION} validation devices, "
                 f"{DRAWS} draws per unseen device; seeds {args.seeds}. The methods are the docstring of "
