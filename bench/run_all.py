@@ -43,6 +43,16 @@ BENCHMARKS = {
     "mcu_batch": ["mcu_batch.py"],
     "checkpoint": ["checkpoint.py"],
     "fleet_meta_float": ["fleet_meta_float.py", "--seeds", "0,1,2,3,4", "--processes", "2"],
+    "fleet_meta_float_control": ["fleet_meta_float.py", "--seeds", "0,1,2,3,4,5,6,7,8,9", "--processes", "1",
+                                 "--unseen", "100", "--methods", "pooled,reptile,fomaml-sgd,maml,reptile-device",
+                                 "--name", "fleet_meta_float_control"],
+    # the settings are the committed choices of bench/fleet_adapt_tune.py's rules (each JSON names its command)
+    "fleet_adapt_schedule_control": [
+        "fleet_adapt.py", "--workloads", "bearing-fleet,sine", "--devices", "50", "--unseen", "100",
+        "--seeds", "0,1,2,3,4,5,6,7,8,9", "--shots", "0,10", "--batch-size", "1", "--settings",
+        "bench/results/fleet_adapt_tuning.json,bench/results/fleet_adapt_tuning_longer.json,"
+        "bench/results/fleet_adapt_tuning_fomaml_query.json,bench/results/fleet_adapt_tuning_schedule_control.json",
+        "--name", "fleet_adapt_schedule_control"],
 }
 
 
