@@ -364,7 +364,7 @@ def main(argv=None) -> None:
     ap.add_argument("--fomaml-query", default=None, help="rule 10: the JSONs of earlier runs (comma-separated): "
                     "FOMAML with a whole-device query draw against their choices")
     ap.add_argument("--schedule-control", default=None, help="rule 11: the JSONs of earlier runs (comma-separated): "
-                    "the FedAvg control of their chosen FOMAML model's schedule, against their choices")
+                    "their meta models' schedules with whole-device inner loops (Reptile and FedAvg), against their choices")
     ap.add_argument("--layer-rates", default=None, help="rule 8: the JSONs of earlier runs (comma-separated): "
                     "their choices rescored with per-layer adaptation rates")
     ap.add_argument("--support-query", default=None, help="rule 9: rule 8's JSON: Reptile with its inner draw "
@@ -386,11 +386,11 @@ def main(argv=None) -> None:
         raise SystemExit("error: give one of --fomaml (rule 7), --fomaml-query (rule 10) and --schedule-control "
                          "(rule 11)")
     # rules 7, 10 and 11 rescore the earlier choices alike
-    fomaml_files = args.fomaml or args.fomaml_query or args.schedule_control
-    if fomaml_files:
+    rescored_files = args.fomaml or args.fomaml_query or args.schedule_control
+    if rescored_files:
         shared.update(lr_factors=LONGER_LR_FACTORS, updates=("full",))
         earlier = {}
-        for path in fomaml_files.split(","):
+        for path in rescored_files.split(","):
             earlier.update(json.loads(Path(path).read_text())["chosen"])
     if args.support_query:
         shared.update(layer_grid=True)
@@ -427,9 +427,9 @@ def main(argv=None) -> None:
             results += rows_of
             chosen[name] = {k: best_of(rows_of, k, higher) for k in ("reptile", "fedavg", "scratch")}
             continue
-        if fomaml_files:
+        if rescored_files:
             if name not in earlier:
-                raise SystemExit(f"error: {fomaml_files} has no settings for {name}")
+                raise SystemExit(f"error: {rescored_files} has no settings for {name}")
             if args.schedule_control:
                 cands = ([{"strategy": s, "phases": earlier[name][s]["phases"]} for s in ("reptile", "fomaml", "fedavg")
                           if s in earlier[name]] + schedule_control(earlier[name]) + [scratch])
@@ -459,7 +459,7 @@ def main(argv=None) -> None:
         results += rows_of
         kinds = (tuple(k for k in ("reptile", "fomaml", "reptile-device", "fedavg", "scratch")
                        if k != "fomaml" or "fomaml" in earlier[name]) if args.schedule_control else
-                 ("reptile", "fomaml", "fedavg", "scratch") if fomaml_files else ("reptile", "fedavg", "scratch"))
+                 ("reptile", "fomaml", "fedavg", "scratch") if rescored_files else ("reptile", "fedavg", "scratch"))
         best = {k: best_of(rows_of, k, higher) for k in kinds}
         chosen[name] = best
 
@@ -481,7 +481,7 @@ def main(argv=None) -> None:
 
         unit = "accuracy (%)" if higher else "MSE"
         heads = ["initial model", "trained from", "rounds", "inner samples", "local steps", "meta step"]
-        if args.longer or fomaml_files:
+        if args.longer or rescored_files:
             grid = [(f, u) for u in shared["updates"] for f in LONGER_LR_FACTORS]
             heads += [f"x{f:g}{'' if u == 'full' else ' ' + u}" for f, u in grid]
             rows = [[r["strategy"], *describe(r), *[fmt(r["scores"][score_key(lr * f, u)]) for f, u in grid]]
