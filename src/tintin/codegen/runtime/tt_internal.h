@@ -440,6 +440,9 @@ static inline int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult)
 #else
 int32_t tt_align_bias_one(int32_t b, tt_multiplier_t mult);
 #endif
+/* out[i] = tt_align_bias_one(bias[i], mult) for i < count, the multiplier checked once (the bias
+ * loop of a dense layer's forward pass) */
+void tt_align_bias_row(const int32_t *bias, size_t count, tt_multiplier_t mult, int32_t *out);
 #if defined(__AVR__)
 /* tt_align_bias_one for 0 <= M < 2**15 and 1 <= n <= 31 (tt_avr_bias_mult_ok), in assembly
  * (tt_internal.c): a loop checks the multiplier once, not per value */

@@ -276,11 +276,14 @@ tt_status_t tt_linear_forward_x4_s8(const int8_t *x, tt_scale_t x_scale, const i
             n = 0;
 #if TT_DOT_ROWS == 4u
             if (out_features >= 4u) {
-                /* the aligned biases first, in one tight loop (the multiplier in registers), then
-                 * the products of four rows at a time added to them */
-                const tt_multiplier_t bm = bias_mult;
-                for (n = 0; n < out_features; ++n) {
-                    ab[n] = bias == NULL ? 0 : tt_align_bias_one(bias[n], bm);
+                /* the aligned biases first, in one tight loop (tt_align_bias_row), then the
+                 * products of four rows at a time added to them */
+                if (bias == NULL) {
+                    for (n = 0; n < out_features; ++n) {
+                        ab[n] = 0;
+                    }
+                } else {
+                    tt_align_bias_row(bias, out_features, bias_mult, ab);
                 }
                 for (n = 0; n + 4u <= out_features; n += 4u) {
                     int32_t s4[4];
