@@ -81,33 +81,6 @@ __asm__(
     ".size avr_align_bias, .-avr_align_bias\n");
 #endif
 
-void tt_align_bias_row(const int32_t *bias, size_t count, tt_multiplier_t mult, int32_t *out)
-{
-    size_t i;
-#if !defined(__AVR__)
-    if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L) {
-        /* |b| < 2**16: |b| * M + 2**(n-1) < 2**31 + 2**30 fits 32 bits, its shift by n is
-         * tt_align_bias_one's (the high half of its product is 0) and stays below 2**30 (no clip) */
-        const uint32_t m = (uint32_t)mult.m, half = (uint32_t)1 << (mult.n - 1);
-        const uint8_t n = (uint8_t)mult.n;
-        for (i = 0; i < count; ++i) {
-            int32_t b = bias[i];
-            uint32_t a = tt_mag32(b), c;
-            if (a >= 65536u) {
-                out[i] = tt_align_bias_one(b, mult);
-                continue;
-            }
-            c = (a * m + half) >> n;
-            out[i] = b < 0 ? -(int32_t)c : (int32_t)c;
-        }
-        return;
-    }
-#endif
-    for (i = 0; i < count; ++i) {
-        out[i] = tt_align_bias_one(bias[i], mult);
-    }
-}
-
 #if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__)
 /* the cases the inline tt_align_bias_one (tt_internal.h) leaves */
 int32_t tt_align_bias_one_general(int32_t b, tt_multiplier_t mult)
