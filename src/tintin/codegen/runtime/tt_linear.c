@@ -54,7 +54,8 @@ tt_status_t tt_align_bias_s32(const int32_t *bias, tt_scale_t bias_scale, tt_sca
     if (st != TT_OK) {
         return st;
     }
-    return tt_apply_multiplier_s32(bias, aligned, count, mult, TT_ROUND_NEAREST, 0, TT_BIAS_ALIGN_LIMIT);
+    tt_align_bias_row(bias, count, mult, aligned);
+    return TT_OK;
 }
 
 static int32_t aligned_bias(const int32_t *bias, size_t n, const tt_multiplier_t *mult)
