@@ -457,9 +457,8 @@ def main(argv=None) -> None:
                                  "results say (other code or settings): rerun without --reuse")
             rows_of = got + later[1:]
         results += rows_of
-        kinds = (tuple(k for k in ("reptile", "fomaml", "reptile-device", "fedavg", "scratch")
-                       if k != "fomaml" or "fomaml" in earlier[name]) if args.schedule_control else
-                 ("reptile", "fomaml", "fedavg", "scratch") if rescored_files else ("reptile", "fedavg", "scratch"))
+        kinds = [k for k in ("reptile", "fomaml", "reptile-device", "fedavg", "scratch")
+                 if any(r["strategy"] == k for r in rows_of)]  # the initial models this rule scored
         best = {k: best_of(rows_of, k, higher) for k in kinds}
         chosen[name] = best
 
