@@ -178,11 +178,20 @@ def paired_difference(a, b, *, draws: int = 10000, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     means = np.array([d[rng.integers(0, n_seeds, n_seeds)][:, rng.integers(0, n_devices, n_devices)].mean()
                       for _ in range(draws)])
-    per_device = d.mean(axis=0)
+    per_device, per_seed = d.mean(axis=0), d.mean(axis=1)
     lo, hi = np.percentile(means, [2.5, 97.5])
     return {"mean": float(d.mean()), "low": float(lo), "high": float(hi),
             "above": int((per_device > 1e-12).sum()), "level": int((np.abs(per_device) <= 1e-12).sum()),
-            "below": int((per_device < -1e-12).sum())}
+            "below": int((per_device < -1e-12).sum()),
+            "seeds_above": int((per_seed > 1e-12).sum()), "seeds_below": int((per_seed < -1e-12).sum())}
+
+
+def pair_cells(p: dict, scale: float, higher: bool) -> list:
+    """One paired difference as table cells: the mean, its interval, and the devices and seeds where the
+    first model is better, level and worse (``higher``: a higher score is better)."""
+    better, worse = ("above", "below") if higher else ("below", "above")
+    return [f"{scale * p['mean']:+.2f}", f"[{scale * p['low']:+.2f}, {scale * p['high']:+.2f}]", p[better],
+            p["level"], p[worse], f"{p['seeds_' + better]} / {p['seeds_' + worse]}"]
 
 
 def main(argv=None) -> None:
@@ -295,9 +304,8 @@ def main(argv=None) -> None:
         better = "higher" if table.metric == "accuracy" else "lower"
         pair_md = markdown_table(
             ["meta model", "minus", f"mean difference ({unit})", "95% interval", "devices meta better", "level",
-             "devices meta worse"],
-            [[meta, other, f"{scale * p['mean']:+.2f}", f"[{scale * p['low']:+.2f}, {scale * p['high']:+.2f}]",
-              *((p["above"], p["level"], p["below"]) if better == "higher" else (p["below"], p["level"], p["above"]))]
+             "devices meta worse", "seeds meta better / worse"],
+            [[meta, other, *pair_cells(p, scale, better == "higher")]
              for meta, pairs in pairs_of.items() for other, p in pairs.items()])
         dev_md = markdown_table(
             ["initial model", "mean", "worst device", "best device"],
@@ -307,10 +315,8 @@ def main(argv=None) -> None:
                    for i, a in enumerate(metas) for b in metas[i + 1:]}
         between_md = "" if not between else "\n\nThe meta models against each other, paired as above:\n\n" + markdown_table(
             ["meta models", f"mean difference ({unit})", "95% interval", "devices the first is better", "level",
-             "devices the first is worse"],
-            [[pair, f"{scale * p['mean']:+.2f}", f"[{scale * p['low']:+.2f}, {scale * p['high']:+.2f}]",
-              *((p["above"], p["level"], p["below"]) if better == "higher" else (p["below"], p["level"], p["above"]))]
-             for pair, p in between.items()])
+             "devices the first is worse", "seeds the first is better / worse"],
+            [[pair, *pair_cells(p, scale, better == "higher")] for pair, p in between.items()])
         sections.append(f"At K = {k}, on each of the {unseen.num_devices} unseen devices ({unit}, each device averaged "
                         f"over the seeds):\n\n{dev_md}\n\nEach meta model against the others at K = {k}, paired (the "
                         f"same devices, seeds and samples; {better} is better for the meta model; interval: bootstrap "
@@ -320,9 +326,7 @@ def main(argv=None) -> None:
             rows.append([name, k, meta, table.best(k), "yes" if table.best(k) == meta else "no",
                          "yes" if decisive else "no"])
         paired[name] = {"k": k, "per_device": {label: v.tolist() for label, v in per.items()},
-                        "meta_minus_meta": between, "pairs": pairs_of,
-                        "meta_minus": pairs_of["reptile (meta)"],
-                        **({"fomaml_minus": pairs_of["fomaml (meta)"]} if "fomaml (meta)" in pairs_of else {})}
+                        "pairs": pairs_of, "meta_minus_meta": between}
 
     lines = [f"- {n}: Reptile (meta): {describe_phases(st['fleet']['reptile'])}. " +
              (f"FOMAML (meta): {describe_phases(st['fleet']['fomaml'])}. " if "fomaml" in st["fleet"] else "") +

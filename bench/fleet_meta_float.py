@@ -52,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 #: new methods go last: a method's random stream is seeded by its index here
 METHODS = ("pooled", "reptile", "fomaml-sgd", "fomaml-adam", "maml", "reptile-device")
+#: what runs without --methods: the methods of the first study (its committed command reproduces it)
+DEFAULT_METHODS = METHODS[:5]
 K = 10
 PASSES = 8
 ADAPT_LRS = (0.05, 0.1, 0.2)
@@ -258,7 +260,7 @@ def main(argv=None) -> None:
     ap.add_argument("--name", default="fleet_meta_float")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every iteration count (smoke runs: 0.01)")
     ap.add_argument("--unseen", type=int, default=30, help="unseen test devices (bench/fleet_adapt.py's first N)")
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated, pooled first (the reference)")
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated, pooled first (the reference)")
     args = ap.parse_args(argv)
     import numpy as np
 
