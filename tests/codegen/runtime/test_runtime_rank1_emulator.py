@@ -145,3 +145,28 @@ def test_rank1_update_on_cortex_m(tmp_path_factory, target, case):
     b = build(target, [src, *files], out, include_dirs=[RUNTIME_DIR], opt="-O2", extra_cflags=("-Werror",))
     got = parse(run(target, b, timeout_s=60).stdout)
     assert got["w"] == (pv.scale, [int(v) for v in pv.m.ravel()])
+
+
+@st.composite
+def pre_scaled_cases(draw):
+    """Cases of the assembly runs of the cores with SMLAL: shifts 22 <= n <= 31 with the multiplier
+    2**14, so every row's |e| * M < 2**(n - 1); inputs of both signs with odd and even counts per
+    sign, and half of the weights at the edge of the range (rows that leave it are undone)."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n, k = draw(st.integers(1, 6)), draw(st.integers(1, 40))
+    e = rng.integers(-127, 128, n).astype(np.int8)
+    x = rng.integers(-127, 128, k).astype(np.int8)
+    x[rng.random(k) < 0.2] = 0
+    w = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    edge = rng.random((n, k)) < draw(st.sampled_from([0.0, 0.1, 0.5]))
+    w[edge] = np.where(rng.random(int(edge.sum())) < 0.5, 127, -127)
+    shift = draw(st.integers(22, 31))
+    return w, e, x, Scale(-7 + 14 - shift), None, True, seed
+
+
+@pytest.mark.parametrize("target", ["cortex-m3", "cortex-m4"])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=pre_scaled_cases())
+def test_rank1_pre_scaled_runs_on_cortex_m(tmp_path_factory, target, case):
+    test_rank1_update_on_cortex_m.hypothesis.inner_test(tmp_path_factory, target, case)

@@ -278,8 +278,57 @@ static inline int32_t rank1_smlal_hi(int32_t w, uint32_t lo, int32_t a, int32_t 
     }
 TT_RANK1_LONG_RUN(rank1_long_sub_s8, ~rowkey - k * (uint32_t)TT_GOLDEN32, -mag_m, nw + 127)
 TT_RANK1_LONG_RUN(rank1_long_add_s8, rowkey + k * (uint32_t)TT_GOLDEN32, mag_m, 127 - nw)
+#if defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+/* The same runs when mag_m < 2**(n - 1), in assembly (built at -O2; -O0 and -Os keep the loops
+ * above): the row's factor c = -+mag_m * 2**s then fits 32 bits and xs[j] * c is the product above
+ * (mag * 2**s), so no shift per weight, and the loads walk ks and xs by post-increment: nine
+ * instructions per changed weight, two weights per turn. KEYOP forms the low word from the key:
+ * mls (~rowkey - k * G, sub runs) or mla (rowkey + k * G, add runs); FLAGOP makes the range flag
+ * negative for a value out of range: add (nw + 127, sub runs) or rsb (127 - nw, add runs). */
+#define TT_RANK1_PRE 1
+#define TT_RANK1_PRE_ONE(KEYOP, FLAGOP)                    \
+    "ldrh %[k], [%[pk]], #2\n\t"                           \
+    "ldrsb %[x], [%[px]], #1\n\t"                          \
+    "ldrsb %[v], [%[w], %[k]]\n\t"                         \
+    KEYOP " %[lo], %[g], %[k], %[key]\n\t"                 \
+    "smlal %[lo], %[v], %[x], %[c]\n\t"                    \
+    "strb %[v], [%[w], %[k]]\n\t"                          \
+    FLAGOP " %[v], %[v], #127\n\t"                         \
+    "orr %[f], %[f], %[v]\n\t"
+#define TT_RANK1_PRE_RUN(NAME, KEYOP, FLAGOP)                                                                 \
+    TT_RANK1_RUN_INLINE int32_t NAME(int32_t c, int8_t *w, const int8_t *xs, size_t cnt, const uint16_t *ks,   \
+                                     uint32_t key)                                                           \
+    {                                                                                                        \
+        const int8_t *end = xs + (cnt & ~(size_t)1u);                                                        \
+        int32_t flags = 0;                                                                                   \
+        uint32_t k, x, v, lo;                                                                                \
+        if (cnt & 1u) {                                                                                      \
+            __asm__(TT_RANK1_PRE_ONE(KEYOP, FLAGOP)                                                          \
+                    : [k] "=&r"(k), [x] "=&r"(x), [v] "=&r"(v), [lo] "=&r"(lo), [pk] "+r"(ks), [px] "+r"(xs), \
+                      [f] "+r"(flags)                                                                        \
+                    : [w] "r"(w), [g] "r"(TT_GOLDEN32), [key] "r"(key), [c] "r"(c)                           \
+                    : "memory");                                                                             \
+            end = xs + (cnt & ~(size_t)1u);                                                                  \
+        }                                                                                                    \
+        if (xs != end) {                                                                                     \
+            __asm__("1:\n\t" TT_RANK1_PRE_ONE(KEYOP, FLAGOP) TT_RANK1_PRE_ONE(KEYOP, FLAGOP)                 \
+                    "cmp %[px], %[end]\n\t"                                                                  \
+                    "bne 1b\n\t"                                                                             \
+                    : [k] "=&r"(k), [x] "=&r"(x), [v] "=&r"(v), [lo] "=&r"(lo), [pk] "+r"(ks), [px] "+r"(xs), \
+                      [f] "+r"(flags)                                                                        \
+                    : [w] "r"(w), [g] "r"(TT_GOLDEN32), [key] "r"(key), [c] "r"(c), [end] "r"(end)           \
+                    : "cc", "memory");                                                                       \
+        }                                                                                                    \
+        return flags;                                                                                        \
+    }
+TT_RANK1_PRE_RUN(rank1_pre_sub_s8, "mls", "add")
+TT_RANK1_PRE_RUN(rank1_pre_add_s8, "mla", "rsb")
+#else
+#define TT_RANK1_PRE 0
+#endif
 #else
 #define TT_RANK1_LONG 0
+#define TT_RANK1_PRE 0
 #endif
 
 #if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
@@ -370,6 +419,15 @@ TT_NOINLINE static uint8_t rank1_row_s8(int32_t em, int8_t *w, const int8_t *xs,
         return flags < 0;
     }
 #if TT_RANK1_LONG
+#if TT_RANK1_PRE
+    if (n >= 8u && (uint32_t)aem < ((uint32_t)1 << (n - 1u))) {
+        int32_t c = (int32_t)((uint32_t)aem << (32u - n)); /* < 2**31 */
+        flags = em > 0 ? rank1_pre_sub_s8(-c, w, xs, npos, ks, ~rowkey) : rank1_pre_add_s8(c, w, xs, npos, ks, rowkey);
+        flags |= em < 0 ? rank1_pre_sub_s8(c, w, xs + npos, nnz - npos, ks + npos, ~rowkey)
+                        : rank1_pre_add_s8(-c, w, xs + npos, nnz - npos, ks + npos, rowkey);
+        return flags < 0;
+    }
+#endif
     if (n >= 8u) {
         int32_t p2s = (int32_t)((uint32_t)1 << (32u - n));
         flags = em > 0 ? rank1_long_sub_s8(aem, w, xs, npos, ks, rowkey, p2s)
