@@ -487,6 +487,48 @@ TT_NOINLINE static void rank1_row_sat_s8(int8_t *w, const int8_t *xs, const uint
     }
 }
 
+#if TT_RANK1_PRE
+/* Every row of rank1_update_s8 (all rows, not saturating, 8 <= n <= 31) in one loop: the rows with
+ * |e| * M < 2**(n - 1) by the assembly runs, the others by rank1_row_s8; a row with a value out of
+ * range is undone and its bit in row_ok cleared. Returns max |w - delta| over those values. */
+TT_NOINLINE static uint32_t rank1_rows_pre_s8(const int8_t *err, size_t nrows, int32_t m, uint8_t n, int8_t *w,
+                                              size_t cols, const int8_t *xs, const uint16_t *ks, size_t npos,
+                                              size_t nnz, uint32_t key, uint8_t *row_ok)
+{
+    const uint32_t lim = (uint32_t)1 << (n - 1u), step = (uint32_t)cols * (uint32_t)TT_GOLDEN32;
+    const uint8_t sh = (uint8_t)(32u - n);
+    uint32_t amax = 0, rowkey = key;
+    size_t j;
+    for (j = 0; j < nrows; ++j, w += cols, rowkey += step) {
+        int32_t em = (int32_t)err[j] * m, flags;
+        uint32_t aem, over;
+        if (em == 0) {
+            continue; /* M >= 1: no error, no change */
+        }
+        aem = tt_mag32(em);
+        if (aem < lim) {
+            int32_t c = (int32_t)(aem << sh); /* < 2**31 */
+            if (em > 0) {
+                flags = rank1_pre_sub_s8(-c, w, xs, npos, ks, ~rowkey);
+                flags |= rank1_pre_add_s8(-c, w, xs + npos, nnz - npos, ks + npos, rowkey);
+            } else {
+                flags = rank1_pre_add_s8(c, w, xs, npos, ks, rowkey);
+                flags |= rank1_pre_sub_s8(c, w, xs + npos, nnz - npos, ks + npos, ~rowkey);
+            }
+            if (flags >= 0) {
+                continue;
+            }
+        } else if (!rank1_row_s8(em, w, xs, npos, nnz, ks, rowkey, n)) {
+            continue;
+        }
+        row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] & ~(1u << (j & 7u)));
+        over = rank1_row_undo_s8(em, w, xs, nnz, ks, rowkey, n);
+        amax = over > amax ? over : amax;
+    }
+    return amax;
+}
+#endif
+
 /* Batch-1 fully connected layer, int8 weights, aligned rule with stochastic rounding, no momentum,
  * 1 <= n <= 62, at most 65535 columns: the gradient of element
  * (r, k) is e[r] * x[k] (|g| <= 16129, so |g| * M < 2**30 and 32-bit arithmetic gives the general
@@ -512,6 +554,11 @@ static uint64_t rank1_update_s8(const tt_tiled_update_t *u, const tile_rule_t *r
     if (nnz == 0) {
         return 0; /* no input is nonzero: no weight changes */
     }
+#if TT_RANK1_PRE
+    if (!saturate && u->rows == NULL && n >= 8u && n <= 31u) {
+        return rank1_rows_pre_s8(u->rank1_err, nrows, r->d.mult.m, n, u->w8, cols, xs, ks, npos, nnz, r->d.key, row_ok);
+    }
+#endif
     for (j = 0; j < nrows; ++j) {
         const int8_t *err = u->rank1_err;
         size_t row;
@@ -858,6 +905,27 @@ TT_NOINLINE static uint64_t rankb_update_s8(const tt_tiled_update_t *u, const ti
 
 /* w[i] = lut0[w[i]], i < count (w[i] in [-127, 127]); on Cortex-M3, M4, M33 four values per word
  * (each byte is mapped on its own: the same result in any byte order) */
+/* lut[v + 127] = tt_grid_rescale_one(v, mult, limit) for -127 <= v <= 127: by magnitude (the rule
+ * is odd in v) with its 16x16->32 product inline when 1 <= n <= 31 and 0 <= m < 2**15 */
+static void grid_rescale_table_s8(int8_t *lut, tt_multiplier_t mult, int32_t limit)
+{
+    int32_t v;
+    if (mult.n >= 1 && mult.n <= 31 && mult.m >= 0 && mult.m < 32768L && limit >= 0) {
+        const uint32_t m = (uint32_t)mult.m, half = (uint32_t)1 << (mult.n - 1);
+        const uint8_t n = (uint8_t)mult.n;
+        for (v = 0; v <= 127; ++v) {
+            uint32_t q = ((uint32_t)v * m + half) >> n;
+            q = q > (uint32_t)limit ? (uint32_t)limit : q;
+            lut[127 + v] = (int8_t)q;
+            lut[127 - v] = (int8_t)-(int32_t)q;
+        }
+        return;
+    }
+    for (v = -127; v <= 127; ++v) {
+        lut[v + 127] = (int8_t)tt_grid_rescale_one(v, mult, limit);
+    }
+}
+
 static void lut_map_s8(int8_t *w, size_t count, const int8_t *lut0)
 {
     int8_t *end = w + count;
@@ -1030,10 +1098,7 @@ rescale:
             if (phase == 1u) {
                 use_lut = u->w8 != NULL && u->momentum == NULL && !tt_size_above(255u, (uint32_t)(trows * u->cols * 4u) - 1u);
                 if (use_lut) {
-                    int32_t v8;
-                    for (v8 = -127; v8 <= 127; ++v8) {
-                        lut[v8 + 127] = (int8_t)tt_grid_rescale_one(v8, mult, limit);
-                    }
+                    grid_rescale_table_s8(lut, mult, limit);
                 }
             }
             for (t = 0; t < tiles; ++t) {
@@ -1061,6 +1126,19 @@ rescale:
                     size_t row = tt_selected_row(u->rows, t), batch = u->rank_batch > 1u ? u->rank_batch : 1u, b;
                     int8_t *w = u->w8 + row * u->cols;
                     const int32_t e0 = u->rank1_err[row]; /* in a register: the stores to w may alias err */
+                    if (batch == 1u && r.d.mult.n >= 1 && r.d.mult.n <= 31 && r.d.mult.m >= 0 && r.d.mult.m < 65536L) {
+                        /* batch 1: |g| <= 16129 and M < 2**16, so |g| * M < 2**30 and the
+                         * step is rank1_delta's */
+                        const int32_t em = e0 * r.d.mult.m;
+                        const uint8_t n = (uint8_t)r.d.mult.n;
+                        uint32_t u0 = r.d.key + (uint32_t)(t * u->cols) * (uint32_t)TT_GOLDEN32;
+                        for (k = 0; k < u->cols; ++k, u0 += (uint32_t)TT_GOLDEN32) {
+                            int32_t p = em * (int32_t)u->rank1_x[k];
+                            w[k] = (int8_t)tt_grid_rescale_one((int32_t)w[k] - (p != 0 ? rank1_delta(p, u0, n) : 0), mult,
+                                                               limit);
+                        }
+                        continue;
+                    }
                     for (k = 0; k < u->cols; ++k) {
                         int32_t g = e0 * (int32_t)u->rank1_x[k];
                         for (b = 1; b < batch; ++b) {
