@@ -98,12 +98,12 @@ def _s8(rng, shape, zeros: float = 0.0, full: bool = False) -> np.ndarray:
 
 
 @st.composite
-def cases(draw, small: bool):
+def cases(draw, small: bool, rows: tuple[int, int] | None = None):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     full = draw(st.booleans())  # -128 is outside the documented domain but every sum stays exact
     bsz = draw(st.integers(1, 3))
     k = draw(st.integers(1, 24 if small else 70))
-    n = draw(st.integers(1, 9 if small else 13))
+    n = draw(st.integers(*rows) if rows else st.integers(1, 9 if small else 13))
     x = QTensor(_s8(rng, (bsz, k), full=full), Scale(-7))
     w = QTensor(_s8(rng, (n, k), full=full), Scale(draw(st.integers(-10, -5)), draw(st.integers(0, 2)), 0))
     b = QTensor(rng.integers(-2**20, 2**20, n).astype(np.int32), Scale(-20))
@@ -153,6 +153,14 @@ def test_portable_product_loops_on_the_host(tmp_path_factory, case):
 @given(case=cases(small=False))
 def test_dsp_product_loops(tmp_path_factory, target, case):
     check(target, tmp_path_factory, case)
+
+
+@pytest.mark.emulator
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(small=False, rows=(33, 70)))
+def test_dsp_input_error_beyond_one_chunk_of_row_pairs(tmp_path_factory, case):
+    """More than 2 * TT_DOT_COLUMN_PAIRS error rows: the input error's pair loop adds chunk to chunk."""
+    check("cortex-m4", tmp_path_factory, case)
 
 
 @pytest.mark.emulator
