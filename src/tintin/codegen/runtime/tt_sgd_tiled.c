@@ -497,32 +497,43 @@ TT_NOINLINE static uint32_t rank1_rows_pre_s8(const int8_t *err, size_t nrows, i
 {
     const uint32_t lim = (uint32_t)1 << (n - 1u), step = (uint32_t)cols * (uint32_t)TT_GOLDEN32;
     const uint8_t sh = (uint8_t)(32u - n);
-    uint32_t amax = 0, rowkey = key;
+    uint32_t amax = 0;
     size_t j;
-    for (j = 0; j < nrows; ++j, w += cols, rowkey += step) {
-        int32_t em = (int32_t)err[j] * m, flags;
-        uint32_t aem, over;
-        if (em == 0) {
-            continue; /* M >= 1: no error, no change */
+    for (j = 0; j < nrows; ++j) {
+        int32_t em, flags;
+        uint32_t aem, over, rowkey;
+        int8_t *wr;
+        while (err[j] == 0) { /* rows without an error do not change: a tight scan over them */
+            if (++j == nrows) {
+                return amax;
+            }
         }
+        em = (int32_t)err[j] * m; /* M >= 1: em != 0 */
+        wr = w + j * cols;
+        rowkey = key + (uint32_t)j * step;
         aem = tt_mag32(em);
         if (aem < lim) {
             int32_t c = (int32_t)(aem << sh); /* < 2**31 */
+            /* the second run only when some input is negative (none after a ReLU or for pixels) */
             if (em > 0) {
-                flags = rank1_pre_sub_s8(-c, w, xs, npos, ks, ~rowkey);
-                flags |= rank1_pre_add_s8(-c, w, xs + npos, nnz - npos, ks + npos, rowkey);
+                flags = rank1_pre_sub_s8(-c, wr, xs, npos, ks, ~rowkey);
+                if (nnz != npos) {
+                    flags |= rank1_pre_add_s8(-c, wr, xs + npos, nnz - npos, ks + npos, rowkey);
+                }
             } else {
-                flags = rank1_pre_add_s8(c, w, xs, npos, ks, rowkey);
-                flags |= rank1_pre_sub_s8(c, w, xs + npos, nnz - npos, ks + npos, ~rowkey);
+                flags = rank1_pre_add_s8(c, wr, xs, npos, ks, rowkey);
+                if (nnz != npos) {
+                    flags |= rank1_pre_sub_s8(c, wr, xs + npos, nnz - npos, ks + npos, ~rowkey);
+                }
             }
             if (flags >= 0) {
                 continue;
             }
-        } else if (!rank1_row_s8(em, w, xs, npos, nnz, ks, rowkey, n)) {
+        } else if (!rank1_row_s8(em, wr, xs, npos, nnz, ks, rowkey, n)) {
             continue;
         }
         row_ok[j >> 3] = (uint8_t)(row_ok[j >> 3] & ~(1u << (j & 7u)));
-        over = rank1_row_undo_s8(em, w, xs, nnz, ks, rowkey, n);
+        over = rank1_row_undo_s8(em, wr, xs, nnz, ks, rowkey, n);
         amax = over > amax ? over : amax;
     }
     return amax;
