@@ -490,38 +490,59 @@ static void axpy4_s8(int32_t *row, const int32_t e[4], const int8_t *const w[4],
 #endif
 
 #if TT_DOT_DSP
-/* tt_dot_s8_columns on the DSP cores, from two rows on: the rows in pairs (n, n + 1), whose errors
- * are packed into one word per pair (a chunk of TT_DOT_COLUMN_PAIRS pairs at a time), then four
- * columns at a time with their sums in registers: per pair the two rows' words of weights are
- * sign-extended in pairs (SXTB16), regrouped by column (PKHBT, PKHTB) and multiplied by the packed
- * errors in one SMLAD per two products (18 instructions per 8 products, against 13 per 4 with
- * a load and a store of the sum per column in axpy4_s8). An odd last row and the last count % 4
- * columns are added by scalar loops. The same exact sums (see the top of the file). */
+/* tt_dot_s8_columns on the DSP cores, from two rows on: the rows with a nonzero error in pairs, a
+ * chunk of TT_DOT_COLUMN_PAIRS pairs at a time (each pair: its two errors packed in one word and
+ * the byte offsets of its two rows), then four columns at a time with their sums in registers: per
+ * pair the two rows' words of weights are sign-extended in pairs (SXTB16), regrouped by column
+ * (PKHBT, PKHTB) and multiplied by the packed errors in one SMLAD per two products (19
+ * instructions per 8 products, against 13 per 4 with a load and a store of the sum per column in
+ * axpy4_s8). The last count % 4 columns and an odd last row are added by scalar loops. The same
+ * exact sums (see the top of the file). */
 #define TT_DOT_COLUMN_PAIRS 16u
-/* the pair loop in assembly when optimising (14 live registers: -O0 keeps a frame pointer) */
+/* the pair loop in assembly when optimising (13 live registers: -O0 keeps a frame pointer) */
 #if defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
 #define TT_DOT_COLUMNS_ASM 1
 #else
 #define TT_DOT_COLUMNS_ASM 0
 #endif
+typedef struct {
+    uint32_t e;      /* the two errors, int16 each: first row low */
+    int32_t oa, ob;  /* byte offsets of the two rows in w */
+} dot_pair_t;
+
 static void dot_columns_pairs(const int8_t *e, size_t e_step, const int8_t *w, size_t rows, size_t count, int32_t *out)
 {
-    uint32_t ep[TT_DOT_COLUMN_PAIRS];
-    const size_t k4 = count & ~(size_t)3u, pairs = rows / 2u;
-    size_t p0, k, n;
-    for (p0 = 0; p0 < pairs; p0 += TT_DOT_COLUMN_PAIRS) {
-        const size_t np = pairs - p0 < TT_DOT_COLUMN_PAIRS ? pairs - p0 : TT_DOT_COLUMN_PAIRS;
-        const int8_t *w0 = w + 2u * p0 * count;
-        size_t p;
-        for (p = 0; p < np; ++p) {
-            const int8_t *ea = e + 2u * (p0 + p) * e_step;
-            ep[p] = pack_low((uint32_t)(int32_t)ea[0], (uint32_t)(int32_t)ea[e_step]);
+    dot_pair_t pr[TT_DOT_COLUMN_PAIRS];
+    const size_t k4 = count & ~(size_t)3u;
+    size_t n = 0, k, np;
+    int32_t el = 0, first = 1;
+    const int8_t *wl = NULL;
+    do {
+        /* the next chunk of pairs of rows with a nonzero error */
+        np = 0;
+        for (; n < rows && np < TT_DOT_COLUMN_PAIRS; ++n) {
+            int32_t en = e[n * e_step];
+            if (en == 0) {
+                continue;
+            }
+            if (wl == NULL) {
+                el = en;
+                wl = w + n * count;
+                continue;
+            }
+            pr[np].e = pack_low((uint32_t)el, (uint32_t)en);
+            pr[np].oa = (int32_t)(wl - w);
+            pr[np++].ob = (int32_t)(n * count);
+            wl = NULL;
+        }
+        if (np == 0) {
+            break;
         }
         for (k = 0; k < k4; k += 4u) {
             int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            const int8_t *wa = w0 + k;
-            const uint32_t *pe = ep, *pend = ep + np;
-            if (p0 != 0) {
+            const int8_t *wk = w + k;
+            const dot_pair_t *pp = pr, *pend = pr + np;
+            if (!first) {
                 s0 = out[k];
                 s1 = out[k + 1u];
                 s2 = out[k + 2u];
@@ -529,13 +550,13 @@ static void dot_columns_pairs(const int8_t *e, size_t e_step, const int8_t *w, s
             }
 #if TT_DOT_COLUMNS_ASM
             {
-                const int8_t *wp = wa;
                 uint32_t a, b, ae, be, t, x;
                 __asm__("1:\n\t"
-                        "ldr %[b], [%[wp], %[cnt]]\n\t"
-                        "ldr %[a], [%[wp]]\n\t"
-                        "add %[wp], %[wp], %[cnt], lsl #1\n\t"
-                        "ldr %[x], [%[pe]], #4\n\t"
+                        "ldr %[x], [%[pp]], #4\n\t"
+                        "ldr %[a], [%[pp]], #4\n\t"
+                        "ldr %[b], [%[pp]], #4\n\t"
+                        "ldr %[a], [%[wk], %[a]]\n\t"
+                        "ldr %[b], [%[wk], %[b]]\n\t"
                         "sxtb16 %[ae], %[a]\n\t"
                         "sxtb16 %[be], %[b]\n\t"
                         "sxtb16 %[a], %[a], ror #8\n\t"
@@ -548,16 +569,16 @@ static void dot_columns_pairs(const int8_t *e, size_t e_step, const int8_t *w, s
                         "pkhbt %[a], %[a], %[b], lsl #16\n\t"
                         "smlad %[s3], %[x], %[t], %[s3]\n\t"
                         "smlad %[s1], %[x], %[a], %[s1]\n\t"
-                        "cmp %[pe], %[pend]\n\t"
+                        "cmp %[pp], %[pend]\n\t"
                         "bne 1b\n\t"
-                        : [wp] "+r"(wp), [pe] "+r"(pe), [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3),
-                          [a] "=&r"(a), [b] "=&r"(b), [ae] "=&r"(ae), [be] "=&r"(be), [t] "=&r"(t), [x] "=&r"(x)
-                        : [cnt] "r"(count), [pend] "r"(pend)
+                        : [pp] "+r"(pp), [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [a] "=&r"(a),
+                          [b] "=&r"(b), [ae] "=&r"(ae), [be] "=&r"(be), [t] "=&r"(t), [x] "=&r"(x)
+                        : [wk] "r"(wk), [pend] "r"(pend)
                         : "cc", "memory");
             }
 #else
-            for (; pe != pend; ++pe, wa += 2u * count) {
-                const uint32_t a = load4(wa), b = load4(wa + count), x = *pe;
+            for (; pp != pend; ++pp) {
+                const uint32_t a = load4(wk + pp->oa), b = load4(wk + pp->ob), x = pp->e;
                 const uint32_t ae = sxtb16_even(a), ao = sxtb16_odd(a), be = sxtb16_even(b), bo = sxtb16_odd(b);
                 s0 = smlad(x, pack_low(ae, be), s0);
                 s1 = smlad(x, pack_low(ao, bo), s1);
@@ -570,17 +591,24 @@ static void dot_columns_pairs(const int8_t *e, size_t e_step, const int8_t *w, s
             out[k + 2u] = s2;
             out[k + 3u] = s3;
         }
-    }
-    for (k = k4; k < count; ++k) {
-        int32_t s = 0;
-        for (n = 0; n < 2u * pairs; ++n) {
-            s += (int32_t)e[n * e_step] * (int32_t)w[n * count + k];
+        for (k = k4; k < count; ++k) {
+            int32_t s = first ? 0 : out[k];
+            size_t p;
+            for (p = 0; p < np; ++p) {
+                s += (int32_t)(int16_t)pr[p].e * (int32_t)w[pr[p].oa + (int32_t)k] +
+                     (int32_t)(int16_t)(pr[p].e >> 16) * (int32_t)w[pr[p].ob + (int32_t)k];
+            }
+            out[k] = s;
         }
-        out[k] = s;
+        first = 0;
+    } while (n < rows);
+    if (first) {
+        for (k = 0; k < count; ++k) {
+            out[k] = 0;
+        }
     }
-    if (rows & 1u) {
-        const int32_t el = e[(rows - 1u) * e_step];
-        const int8_t *wl = w + (rows - 1u) * count;
+    if (wl != NULL) {
+        /* an odd last row with an error */
         for (k = 0; k < count; ++k) {
             out[k] += el * (int32_t)wl[k];
         }
