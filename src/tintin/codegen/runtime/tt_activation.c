@@ -2,13 +2,43 @@
 #include "tt_ops.h"
 #include "tt_internal.h"
 
+#if TT_DOT_DSP
+/* Four int8 lanes at a time on the DSP cores: SSUB8 of 0 - g sets a lane's GE bit where g <= 0,
+ * then SEL takes 0 there and v elsewhere: v where g > 0, else 0. Word loads and stores at any
+ * alignment (ARMv7-M); in place or into a separate buffer (a partial overlap takes the byte loop). */
+static inline uint32_t relu_mask4(uint32_t v, uint32_t g)
+{
+    uint32_t t, r;
+    __asm__("ssub8 %[t], %[z], %[g]\n\tsel %[r], %[z], %[v]" : [t] "=&r"(t), [r] "=&r"(r)
+            : [z] "r"(0u), [g] "r"(g), [v] "r"(v));
+    (void)t;
+    return r;
+}
+
+static int words_ok(const int8_t *a, const int8_t *b, size_t count)
+{
+    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    return pa == pb || pa + count <= pb || pb + count <= pa;
+}
+#endif
+
 tt_status_t tt_relu_forward_s8(const int8_t *x, size_t count, int8_t *y)
 {
-    size_t i;
+    size_t i = 0;
     if (count && (x == NULL || y == NULL)) {
         return TT_ERR_ARG;
     }
-    for (i = 0; i < count; ++i) {
+#if TT_DOT_DSP
+    if (words_ok(x, y, count)) {
+        for (; i + 4u <= count; i += 4u) {
+            uint32_t v;
+            __builtin_memcpy(&v, x + i, 4);
+            v = relu_mask4(v, v);
+            __builtin_memcpy(y + i, &v, 4);
+        }
+    }
+#endif
+    for (; i < count; ++i) {
         y[i] = x[i] > 0 ? x[i] : 0;
     }
     return TT_OK;
@@ -16,11 +46,22 @@ tt_status_t tt_relu_forward_s8(const int8_t *x, size_t count, int8_t *y)
 
 tt_status_t tt_relu_backward_s8(const int8_t *err, const int8_t *y, size_t count, int8_t *err_in)
 {
-    size_t i;
+    size_t i = 0;
     if (count && (err == NULL || y == NULL || err_in == NULL)) {
         return TT_ERR_ARG;
     }
-    for (i = 0; i < count; ++i) {
+#if TT_DOT_DSP
+    if (words_ok(err, err_in, count) && words_ok(y, err_in, count)) {
+        for (; i + 4u <= count; i += 4u) {
+            uint32_t e, g;
+            __builtin_memcpy(&e, err + i, 4);
+            __builtin_memcpy(&g, y + i, 4);
+            e = relu_mask4(e, g);
+            __builtin_memcpy(err_in + i, &e, 4);
+        }
+    }
+#endif
+    for (; i < count; ++i) {
         err_in[i] = y[i] > 0 ? err[i] : 0;
     }
     return TT_OK;
