@@ -56,3 +56,35 @@ def test_worst_case_accumulator_saturates_under_ubsan(tmp_path):
                           QTensor(np.array([2**30], np.int32), Scale(0)))
     assert cases["domain-edge"] == {f"status=0 y={int(y.m[0, 0])} S={y.scale.S}"}
     assert y.scale.U == 0 and y.scale.D == 0
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("target", ["cortex-m0", "cortex-m4"])
+def test_check_domain_word_loop_on_cortex_m(tmp_path, target):
+    """The Arm cores test four bytes per word: every length 1..13 at every word offset, with -128 at
+    each position and none (neighbours of -128 and 0x80's bit patterns must not be taken for it)."""
+    ok_, reason = toolchain_status(target)
+    if not ok_:
+        pytest.skip(reason)
+    rng = np.random.default_rng(0)
+    cases = []
+    for n in range(1, 14):
+        for off in range(4):
+            base = rng.choice(np.array([-127, -1, 0, 1, 127, 126, -126], np.int8), n)
+            cases.append((off, base.copy(), 0))
+            for i in range(n):
+                bad = base.copy()
+                bad[i] = -128
+                cases.append((off, bad, 1))
+    body = []
+    for j, (off, v, _) in enumerate(cases):
+        vals = ", ".join(str(int(a)) for a in v)
+        body.append(f"    {{ static const int8_t v[] = {{{vals}}}; size_t i; for (i = 0; i < {len(v)}u; ++i) buf[{off} + i] = v[i];\n"
+                    f"      tt_put_i32(tt_check_domain_s8(buf + {off}, {len(v)}u) == TT_OK ? 0 : 1); tt_putc(','); }}")
+    src = tmp_path / "domain.c"
+    src.write_text('#include "tt_platform.h"\n#include "tt_runtime.h"\nstatic int8_t buf[24];\nint main(void)\n{\n'
+                   "    tt_platform_init();\n" + "\n".join(body) + "\n    tt_putc('\\n');\n    return 0;\n}\n")
+    b = build(target, [src, *sorted(RUNTIME_DIR.glob("*.c"))], tmp_path, include_dirs=[RUNTIME_DIR], opt="-O2",
+              extra_cflags=("-Werror",))
+    got = [int(t) for t in run(target, b, timeout_s=60).stdout.strip().split(",") if t]
+    assert got == [bad for _, _, bad in cases]
