@@ -299,10 +299,18 @@ static uint32_t inverse_step(uint32_t m, uint16_t d, uint16_t k)
     return ((uint32_t)a << 16) + (uint32_t)b * (uint32_t)k + (b + d / 2u >= d ? 1u : 0u);
 }
 
-#if defined(__AVR__)
-/* AVR: the multipliers of recent (U, D) pairs. M and the exponent depend on U and D only (S adds
- * to n); their u/d steps and normalisations cost thousands of cycles per call on an 8-bit core, and
- * a training step asks for the same few ratios again and again. Direct-mapped; m == 0: empty. */
+/* AVR and Cortex-M (M profile: one thread, no host process sharing the runtime between threads):
+ * the multipliers of recent (U, D) pairs. M and the exponent depend on U and D only (S adds to n);
+ * their u/d steps and normalisations cost thousands of cycles per call on an 8-bit core and about a
+ * hundred instructions on a Cortex-M, and a training step asks for the same few ratios again and
+ * again. Direct-mapped; m == 0: empty. 96 B of RAM. Not reentrant: not for a runtime shared by
+ * threads or called from an interrupt while training. */
+#if defined(__AVR__) || (defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M')
+#define TT_RATIO_CACHE_ON 1
+#else
+#define TT_RATIO_CACHE_ON 0
+#endif
+#if TT_RATIO_CACHE_ON
 #define TT_RATIO_CACHE 16u
 static struct {
     int8_t u, d;
@@ -316,7 +324,7 @@ tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
     uint32_t m = (uint32_t)1 << (TT_MULT_BITS - 1);
     int32_t e = -(TT_MULT_BITS - 1);
     int16_t i;
-#if defined(__AVR__)
+#if TT_RATIO_CACHE_ON
     uint8_t slot;
 #endif
     if (out == NULL) {
@@ -326,7 +334,7 @@ tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
         ratio.D < -TT_MAX_FACTOR_STEPS) {
         return TT_ERR_RANGE;
     }
-#if defined(__AVR__)
+#if TT_RATIO_CACHE_ON
     slot = (uint8_t)((uint8_t)ratio.U * 5u + (uint8_t)ratio.D) & (uint8_t)(TT_RATIO_CACHE - 1u);
     if (tt_ratio_cache[slot].m != 0 && tt_ratio_cache[slot].u == ratio.U && tt_ratio_cache[slot].d == ratio.D) {
         out->m = (int32_t)tt_ratio_cache[slot].m;
@@ -355,7 +363,7 @@ tt_status_t tt_ratio_multiplier(tt_scale_t ratio, tt_multiplier_t *out)
         }
         normalise(&m, &e);
     }
-#if defined(__AVR__)
+#if TT_RATIO_CACHE_ON
     tt_ratio_cache[slot].u = (int8_t)ratio.U;
     tt_ratio_cache[slot].d = (int8_t)ratio.D;
     tt_ratio_cache[slot].m = (uint16_t)m;
