@@ -27,14 +27,25 @@ from tintin.targets import build, run, toolchain_status
 from test_runtime_emulator import PRINT_HELPERS_C, c_array, c_scale, parse
 
 
+def dims(case) -> dict:
+    """The sizes of a case: batch, columns and rows of the dense part, the convolution's geometry
+    and its output size."""
+    x, w, _, _, _, conv = case
+    cx, cw, _, (stride, pad, groups) = conv
+    d = dict(zip(("bsz", "k"), x.m.shape)) | {"n": w.m.shape[0], "stride": stride, "pad": pad, "groups": groups}
+    d |= dict(zip(("cb", "cin", "h", "wd"), cx.m.shape)) | dict(zip(("cout", "kh", "kw"), cw.m.shape[:1] + cw.m.shape[2:]))
+    d["oh"] = (d["h"] + 2 * pad - d["kh"]) // stride + 1
+    d["ow"] = (d["wd"] + 2 * pad - d["kw"]) // stride + 1
+    return d
+
+
 def program(case) -> str:
     x, w, b, err, rows, conv = case
-    bsz, k = x.m.shape
-    n = w.m.shape[0]
-    cx, cw, cb, (stride, pad, groups) = conv
-    cb_, cin, h, wd = cx.m.shape
-    cout, _, kh, kw = cw.m.shape
-    oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
+    cx, cw, cb, _ = conv
+    d = dims(case)
+    bsz, k, n, cb_, cin, h, wd = d["bsz"], d["k"], d["n"], d["cb"], d["cin"], d["h"], d["wd"]
+    cout, kh, kw, oh, ow = d["cout"], d["kh"], d["kw"], d["oh"], d["ow"]
+    stride, pad, groups = d["stride"], d["pad"], d["groups"]
     m = "TT_SCALE_COMPOUND"
     return f"""#include "tt_platform.h"
 #include "tt_runtime.h"
@@ -126,16 +137,12 @@ def cases(draw, small: bool, rows: tuple[int, int] | None = None):
 
 def program_ram_bytes(case) -> int:
     """Bytes of the arrays of ``program(case)`` (on AVR every one of them is in the SRAM)."""
-    x, w, b, err, rows, conv = case
-    bsz, k = x.m.shape
-    n = w.m.shape[0]
-    cx, cw, cb, (stride, pad, _) = conv
-    _, cin, h, wd = cx.m.shape
-    cout, _, kh, kw = cw.m.shape
-    oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
-    cy = cout * oh * ow
-    return (2 * bsz * k + n * k + 4 * n + 2 * bsz * n + 2 * len(rows) + cy + ow * cin * kh * kw
-            + 4 * max(bsz * k, bsz * n, cy) + 4 * len(rows) * k + cx.m.size + cw.m.size + 4 * cb.m.size)
+    _, _, _, _, rows, (cx, cw, cb, _) = case
+    d = dims(case)
+    bsz, k, n, r = d["bsz"], d["k"], d["n"], len(rows)
+    cy = d["cout"] * d["oh"] * d["ow"]
+    return (2 * bsz * k + n * k + 4 * n + 2 * bsz * n + 2 * r + cy + d["ow"] * d["cin"] * d["kh"] * d["kw"]
+            + 4 * max(bsz * k, bsz * n, cy) + 4 * r * k + cx.m.size + cw.m.size + 4 * cb.m.size)
 
 
 #: the most array bytes an ATmega328P case may have: the 2 KB also hold the runtime's data and a

@@ -345,6 +345,21 @@ TT_RANK1_PRE_RUN(rank1_pre_add_s8, "mla", "rsb")
     "strb %[v], [%[w2], %[k]]\n\t"                         \
     FLAGOP " %[v], %[v], #127\n\t"                         \
     "bmi 4f\n\t"
+/* the loops' exit: k = 0 when every value fits, 1 or 2 from the range checks of row 1 or row 2 */
+#define TT_RANK1_PAIR_EXIT                                 \
+    "movs %[k], #0\n\t"                                    \
+    "b 5f\n"                                               \
+    "3:\n\t"                                               \
+    "movs %[k], #1\n\t"                                    \
+    "b 5f\n"                                               \
+    "4:\n\t"                                               \
+    "movs %[k], #2\n"                                      \
+    "5:\n\t"
+#define TT_RANK1_PAIR_OUTS                                                                               \
+    [k] "=&r"(k), [x] "=&r"(x), [v] "=&r"(v), [lo] "=&r"(lo), [pk] "+r"(ks), [px] "+r"(xs)
+#define TT_RANK1_PAIR_INS                                                                                \
+    [w1] "r"(w1), [w2] "r"(w2), [g] "r"(TT_GOLDEN32), [key1] "r"(key1), [key2] "r"(key2), [c1] "r"(c1), \
+        [c2] "r"(c2)
 #define TT_RANK1_PAIR_RUN(NAME, KEYOP, FLAGOP)                                                                \
     TT_RANK1_RUN_INLINE uint32_t NAME(int32_t c1, int32_t c2, int8_t *w1, int8_t *w2, const int8_t **pxs,        \
                                       size_t cnt, const uint16_t *ks, uint32_t key1, uint32_t key2)          \
@@ -352,18 +367,9 @@ TT_RANK1_PRE_RUN(rank1_pre_add_s8, "mla", "rsb")
         const int8_t *xs = *pxs, *end = xs + cnt; /* an odd first input alone, then two per turn */         \
         uint32_t k, x, v, lo;                                                                                \
         if (cnt & 1u) {                                                                                      \
-            __asm__(TT_RANK1_PAIR_ONE(KEYOP, FLAGOP)                                                         \
-                    "movs %[k], #0\n\t"                                                                     \
-                    "b 5f\n"                                                                                 \
-                    "3:\n\t"                                                                                \
-                    "movs %[k], #1\n\t"                                                                     \
-                    "b 5f\n"                                                                                 \
-                    "4:\n\t"                                                                                \
-                    "movs %[k], #2\n"                                                                        \
-                    "5:\n\t"                                                                                \
-                    : [k] "=&r"(k), [x] "=&r"(x), [v] "=&r"(v), [lo] "=&r"(lo), [pk] "+r"(ks), [px] "+r"(xs) \
-                    : [w1] "r"(w1), [w2] "r"(w2), [g] "r"(TT_GOLDEN32), [key1] "r"(key1), [key2] "r"(key2),  \
-                      [c1] "r"(c1), [c2] "r"(c2)                                                             \
+            __asm__(TT_RANK1_PAIR_ONE(KEYOP, FLAGOP) TT_RANK1_PAIR_EXIT                                      \
+                    : TT_RANK1_PAIR_OUTS                                                                     \
+                    : TT_RANK1_PAIR_INS                                                                      \
                     : "cc", "memory");                                                                       \
             if (k != 0u || xs == end) {                                                                      \
                 *pxs = xs;                                                                                   \
@@ -371,20 +377,11 @@ TT_RANK1_PRE_RUN(rank1_pre_add_s8, "mla", "rsb")
             }                                                                                                \
         }                                                                                                    \
         __asm__("1:\n\t" TT_RANK1_PAIR_ONE(KEYOP, FLAGOP) TT_RANK1_PAIR_ONE(KEYOP, FLAGOP)                   \
-                "ldr %[v], %[end]\n\t"                                                                     \
-                "cmp %[px], %[v]\n\t"                                                                      \
-                "bne 1b\n\t"                                                                               \
-                "movs %[k], #0\n\t"                                                                         \
-                "b 5f\n"                                                                                     \
-                "3:\n\t"                                                                                    \
-                "movs %[k], #1\n\t"                                                                         \
-                "b 5f\n"                                                                                     \
-                "4:\n\t"                                                                                    \
-                "movs %[k], #2\n"                                                                            \
-                "5:\n\t"                                                                                    \
-                : [k] "=&r"(k), [x] "=&r"(x), [v] "=&r"(v), [lo] "=&r"(lo), [pk] "+r"(ks), [px] "+r"(xs)     \
-                : [w1] "r"(w1), [w2] "r"(w2), [g] "r"(TT_GOLDEN32), [key1] "r"(key1), [key2] "r"(key2),      \
-                  [c1] "r"(c1), [c2] "r"(c2), [end] "m"(end)                                                 \
+                "ldr %[v], %[end]\n\t"                                                                       \
+                "cmp %[px], %[v]\n\t"                                                                        \
+                "bne 1b\n\t" TT_RANK1_PAIR_EXIT                                                              \
+                : TT_RANK1_PAIR_OUTS                                                                         \
+                : TT_RANK1_PAIR_INS, [end] "m"(end)                                                          \
                 : "cc", "memory");                                                                           \
         *pxs = xs;                                                                                           \
         return k;                                                                                            \
