@@ -15,10 +15,10 @@ static inline uint32_t relu_mask4(uint32_t v, uint32_t g)
     return r;
 }
 
-static int words_ok(const int8_t *a, const int8_t *b, size_t count)
+static uint8_t words_ok(const int8_t *a, const int8_t *b, size_t count)
 {
     const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa == pb || pa + count <= pb || pb + count <= pa;
+    return (uint8_t)(pa == pb || pa + count <= pb || pb + count <= pa);
 }
 #endif
 
