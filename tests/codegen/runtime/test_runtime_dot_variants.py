@@ -150,7 +150,7 @@ def program_ram_bytes(case) -> int:
 AVR_CASE_RAM_BYTES = 960
 
 
-def check(target: str, tmp_path_factory, case) -> None:
+def check(target: str, tmp_path_factory, case, opt: str | None = None) -> None:
     ok, reason = toolchain_status(target)
     if not ok:
         pytest.skip(reason)
@@ -160,7 +160,7 @@ def check(target: str, tmp_path_factory, case) -> None:
     src.write_text(text)
     files = [RUNTIME_DIR / f for f in runtime_files_for([text]) if f.endswith(".c")]
     b = build(target, [src, *files], out, include_dirs=[RUNTIME_DIR],
-              opt="-Os" if target == "atmega328p" else "-O2", extra_cflags=("-Werror",))
+              opt=opt or ("-Os" if target == "atmega328p" else "-O2"), extra_cflags=("-Werror",))
     got = parse(run(target, b, timeout_s=60).stdout)
     want = python_side(case)
     for name in want:
@@ -183,10 +183,12 @@ def test_dsp_product_loops(tmp_path_factory, target, case):
 
 @pytest.mark.emulator
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("opt", ["-O2", "-Os"])
 @given(case=cases(small=False, rows=(33, 70)))
-def test_dsp_input_error_beyond_one_chunk_of_row_pairs(tmp_path_factory, case):
-    """More than 2 * TT_DOT_COLUMN_PAIRS error rows: the input error's pair loop adds chunk to chunk."""
-    check("cortex-m4", tmp_path_factory, case)
+def test_dsp_input_error_beyond_one_chunk_of_row_pairs(tmp_path_factory, opt, case):
+    """More than 2 * TT_DOT_COLUMN_PAIRS error rows: the input error's pair loop adds chunk to chunk,
+    in assembly (-O2) and in its C form (-Os, -O0)."""
+    check("cortex-m4", tmp_path_factory, case, opt)
 
 
 @pytest.mark.emulator
